@@ -1,0 +1,216 @@
+//! The daemon's life: pidfile, directories, socket, startup recovery, the
+//! serving loop and an orderly stop.
+//!
+//! [`run`] takes its stop signal as a future, so tests can stop a daemon
+//! without signals; `main` passes SIGTERM/SIGINT. The pidfile is taken by
+//! [`Pidfile::acquire`] in `main` before any runtime exists.
+
+use crate::config::Config;
+use crate::recovery;
+use crate::scheduler::Scheduler;
+use crate::server;
+use crate::store::{Store, StoreError};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("already running (pid {pid}), pidfile {}", path.display())]
+    AlreadyRunning { pid: String, path: PathBuf },
+    #[error("cannot use pidfile {}: {source}", path.display())]
+    Pidfile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create directory {}: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("another daemon is listening on {}", path.display())]
+    SocketInUse { path: PathBuf },
+    #[error("cannot listen on {}: {source}", path.display())]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A pidfile locked with `flock` for as long as this value lives (BSD
+/// pidfile(3) semantics); the file is removed when it is dropped.
+pub struct Pidfile {
+    file: Flock<File>,
+    path: PathBuf,
+}
+
+impl Pidfile {
+    /// Open and lock `path`, creating its directory (mode 0755) if needed.
+    /// The pid is written by [`Pidfile::write_pid`], after any fork.
+    ///
+    /// Errors: [`DaemonError::AlreadyRunning`] with the holder's pid when
+    /// another process holds the lock; [`DaemonError::Pidfile`] otherwise.
+    pub fn acquire(path: &Path) -> Result<Pidfile, DaemonError> {
+        let err = |source| DaemonError::Pidfile {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            create_dir(dir, 0o755)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(err)?;
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(DaemonError::AlreadyRunning {
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.into()
+                    },
+                    path: path.to_path_buf(),
+                });
+            }
+            Err((_, errno)) => return Err(err(errno.into())),
+        };
+        Ok(Pidfile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Write this process's pid (replacing the file's content).
+    pub fn write_pid(&mut self) -> Result<(), DaemonError> {
+        let pid = std::process::id();
+        (|| {
+            self.file.set_len(0)?;
+            self.file.rewind()?;
+            writeln!(self.file, "{pid}")?;
+            self.file.sync_all()
+        })()
+        .map_err(|source| DaemonError::Pidfile {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        // Still holding the lock: the file is ours to remove.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|source| DaemonError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Bind the socket at `path` (mode 0600, in a directory created 0700),
+/// replacing a stale socket file left by a crash but never a live one.
+fn listen(path: &Path) -> Result<interprocess::local_socket::tokio::Listener, DaemonError> {
+    let err = |source| DaemonError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        create_dir(dir, 0o700)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::SocketInUse {
+                path: path.to_path_buf(),
+            });
+        }
+        log::info!("removing stale socket {}", path.display());
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let name = path.to_fs_name::<GenericFilePath>().map_err(err)?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .create_tokio()
+        .map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Run the daemon until `shutdown` resolves, then stop in order: refuse new
+/// submissions, stop FFmpeg (SIGTERM, SIGKILL after the grace period), mark
+/// unfinished work interrupted, remove the socket.
+///
+/// `ready` is called once the database is open, recovery is done and the
+/// socket listens. Errors: any failure to start; once running, problems
+/// are logged and do not end the daemon.
+pub async fn run(
+    config: Config,
+    ready: impl FnOnce(),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    create_dir(&config.state_dir, 0o700)?;
+    let mut store = Store::open(&config.database())?;
+    recovery::recover(&mut store)?;
+    let listener = listen(&config.socket)?;
+    let socket = config.socket.clone();
+    log::info!(
+        "vidvard {} listening on {}, database {}, up to {} FFmpeg process(es)",
+        env!("CARGO_PKG_VERSION"),
+        socket.display(),
+        config.database().display(),
+        config.max_parallel
+    );
+    let scheduler = Scheduler::new(config, store);
+    let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
+    let stop_serving = CancellationToken::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        Arc::clone(&scheduler),
+        stop_serving.clone(),
+    ));
+    ready();
+    shutdown.await;
+    log::info!("shutting down");
+    scheduler.stop();
+    if let Err(err) = dispatcher.await {
+        log::error!("dispatcher ended abnormally: {err}");
+    }
+    stop_serving.cancel();
+    let _ = server.await;
+    scheduler.notify_change();
+    if let Err(err) = std::fs::remove_file(&socket)
+        && err.kind() != io::ErrorKind::NotFound
+    {
+        log::warn!("cannot remove socket {}: {err}", socket.display());
+    }
+    log::info!("stopped");
+    Ok(())
+}

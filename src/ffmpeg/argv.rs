@@ -1,0 +1,189 @@
+//! Argument vectors for ffmpeg and ffprobe. Pure.
+//!
+//! Every path goes in as a `file:` URL of an absolute path, so a name that
+//! starts with `-` or holds a `:` is never read as an option or protocol
+//! (ffmpeg-protocols(1), "file"). Processes are started without a shell.
+
+use super::EncodeSettings;
+use crate::proto::Effects;
+use std::ffi::OsString;
+use std::path::Path;
+
+/// `file:` URL for an absolute path, bytes kept as they are.
+///
+/// Panics if `path` is relative: callers resolve paths first.
+pub fn file_url(path: &Path) -> OsString {
+    assert!(path.is_absolute(), "relative path {path:?} given to ffmpeg");
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    url
+}
+
+/// The video filter chain of one variation: the effects (DESIGN.md recipe),
+/// then even dimensions and `yuv420p`, which libx264 needs for players.
+pub fn filter_chain(effects: &Effects) -> String {
+    format!(
+        "rotate={:.6}:fillcolor=black@0,eq=brightness={:.6}:contrast={:.6}:saturation={:.6},\
+         scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
+        effects.rotation, effects.brightness, effects.contrast, effects.saturation
+    )
+}
+
+/// ffmpeg arguments (without the program) that encode one variation of
+/// `input` into `output`, an MP4 file that may already exist (the caller
+/// creates it empty, so `-y` is given).
+///
+/// Progress goes to stdout as `key=value` lines (`-progress pipe:1`);
+/// stderr carries warnings and errors only. Streams: the first real video
+/// stream and the first audio stream when there is one (`0:V:0`, `0:a:0?`).
+pub fn encode(
+    input: &Path,
+    output: &Path,
+    effects: &Effects,
+    settings: &EncodeSettings,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "warning",
+        "-progress",
+        "pipe:1",
+        "-y",
+        "-i",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(file_url(input));
+    let tail = [
+        "-map".to_string(),
+        "0:V:0".into(),
+        "-map".into(),
+        "0:a:0?".into(),
+        "-vf".into(),
+        filter_chain(effects),
+        "-c:v".into(),
+        settings.video_codec.clone(),
+        "-preset".into(),
+        settings.preset.clone(),
+        "-b:v".into(),
+        format!("{}k", settings.video_bitrate_kbps),
+        "-r".into(),
+        settings.frame_rate.clone(),
+        "-c:a".into(),
+        settings.audio_codec.clone(),
+        "-f".into(),
+        "mp4".into(),
+    ];
+    args.extend(tail.into_iter().map(OsString::from));
+    args.push(file_url(output));
+    args
+}
+
+/// ffprobe arguments (without the program) that print `path`'s format and
+/// streams as JSON on stdout.
+pub fn probe(path: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(file_url(path));
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn is_file_url(arg: &&OsString) -> bool {
+        arg.as_bytes().starts_with(b"file:/")
+    }
+
+    fn effects() -> Effects {
+        Effects {
+            rotation: 0.004321,
+            brightness: -0.012,
+            contrast: 1.03,
+            saturation: 0.96,
+        }
+    }
+
+    #[test]
+    fn filter_chain_follows_the_recipe() {
+        assert_eq!(
+            filter_chain(&effects()),
+            "rotate=0.004321:fillcolor=black@0,\
+             eq=brightness=-0.012000:contrast=1.030000:saturation=0.960000,\
+             scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p"
+        );
+    }
+
+    #[test]
+    fn hostile_names_become_file_urls() {
+        let args = encode(
+            Path::new("/in/-i:evil name.mp4"),
+            Path::new("/out/.a_v01.mp4.part"),
+            &effects(),
+            &EncodeSettings::default(),
+        );
+        let urls: Vec<_> = args.iter().filter(is_file_url).collect();
+        assert_eq!(
+            urls,
+            ["file:/in/-i:evil name.mp4", "file:/out/.a_v01.mp4.part"]
+        );
+        // The input follows -i; the output is last.
+        let i = args.iter().position(|a| a == "-i").unwrap();
+        assert_eq!(args[i + 1], "file:/in/-i:evil name.mp4");
+        assert_eq!(args.last().unwrap(), "file:/out/.a_v01.mp4.part");
+    }
+
+    #[test]
+    fn encode_carries_the_defaults_and_safety_flags() {
+        let args = encode(
+            Path::new("/a.mp4"),
+            Path::new("/b.mp4"),
+            &effects(),
+            &EncodeSettings::default(),
+        );
+        let joined: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        let joined = joined.join(" ");
+        for needle in [
+            "-nostdin",
+            "-progress pipe:1",
+            "-nostats",
+            "-map 0:V:0 -map 0:a:0?",
+            "-c:v libx264",
+            "-preset ultrafast",
+            "-b:v 2000k",
+            "-r 30000/1001",
+            "-c:a aac",
+            "-f mp4",
+        ] {
+            assert!(joined.contains(needle), "{needle:?} missing from {joined}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "relative path")]
+    fn relative_paths_are_a_bug() {
+        file_url(Path::new("a.mp4"));
+    }
+
+    #[test]
+    fn probe_asks_for_json() {
+        let args = probe(Path::new("/x.mkv"));
+        assert!(args.iter().any(|a| a == "json"));
+        assert_eq!(args.last().unwrap(), "file:/x.mkv");
+    }
+}

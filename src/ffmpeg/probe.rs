@@ -1,0 +1,183 @@
+//! Running ffprobe and reading what it says about a file.
+//!
+//! [`parse`] is pure and unit tested; [`probe`] runs ffprobe (argv from
+//! [`super::argv::probe`]) with a timeout and no shell.
+
+use serde::Deserialize;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How long ffprobe may take on one file.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What vidvar needs to know about a media file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeInfo {
+    /// Container duration in microseconds (`format.duration`); `None` when
+    /// the container does not say.
+    pub duration_us: Option<u64>,
+    /// Codec name of the first video stream that is not cover art.
+    pub video_codec: String,
+    /// Whether the file has an audio stream.
+    pub has_audio: bool,
+}
+
+/// Why a file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ffprobe took longer than {}s", PROBE_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("not a readable media file: {0}")]
+    Unreadable(String),
+    #[error("not a video: the file has no video stream")]
+    NoVideo,
+    #[error("ffprobe printed something unexpected: {0}")]
+    BadOutput(#[source] serde_json::Error),
+}
+
+#[derive(Deserialize)]
+struct Output {
+    #[serde(default)]
+    streams: Vec<Stream>,
+    format: Option<Format>,
+}
+
+#[derive(Deserialize)]
+struct Stream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    #[serde(default)]
+    disposition: Disposition,
+}
+
+#[derive(Deserialize, Default)]
+struct Disposition {
+    #[serde(default)]
+    attached_pic: u8,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    duration: Option<String>,
+}
+
+/// Parse `ffprobe -print_format json -show_format -show_streams` output.
+///
+/// Errors: [`ProbeError::NoVideo`] when no stream is a video stream other
+/// than attached cover art; [`ProbeError::BadOutput`] for malformed JSON.
+pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
+    let out: Output = serde_json::from_str(json).map_err(ProbeError::BadOutput)?;
+    let video = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0)
+        .ok_or(ProbeError::NoVideo)?;
+    let duration_us = out
+        .format
+        .and_then(|f| f.duration)
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .map(|d| (d * 1e6).round() as u64);
+    Ok(ProbeInfo {
+        duration_us,
+        video_codec: video.codec_name.clone().unwrap_or_default(),
+        has_audio: out
+            .streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("audio")),
+    })
+}
+
+/// Run `ffprobe` on `path` (absolute) and parse its answer.
+///
+/// Errors: [`ProbeError::Spawn`] when the program cannot start,
+/// [`ProbeError::Timeout`], [`ProbeError::Unreadable`] with ffprobe's own
+/// message when it exits non-zero, and the errors of [`parse`].
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError> {
+    let child = tokio::process::Command::new(ffprobe)
+        .args(super::argv::probe(path))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("NOTIFY_SOCKET")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProbeError::Spawn {
+            program: ffprobe.display().to_string(),
+            source,
+        })?;
+    let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| ProbeError::Timeout)?
+        .map_err(|source| ProbeError::Spawn {
+            program: ffprobe.display().to_string(),
+            source,
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("ffprobe failed without a message")
+            .trim()
+            .to_string();
+        return Err(ProbeError::Unreadable(reason));
+    }
+    parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_with_audio() {
+        let info = parse(
+            r#"{"streams":[{"codec_type":"video","codec_name":"h264"},
+                {"codec_type":"audio","codec_name":"aac"}],
+               "format":{"duration":"10.000000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            info,
+            ProbeInfo {
+                duration_us: Some(10_000_000),
+                video_codec: "h264".into(),
+                has_audio: true
+            }
+        );
+    }
+
+    #[test]
+    fn cover_art_alone_is_not_a_video() {
+        let err = parse(
+            r#"{"streams":[{"codec_type":"audio"},
+                {"codec_type":"video","codec_name":"mjpeg","disposition":{"attached_pic":1}}],
+               "format":{"duration":"3.5"}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ProbeError::NoVideo));
+    }
+
+    #[test]
+    fn unknown_duration_is_none() {
+        for format in [r#"{}"#, r#"{"duration":"N/A"}"#, r#"{"duration":"0.000"}"#] {
+            let json = format!(r#"{{"streams":[{{"codec_type":"video"}}],"format":{format}}}"#);
+            assert_eq!(parse(&json).unwrap().duration_us, None, "{format}");
+        }
+    }
+
+    #[test]
+    fn empty_output_means_no_video() {
+        assert!(matches!(parse("{}"), Err(ProbeError::NoVideo)));
+        assert!(matches!(parse("not json"), Err(ProbeError::BadOutput(_))));
+    }
+}

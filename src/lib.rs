@@ -1,0 +1,34 @@
+//! vidvar: a local daemon that turns input videos into N *variations* each,
+//! copies that look the same but carry small random effects, so that every
+//! copy is a distinct file.
+//!
+//! # Layout
+//!
+//! - [`proto`]: wire types; [`proto::codec`] is the only code that knows
+//!   bincode and framing.
+//! - [`store`]: the durable job queue in SQLite; the only module that
+//!   imports rusqlite.
+//! - [`effects`]: the seeded variation recipe (pure).
+//! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
+//! - [`supervisor`]: owns FFmpeg child processes.
+//! - [`scheduler`]: what runs next, live progress, the job API.
+//! - [`worker`]: one slot's work: probe, encode, verify, publish.
+//! - [`recovery`]: cleanup after an unclean stop.
+//! - [`server`]: accept loop and request dispatch.
+//! - [`daemon`]: pidfile, socket, startup and orderly stop.
+//! - [`config`], [`paths`], [`process`]: settings, default locations,
+//!   process identity from /proc.
+
+pub mod config;
+pub mod daemon;
+pub mod effects;
+pub mod ffmpeg;
+pub mod paths;
+pub mod process;
+pub mod proto;
+pub mod recovery;
+pub mod scheduler;
+pub mod server;
+pub mod store;
+pub mod supervisor;
+pub mod worker;

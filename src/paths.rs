@@ -1,0 +1,60 @@
+//! Default locations of the socket, pidfile and database.
+//!
+//! System mode (root): `/run/vidvard/` and `/var/lib/vidvard/`. User mode:
+//! `$XDG_RUNTIME_DIR/vidvard/` and `${XDG_STATE_HOME:-~/.local/state}/vidvard/`.
+//! Under systemd, `$RUNTIME_DIRECTORY` and `$STATE_DIRECTORY` win. The
+//! client resolves the socket the same way, so both agree without flags.
+
+use std::env;
+use std::path::PathBuf;
+
+/// File name of the socket inside the runtime directory.
+pub const SOCKET_NAME: &str = "vidvard.sock";
+/// File name of the pidfile inside the runtime directory.
+pub const PIDFILE_NAME: &str = "vidvard.pid";
+/// File name of the database inside the state directory.
+pub const DATABASE_NAME: &str = "vidvard.db";
+
+fn var(name: &str) -> Option<PathBuf> {
+    env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Directory of the socket and pidfile.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(dir) = var("RUNTIME_DIRECTORY") {
+        return dir;
+    }
+    if is_root() {
+        return PathBuf::from("/run/vidvard");
+    }
+    match var("XDG_RUNTIME_DIR") {
+        Some(dir) => dir.join("vidvard"),
+        None => env::temp_dir().join(format!("vidvard-{}", nix::unistd::geteuid())),
+    }
+}
+
+/// Directory of the database.
+pub fn state_dir() -> PathBuf {
+    if let Some(dir) = var("STATE_DIRECTORY") {
+        return dir;
+    }
+    if is_root() {
+        return PathBuf::from("/var/lib/vidvard");
+    }
+    let base = var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".local/state")))
+        .unwrap_or_else(|| env::temp_dir().join(format!("vidvard-{}", nix::unistd::geteuid())));
+    base.join("vidvard")
+}
+
+/// Default socket path: `VIDVAR_SOCKET` if set, else in [`runtime_dir`].
+pub fn default_socket() -> PathBuf {
+    var("VIDVAR_SOCKET").unwrap_or_else(|| runtime_dir().join(SOCKET_NAME))
+}

@@ -1,0 +1,80 @@
+//! Identity of a process across daemon restarts, from Linux's /proc.
+//!
+//! A pid alone may be reused by an unrelated process after a crash; the
+//! triple (pid, start time, boot id) names one process for good (proc(5):
+//! `/proc/PID/stat` field 22 `starttime`, `/proc/sys/kernel/random/boot_id`).
+
+use std::io;
+
+/// A process as recorded in the store while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: i32,
+    /// `/proc/PID/stat` field 22: start time in clock ticks after boot.
+    pub start_time: u64,
+    /// Boot id of the kernel the process runs under.
+    pub boot_id: String,
+}
+
+impl ProcessIdentity {
+    /// Read the identity of the live process `pid`.
+    ///
+    /// Errors: `NotFound` when no such process exists, `InvalidData` when
+    /// its stat line cannot be parsed.
+    pub fn of(pid: i32) -> io::Result<ProcessIdentity> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        Ok(ProcessIdentity {
+            pid,
+            start_time: parse_start_time(&stat).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/PID/stat")
+            })?,
+            boot_id: boot_id()?,
+        })
+    }
+
+    /// Whether `pid` still names this very process (same start time, same
+    /// boot). False when the process is gone or the pid was reused.
+    pub fn is_alive(&self) -> bool {
+        ProcessIdentity::of(self.pid).is_ok_and(|now| now == *self)
+    }
+}
+
+/// The kernel's boot id, a UUID that changes at every boot.
+pub fn boot_id() -> io::Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_string())
+}
+
+/// Field 22 of a `/proc/PID/stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces and `)`, so fields are counted after the
+/// last `)`.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts at field 3; field 22 is the 20th from there.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let stat = "4242 (ff) mpeg (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    5 6 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987_654));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = ProcessIdentity::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let other = ProcessIdentity {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
+        assert!(!other.is_alive());
+    }
+}

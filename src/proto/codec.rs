@@ -1,0 +1,309 @@
+//! Framing and encoding of protocol messages: the only code that knows
+//! bincode.
+//!
+//! A frame is a 4-byte big-endian payload length followed by that many
+//! bytes of bincode 2 (standard configuration: little-endian varints; enum
+//! variants as their index). The length is checked
+//! against [`MAX_FRAME_LEN`] before anything is allocated (tokio-util's
+//! `LengthDelimitedCodec`), and decoding is capped at the same size, so a
+//! hostile length prefix or payload cannot make the reader allocate more.
+
+use bincode::config::{Configuration, Limit};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Largest payload accepted or sent, in bytes (1 MiB).
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("socket I/O failed: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("frame of more than {MAX_FRAME_LEN} bytes refused")]
+    FrameTooLarge,
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error("connection closed by peer")]
+    Closed,
+    #[error("malformed message: {0}")]
+    Decode(#[source] bincode::error::DecodeError),
+    #[error("message cannot be encoded: {0}")]
+    Encode(#[source] bincode::error::EncodeError),
+    #[error("message of {0} bytes followed by {1} stray bytes in one frame")]
+    TrailingBytes(usize, usize),
+}
+
+type WireConfig =
+    Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_FRAME_LEN>>;
+
+/// bincode's standard configuration (little-endian, variable-length
+/// integers), with decoding capped at [`MAX_FRAME_LEN`].
+fn wire_config() -> WireConfig {
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// Encode one message into a frame payload (without the length prefix).
+///
+/// Errors: [`CodecError::Encode`], also when the payload would exceed
+/// [`MAX_FRAME_LEN`].
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(msg, wire_config()).map_err(CodecError::Encode)
+}
+
+/// Decode one frame payload; the whole payload must be one message.
+///
+/// Errors: [`CodecError::Decode`] for malformed bytes or an unknown variant,
+/// [`CodecError::TrailingBytes`] when bytes are left over.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
+    let (msg, used) =
+        bincode::serde::decode_from_slice(payload, wire_config()).map_err(CodecError::Decode)?;
+    if used != payload.len() {
+        return Err(CodecError::TrailingBytes(used, payload.len() - used));
+    }
+    Ok(msg)
+}
+
+fn frame_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .big_endian()
+        .max_frame_length(MAX_FRAME_LEN)
+        .new_codec()
+}
+
+fn map_io(err: std::io::Error) -> CodecError {
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
+    {
+        return CodecError::FrameTooLarge;
+    }
+    if err.kind() == std::io::ErrorKind::UnexpectedEof
+        || err.to_string().contains("bytes remaining on stream")
+    {
+        return CodecError::Truncated;
+    }
+    CodecError::Io(err)
+}
+
+/// A framed, typed connection over any byte stream (a Unix socket in the
+/// daemon and client, an in-memory duplex in tests).
+pub struct Connection<S> {
+    framed: Framed<S, LengthDelimitedCodec>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S) -> Self {
+        Connection {
+            framed: Framed::new(stream, frame_codec()),
+        }
+    }
+
+    /// Send one message as one frame and flush it.
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), CodecError> {
+        let payload = encode(msg)?;
+        self.framed
+            .send(bytes::Bytes::from(payload))
+            .await
+            .map_err(map_io)
+    }
+
+    /// Read the next message. Errors: [`CodecError::Closed`] at a clean end
+    /// of stream, [`CodecError::Truncated`] in the middle of a frame,
+    /// [`CodecError::FrameTooLarge`] for a length prefix above the cap.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
+        match self.framed.next().await {
+            Some(Ok(frame)) => decode(&frame),
+            Some(Err(err)) => Err(map_io(err)),
+            None => Err(CodecError::Closed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn detail() -> JobDetail {
+        JobDetail {
+            summary: JobSummary {
+                id: 7,
+                state: JobState::Partial,
+                progress: 55.5,
+                inputs: 2,
+                variations: 3,
+                created_at: 1_700_000_000,
+            },
+            seed: u64::MAX,
+            output_dir: "/out".into(),
+            files: vec![FileStatus {
+                path: "/in/a b.mp4".into(),
+                state: FileState::Failed,
+                progress: 33.3,
+                done_variations: 1,
+                duration_secs: None,
+                error: Some("not a video".into()),
+            }],
+        }
+    }
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(msg: T) {
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<T>(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        round_trip(Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "t".into(),
+        });
+        round_trip(HandshakeReply::Welcome(Welcome {
+            protocol: 1,
+            daemon_version: "0.1.0".into(),
+        }));
+        round_trip(HandshakeReply::Refused(WireError {
+            kind: ErrorKind::VersionMismatch,
+            message: "x".into(),
+        }));
+        for req in [
+            Request::Submit(SubmitRequest {
+                inputs: vec!["/a.mp4".into(), "/ü -x:y.mp4".into()],
+                variations: 5,
+                seed: Some(42),
+                output_dir: "/o".into(),
+            }),
+            Request::Submit(SubmitRequest {
+                inputs: vec![],
+                variations: 1,
+                seed: None,
+                output_dir: "/o".into(),
+            }),
+            Request::Status { job: 1 },
+            Request::List,
+            Request::Watch { job: 2 },
+            Request::Outputs { job: 3 },
+            Request::Cancel { job: 4 },
+            Request::Ping,
+        ] {
+            round_trip(req);
+        }
+        for resp in [
+            Response::Submitted { job: 9 },
+            Response::Job(detail()),
+            Response::Progress(detail()),
+            Response::Jobs(vec![detail().summary]),
+            Response::Outputs(vec![OutputInfo {
+                path: "/o/a_v01.mp4".into(),
+                size: 12345,
+                input: "/a.mp4".into(),
+                index: 1,
+                effects: Effects {
+                    rotation: 0.005,
+                    brightness: -0.01,
+                    contrast: 1.01,
+                    saturation: 0.99,
+                },
+            }]),
+            Response::Pong(Pong {
+                daemon_version: "0.1.0".into(),
+                protocol: 1,
+                uptime_secs: 5,
+                queue_depth: 2,
+                running_processes: 1,
+            }),
+            Response::Error(WireError {
+                kind: ErrorKind::NotFound,
+                message: "no such job: 3".into(),
+            }),
+        ] {
+            round_trip(resp);
+        }
+    }
+
+    #[test]
+    fn unknown_variant_and_garbage_are_decode_errors() {
+        // Variant index 200 of Request does not exist.
+        let bytes = [200u8];
+        assert!(matches!(
+            decode::<Request>(&bytes),
+            Err(CodecError::Decode(_))
+        ));
+        assert!(decode::<Request>(&[0xff; 3]).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&Request::Ping).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            decode::<Request>(&bytes),
+            Err(CodecError::TrailingBytes(_, 1))
+        ));
+    }
+
+    #[test]
+    fn huge_length_inside_payload_does_not_allocate() {
+        // A Submit whose input vector claims u64::MAX elements.
+        let mut bytes = vec![0u8, 253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode::<Request>(&bytes).is_err());
+    }
+
+    #[tokio::test]
+    async fn frames_over_the_cap_are_refused_before_reading_them() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = Connection::new(server);
+        let mut client = client;
+        client
+            .write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(
+            server.recv::<Request>().await,
+            Err(CodecError::FrameTooLarge)
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_frame_and_clean_close_are_told_apart() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut server = Connection::new(server);
+        let mut client = client;
+        client.write_all(&10u32.to_be_bytes()).await.unwrap();
+        client.write_all(&[1, 2, 3]).await.unwrap();
+        drop(client);
+        assert!(matches!(
+            server.recv::<Request>().await,
+            Err(CodecError::Truncated)
+        ));
+
+        let (client, server) = tokio::io::duplex(64);
+        drop(client);
+        assert!(matches!(
+            Connection::new(server).recv::<Request>().await,
+            Err(CodecError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn typed_messages_cross_a_stream() {
+        let (a, b) = tokio::io::duplex(1024);
+        let (mut a, mut b) = (Connection::new(a), Connection::new(b));
+        a.send(&Request::Watch { job: 3 }).await.unwrap();
+        assert_eq!(
+            b.recv::<Request>().await.unwrap(),
+            Request::Watch { job: 3 }
+        );
+        b.send(&Response::Progress(detail())).await.unwrap();
+        assert_eq!(
+            a.recv::<Response>().await.unwrap(),
+            Response::Progress(detail())
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! The wire protocol between `vidvarctl` (or any local tool) and `vidvard`.
+//!
+//! This module owns the message types; [`codec`] owns their encoding and
+//! framing. A connection starts with a handshake: the client sends
+//! [`Hello`], the daemon answers [`Welcome`] or a [`WireError`] of kind
+//! [`ErrorKind::VersionMismatch`]. After that the client sends one
+//! [`Request`] per exchange and reads one [`Response`], except for
+//! [`Request::Watch`], which the daemon answers with a stream of
+//! [`Response::Progress`] frames ending with a job in a final state.
+//!
+//! Wire types are plain structs and enums: no `flatten`, `skip`, `tag` or
+//! `untagged`, which bincode cannot round-trip. `rename_all` is fine (bincode
+//! encodes variants by index), and makes the `--json` output readable.
+
+pub mod codec;
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Version of this protocol. Bump it on any change to a wire type.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// First frame of every connection, client to daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The client's [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Free-form client name and version, for the daemon's log.
+    pub client: String,
+}
+
+/// The daemon's answer to a matching [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The daemon's [`PROTOCOL_VERSION`] (equal to the client's).
+    pub protocol: u32,
+    /// The daemon's package version, e.g. `0.1.0`.
+    pub daemon_version: String,
+}
+
+/// Answer to the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum HandshakeReply {
+    Welcome(Welcome),
+    Refused(WireError),
+}
+
+/// Job ids are increasing integers assigned by the daemon, starting at 1.
+pub type JobId = i64;
+
+/// A client's request, sent after the handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Queue a new job. Answer: [`Response::Submitted`].
+    Submit(SubmitRequest),
+    /// One job in detail. Answer: [`Response::Job`].
+    Status { job: JobId },
+    /// Every job, one summary each, oldest first. Answer: [`Response::Jobs`].
+    List,
+    /// Stream the job's progress until it reaches a final state. Answer: a
+    /// stream of [`Response::Progress`], the last one in a final state.
+    Watch { job: JobId },
+    /// The verified output files of a job. Answer: [`Response::Outputs`].
+    Outputs { job: JobId },
+    /// Stop a job: queued work is dropped, running FFmpeg processes are
+    /// stopped and their temporary files removed. Answer: [`Response::Job`].
+    Cancel { job: JobId },
+    /// Daemon liveness and load. Answer: [`Response::Pong`].
+    Ping,
+}
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// Input videos, absolute paths (the client resolves relative ones).
+    pub inputs: Vec<PathBuf>,
+    /// Variations per input, at least 1.
+    pub variations: u32,
+    /// Seed of the effect generator; the daemon picks one when `None`.
+    pub seed: Option<u64>,
+    /// Absolute directory the outputs are written to.
+    pub output_dir: PathBuf,
+}
+
+/// The daemon's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Submitted { job: JobId },
+    Job(JobDetail),
+    Jobs(Vec<JobSummary>),
+    Progress(JobDetail),
+    Outputs(Vec<OutputInfo>),
+    Pong(Pong),
+    Error(WireError),
+}
+
+/// State of a job. `Succeeded`, `Partial`, `Failed` and `Cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    /// Every input produced all its variations.
+    Succeeded,
+    /// Some inputs failed, others succeeded.
+    Partial,
+    /// No input succeeded.
+    Failed,
+    Cancelled,
+}
+
+/// State of one input file of a job, or of one variation.
+/// `Succeeded`, `Failed` and `Cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+impl FileState {
+    /// Whether the file (or variation) will change no more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, FileState::Queued | FileState::Running)
+    }
+}
+
+/// One line of `list`: a job without its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub state: JobState,
+    /// Overall progress in percent, 0..=100: the mean of the files' progress.
+    pub progress: f64,
+    pub inputs: u32,
+    /// Variations per input.
+    pub variations: u32,
+    /// Unix time, seconds.
+    pub created_at: i64,
+}
+
+/// A job with every input file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    pub summary: JobSummary,
+    /// Seed of the effect generator; with it every variation can be redone.
+    pub seed: u64,
+    pub output_dir: PathBuf,
+    pub files: Vec<FileStatus>,
+}
+
+/// Progress of one input file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileStatus {
+    pub path: PathBuf,
+    pub state: FileState,
+    /// Percent 0..=100 over all variations:
+    /// `(done_variations * 100 + sum of running percents) / variations`.
+    pub progress: f64,
+    /// Variations verified and in place.
+    pub done_variations: u32,
+    /// Input duration in seconds as probed; `None` before the probe or when
+    /// the container does not tell.
+    pub duration_secs: Option<f64>,
+    /// Why the file failed: the reason and FFmpeg's last stderr lines.
+    pub error: Option<String>,
+}
+
+/// One verified output file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub size: u64,
+    pub input: PathBuf,
+    /// 1-based index of the variation of this input.
+    pub index: u32,
+    pub effects: Effects,
+}
+
+/// The random effect values of one variation (see `effects`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Effects {
+    /// Radians, clockwise, as FFmpeg's `rotate` filter takes them.
+    pub rotation: f64,
+    /// `eq=brightness`, -1..1 where 0 is unchanged.
+    pub brightness: f64,
+    /// `eq=contrast`, 1 is unchanged.
+    pub contrast: f64,
+    /// `eq=saturation`, 1 is unchanged.
+    pub saturation: f64,
+}
+
+/// Answer to [`Request::Ping`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    pub daemon_version: String,
+    pub protocol: u32,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// Jobs queued or running.
+    pub queue_depth: u64,
+    /// FFmpeg processes running now.
+    pub running_processes: u64,
+}
+
+/// What went wrong, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: ErrorKind,
+    /// One sentence for a person, e.g. "no such job: 7".
+    pub message: String,
+}
+
+/// Class of a [`WireError`]; clients map it to an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is malformed or its values are out of range.
+    InvalidRequest,
+    /// The job does not exist.
+    NotFound,
+    /// An input path does not exist or is not a regular file.
+    BadInput,
+    /// Client and daemon speak different protocol versions.
+    VersionMismatch,
+    /// The daemon is stopping and takes no new work.
+    ShuttingDown,
+    /// The daemon failed (database, I/O); details are in its log.
+    Internal,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WireError {}

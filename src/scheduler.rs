@@ -1,0 +1,504 @@
+//! What runs next, and the live state of what runs now.
+//!
+//! The store is the queue; the scheduler claims work from it in submission
+//! order (job, input, variation) whenever one of `max_parallel` slots is
+//! free, and hands it to a [`worker`](crate::worker) task on the runtime.
+//! It keeps, in memory only, the progress of running variations (flushed to
+//! the store about once a second per file) and their cancellation tokens.
+//! It answers the server's questions about jobs; it never sees a socket.
+
+use crate::config::Config;
+use crate::effects;
+use crate::proto::{
+    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
+    SubmitRequest, WireError,
+};
+use crate::store::{FileRow, JobRow, NewJob, Store, StoreError, Work};
+use crate::worker;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Most variations one input may ask for.
+pub const MAX_VARIATIONS: u32 = 1000;
+/// How often at most a file's progress is written to the store.
+pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such job: {0}")]
+    NotFound(JobId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("daemon is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The error as a client sees it: the one mapping from internal errors
+    /// to the wire. Store failures are logged here and not detailed.
+    pub fn to_wire(&self) -> WireError {
+        let kind = match self {
+            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::Invalid(_) => ErrorKind::InvalidRequest,
+            ApiError::BadInput(_) => ErrorKind::BadInput,
+            ApiError::ShuttingDown => ErrorKind::ShuttingDown,
+            ApiError::Store(err) => {
+                log::error!("{err}");
+                return WireError {
+                    kind: ErrorKind::Internal,
+                    message: "internal error in the daemon's database; see its log".into(),
+                };
+            }
+        };
+        WireError {
+            kind,
+            message: self.to_string(),
+        }
+    }
+}
+
+/// A variation being encoded now.
+struct Running {
+    job_id: JobId,
+    file_id: i64,
+    /// Percent of this variation, 0..=99.
+    percent: f64,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct Live {
+    running: HashMap<i64, Running>,
+    /// Probes in flight; each holds a slot.
+    probing: usize,
+    last_flush: HashMap<i64, Instant>,
+}
+
+/// The job engine shared by the server and the worker tasks.
+pub struct Scheduler {
+    pub(crate) config: Config,
+    store: Mutex<Store>,
+    live: Mutex<Live>,
+    /// Woken when work may be startable: a submit, a slot freed.
+    wake: Notify,
+    /// Woken when a running variation ends (cancel waits on it).
+    ended: Notify,
+    /// Bumped on every visible change, for `watch` streams.
+    changes: watch::Sender<u64>,
+    /// Fires at shutdown: no new work, running work is stopped.
+    stopping: CancellationToken,
+    tasks: TaskTracker,
+    started: Instant,
+}
+
+impl Scheduler {
+    pub fn new(config: Config, store: Store) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            config,
+            store: Mutex::new(store),
+            live: Mutex::new(Live::default()),
+            wake: Notify::new(),
+            ended: Notify::new(),
+            changes: watch::channel(0).0,
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started: Instant::now(),
+        })
+    }
+
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tell `watch` streams that something changed.
+    pub(crate) fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change to any job.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn until_stopping(&self) {
+        self.stopping.cancelled().await
+    }
+
+    /// Validate and queue a job. Inputs must exist; the output directory
+    /// must be an existing directory; 1..=[`MAX_VARIATIONS`] variations.
+    pub fn submit(&self, req: SubmitRequest) -> Result<JobId, ApiError> {
+        if self.is_stopping() {
+            return Err(ApiError::ShuttingDown);
+        }
+        if req.inputs.is_empty() {
+            return Err(ApiError::Invalid("no input files given".into()));
+        }
+        if !(1..=MAX_VARIATIONS).contains(&req.variations) {
+            return Err(ApiError::Invalid(format!(
+                "variations must be between 1 and {MAX_VARIATIONS}, not {}",
+                req.variations
+            )));
+        }
+        for path in req.inputs.iter().chain([&req.output_dir]) {
+            if !path.is_absolute() {
+                return Err(ApiError::Invalid(format!(
+                    "path is not absolute: {}",
+                    path.display()
+                )));
+            }
+        }
+        for input in &req.inputs {
+            if let Err(err) = std::fs::metadata(input) {
+                return Err(ApiError::BadInput(format!(
+                    "cannot use input {}: {}",
+                    input.display(),
+                    describe_io(&err)
+                )));
+            }
+        }
+        match std::fs::metadata(&req.output_dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(ApiError::BadInput(format!(
+                    "output directory {} is not a directory",
+                    req.output_dir.display()
+                )));
+            }
+            Err(err) => {
+                return Err(ApiError::BadInput(format!(
+                    "cannot use output directory {}: {}",
+                    req.output_dir.display(),
+                    describe_io(&err)
+                )));
+            }
+        }
+        let seed = req.seed.unwrap_or_else(effects::random_seed);
+        let job = NewJob {
+            seed,
+            output_dir: req.output_dir,
+            variations: req.variations,
+            inputs: req
+                .inputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, path)| (path, effects::generate(seed, i as u32, req.variations)))
+                .collect(),
+            created_at: unix_now(),
+        };
+        let id = self.store().create_job(&job)?;
+        log::info!(
+            "job {id}: queued {} input(s) x {} variation(s), seed {seed}",
+            job.inputs.len(),
+            job.variations
+        );
+        self.wake.notify_one();
+        self.notify_change();
+        Ok(id)
+    }
+
+    fn summary(&self, row: &JobRow, progress: f64) -> JobSummary {
+        JobSummary {
+            id: row.id,
+            state: row.state,
+            progress,
+            inputs: row.inputs,
+            variations: row.variations,
+            created_at: row.created_at,
+        }
+    }
+
+    /// One job with live progress.
+    pub fn detail(&self, job: JobId) -> Result<JobDetail, ApiError> {
+        let (row, files) = {
+            let store = self.store();
+            let row = store.job(job)?.ok_or(ApiError::NotFound(job))?;
+            let files = store.files(job)?;
+            (row, files)
+        };
+        let files: Vec<FileStatus> = {
+            let live = self.live();
+            files
+                .iter()
+                .map(|f| file_status(f, row.variations, &live))
+                .collect()
+        };
+        let progress = if files.is_empty() {
+            0.0
+        } else {
+            files.iter().map(|f| f.progress).sum::<f64>() / files.len() as f64
+        };
+        Ok(JobDetail {
+            summary: self.summary(&row, progress),
+            seed: row.seed,
+            output_dir: row.output_dir.clone(),
+            files,
+        })
+    }
+
+    /// Every job, oldest first, with progress as last stored.
+    pub fn list(&self) -> Result<Vec<JobSummary>, ApiError> {
+        let rows = self.store().jobs()?;
+        Ok(rows.iter().map(|r| self.summary(r, r.progress)).collect())
+    }
+
+    /// Verified outputs of a job.
+    pub fn outputs(&self, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
+        let store = self.store();
+        store.job(job)?.ok_or(ApiError::NotFound(job))?;
+        Ok(store
+            .outputs(job)?
+            .into_iter()
+            .map(|o| OutputInfo {
+                path: o.path,
+                size: o.size,
+                input: o.input,
+                index: o.index,
+                effects: o.effects,
+            })
+            .collect())
+    }
+
+    /// Liveness and load.
+    pub fn pong(&self) -> Result<Pong, ApiError> {
+        let queue_depth = self.store().queue_depth()?;
+        Ok(Pong {
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            protocol: crate::proto::PROTOCOL_VERSION,
+            uptime_secs: self.started.elapsed().as_secs(),
+            queue_depth,
+            running_processes: self.live().running.len() as u64,
+        })
+    }
+
+    /// Cancel a job and wait until its FFmpeg processes are gone and their
+    /// temporary files removed. A job already final is returned unchanged.
+    pub async fn cancel(&self, job: JobId) -> Result<JobDetail, ApiError> {
+        let before = self
+            .store()
+            .cancel_job(job)?
+            .ok_or(ApiError::NotFound(job))?;
+        if !before.is_final() {
+            log::info!("job {job}: cancelled");
+            loop {
+                let ended = self.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                let any_left = {
+                    let live = self.live();
+                    let mut any = false;
+                    for run in live.running.values().filter(|r| r.job_id == job) {
+                        run.cancel.cancel();
+                        any = true;
+                    }
+                    any
+                };
+                if !any_left {
+                    break;
+                }
+                ended.await;
+            }
+            self.notify_change();
+        }
+        self.detail(job)
+    }
+
+    /// The dispatch loop: start work while slots are free, until shutdown.
+    /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
+    /// grace period), wait for the workers, and mark unfinished work
+    /// interrupted in the store.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if let Err(err) = self.dispatch() {
+                log::error!("cannot dispatch work: {err}");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = self.stopping.cancelled() => break,
+                // A store error above is retried now and then.
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+        {
+            let live = self.live();
+            for run in live.running.values() {
+                run.cancel.cancel();
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        match self.store().mark_interrupted() {
+            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
+            Ok(_) => {}
+            Err(err) => log::error!("cannot mark interrupted work: {err}"),
+        }
+    }
+
+    /// Begin shutdown: see [`Scheduler::run`].
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    fn dispatch(self: &Arc<Self>) -> Result<(), StoreError> {
+        loop {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            {
+                let live = self.live();
+                if live.running.len() + live.probing >= self.config.max_parallel.max(1) {
+                    return Ok(());
+                }
+            }
+            let Some(work) = self.store().next_work()? else {
+                return Ok(());
+            };
+            match work {
+                Work::Probe {
+                    job_id,
+                    file_id,
+                    path,
+                } => {
+                    self.store().start_probe(file_id)?;
+                    self.live().probing += 1;
+                    let this = Arc::clone(self);
+                    self.tasks.spawn(async move {
+                        worker::probe(&this, job_id, file_id, &path).await;
+                        this.live().probing -= 1;
+                        this.wake.notify_one();
+                        this.notify_change();
+                    });
+                }
+                Work::Encode(work) => {
+                    let temp = worker::temp_path(&work);
+                    if !self.store().start_variation(work.variation_id, &temp)? {
+                        continue;
+                    }
+                    let cancel = self.stopping.child_token();
+                    self.live().running.insert(
+                        work.variation_id,
+                        Running {
+                            job_id: work.job_id,
+                            file_id: work.file_id,
+                            percent: 0.0,
+                            cancel: cancel.clone(),
+                        },
+                    );
+                    let this = Arc::clone(self);
+                    self.tasks.spawn(async move {
+                        worker::encode(&this, &work, &temp, &cancel).await;
+                        this.live().running.remove(&work.variation_id);
+                        this.ended.notify_waiters();
+                        this.wake.notify_one();
+                        this.notify_change();
+                    });
+                }
+            }
+            self.notify_change();
+        }
+    }
+
+    /// Record a running variation's percent; flush its file's progress to
+    /// the store at most once per [`PROGRESS_FLUSH_INTERVAL`].
+    pub(crate) fn report_progress(&self, variation_id: i64, percent: f64) {
+        let flush = {
+            let mut live = self.live();
+            let Some(run) = live.running.get_mut(&variation_id) else {
+                return;
+            };
+            run.percent = percent;
+            let file_id = run.file_id;
+            let now = Instant::now();
+            let due = live
+                .last_flush
+                .get(&file_id)
+                .is_none_or(|t| now.duration_since(*t) >= PROGRESS_FLUSH_INTERVAL);
+            if due {
+                live.last_flush.insert(file_id, now);
+                Some((file_id, running_sum(&live, file_id)))
+            } else {
+                None
+            }
+        };
+        if let Some((file_id, running)) = flush {
+            let store_result = {
+                let mut store = self.store();
+                store.file_progress_base(file_id).and_then(|(done, total)| {
+                    let percent = (done as f64 * 100.0 + running) / total.max(1) as f64;
+                    store.set_file_progress(file_id, percent)
+                })
+            };
+            if let Err(err) = store_result {
+                log::warn!("cannot store progress: {err}");
+            }
+        }
+        self.notify_change();
+    }
+
+    /// Forget a finished file's flush timer.
+    pub(crate) fn forget_file(&self, file_id: i64) {
+        self.live().last_flush.remove(&file_id);
+    }
+}
+
+fn running_sum(live: &Live, file_id: i64) -> f64 {
+    live.running
+        .values()
+        .filter(|r| r.file_id == file_id)
+        .map(|r| r.percent)
+        .sum()
+}
+
+fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
+    let progress = match row.state {
+        FileState::Succeeded => 100.0,
+        FileState::Running => {
+            let live_percent = (row.done_variations as f64 * 100.0 + running_sum(live, row.id))
+                / variations.max(1) as f64;
+            live_percent.max(row.progress).min(100.0)
+        }
+        _ => row.progress,
+    };
+    FileStatus {
+        path: row.path.clone(),
+        state: row.state,
+        progress,
+        done_variations: row.done_variations,
+        duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
+        error: row.error.clone(),
+    }
+}
+
+/// Unix time now, seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A short, lowercase reason for an I/O error on a path.
+pub fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => err.to_string(),
+    }
+}

@@ -1,0 +1,141 @@
+//! The socket side: accept loop, handshake, and one `match` from
+//! [`Request`] to [`Response`].
+//!
+//! The server never sees bytes (framing is [`proto::codec`]) and never
+//! touches the store or processes directly (that is the [`Scheduler`]).
+//! A connection that sends a malformed frame, a wrong protocol version or
+//! nothing at all within [`HANDSHAKE_TIMEOUT`] is dropped with a logged
+//! reason; other connections carry on.
+
+use crate::proto::codec::{CodecError, Connection};
+use crate::proto::{
+    ErrorKind, HandshakeReply, Hello, JobId, PROTOCOL_VERSION, Request, Response, Welcome,
+    WireError,
+};
+use crate::scheduler::{ApiError, Scheduler};
+use interprocess::local_socket::tokio::{Listener, prelude::*};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+/// Time a new connection has to send its [`Hello`].
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shortest interval between two progress frames of one `watch`.
+pub const WATCH_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest interval between two checks of a watched job.
+pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Accept connections until `stop` fires; each is served on its own task.
+pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => stream,
+                Err(err) => {
+                    log::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let scheduler = Arc::clone(&scheduler);
+        tokio::spawn(async move {
+            if let Err(reason) = handle(Connection::new(stream), &scheduler).await {
+                log::info!("connection dropped: {reason}");
+            }
+        });
+    }
+}
+
+/// Serve one connection until the client closes it.
+///
+/// Errors: the reason the connection was dropped (for the log).
+pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Connection<S>,
+    scheduler: &Scheduler,
+) -> Result<(), CodecError> {
+    let hello: Hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.recv()).await {
+        Ok(hello) => hello?,
+        Err(_) => {
+            log::info!("connection dropped: no handshake within {HANDSHAKE_TIMEOUT:?}");
+            return Ok(());
+        }
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        let message = format!(
+            "protocol version mismatch: client {} speaks {}, vidvard {} speaks {}",
+            hello.client,
+            hello.protocol,
+            env!("CARGO_PKG_VERSION"),
+            PROTOCOL_VERSION
+        );
+        log::info!("{message}");
+        conn.send(&HandshakeReply::Refused(WireError {
+            kind: ErrorKind::VersionMismatch,
+            message,
+        }))
+        .await?;
+        return Ok(());
+    }
+    conn.send(&HandshakeReply::Welcome(Welcome {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: env!("CARGO_PKG_VERSION").into(),
+    }))
+    .await?;
+    loop {
+        let request: Request = match conn.recv().await {
+            Ok(request) => request,
+            Err(CodecError::Closed) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        match request {
+            Request::Watch { job } => watch(&mut conn, scheduler, job).await?,
+            other => conn.send(&respond(scheduler, other).await).await?,
+        }
+    }
+}
+
+async fn respond(scheduler: &Scheduler, request: Request) -> Response {
+    let result = match request {
+        Request::Submit(submit) => scheduler
+            .submit(submit)
+            .map(|job| Response::Submitted { job }),
+        Request::Status { job } => scheduler.detail(job).map(Response::Job),
+        Request::List => scheduler.list().map(Response::Jobs),
+        Request::Outputs { job } => scheduler.outputs(job).map(Response::Outputs),
+        Request::Cancel { job } => scheduler.cancel(job).await.map(Response::Job),
+        Request::Ping => scheduler.pong().map(Response::Pong),
+        Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
+    };
+    result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))
+}
+
+/// Push [`Response::Progress`] frames whenever the job changes (at most one
+/// per [`WATCH_MIN_INTERVAL`]) until it is final; the last frame is final.
+async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    scheduler: &Scheduler,
+    job: JobId,
+) -> Result<(), CodecError> {
+    let mut changes = scheduler.subscribe();
+    let mut last = None;
+    loop {
+        changes.mark_unchanged();
+        let detail = match scheduler.detail(job) {
+            Ok(detail) => detail,
+            Err(err) => return conn.send(&Response::Error(err.to_wire())).await,
+        };
+        let done = detail.summary.state.is_final();
+        if last.as_ref() != Some(&detail) {
+            conn.send(&Response::Progress(detail.clone())).await?;
+            last = Some(detail);
+        }
+        if done {
+            return Ok(());
+        }
+        tokio::time::sleep(WATCH_MIN_INTERVAL).await;
+        let _ = tokio::time::timeout(WATCH_MAX_INTERVAL, changes.changed()).await;
+    }
+}

@@ -1,0 +1,774 @@
+//! The durable job queue: the only module that imports rusqlite.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`, so every state
+//! change is on disk when a method returns, before anyone is told about it.
+//! The store knows jobs, input files and variations and the rules that
+//! settle a file's and a job's state from its parts; it knows nothing of
+//! sockets or processes. Methods are synchronous and short: callers hold
+//! the store behind a mutex and never across an `.await`.
+
+mod schema;
+
+use crate::process::ProcessIdentity;
+use crate::proto::{Effects, FileState, JobId, JobState};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a writer waits for a lock held by another connection.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {} has schema version {found}, newer than this vidvard understands ({known})",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("database query failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database holds an unknown state {0:?}")]
+    BadState(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A job to insert: inputs and, per input, the effects of its variations.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub seed: u64,
+    pub output_dir: PathBuf,
+    /// Variations per input; every `effects` list has this length.
+    pub variations: u32,
+    pub inputs: Vec<(PathBuf, Vec<Effects>)>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A job row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: JobId,
+    pub state: JobState,
+    pub variations: u32,
+    pub seed: u64,
+    pub output_dir: PathBuf,
+    pub created_at: i64,
+    /// Number of input files.
+    pub inputs: u32,
+    /// Mean of the files' stored progress, percent.
+    pub progress: f64,
+}
+
+/// An input file row, with its count of verified variations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: i64,
+    pub job_id: JobId,
+    pub idx: u32,
+    pub path: PathBuf,
+    pub state: FileState,
+    pub duration_us: Option<u64>,
+    /// Stored progress, percent.
+    pub progress: f64,
+    pub done_variations: u32,
+    pub error: Option<String>,
+}
+
+/// A verified output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRow {
+    pub path: PathBuf,
+    pub size: u64,
+    pub input: PathBuf,
+    pub index: u32,
+    pub effects: Effects,
+}
+
+/// The next thing the scheduler should start, in submission order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// The file has not been probed yet.
+    Probe {
+        job_id: JobId,
+        file_id: i64,
+        path: PathBuf,
+    },
+    /// A queued variation of a probed file.
+    Encode(EncodeWork),
+}
+
+/// Everything needed to encode one variation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeWork {
+    pub job_id: JobId,
+    pub file_id: i64,
+    pub variation_id: i64,
+    /// 1-based.
+    pub index: u32,
+    pub variations: u32,
+    pub input: PathBuf,
+    pub output_dir: PathBuf,
+    pub duration_us: Option<u64>,
+    pub effects: Effects,
+}
+
+/// How a variation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded { output: PathBuf, size: u64 },
+    Failed { error: String },
+    Cancelled,
+}
+
+/// A variation that was running when the daemon last stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupted {
+    pub variation_id: i64,
+    pub temp_path: Option<PathBuf>,
+    /// FFmpeg's identity, when it had been spawned.
+    pub process: Option<ProcessIdentity>,
+}
+
+fn job_state_str(s: JobState) -> &'static str {
+    match s {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Partial => "partial",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+fn parse_job_state(s: &str) -> Result<JobState> {
+    Ok(match s {
+        "queued" => JobState::Queued,
+        "running" => JobState::Running,
+        "succeeded" => JobState::Succeeded,
+        "partial" => JobState::Partial,
+        "failed" => JobState::Failed,
+        "cancelled" => JobState::Cancelled,
+        other => return Err(StoreError::BadState(other.into())),
+    })
+}
+
+fn parse_file_state(s: &str) -> Result<FileState> {
+    Ok(match s {
+        "queued" => FileState::Queued,
+        "running" => FileState::Running,
+        "succeeded" => FileState::Succeeded,
+        "failed" => FileState::Failed,
+        "cancelled" => FileState::Cancelled,
+        other => return Err(StoreError::BadState(other.into())),
+    })
+}
+
+fn path_of(text: String) -> PathBuf {
+    PathBuf::from(text)
+}
+
+fn text_of(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The reason given to work cut short by a daemon stop or crash.
+pub const INTERRUPTED: &str = "interrupted: daemon restarted";
+
+/// The job queue in one SQLite file.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating if needed) and upgrade the database at `path`.
+    ///
+    /// Errors: [`StoreError::Open`] when the file cannot be opened or is not
+    /// a database, [`StoreError::TooNew`] for a schema from a newer vidvard.
+    pub fn open(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let mut store = Store { conn };
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if version as usize > schema::STEPS.len() {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: schema::STEPS.len(),
+            });
+        }
+        for (i, step) in schema::STEPS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Insert a job with its files and variations, all queued.
+    pub fn create_job(&mut self, job: &NewJob) -> Result<JobId> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO jobs (state, variations, seed, output_dir, created_at)
+             VALUES ('queued', ?1, ?2, ?3, ?4)",
+            params![
+                job.variations,
+                job.seed as i64,
+                text_of(&job.output_dir),
+                job.created_at
+            ],
+        )?;
+        let job_id = tx.last_insert_rowid();
+        {
+            let mut file_stmt = tx.prepare(
+                "INSERT INTO files (job_id, idx, path, state) VALUES (?1, ?2, ?3, 'queued')",
+            )?;
+            let mut var_stmt = tx.prepare(
+                "INSERT INTO variations
+                 (file_id, idx, rotation, brightness, contrast, saturation, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued')",
+            )?;
+            for (idx, (path, effects)) in job.inputs.iter().enumerate() {
+                file_stmt.execute(params![job_id, idx as i64, text_of(path)])?;
+                let file_id = tx.last_insert_rowid();
+                for (v, e) in effects.iter().enumerate() {
+                    var_stmt.execute(params![
+                        file_id,
+                        v as i64 + 1,
+                        e.rotation,
+                        e.brightness,
+                        e.contrast,
+                        e.saturation
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(job_id)
+    }
+
+    const JOB_COLUMNS: &'static str = "j.id, j.state, j.variations, j.seed, j.output_dir,
+        j.created_at,
+        (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
+        (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id)";
+
+    fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobRow, String)> {
+        let state: String = r.get(1)?;
+        Ok((
+            JobRow {
+                id: r.get(0)?,
+                state: JobState::Queued,
+                variations: r.get(2)?,
+                seed: r.get::<_, i64>(3)? as u64,
+                output_dir: path_of(r.get(4)?),
+                created_at: r.get(5)?,
+                inputs: r.get(6)?,
+                progress: r.get(7)?,
+            },
+            state,
+        ))
+    }
+
+    fn with_state((mut row, state): (JobRow, String)) -> Result<JobRow> {
+        row.state = parse_job_state(&state)?;
+        Ok(row)
+    }
+
+    /// One job, or `None` if there is no such job.
+    pub fn job(&self, id: JobId) -> Result<Option<JobRow>> {
+        let sql = format!("SELECT {} FROM jobs j WHERE j.id = ?1", Self::JOB_COLUMNS);
+        self.conn
+            .query_row(&sql, [id], Self::job_row)
+            .optional()?
+            .map(Self::with_state)
+            .transpose()
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Result<Vec<JobRow>> {
+        let sql = format!("SELECT {} FROM jobs j ORDER BY j.id", Self::JOB_COLUMNS);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], Self::job_row)?;
+        rows.map(|r| Self::with_state(r?)).collect()
+    }
+
+    /// The input files of a job, in submission order.
+    pub fn files(&self, job_id: JobId) -> Result<Vec<FileRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.id, f.job_id, f.idx, f.path, f.state, f.duration_us, f.progress, f.error,
+                    (SELECT COUNT(*) FROM variations v
+                     WHERE v.file_id = f.id AND v.state = 'succeeded')
+             FROM files f WHERE f.job_id = ?1 ORDER BY f.idx",
+        )?;
+        let rows = stmt.query_map([job_id], |r| {
+            Ok((
+                FileRow {
+                    id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    idx: r.get(2)?,
+                    path: path_of(r.get(3)?),
+                    state: FileState::Queued,
+                    duration_us: r.get::<_, Option<i64>>(5)?.map(|d| d as u64),
+                    progress: r.get(6)?,
+                    error: r.get(7)?,
+                    done_variations: r.get(8)?,
+                },
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (mut row, state) = r?;
+            row.state = parse_file_state(&state)?;
+            Ok(row)
+        })
+        .collect()
+    }
+
+    /// Verified outputs of a job, by input then variation index.
+    pub fn outputs(&self, job_id: JobId) -> Result<Vec<OutputRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT v.output_path, v.size_bytes, f.path, v.idx,
+                    v.rotation, v.brightness, v.contrast, v.saturation
+             FROM variations v JOIN files f ON f.id = v.file_id
+             WHERE f.job_id = ?1 AND v.state = 'succeeded'
+             ORDER BY f.idx, v.idx",
+        )?;
+        let rows = stmt.query_map([job_id], |r| {
+            Ok(OutputRow {
+                path: path_of(r.get(0)?),
+                size: r.get::<_, i64>(1)? as u64,
+                input: path_of(r.get(2)?),
+                index: r.get(3)?,
+                effects: Effects {
+                    rotation: r.get(4)?,
+                    brightness: r.get(5)?,
+                    contrast: r.get(6)?,
+                    saturation: r.get(7)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Number of jobs queued or running.
+    pub fn queue_depth(&self) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// The next piece of work in submission order (job, then input, then
+    /// variation), or `None` when nothing is startable. Does not claim it:
+    /// call [`Store::start_probe`] or [`Store::start_variation`].
+    pub fn next_work(&self) -> Result<Option<Work>> {
+        let encode = self
+            .conn
+            .prepare_cached(
+                "SELECT f.job_id, f.idx, f.id, v.id, v.idx, j.variations, f.path, j.output_dir,
+                        f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation
+                 FROM variations v
+                 JOIN files f ON f.id = v.file_id
+                 JOIN jobs j ON j.id = f.job_id
+                 WHERE v.state = 'queued' AND f.state = 'running' AND f.probed = 1
+                 ORDER BY f.job_id, f.idx, v.idx LIMIT 1",
+            )?
+            .query_row([], |r| {
+                Ok((
+                    (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                    EncodeWork {
+                        job_id: r.get(0)?,
+                        file_id: r.get(2)?,
+                        variation_id: r.get(3)?,
+                        index: r.get(4)?,
+                        variations: r.get(5)?,
+                        input: path_of(r.get(6)?),
+                        output_dir: path_of(r.get(7)?),
+                        duration_us: r.get::<_, Option<i64>>(8)?.map(|d| d as u64),
+                        effects: Effects {
+                            rotation: r.get(9)?,
+                            brightness: r.get(10)?,
+                            contrast: r.get(11)?,
+                            saturation: r.get(12)?,
+                        },
+                    },
+                ))
+            })
+            .optional()?;
+        let probe = self
+            .conn
+            .prepare_cached(
+                "SELECT job_id, idx, id, path FROM files WHERE state = 'queued'
+                 ORDER BY job_id, idx LIMIT 1",
+            )?
+            .query_row([], |r| {
+                Ok((
+                    (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                    Work::Probe {
+                        job_id: r.get(0)?,
+                        file_id: r.get(2)?,
+                        path: path_of(r.get(3)?),
+                    },
+                ))
+            })
+            .optional()?;
+        Ok(match (encode, probe) {
+            (Some((ek, e)), Some((pk, p))) => Some(if pk < ek { p } else { Work::Encode(e) }),
+            (Some((_, e)), None) => Some(Work::Encode(e)),
+            (None, Some((_, p))) => Some(p),
+            (None, None) => None,
+        })
+    }
+
+    /// Claim a file for probing: the file and its job become running.
+    pub fn start_probe(&mut self, file_id: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE files SET state = 'running' WHERE id = ?1 AND state = 'queued'",
+            [file_id],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'running'
+             WHERE id = (SELECT job_id FROM files WHERE id = ?1) AND state = 'queued'",
+            [file_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a successful probe; the file's variations become startable.
+    pub fn finish_probe(&mut self, file_id: i64, duration_us: Option<u64>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET probed = 1, duration_us = ?2 WHERE id = ?1",
+            params![file_id, duration_us.map(|d| d as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// Fail a file before any of its variations ran (it cannot be read as a
+    /// video). Its queued variations fail with it; returns the job's state.
+    pub fn fail_file(&mut self, file_id: i64, error: &str) -> Result<JobState> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE variations SET state = 'failed', error = ?2
+             WHERE file_id = ?1 AND state = 'queued'",
+            params![file_id, error],
+        )?;
+        tx.execute(
+            "UPDATE files SET state = 'failed', error = ?2 WHERE id = ?1 AND state = 'running'",
+            params![file_id, error],
+        )?;
+        let state = settle_job_of_file(&tx, file_id)?;
+        tx.commit()?;
+        Ok(state)
+    }
+
+    /// Claim a queued variation: it becomes running with `temp_path` as the
+    /// file its encode may create. Returns false if it was not queued any
+    /// more (cancelled in between).
+    pub fn start_variation(&mut self, variation_id: i64, temp_path: &Path) -> Result<bool> {
+        let changed = self.conn.execute(
+            "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL
+             WHERE id = ?1 AND state = 'queued'",
+            params![variation_id, text_of(temp_path)],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Record the FFmpeg process of a running variation.
+    pub fn set_process(&mut self, variation_id: i64, process: &ProcessIdentity) -> Result<()> {
+        self.conn.execute(
+            "UPDATE variations SET pid = ?2, pid_start_time = ?3, boot_id = ?4 WHERE id = ?1",
+            params![
+                variation_id,
+                process.pid,
+                process.start_time as i64,
+                process.boot_id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A file's verified and total variation counts.
+    pub fn file_progress_base(&self, file_id: i64) -> Result<(u32, u32)> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM variations
+             WHERE file_id = ?1",
+            )?
+            .query_row([file_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    /// Store a file's progress (percent), never lowering it.
+    pub fn set_file_progress(&mut self, file_id: i64, percent: f64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET progress = MAX(progress, ?2) WHERE id = ?1",
+            params![file_id, percent],
+        )?;
+        Ok(())
+    }
+
+    /// Record how a running variation ended, then settle its file and job.
+    /// Returns the job's state afterwards.
+    pub fn finish_variation(&mut self, variation_id: i64, outcome: &Outcome) -> Result<JobState> {
+        let tx = self.conn.transaction()?;
+        match outcome {
+            Outcome::Succeeded { output, size } => tx.execute(
+                "UPDATE variations SET state = 'succeeded', output_path = ?2, size_bytes = ?3,
+                        temp_path = NULL, pid = NULL, error = NULL WHERE id = ?1",
+                params![variation_id, text_of(output), *size as i64],
+            )?,
+            Outcome::Failed { error } => tx.execute(
+                "UPDATE variations SET state = 'failed', error = ?2, temp_path = NULL, pid = NULL
+                 WHERE id = ?1",
+                params![variation_id, error],
+            )?,
+            Outcome::Cancelled => tx.execute(
+                "UPDATE variations SET state = 'cancelled', temp_path = NULL, pid = NULL
+                 WHERE id = ?1",
+                [variation_id],
+            )?,
+        };
+        let file_id: i64 = tx.query_row(
+            "SELECT file_id FROM variations WHERE id = ?1",
+            [variation_id],
+            |r| r.get(0),
+        )?;
+        settle_file(&tx, file_id)?;
+        let state = settle_job_of_file(&tx, file_id)?;
+        tx.commit()?;
+        Ok(state)
+    }
+
+    /// Cancel a job: it becomes cancelled, its queued files and variations
+    /// too. Running variations keep running until the caller stops them and
+    /// reports [`Outcome::Cancelled`]. Returns the job's state before, or
+    /// `None` if there is no such job; a job already final is left as is.
+    pub fn cancel_job(&mut self, job_id: JobId) -> Result<Option<JobState>> {
+        let tx = self.conn.transaction()?;
+        let Some(before) = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let before = parse_job_state(&before)?;
+        if !before.is_final() {
+            tx.execute(
+                "UPDATE variations SET state = 'cancelled'
+                 WHERE state = 'queued' AND file_id IN (SELECT id FROM files WHERE job_id = ?1)",
+                [job_id],
+            )?;
+            tx.execute(
+                "UPDATE files SET state = 'cancelled' WHERE job_id = ?1 AND state = 'queued'",
+                [job_id],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = strftime('%s', 'now')
+                 WHERE id = ?1",
+                [job_id],
+            )?;
+            let running: Vec<i64> = tx
+                .prepare("SELECT id FROM files WHERE job_id = ?1 AND state = 'running'")?
+                .query_map([job_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for file_id in running {
+                settle_file(&tx, file_id)?;
+            }
+        }
+        tx.commit()?;
+        Ok(Some(before))
+    }
+
+    /// Variations left running by a previous daemon run.
+    pub fn interrupted(&self) -> Result<Vec<Interrupted>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, temp_path, pid, pid_start_time, boot_id FROM variations
+             WHERE state = 'running'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let pid: Option<i32> = r.get(2)?;
+            let start: Option<i64> = r.get(3)?;
+            let boot: Option<String> = r.get(4)?;
+            Ok(Interrupted {
+                variation_id: r.get(0)?,
+                temp_path: r.get::<_, Option<String>>(1)?.map(path_of),
+                process: match (pid, start, boot) {
+                    (Some(pid), Some(start), Some(boot_id)) => Some(ProcessIdentity {
+                        pid,
+                        start_time: start as u64,
+                        boot_id,
+                    }),
+                    _ => None,
+                },
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Settle everything a previous run left unfinished: in every job left
+    /// running, the files and variations not yet final fail with
+    /// [`INTERRUPTED`] and the job settles (failed, or partial when some
+    /// input had succeeded); verified outputs stay listed. Variations still
+    /// running in a job already cancelled become cancelled. Queued jobs stay
+    /// queued. Returns the ids of the jobs marked interrupted.
+    ///
+    /// Call after [`Store::interrupted`] has been used to clean up.
+    pub fn mark_interrupted(&mut self) -> Result<Vec<JobId>> {
+        let tx = self.conn.transaction()?;
+        let jobs: Vec<JobId> = tx
+            .prepare("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.execute(
+            "UPDATE variations SET state = 'failed', error = ?1, temp_path = NULL, pid = NULL
+             WHERE state IN ('queued', 'running') AND file_id IN
+                (SELECT f.id FROM files f JOIN jobs j ON j.id = f.job_id
+                 WHERE j.state = 'running')",
+            [INTERRUPTED],
+        )?;
+        tx.execute(
+            "UPDATE files SET state = 'failed', error = ?1
+             WHERE state IN ('queued', 'running')
+               AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
+            [INTERRUPTED],
+        )?;
+        for &job_id in &jobs {
+            settle_job(&tx, job_id)?;
+        }
+        let files: Vec<i64> = tx
+            .prepare("SELECT DISTINCT file_id FROM variations WHERE state = 'running'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        tx.execute(
+            "UPDATE variations SET state = 'cancelled', temp_path = NULL, pid = NULL
+             WHERE state = 'running'",
+            [],
+        )?;
+        for file_id in files {
+            settle_file(&tx, file_id)?;
+        }
+        tx.commit()?;
+        Ok(jobs)
+    }
+}
+
+/// Set a file's final state once none of its variations is queued or
+/// running: succeeded if all succeeded, failed if any failed, else
+/// cancelled. The error is the first failed variation's.
+fn settle_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<()> {
+    let (total, open, succeeded, failed): (i64, i64, i64, i64) = tx.query_row(
+        "SELECT COUNT(*),
+                COALESCE(SUM(state IN ('queued', 'running')), 0),
+                COALESCE(SUM(state = 'succeeded'), 0),
+                COALESCE(SUM(state = 'failed'), 0)
+         FROM variations WHERE file_id = ?1",
+        [file_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let progress = if total > 0 {
+        succeeded as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    tx.execute(
+        "UPDATE files SET progress = MAX(progress, ?2) WHERE id = ?1",
+        params![file_id, progress],
+    )?;
+    if open > 0 {
+        return Ok(());
+    }
+    let state = if succeeded == total {
+        "succeeded"
+    } else if failed > 0 {
+        "failed"
+    } else {
+        "cancelled"
+    };
+    tx.execute(
+        "UPDATE files SET state = ?2,
+            error = CASE WHEN ?2 = 'failed' THEN COALESCE(error,
+                (SELECT v.error FROM variations v
+                 WHERE v.file_id = ?1 AND v.state = 'failed' ORDER BY v.idx LIMIT 1))
+              ELSE NULL END
+         WHERE id = ?1",
+        params![file_id, state],
+    )?;
+    Ok(())
+}
+
+fn settle_job_of_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<JobState> {
+    let job_id: JobId = tx.query_row("SELECT job_id FROM files WHERE id = ?1", [file_id], |r| {
+        r.get(0)
+    })?;
+    settle_job(tx, job_id)
+}
+
+/// Set a job's final state once all its files are final: succeeded if all
+/// succeeded, partial if some did, failed if none did. A cancelled job stays
+/// cancelled. Returns the job's state.
+fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState> {
+    let (state, open, succeeded, total): (String, i64, i64, i64) = tx.query_row(
+        "SELECT j.state,
+                (SELECT COUNT(*) FROM files f
+                 WHERE f.job_id = j.id AND f.state IN ('queued', 'running')),
+                (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id AND f.state = 'succeeded'),
+                (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id)
+         FROM jobs j WHERE j.id = ?1",
+        [job_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let state = parse_job_state(&state)?;
+    if state.is_final() || open > 0 {
+        return Ok(state);
+    }
+    let settled = if succeeded == total {
+        JobState::Succeeded
+    } else if succeeded > 0 {
+        JobState::Partial
+    } else {
+        JobState::Failed
+    };
+    tx.execute(
+        "UPDATE jobs SET state = ?2, finished_at = strftime('%s', 'now') WHERE id = ?1",
+        params![job_id, job_state_str(settled)],
+    )?;
+    Ok(settled)
+}

@@ -1,0 +1,53 @@
+//! Schema of the database and its upgrade steps, versioned by
+//! `PRAGMA user_version` (SQLite's own schema counter).
+//!
+//! Step `i` of [`STEPS`] moves a database from version `i` to `i + 1`; each
+//! step runs in its own transaction together with the version bump.
+
+/// Upgrade steps, oldest first. Never edit a released step; append one.
+pub const STEPS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    state       TEXT    NOT NULL,
+    variations  INTEGER NOT NULL,   -- per input
+    seed        INTEGER NOT NULL,   -- u64 stored as its i64 bit pattern
+    output_dir  TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,   -- unix seconds
+    finished_at INTEGER
+);
+
+CREATE TABLE files (
+    id          INTEGER PRIMARY KEY,
+    job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,   -- 0-based position in the job
+    path        TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    probed      INTEGER NOT NULL DEFAULT 0,
+    duration_us INTEGER,            -- NULL: not probed or unknown
+    progress    REAL    NOT NULL DEFAULT 0,  -- percent, flushed about 1/s
+    error       TEXT,
+    UNIQUE (job_id, idx)
+);
+CREATE INDEX files_by_state ON files (state, job_id, idx);
+
+CREATE TABLE variations (
+    id             INTEGER PRIMARY KEY,
+    file_id        INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    idx            INTEGER NOT NULL,  -- 1-based
+    rotation       REAL    NOT NULL,
+    brightness     REAL    NOT NULL,
+    contrast       REAL    NOT NULL,
+    saturation     REAL    NOT NULL,
+    state          TEXT    NOT NULL,
+    temp_path      TEXT,              -- set while an encode may have a file
+    output_path    TEXT,              -- set once verified and renamed
+    size_bytes     INTEGER,
+    pid            INTEGER,           -- FFmpeg process (and group) id
+    pid_start_time INTEGER,           -- /proc/PID/stat field 22, clock ticks
+    boot_id        TEXT,              -- /proc/sys/kernel/random/boot_id
+    error          TEXT,
+    UNIQUE (file_id, idx)
+);
+CREATE INDEX variations_queued ON variations (file_id, idx) WHERE state = 'queued';
+CREATE INDEX variations_running ON variations (file_id) WHERE state = 'running';
+"#];

@@ -1,0 +1,276 @@
+//! Owner of FFmpeg child processes: spawn, watch, stop.
+//!
+//! Each child runs without a shell, with stdin closed, in a process group of
+//! its own (so a signal reaches anything it starts) and with
+//! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), so it dies with the daemon's
+//! spawning thread. Callers spawn from tokio's worker threads, which live
+//! as long as the runtime, never from `spawn_blocking` threads. stdout
+//! carries `-progress` lines; stderr is always drained and only a bounded
+//! tail is kept. Stopping is SIGTERM to the group, then SIGKILL after the
+//! grace period.
+
+use crate::ffmpeg::progress::{PercentTracker, ProgressParser};
+use crate::process::ProcessIdentity;
+use futures_util::StreamExt;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncRead;
+use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
+use tokio_util::sync::CancellationToken;
+
+/// Lines of stderr kept for error messages.
+pub const STDERR_TAIL_LINES: usize = 12;
+/// Longest line kept, in bytes; longer lines are cut (and the rest skipped).
+pub const MAX_LINE_LEN: usize = 1024;
+
+/// How a supervised process ended.
+#[derive(Debug)]
+pub enum End {
+    /// It exited (or was killed by a signal nobody here sent).
+    Exited {
+        status: ExitStatus,
+        /// The last [`STDERR_TAIL_LINES`] non-empty stderr lines.
+        stderr_tail: String,
+    },
+    /// The cancellation token fired and the process group was stopped.
+    Stopped,
+}
+
+/// Why a process could not be supervised.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot start {}: {source}", program.display())]
+    Spawn {
+        program: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for FFmpeg failed: {0}")]
+    Wait(#[source] std::io::Error),
+}
+
+/// What to run and how to report on it.
+pub struct Encode<'a> {
+    pub program: &'a Path,
+    pub args: Vec<OsString>,
+    /// Input duration in microseconds, for the percent; `None` if unknown.
+    pub duration_us: Option<u64>,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub grace: Duration,
+}
+
+/// Run one FFmpeg encode to its end.
+///
+/// `on_spawn` receives the child's identity once it runs (to be stored for
+/// recovery); `on_progress` receives the percent (0..=99, never lower than
+/// before) after every `-progress` block. When `cancel` fires, the process
+/// group is stopped and [`End::Stopped`] returned.
+pub async fn run(
+    encode: Encode<'_>,
+    cancel: &CancellationToken,
+    on_spawn: impl FnOnce(&ProcessIdentity),
+    mut on_progress: impl FnMut(f64),
+) -> Result<End, SupervisorError> {
+    let mut command = tokio::process::Command::new(encode.program);
+    command
+        .args(&encode.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("NOTIFY_SOCKET")
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command.spawn().map_err(|source| SupervisorError::Spawn {
+        program: encode.program.to_path_buf(),
+        source,
+    })?;
+    let pid = child.id().map(|p| p as i32);
+    if let Some(identity) = pid.and_then(|p| ProcessIdentity::of(p).ok()) {
+        on_spawn(&identity);
+    }
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let progress = async {
+        let mut parser = ProgressParser::default();
+        let mut tracker = PercentTracker::new(encode.duration_us);
+        let mut lines = lines_of(stdout);
+        while let Some(line) = lines.next().await {
+            if let Some(snapshot) = line.as_deref().and_then(|l| parser.feed(l)) {
+                on_progress(tracker.update(&snapshot));
+            }
+        }
+    };
+    let stderr_tail = async {
+        let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+        let mut lines = lines_of(stderr);
+        while let Some(line) = lines.next().await {
+            let Some(line) = line.filter(|l| !l.trim().is_empty()) else {
+                continue;
+            };
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+        Vec::from(tail).join("\n")
+    };
+    let wait = async {
+        tokio::select! {
+            status = child.wait() => status.map(Some),
+            () = cancel.cancelled() => {
+                stop_group(&mut child, pid, encode.grace).await.map(|()| None)
+            }
+        }
+    };
+    let ((), stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
+    match status.map_err(SupervisorError::Wait)? {
+        Some(status) => Ok(End::Exited {
+            status,
+            stderr_tail,
+        }),
+        None => Ok(End::Stopped),
+    }
+}
+
+/// SIGTERM the child's process group, SIGKILL it after `grace`, reap it.
+async fn stop_group(
+    child: &mut tokio::process::Child,
+    pid: Option<i32>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let Some(pid) = pid else {
+        return Ok(()); // already reaped
+    };
+    let group = Pid::from_raw(pid);
+    let _ = killpg(group, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = killpg(group, Signal::SIGKILL);
+        child.wait().await?;
+    }
+    // Anything the child started in its group goes too.
+    let _ = killpg(group, Signal::SIGKILL);
+    Ok(())
+}
+
+/// Lines of a pipe, lossily decoded, each cut at [`MAX_LINE_LEN`] bytes.
+/// `None` items stand for lines that were too long and skipped.
+fn lines_of(
+    pipe: impl AsyncRead + Unpin,
+) -> impl futures_util::Stream<Item = Option<String>> + Unpin {
+    let codec =
+        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), MAX_LINE_LEN);
+    FramedRead::new(pipe, codec)
+        .take_while(|item| {
+            // Read errors other than an over-long line end the stream.
+            std::future::ready(!matches!(
+                item,
+                Err(tokio_util::codec::AnyDelimiterCodecError::Io(_))
+            ))
+        })
+        .map(|item| item.ok().map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Encode<'static> {
+        Encode {
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            duration_us: Some(2_000_000),
+            grace: Duration::from_millis(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_and_a_bounded_stderr_tail_are_collected() {
+        let mut seen = Vec::new();
+        let script = "for i in $(seq 1 5000); do echo warning $i >&2; done; \
+                      printf 'out_time_us=1000000\\nprogress=continue\\n'; \
+                      printf 'out_time_us=N/A\\nprogress=end\\n'; exit 3";
+        let end = run(
+            sh(script),
+            &CancellationToken::new(),
+            |_| {},
+            |p| seen.push(p),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, [50.0, 50.0]);
+        let End::Exited {
+            status,
+            stderr_tail,
+        } = end
+        else {
+            panic!("not stopped")
+        };
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(stderr_tail.lines().count(), STDERR_TAIL_LINES);
+        assert!(stderr_tail.ends_with("warning 5000"));
+    }
+
+    #[tokio::test]
+    async fn cancel_kills_a_process_that_ignores_sigterm() {
+        let cancel = CancellationToken::new();
+        let mut pid = None;
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            canceller.cancel();
+        });
+        let started = std::time::Instant::now();
+        let end = run(
+            sh("trap '' TERM; sleep 30 & wait; sleep 30"),
+            &cancel,
+            |id| pid = Some(id.clone()),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(matches!(end, End::Stopped));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let identity = pid.expect("spawn reported");
+        assert!(!identity.is_alive());
+        // The whole group is gone, the background sleep included (a zombie
+        // waiting for init to reap it does not count).
+        assert_eq!(live_group_members(identity.pid), 0);
+    }
+
+    fn live_group_members(pgid: i32) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let encode = Encode {
+            program: Path::new("/nonexistent/ffmpeg"),
+            ..sh("")
+        };
+        let err = run(encode, &CancellationToken::new(), |_| {}, |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ffmpeg"), "{err}");
+    }
+}
