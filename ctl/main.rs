@@ -1,1 +1,312 @@
-fn main() {}
+//! `vidvarctl`: command-line client of vidvard.
+//!
+//! Parses the command, talks to the daemon over its Unix socket
+//! ([`client`]), prints the answer for people ([`render`]) or as one JSON
+//! document (`--json`), and exits with a status scripts can test.
+
+mod client;
+mod render;
+
+use clap::{Parser, Subcommand};
+use client::{Client, ClientError};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vidvar::proto::{
+    ErrorKind, JobDetail, JobId, JobState, Request, Response, SubmitRequest, WireError,
+};
+
+/// Exit status: the job did not produce every variation, or another error.
+const EXIT_FAILURE: u8 = 1;
+/// Exit status: the daemon could not be reached.
+const EXIT_UNREACHABLE: u8 = 3;
+/// Exit status: no such job.
+const EXIT_NOT_FOUND: u8 = 4;
+/// Exit status: the daemon refused the request (bad input, bad values,
+/// shutting down, protocol mismatch).
+const EXIT_REFUSED: u8 = 5;
+
+/// Submit videos to vidvard, watch their progress and list the variations.
+#[derive(Parser, Debug)]
+#[command(
+    name = "vidvarctl",
+    version,
+    about,
+    after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
+                  error; 2 usage error; 3 vidvard not reachable; 4 no such job; 5 request \
+                  refused (bad input, out-of-range value, daemon shutting down)."
+)]
+struct Args {
+    /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock, or
+    /// /run/vidvard/vidvard.sock as root]
+    #[arg(long, global = true, env = "VIDVAR_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Print one JSON document instead of text
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Queue a job: N variations of each FILE. Prints the job id.
+    Submit {
+        /// Variations per input file (1..=1000)
+        #[arg(short = 'n', long, default_value_t = 3, value_name = "N")]
+        variations: u32,
+        /// Seed of the effect generator, to reproduce a job's effects
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Directory for the outputs [default: the current directory]
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Follow the job until it ends, as `watch` does
+        #[arg(long)]
+        watch: bool,
+        /// Input videos
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// One job in detail, or a summary line per job without JOB
+    Status { job: Option<JobId> },
+    /// Follow a job's progress until it ends; exit 0 only if every
+    /// variation succeeded
+    Watch { job: JobId },
+    /// List a job's outputs: path, size in bytes, input, index, effects
+    /// (tab-separated)
+    Outputs { job: JobId },
+    /// A summary line per job
+    List,
+    /// Cancel a job: stop its FFmpeg processes and drop queued work
+    Cancel { job: JobId },
+    /// Check that vidvard answers: version, uptime, queue depth
+    Ping,
+}
+
+/// What a command ended with.
+enum Failure {
+    Client(ClientError),
+    Daemon(WireError),
+    Local(String),
+    /// The job ended without producing every variation.
+    JobNotSucceeded,
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure::Client(err)
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("wire types serialize to JSON")
+    );
+}
+
+fn expect<T>(
+    response: Response,
+    pick: impl FnOnce(Response) -> Option<T>,
+) -> Result<T, Failure> {
+    match response {
+        Response::Error(err) => Err(Failure::Daemon(err)),
+        other => {
+            let text = format!("{other:?}");
+            pick(other).ok_or_else(|| Failure::Local(format!("unexpected answer: {text}")))
+        }
+    }
+}
+
+/// The absolute form of `path`: resolved through symlinks and `..` when it
+/// exists, else made absolute against the working directory (the daemon then
+/// reports what is wrong with it).
+fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .map_err(|e| Failure::Local(format!("cannot resolve {}: {e}", path.display())))
+}
+
+async fn submit(
+    client: &mut Client,
+    json: bool,
+    variations: u32,
+    seed: Option<u64>,
+    output_dir: Option<PathBuf>,
+    files: Vec<PathBuf>,
+    follow: bool,
+) -> Result<(), Failure> {
+    let inputs = files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output_dir = match output_dir {
+        Some(dir) => absolute(&dir)?,
+        None => std::env::current_dir()
+            .map_err(|e| Failure::Local(format!("cannot read the current directory: {e}")))?,
+    };
+    let request = Request::Submit(SubmitRequest {
+        inputs,
+        variations,
+        seed,
+        output_dir,
+    });
+    let job = expect(client.request(&request).await?, |r| match r {
+        Response::Submitted { job } => Some(job),
+        _ => None,
+    })?;
+    if follow {
+        if !json {
+            println!("job {job} submitted");
+        }
+        return watch(client, json, job).await;
+    }
+    if json {
+        print_json(&serde_json::json!({ "job": job }));
+    } else {
+        println!("{job}");
+    }
+    Ok(())
+}
+
+/// Follow a job: a line per update on stdout, then the final detail.
+async fn watch(client: &mut Client, json: bool, job: JobId) -> Result<(), Failure> {
+    client.send(&Request::Watch { job }).await?;
+    let mut last_line = String::new();
+    loop {
+        let detail: JobDetail = expect(client.next().await?, |r| match r {
+            Response::Progress(d) => Some(d),
+            _ => None,
+        })?;
+        if detail.summary.state.is_final() {
+            if json {
+                print_json(&detail);
+            } else {
+                print!("{}", render::detail(&detail));
+            }
+            return match detail.summary.state {
+                JobState::Succeeded => Ok(()),
+                _ => Err(Failure::JobNotSucceeded),
+            };
+        }
+        if !json {
+            let line = render::progress_line(&detail);
+            if line != last_line {
+                println!("{line}");
+                last_line = line;
+            }
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
+    let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
+    let mut client = Client::connect(&socket).await?;
+    let json = args.json;
+    match args.command {
+        Command::Submit {
+            variations,
+            seed,
+            output_dir,
+            watch: follow,
+            files,
+        } => submit(&mut client, json, variations, seed, output_dir, files, follow).await,
+        Command::Status { job: Some(job) } => {
+            let detail = expect(client.request(&Request::Status { job }).await?, |r| match r {
+                Response::Job(d) => Some(d),
+                _ => None,
+            })?;
+            if json {
+                print_json(&detail);
+            } else {
+                print!("{}", render::detail(&detail));
+            }
+            Ok(())
+        }
+        Command::Status { job: None } | Command::List => {
+            let jobs = expect(client.request(&Request::List).await?, |r| match r {
+                Response::Jobs(j) => Some(j),
+                _ => None,
+            })?;
+            if json {
+                print_json(&jobs);
+            } else {
+                print!("{}", render::summaries(&jobs));
+            }
+            Ok(())
+        }
+        Command::Watch { job } => watch(&mut client, json, job).await,
+        Command::Outputs { job } => {
+            let outputs = expect(client.request(&Request::Outputs { job }).await?, |r| match r {
+                Response::Outputs(o) => Some(o),
+                _ => None,
+            })?;
+            if json {
+                print_json(&outputs);
+            } else {
+                print!("{}", render::outputs(&outputs));
+            }
+            Ok(())
+        }
+        Command::Cancel { job } => {
+            let detail = expect(client.request(&Request::Cancel { job }).await?, |r| match r {
+                Response::Job(d) => Some(d),
+                _ => None,
+            })?;
+            if json {
+                print_json(&detail);
+            } else {
+                print!("{}", render::detail(&detail));
+            }
+            Ok(())
+        }
+        Command::Ping => {
+            let pong = expect(client.request(&Request::Ping).await?, |r| match r {
+                Response::Pong(p) => Some(p),
+                _ => None,
+            })?;
+            if json {
+                print_json(&pong);
+            } else {
+                print!("{}", render::pong(&pong));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let (message, code) = match failure {
+                Failure::Client(err @ ClientError::NotRunning { .. }) => {
+                    (Some(err.to_string()), EXIT_UNREACHABLE)
+                }
+                Failure::Client(err @ ClientError::Connect { .. }) => {
+                    (Some(err.to_string()), EXIT_UNREACHABLE)
+                }
+                Failure::Client(ClientError::Refused(err)) | Failure::Daemon(err) => {
+                    let code = match err.kind {
+                        ErrorKind::NotFound => EXIT_NOT_FOUND,
+                        ErrorKind::Internal => EXIT_FAILURE,
+                        _ => EXIT_REFUSED,
+                    };
+                    (Some(err.message), code)
+                }
+                Failure::Client(err) => (Some(err.to_string()), EXIT_FAILURE),
+                Failure::Local(message) => (Some(message), EXIT_FAILURE),
+                Failure::JobNotSucceeded => (None, EXIT_FAILURE),
+            };
+            if let Some(message) = message {
+                eprintln!("vidvarctl: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

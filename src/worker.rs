@@ -136,7 +136,7 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, temp: &Path, cancel: &Canc
 
 fn log_if_final(job_id: JobId, state: crate::proto::JobState) {
     if state.is_final() {
-        log::info!("job {job_id}: finished, {state:?}");
+        log::info!("job {job_id}: finished, {}", state.as_str());
     }
 }
 

@@ -34,7 +34,7 @@ pub enum ProbeError {
     },
     #[error("ffprobe took longer than {}s", PROBE_TIMEOUT.as_secs())]
     Timeout,
-    #[error("not a readable media file: {0}")]
+    #[error("not a readable video file (ffprobe: {0})")]
     Unreadable(String),
     #[error("not a video: the file has no video stream")]
     NoVideo,
@@ -122,12 +122,17 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError>
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr
+        let last = stderr
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
-            .unwrap_or("ffprobe failed without a message")
-            .trim()
+            .unwrap_or("failed without a message")
+            .trim();
+        // ffprobe prefixes the URL it was given; the user knows the path.
+        let url = super::argv::file_url(path);
+        let reason = last
+            .strip_prefix(&*url.to_string_lossy())
+            .map_or(last, |rest| rest.trim_start_matches(':').trim())
             .to_string();
         return Err(ProbeError::Unreadable(reason));
     }

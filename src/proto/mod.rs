@@ -124,6 +124,18 @@ pub enum FileState {
 }
 
 impl JobState {
+    /// Lowercase name, as in `--json` output and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Partial => "partial",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether the job will change no more.
     pub fn is_final(self) -> bool {
         !matches!(self, JobState::Queued | JobState::Running)
@@ -131,6 +143,17 @@ impl JobState {
 }
 
 impl FileState {
+    /// Lowercase name, as in `--json` output and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Queued => "queued",
+            FileState::Running => "running",
+            FileState::Succeeded => "succeeded",
+            FileState::Failed => "failed",
+            FileState::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether the file (or variation) will change no more.
     pub fn is_final(self) -> bool {
         !matches!(self, FileState::Queued | FileState::Running)

@@ -141,17 +141,6 @@ pub struct Interrupted {
     pub process: Option<ProcessIdentity>,
 }
 
-fn job_state_str(s: JobState) -> &'static str {
-    match s {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Succeeded => "succeeded",
-        JobState::Partial => "partial",
-        JobState::Failed => "failed",
-        JobState::Cancelled => "cancelled",
-    }
-}
-
 fn parse_job_state(s: &str) -> Result<JobState> {
     Ok(match s {
         "queued" => JobState::Queued,
@@ -768,7 +757,7 @@ fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState>
     };
     tx.execute(
         "UPDATE jobs SET state = ?2, finished_at = strftime('%s', 'now') WHERE id = ?1",
-        params![job_id, job_state_str(settled)],
+        params![job_id, settled.as_str()],
     )?;
     Ok(settled)
 }

@@ -1,0 +1,116 @@
+//! Human-readable output of daemon answers.
+
+use std::time::{Duration, UNIX_EPOCH};
+use vidvar::proto::{JobDetail, JobSummary, OutputInfo, Pong};
+
+fn time(unix: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+        .to_string()
+}
+
+/// `status JOB`: the job, then one block per input.
+pub fn detail(d: &JobDetail) -> String {
+    let s = &d.summary;
+    let mut out = format!(
+        "job {}: {} {:.1}%\n  created {}, {} input(s) x {} variation(s), seed {}\n  output dir {}\n",
+        s.id,
+        s.state.as_str(),
+        s.progress,
+        time(s.created_at),
+        s.inputs,
+        s.variations,
+        d.seed,
+        d.output_dir.display()
+    );
+    for f in &d.files {
+        out.push_str(&format!(
+            "  {:<9} {:>5.1}%  {}/{}  {}\n",
+            f.state.as_str(),
+            f.progress,
+            f.done_variations,
+            s.variations,
+            f.path.display()
+        ));
+        if let Some(error) = &f.error {
+            for line in error.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// `list`: a header and one line per job.
+pub fn summaries(jobs: &[JobSummary]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<9}  {:>6}  {:>6}  {:>10}  {}\n",
+        "JOB", "STATE", "DONE", "INPUTS", "VARIATIONS", "CREATED"
+    );
+    for j in jobs {
+        out.push_str(&format!(
+            "{:>5}  {:<9}  {:>5.1}%  {:>6}  {:>10}  {}\n",
+            j.id,
+            j.state.as_str(),
+            j.progress,
+            j.inputs,
+            j.variations,
+            time(j.created_at)
+        ));
+    }
+    out
+}
+
+/// `outputs`: one tab-separated line per file: path, size in bytes, input,
+/// index, effects.
+pub fn outputs(list: &[OutputInfo]) -> String {
+    list.iter()
+        .map(|o| {
+            format!(
+                "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}\n",
+                o.path.display(),
+                o.size,
+                o.input.display(),
+                o.index,
+                o.effects.rotation,
+                o.effects.brightness,
+                o.effects.contrast,
+                o.effects.saturation
+            )
+        })
+        .collect()
+}
+
+/// One line of `watch`: overall progress, then each input.
+pub fn progress_line(d: &JobDetail) -> String {
+    let mut line = format!(
+        "job {}: {} {:.1}%",
+        d.summary.id,
+        d.summary.state.as_str(),
+        d.summary.progress
+    );
+    for f in &d.files {
+        let name = f
+            .path
+            .file_name()
+            .map_or_else(|| f.path.display().to_string(), |n| n.to_string_lossy().into());
+        line.push_str(&format!(
+            " | {name} {} {:.0}% ({}/{})",
+            f.state.as_str(),
+            f.progress,
+            f.done_variations,
+            d.summary.variations
+        ));
+    }
+    line
+}
+
+pub fn pong(p: &Pong) -> String {
+    format!(
+        "vidvard {} (protocol {}), up {}, {} job(s) queued or running, {} FFmpeg process(es)\n",
+        p.daemon_version,
+        p.protocol,
+        humantime::format_duration(Duration::from_secs(p.uptime_secs)),
+        p.queue_depth,
+        p.running_processes
+    )
+}
