@@ -108,10 +108,7 @@ fn print_json<T: Serialize>(value: &T) {
     );
 }
 
-fn expect<T>(
-    response: Response,
-    pick: impl FnOnce(Response) -> Option<T>,
-) -> Result<T, Failure> {
+fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Result<T, Failure> {
     match response {
         Response::Error(err) => Err(Failure::Daemon(err)),
         other => {
@@ -213,12 +210,26 @@ async fn run(args: Args) -> Result<(), Failure> {
             output_dir,
             watch: follow,
             files,
-        } => submit(&mut client, json, variations, seed, output_dir, files, follow).await,
+        } => {
+            submit(
+                &mut client,
+                json,
+                variations,
+                seed,
+                output_dir,
+                files,
+                follow,
+            )
+            .await
+        }
         Command::Status { job: Some(job) } => {
-            let detail = expect(client.request(&Request::Status { job }).await?, |r| match r {
-                Response::Job(d) => Some(d),
-                _ => None,
-            })?;
+            let detail = expect(
+                client.request(&Request::Status { job }).await?,
+                |r| match r {
+                    Response::Job(d) => Some(d),
+                    _ => None,
+                },
+            )?;
             if json {
                 print_json(&detail);
             } else {
@@ -240,10 +251,13 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Watch { job } => watch(&mut client, json, job).await,
         Command::Outputs { job } => {
-            let outputs = expect(client.request(&Request::Outputs { job }).await?, |r| match r {
-                Response::Outputs(o) => Some(o),
-                _ => None,
-            })?;
+            let outputs = expect(
+                client.request(&Request::Outputs { job }).await?,
+                |r| match r {
+                    Response::Outputs(o) => Some(o),
+                    _ => None,
+                },
+            )?;
             if json {
                 print_json(&outputs);
             } else {
@@ -252,10 +266,13 @@ async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Cancel { job } => {
-            let detail = expect(client.request(&Request::Cancel { job }).await?, |r| match r {
-                Response::Job(d) => Some(d),
-                _ => None,
-            })?;
+            let detail = expect(
+                client.request(&Request::Cancel { job }).await?,
+                |r| match r {
+                    Response::Job(d) => Some(d),
+                    _ => None,
+                },
+            )?;
             if json {
                 print_json(&detail);
             } else {

@@ -89,10 +89,10 @@ pub fn progress_line(d: &JobDetail) -> String {
         d.summary.progress
     );
     for f in &d.files {
-        let name = f
-            .path
-            .file_name()
-            .map_or_else(|| f.path.display().to_string(), |n| n.to_string_lossy().into());
+        let name = f.path.file_name().map_or_else(
+            || f.path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
         line.push_str(&format!(
             " | {name} {} {:.0}% ({}/{})",
             f.state.as_str(),

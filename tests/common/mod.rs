@@ -1,0 +1,277 @@
+//! Harness for the integration tests: a real `vidvard` on a temp socket and
+//! state dir, the real `vidvarctl`, inputs made by FFmpeg's lavfi sources.
+//! Waits poll with a deadline; the daemon is killed when its guard drops.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
+pub const VIDVARCTL: &str = env!("CARGO_BIN_EXE_vidvarctl");
+
+/// Poll `check` every 50 ms until it returns `Some`, or panic after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A temp directory with a daemon's socket, state dir and pidfile paths.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("vidvar-test")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.path("run/vidvard.sock")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.path("run/vidvard.pid")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+    pub fn out_dir(&self) -> PathBuf {
+        let dir = self.path("out");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Start `vidvard --foreground` with extra flags and wait until it answers.
+    pub fn start(&self, extra: &[&str]) -> Daemon {
+        let log = std::fs::File::create(self.path("vidvard.log")).unwrap();
+        let child = Command::new(VIDVARD)
+            .arg("--foreground")
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--pidfile")
+            .arg(self.pidfile())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut daemon = Daemon {
+            child: Some(child),
+            log: self.path("vidvard.log"),
+        };
+        wait_for("vidvard to answer ping", Duration::from_secs(20), || {
+            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vidvard exited with {status}: {}", daemon.log());
+            }
+            self.ctl(&["ping"]).status.success().then_some(())
+        });
+        daemon
+    }
+
+    /// Run vidvarctl against this environment's socket.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(VIDVARCTL)
+            .env("VIDVAR_SOCKET", self.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Run vidvarctl and expect success; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "vidvarctl {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `vidvarctl --json ARGS` parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "vidvarctl {all:?} printed no JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Submit and return the job id.
+    pub fn submit(&self, args: &[&str]) -> i64 {
+        self.ctl_ok(&[&["submit"], args].concat())
+            .trim()
+            .parse()
+            .expect("submit prints the job id")
+    }
+
+    /// The job's detail as JSON.
+    pub fn status(&self, job: i64) -> serde_json::Value {
+        self.json(&["status", &job.to_string()])
+    }
+
+    /// Wait until the job's state satisfies `pred`; returns the detail.
+    pub fn wait_job(
+        &self,
+        job: i64,
+        limit: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        wait_for(&format!("job {job}"), limit, || {
+            let detail = self.status(job);
+            pred(&detail).then_some(detail)
+        })
+    }
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Send a signal and wait for the exit; returns the status and the time
+    /// the exit took.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        limit: Duration,
+    ) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+        let mut child = self.child.take().unwrap();
+        let status = wait_for("vidvard to exit", limit, || child.try_wait().unwrap());
+        (status, started.elapsed())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Make a test video with FFmpeg's lavfi sources: `testsrc2` picture of
+/// `size` (WxH) for `seconds`, plus a `sine` audio track when `audio`.
+pub fn make_video(path: &Path, seconds: f64, size: &str, audio: bool) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+    ])
+    .arg(format!("testsrc2=size={size}:rate=25:duration={seconds}"));
+    if audio {
+        cmd.args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "sine=frequency=440:sample_rate=44100:duration={seconds}"
+            ))
+            .args(["-c:a", "aac"]);
+    }
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ])
+    .arg(path);
+    let out = cmd.output().expect("ffmpeg is installed");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ffprobe facts of a file: (has a video stream, has audio, duration in s).
+pub fn probe(path: &Path) -> (bool, bool, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    let has = |t: &str| streams.iter().any(|s| s["codec_type"] == t);
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (has("video"), has("audio"), duration)
+}
+
+/// Pids of live (non-zombie) processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let state = stat[stat.rfind(')')? + 2..].chars().next()?;
+            (state != 'Z' && String::from_utf8_lossy(&cmdline).contains(needle)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Names in `dir`.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,302 @@
+//! The main job end to end: real vidvard, vidvarctl, FFmpeg and SQLite.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::time::Duration;
+
+const JOB_LIMIT: Duration = Duration::from_secs(120);
+
+fn str_of(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap()
+}
+
+#[test]
+fn submit_watch_outputs_gives_verified_distinct_variations() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let with_audio = env.path("with audio.mp4");
+    let silent = env.path("silent.mp4");
+    make_video(&with_audio, 2.0, "320x240", true);
+    make_video(&silent, 2.0, "321x241", false);
+    let out_dir = env.out_dir();
+
+    let out = env.ctl(&[
+        "submit",
+        "-n",
+        "3",
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--watch",
+        with_audio.to_str().unwrap(),
+        silent.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "watch failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("succeeded"), "{stdout}");
+
+    let outputs = env.json(&["outputs", "1"]);
+    let outputs = outputs.as_array().unwrap();
+    assert_eq!(outputs.len(), 6);
+    let mut contents = HashSet::new();
+    let mut effects = HashSet::new();
+    for o in outputs {
+        let path = std::path::Path::new(str_of(&o["path"]));
+        let input = str_of(&o["input"]);
+        let index = o["index"].as_u64().unwrap();
+        let stem = if input.ends_with("with audio.mp4") {
+            "with audio"
+        } else {
+            "silent"
+        };
+        assert_eq!(path, out_dir.join(format!("{stem}_v{index:02}.mp4")));
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(bytes.len() as u64, o["size"].as_u64().unwrap());
+        assert!(
+            contents.insert(bytes),
+            "{} duplicates another output",
+            path.display()
+        );
+        let (video, audio, duration) = probe(path);
+        assert!(video);
+        assert_eq!(
+            audio,
+            stem == "with audio",
+            "audio kept only when the input has it"
+        );
+        assert!(
+            (duration - 2.0).abs() <= 0.1,
+            "{} lasts {duration}s",
+            path.display()
+        );
+        let e = &o["effects"];
+        let r = e["rotation"].as_f64().unwrap();
+        let b = e["brightness"].as_f64().unwrap();
+        let c = e["contrast"].as_f64().unwrap();
+        let s = e["saturation"].as_f64().unwrap();
+        assert!((0.001..=0.01).contains(&r), "rotation {r}");
+        assert!((-0.05..=0.05).contains(&b), "brightness {b}");
+        assert!((0.95..=1.05).contains(&c), "contrast {c}");
+        assert!((0.95..=1.05).contains(&s), "saturation {s}");
+        effects.insert((
+            input.to_string(),
+            r.to_bits(),
+            b.to_bits(),
+            c.to_bits(),
+            s.to_bits(),
+        ));
+    }
+    assert_eq!(effects.len(), 6, "effect sets are distinct per input");
+    // Nothing but the six outputs: no temporary files left behind.
+    assert_eq!(names(&out_dir).len(), 6, "{:?}", names(&out_dir));
+
+    let detail = env.status(1);
+    assert_eq!(detail["summary"]["state"], "succeeded");
+    assert_eq!(detail["summary"]["progress"].as_f64(), Some(100.0));
+    for f in detail["files"].as_array().unwrap() {
+        assert_eq!(f["state"], "succeeded");
+        assert_eq!(f["done_variations"], 3);
+        assert_eq!(f["progress"].as_f64(), Some(100.0));
+    }
+
+    // The text output lists one line per output: path, size, input, index.
+    let text = env.ctl_ok(&["outputs", "1"]);
+    assert_eq!(text.lines().count(), 6);
+    let first: Vec<&str> = text.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first[0], str_of(&outputs[0]["path"]));
+    assert_eq!(first[1], outputs[0]["size"].to_string());
+}
+
+#[test]
+fn bad_input_beside_a_good_one_makes_the_job_partial() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let good = env.path("good.mp4");
+    make_video(&good, 1.0, "160x120", false);
+    let bad = env.path("notes.mp4");
+    std::fs::write(&bad, "this is a text file, not a video\n").unwrap();
+    let out_dir = env.out_dir();
+
+    let job = env.submit(&[
+        "-n",
+        "2",
+        "-o",
+        out_dir.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    let watch = env.ctl(&["watch", &job.to_string()]);
+    assert!(!watch.status.success(), "watch of a partial job must fail");
+
+    let detail = env.status(job);
+    assert_eq!(detail["summary"]["state"], "partial");
+    let files = detail["files"].as_array().unwrap();
+    assert_eq!(files[0]["state"], "failed");
+    let error = str_of(&files[0]["error"]);
+    assert!(error.contains("not a readable video"), "{error}");
+    assert_eq!(files[1]["state"], "succeeded");
+    assert_eq!(files[1]["done_variations"], 2);
+    assert_eq!(names(&out_dir), ["good_v01.mp4", "good_v02.mp4"]);
+}
+
+#[test]
+fn missing_input_is_refused_at_submit() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let missing = env.path("nope.mp4");
+    let out = env.ctl(&["submit", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nope.mp4") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+    assert_eq!(env.json(&["list"]), serde_json::json!([]));
+
+    let out = env.ctl(&["submit", "-n", "0", "/etc/hostname"]);
+    assert_eq!(out.status.code(), Some(5), "zero variations are refused");
+}
+
+#[test]
+fn cancel_mid_encode_stops_ffmpeg_and_removes_temp_files() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "2"]);
+    let long = env.path("long.mp4");
+    make_video(&long, 40.0, "640x360", true);
+    let out_dir = env.out_dir();
+    let job = env.submit(&[
+        "-n",
+        "3",
+        "-o",
+        out_dir.to_str().unwrap(),
+        long.to_str().unwrap(),
+    ]);
+    env.wait_job(job, JOB_LIMIT, |d| {
+        d["files"][0]["progress"].as_f64().unwrap() > 0.0
+    });
+    assert!(
+        !processes_mentioning(out_dir.to_str().unwrap()).is_empty(),
+        "FFmpeg runs"
+    );
+
+    let cancelled = env.json(&["cancel", &job.to_string()]);
+    assert_eq!(cancelled["summary"]["state"], "cancelled");
+    assert_eq!(cancelled["files"][0]["state"], "cancelled");
+    // cancel answers once the processes are gone and their files removed.
+    assert_eq!(
+        processes_mentioning(out_dir.to_str().unwrap()),
+        Vec::<i32>::new()
+    );
+    assert_eq!(names(&out_dir), Vec::<String>::new());
+    assert_eq!(
+        env.json(&["outputs", &job.to_string()]),
+        serde_json::json!([])
+    );
+    // Cancelling again changes nothing; an unknown job is "not found".
+    assert_eq!(env.status(job)["summary"]["state"], "cancelled");
+    assert_eq!(env.ctl(&["cancel", "999"]).status.code(), Some(4));
+}
+
+#[test]
+fn same_seed_reproduces_effects_and_never_overwrites() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let out_dir = env.out_dir();
+    let args = [
+        "-n",
+        "2",
+        "--seed",
+        "42",
+        "-o",
+        out_dir.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ];
+    let first = env.submit(&args);
+    env.ctl_ok(&["watch", &first.to_string()]);
+    let before: Vec<_> = names(&out_dir)
+        .iter()
+        .map(|n| {
+            std::fs::metadata(out_dir.join(n))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .collect();
+    let second = env.submit(&args);
+    env.ctl_ok(&["watch", &second.to_string()]);
+    assert!(second > first, "job ids increase");
+
+    let a = env.json(&["outputs", &first.to_string()]);
+    let b = env.json(&["outputs", &second.to_string()]);
+    for i in 0..2 {
+        assert_eq!(a[i]["effects"], b[i]["effects"], "same seed, same effects");
+    }
+    assert_eq!(
+        names(&out_dir),
+        [
+            "clip_v01.mp4",
+            "clip_v02.mp4",
+            "clip_v03.mp4",
+            "clip_v04.mp4"
+        ]
+    );
+    let after: Vec<_> = ["clip_v01.mp4", "clip_v02.mp4"]
+        .iter()
+        .map(|n| {
+            std::fs::metadata(out_dir.join(n))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(before, after, "existing outputs untouched");
+    assert_eq!(env.status(second)["seed"], 42);
+}
+
+#[test]
+fn json_documents_parse_and_ping_reports_the_daemon() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let pong = env.json(&["ping"]);
+    assert_eq!(pong["daemon_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(pong["queue_depth"], 0);
+    assert_eq!(env.json(&["list"]), serde_json::json!([]));
+    let input = env.path("a.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let submitted = env.json(&[
+        "submit",
+        "-n",
+        "1",
+        "-o",
+        env.out_dir().to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(submitted["job"], 1);
+    let done = env.json(&["watch", "1"]);
+    assert_eq!(done["summary"]["state"], "succeeded");
+    let list = env.json(&["list"]);
+    assert_eq!(list[0]["id"], 1);
+    assert_eq!(list[0]["state"], "succeeded");
+    let not_found = env.ctl(&["--json", "status", "7"]);
+    assert_eq!(not_found.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&not_found.stderr).contains("no such job: 7"));
+}
+
+#[test]
+fn client_without_a_daemon_explains_how_to_start_it() {
+    let env = Env::new();
+    let out = env.ctl(&["ping"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not running") && stderr.contains("vidvard"),
+        "{stderr}"
+    );
+}
