@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Set up what is missing, build vidvar, start a private vidvard, turn one
+# video into variations and list them.
+#
+#   packaging/quickstart.sh [VIDEO] [-n N]
+#
+# VIDEO defaults to a 10 s clip made with FFmpeg's test sources. Outputs go
+# to ./vidvar-quickstart/; the daemon runs from a temporary directory and
+# is stopped (SIGTERM) when the script ends.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+video=""
+variations=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) variations="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) video="$1"; shift ;;
+  esac
+done
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  echo "== installing FFmpeg from the system packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+echo "== building vidvar (release)"
+cargo build --release --locked --quiet
+bin="$PWD/target/release"
+
+work=$(mktemp -d -t vidvar-quickstart.XXXXXX)
+out="$PWD/vidvar-quickstart"
+mkdir -p "$out"
+export VIDVAR_SOCKET="$work/vidvard.sock"
+
+"$bin/vidvard" --foreground --socket "$VIDVAR_SOCKET" --state-dir "$work/state" \
+  --pidfile "$work/vidvard.pid" 2>"$work/vidvard.log" &
+daemon=$!
+stop() {
+  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop EXIT
+
+for _ in $(seq 1 100); do
+  "$bin/vidvarctl" ping >/dev/null 2>&1 && break
+  kill -0 "$daemon" 2>/dev/null || { cat "$work/vidvard.log" >&2; exit 1; }
+  sleep 0.1
+done
+"$bin/vidvarctl" ping
+
+if [ -z "$video" ]; then
+  video="$work/testsrc.mp4"
+  echo "== making a 10 s test video with FFmpeg's lavfi sources"
+  ffmpeg -hide_banner -loglevel error -nostdin -y \
+    -f lavfi -i testsrc2=size=1280x720:rate=30:duration=10 \
+    -f lavfi -i sine=frequency=440:duration=10 \
+    -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac "$video"
+fi
+
+echo "== submitting $video ($variations variations)"
+job=$("$bin/vidvarctl" submit -n "$variations" -o "$out" "$video")
+status=0
+"$bin/vidvarctl" watch "$job" || status=$?
+echo "== outputs of job $job (path, bytes, input, index, effects)"
+"$bin/vidvarctl" outputs "$job"
+exit "$status"
