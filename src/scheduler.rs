@@ -405,7 +405,13 @@ impl Scheduler {
                     let this = Arc::clone(self);
                     self.tasks.spawn(async move {
                         worker::encode(&this, &work, &temp, &cancel).await;
-                        this.live().running.remove(&work.variation_id);
+                        {
+                            let mut live = this.live();
+                            live.running.remove(&work.variation_id);
+                            if !live.running.values().any(|r| r.file_id == work.file_id) {
+                                live.last_flush.remove(&work.file_id);
+                            }
+                        }
                         this.ended.notify_waiters();
                         this.wake.notify_one();
                         this.notify_change();
@@ -451,11 +457,6 @@ impl Scheduler {
             }
         }
         self.notify_change();
-    }
-
-    /// Forget a finished file's flush timer.
-    pub(crate) fn forget_file(&self, file_id: i64) {
-        self.live().last_flush.remove(&file_id);
     }
 }
 

@@ -127,11 +127,6 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, temp: &Path, cancel: &Canc
         Ok(state) => log_if_final(work.job_id, state),
         Err(err) => log::error!("job {}: cannot record outcome: {err}", work.job_id),
     }
-    if let Ok((done, total)) = s.store().file_progress_base(work.file_id) {
-        if done == total {
-            s.forget_file(work.file_id);
-        }
-    }
 }
 
 fn log_if_final(job_id: JobId, state: crate::proto::JobState) {
