@@ -82,6 +82,9 @@ enum Command {
     List,
     /// Cancel a job: stop its FFmpeg processes and drop queued work
     Cancel { job: JobId },
+    /// Re-queue the variations of a failed, partial, cancelled or
+    /// interrupted job that did not succeed; verified outputs are kept
+    Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
 }
@@ -199,10 +202,35 @@ async fn watch(client: &mut Client, json: bool, job: JobId) -> Result<(), Failur
     }
 }
 
+/// Send one request, then print its answer as JSON or as `render` makes it.
+async fn show<T: Serialize>(
+    client: &mut Client,
+    json: bool,
+    request: Request,
+    pick: impl FnOnce(Response) -> Option<T>,
+    render: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    let answer = expect(client.request(&request).await?, pick)?;
+    if json {
+        print_json(&answer);
+    } else {
+        print!("{}", render(&answer));
+    }
+    Ok(())
+}
+
+fn job_detail(r: Response) -> Option<JobDetail> {
+    match r {
+        Response::Job(d) => Some(d),
+        _ => None,
+    }
+}
+
 async fn run(args: Args) -> Result<(), Failure> {
     let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
     let mut client = Client::connect(&socket).await?;
     let json = args.json;
+    let c = &mut client;
     match args.command {
         Command::Submit {
             variations,
@@ -210,87 +238,40 @@ async fn run(args: Args) -> Result<(), Failure> {
             output_dir,
             watch: follow,
             files,
-        } => {
-            submit(
-                &mut client,
-                json,
-                variations,
-                seed,
-                output_dir,
-                files,
-                follow,
-            )
-            .await
-        }
+        } => submit(c, json, variations, seed, output_dir, files, follow).await,
+        Command::Watch { job } => watch(c, json, job).await,
         Command::Status { job: Some(job) } => {
-            let detail = expect(
-                client.request(&Request::Status { job }).await?,
-                |r| match r {
-                    Response::Job(d) => Some(d),
-                    _ => None,
-                },
-            )?;
-            if json {
-                print_json(&detail);
-            } else {
-                print!("{}", render::detail(&detail));
-            }
-            Ok(())
-        }
-        Command::Status { job: None } | Command::List => {
-            let jobs = expect(client.request(&Request::List).await?, |r| match r {
-                Response::Jobs(j) => Some(j),
-                _ => None,
-            })?;
-            if json {
-                print_json(&jobs);
-            } else {
-                print!("{}", render::summaries(&jobs));
-            }
-            Ok(())
-        }
-        Command::Watch { job } => watch(&mut client, json, job).await,
-        Command::Outputs { job } => {
-            let outputs = expect(
-                client.request(&Request::Outputs { job }).await?,
-                |r| match r {
-                    Response::Outputs(o) => Some(o),
-                    _ => None,
-                },
-            )?;
-            if json {
-                print_json(&outputs);
-            } else {
-                print!("{}", render::outputs(&outputs));
-            }
-            Ok(())
+            show(c, json, Request::Status { job }, job_detail, render::detail).await
         }
         Command::Cancel { job } => {
-            let detail = expect(
-                client.request(&Request::Cancel { job }).await?,
-                |r| match r {
-                    Response::Job(d) => Some(d),
-                    _ => None,
-                },
-            )?;
-            if json {
-                print_json(&detail);
-            } else {
-                print!("{}", render::detail(&detail));
-            }
-            Ok(())
+            show(c, json, Request::Cancel { job }, job_detail, render::detail).await
+        }
+        Command::Retry { job } => {
+            show(c, json, Request::Retry { job }, job_detail, render::detail).await
+        }
+        Command::Status { job: None } | Command::List => {
+            let pick = |r| match r {
+                Response::Jobs(j) => Some(j),
+                _ => None,
+            };
+            show(c, json, Request::List, pick, |j| render::summaries(j)).await
+        }
+        Command::Outputs { job } => {
+            let pick = |r| match r {
+                Response::Outputs(o) => Some(o),
+                _ => None,
+            };
+            show(c, json, Request::Outputs { job }, pick, |o| {
+                render::outputs(o)
+            })
+            .await
         }
         Command::Ping => {
-            let pong = expect(client.request(&Request::Ping).await?, |r| match r {
+            let pick = |r| match r {
                 Response::Pong(p) => Some(p),
                 _ => None,
-            })?;
-            if json {
-                print_json(&pong);
-            } else {
-                print!("{}", render::pong(&pong));
-            }
-            Ok(())
+            };
+            show(c, json, Request::Ping, pick, render::pong).await
         }
     }
 }

@@ -15,7 +15,9 @@
 //! - [`worker`]: one slot's work: probe, encode, verify, publish.
 //! - [`recovery`]: cleanup after an unclean stop.
 //! - [`server`]: accept loop and request dispatch.
-//! - [`daemon`]: pidfile, socket, startup and orderly stop.
+//! - [`daemon`]: pidfile, socket, startup and orderly stop;
+//!   [`readiness`] reports the outcome of a start, [`logging`] picks stderr
+//!   or syslog.
 //! - [`config`], [`paths`], [`process`]: settings, default locations,
 //!   process identity from /proc.
 
@@ -23,9 +25,11 @@ pub mod config;
 pub mod daemon;
 pub mod effects;
 pub mod ffmpeg;
+pub mod logging;
 pub mod paths;
 pub mod process;
 pub mod proto;
+pub mod readiness;
 pub mod recovery;
 pub mod scheduler;
 pub mod server;

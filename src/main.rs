@@ -1,21 +1,26 @@
-//! `vidvard`: the vidvar daemon. Parses flags, takes the pidfile, then
-//! builds the tokio runtime (no thread exists before that point) and runs
-//! [`vidvar::daemon::run`] until SIGTERM or SIGINT.
+//! `vidvard`: the vidvar daemon. Parses flags, daemonizes unless
+//! `--foreground` (fork before any thread exists; the launcher waits on a
+//! readiness pipe and exits with the real outcome), takes the pidfile, then
+//! builds the tokio runtime and runs [`vidvar::daemon::run`] until SIGTERM
+//! or SIGINT.
 
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 use vidvar::config::{self, Config};
 use vidvar::daemon::{self, Pidfile};
-use vidvar::paths;
+use vidvar::readiness::{self, Notifier};
+use vidvar::{logging, paths};
 
 /// Turn videos into distinct-looking variations with FFmpeg, from a
 /// durable job queue. Clients (vidvarctl) talk to it over a Unix socket.
 #[derive(Parser, Debug)]
 #[command(name = "vidvard", version, about, long_about = None)]
 struct Args {
-    /// Stay in the foreground and log to stderr (the only mode for now).
+    /// Stay in the foreground and log to stderr instead of forking and
+    /// logging to syslog. Use this under systemd (Type=notify).
     #[arg(long)]
     foreground: bool,
 
@@ -95,23 +100,108 @@ async fn shutdown_signal() {
         _ = term.recv() => log::info!("SIGTERM received"),
         _ = int.recv() => log::info!("SIGINT received"),
     }
+    readiness::stopping();
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    env_logger::Builder::new()
-        .filter_level(args.log_level)
-        .format_target(false)
-        .init();
-    let config = config_of(&args)?;
-    let mut pidfile = Pidfile::acquire(&config.pidfile)?;
-    pidfile.write_pid()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vidvard")
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(config, || {}, shutdown_signal()))?;
+/// Everything after the fork: pidfile, runtime, the daemon itself. Errors
+/// before readiness go to the launcher through `notifier`.
+fn serve(config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
+    let started = (|| -> anyhow::Result<_> {
+        let mut pidfile = Pidfile::acquire(&config.pidfile)?;
+        pidfile.write_pid()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vidvard")
+            .build()
+            .context("cannot start the async runtime")?;
+        Ok((pidfile, runtime))
+    })();
+    let (pidfile, runtime) = match started {
+        Ok(started) => started,
+        Err(err) => {
+            notifier.failed(&format!("{err:#}"));
+            return Err(err);
+        }
+    };
+    let failed = std::cell::RefCell::new(Some(notifier));
+    let result = runtime.block_on(daemon::run(
+        config,
+        || {
+            if let Some(mut n) = failed.borrow_mut().take() {
+                n.ready();
+            }
+        },
+        shutdown_signal(),
+    ));
+    if let (Err(err), Some(mut notifier)) = (&result, failed.borrow_mut().take()) {
+        notifier.failed(&err.to_string());
+    }
+    drop(runtime);
     drop(pidfile);
-    Ok(())
+    Ok(result?)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match config_of(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("vidvard: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.foreground {
+        if let Err(err) = logging::init(true, args.log_level) {
+            eprintln!("vidvard: {err}");
+        }
+        return match serve(config, Notifier::new(None)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("{err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // Fork before any thread exists; the launcher waits on the pipe.
+    let (reader, writer) = match std::io::pipe() {
+        Ok(pipe) => pipe,
+        Err(err) => {
+            eprintln!("vidvard: cannot create the readiness pipe: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match daemonize::Daemonize::new().umask(0o022).execute() {
+        daemonize::Outcome::Parent(Err(err)) => {
+            eprintln!("vidvard: cannot daemonize: {err}");
+            ExitCode::FAILURE
+        }
+        daemonize::Outcome::Parent(Ok(_)) => {
+            drop(writer);
+            match readiness::wait(reader) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("vidvard: {reason}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        daemonize::Outcome::Child(Err(err)) => {
+            Notifier::new(Some(writer)).failed(&format!("cannot daemonize: {err}"));
+            ExitCode::FAILURE
+        }
+        daemonize::Outcome::Child(Ok(_)) => {
+            drop(reader);
+            if let Err(err) = logging::init(false, args.log_level) {
+                // Not fatal: the daemon runs, unlogged.
+                eprintln!("vidvard: {err}");
+            }
+            match serve(config, Notifier::new(Some(writer))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    log::error!("{err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -321,6 +321,30 @@ impl Scheduler {
         self.detail(job)
     }
 
+    /// Re-queue what did not succeed in a failed, partial or cancelled job.
+    ///
+    /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
+    /// is still queued or running, or that succeeded.
+    pub fn retry(&self, job: JobId) -> Result<JobDetail, ApiError> {
+        if self.is_stopping() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let (before, requeued) = self
+            .store()
+            .retry_job(job)?
+            .ok_or(ApiError::NotFound(job))?;
+        if requeued == 0 {
+            return Err(ApiError::Invalid(format!(
+                "job {job} is {}: nothing to retry",
+                before.as_str()
+            )));
+        }
+        log::info!("job {job}: retrying {requeued} variation(s)");
+        self.wake.notify_one();
+        self.notify_change();
+        self.detail(job)
+    }
+
     /// The dispatch loop: start work while slots are free, until shutdown.
     /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
     /// grace period), wait for the workers, and mark unfinished work

@@ -106,6 +106,7 @@ async fn respond(scheduler: &Scheduler, request: Request) -> Response {
         Request::List => scheduler.list().map(Response::Jobs),
         Request::Outputs { job } => scheduler.outputs(job).map(Response::Outputs),
         Request::Cancel { job } => scheduler.cancel(job).await.map(Response::Job),
+        Request::Retry { job } => scheduler.retry(job).map(Response::Job),
         Request::Ping => scheduler.pong().map(Response::Pong),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };

@@ -189,6 +189,7 @@ mod tests {
             Request::Watch { job: 2 },
             Request::Outputs { job: 3 },
             Request::Cancel { job: 4 },
+            Request::Retry { job: 5 },
             Request::Ping,
         ] {
             round_trip(req);

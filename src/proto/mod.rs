@@ -66,6 +66,9 @@ pub enum Request {
     /// Stop a job: queued work is dropped, running FFmpeg processes are
     /// stopped and their temporary files removed. Answer: [`Response::Job`].
     Cancel { job: JobId },
+    /// Re-queue the variations of a failed, partial or cancelled job that
+    /// did not succeed; verified outputs are kept. Answer: [`Response::Job`].
+    Retry { job: JobId },
     /// Daemon liveness and load. Answer: [`Response::Pong`].
     Ping,
 }

@@ -606,6 +606,45 @@ impl Store {
         Ok(Some(before))
     }
 
+    /// Re-queue what did not succeed in a final job: its failed and
+    /// cancelled variations become queued again with their stored effects,
+    /// their files are probed anew, verified outputs are kept. Returns the
+    /// job's state before and the number of variations re-queued, or `None`
+    /// if there is no such job. Jobs not final, or succeeded, are left as is
+    /// (0 re-queued).
+    pub fn retry_job(&mut self, job_id: JobId) -> Result<Option<(JobState, u64)>> {
+        let tx = self.conn.transaction()?;
+        let Some(before) = tx
+            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let before = parse_job_state(&before)?;
+        if !before.is_final() || before == JobState::Succeeded {
+            return Ok(Some((before, 0)));
+        }
+        let requeued = tx.execute(
+            "UPDATE variations SET state = 'queued', error = NULL
+             WHERE state IN ('failed', 'cancelled')
+               AND file_id IN (SELECT id FROM files WHERE job_id = ?1)",
+            [job_id],
+        )?;
+        tx.execute(
+            "UPDATE files SET state = 'queued', probed = 0, error = NULL
+             WHERE job_id = ?1 AND id IN (SELECT file_id FROM variations WHERE state = 'queued')",
+            [job_id],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'queued', finished_at = NULL WHERE id = ?1",
+            [job_id],
+        )?;
+        tx.commit()?;
+        Ok(Some((before, requeued as u64)))
+    }
+
     /// Variations left running by a previous daemon run.
     pub fn interrupted(&self) -> Result<Vec<Interrupted>> {
         let mut stmt = self.conn.prepare(

@@ -1,0 +1,82 @@
+//! Telling whoever started the daemon that it is ready, or why it is not.
+//!
+//! Daemonized, the launching process waits on a pipe (daemonize's own
+//! parent always exits 0, so it cannot carry the outcome): the daemon writes
+//! `READY` or `ERROR <reason>` and closes it; the launcher exits 0 or prints
+//! the reason and exits 1. A pipe closed with nothing written means the
+//! daemon died during startup. Under systemd (`NOTIFY_SOCKET` set) the
+//! daemon also sends `READY=1` and, at shutdown, `STOPPING=1`
+//! (sd_notify(3)).
+
+use std::io::{PipeReader, PipeWriter, Read, Write};
+
+/// The daemon's side.
+pub struct Notifier {
+    pipe: Option<PipeWriter>,
+}
+
+impl Notifier {
+    /// `pipe`: the write end of the readiness pipe, when daemonized.
+    pub fn new(pipe: Option<PipeWriter>) -> Notifier {
+        Notifier { pipe }
+    }
+
+    /// Report success to the launcher and to systemd.
+    pub fn ready(&mut self) {
+        self.send("READY");
+        if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            log::warn!("cannot notify systemd: {err}");
+        }
+    }
+
+    /// Report a startup failure to the launcher.
+    pub fn failed(&mut self, reason: &str) {
+        self.send(&format!("ERROR {reason}"));
+    }
+
+    fn send(&mut self, message: &str) {
+        if let Some(mut pipe) = self.pipe.take() {
+            // The launcher may be gone (killed); nothing to do then.
+            let _ = pipe.write_all(message.as_bytes());
+        }
+    }
+}
+
+/// Tell systemd the daemon is stopping.
+pub fn stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+/// The launcher's side: wait until the daemon reports. `Ok(())` when it is
+/// ready; `Err(reason)` otherwise.
+pub fn wait(mut pipe: PipeReader) -> Result<(), String> {
+    let mut message = String::new();
+    if let Err(err) = pipe.read_to_string(&mut message) {
+        return Err(format!("cannot read the daemon's startup report: {err}"));
+    }
+    match message.split_once(' ').unwrap_or((&message, "")) {
+        ("READY", _) => Ok(()),
+        ("ERROR", reason) => Err(reason.to_string()),
+        _ => Err("the daemon exited during startup (see the system log)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_error_and_silence_are_told_apart() {
+        let (r, w) = std::io::pipe().unwrap();
+        Notifier::new(Some(w)).ready();
+        assert_eq!(wait(r), Ok(()));
+
+        let (r, w) = std::io::pipe().unwrap();
+        Notifier::new(Some(w)).failed("already running (pid 7)");
+        assert_eq!(wait(r), Err("already running (pid 7)".into()));
+
+        let (r, w) = std::io::pipe().unwrap();
+        drop(w);
+        assert!(wait(r).unwrap_err().contains("exited during startup"));
+    }
+}

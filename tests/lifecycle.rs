@@ -1,0 +1,264 @@
+//! Daemon lifecycle: daemonizing start, pidfile, crash recovery, SIGTERM,
+//! retry. Real vidvard, vidvarctl, FFmpeg and SQLite.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Submit a job long enough to be caught mid-encode and wait until FFmpeg
+/// reports progress. Returns the job id.
+fn start_long_job(env: &Env, variations: &str) -> i64 {
+    let input = env.path("long.mp4");
+    make_video(&input, 40.0, "640x360", true);
+    let out = env.out_dir();
+    let job = env.submit(&[
+        "-n",
+        variations,
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    env.wait_job(job, LIMIT, |d| {
+        d["files"][0]["progress"].as_f64().unwrap() > 0.0
+    });
+    job
+}
+
+fn assert_interrupted(env: &Env, job: i64) {
+    let detail = env.status(job);
+    assert_eq!(detail["summary"]["state"], "failed", "{detail}");
+    let error = detail["files"][0]["error"].as_str().unwrap();
+    assert!(error.contains("interrupted: daemon restarted"), "{error}");
+}
+
+fn temp_files(env: &Env) -> Vec<String> {
+    names(&env.out_dir())
+        .into_iter()
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+#[test]
+fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
+    let env = Env::new();
+    let mut daemon = env.start(&["--max-parallel", "2"]);
+    let job = start_long_job(&env, "2");
+    let out = env.out_dir();
+    assert!(
+        !temp_files(&env).is_empty(),
+        "encodes write temporary files"
+    );
+    daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
+    assert!(
+        env.pidfile().exists() && env.socket().exists(),
+        "a crash leaves both behind"
+    );
+
+    let _daemon = env.start(&["--max-parallel", "2"]);
+    assert_interrupted(&env, job);
+    assert_eq!(
+        processes_mentioning(out.to_str().unwrap()),
+        Vec::<i32>::new()
+    );
+    assert_eq!(temp_files(&env), Vec::<String>::new());
+
+    let retried = env.json(&["retry", &job.to_string()]);
+    assert_eq!(retried["summary"]["state"], "queued");
+    let watch = env.ctl(&["watch", &job.to_string()]);
+    assert!(
+        watch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watch.stdout)
+    );
+    let outputs = env.json(&["outputs", &job.to_string()]);
+    assert_eq!(outputs.as_array().unwrap().len(), 2);
+    assert_eq!(names(&out), ["long_v01.mp4", "long_v02.mp4"]);
+    // A succeeded job has nothing to retry.
+    assert_eq!(env.ctl(&["retry", &job.to_string()]).status.code(), Some(5));
+}
+
+#[test]
+fn sigterm_mid_encode_stops_within_the_grace_bound() {
+    let env = Env::new();
+    let mut daemon = env.start(&["--max-parallel", "2", "--grace-period", "2"]);
+    let job = start_long_job(&env, "3");
+    let (status, took) = daemon.signal_and_wait(Signal::SIGTERM, LIMIT);
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}");
+    assert_eq!(
+        processes_mentioning(env.out_dir().to_str().unwrap()),
+        Vec::<i32>::new()
+    );
+    assert_eq!(temp_files(&env), Vec::<String>::new());
+    assert!(!env.socket().exists(), "socket removed");
+    assert!(!env.pidfile().exists(), "pidfile removed");
+    assert!(daemon.log().contains("SIGTERM"), "{}", daemon.log());
+
+    let _daemon = env.start(&[]);
+    assert_interrupted(&env, job);
+}
+
+#[test]
+fn second_instance_is_refused_with_the_running_pid() {
+    let env = Env::new();
+    let daemon = env.start(&[]);
+    let out = Command::new(VIDVARD)
+        .args(["--foreground", "--socket"])
+        .arg(env.path("other.sock"))
+        .arg("--state-dir")
+        .arg(env.path("other-state"))
+        .arg("--pidfile")
+        .arg(env.pidfile())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("already running (pid {})", daemon.pid())),
+        "{stderr}"
+    );
+    // The running daemon is untouched.
+    env.ctl_ok(&["ping"]);
+}
+
+/// Kills the daemonized vidvard named in the pidfile when dropped.
+struct PidfileGuard(std::path::PathBuf);
+
+impl Drop for PidfileGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            if let Ok(pid) = pid.trim().parse() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn daemonized(env: &Env, socket: &std::path::Path) -> std::process::Output {
+    Command::new(VIDVARD)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .arg("--pidfile")
+        .arg(env.pidfile())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn daemonizing_start_returns_when_ready_and_reports_failures() {
+    let env = Env::new();
+    let _guard = PidfileGuard(env.pidfile());
+    let out = daemonized(&env, &env.socket());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Ready means answering, with no waiting.
+    env.ctl_ok(&["ping"]);
+    let pid: i32 = std::fs::read_to_string(env.pidfile())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(pid, 0);
+
+    let again = daemonized(&env, &env.path("second.sock"));
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains(&format!("already running (pid {pid})")),
+        "{stderr}"
+    );
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    wait_for("the daemon to remove its pidfile", LIMIT, || {
+        (!env.pidfile().exists()).then_some(())
+    });
+
+    // A socket path that cannot be bound (longer than sun_path) fails the
+    // start with the reason, on the launcher's stderr.
+    let long = env.path(&"s".repeat(120));
+    let failed = daemonized(&env, &long);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
+
+#[test]
+fn stale_pidfile_and_socket_from_a_crash_do_not_block_a_start() {
+    let env = Env::new();
+    let mut daemon = env.start(&[]);
+    daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
+    assert!(env.pidfile().exists() && env.socket().exists());
+    let daemon = env.start(&[]);
+    let pid: i32 = std::fs::read_to_string(env.pidfile())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, daemon.pid());
+}
+
+/// Overwrite the stored FFmpeg process of every running variation.
+fn store_process(env: &Env, pid: i32, start_time: i64, boot_id: &str) {
+    let db = rusqlite::Connection::open(env.state_dir().join("vidvard.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE variations SET pid = ?1, pid_start_time = ?2, boot_id = ?3
+             WHERE state = 'running'",
+            rusqlite::params![pid, start_time, boot_id],
+        )
+        .unwrap();
+    assert!(n > 0, "a variation was running");
+}
+
+fn spawn_sleeper() -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn recovery_kills_a_matching_orphan_and_spares_a_reused_pid() {
+    let env = Env::new();
+    for matching in [false, true] {
+        let mut daemon = env.start(&["--max-parallel", "1"]);
+        let job = start_long_job(&env, "1");
+        daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
+
+        let mut sleeper = spawn_sleeper();
+        let identity = vidvar::process::ProcessIdentity::of(sleeper.id() as i32).unwrap();
+        // A reused pid: same number, different start time than recorded.
+        let start_time = identity.start_time as i64 + if matching { 0 } else { 1 };
+        store_process(&env, identity.pid, start_time, &identity.boot_id);
+
+        let _daemon = env.start(&[]);
+        assert_interrupted(&env, job);
+        let gone = wait_for("recovery's verdict", Duration::from_secs(5), || {
+            sleeper
+                .try_wait()
+                .unwrap()
+                .map(|_| true)
+                .or((!matching).then_some(false))
+        });
+        assert_eq!(
+            gone, matching,
+            "only a process whose identity matches is killed"
+        );
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        std::fs::remove_dir_all(env.out_dir()).unwrap();
+    }
+}
