@@ -1,14 +1,41 @@
-//! Settings of a running daemon, with their defaults.
+//! Settings of a running daemon: defaults, the configuration file, and the
+//! part that SIGHUP may change.
 //!
-//! Built from the command line by `main`; everything else takes a
-//! [`Config`] and never reads flags or the environment itself.
+//! The file is TOML (`--config PATH`; by default `/etc/vidvard/vidvard.conf`
+//! as root, else `${XDG_CONFIG_HOME:-~/.config}/vidvard/vidvard.conf`, used
+//! when it exists). Command-line flags win over the file, the file over the
+//! defaults. `main` builds a [`Config`]; nothing else reads flags, files or
+//! the environment.
 
 use crate::ffmpeg::EncodeSettings;
-use std::path::PathBuf;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Grace period between SIGTERM and SIGKILL when stopping FFmpeg.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+/// Longest grace period accepted, seconds.
+pub const MAX_GRACE_SECS: f64 = 3600.0;
+
+/// Settings that SIGHUP re-reads without interrupting running work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tunables {
+    /// FFmpeg processes running at once, at least 1.
+    pub max_parallel: usize,
+    /// Time between SIGTERM and SIGKILL when FFmpeg is stopped.
+    pub grace: Duration,
+    pub log_level: log::LevelFilter,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            max_parallel: default_parallelism(),
+            grace: DEFAULT_GRACE,
+            log_level: log::LevelFilter::Info,
+        }
+    }
+}
 
 /// Everything the daemon needs to run.
 #[derive(Debug, Clone)]
@@ -19,29 +46,25 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Pidfile, locked for the daemon's life.
     pub pidfile: PathBuf,
-    /// FFmpeg processes running at once, at least 1.
-    pub max_parallel: usize,
-    /// Time between SIGTERM and SIGKILL when FFmpeg is stopped.
-    pub grace: Duration,
     /// The `ffmpeg` program (looked up in `PATH` when not absolute).
     pub ffmpeg: PathBuf,
     /// The `ffprobe` program.
     pub ffprobe: PathBuf,
     pub encode: EncodeSettings,
+    pub tunables: Tunables,
 }
 
 impl Config {
-    /// Defaults for the given paths: one FFmpeg process per CPU core.
+    /// Defaults for the given paths.
     pub fn new(socket: PathBuf, state_dir: PathBuf, pidfile: PathBuf) -> Config {
         Config {
             socket,
             state_dir,
             pidfile,
-            max_parallel: default_parallelism(),
-            grace: DEFAULT_GRACE,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             encode: EncodeSettings::default(),
+            tunables: Tunables::default(),
         }
     }
 
@@ -54,4 +77,169 @@ impl Config {
 /// The number of CPU cores available to this process.
 pub fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The configuration file's keys; every one optional.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub socket: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub ffmpeg: Option<PathBuf>,
+    pub ffprobe: Option<PathBuf>,
+    pub max_parallel: Option<u32>,
+    /// Seconds.
+    pub grace_period: Option<f64>,
+    pub log_level: Option<String>,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The message of the toml crate names line and column.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {key}: {reason}", path.display())]
+    Value {
+        path: PathBuf,
+        key: &'static str,
+        reason: String,
+    },
+}
+
+impl FileSettings {
+    /// Read `path`. When `required` is false a missing file gives defaults.
+    ///
+    /// Errors: [`ConfigError::Read`], [`ConfigError::Parse`] for bad TOML,
+    /// an unknown key or a value of the wrong type (with line and column).
+    pub fn load(path: &Path, required: bool) -> Result<FileSettings, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileSettings::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// The tunables this file sets over `base`.
+    ///
+    /// Errors: [`ConfigError::Value`] for a value out of range.
+    pub fn tunables(&self, path: &Path, base: Tunables) -> Result<Tunables, ConfigError> {
+        let bad = |key, reason: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        let mut t = base;
+        if let Some(n) = self.max_parallel {
+            if !(1..=256).contains(&n) {
+                return Err(bad("max_parallel", format!("{n} is not in 1..=256")));
+            }
+            t.max_parallel = n as usize;
+        }
+        if let Some(secs) = self.grace_period {
+            t.grace = grace(secs).map_err(|reason| bad("grace_period", reason))?;
+        }
+        if let Some(level) = &self.log_level {
+            t.log_level = level.parse().map_err(|_| {
+                bad(
+                    "log_level",
+                    format!("{level:?} is not one of off, error, warn, info, debug, trace"),
+                )
+            })?;
+        }
+        Ok(t)
+    }
+}
+
+/// A grace period from seconds, 0..=[`MAX_GRACE_SECS`].
+pub fn grace(secs: f64) -> Result<Duration, String> {
+    if secs.is_finite() && (0.0..=MAX_GRACE_SECS).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "{secs} is not between 0 and {MAX_GRACE_SECS} seconds"
+        ))
+    }
+}
+
+/// Default configuration file path.
+pub fn default_file() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/etc/vidvard/vidvard.conf");
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("/etc"));
+    base.join("vidvard/vidvard.conf")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FileSettings, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn keys_override_the_base() {
+        let f = parse("max_parallel = 3\ngrace_period = 0.5\nlog_level = \"debug\"\n").unwrap();
+        let t = f.tunables(Path::new("x"), Tunables::default()).unwrap();
+        assert_eq!(t.max_parallel, 3);
+        assert_eq!(t.grace, Duration::from_millis(500));
+        assert_eq!(t.log_level, log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_line() {
+        let err = parse("max_parallel = 2\nmax_paralel = 3\n").unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("max_paralel"),
+            "{err}"
+        );
+        let err = parse("grace_period = \"soon\"\n").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for text in [
+            "max_parallel = 0",
+            "grace_period = -1.0",
+            "log_level = \"loud\"",
+        ] {
+            let f = parse(text).unwrap();
+            let err = f
+                .tunables(Path::new("v.conf"), Tunables::default())
+                .unwrap_err();
+            assert!(err.to_string().starts_with("v.conf: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_optional_file_gives_defaults() {
+        let f = FileSettings::load(Path::new("/nonexistent/vidvard.conf"), false).unwrap();
+        assert_eq!(f, FileSettings::default());
+        assert!(FileSettings::load(Path::new("/nonexistent/vidvard.conf"), true).is_err());
+    }
 }

@@ -5,7 +5,7 @@
 //! without signals; `main` passes SIGTERM/SIGINT. The pidfile is taken by
 //! [`Pidfile::acquire`] in `main` before any runtime exists.
 
-use crate::config::Config;
+use crate::config::{Config, Tunables};
 use crate::recovery;
 use crate::scheduler::Scheduler;
 use crate::server;
@@ -18,6 +18,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Why the daemon could not start or run.
@@ -169,12 +170,14 @@ fn listen(path: &Path) -> Result<interprocess::local_socket::tokio::Listener, Da
 /// unfinished work interrupted, remove the socket.
 ///
 /// `ready` is called once the database is open, recovery is done and the
-/// socket listens. Errors: any failure to start; once running, problems
-/// are logged and do not end the daemon.
+/// socket listens. Settings received on `retune` (SIGHUP) are applied to
+/// running work. Errors: any failure to start; once running, problems are
+/// logged and do not end the daemon.
 pub async fn run(
     config: Config,
     ready: impl FnOnce(),
     shutdown: impl Future<Output = ()>,
+    mut retune: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
     create_dir(&config.state_dir, 0o700)?;
     let mut store = Store::open(&config.database())?;
@@ -186,7 +189,7 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         socket.display(),
         config.database().display(),
-        config.max_parallel
+        config.tunables.max_parallel
     );
     let scheduler = Scheduler::new(config, store);
     let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
@@ -196,8 +199,17 @@ pub async fn run(
         Arc::clone(&scheduler),
         stop_serving.clone(),
     ));
+    let retuner = {
+        let scheduler = Arc::clone(&scheduler);
+        tokio::spawn(async move {
+            while let Some(tunables) = retune.recv().await {
+                scheduler.retune(tunables);
+            }
+        })
+    };
     ready();
     shutdown.await;
+    retuner.abort();
     log::info!("shutting down");
     scheduler.stop();
     if let Err(err) = dispatcher.await {

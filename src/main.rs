@@ -4,25 +4,38 @@
 //! builds the tokio runtime and runs [`vidvar::daemon::run`] until SIGTERM
 //! or SIGINT.
 
-use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
-use vidvar::config::{self, Config};
+use tokio::sync::mpsc;
+use vidvar::config::{self, Config, FileSettings, Tunables};
 use vidvar::daemon::{self, Pidfile};
 use vidvar::readiness::{self, Notifier};
 use vidvar::{logging, paths};
 
 /// Turn videos into distinct-looking variations with FFmpeg, from a
 /// durable job queue. Clients (vidvarctl) talk to it over a Unix socket.
-#[derive(Parser, Debug)]
-#[command(name = "vidvard", version, about, long_about = None)]
+///
+/// Signals: SIGTERM and SIGINT stop it cleanly (running FFmpeg processes get
+/// SIGTERM, then SIGKILL after the grace period; unfinished work is marked
+/// interrupted); SIGHUP re-reads max_parallel, grace_period and log_level
+/// from the configuration file.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "vidvard", version, about, long_about)]
 struct Args {
     /// Stay in the foreground and log to stderr instead of forking and
     /// logging to syslog. Use this under systemd (Type=notify).
     #[arg(long)]
     foreground: bool,
+
+    /// Configuration file (TOML) [default: /etc/vidvard/vidvard.conf as root,
+    /// else ${XDG_CONFIG_HOME:-~/.config}/vidvard/vidvard.conf, if it exists]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Check the configuration, print the settings in force and exit
+    #[arg(long)]
+    check_config: bool,
 
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock,
     /// or /run/vidvard/vidvard.sock as root]
@@ -43,53 +56,101 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     max_parallel: Option<u32>,
 
-    /// Seconds between SIGTERM and SIGKILL when stopping FFmpeg
-    #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_GRACE.as_secs_f64())]
-    grace_period: f64,
+    /// Seconds between SIGTERM and SIGKILL when stopping FFmpeg [default: 2]
+    #[arg(long, value_name = "SECS")]
+    grace_period: Option<f64>,
 
-    /// The ffmpeg program
-    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
+    /// The ffmpeg program [default: ffmpeg from PATH]
+    #[arg(long, value_name = "PATH")]
+    ffmpeg: Option<PathBuf>,
 
-    /// The ffprobe program
-    #[arg(long, value_name = "PATH", default_value = "ffprobe")]
-    ffprobe: PathBuf,
+    /// The ffprobe program [default: ffprobe from PATH]
+    #[arg(long, value_name = "PATH")]
+    ffprobe: Option<PathBuf>,
 
-    /// Log level: error, warn, info, debug or trace
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    log_level: log::LevelFilter,
+    /// Log level: off, error, warn, info, debug or trace [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<log::LevelFilter>,
 }
 
-fn config_of(args: &Args) -> anyhow::Result<Config> {
-    let runtime = paths::runtime_dir();
-    let mut config = Config::new(
-        args.socket
-            .clone()
-            .unwrap_or_else(|| runtime.join(paths::SOCKET_NAME)),
-        args.state_dir.clone().unwrap_or_else(paths::state_dir),
-        args.pidfile
-            .clone()
-            .unwrap_or_else(|| runtime.join(paths::PIDFILE_NAME)),
-    );
-    if let Some(n) = args.max_parallel {
-        config.max_parallel = n as usize;
+impl Args {
+    fn config_file(&self) -> PathBuf {
+        self.config.clone().unwrap_or_else(config::default_file)
     }
-    anyhow::ensure!(
-        args.grace_period.is_finite() && (0.0..=3600.0).contains(&args.grace_period),
-        "--grace-period must be between 0 and 3600 seconds"
-    );
-    config.grace = Duration::from_secs_f64(args.grace_period);
-    config.ffmpeg = args.ffmpeg.clone();
-    config.ffprobe = args.ffprobe.clone();
-    for path in [
-        &mut config.socket,
-        &mut config.state_dir,
-        &mut config.pidfile,
-    ] {
-        *path = std::path::absolute(&*path)
-            .with_context(|| format!("cannot resolve {}", path.display()))?;
+
+    fn file_settings(&self) -> anyhow::Result<FileSettings> {
+        Ok(FileSettings::load(
+            &self.config_file(),
+            self.config.is_some(),
+        )?)
     }
-    Ok(config)
+
+    /// Tunables from defaults, then the file, then the flags.
+    fn tunables(&self, file: &FileSettings) -> anyhow::Result<Tunables> {
+        let mut t = file.tunables(&self.config_file(), Tunables::default())?;
+        if let Some(n) = self.max_parallel {
+            t.max_parallel = n as usize;
+        }
+        if let Some(secs) = self.grace_period {
+            t.grace = config::grace(secs)
+                .map_err(|reason| anyhow::anyhow!("--grace-period: {reason}"))?;
+        }
+        if let Some(level) = self.log_level {
+            t.log_level = level;
+        }
+        Ok(t)
+    }
+
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let file = self.file_settings()?;
+        let runtime = paths::runtime_dir();
+        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>, default: PathBuf| {
+            flag.clone().or_else(|| key.clone()).unwrap_or(default)
+        };
+        let mut config = Config::new(
+            pick(&self.socket, &file.socket, runtime.join(paths::SOCKET_NAME)),
+            pick(&self.state_dir, &file.state_dir, paths::state_dir()),
+            pick(
+                &self.pidfile,
+                &file.pidfile,
+                runtime.join(paths::PIDFILE_NAME),
+            ),
+        );
+        config.ffmpeg = pick(&self.ffmpeg, &file.ffmpeg, "ffmpeg".into());
+        config.ffprobe = pick(&self.ffprobe, &file.ffprobe, "ffprobe".into());
+        config.tunables = self.tunables(&file)?;
+        for path in [
+            &mut config.socket,
+            &mut config.state_dir,
+            &mut config.pidfile,
+        ] {
+            *path = std::path::absolute(&*path)
+                .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
+        }
+        Ok(config)
+    }
+}
+
+/// On every SIGHUP, re-read the tunables and send them to the daemon; a
+/// file that has become invalid is logged and the settings stay.
+async fn reload_on_sighup(args: Args, retune: mpsc::UnboundedSender<Tunables>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        log::error!("cannot handle SIGHUP");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        log::info!(
+            "SIGHUP received: reloading {}",
+            args.config_file().display()
+        );
+        match args.file_settings().and_then(|file| args.tunables(&file)) {
+            Ok(tunables) => {
+                let _ = retune.send(tunables);
+            }
+            Err(err) => log::error!("configuration not reloaded, settings unchanged: {err}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -105,7 +166,7 @@ async fn shutdown_signal() {
 
 /// Everything after the fork: pidfile, runtime, the daemon itself. Errors
 /// before readiness go to the launcher through `notifier`.
-fn serve(config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
+fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
     let started = (|| -> anyhow::Result<_> {
         let mut pidfile = Pidfile::acquire(&config.pidfile)?;
         pidfile.write_pid()?;
@@ -113,16 +174,18 @@ fn serve(config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
             .enable_all()
             .thread_name("vidvard")
             .build()
-            .context("cannot start the async runtime")?;
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
         Ok((pidfile, runtime))
     })();
     let (pidfile, runtime) = match started {
         Ok(started) => started,
         Err(err) => {
-            notifier.failed(&format!("{err:#}"));
+            notifier.failed(&format!("{err}"));
             return Err(err);
         }
     };
+    let (retune, retunes) = mpsc::unbounded_channel();
+    runtime.spawn(reload_on_sighup(args, retune));
     let failed = std::cell::RefCell::new(Some(notifier));
     let result = runtime.block_on(daemon::run(
         config,
@@ -132,6 +195,7 @@ fn serve(config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
             }
         },
         shutdown_signal(),
+        retunes,
     ));
     if let (Err(err), Some(mut notifier)) = (&result, failed.borrow_mut().take()) {
         notifier.failed(&err.to_string());
@@ -143,21 +207,26 @@ fn serve(config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match config_of(&args) {
+    let config = match args.resolve() {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("vidvard: {err:#}");
+            eprintln!("vidvard: {err}");
             return ExitCode::FAILURE;
         }
     };
+    if args.check_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let level = config.tunables.log_level;
     if args.foreground {
-        if let Err(err) = logging::init(true, args.log_level) {
+        if let Err(err) = logging::init(true, level) {
             eprintln!("vidvard: {err}");
         }
-        return match serve(config, Notifier::new(None)) {
+        return match serve(args, config, Notifier::new(None)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                log::error!("{err:#}");
+                log::error!("{err}");
                 ExitCode::FAILURE
             }
         };
@@ -191,14 +260,14 @@ fn main() -> ExitCode {
         }
         daemonize::Outcome::Child(Ok(_)) => {
             drop(reader);
-            if let Err(err) = logging::init(false, args.log_level) {
+            if let Err(err) = logging::init(false, level) {
                 // Not fatal: the daemon runs, unlogged.
                 eprintln!("vidvard: {err}");
             }
-            match serve(config, Notifier::new(Some(writer))) {
+            match serve(args, config, Notifier::new(Some(writer))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    log::error!("{err:#}");
+                    log::error!("{err}");
                     ExitCode::FAILURE
                 }
             }

@@ -7,7 +7,7 @@
 //! the store about once a second per file) and their cancellation tokens.
 //! It answers the server's questions about jobs; it never sees a socket.
 
-use crate::config::Config;
+use crate::config::{Config, Tunables};
 use crate::effects;
 use crate::proto::{
     ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
@@ -86,6 +86,8 @@ struct Live {
 /// The job engine shared by the server and the worker tasks.
 pub struct Scheduler {
     pub(crate) config: Config,
+    /// Settings SIGHUP may change; starts as `config.tunables`.
+    tunables: Mutex<Tunables>,
     store: Mutex<Store>,
     live: Mutex<Live>,
     /// Woken when work may be startable: a submit, a slot freed.
@@ -103,6 +105,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(config: Config, store: Store) -> Arc<Scheduler> {
         Arc::new(Scheduler {
+            tunables: Mutex::new(config.tunables),
             config,
             store: Mutex::new(store),
             live: Mutex::new(Live::default()),
@@ -117,6 +120,26 @@ impl Scheduler {
 
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings in force now.
+    pub fn tunables(&self) -> Tunables {
+        *self.tunables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply new settings (SIGHUP): running work goes on; a larger
+    /// `max_parallel` starts queued work at once, a smaller one lets running
+    /// encodes finish.
+    pub fn retune(&self, tunables: Tunables) {
+        *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
+        log::set_max_level(tunables.log_level);
+        log::info!(
+            "settings reloaded: max_parallel {}, grace period {:?}, log level {}",
+            tunables.max_parallel,
+            tunables.grace,
+            tunables.log_level
+        );
+        self.wake.notify_one();
     }
 
     fn live(&self) -> MutexGuard<'_, Live> {
@@ -386,9 +409,10 @@ impl Scheduler {
             if self.is_stopping() {
                 return Ok(());
             }
+            let slots = self.tunables().max_parallel.max(1);
             {
                 let live = self.live();
-                if live.running.len() + live.probing >= self.config.max_parallel.max(1) {
+                if live.running.len() + live.probing >= slots {
                     return Ok(());
                 }
             }

@@ -162,7 +162,7 @@ async fn run_encode(
             program: &s.config.ffmpeg,
             args: argv::encode(&work.input, temp, &work.effects, &s.config.encode),
             duration_us: work.duration_us,
-            grace: s.config.grace,
+            grace: s.tunables().grace,
         },
         cancel,
         |identity| {

@@ -262,3 +262,65 @@ fn recovery_kills_a_matching_orphan_and_spares_a_reused_pid() {
         std::fs::remove_dir_all(env.out_dir()).unwrap();
     }
 }
+
+#[test]
+fn sighup_rereads_max_parallel_without_interrupting_work() {
+    let env = Env::new();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, "max_parallel = 1\n").unwrap();
+    let daemon = env.start(&["--config", conf.to_str().unwrap()]);
+    let job = start_long_job(&env, "2");
+    let out = env.out_dir();
+    let running = processes_mentioning(out.to_str().unwrap());
+    assert_eq!(running.len(), 1, "max_parallel = 1 runs one FFmpeg");
+
+    std::fs::write(&conf, "max_parallel = 2\nlog_level = \"debug\"\n").unwrap();
+    let hup = nix::unistd::Pid::from_raw(daemon.pid());
+    nix::sys::signal::kill(hup, Signal::SIGHUP).unwrap();
+    wait_for("a second FFmpeg", LIMIT, || {
+        (processes_mentioning(out.to_str().unwrap()).len() == 2).then_some(())
+    });
+    assert!(
+        processes_mentioning(out.to_str().unwrap()).contains(&running[0]),
+        "the first encode goes on"
+    );
+    assert!(
+        daemon.log().contains("settings reloaded: max_parallel 2"),
+        "{}",
+        daemon.log()
+    );
+
+    // A broken file on reload is reported and changes nothing.
+    std::fs::write(&conf, "max_parallel = \"many\"\n").unwrap();
+    nix::sys::signal::kill(hup, Signal::SIGHUP).unwrap();
+    wait_for("the reload error in the log", LIMIT, || {
+        daemon
+            .log()
+            .contains("configuration not reloaded")
+            .then_some(())
+    });
+    env.ctl_ok(&["ping"]);
+    assert_eq!(env.status(job)["summary"]["state"], "running");
+}
+
+#[test]
+fn a_bad_configuration_file_stops_the_start_with_file_and_line() {
+    let env = Env::new();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, "max_parallel = 2\ngrace_priod = 3\n").unwrap();
+    let out = Command::new(VIDVARD)
+        .args(["--foreground", "--config"])
+        .arg(&conf)
+        .arg("--socket")
+        .arg(env.socket())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vidvard.conf") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("grace_priod"), "{stderr}");
+    assert!(!env.socket().exists());
+}
