@@ -5,8 +5,8 @@
 #   packaging/quickstart.sh [VIDEO] [-n N]
 #
 # VIDEO defaults to a 10 s clip made with FFmpeg's test sources. Outputs go
-# to ./vidvar-quickstart/; the daemon runs from a temporary directory and
-# is stopped (SIGTERM) when the script ends.
+# to ./vidvar-quickstart/; the daemon keeps its socket and database in a
+# temporary directory and is stopped (SIGTERM) when the script ends.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,6 +28,8 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
 
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
+
 echo "== building vidvar (release)"
 cargo build --release --locked --quiet
 bin="$PWD/target/release"
@@ -37,20 +39,19 @@ out="$PWD/vidvar-quickstart"
 mkdir -p "$out"
 export VIDVAR_SOCKET="$work/vidvard.sock"
 
-"$bin/vidvard" --foreground --socket "$VIDVAR_SOCKET" --state-dir "$work/state" \
-  --pidfile "$work/vidvard.pid" 2>"$work/vidvard.log" &
-daemon=$!
 stop() {
-  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  if [ -f "$work/vidvard.pid" ]; then
+    kill -TERM "$(cat "$work/vidvard.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -f "$work/vidvard.pid" ] || break; sleep 0.1; done
+  fi
   rm -rf "$work"
 }
 trap stop EXIT
 
-for _ in $(seq 1 100); do
-  "$bin/vidvarctl" ping >/dev/null 2>&1 && break
-  kill -0 "$daemon" 2>/dev/null || { cat "$work/vidvard.log" >&2; exit 1; }
-  sleep 0.1
-done
+# vidvard forks into the background and returns once it answers (or
+# prints why it could not start).
+"$bin/vidvard" --socket "$VIDVAR_SOCKET" --state-dir "$work/state" \
+  --pidfile "$work/vidvard.pid"
 "$bin/vidvarctl" ping
 
 if [ -z "$video" ]; then

@@ -57,8 +57,14 @@ impl Env {
 
     /// Start `vidvard --foreground` with extra flags and wait until it answers.
     pub fn start(&self, extra: &[&str]) -> Daemon {
+        self.start_with_env(extra, &[])
+    }
+
+    /// [`Env::start`] with extra environment variables.
+    pub fn start_with_env(&self, extra: &[&str], vars: &[(&str, &Path)]) -> Daemon {
         let log = std::fs::File::create(self.path("vidvard.log")).unwrap();
         let child = Command::new(VIDVARD)
+            .envs(vars.iter().copied())
             .arg("--foreground")
             .arg("--socket")
             .arg(self.socket())
