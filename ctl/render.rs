@@ -1,7 +1,16 @@
 //! Human-readable output of daemon answers.
 
 use std::time::{Duration, UNIX_EPOCH};
-use vidvar::proto::{JobDetail, JobSummary, OutputInfo, Pong};
+use vidvar::proto::{FileStatus, JobDetail, JobSummary, OutputInfo, Pong};
+
+/// A file's progress: percent, or the encoded media time when the input's
+/// duration is unknown (no percent is invented then).
+fn amount(f: &FileStatus) -> String {
+    match f.encoded_secs {
+        Some(secs) => format!("{secs:.1}s"),
+        None => format!("{:.1}%", f.progress),
+    }
+}
 
 fn time(unix: i64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
@@ -24,9 +33,9 @@ pub fn detail(d: &JobDetail) -> String {
     );
     for f in &d.files {
         out.push_str(&format!(
-            "  {:<9} {:>5.1}%  {}/{}  {}\n",
+            "  {:<9} {:>6}  {}/{}  {}\n",
             f.state.as_str(),
-            f.progress,
+            amount(f),
             f.done_variations,
             s.variations,
             f.path.display()
@@ -94,9 +103,9 @@ pub fn progress_line(d: &JobDetail) -> String {
             |n| n.to_string_lossy().into(),
         );
         line.push_str(&format!(
-            " | {name} {} {:.0}% ({}/{})",
+            " | {name} {} {} ({}/{})",
             f.state.as_str(),
-            f.progress,
+            amount(f),
             f.done_variations,
             d.summary.variations
         ));

@@ -16,6 +16,10 @@ use std::time::Duration;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 /// Longest grace period accepted, seconds.
 pub const MAX_GRACE_SECS: f64 = 3600.0;
+/// Time without progress after which an FFmpeg process counts as stalled.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Free space an output filesystem must have for a variation to start, MiB.
+pub const DEFAULT_MIN_FREE_MIB: u64 = 256;
 
 /// Settings that SIGHUP re-reads without interrupting running work.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +28,12 @@ pub struct Tunables {
     pub max_parallel: usize,
     /// Time between SIGTERM and SIGKILL when FFmpeg is stopped.
     pub grace: Duration,
+    /// An FFmpeg process whose encoded media time has not advanced for this
+    /// long is stopped and its variation fails as stalled.
+    pub stall_timeout: Duration,
+    /// A variation does not start when its output filesystem has fewer free
+    /// bytes than this (statvfs(3) `f_bavail * f_frsize`).
+    pub min_free_bytes: u64,
     pub log_level: log::LevelFilter,
 }
 
@@ -32,6 +42,8 @@ impl Default for Tunables {
         Tunables {
             max_parallel: default_parallelism(),
             grace: DEFAULT_GRACE,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            min_free_bytes: DEFAULT_MIN_FREE_MIB << 20,
             log_level: log::LevelFilter::Info,
         }
     }
@@ -91,6 +103,10 @@ pub struct FileSettings {
     pub max_parallel: Option<u32>,
     /// Seconds.
     pub grace_period: Option<f64>,
+    /// Seconds.
+    pub stall_timeout: Option<f64>,
+    /// MiB.
+    pub min_free_space_mib: Option<u64>,
     pub log_level: Option<String>,
 }
 
@@ -157,6 +173,12 @@ impl FileSettings {
         if let Some(secs) = self.grace_period {
             t.grace = grace(secs).map_err(|reason| bad("grace_period", reason))?;
         }
+        if let Some(secs) = self.stall_timeout {
+            t.stall_timeout = stall_timeout(secs).map_err(|reason| bad("stall_timeout", reason))?;
+        }
+        if let Some(mib) = self.min_free_space_mib {
+            t.min_free_bytes = mib.saturating_mul(1 << 20);
+        }
         if let Some(level) = &self.log_level {
             t.log_level = level.parse().map_err(|_| {
                 bad(
@@ -177,6 +199,15 @@ pub fn grace(secs: f64) -> Result<Duration, String> {
         Err(format!(
             "{secs} is not between 0 and {MAX_GRACE_SECS} seconds"
         ))
+    }
+}
+
+/// A stall timeout from seconds, 1..=86400.
+pub fn stall_timeout(secs: f64) -> Result<Duration, String> {
+    if secs.is_finite() && (1.0..=86_400.0).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("{secs} is not between 1 and 86400 seconds"))
     }
 }
 

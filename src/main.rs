@@ -18,8 +18,8 @@ use vidvar::{logging, paths};
 ///
 /// Signals: SIGTERM and SIGINT stop it cleanly (running FFmpeg processes get
 /// SIGTERM, then SIGKILL after the grace period; unfinished work is marked
-/// interrupted); SIGHUP re-reads max_parallel, grace_period and log_level
-/// from the configuration file.
+/// interrupted); SIGHUP re-reads max_parallel, grace_period, stall_timeout,
+/// min_free_space_mib and log_level from the configuration file.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "vidvard", version, about, long_about)]
 struct Args {
@@ -60,6 +60,16 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     grace_period: Option<f64>,
 
+    /// Seconds an FFmpeg process may go without progress before it is
+    /// stopped and its variation fails as stalled [default: 120]
+    #[arg(long, value_name = "SECS")]
+    stall_timeout: Option<f64>,
+
+    /// Free space (MiB) an output filesystem needs for a variation to start
+    /// [default: 256]
+    #[arg(long, value_name = "MIB")]
+    min_free_space: Option<u64>,
+
     /// The ffmpeg program [default: ffmpeg from PATH]
     #[arg(long, value_name = "PATH")]
     ffmpeg: Option<PathBuf>,
@@ -94,6 +104,13 @@ impl Args {
         if let Some(secs) = self.grace_period {
             t.grace = config::grace(secs)
                 .map_err(|reason| anyhow::anyhow!("--grace-period: {reason}"))?;
+        }
+        if let Some(secs) = self.stall_timeout {
+            t.stall_timeout = config::stall_timeout(secs)
+                .map_err(|reason| anyhow::anyhow!("--stall-timeout: {reason}"))?;
+        }
+        if let Some(mib) = self.min_free_space {
+            t.min_free_bytes = mib.saturating_mul(1 << 20);
         }
         if let Some(level) = self.log_level {
             t.log_level = level;

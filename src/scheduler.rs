@@ -14,6 +14,7 @@ use crate::proto::{
     SubmitRequest, WireError,
 };
 use crate::store::{FileRow, JobRow, NewJob, Store, StoreError, Work};
+use crate::supervisor::Progress;
 use crate::worker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,8 +71,7 @@ impl ApiError {
 struct Running {
     job_id: JobId,
     file_id: i64,
-    /// Percent of this variation, 0..=99.
-    percent: f64,
+    progress: Progress,
     cancel: CancellationToken,
 }
 
@@ -134,9 +134,12 @@ impl Scheduler {
         *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
         log::set_max_level(tunables.log_level);
         log::info!(
-            "settings reloaded: max_parallel {}, grace period {:?}, log level {}",
+            "settings reloaded: max_parallel {}, grace period {:?}, stall timeout {:?}, \
+             min free space {} MiB, log level {}",
             tunables.max_parallel,
             tunables.grace,
+            tunables.stall_timeout,
+            tunables.min_free_bytes >> 20,
             tunables.log_level
         );
         self.wake.notify_one();
@@ -446,7 +449,7 @@ impl Scheduler {
                         Running {
                             job_id: work.job_id,
                             file_id: work.file_id,
-                            percent: 0.0,
+                            progress: Progress::default(),
                             cancel: cancel.clone(),
                         },
                     );
@@ -470,15 +473,15 @@ impl Scheduler {
         }
     }
 
-    /// Record a running variation's percent; flush its file's progress to
+    /// Record a running variation's progress; flush its file's percent to
     /// the store at most once per [`PROGRESS_FLUSH_INTERVAL`].
-    pub(crate) fn report_progress(&self, variation_id: i64, percent: f64) {
+    pub(crate) fn report_progress(&self, variation_id: i64, progress: Progress) {
         let flush = {
             let mut live = self.live();
             let Some(run) = live.running.get_mut(&variation_id) else {
                 return;
             };
-            run.percent = percent;
+            run.progress = progress;
             let file_id = run.file_id;
             let now = Instant::now();
             let due = live
@@ -508,12 +511,15 @@ impl Scheduler {
     }
 }
 
-fn running_sum(live: &Live, file_id: i64) -> f64 {
+fn running_of(live: &Live, file_id: i64) -> impl Iterator<Item = &Progress> {
     live.running
         .values()
-        .filter(|r| r.file_id == file_id)
-        .map(|r| r.percent)
-        .sum()
+        .filter(move |r| r.file_id == file_id)
+        .map(|r| &r.progress)
+}
+
+fn running_sum(live: &Live, file_id: i64) -> f64 {
+    running_of(live, file_id).map(|p| p.percent).sum()
 }
 
 fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
@@ -526,7 +532,13 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         }
         _ => row.progress,
     };
+    // Without a duration there is no percent to show: the media time is.
+    let encoded_secs = (row.state == FileState::Running && row.duration_us.is_none())
+        .then(|| running_of(live, row.id).map(|p| p.out_time_us).max())
+        .flatten()
+        .map(|us| us as f64 / 1e6);
     FileStatus {
+        encoded_secs,
         path: row.path.clone(),
         state: row.state,
         progress,

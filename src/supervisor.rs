@@ -18,7 +18,8 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
 use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,8 @@ pub enum End {
     },
     /// The cancellation token fired and the process group was stopped.
     Stopped,
+    /// No progress for the stall timeout; the process group was stopped.
+    Stalled,
 }
 
 /// Why a process could not be supervised.
@@ -62,19 +65,33 @@ pub struct Encode<'a> {
     pub duration_us: Option<u64>,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub grace: Duration,
+    /// Longest time without progress (encoded media time not advancing)
+    /// before the process is stopped as stalled.
+    pub stall_timeout: Duration,
+}
+
+/// Progress of a running encode.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    /// Percent of the input encoded, 0..=99 (see [`PercentTracker`]); 0
+    /// while the duration is unknown.
+    pub percent: f64,
+    /// Media time written so far, microseconds (`out_time_us`).
+    pub out_time_us: u64,
 }
 
 /// Run one FFmpeg encode to its end.
 ///
 /// `on_spawn` receives the child's identity once it runs (to be stored for
-/// recovery); `on_progress` receives the percent (0..=99, never lower than
+/// recovery); `on_progress` receives the [`Progress`] (never lower than
 /// before) after every `-progress` block. When `cancel` fires, the process
-/// group is stopped and [`End::Stopped`] returned.
+/// group is stopped and [`End::Stopped`] returned; when the encoded media
+/// time has not advanced for the stall timeout, [`End::Stalled`].
 pub async fn run(
     encode: Encode<'_>,
     cancel: &CancellationToken,
     on_spawn: impl FnOnce(&ProcessIdentity),
-    mut on_progress: impl FnMut(f64),
+    mut on_progress: impl FnMut(Progress),
 ) -> Result<End, SupervisorError> {
     let mut command = tokio::process::Command::new(encode.program);
     command
@@ -103,14 +120,36 @@ pub async fn run(
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
+    // When the encoded media time last advanced, in ms after `spawned`.
+    let spawned = Instant::now();
+    let last_advance_ms = AtomicU64::new(0);
     let progress = async {
         let mut parser = ProgressParser::default();
         let mut tracker = PercentTracker::new(encode.duration_us);
+        let mut furthest = None;
         let mut lines = lines_of(stdout);
         while let Some(line) = lines.next().await {
-            if let Some(snapshot) = line.as_deref().and_then(|l| parser.feed(l)) {
-                on_progress(tracker.update(&snapshot));
+            let Some(snapshot) = line.as_deref().and_then(|l| parser.feed(l)) else {
+                continue;
+            };
+            if snapshot.out_time_us > furthest || snapshot.end {
+                furthest = snapshot.out_time_us.max(furthest);
+                last_advance_ms.store(spawned.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
+            on_progress(Progress {
+                percent: tracker.update(&snapshot),
+                out_time_us: furthest.unwrap_or(0),
+            });
+        }
+    };
+    let stalled = async {
+        loop {
+            let last = Duration::from_millis(last_advance_ms.load(Ordering::Relaxed));
+            let deadline = spawned + last + encode.stall_timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
         }
     };
     let stderr_tail = async {
@@ -129,19 +168,22 @@ pub async fn run(
     };
     let wait = async {
         tokio::select! {
-            status = child.wait() => status.map(Some),
+            status = child.wait() => status.map(Ok),
             () = cancel.cancelled() => {
-                stop_group(&mut child, pid, encode.grace).await.map(|()| None)
+                stop_group(&mut child, pid, encode.grace).await.map(|()| Err(End::Stopped))
+            }
+            () = stalled => {
+                stop_group(&mut child, pid, encode.grace).await.map(|()| Err(End::Stalled))
             }
         }
     };
     let ((), stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
     match status.map_err(SupervisorError::Wait)? {
-        Some(status) => Ok(End::Exited {
+        Ok(status) => Ok(End::Exited {
             status,
             stderr_tail,
         }),
-        None => Ok(End::Stopped),
+        Err(stopped) => Ok(stopped),
     }
 }
 
@@ -193,6 +235,7 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             duration_us: Some(2_000_000),
             grace: Duration::from_millis(300),
+            stall_timeout: Duration::from_secs(60),
         }
     }
 
@@ -210,7 +253,11 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(seen, [50.0, 50.0]);
+        let at_one_second = Progress {
+            percent: 50.0,
+            out_time_us: 1_000_000,
+        };
+        assert_eq!(seen, [at_one_second, at_one_second]);
         let End::Exited {
             status,
             stderr_tail,
@@ -260,6 +307,23 @@ mod tests {
                 fields[0] != "Z" && fields[2] == pgid.to_string()
             })
             .count()
+    }
+
+    #[tokio::test]
+    async fn a_process_whose_media_time_stops_advancing_is_stopped_as_stalled() {
+        // Reports the same out_time over and over, and ignores SIGTERM.
+        let script = "trap '' TERM; while :; do \
+                      printf 'out_time_us=5\\nprogress=continue\\n'; sleep 0.05; done";
+        let encode = Encode {
+            stall_timeout: Duration::from_millis(400),
+            ..sh(script)
+        };
+        let started = std::time::Instant::now();
+        let end = run(encode, &CancellationToken::new(), |_| {}, |_| {})
+            .await
+            .unwrap();
+        assert!(matches!(end, End::Stalled), "{end:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -61,7 +61,11 @@ async fn check_and_probe(s: &Scheduler, path: &Path) -> Result<probe::ProbeInfo,
     if meta.is_dir() {
         return Err("input is a directory, not a video file".into());
     }
-    if meta.len() == 0 && meta.is_file() {
+    if !meta.is_file() {
+        // A FIFO or device cannot be read once per variation.
+        return Err("input is not a regular file (a pipe or device?)".into());
+    }
+    if meta.len() == 0 {
         return Err("input is an empty file, not a video".into());
     }
     std::fs::File::open(path).map_err(|e| format!("cannot read input: {}", describe_io(&e)))?;
@@ -150,6 +154,8 @@ async fn run_encode(
     temp: &Path,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, String> {
+    let tunables = s.tunables();
+    check_free_space(&work.output_dir, tunables.min_free_bytes)?;
     create_temp(temp).map_err(|e| {
         format!(
             "cannot create a file in {}: {}",
@@ -162,7 +168,8 @@ async fn run_encode(
             program: &s.config.ffmpeg,
             args: argv::encode(&work.input, temp, &work.effects, &s.config.encode),
             duration_us: work.duration_us,
-            grace: s.tunables().grace,
+            grace: tunables.grace,
+            stall_timeout: tunables.stall_timeout,
         },
         cancel,
         |identity| {
@@ -176,12 +183,16 @@ async fn run_encode(
                 log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
             }
         },
-        |percent| s.report_progress(work.variation_id, percent),
+        |progress| s.report_progress(work.variation_id, progress),
     )
     .await
     .map_err(|e| e.to_string())?;
     match end {
         End::Stopped => Ok(None),
+        End::Stalled => Err(format!(
+            "stalled: FFmpeg made no progress for {} s and was stopped",
+            tunables.stall_timeout.as_secs_f64()
+        )),
         End::Exited {
             status,
             stderr_tail,
@@ -220,17 +231,36 @@ fn create_temp(temp: &Path) -> io::Result<()> {
     }
 }
 
-/// Check an encode's output before it becomes visible: a video stream, and
-/// a duration within [`DURATION_TOLERANCE`] of the input's when known.
+/// Refuse to start when the output filesystem has less than `min_free`
+/// bytes available to unprivileged users (statvfs(3)).
+fn check_free_space(dir: &Path, min_free: u64) -> Result<(), String> {
+    let stat = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| format!("cannot check free space in {}: {e}", dir.display()))?;
+    let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
+    if free < min_free {
+        return Err(format!(
+            "not enough free space in {}: {} MiB free, {} MiB required (min_free_space_mib)",
+            dir.display(),
+            free >> 20,
+            min_free >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Check an encode's output before it becomes visible, since FFmpeg's exit
+/// status 0 proves nothing: a video stream whose first frames decode, and a
+/// duration within [`DURATION_TOLERANCE`] of the input's when known.
 async fn verify(s: &Scheduler, work: &EncodeWork, temp: &Path) -> Result<(), String> {
-    let info = probe::probe(&s.config.ffprobe, temp)
+    let info = probe::verify(&s.config.ffprobe, temp)
         .await
         .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
         let off = (actual as f64 - expected as f64).abs() / expected as f64;
         if off > DURATION_TOLERANCE {
             return Err(format!(
-                "output lasts {:.3}s but the input {:.3}s: the encode stopped early",
+                "output lasts {:.3} s but the input claims {:.3} s: the input is truncated \
+                 or damaged, or the disk filled up",
                 actual as f64 / 1e6,
                 expected as f64 / 1e6
             ));

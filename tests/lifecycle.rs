@@ -330,7 +330,9 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
     let env = Env::new();
     let notify_path = env.path("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut daemon = env.start_with_env(&[], &[("NOTIFY_SOCKET", &notify_path)]);
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).unwrap();
@@ -339,8 +341,16 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
     let input = env.path("long.mp4");
     make_video(&input, 40.0, "320x240", false);
     let out = env.out_dir();
-    let job = env.submit(&["-n", "1", "-o", out.to_str().unwrap(), input.to_str().unwrap()]);
-    env.wait_job(job, LIMIT, |d| d["files"][0]["progress"].as_f64().unwrap() > 0.0);
+    let job = env.submit(&[
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    env.wait_job(job, LIMIT, |d| {
+        d["files"][0]["progress"].as_f64().unwrap() > 0.0
+    });
     let ffmpeg = processes_mentioning(out.to_str().unwrap());
     assert_eq!(ffmpeg.len(), 1);
     let environ = std::fs::read(format!("/proc/{}/environ", ffmpeg[0])).unwrap();

@@ -101,6 +101,27 @@ pub fn probe(path: &Path) -> Vec<OsString> {
     args
 }
 
+/// ffprobe arguments that, beyond [`probe`], decode the first frames of the
+/// first video stream (`-count_frames` within `-read_intervals %+#5`), so
+/// the JSON's `nb_read_frames` tells whether the video decodes at all.
+pub fn verify(path: &Path) -> Vec<OsString> {
+    let mut args = probe(path);
+    let url = args.pop().expect("probe args end with the path");
+    args.extend(
+        [
+            "-select_streams",
+            "V:0",
+            "-count_frames",
+            "-read_intervals",
+            "%+#5",
+        ]
+        .iter()
+        .map(OsString::from),
+    );
+    args.push(url);
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

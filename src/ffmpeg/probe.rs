@@ -21,6 +21,8 @@ pub struct ProbeInfo {
     pub video_codec: String,
     /// Whether the file has an audio stream.
     pub has_audio: bool,
+    /// Frames decoded by ffprobe; `None` unless asked (see [`verify`]).
+    pub decoded_frames: Option<u64>,
 }
 
 /// Why a file cannot be used.
@@ -34,8 +36,12 @@ pub enum ProbeError {
     },
     #[error("ffprobe took longer than {}s", PROBE_TIMEOUT.as_secs())]
     Timeout,
-    #[error("not a readable video file (ffprobe: {0})")]
+    #[error(
+        "not a readable video file: damaged, incomplete or of an unknown format (ffprobe: {0})"
+    )]
     Unreadable(String),
+    #[error("the video stream does not decode")]
+    Undecodable,
     #[error("not a video: the file has no video stream")]
     NoVideo,
     #[error("ffprobe printed something unexpected: {0}")]
@@ -53,6 +59,7 @@ struct Output {
 struct Stream {
     codec_type: Option<String>,
     codec_name: Option<String>,
+    nb_read_frames: Option<String>,
     #[serde(default)]
     disposition: Disposition,
 }
@@ -88,6 +95,7 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
     Ok(ProbeInfo {
         duration_us,
         video_codec: video.codec_name.clone().unwrap_or_default(),
+        decoded_frames: video.nb_read_frames.as_deref().and_then(|n| n.parse().ok()),
         has_audio: out
             .streams
             .iter()
@@ -101,8 +109,28 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
 /// [`ProbeError::Timeout`], [`ProbeError::Unreadable`] with ffprobe's own
 /// message when it exits non-zero, and the errors of [`parse`].
 pub async fn probe(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError> {
+    run(ffprobe, path, super::argv::probe(path)).await
+}
+
+/// Probe an encoded output and decode its first frames.
+///
+/// Errors: those of [`probe`], and [`ProbeError::Undecodable`] when no
+/// frame of the video stream decodes.
+pub async fn verify(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError> {
+    let info = run(ffprobe, path, super::argv::verify(path)).await?;
+    if info.decoded_frames.unwrap_or(0) == 0 {
+        return Err(ProbeError::Undecodable);
+    }
+    Ok(info)
+}
+
+async fn run(
+    ffprobe: &Path,
+    path: &Path,
+    args: Vec<std::ffi::OsString>,
+) -> Result<ProbeInfo, ProbeError> {
     let child = tokio::process::Command::new(ffprobe)
-        .args(super::argv::probe(path))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,9 +184,16 @@ mod tests {
             ProbeInfo {
                 duration_us: Some(10_000_000),
                 video_codec: "h264".into(),
-                has_audio: true
+                has_audio: true,
+                decoded_frames: None,
             }
         );
+    }
+
+    #[test]
+    fn decoded_frames_are_read_when_counted() {
+        let json = r#"{"streams":[{"codec_type":"video","nb_read_frames":"5"}]}"#;
+        assert_eq!(parse(json).unwrap().decoded_frames, Some(5));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
                 progress: 33.3,
                 done_variations: 1,
                 duration_secs: None,
+                encoded_secs: Some(3.5),
                 error: Some("not a video".into()),
             }],
         }

@@ -200,6 +200,9 @@ pub struct FileStatus {
     /// Input duration in seconds as probed; `None` before the probe or when
     /// the container does not tell.
     pub duration_secs: Option<f64>,
+    /// While running with an unknown duration: the media time encoded so
+    /// far, seconds (no percent is invented then). `None` otherwise.
+    pub encoded_secs: Option<f64>,
     /// Why the file failed: the reason and FFmpeg's last stderr lines.
     pub error: Option<String>,
 }
