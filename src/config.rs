@@ -64,6 +64,14 @@ pub struct Config {
     pub ffprobe: PathBuf,
     pub encode: EncodeSettings,
     pub tunables: Tunables,
+    /// System mode (root or the `vidvar` service user): clients are other
+    /// users, so their access to inputs and outputs is checked, FFmpeg runs
+    /// as the job's owner when the daemon is root, and the socket is shared
+    /// with `socket_group`. User mode: only the daemon's user connects.
+    pub system_mode: bool,
+    /// Group allowed to connect in system mode (socket 0660, directory
+    /// 0750); `None` keeps the socket to the daemon's user (0600/0700).
+    pub socket_group: Option<u32>,
 }
 
 impl Config {
@@ -77,6 +85,8 @@ impl Config {
             ffprobe: "ffprobe".into(),
             encode: EncodeSettings::default(),
             tunables: Tunables::default(),
+            system_mode: crate::paths::is_system_mode(),
+            socket_group: None,
         }
     }
 
@@ -100,6 +110,8 @@ pub struct FileSettings {
     pub pidfile: Option<PathBuf>,
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
+    /// Group name or number allowed to connect in system mode.
+    pub socket_group: Option<String>,
     pub max_parallel: Option<u32>,
     /// Seconds.
     pub grace_period: Option<f64>,
@@ -211,9 +223,26 @@ pub fn stall_timeout(secs: f64) -> Result<Duration, String> {
     }
 }
 
+/// Name of the system mode's socket group, when the group exists.
+pub const DEFAULT_SOCKET_GROUP: &str = "vidvar";
+
+/// A group by name or number.
+///
+/// Errors: a message naming the group when no such group exists.
+pub fn group_id(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no such group: {group}")),
+        Err(err) => Err(format!("cannot look up group {group}: {err}")),
+    }
+}
+
 /// Default configuration file path.
 pub fn default_file() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
+    if crate::paths::is_system_mode() {
         return PathBuf::from("/etc/vidvard/vidvard.conf");
     }
     let base = std::env::var_os("XDG_CONFIG_HOME")

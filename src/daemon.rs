@@ -69,7 +69,7 @@ impl Pidfile {
             source,
         };
         if let Some(dir) = path.parent() {
-            create_dir(dir, 0o755)?;
+            create_dir(dir, 0o755, None)?;
         }
         let file = OpenOptions::new()
             .read(true)
@@ -126,26 +126,48 @@ impl Drop for Pidfile {
     }
 }
 
-fn create_dir(dir: &Path, mode: u32) -> Result<(), DaemonError> {
+/// Create `dir` (and missing parents) unless it exists. A directory created
+/// here gets exactly `mode` whatever the umask, and `group` when given; an
+/// existing one is left as it is. Returns whether it was created.
+fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<bool, DaemonError> {
+    let err = |source| DaemonError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(false);
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(dir)
-        .map_err(|source| DaemonError::Directory {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(err)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+    }
+    Ok(true)
 }
 
-/// Bind the socket at `path` (mode 0600, in a directory created 0700),
-/// replacing a stale socket file left by a crash but never a live one.
-fn listen(path: &Path) -> Result<interprocess::local_socket::tokio::Listener, DaemonError> {
+/// Bind the socket at `path`, replacing a stale socket file left by a
+/// crash but never a live one. Without `group`: socket 0600 in a directory
+/// created 0700; with it: socket 0660 in a directory created 0750, both of
+/// that group. Modes are set explicitly, so the umask does not matter.
+fn listen(
+    path: &Path,
+    group: Option<u32>,
+) -> Result<interprocess::local_socket::tokio::Listener, DaemonError> {
     let err = |source| DaemonError::Socket {
         path: path.to_path_buf(),
         source,
     };
+    let (dir_mode, socket_mode) = if group.is_some() {
+        (0o750, 0o660)
+    } else {
+        (0o700, 0o600)
+    };
     if let Some(dir) = path.parent() {
-        create_dir(dir, 0o700)?;
+        create_dir(dir, dir_mode, group)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -161,7 +183,10 @@ fn listen(path: &Path) -> Result<interprocess::local_socket::tokio::Listener, Da
         .name(name)
         .create_tokio()
         .map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode)).map_err(err)?;
+    if group.is_some() {
+        std::os::unix::fs::chown(path, None, group).map_err(err)?;
+    }
     Ok(listener)
 }
 
@@ -179,10 +204,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut retune: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
-    create_dir(&config.state_dir, 0o700)?;
+    create_dir(&config.state_dir, 0o700, None)?;
     let mut store = Store::open(&config.database())?;
     recovery::recover(&mut store)?;
-    let listener = listen(&config.socket)?;
+    let listener = listen(&config.socket, config.socket_group)?;
+    if config.system_mode && config.socket_group.is_none() {
+        log::warn!(
+            "system mode without a socket group (group {} does not exist): \
+             only the daemon's user and root can connect",
+            crate::config::DEFAULT_SOCKET_GROUP
+        );
+    }
     let socket = config.socket.clone();
     log::info!(
         "vidvard {} listening on {}, database {}, up to {} FFmpeg process(es)",

@@ -21,6 +21,7 @@
 //! - [`config`], [`paths`], [`process`]: settings, default locations,
 //!   process identity from /proc.
 
+pub mod access;
 pub mod config;
 pub mod daemon;
 pub mod effects;

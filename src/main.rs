@@ -52,6 +52,12 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     pidfile: Option<PathBuf>,
 
+    /// Group (name or number) allowed to use the socket: socket 0660 and
+    /// its directory 0750 [default in system mode: vidvar, when it exists;
+    /// else only the daemon's user, 0600 and 0700]
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
+
     /// FFmpeg processes to run at once [default: number of CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     max_parallel: Option<u32>,
@@ -136,6 +142,13 @@ impl Args {
         config.ffmpeg = pick(&self.ffmpeg, &file.ffmpeg, "ffmpeg".into());
         config.ffprobe = pick(&self.ffprobe, &file.ffprobe, "ffprobe".into());
         config.tunables = self.tunables(&file)?;
+        config.socket_group = match self.socket_group.as_ref().or(file.socket_group.as_ref()) {
+            Some(group) => {
+                Some(config::group_id(group).map_err(|e| anyhow::anyhow!("socket group: {e}"))?)
+            }
+            None if config.system_mode => config::group_id(config::DEFAULT_SOCKET_GROUP).ok(),
+            None => None,
+        };
         for path in [
             &mut config.socket,
             &mut config.state_dir,

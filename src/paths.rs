@@ -1,6 +1,7 @@
 //! Default locations of the socket, pidfile and database.
 //!
-//! System mode (root): `/run/vidvard/` and `/var/lib/vidvard/`. User mode:
+//! System mode (root or the `vidvar` service user): `/run/vidvard/` and
+//! `/var/lib/vidvard/`. User mode:
 //! `$XDG_RUNTIME_DIR/vidvard/` and `${XDG_STATE_HOME:-~/.local/state}/vidvard/`.
 //! Under systemd, `$RUNTIME_DIRECTORY` and `$STATE_DIRECTORY` win. The
 //! client resolves the socket the same way, so both agree without flags.
@@ -22,8 +23,18 @@ fn var(name: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// The dedicated service user of system mode.
+pub const SERVICE_USER: &str = "vidvar";
+
+/// System mode: running as root or as the [`SERVICE_USER`]. Decides the
+/// default paths and whether clients are other users.
+pub fn is_system_mode() -> bool {
+    let euid = nix::unistd::geteuid();
+    euid.is_root()
+        || nix::unistd::User::from_uid(euid)
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.name == SERVICE_USER)
 }
 
 /// Directory of the socket and pidfile.
@@ -31,7 +42,7 @@ pub fn runtime_dir() -> PathBuf {
     if let Some(dir) = var("RUNTIME_DIRECTORY") {
         return dir;
     }
-    if is_root() {
+    if is_system_mode() {
         return PathBuf::from("/run/vidvard");
     }
     match var("XDG_RUNTIME_DIR") {
@@ -45,7 +56,7 @@ pub fn state_dir() -> PathBuf {
     if let Some(dir) = var("STATE_DIRECTORY") {
         return dir;
     }
-    if is_root() {
+    if is_system_mode() {
         return PathBuf::from("/var/lib/vidvard");
     }
     let base = var("XDG_STATE_HOME")

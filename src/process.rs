@@ -1,10 +1,74 @@
-//! Identity of a process across daemon restarts, from Linux's /proc.
+//! How child processes (FFmpeg, ffprobe) are started, and their identity
+//! across daemon restarts.
+//!
+//! [`command`] gives every child the same safe start: no shell, stdin on
+//! /dev/null, no `NOTIFY_SOCKET`, a process group of its own,
+//! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), and, when the daemon is root and
+//! the job belongs to another user, that user's uid, gid and groups.
 //!
 //! A pid alone may be reused by an unrelated process after a crash; the
 //! triple (pid, start time, boot id) names one process for good (proc(5):
 //! `/proc/PID/stat` field 22 `starttime`, `/proc/sys/kernel/random/boot_id`).
 
+use crate::access::Peer;
+use nix::unistd::{Gid, Uid};
 use std::io;
+use std::path::Path;
+use std::process::Stdio;
+
+/// The user a child runs as, when it is not the daemon's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+}
+
+impl RunAs {
+    /// The credentials to drop to for a job of `owner`: `None` unless the
+    /// daemon is root and the owner is not.
+    pub fn for_owner(owner: &Peer) -> Option<RunAs> {
+        (nix::unistd::geteuid().is_root() && owner.uid != 0).then(|| RunAs {
+            uid: Uid::from_raw(owner.uid),
+            gid: Gid::from_raw(owner.gid),
+            groups: owner.groups.iter().map(|&g| Gid::from_raw(g)).collect(),
+        })
+    }
+
+    /// (uid, gid) for chown(2).
+    pub fn ids(&self) -> (u32, u32) {
+        (self.uid.as_raw(), self.gid.as_raw())
+    }
+}
+
+/// A command for `program` set up as described in the module docs; stdout
+/// and stderr are piped.
+pub fn command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("NOTIFY_SOCKET")
+        .process_group(0)
+        .kill_on_drop(true);
+    let run_as = run_as.cloned();
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes system calls (prctl, setgroups, setgid, setuid) on data
+    // prepared before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if let Some(r) = &run_as {
+                nix::unistd::setgroups(&r.groups)?;
+                nix::unistd::setgid(r.gid)?;
+                nix::unistd::setuid(r.uid)?;
+            }
+            Ok(())
+        });
+    }
+    command
+}
 
 /// A process as recorded in the store while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! the store about once a second per file) and their cancellation tokens.
 //! It answers the server's questions about jobs; it never sees a socket.
 
+use crate::access::{self, Peer, Want};
 use crate::config::{Config, Tunables};
 use crate::effects;
 use crate::proto::{
@@ -25,6 +26,12 @@ use tokio_util::task::TaskTracker;
 
 /// Most variations one input may ask for.
 pub const MAX_VARIATIONS: u32 = 1000;
+/// Most input files in one job.
+pub const MAX_INPUTS: usize = 1000;
+/// Longest path accepted, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Most jobs queued or running at once; submissions beyond are refused.
+pub const MAX_PENDING_JOBS: u64 = 10_000;
 /// How often at most a file's progress is written to the store.
 pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -169,14 +176,55 @@ impl Scheduler {
         self.stopping.cancelled().await
     }
 
-    /// Validate and queue a job. Inputs must exist; the output directory
-    /// must be an existing directory; 1..=[`MAX_VARIATIONS`] variations.
-    pub fn submit(&self, req: SubmitRequest) -> Result<JobId, ApiError> {
+    /// Whether `peer` administers this daemon: root or the daemon's own
+    /// user. Administrators see every job and skip the access checks.
+    fn is_admin(&self, peer: &Peer) -> bool {
+        peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
+    }
+
+    /// Whether `peer` may see and act on a job owned by `owner_uid`.
+    fn may_access(&self, peer: &Peer, owner_uid: u32) -> bool {
+        self.is_admin(peer) || peer.uid == owner_uid
+    }
+
+    /// A job row visible to `peer`; others' jobs are "no such job".
+    fn visible_job(&self, peer: &Peer, job: JobId) -> Result<JobRow, ApiError> {
+        match self.store().job(job)? {
+            Some(row) if self.may_access(peer, row.owner_uid) => Ok(row),
+            _ => Err(ApiError::NotFound(job)),
+        }
+    }
+
+    /// Validate and queue a job for `peer`. Inputs must exist; the output
+    /// directory must be an existing directory; 1..=[`MAX_VARIATIONS`]
+    /// variations, 1..=[`MAX_INPUTS`] inputs, paths up to
+    /// [`MAX_PATH_BYTES`]; at most [`MAX_PENDING_JOBS`] jobs pending. In
+    /// system mode the peer itself must be able to read every input and
+    /// create files in the output directory (see [`access::check`]).
+    pub fn submit(&self, peer: &Peer, req: SubmitRequest) -> Result<JobId, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
         if req.inputs.is_empty() {
             return Err(ApiError::Invalid("no input files given".into()));
+        }
+        if req.inputs.len() > MAX_INPUTS {
+            return Err(ApiError::Invalid(format!(
+                "{} inputs in one job; at most {MAX_INPUTS} are accepted",
+                req.inputs.len()
+            )));
+        }
+        if let Some(long) = req
+            .inputs
+            .iter()
+            .chain([&req.output_dir])
+            .find(|p| p.as_os_str().len() > MAX_PATH_BYTES)
+        {
+            return Err(ApiError::Invalid(format!(
+                "path of {} bytes is longer than {MAX_PATH_BYTES}: {}...",
+                long.as_os_str().len(),
+                long.to_string_lossy().chars().take(60).collect::<String>()
+            )));
         }
         if !(1..=MAX_VARIATIONS).contains(&req.variations) {
             return Err(ApiError::Invalid(format!(
@@ -217,6 +265,18 @@ impl Scheduler {
                 )));
             }
         }
+        if self.config.system_mode && !self.is_admin(peer) {
+            for input in &req.inputs {
+                access::check(peer, input, Want::Read).map_err(ApiError::BadInput)?;
+            }
+            access::check(peer, &req.output_dir, Want::CreateIn).map_err(ApiError::BadInput)?;
+        }
+        let pending = self.store().queue_depth()?;
+        if pending >= MAX_PENDING_JOBS {
+            return Err(ApiError::Invalid(format!(
+                "the queue is full ({pending} jobs pending); try again when some have finished"
+            )));
+        }
         let seed = req.seed.unwrap_or_else(effects::random_seed);
         let job = NewJob {
             seed,
@@ -229,12 +289,14 @@ impl Scheduler {
                 .map(|(i, path)| (path, effects::generate(seed, i as u32, req.variations)))
                 .collect(),
             created_at: unix_now(),
+            owner: peer.clone(),
         };
         let id = self.store().create_job(&job)?;
         log::info!(
-            "job {id}: queued {} input(s) x {} variation(s), seed {seed}",
+            "job {id}: queued {} input(s) x {} variation(s), seed {seed}, for uid {}",
             job.inputs.len(),
-            job.variations
+            job.variations,
+            peer.uid
         );
         self.wake.notify_one();
         self.notify_change();
@@ -252,14 +314,10 @@ impl Scheduler {
         }
     }
 
-    /// One job with live progress.
-    pub fn detail(&self, job: JobId) -> Result<JobDetail, ApiError> {
-        let (row, files) = {
-            let store = self.store();
-            let row = store.job(job)?.ok_or(ApiError::NotFound(job))?;
-            let files = store.files(job)?;
-            (row, files)
-        };
+    /// One job with live progress, if `peer` may see it.
+    pub fn detail(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+        let row = self.visible_job(peer, job)?;
+        let files = self.store().files(job)?;
         let files: Vec<FileStatus> = {
             let live = self.live();
             files
@@ -280,17 +338,18 @@ impl Scheduler {
         })
     }
 
-    /// Every job, oldest first, with progress as last stored.
-    pub fn list(&self) -> Result<Vec<JobSummary>, ApiError> {
-        let rows = self.store().jobs()?;
+    /// Every job `peer` may see, oldest first, with progress as last stored.
+    pub fn list(&self, peer: &Peer) -> Result<Vec<JobSummary>, ApiError> {
+        let owner = (!self.is_admin(peer)).then_some(peer.uid);
+        let rows = self.store().jobs(owner)?;
         Ok(rows.iter().map(|r| self.summary(r, r.progress)).collect())
     }
 
     /// Verified outputs of a job.
-    pub fn outputs(&self, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
-        let store = self.store();
-        store.job(job)?.ok_or(ApiError::NotFound(job))?;
-        Ok(store
+    pub fn outputs(&self, peer: &Peer, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
+        self.visible_job(peer, job)?;
+        Ok(self
+            .store()
             .outputs(job)?
             .into_iter()
             .map(|o| OutputInfo {
@@ -317,7 +376,8 @@ impl Scheduler {
 
     /// Cancel a job and wait until its FFmpeg processes are gone and their
     /// temporary files removed. A job already final is returned unchanged.
-    pub async fn cancel(&self, job: JobId) -> Result<JobDetail, ApiError> {
+    pub async fn cancel(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+        self.visible_job(peer, job)?;
         let before = self
             .store()
             .cancel_job(job)?
@@ -344,17 +404,18 @@ impl Scheduler {
             }
             self.notify_change();
         }
-        self.detail(job)
+        self.detail(peer, job)
     }
 
     /// Re-queue what did not succeed in a failed, partial or cancelled job.
     ///
     /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
     /// is still queued or running, or that succeeded.
-    pub fn retry(&self, job: JobId) -> Result<JobDetail, ApiError> {
+    pub fn retry(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
+        self.visible_job(peer, job)?;
         let (before, requeued) = self
             .store()
             .retry_job(job)?
@@ -368,7 +429,7 @@ impl Scheduler {
         log::info!("job {job}: retrying {requeued} variation(s)");
         self.wake.notify_one();
         self.notify_change();
-        self.detail(job)
+        self.detail(peer, job)
     }
 
     /// The dispatch loop: start work while slots are free, until shutdown.
@@ -427,12 +488,13 @@ impl Scheduler {
                     job_id,
                     file_id,
                     path,
+                    owner,
                 } => {
                     self.store().start_probe(file_id)?;
                     self.live().probing += 1;
                     let this = Arc::clone(self);
                     self.tasks.spawn(async move {
-                        worker::probe(&this, job_id, file_id, &path).await;
+                        worker::probe(&this, job_id, file_id, &path, &owner).await;
                         this.live().probing -= 1;
                         this.wake.notify_one();
                         this.notify_change();

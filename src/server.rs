@@ -5,8 +5,11 @@
 //! touches the store or processes directly (that is the [`Scheduler`]).
 //! A connection that sends a malformed frame, a wrong protocol version or
 //! nothing at all within [`HANDSHAKE_TIMEOUT`] is dropped with a logged
-//! reason; other connections carry on.
+//! reason; other connections carry on. Each connection runs on its own
+//! task, at most [`MAX_CONNECTIONS`] at once, and a client that stops
+//! reading is dropped after [`SEND_TIMEOUT`], so no client blocks another.
 
+use crate::access::Peer;
 use crate::proto::codec::{CodecError, Connection};
 use crate::proto::{
     ErrorKind, HandshakeReply, Hello, JobId, PROTOCOL_VERSION, Request, Response, Welcome,
@@ -17,17 +20,27 @@ use interprocess::local_socket::tokio::{Listener, prelude::*};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Time a new connection has to send its [`Hello`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a connection may stay silent between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Time a client has to take one frame off the socket; a `watch` consumer
+/// that stops reading is dropped after it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; further ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 512;
 /// Shortest interval between two progress frames of one `watch`.
 pub const WATCH_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest interval between two checks of a watched job.
 pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Accept connections until `stop` fires; each is served on its own task.
+/// Accept connections until `stop` fires; each is served on its own task,
+/// as the peer named by SO_PEERCRED.
 pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -40,21 +53,41 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
             },
             () = stop.cancelled() => return,
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            log::warn!("connection refused: {MAX_CONNECTIONS} connections are open");
+            continue;
+        };
+        let peer = match stream.peer_creds() {
+            Ok(creds) => match (creds.euid(), creds.egid()) {
+                (Some(uid), Some(gid)) => Peer::from_creds(uid, gid, creds.pid()),
+                _ => {
+                    log::warn!("connection refused: no peer credentials");
+                    continue;
+                }
+            },
+            Err(err) => {
+                log::warn!("connection refused: cannot read peer credentials: {err}");
+                continue;
+            }
+        };
         let scheduler = Arc::clone(&scheduler);
         tokio::spawn(async move {
-            if let Err(reason) = handle(Connection::new(stream), &scheduler).await {
-                log::info!("connection dropped: {reason}");
+            let uid = peer.uid;
+            if let Err(reason) = handle(Connection::new(stream), &scheduler, &peer).await {
+                log::info!("connection of uid {uid} dropped: {reason}");
             }
+            drop(slot);
         });
     }
 }
 
-/// Serve one connection until the client closes it.
+/// Serve one connection of `peer` until the client closes it.
 ///
 /// Errors: the reason the connection was dropped (for the log).
 pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     scheduler: &Scheduler,
+    peer: &Peer,
 ) -> Result<(), CodecError> {
     let hello: Hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.recv()).await {
         Ok(hello) => hello?,
@@ -85,28 +118,46 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     }))
     .await?;
     loop {
-        let request: Request = match conn.recv().await {
-            Ok(request) => request,
-            Err(CodecError::Closed) => return Ok(()),
-            Err(err) => return Err(err),
+        let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, conn.recv()).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(request)) => request,
+            Ok(Err(CodecError::Closed)) => return Ok(()),
+            Ok(Err(err)) => return Err(err),
         };
         match request {
-            Request::Watch { job } => watch(&mut conn, scheduler, job).await?,
-            other => conn.send(&respond(scheduler, other).await).await?,
+            Request::Watch { job } => watch(&mut conn, scheduler, peer, job).await?,
+            other => {
+                let response = respond(scheduler, peer, other).await;
+                send(&mut conn, &response).await?;
+            }
         }
     }
 }
 
-async fn respond(scheduler: &Scheduler, request: Request) -> Response {
+/// Send one frame, giving up after [`SEND_TIMEOUT`].
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    response: &Response,
+) -> Result<(), CodecError> {
+    match tokio::time::timeout(SEND_TIMEOUT, conn.send(response)).await {
+        Ok(result) => result,
+        Err(_) => Err(CodecError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client stopped reading",
+        ))),
+    }
+}
+
+async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Response {
     let result = match request {
         Request::Submit(submit) => scheduler
-            .submit(submit)
+            .submit(peer, submit)
             .map(|job| Response::Submitted { job }),
-        Request::Status { job } => scheduler.detail(job).map(Response::Job),
-        Request::List => scheduler.list().map(Response::Jobs),
-        Request::Outputs { job } => scheduler.outputs(job).map(Response::Outputs),
-        Request::Cancel { job } => scheduler.cancel(job).await.map(Response::Job),
-        Request::Retry { job } => scheduler.retry(job).map(Response::Job),
+        Request::Status { job } => scheduler.detail(peer, job).map(Response::Job),
+        Request::List => scheduler.list(peer).map(Response::Jobs),
+        Request::Outputs { job } => scheduler.outputs(peer, job).map(Response::Outputs),
+        Request::Cancel { job } => scheduler.cancel(peer, job).await.map(Response::Job),
+        Request::Retry { job } => scheduler.retry(peer, job).map(Response::Job),
         Request::Ping => scheduler.pong().map(Response::Pong),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };
@@ -118,19 +169,20 @@ async fn respond(scheduler: &Scheduler, request: Request) -> Response {
 async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     scheduler: &Scheduler,
+    peer: &Peer,
     job: JobId,
 ) -> Result<(), CodecError> {
     let mut changes = scheduler.subscribe();
     let mut last = None;
     loop {
         changes.mark_unchanged();
-        let detail = match scheduler.detail(job) {
+        let detail = match scheduler.detail(peer, job) {
             Ok(detail) => detail,
-            Err(err) => return conn.send(&Response::Error(err.to_wire())).await,
+            Err(err) => return send(conn, &Response::Error(err.to_wire())).await,
         };
         let done = detail.summary.state.is_final();
         if last.as_ref() != Some(&detail) {
-            conn.send(&Response::Progress(detail.clone())).await?;
+            send(conn, &Response::Progress(detail.clone())).await?;
             last = Some(detail);
         }
         if done {

@@ -1,23 +1,23 @@
 //! Owner of FFmpeg child processes: spawn, watch, stop.
 //!
-//! Each child runs without a shell, with stdin closed, in a process group of
-//! its own (so a signal reaches anything it starts) and with
-//! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), so it dies with the daemon's
-//! spawning thread. Callers spawn from tokio's worker threads, which live
-//! as long as the runtime, never from `spawn_blocking` threads. stdout
+//! Each child is started by [`process::command`]: no shell, stdin closed, a
+//! process group of its own (so a signal reaches anything it starts) and
+//! `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with the daemon's spawning
+//! thread. Callers spawn from tokio's worker threads, which live as long as
+//! the runtime, never from `spawn_blocking` threads. stdout
 //! carries `-progress` lines; stderr is always drained and only a bounded
 //! tail is kept. Stopping is SIGTERM to the group, then SIGKILL after the
 //! grace period.
 
 use crate::ffmpeg::progress::{PercentTracker, ProgressParser};
-use crate::process::ProcessIdentity;
+use crate::process::{self, ProcessIdentity, RunAs};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
@@ -68,6 +68,8 @@ pub struct Encode<'a> {
     /// Longest time without progress (encoded media time not advancing)
     /// before the process is stopped as stalled.
     pub stall_timeout: Duration,
+    /// The job owner's credentials, when FFmpeg must not run as the daemon.
+    pub run_as: Option<&'a RunAs>,
 }
 
 /// Progress of a running encode.
@@ -93,22 +95,8 @@ pub async fn run(
     on_spawn: impl FnOnce(&ProcessIdentity),
     mut on_progress: impl FnMut(Progress),
 ) -> Result<End, SupervisorError> {
-    let mut command = tokio::process::Command::new(encode.program);
-    command
-        .args(&encode.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("NOTIFY_SOCKET")
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls prctl(2), which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
+    let mut command = process::command(encode.program, encode.run_as);
+    command.args(&encode.args);
     let mut child = command.spawn().map_err(|source| SupervisorError::Spawn {
         program: encode.program.to_path_buf(),
         source,
@@ -236,6 +224,7 @@ mod tests {
             duration_us: Some(2_000_000),
             grace: Duration::from_millis(300),
             stall_timeout: Duration::from_secs(60),
+            run_as: None,
         }
     }
 

@@ -8,13 +8,16 @@
 //! `<input stem>_v<NN>.mp4` with a hard link, which never replaces an
 //! existing file. A failed or stopped encode leaves no file behind.
 
+use crate::access::{self, Peer, Want};
 use crate::ffmpeg::{argv, probe};
+use crate::process::RunAs;
 use crate::proto::JobId;
 use crate::scheduler::{Scheduler, describe_io};
 use crate::store::{EncodeWork, Outcome};
 use crate::supervisor::{self, End};
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +26,10 @@ pub const DURATION_TOLERANCE: f64 = 0.05;
 
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on.
-pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path) {
+pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path, owner: &Peer) {
+    let run_as = RunAs::for_owner(owner);
     let result = tokio::select! {
-        r = check_and_probe(s, path) => r,
+        r = check_and_probe(s, path, owner, run_as.as_ref()) => r,
         () = s.until_stopping() => return,
     };
     let store_result = match result {
@@ -55,7 +59,12 @@ pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path) {
     }
 }
 
-async fn check_and_probe(s: &Scheduler, path: &Path) -> Result<probe::ProbeInfo, String> {
+async fn check_and_probe(
+    s: &Scheduler,
+    path: &Path,
+    owner: &Peer,
+    run_as: Option<&RunAs>,
+) -> Result<probe::ProbeInfo, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read input: {}", describe_io(&e)))?;
     if meta.is_dir() {
@@ -68,8 +77,16 @@ async fn check_and_probe(s: &Scheduler, path: &Path) -> Result<probe::ProbeInfo,
     if meta.len() == 0 {
         return Err("input is an empty file, not a video".into());
     }
-    std::fs::File::open(path).map_err(|e| format!("cannot read input: {}", describe_io(&e)))?;
-    probe::probe(&s.config.ffprobe, path)
+    match run_as {
+        // Judged as the owner, who may have lost access since submitting.
+        Some(_) => access::check(owner, path, Want::Read)
+            .map_err(|reason| format!("cannot read input: {reason}"))?,
+        None => drop(
+            std::fs::File::open(path)
+                .map_err(|e| format!("cannot read input: {}", describe_io(&e)))?,
+        ),
+    }
+    probe::probe(&s.config.ffprobe, path, run_as)
         .await
         .map_err(|e| e.to_string())
 }
@@ -155,8 +172,9 @@ async fn run_encode(
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, String> {
     let tunables = s.tunables();
+    let run_as = RunAs::for_owner(&work.owner);
     check_free_space(&work.output_dir, tunables.min_free_bytes)?;
-    create_temp(temp).map_err(|e| {
+    create_temp(temp, run_as.as_ref()).map_err(|e| {
         format!(
             "cannot create a file in {}: {}",
             work.output_dir.display(),
@@ -170,6 +188,7 @@ async fn run_encode(
             duration_us: work.duration_us,
             grace: tunables.grace,
             stall_timeout: tunables.stall_timeout,
+            run_as: run_as.as_ref(),
         },
         cancel,
         |identity| {
@@ -205,7 +224,7 @@ async fn run_encode(
             }
         )),
         End::Exited { .. } => {
-            verify(s, work, temp).await?;
+            verify(s, work, temp, run_as.as_ref()).await?;
             let (output, size) = publish(temp, work)
                 .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))?;
             Ok(Some(Outcome::Succeeded { output, size }))
@@ -214,21 +233,28 @@ async fn run_encode(
 }
 
 /// Create the temporary file, replacing a leftover of an earlier run of the
-/// same variation. `create_new` never follows a symlink placed there.
-fn create_temp(temp: &Path) -> io::Result<()> {
+/// same variation, owned by the user FFmpeg runs as. `create_new` never
+/// follows a symlink placed there.
+fn create_temp(temp: &Path, run_as: Option<&RunAs>) -> io::Result<()> {
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o644)
             .open(temp)
     };
-    match open() {
+    let file = match open() {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
             std::fs::remove_file(temp)?;
-            open().map(drop)
+            open()?
         }
-        other => other.map(drop),
+        other => other?,
+    };
+    if let Some(run_as) = run_as {
+        let (uid, gid) = run_as.ids();
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
     }
+    Ok(())
 }
 
 /// Refuse to start when the output filesystem has less than `min_free`
@@ -251,8 +277,13 @@ fn check_free_space(dir: &Path, min_free: u64) -> Result<(), String> {
 /// Check an encode's output before it becomes visible, since FFmpeg's exit
 /// status 0 proves nothing: a video stream whose first frames decode, and a
 /// duration within [`DURATION_TOLERANCE`] of the input's when known.
-async fn verify(s: &Scheduler, work: &EncodeWork, temp: &Path) -> Result<(), String> {
-    let info = probe::verify(&s.config.ffprobe, temp)
+async fn verify(
+    s: &Scheduler,
+    work: &EncodeWork,
+    temp: &Path,
+    run_as: Option<&RunAs>,
+) -> Result<(), String> {
+    let info = probe::verify(&s.config.ffprobe, temp, run_as)
         .await
         .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {

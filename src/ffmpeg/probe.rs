@@ -1,11 +1,12 @@
 //! Running ffprobe and reading what it says about a file.
 //!
-//! [`parse`] is pure and unit tested; [`probe`] runs ffprobe (argv from
-//! [`super::argv::probe`]) with a timeout and no shell.
+//! [`parse`] is pure and unit tested; [`probe`] and [`verify`] run ffprobe
+//! (argv from [`super::argv`]) with a timeout, started like every child
+//! (see [`crate::process::command`]).
 
+use crate::process::RunAs;
 use serde::Deserialize;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// How long ffprobe may take on one file.
@@ -108,16 +109,27 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
 /// Errors: [`ProbeError::Spawn`] when the program cannot start,
 /// [`ProbeError::Timeout`], [`ProbeError::Unreadable`] with ffprobe's own
 /// message when it exits non-zero, and the errors of [`parse`].
-pub async fn probe(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError> {
-    run(ffprobe, path, super::argv::probe(path)).await
+///
+/// `run_as`: the job owner's credentials when ffprobe must not run as the
+/// daemon (see [`crate::process::command`]).
+pub async fn probe(
+    ffprobe: &Path,
+    path: &Path,
+    run_as: Option<&RunAs>,
+) -> Result<ProbeInfo, ProbeError> {
+    run(ffprobe, path, super::argv::probe(path), run_as).await
 }
 
 /// Probe an encoded output and decode its first frames.
 ///
 /// Errors: those of [`probe`], and [`ProbeError::Undecodable`] when no
 /// frame of the video stream decodes.
-pub async fn verify(ffprobe: &Path, path: &Path) -> Result<ProbeInfo, ProbeError> {
-    let info = run(ffprobe, path, super::argv::verify(path)).await?;
+pub async fn verify(
+    ffprobe: &Path,
+    path: &Path,
+    run_as: Option<&RunAs>,
+) -> Result<ProbeInfo, ProbeError> {
+    let info = run(ffprobe, path, super::argv::verify(path), run_as).await?;
     if info.decoded_frames.unwrap_or(0) == 0 {
         return Err(ProbeError::Undecodable);
     }
@@ -128,14 +140,10 @@ async fn run(
     ffprobe: &Path,
     path: &Path,
     args: Vec<std::ffi::OsString>,
+    run_as: Option<&RunAs>,
 ) -> Result<ProbeInfo, ProbeError> {
-    let child = tokio::process::Command::new(ffprobe)
+    let child = crate::process::command(ffprobe, run_as)
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("NOTIFY_SOCKET")
-        .kill_on_drop(true)
         .spawn()
         .map_err(|source| ProbeError::Spawn {
             program: ffprobe.display().to_string(),

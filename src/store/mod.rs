@@ -9,6 +9,7 @@
 
 mod schema;
 
+use crate::access::Peer;
 use crate::process::ProcessIdentity;
 use crate::proto::{Effects, FileState, JobId, JobState};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -54,6 +55,8 @@ pub struct NewJob {
     pub inputs: Vec<(PathBuf, Vec<Effects>)>,
     /// Unix seconds.
     pub created_at: i64,
+    /// The submitting client.
+    pub owner: Peer,
 }
 
 /// A job row.
@@ -69,6 +72,8 @@ pub struct JobRow {
     pub inputs: u32,
     /// Mean of the files' stored progress, percent.
     pub progress: f64,
+    /// Uid of the submitting client.
+    pub owner_uid: u32,
 }
 
 /// An input file row, with its count of verified variations.
@@ -104,6 +109,7 @@ pub enum Work {
         job_id: JobId,
         file_id: i64,
         path: PathBuf,
+        owner: Peer,
     },
     /// A queued variation of a probed file.
     Encode(EncodeWork),
@@ -122,6 +128,8 @@ pub struct EncodeWork {
     pub output_dir: PathBuf,
     pub duration_us: Option<u64>,
     pub effects: Effects,
+    /// The job's owner, as whom FFmpeg runs in system mode.
+    pub owner: Peer,
 }
 
 /// How a variation ended.
@@ -170,6 +178,27 @@ fn path_of(text: String) -> PathBuf {
 
 fn text_of(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+fn groups_text(groups: &[u32]) -> String {
+    groups
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The owner stored in three columns from `first` on: uid, gid, groups.
+fn owner_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Peer> {
+    let groups: String = r.get(first + 2)?;
+    Ok(Peer {
+        uid: r.get(first)?,
+        gid: r.get(first + 1)?,
+        groups: groups
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+    })
 }
 
 /// The reason given to work cut short by a daemon stop or crash.
@@ -231,13 +260,17 @@ impl Store {
     pub fn create_job(&mut self, job: &NewJob) -> Result<JobId> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO jobs (state, variations, seed, output_dir, created_at)
-             VALUES ('queued', ?1, ?2, ?3, ?4)",
+            "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
+                               owner_uid, owner_gid, owner_groups)
+             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 job.variations,
                 job.seed as i64,
                 text_of(&job.output_dir),
-                job.created_at
+                job.created_at,
+                job.owner.uid,
+                job.owner.gid,
+                groups_text(&job.owner.groups)
             ],
         )?;
         let job_id = tx.last_insert_rowid();
@@ -270,7 +303,7 @@ impl Store {
     }
 
     const JOB_COLUMNS: &'static str = "j.id, j.state, j.variations, j.seed, j.output_dir,
-        j.created_at,
+        j.created_at, j.owner_uid,
         (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
         (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id)";
 
@@ -284,8 +317,9 @@ impl Store {
                 seed: r.get::<_, i64>(3)? as u64,
                 output_dir: path_of(r.get(4)?),
                 created_at: r.get(5)?,
-                inputs: r.get(6)?,
-                progress: r.get(7)?,
+                owner_uid: r.get(6)?,
+                inputs: r.get(7)?,
+                progress: r.get(8)?,
             },
             state,
         ))
@@ -306,11 +340,14 @@ impl Store {
             .transpose()
     }
 
-    /// Every job, oldest first.
-    pub fn jobs(&self) -> Result<Vec<JobRow>> {
-        let sql = format!("SELECT {} FROM jobs j ORDER BY j.id", Self::JOB_COLUMNS);
+    /// Every job of `owner` (every job at all for `None`), oldest first.
+    pub fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {} FROM jobs j WHERE ?1 IS NULL OR j.owner_uid = ?1 ORDER BY j.id",
+            Self::JOB_COLUMNS
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([], Self::job_row)?;
+        let rows = stmt.query_map([owner], Self::job_row)?;
         rows.map(|r| Self::with_state(r?)).collect()
     }
 
@@ -389,7 +426,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT f.job_id, f.idx, f.id, v.id, v.idx, j.variations, f.path, j.output_dir,
-                        f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation
+                        f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
+                        j.owner_uid, j.owner_gid, j.owner_groups
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
@@ -414,6 +452,7 @@ impl Store {
                             contrast: r.get(11)?,
                             saturation: r.get(12)?,
                         },
+                        owner: owner_of(r, 13)?,
                     },
                 ))
             })
@@ -421,8 +460,10 @@ impl Store {
         let probe = self
             .conn
             .prepare_cached(
-                "SELECT job_id, idx, id, path FROM files WHERE state = 'queued'
-                 ORDER BY job_id, idx LIMIT 1",
+                "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups
+                 FROM files f JOIN jobs j ON j.id = f.job_id
+                 WHERE f.state = 'queued'
+                 ORDER BY f.job_id, f.idx LIMIT 1",
             )?
             .query_row([], |r| {
                 Ok((
@@ -431,6 +472,7 @@ impl Store {
                         job_id: r.get(0)?,
                         file_id: r.get(2)?,
                         path: path_of(r.get(3)?),
+                        owner: owner_of(r, 4)?,
                     },
                 ))
             })

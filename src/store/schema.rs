@@ -5,7 +5,8 @@
 //! step runs in its own transaction together with the version bump.
 
 /// Upgrade steps, oldest first. Never edit a released step; append one.
-pub const STEPS: &[&str] = &[r#"
+pub const STEPS: &[&str] = &[
+    r#"
 CREATE TABLE jobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     state       TEXT    NOT NULL,
@@ -50,4 +51,13 @@ CREATE TABLE variations (
 );
 CREATE INDEX variations_queued ON variations (file_id, idx) WHERE state = 'queued';
 CREATE INDEX variations_running ON variations (file_id) WHERE state = 'running';
-"#];
+"#,
+    r#"
+-- Who submitted each job (SO_PEERCRED); jobs of earlier versions belong to root.
+ALTER TABLE jobs ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN owner_gid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN owner_groups TEXT NOT NULL DEFAULT '';  -- gids, space-separated
+CREATE INDEX jobs_by_owner ON jobs (owner_uid, id);
+CREATE INDEX jobs_open ON jobs (state) WHERE state IN ('queued', 'running');
+"#,
+];
