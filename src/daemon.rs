@@ -149,6 +149,17 @@ fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<bool, DaemonE
     Ok(true)
 }
 
+/// Create the socket's directory unless it exists: mode 0750 and `group`
+/// with a group, 0700 without. Called before the pidfile is taken, since
+/// both usually share this directory.
+pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), DaemonError> {
+    if let Some(dir) = socket.parent() {
+        let mode = if group.is_some() { 0o750 } else { 0o700 };
+        create_dir(dir, mode, group)?;
+    }
+    Ok(())
+}
+
 /// Bind the socket at `path`, replacing a stale socket file left by a
 /// crash but never a live one. Without `group`: socket 0600 in a directory
 /// created 0700; with it: socket 0660 in a directory created 0750, both of
@@ -161,14 +172,8 @@ fn listen(
         path: path.to_path_buf(),
         source,
     };
-    let (dir_mode, socket_mode) = if group.is_some() {
-        (0o750, 0o660)
-    } else {
-        (0o700, 0o600)
-    };
-    if let Some(dir) = path.parent() {
-        create_dir(dir, dir_mode, group)?;
-    }
+    create_socket_dir(path, group)?;
+    let socket_mode = if group.is_some() { 0o660 } else { 0o600 };
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(DaemonError::SocketInUse {

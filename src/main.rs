@@ -198,6 +198,7 @@ async fn shutdown_signal() {
 /// before readiness go to the launcher through `notifier`.
 fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
     let started = (|| -> anyhow::Result<_> {
+        daemon::create_socket_dir(&config.socket, config.socket_group)?;
         let mut pidfile = Pidfile::acquire(&config.pidfile)?;
         pidfile.write_pid()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

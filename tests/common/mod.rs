@@ -157,7 +157,7 @@ impl Env {
 
 pub struct Daemon {
     pub child: Option<Child>,
-    log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Daemon {

@@ -1,0 +1,227 @@
+//! Who may do what: a second, unprivileged user (nobody, via setpriv)
+//! against a root daemon, and the socket's mode bits under any umask.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const NOBODY: u32 = 65534;
+/// A group with no name that the daemon shares its socket with.
+const SOCKET_GROUP: &str = "4242";
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// vidvarctl as nobody, a member of the socket group.
+fn ctl_as_nobody(env: &Env, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            &format!("--groups={SOCKET_GROUP}"),
+            VIDVARCTL,
+        ])
+        .args(args)
+        .env("VIDVAR_SOCKET", env.socket())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn another_user_cannot_see_touch_or_use_what_is_not_theirs() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to act as a second user");
+        return;
+    }
+    let env = Env::new();
+    chmod(env.dir.path(), 0o755);
+    let _d = env.start(&["--socket-group", SOCKET_GROUP]);
+
+    // Root's job, on a file only root may read.
+    let secret = env.path("secret.mp4");
+    make_video(&secret, 1.0, "160x120", false);
+    chmod(&secret, 0o600);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "1", "-o", s(&out), s(&secret)]);
+    env.ctl_ok(&["watch", &job.to_string()]);
+
+    let listed = ctl_as_nobody(&env, &["--json", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "[]",
+        "root's job is not listed"
+    );
+    for command in ["status", "outputs", "cancel", "retry", "watch"] {
+        let out = ctl_as_nobody(&env, &[command, &job.to_string()]);
+        assert_eq!(out.status.code(), Some(4), "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("no such job: {job}")),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+
+    // Submitting what nobody cannot read, or into a directory it cannot
+    // write, is refused up front.
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o777);
+    let refused = ctl_as_nobody(&env, &["submit", "-o", s(&shared), s(&secret)]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(
+        stderr(&refused).contains("permission denied"),
+        "{}",
+        stderr(&refused)
+    );
+    let public = env.path("public.mp4");
+    make_video(&public, 1.0, "160x120", false);
+    chmod(&public, 0o644);
+    let refused = ctl_as_nobody(&env, &["submit", "-o", s(&out), s(&public)]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(
+        stderr(&refused).contains("permission denied"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // What nobody may do, it can; FFmpeg writes as nobody.
+    let mine = ctl_as_nobody(&env, &["submit", "-n", "1", "-o", s(&shared), s(&public)]);
+    assert!(mine.status.success(), "{}", stderr(&mine));
+    let mine: i64 = String::from_utf8_lossy(&mine.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let watched = ctl_as_nobody(&env, &["watch", &mine.to_string()]);
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stdout)
+    );
+    let output = shared.join("public_v01.mp4");
+    assert_eq!(
+        std::fs::metadata(&output).unwrap().uid(),
+        NOBODY,
+        "FFmpeg ran as the job's owner"
+    );
+    // Root sees both jobs.
+    assert_eq!(env.json(&["list"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn an_input_that_becomes_unreadable_fails_with_permission_denied() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to act as a second user");
+        return;
+    }
+    let env = Env::new();
+    chmod(env.dir.path(), 0o755);
+    // One slot, taken by a long job, so the second job waits in the queue.
+    let _d = env.start(&["--socket-group", SOCKET_GROUP, "--max-parallel", "1"]);
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o777);
+    let long = env.path("long.mp4");
+    make_video(&long, 30.0, "320x240", false);
+    chmod(&long, 0o644);
+    let first = ctl_as_nobody(&env, &["submit", "-n", "1", "-o", s(&shared), s(&long)]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let input = env.path("soon-private.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    chmod(&input, 0o644);
+    let second = ctl_as_nobody(&env, &["submit", "-n", "1", "-o", s(&shared), s(&input)]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let second: i64 = String::from_utf8_lossy(&second.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    chmod(&input, 0o600);
+    let first: i64 = String::from_utf8_lossy(&first.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    env.ctl_ok(&["cancel", &first.to_string()]);
+    let detail = env.wait_job(second, LIMIT, |d| d["summary"]["state"] == "failed");
+    let error = detail["files"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read input: permission denied"),
+        "{error}"
+    );
+}
+
+/// Start vidvard in the foreground under `umask`, wait for its socket.
+fn start_with_umask(env: &Env, umask: u32, extra: &[&str]) -> Daemon {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(VIDVARD);
+    cmd.arg("--foreground")
+        .arg("--socket")
+        .arg(env.socket())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .arg("--pidfile")
+        .arg(env.pidfile())
+        .args(extra)
+        .stderr(Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+            Ok(())
+        });
+    }
+    let daemon = Daemon {
+        child: Some(cmd.spawn().unwrap()),
+        log: env.path("none"),
+    };
+    wait_for("the socket", LIMIT, || env.socket().exists().then_some(()));
+    env.ctl_ok(&["ping"]);
+    daemon
+}
+
+#[test]
+fn socket_and_directory_modes_hold_under_any_umask() {
+    for umask in [0o000, 0o077] {
+        for group in [None, Some(SOCKET_GROUP)] {
+            let env = Env::new();
+            let extra: Vec<&str> = group.map(|g| vec!["--socket-group", g]).unwrap_or_default();
+            let _d = start_with_umask(&env, umask, &extra);
+            let socket = std::fs::metadata(env.socket()).unwrap();
+            let dir = std::fs::metadata(env.socket().parent().unwrap()).unwrap();
+            let (socket_mode, dir_mode) = if group.is_some() {
+                (0o660, 0o750)
+            } else {
+                (0o600, 0o700)
+            };
+            assert_eq!(
+                socket.mode() & 0o777,
+                socket_mode,
+                "socket, umask {umask:o}, group {group:?}"
+            );
+            assert_eq!(
+                dir.mode() & 0o777,
+                dir_mode,
+                "directory, umask {umask:o}, group {group:?}"
+            );
+            if let Some(g) = group {
+                assert_eq!(socket.gid().to_string(), g);
+                assert_eq!(dir.gid().to_string(), g);
+            }
+        }
+    }
+}
