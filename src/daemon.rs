@@ -128,14 +128,14 @@ impl Drop for Pidfile {
 
 /// Create `dir` (and missing parents) unless it exists. A directory created
 /// here gets exactly `mode` whatever the umask, and `group` when given; an
-/// existing one is left as it is. Returns whether it was created.
-fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<bool, DaemonError> {
+/// existing one is left as it is.
+fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonError> {
     let err = |source| DaemonError::Directory {
         path: dir.to_path_buf(),
         source,
     };
     if dir.is_dir() {
-        return Ok(false);
+        return Ok(());
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -146,7 +146,7 @@ fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<bool, DaemonE
     if let Some(gid) = group {
         std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Create the socket's directory unless it exists: mode 0750 and `group`

@@ -308,4 +308,76 @@ mod tests {
             Response::Progress(detail())
         );
     }
+
+    mod fuzz {
+        //! Property tests of the decoders: no input makes them panic or
+        //! allocate past the cap, and every request survives a round trip.
+
+        use super::super::*;
+        use crate::proto::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use std::path::PathBuf;
+
+        fn request() -> impl Strategy<Value = Request> {
+            let job = any::<i64>();
+            prop_oneof![
+                (
+                    vec(".{0,40}", 0..5),
+                    any::<u32>(),
+                    any::<Option<u64>>(),
+                    ".{0,40}"
+                )
+                    .prop_map(|(inputs, variations, seed, out)| {
+                        Request::Submit(SubmitRequest {
+                            inputs: inputs.into_iter().map(PathBuf::from).collect(),
+                            variations,
+                            seed,
+                            output_dir: out.into(),
+                        })
+                    }),
+                job.clone().prop_map(|job| Request::Status { job }),
+                job.clone().prop_map(|job| Request::Watch { job }),
+                job.clone().prop_map(|job| Request::Outputs { job }),
+                job.clone().prop_map(|job| Request::Cancel { job }),
+                job.prop_map(|job| Request::Retry { job }),
+                Just(Request::List),
+                Just(Request::Ping),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..600)) {
+                let _ = decode::<Hello>(&bytes);
+                let _ = decode::<Request>(&bytes);
+                let _ = decode::<Response>(&bytes);
+                let _ = decode::<HandshakeReply>(&bytes);
+            }
+
+            #[test]
+            fn requests_round_trip(req in request()) {
+                let bytes = encode(&req).unwrap();
+                prop_assert_eq!(decode::<Request>(&bytes).unwrap(), req);
+            }
+
+            #[test]
+            fn mutated_requests_never_panic(
+                req in request(),
+                flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = encode(&req).unwrap();
+                for (at, value) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] = value;
+                }
+                let _ = decode::<Request>(&bytes);
+                let end = cut.index(bytes.len() + 1);
+                let _ = decode::<Request>(&bytes[..end]);
+            }
+        }
+    }
 }
