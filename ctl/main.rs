@@ -6,6 +6,7 @@
 
 mod client;
 mod render;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
@@ -87,6 +88,15 @@ enum Command {
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
+    /// Remove the records of finished jobs (yours; all of them as root).
+    /// Output files are never deleted.
+    Prune {
+        /// Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
 }
 
 /// What a command ended with.
@@ -159,7 +169,9 @@ async fn submit(
         _ => None,
     })?;
     if follow {
-        if !json {
+        if json {
+            println!("{}", serde_json::json!({ "job": job }));
+        } else {
             println!("job {job} submitted");
         }
         return watch(client, json, job).await;
@@ -172,33 +184,25 @@ async fn submit(
     Ok(())
 }
 
-/// Follow a job: a line per update on stdout, then the final detail.
+/// Follow a job until it ends (see [`watch::View`]); exit status as for
+/// `watch`: success only when every variation succeeded.
 async fn watch(client: &mut Client, json: bool, job: JobId) -> Result<(), Failure> {
     client.send(&Request::Watch { job }).await?;
-    let mut last_line = String::new();
+    let mut view = watch::View::new(json);
     loop {
         let detail: JobDetail = expect(client.next().await?, |r| match r {
             Response::Progress(d) => Some(d),
             _ => None,
         })?;
-        if detail.summary.state.is_final() {
-            if json {
-                print_json(&detail);
-            } else {
-                print!("{}", render::detail(&detail));
-            }
-            return match detail.summary.state {
-                JobState::Succeeded => Ok(()),
-                _ => Err(Failure::JobNotSucceeded),
-            };
+        if !detail.summary.state.is_final() {
+            view.update(&detail);
+            continue;
         }
-        if !json {
-            let line = render::progress_line(&detail);
-            if line != last_line {
-                println!("{line}");
-                last_line = line;
-            }
-        }
+        view.finish(&detail);
+        return match detail.summary.state {
+            JobState::Succeeded => Ok(()),
+            _ => Err(Failure::JobNotSucceeded),
+        };
     }
 }
 
@@ -227,6 +231,16 @@ fn job_detail(r: Response) -> Option<JobDetail> {
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
+    if let Command::Completions { shell } = args.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "vidvarctl",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
     let mut client = Client::connect(&socket).await?;
     let json = args.json;
@@ -273,6 +287,16 @@ async fn run(args: Args) -> Result<(), Failure> {
             };
             show(c, json, Request::Ping, pick, render::pong).await
         }
+        Command::Prune { older_than } => {
+            let older_than_secs = older_than.map_or(0, |d| d.as_secs());
+            let pick = |r| match r {
+                Response::Pruned { jobs } => Some(serde_json::json!({ "pruned": jobs })),
+                _ => None,
+            };
+            let text = |v: &serde_json::Value| format!("{} job record(s) removed\n", v["pruned"]);
+            show(c, json, Request::Prune { older_than_secs }, pick, text).await
+        }
+        Command::Completions { .. } => unreachable!("handled before connecting"),
     }
 }
 

@@ -362,6 +362,22 @@ impl Scheduler {
             .collect())
     }
 
+    /// Remove records of final jobs of `peer` (of everyone for root) that
+    /// finished at least `older_than_secs` ago. Outputs stay on disk.
+    pub fn prune(&self, peer: &Peer, older_than_secs: u64) -> Result<u64, ApiError> {
+        let owner = (!self.is_admin(peer)).then_some(peer.uid);
+        let cutoff = unix_now().saturating_sub(older_than_secs.min(i64::MAX as u64) as i64);
+        let removed = self.store().prune(owner, cutoff)?;
+        if removed > 0 {
+            log::info!(
+                "pruned {removed} finished job record(s) for uid {}",
+                peer.uid
+            );
+            self.notify_change();
+        }
+        Ok(removed)
+    }
+
     /// Liveness and load.
     pub fn pong(&self) -> Result<Pong, ApiError> {
         let queue_depth = self.store().queue_depth()?;

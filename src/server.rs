@@ -158,6 +158,9 @@ async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Respon
         Request::Outputs { job } => scheduler.outputs(peer, job).map(Response::Outputs),
         Request::Cancel { job } => scheduler.cancel(peer, job).await.map(Response::Job),
         Request::Retry { job } => scheduler.retry(peer, job).map(Response::Job),
+        Request::Prune { older_than_secs } => scheduler
+            .prune(peer, older_than_secs)
+            .map(|jobs| Response::Pruned { jobs }),
         Request::Ping => scheduler.pong().map(Response::Pong),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };

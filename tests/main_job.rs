@@ -279,7 +279,9 @@ fn json_documents_parse_and_ping_reports_the_daemon() {
         input.to_str().unwrap(),
     ]);
     assert_eq!(submitted["job"], 1);
-    let done = env.json(&["watch", "1"]);
+    let done = env.wait_job(1, JOB_LIMIT, |d| {
+        d["summary"]["state"] != "running" && d["summary"]["state"] != "queued"
+    });
     assert_eq!(done["summary"]["state"], "succeeded");
     let list = env.json(&["list"]);
     assert_eq!(list[0]["id"], 1);
@@ -299,4 +301,112 @@ fn client_without_a_daemon_explains_how_to_start_it() {
         stderr.contains("not running") && stderr.contains("vidvard"),
         "{stderr}"
     );
+}
+
+#[test]
+fn watch_shows_bars_on_a_terminal_lines_in_a_pipe_and_json_objects_with_json() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 6.0, "320x240", false);
+    let out = env.out_dir();
+    let submit = |n: &str| {
+        env.submit(&[
+            "-n",
+            n,
+            "-o",
+            out.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+    };
+
+    // --json: one JSON object per line, the last one final.
+    let job = submit("2");
+    let stream = env.ctl(&["--json", "watch", &job.to_string()]);
+    assert!(stream.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&stream.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert!(lines.len() >= 2, "updates, then the end: {lines:?}");
+    assert_eq!(lines.last().unwrap()["summary"]["state"], "succeeded");
+    let progress: Vec<f64> = lines
+        .iter()
+        .map(|l| l["summary"]["progress"].as_f64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back: {progress:?}"
+    );
+
+    // A pipe: plain lines.
+    let job = submit("1");
+    let plain = env.ctl_ok(&["watch", &job.to_string()]);
+    assert!(
+        plain.contains(&format!("job {job}: ")) && !plain.contains('\x1b'),
+        "{plain}"
+    );
+
+    // A terminal (script(1) gives one): progress bars with an ETA.
+    let job = submit("2");
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &format!("{VIDVARCTL} watch {job}"), "/dev/null"])
+        .env("VIDVAR_SOCKET", env.socket())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("ETA") && screen.contains("clip.mp4"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn prune_removes_finished_records_but_never_outputs() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let input = env.path("a.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let out = env.out_dir();
+    let job = env.submit(&[
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    env.ctl_ok(&["watch", &job.to_string()]);
+
+    assert_eq!(
+        env.json(&["prune", "--older-than", "1h"])["pruned"],
+        0,
+        "too recent"
+    );
+    assert_eq!(env.json(&["prune"])["pruned"], 1);
+    assert_eq!(
+        env.ctl(&["status", &job.to_string()]).status.code(),
+        Some(4)
+    );
+    assert_eq!(names(&out), ["a_v01.mp4"], "outputs stay");
+    assert_eq!(
+        env.ctl(&["prune", "--older-than", "soon"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn completions_are_printed_for_common_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(VIDVARCTL)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("vidvarctl") && script.contains("submit"),
+            "{shell}"
+        );
+    }
 }

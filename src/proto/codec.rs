@@ -192,11 +192,15 @@ mod tests {
             Request::Cancel { job: 4 },
             Request::Retry { job: 5 },
             Request::Ping,
+            Request::Prune {
+                older_than_secs: 86_400,
+            },
         ] {
             round_trip(req);
         }
         for resp in [
             Response::Submitted { job: 9 },
+            Response::Pruned { jobs: 12 },
             Response::Job(detail()),
             Response::Progress(detail()),
             Response::Jobs(vec![detail().summary]),
@@ -343,6 +347,7 @@ mod tests {
                 job.prop_map(|job| Request::Retry { job }),
                 Just(Request::List),
                 Just(Request::Ping),
+                any::<u64>().prop_map(|older_than_secs| Request::Prune { older_than_secs }),
             ]
         }
 

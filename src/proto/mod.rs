@@ -71,6 +71,10 @@ pub enum Request {
     Retry { job: JobId },
     /// Daemon liveness and load. Answer: [`Response::Pong`].
     Ping,
+    /// Remove the records of final jobs that finished at least
+    /// `older_than_secs` seconds ago (only the client's own, unless it is
+    /// root). Output files are never touched. Answer: [`Response::Pruned`].
+    Prune { older_than_secs: u64 },
 }
 
 /// A job to queue.
@@ -90,12 +94,18 @@ pub struct SubmitRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
-    Submitted { job: JobId },
+    Submitted {
+        job: JobId,
+    },
     Job(JobDetail),
     Jobs(Vec<JobSummary>),
     Progress(JobDetail),
     Outputs(Vec<OutputInfo>),
     Pong(Pong),
+    /// Number of job records removed.
+    Pruned {
+        jobs: u64,
+    },
     Error(WireError),
 }
 

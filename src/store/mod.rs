@@ -687,6 +687,19 @@ impl Store {
         Ok(Some((before, requeued as u64)))
     }
 
+    /// Delete the records (job, files, variations) of final jobs of `owner`
+    /// (of everyone for `None`) that finished at or before `finished_before`
+    /// (unix seconds). Returns the number of jobs removed.
+    pub fn prune(&mut self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
+        let removed = self.conn.execute(
+            "DELETE FROM jobs
+             WHERE state IN ('succeeded', 'partial', 'failed', 'cancelled')
+               AND finished_at <= ?1 AND (?2 IS NULL OR owner_uid = ?2)",
+            params![finished_before, owner],
+        )?;
+        Ok(removed as u64)
+    }
+
     /// Variations left running by a previous daemon run.
     pub fn interrupted(&self) -> Result<Vec<Interrupted>> {
         let mut stmt = self.conn.prepare(
