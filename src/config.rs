@@ -7,8 +7,10 @@
 //! defaults. `main` builds a [`Config`]; nothing else reads flags, files or
 //! the environment.
 
-use crate::ffmpeg::EncodeSettings;
+use crate::effects::Ranges;
+use crate::ffmpeg::{EncodeSettings, RateControl};
 use serde::Deserialize;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +36,9 @@ pub struct Tunables {
     /// A variation does not start when its output filesystem has fewer free
     /// bytes than this (statvfs(3) `f_bavail * f_frsize`).
     pub min_free_bytes: u64,
+    /// Records of final jobs older than this are pruned hourly; `None`
+    /// keeps them. Output files are never deleted.
+    pub retention: Option<Duration>,
     pub log_level: log::LevelFilter,
 }
 
@@ -44,6 +49,7 @@ impl Default for Tunables {
             grace: DEFAULT_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             min_free_bytes: DEFAULT_MIN_FREE_MIB << 20,
+            retention: None,
             log_level: log::LevelFilter::Info,
         }
     }
@@ -63,6 +69,8 @@ pub struct Config {
     /// The `ffprobe` program.
     pub ffprobe: PathBuf,
     pub encode: EncodeSettings,
+    /// Ranges the effects of new jobs are drawn from.
+    pub effects: Ranges,
     pub tunables: Tunables,
     /// System mode (root or the `vidvar` service user): clients are other
     /// users, so their access to inputs and outputs is checked, FFmpeg runs
@@ -84,6 +92,7 @@ impl Config {
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             encode: EncodeSettings::default(),
+            effects: Ranges::default(),
             tunables: Tunables::default(),
             system_mode: crate::paths::is_system_mode(),
             socket_group: None,
@@ -119,7 +128,34 @@ pub struct FileSettings {
     pub stall_timeout: Option<f64>,
     /// MiB.
     pub min_free_space_mib: Option<u64>,
+    /// Days after which records of finished jobs are pruned.
+    pub retention_days: Option<u64>,
     pub log_level: Option<String>,
+    pub encode: Option<EncodeFile>,
+    pub effects: Option<EffectsFile>,
+}
+
+/// The `[encode]` table.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EncodeFile {
+    pub video_codec: Option<String>,
+    pub preset: Option<String>,
+    pub video_bitrate_kbps: Option<u32>,
+    pub crf: Option<u8>,
+    /// `N` or `N/D` frames per second, or `"source"`.
+    pub frame_rate: Option<String>,
+    pub audio_codec: Option<String>,
+}
+
+/// The `[effects]` table: `[min, max]` per effect.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EffectsFile {
+    pub rotation: Option<[f64; 2]>,
+    pub brightness: Option<[f64; 2]>,
+    pub contrast: Option<[f64; 2]>,
+    pub saturation: Option<[f64; 2]>,
 }
 
 /// A configuration file that cannot be used.
@@ -191,6 +227,12 @@ impl FileSettings {
         if let Some(mib) = self.min_free_space_mib {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
         }
+        if let Some(days) = self.retention_days {
+            if days == 0 {
+                return Err(bad("retention_days", "must be at least 1".into()));
+            }
+            t.retention = Some(Duration::from_secs(days.saturating_mul(86_400)));
+        }
         if let Some(level) = &self.log_level {
             t.log_level = level.parse().map_err(|_| {
                 bad(
@@ -200,6 +242,140 @@ impl FileSettings {
             })?;
         }
         Ok(t)
+    }
+}
+
+impl FileSettings {
+    /// Encoding settings: the defaults with the `[encode]` table over them.
+    ///
+    /// Errors: [`ConfigError::Value`] for both a bitrate and a CRF, values
+    /// out of range, or a frame rate that is neither `N`, `N/D` nor
+    /// `"source"`.
+    pub fn encode(&self, path: &Path) -> Result<EncodeSettings, ConfigError> {
+        let bad = |key, reason: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        let mut e = EncodeSettings::default();
+        let Some(f) = &self.encode else {
+            return Ok(e);
+        };
+        for (key, value, slot) in [
+            ("encode.video_codec", &f.video_codec, &mut e.video_codec),
+            ("encode.preset", &f.preset, &mut e.preset),
+            ("encode.audio_codec", &f.audio_codec, &mut e.audio_codec),
+        ] {
+            if let Some(value) = value {
+                if value.is_empty() || value.starts_with('-') || value.contains(char::is_whitespace)
+                {
+                    return Err(bad(key, format!("{value:?} is not a name")));
+                }
+                *slot = value.clone();
+            }
+        }
+        e.rate = match (f.video_bitrate_kbps, f.crf) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "encode.crf",
+                    "set video_bitrate_kbps or crf, not both".into(),
+                ));
+            }
+            (Some(kbps), None) if (1..=1_000_000).contains(&kbps) => RateControl::BitrateKbps(kbps),
+            (Some(kbps), None) => {
+                return Err(bad(
+                    "encode.video_bitrate_kbps",
+                    format!("{kbps} is not in 1..=1000000"),
+                ));
+            }
+            (None, Some(crf)) if crf <= 51 => RateControl::Crf(crf),
+            (None, Some(crf)) => return Err(bad("encode.crf", format!("{crf} is not in 0..=51"))),
+            (None, None) => e.rate,
+        };
+        if let Some(rate) = &f.frame_rate {
+            e.frame_rate = match rate.as_str() {
+                "source" => None,
+                r if is_frame_rate(r) => Some(r.to_string()),
+                r => {
+                    return Err(bad(
+                        "encode.frame_rate",
+                        format!("{r:?} is not N, N/D or \"source\""),
+                    ));
+                }
+            };
+        }
+        Ok(e)
+    }
+
+    /// Effect ranges: the v1 ranges with the `[effects]` table over them.
+    ///
+    /// Errors: [`ConfigError::Value`] for `min > max` or bounds outside
+    /// what FFmpeg's filters take (eq(1): brightness -1..1, contrast
+    /// -1000..1000, saturation 0..3; rotation within one turn).
+    pub fn effects(&self, path: &Path) -> Result<Ranges, ConfigError> {
+        let mut r = Ranges::default();
+        let Some(f) = &self.effects else {
+            return Ok(r);
+        };
+        let turn = std::f64::consts::TAU;
+        for (key, value, limits, slot) in [
+            (
+                "effects.rotation",
+                f.rotation,
+                -turn..=turn,
+                &mut r.rotation,
+            ),
+            (
+                "effects.brightness",
+                f.brightness,
+                -1.0..=1.0,
+                &mut r.brightness,
+            ),
+            (
+                "effects.contrast",
+                f.contrast,
+                -1000.0..=1000.0,
+                &mut r.contrast,
+            ),
+            (
+                "effects.saturation",
+                f.saturation,
+                0.0..=3.0,
+                &mut r.saturation,
+            ),
+        ] {
+            if let Some([lo, hi]) = value {
+                *slot = range(lo, hi, &limits).map_err(|reason| ConfigError::Value {
+                    path: path.to_path_buf(),
+                    key,
+                    reason,
+                })?;
+            }
+        }
+        Ok(r)
+    }
+}
+
+fn range(lo: f64, hi: f64, limits: &RangeInclusive<f64>) -> Result<RangeInclusive<f64>, String> {
+    if !(limits.contains(&lo) && limits.contains(&hi)) {
+        return Err(format!(
+            "[{lo}, {hi}] is not within [{}, {}]",
+            limits.start(),
+            limits.end()
+        ));
+    }
+    if lo > hi {
+        return Err(format!("[{lo}, {hi}]: the minimum is above the maximum"));
+    }
+    Ok(lo..=hi)
+}
+
+/// `N` or `N/D` with positive numbers, as `-r` takes a rate.
+fn is_frame_rate(text: &str) -> bool {
+    let positive = |t: &str| t.parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0);
+    match text.split_once('/') {
+        Some((n, d)) => positive(n) && positive(d),
+        None => positive(text),
     }
 }
 
@@ -294,6 +470,50 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().starts_with("v.conf: "), "{err}");
         }
+    }
+
+    #[test]
+    fn encode_and_effects_tables_override_the_defaults() {
+        let f = parse(
+            "[encode]\ncrf = 20\nframe_rate = \"source\"\npreset = \"fast\"\n\
+             [effects]\nrotation = [0.0, 0.02]\n",
+        )
+        .unwrap();
+        let e = f.encode(Path::new("x")).unwrap();
+        assert_eq!(e.rate, RateControl::Crf(20));
+        assert_eq!(e.frame_rate, None);
+        assert_eq!(e.preset, "fast");
+        let r = f.effects(Path::new("x")).unwrap();
+        assert_eq!(r.rotation, 0.0..=0.02);
+        assert_eq!(r.contrast, Ranges::default().contrast);
+    }
+
+    #[test]
+    fn bad_encode_and_effects_values_are_refused() {
+        for text in [
+            "[encode]\ncrf = 20\nvideo_bitrate_kbps = 100",
+            "[encode]\ncrf = 60",
+            "[encode]\nframe_rate = \"fast\"",
+            "[encode]\npreset = \"-y\"",
+        ] {
+            assert!(
+                parse(text).unwrap().encode(Path::new("x")).is_err(),
+                "{text}"
+            );
+        }
+        for text in [
+            "[effects]\nbrightness = [0.1, -0.1]",
+            "[effects]\nsaturation = [0.0, 9.0]",
+        ] {
+            assert!(
+                parse(text).unwrap().effects(Path::new("x")).is_err(),
+                "{text}"
+            );
+        }
+        assert!(
+            parse("[encode]\ncodec = \"x\"").is_err(),
+            "unknown keys in tables too"
+        );
     }
 
     #[test]

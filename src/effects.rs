@@ -28,6 +28,34 @@ pub const CONTRAST: RangeInclusive<f64> = 0.95..=1.05;
 /// FFmpeg `eq=saturation`.
 pub const SATURATION: RangeInclusive<f64> = 0.95..=1.05;
 
+/// The ranges effects are drawn from; [`Default`] gives the v1 ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranges {
+    pub rotation: RangeInclusive<f64>,
+    pub brightness: RangeInclusive<f64>,
+    pub contrast: RangeInclusive<f64>,
+    pub saturation: RangeInclusive<f64>,
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Ranges {
+            rotation: ROTATION,
+            brightness: BRIGHTNESS,
+            contrast: CONTRAST,
+            saturation: SATURATION,
+        }
+    }
+}
+
+/// The effect sets could not be drawn.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("the effect ranges are too narrow for {0} distinct variations")]
+pub struct TooNarrow(pub u32);
+
+/// Draws allowed per requested set before [`TooNarrow`] is reported.
+const ATTEMPTS_PER_SET: usize = 1000;
+
 fn round(value: f64) -> f64 {
     let scale = 10f64.powi(DECIMALS);
     (value * scale).round() / scale
@@ -39,25 +67,37 @@ fn key(e: &Effects) -> [u64; 4] {
 
 /// Draw `count` pairwise distinct effect sets for one input of a job.
 ///
-/// Deterministic: the same `(seed, file_index, count)` gives the same list,
-/// and a shorter `count` gives a prefix of a longer one.
-pub fn generate(seed: u64, file_index: u32, count: u32) -> Vec<Effects> {
+/// Deterministic: the same `(ranges, seed, file_index, count)` gives the
+/// same list, and a shorter `count` gives a prefix of a longer one.
+/// Errors: [`TooNarrow`] when the ranges hold too few distinct values.
+pub fn generate(
+    ranges: &Ranges,
+    seed: u64,
+    file_index: u32,
+    count: u32,
+) -> Result<Vec<Effects>, TooNarrow> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(u64::from(file_index));
     let mut seen = HashSet::with_capacity(count as usize);
     let mut out = Vec::with_capacity(count as usize);
-    while out.len() < count as usize {
+    for _ in 0..(count as usize).saturating_mul(ATTEMPTS_PER_SET) {
+        if out.len() == count as usize {
+            break;
+        }
         let effects = Effects {
-            rotation: round(rng.random_range(ROTATION)),
-            brightness: round(rng.random_range(BRIGHTNESS)),
-            contrast: round(rng.random_range(CONTRAST)),
-            saturation: round(rng.random_range(SATURATION)),
+            rotation: round(rng.random_range(ranges.rotation.clone())),
+            brightness: round(rng.random_range(ranges.brightness.clone())),
+            contrast: round(rng.random_range(ranges.contrast.clone())),
+            saturation: round(rng.random_range(ranges.saturation.clone())),
         };
         if seen.insert(key(&effects)) {
             out.push(effects);
         }
     }
-    out
+    if out.len() < count as usize {
+        return Err(TooNarrow(count));
+    }
+    Ok(out)
 }
 
 /// A fresh seed from the operating system's entropy source.
@@ -69,10 +109,26 @@ pub fn random_seed() -> u64 {
 mod tests {
     use super::*;
 
+    fn draw(seed: u64, file_index: u32, count: u32) -> Vec<Effects> {
+        generate(&Ranges::default(), seed, file_index, count).unwrap()
+    }
+
+    #[test]
+    fn ranges_too_narrow_for_the_count_are_an_error() {
+        let point = Ranges {
+            rotation: 0.005..=0.005,
+            brightness: 0.0..=0.0,
+            contrast: 1.0..=1.0,
+            saturation: 1.0..=1.000001,
+        };
+        assert_eq!(generate(&point, 1, 0, 2).unwrap().len(), 2);
+        assert_eq!(generate(&point, 1, 0, 3), Err(TooNarrow(3)));
+    }
+
     #[test]
     fn values_stay_in_their_ranges() {
         for seed in 0..50 {
-            for e in generate(seed, 0, 40) {
+            for e in draw(seed, 0, 40) {
                 assert!(ROTATION.contains(&e.rotation), "{e:?}");
                 assert!(BRIGHTNESS.contains(&e.brightness), "{e:?}");
                 assert!(CONTRAST.contains(&e.contrast), "{e:?}");
@@ -83,26 +139,26 @@ mod tests {
 
     #[test]
     fn sets_of_one_input_are_pairwise_distinct() {
-        let sets = generate(7, 3, 1000);
+        let sets = draw(7, 3, 1000);
         let keys: HashSet<_> = sets.iter().map(key).collect();
         assert_eq!(keys.len(), 1000);
     }
 
     #[test]
     fn same_seed_reproduces_and_prefixes_agree() {
-        assert_eq!(generate(99, 1, 10), generate(99, 1, 10));
-        assert_eq!(generate(99, 1, 4), generate(99, 1, 10)[..4]);
+        assert_eq!(draw(99, 1, 10), draw(99, 1, 10));
+        assert_eq!(draw(99, 1, 4), draw(99, 1, 10)[..4]);
     }
 
     #[test]
     fn seed_and_file_index_both_change_the_draw() {
-        assert_ne!(generate(1, 0, 3), generate(2, 0, 3));
-        assert_ne!(generate(1, 0, 3), generate(1, 1, 3));
+        assert_ne!(draw(1, 0, 3), draw(2, 0, 3));
+        assert_ne!(draw(1, 0, 3), draw(1, 1, 3));
     }
 
     #[test]
     fn values_are_rounded_to_the_filter_precision() {
-        for e in generate(5, 0, 20) {
+        for e in draw(5, 0, 20) {
             for v in [e.rotation, e.brightness, e.contrast, e.saturation] {
                 assert_eq!(format!("{v:.6}").parse::<f64>().unwrap(), v);
             }

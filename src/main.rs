@@ -142,6 +142,8 @@ impl Args {
         config.ffmpeg = pick(&self.ffmpeg, &file.ffmpeg, "ffmpeg".into());
         config.ffprobe = pick(&self.ffprobe, &file.ffprobe, "ffprobe".into());
         config.tunables = self.tunables(&file)?;
+        config.encode = file.encode(&self.config_file())?;
+        config.effects = file.effects(&self.config_file())?;
         config.socket_group = match self.socket_group.as_ref().or(file.socket_group.as_ref()) {
             Some(group) => {
                 Some(config::group_id(group).map_err(|e| anyhow::anyhow!("socket group: {e}"))?)

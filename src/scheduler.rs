@@ -278,16 +278,17 @@ impl Scheduler {
             )));
         }
         let seed = req.seed.unwrap_or_else(effects::random_seed);
+        let mut inputs = Vec::with_capacity(req.inputs.len());
+        for (i, path) in req.inputs.into_iter().enumerate() {
+            let sets = effects::generate(&self.config.effects, seed, i as u32, req.variations)
+                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+            inputs.push((path, sets));
+        }
         let job = NewJob {
             seed,
             output_dir: req.output_dir,
             variations: req.variations,
-            inputs: req
-                .inputs
-                .into_iter()
-                .enumerate()
-                .map(|(i, path)| (path, effects::generate(seed, i as u32, req.variations)))
-                .collect(),
+            inputs,
             created_at: unix_now(),
             owner: peer.clone(),
         };

@@ -4,7 +4,7 @@
 //! starts with `-` or holds a `:` is never read as an option or protocol
 //! (ffmpeg-protocols(1), "file"). Processes are started without a shell.
 
-use super::EncodeSettings;
+use super::{EncodeSettings, RateControl};
 use crate::proto::Effects;
 use std::ffi::OsString;
 use std::path::Path;
@@ -57,8 +57,8 @@ pub fn encode(
     .map(OsString::from)
     .collect();
     args.push(file_url(input));
-    let tail = [
-        "-map".to_string(),
+    let mut tail: Vec<String> = vec![
+        "-map".into(),
         "0:V:0".into(),
         "-map".into(),
         "0:a:0?".into(),
@@ -68,15 +68,15 @@ pub fn encode(
         settings.video_codec.clone(),
         "-preset".into(),
         settings.preset.clone(),
-        "-b:v".into(),
-        format!("{}k", settings.video_bitrate_kbps),
-        "-r".into(),
-        settings.frame_rate.clone(),
-        "-c:a".into(),
-        settings.audio_codec.clone(),
-        "-f".into(),
-        "mp4".into(),
     ];
+    tail.extend(match settings.rate {
+        RateControl::BitrateKbps(kbps) => ["-b:v".to_string(), format!("{kbps}k")],
+        RateControl::Crf(crf) => ["-crf".to_string(), crf.to_string()],
+    });
+    if let Some(rate) = &settings.frame_rate {
+        tail.extend(["-r".to_string(), rate.clone()]);
+    }
+    tail.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
     args.extend(tail.into_iter().map(OsString::from));
     args.push(file_url(output));
     args
@@ -193,6 +193,31 @@ mod tests {
         ] {
             assert!(joined.contains(needle), "{needle:?} missing from {joined}");
         }
+    }
+
+    #[test]
+    fn crf_and_source_frame_rate_replace_bitrate_and_r() {
+        let settings = EncodeSettings {
+            rate: RateControl::Crf(23),
+            frame_rate: None,
+            ..EncodeSettings::default()
+        };
+        let args = encode(
+            Path::new("/a.mp4"),
+            Path::new("/b.mp4"),
+            &effects(),
+            &settings,
+        );
+        let joined = args
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-crf 23"), "{joined}");
+        assert!(
+            !joined.contains("-b:v") && !joined.contains(" -r "),
+            "{joined}"
+        );
     }
 
     #[test]

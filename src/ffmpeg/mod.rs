@@ -8,18 +8,26 @@ pub mod argv;
 pub mod probe;
 pub mod progress;
 
-/// Encoding defaults (DESIGN.md): H.264 by libx264, preset `ultrafast`,
-/// 2000 kb/s video, 29.97 frames/s, AAC audio, MP4 container.
+/// How the video bitrate is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateControl {
+    /// `-b:v Nk`: average bitrate, kilobits per second.
+    BitrateKbps(u32),
+    /// `-crf N`: constant quality (x264/x265 scale, 0..=51; lower is better).
+    Crf(u8),
+}
+
+/// Encoding settings. Defaults (DESIGN.md): H.264 by libx264, preset
+/// `ultrafast`, 2000 kb/s video, 29.97 frames/s, AAC audio, MP4 container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodeSettings {
     /// FFmpeg `-c:v`.
     pub video_codec: String,
-    /// libx264 `-preset`.
+    /// `-preset` of the video encoder.
     pub preset: String,
-    /// `-b:v`, kilobits per second.
-    pub video_bitrate_kbps: u32,
-    /// `-r`, as FFmpeg takes it (`30000/1001`).
-    pub frame_rate: String,
+    pub rate: RateControl,
+    /// `-r`, as FFmpeg takes it (`30000/1001`); `None` keeps the source's.
+    pub frame_rate: Option<String>,
     /// `-c:a`, used only when the input has audio.
     pub audio_codec: String,
 }
@@ -29,8 +37,8 @@ impl Default for EncodeSettings {
         EncodeSettings {
             video_codec: "libx264".into(),
             preset: "ultrafast".into(),
-            video_bitrate_kbps: 2000,
-            frame_rate: "30000/1001".into(),
+            rate: RateControl::BitrateKbps(2000),
+            frame_rate: Some("30000/1001".into()),
             audio_codec: "aac".into(),
         }
     }
