@@ -230,6 +230,7 @@ pub async fn run(
     );
     let scheduler = Scheduler::new(config, store);
     let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
+    tokio::spawn(Arc::clone(&scheduler).enforce_retention());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,

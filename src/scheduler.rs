@@ -32,6 +32,8 @@ pub const MAX_INPUTS: usize = 1000;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Most jobs queued or running at once; submissions beyond are refused.
 pub const MAX_PENDING_JOBS: u64 = 10_000;
+/// How often finished job records are checked against the retention period.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often at most a file's progress is written to the store.
 pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -377,6 +379,25 @@ impl Scheduler {
             self.notify_change();
         }
         Ok(removed)
+    }
+
+    /// Prune finished job records older than the retention period, now and
+    /// then every [`RETENTION_INTERVAL`], until shutdown.
+    pub async fn enforce_retention(self: Arc<Self>) {
+        loop {
+            if let Some(keep) = self.tunables().retention {
+                let cutoff = unix_now().saturating_sub(keep.as_secs() as i64);
+                match self.store().prune(None, cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("retention: pruned {n} finished job record(s)"),
+                    Err(err) => log::error!("retention: cannot prune: {err}"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RETENTION_INTERVAL) => {}
+                () = self.stopping.cancelled() => return,
+            }
+        }
     }
 
     /// Liveness and load.
