@@ -1,6 +1,7 @@
 //! Connection to vidvard: connect, handshake, request/response.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vidvar::proto::codec::{CodecError, Connection};
 use vidvar::proto::{HandshakeReply, Hello, PROTOCOL_VERSION, Request, Response, WireError};
 
@@ -22,19 +23,45 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    #[error("vidvard does not answer on {} (within {}s)", socket.display(), ANSWER_TIMEOUT.as_secs())]
+    NotAnswering { socket: PathBuf },
+    #[error("lost the connection to vidvard (did it stop?)")]
+    Lost,
     #[error("talking to vidvard failed: {0}")]
-    Codec(#[from] CodecError),
+    Codec(#[source] CodecError),
     #[error("vidvard refused: {0}")]
     Refused(WireError),
 }
 
+impl From<CodecError> for ClientError {
+    fn from(err: CodecError) -> Self {
+        match err {
+            CodecError::Closed | CodecError::Truncated | CodecError::Io(_) => ClientError::Lost,
+            other => ClientError::Codec(other),
+        }
+    }
+}
+
+/// How long the daemon may take to accept, complete the handshake, or
+/// answer a request (a cancel waits for FFmpeg's grace period).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct Client {
     conn: Connection<Stream>,
+    socket: PathBuf,
 }
 
 impl Client {
     /// Connect to the socket at `socket` and complete the handshake.
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
+        tokio::time::timeout(ANSWER_TIMEOUT, Self::handshake(socket))
+            .await
+            .map_err(|_| ClientError::NotAnswering {
+                socket: socket.to_path_buf(),
+            })?
+    }
+
+    async fn handshake(socket: &Path) -> Result<Client, ClientError> {
         let connect_err = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 ClientError::NotRunning {
@@ -50,22 +77,32 @@ impl Client {
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_err)?;
         let stream = Stream::connect(name).await.map_err(connect_err)?;
-        let mut conn = Connection::new(stream);
+        let mut conn = Connection::client_side(stream);
         conn.send(&Hello {
             protocol: PROTOCOL_VERSION,
             client: format!("vidvarctl {}", env!("CARGO_PKG_VERSION")),
         })
         .await?;
         match conn.recv::<HandshakeReply>().await? {
-            HandshakeReply::Welcome(_) => Ok(Client { conn }),
+            HandshakeReply::Welcome(_) => Ok(Client {
+                conn,
+                socket: socket.to_path_buf(),
+            }),
             HandshakeReply::Refused(err) => Err(ClientError::Refused(err)),
         }
     }
 
-    /// Send one request and read one response.
+    /// Send one request and read one response, within [`ANSWER_TIMEOUT`].
     pub async fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
-        self.conn.send(request).await?;
-        self.next().await
+        let exchange = async {
+            self.conn.send(request).await?;
+            Ok(self.conn.recv().await?)
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::NotAnswering {
+                socket: self.socket.clone(),
+            })?
     }
 
     /// Read the next response (of a `watch` stream).

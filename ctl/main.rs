@@ -104,6 +104,8 @@ enum Failure {
     Client(ClientError),
     Daemon(WireError),
     Local(String),
+    /// Refused before asking the daemon (exit status as for its refusals).
+    Refused(String),
     /// The job ended without producing every variation.
     JobNotSucceeded,
 }
@@ -131,13 +133,27 @@ fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Re
     }
 }
 
-/// The absolute form of `path`: resolved through symlinks and `..` when it
-/// exists, else made absolute against the working directory (the daemon then
-/// reports what is wrong with it).
+/// The absolute form of `path`, as the daemon needs it: its directory
+/// resolved (symlinks, `..`) when it exists, its own name kept as given, so
+/// a symlinked input names its outputs. A missing path is made absolute
+/// as it is, and the daemon says what is wrong with it.
 fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
-    std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .map_err(|e| Failure::Local(format!("cannot resolve {}: {e}", path.display())))
+    if path.to_str().is_none() {
+        return Err(Failure::Refused(format!(
+            "{} is not valid UTF-8; vidvar handles UTF-8 paths only (rename it)",
+            path.display()
+        )));
+    }
+    let resolve =
+        |e: std::io::Error| Failure::Local(format!("cannot resolve {}: {e}", path.display()));
+    let full = std::path::absolute(path).map_err(resolve)?;
+    let (Some(dir), Some(name)) = (full.parent(), full.file_name()) else {
+        return Ok(full);
+    };
+    match std::fs::canonicalize(dir) {
+        Ok(dir) => Ok(dir.join(name)),
+        Err(_) => Ok(full),
+    }
 }
 
 async fn submit(
@@ -302,7 +318,17 @@ async fn run(args: Args) -> Result<(), Failure> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Die quietly when stdout is closed early (`vidvarctl list | head`), as
+    // Unix tools do, instead of panicking on EPIPE.
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let args = Args::parse();
+    let json = args.json;
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -310,9 +336,11 @@ async fn main() -> ExitCode {
                 Failure::Client(err @ ClientError::NotRunning { .. }) => {
                     (Some(err.to_string()), EXIT_UNREACHABLE)
                 }
-                Failure::Client(err @ ClientError::Connect { .. }) => {
-                    (Some(err.to_string()), EXIT_UNREACHABLE)
-                }
+                Failure::Client(
+                    err @ (ClientError::Connect { .. }
+                    | ClientError::NotAnswering { .. }
+                    | ClientError::Lost),
+                ) => (Some(err.to_string()), EXIT_UNREACHABLE),
                 Failure::Client(ClientError::Refused(err)) | Failure::Daemon(err) => {
                     let code = match err.kind {
                         ErrorKind::NotFound => EXIT_NOT_FOUND,
@@ -323,9 +351,16 @@ async fn main() -> ExitCode {
                 }
                 Failure::Client(err) => (Some(err.to_string()), EXIT_FAILURE),
                 Failure::Local(message) => (Some(message), EXIT_FAILURE),
+                Failure::Refused(message) => (Some(message), EXIT_REFUSED),
                 Failure::JobNotSucceeded => (None, EXIT_FAILURE),
             };
             if let Some(message) = message {
+                if json {
+                    // Scripts reading stdout get a document even now.
+                    print_json(&serde_json::json!({
+                        "error": { "exit_status": code, "message": message }
+                    }));
+                }
                 eprintln!("vidvarctl: {message}");
             }
             ExitCode::from(code)

@@ -1,7 +1,7 @@
 //! Human-readable output of daemon answers.
 
 use std::time::{Duration, UNIX_EPOCH};
-use vidvar::proto::{FileStatus, JobDetail, JobSummary, OutputInfo, Pong};
+use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, OutputInfo, Pong};
 
 /// A file's progress: percent, or the encoded media time when the input's
 /// duration is unknown (no percent is invented then).
@@ -89,7 +89,11 @@ pub fn outputs(list: &[OutputInfo]) -> String {
         .collect()
 }
 
-/// One line of `watch`: overall progress, then each input.
+/// Inputs named on one `watch` line; the others are counted.
+const LINE_FILES: usize = 4;
+
+/// One line of `watch`: overall progress, then the inputs being worked on
+/// (at most [`LINE_FILES`]) and how many are done.
 pub fn progress_line(d: &JobDetail) -> String {
     let mut line = format!(
         "job {}: {} {:.1}%",
@@ -97,18 +101,29 @@ pub fn progress_line(d: &JobDetail) -> String {
         d.summary.state.as_str(),
         d.summary.progress
     );
-    for f in &d.files {
+    let running: Vec<&FileStatus> = d
+        .files
+        .iter()
+        .filter(|f| f.state == FileState::Running)
+        .collect();
+    for f in running.iter().take(LINE_FILES) {
         let name = f.path.file_name().map_or_else(
             || f.path.display().to_string(),
             |n| n.to_string_lossy().into(),
         );
         line.push_str(&format!(
-            " | {name} {} {} ({}/{})",
-            f.state.as_str(),
+            " | {name} {} ({}/{})",
             amount(f),
             f.done_variations,
             d.summary.variations
         ));
+    }
+    if running.len() > LINE_FILES {
+        line.push_str(&format!(" | {} more running", running.len() - LINE_FILES));
+    }
+    let done = d.files.iter().filter(|f| f.state.is_final()).count();
+    if d.files.len() > 1 {
+        line.push_str(&format!(" | {done}/{} inputs done", d.files.len()));
     }
     line
 }

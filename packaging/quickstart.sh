@@ -32,7 +32,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://ru
 
 echo "== building vidvar (release)"
 cargo build --release --locked --quiet
-bin="$PWD/target/release"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 work=$(mktemp -d -t vidvar-quickstart.XXXXXX)
 out="$PWD/vidvar-quickstart"

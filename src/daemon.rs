@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("already running (pid {pid}), pidfile {}", path.display())]
+    #[error("already running (pid {pid}): {} is locked", path.display())]
     AlreadyRunning { pid: String, path: PathBuf },
     #[error("cannot use pidfile {}: {source}", path.display())]
     Pidfile {
@@ -49,6 +49,9 @@ pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Lock file in the state directory, held like the pidfile.
+pub const STATE_LOCK_NAME: &str = "vidvard.lock";
 
 /// A pidfile locked with `flock` for as long as this value lives (BSD
 /// pidfile(3) semantics); the file is removed when it is dropped.
@@ -210,6 +213,9 @@ pub async fn run(
     mut retune: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
     create_dir(&config.state_dir, 0o700, None)?;
+    // One daemon per database, whatever socket and pidfile each was given.
+    let mut state_lock = Pidfile::acquire(&config.state_dir.join(STATE_LOCK_NAME))?;
+    state_lock.write_pid()?;
     let mut store = Store::open(&config.database())?;
     recovery::recover(&mut store)?;
     let listener = listen(&config.socket, config.socket_group)?;

@@ -11,7 +11,8 @@
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`supervisor`]: owns FFmpeg child processes.
-//! - [`scheduler`]: what runs next, live progress, the job API.
+//! - [`scheduler`]: what runs next, live progress, the job API;
+//!   [`admission`] checks submissions, [`access`] judges permissions.
 //! - [`worker`]: one slot's work: probe, encode, verify, publish.
 //! - [`recovery`]: cleanup after an unclean stop.
 //! - [`server`]: accept loop and request dispatch.
@@ -22,6 +23,7 @@
 //!   process identity from /proc.
 
 pub mod access;
+pub mod admission;
 pub mod config;
 pub mod daemon;
 pub mod effects;

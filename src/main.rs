@@ -198,7 +198,20 @@ async fn shutdown_signal() {
 
 /// Everything after the fork: pidfile, runtime, the daemon itself. Errors
 /// before readiness go to the launcher through `notifier`.
+/// Raise the open-file limit to its hard maximum: every client and every
+/// FFmpeg pipe costs descriptors.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        log::warn!("cannot raise the open-file limit from {soft} to {hard}: {err}");
+    }
+}
+
 fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
+    raise_fd_limit();
     let started = (|| -> anyhow::Result<_> {
         daemon::create_socket_dir(&config.socket, config.socket_group)?;
         let mut pidfile = Pidfile::acquire(&config.pidfile)?;

@@ -7,7 +7,8 @@
 //! the store about once a second per file) and their cancellation tokens.
 //! It answers the server's questions about jobs; it never sees a socket.
 
-use crate::access::{self, Peer, Want};
+use crate::access::Peer;
+use crate::admission::{self, Judge};
 use crate::config::{Config, Tunables};
 use crate::effects;
 use crate::proto::{
@@ -24,12 +25,6 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Most variations one input may ask for.
-pub const MAX_VARIATIONS: u32 = 1000;
-/// Most input files in one job.
-pub const MAX_INPUTS: usize = 1000;
-/// Longest path accepted, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
 /// Most jobs queued or running at once; submissions beyond are refused.
 pub const MAX_PENDING_JOBS: u64 = 10_000;
 /// How often finished job records are checked against the retention period.
@@ -197,82 +192,20 @@ impl Scheduler {
         }
     }
 
-    /// Validate and queue a job for `peer`. Inputs must exist; the output
-    /// directory must be an existing directory; 1..=[`MAX_VARIATIONS`]
-    /// variations, 1..=[`MAX_INPUTS`] inputs, paths up to
-    /// [`MAX_PATH_BYTES`]; at most [`MAX_PENDING_JOBS`] jobs pending. In
-    /// system mode the peer itself must be able to read every input and
-    /// create files in the output directory (see [`access::check`]).
-    pub fn submit(&self, peer: &Peer, req: SubmitRequest) -> Result<JobId, ApiError> {
+    /// Validate (see [`admission::check`]) and queue a job for `peer`; at
+    /// most [`MAX_PENDING_JOBS`] jobs may be pending.
+    pub async fn submit(&self, peer: &Peer, req: SubmitRequest) -> Result<JobId, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
-        if req.inputs.is_empty() {
-            return Err(ApiError::Invalid("no input files given".into()));
-        }
-        if req.inputs.len() > MAX_INPUTS {
-            return Err(ApiError::Invalid(format!(
-                "{} inputs in one job; at most {MAX_INPUTS} are accepted",
-                req.inputs.len()
-            )));
-        }
-        if let Some(long) = req
-            .inputs
-            .iter()
-            .chain([&req.output_dir])
-            .find(|p| p.as_os_str().len() > MAX_PATH_BYTES)
-        {
-            return Err(ApiError::Invalid(format!(
-                "path of {} bytes is longer than {MAX_PATH_BYTES}: {}...",
-                long.as_os_str().len(),
-                long.to_string_lossy().chars().take(60).collect::<String>()
-            )));
-        }
-        if !(1..=MAX_VARIATIONS).contains(&req.variations) {
-            return Err(ApiError::Invalid(format!(
-                "variations must be between 1 and {MAX_VARIATIONS}, not {}",
-                req.variations
-            )));
-        }
-        for path in req.inputs.iter().chain([&req.output_dir]) {
-            if !path.is_absolute() {
-                return Err(ApiError::Invalid(format!(
-                    "path is not absolute: {}",
-                    path.display()
-                )));
-            }
-        }
-        for input in &req.inputs {
-            if let Err(err) = std::fs::metadata(input) {
-                return Err(ApiError::BadInput(format!(
-                    "cannot use input {}: {}",
-                    input.display(),
-                    describe_io(&err)
-                )));
-            }
-        }
-        match std::fs::metadata(&req.output_dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(ApiError::BadInput(format!(
-                    "output directory {} is not a directory",
-                    req.output_dir.display()
-                )));
-            }
-            Err(err) => {
-                return Err(ApiError::BadInput(format!(
-                    "cannot use output directory {}: {}",
-                    req.output_dir.display(),
-                    describe_io(&err)
-                )));
-            }
-        }
-        if self.config.system_mode && !self.is_admin(peer) {
-            for input in &req.inputs {
-                access::check(peer, input, Want::Read).map_err(ApiError::BadInput)?;
-            }
-            access::check(peer, &req.output_dir, Want::CreateIn).map_err(ApiError::BadInput)?;
-        }
+        let judge = if self.config.system_mode && !self.is_admin(peer) {
+            Judge::Peer(peer.clone())
+        } else {
+            Judge::Daemon
+        };
+        let req = tokio::task::spawn_blocking(move || admission::check(&req, &judge).map(|()| req))
+            .await
+            .map_err(|e| ApiError::Invalid(format!("submission check failed: {e}")))??;
         let pending = self.store().queue_depth()?;
         if pending >= MAX_PENDING_JOBS {
             return Err(ApiError::Invalid(format!(

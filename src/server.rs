@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 /// Time a new connection has to send its [`Hello`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a connection may stay silent between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a client has to take one frame off the socket; a `watch` consumer
 /// that stops reading is dropped after it.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,7 +73,7 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
         let scheduler = Arc::clone(&scheduler);
         tokio::spawn(async move {
             let uid = peer.uid;
-            if let Err(reason) = handle(Connection::new(stream), &scheduler, &peer).await {
+            if let Err(reason) = handle(Connection::daemon_side(stream), &scheduler, &peer).await {
                 log::info!("connection of uid {uid} dropped: {reason}");
             }
             drop(slot);
@@ -134,12 +134,28 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Send one frame, giving up after [`SEND_TIMEOUT`].
+/// Send one frame, giving up after [`SEND_TIMEOUT`]. An answer too large
+/// for a frame is replaced by an error the client can read.
 async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     response: &Response,
 ) -> Result<(), CodecError> {
-    match tokio::time::timeout(SEND_TIMEOUT, conn.send(response)).await {
+    let sent = async {
+        match conn.send(response).await {
+            Err(CodecError::FrameTooLarge(max)) => {
+                let error = WireError {
+                    kind: ErrorKind::InvalidRequest,
+                    message: format!(
+                        "the answer is larger than {} MiB; prune old jobs or ask for one job",
+                        max >> 20
+                    ),
+                };
+                conn.send(&Response::Error(error)).await
+            }
+            other => other,
+        }
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, sent).await {
         Ok(result) => result,
         Err(_) => Err(CodecError::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -152,6 +168,7 @@ async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Respon
     let result = match request {
         Request::Submit(submit) => scheduler
             .submit(peer, submit)
+            .await
             .map(|job| Response::Submitted { job }),
         Request::Status { job } => scheduler.detail(peer, job).map(Response::Job),
         Request::List => scheduler.list(peer).map(Response::Jobs),

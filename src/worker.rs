@@ -15,7 +15,6 @@ use crate::proto::JobId;
 use crate::scheduler::{Scheduler, describe_io};
 use crate::store::{EncodeWork, Outcome};
 use crate::supervisor::{self, End};
-use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest relative difference between input and output duration accepted.
 pub const DURATION_TOLERANCE: f64 = 0.05;
+/// Smallest absolute difference always accepted, microseconds: a few
+/// frames, which frame-rate conversion of a very short clip may add.
+pub const DURATION_SLACK_US: u64 = 150_000;
 
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on.
@@ -65,6 +67,19 @@ async fn check_and_probe(
     owner: &Peer,
     run_as: Option<&RunAs>,
 ) -> Result<probe::ProbeInfo, String> {
+    // On a blocking thread: a dead network mount may hang any file call.
+    let (checked, owner_judges) = (path.to_path_buf(), run_as.is_some());
+    let owner = owner.clone();
+    blocking(move || check_input(&checked, owner_judges.then_some(&owner))).await?;
+    probe::probe(&s.config.ffprobe, path, run_as)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `path` is a non-empty regular file that can be read: by `owner`
+/// when given (who may have lost access since submitting), else by the
+/// daemon. Never opens anything but a regular file, so a FIFO cannot block.
+fn check_input(path: &Path, owner: Option<&Peer>) -> Result<(), String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read input: {}", describe_io(&e)))?;
     if meta.is_dir() {
@@ -77,36 +92,57 @@ async fn check_and_probe(
     if meta.len() == 0 {
         return Err("input is an empty file, not a video".into());
     }
-    match run_as {
-        // Judged as the owner, who may have lost access since submitting.
-        Some(_) => access::check(owner, path, Want::Read)
-            .map_err(|reason| format!("cannot read input: {reason}"))?,
-        None => drop(
-            std::fs::File::open(path)
-                .map_err(|e| format!("cannot read input: {}", describe_io(&e)))?,
-        ),
+    match owner {
+        Some(owner) => access::check(owner, path, Want::Read)
+            .map_err(|reason| format!("cannot read input: {reason}")),
+        None => std::fs::File::open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot read input: {}", describe_io(&e))),
     }
-    probe::probe(&s.config.ffprobe, path, run_as)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// The temporary file of an encode: hidden, in the output directory (so
 /// publishing is a link on one filesystem), named after the variation id.
 pub fn temp_path(work: &EncodeWork) -> PathBuf {
-    let mut name = OsString::from(".");
-    name.push(stem(&work.input));
-    name.push(format!(
-        "_v{:02}.vidvar-{}.part",
-        work.index, work.variation_id
-    ));
-    work.output_dir.join(name)
+    work.output_dir.join(format!(
+        ".{}_v{:02}.vidvar-{}.part",
+        stem(&work.input),
+        work.index,
+        work.variation_id
+    ))
 }
 
-fn stem(input: &Path) -> OsString {
-    input
-        .file_stem()
-        .map_or_else(|| OsString::from("video"), |s| s.to_os_string())
+/// Longest stem kept in output names, in bytes, so that names stay within
+/// NAME_MAX (255 bytes) with their suffixes.
+const MAX_STEM_BYTES: usize = 200;
+
+/// The input's name without extension, for output names: leading dots
+/// dropped (outputs are never hidden), cut to [`MAX_STEM_BYTES`] on a
+/// character boundary, `video` when nothing is left.
+fn stem(input: &Path) -> String {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let name = name.trim_start_matches('.');
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    let mut end = stem.len().min(MAX_STEM_BYTES);
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    match &stem[..end] {
+        "" => "video".into(),
+        cut => cut.into(),
+    }
+}
+
+/// `<stem>_v<NN>.mp4` in the output directory.
+fn output_name(work: &EncodeWork, n: u32) -> PathBuf {
+    work.output_dir
+        .join(format!("{}_v{n:02}.mp4", stem(&work.input)))
 }
 
 /// Encode, verify and publish one claimed variation, then record the outcome.
@@ -173,14 +209,20 @@ async fn run_encode(
 ) -> Result<Option<Outcome>, String> {
     let tunables = s.tunables();
     let run_as = RunAs::for_owner(&work.owner);
-    check_free_space(&work.output_dir, tunables.min_free_bytes)?;
-    create_temp(temp, run_as.as_ref()).map_err(|e| {
-        format!(
-            "cannot create a file in {}: {}",
-            work.output_dir.display(),
-            describe_io(&e)
-        )
-    })?;
+    {
+        let (dir, temp, run_as) = (work.output_dir.clone(), temp.to_path_buf(), run_as.clone());
+        blocking(move || {
+            check_free_space(&dir, tunables.min_free_bytes)?;
+            create_temp(&temp, run_as.as_ref()).map_err(|e| {
+                format!(
+                    "cannot create a file in {}: {}",
+                    dir.display(),
+                    describe_io(&e)
+                )
+            })
+        })
+        .await?;
+    }
     let end = supervisor::run(
         supervisor::Encode {
             program: &s.config.ffmpeg,
@@ -225,11 +267,25 @@ async fn run_encode(
         )),
         End::Exited { .. } => {
             verify(s, work, temp, run_as.as_ref()).await?;
-            let (output, size) = publish(temp, work)
-                .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))?;
+            let (temp, work) = (temp.to_path_buf(), work.clone());
+            let (output, size) = blocking(move || {
+                publish(&temp, &work)
+                    .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))
+            })
+            .await?;
             Ok(Some(Outcome::Succeeded { output, size }))
         }
     }
+}
+
+/// Run filesystem work on a blocking thread: a dead network mount may hang
+/// any file call, and must not hang the runtime's workers with it.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("file operation failed: {e}"))?
 }
 
 /// Create the temporary file, replacing a leftover of an earlier run of the
@@ -274,9 +330,32 @@ fn check_free_space(dir: &Path, min_free: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether an output of `actual` µs is a whole encode of an input of
+/// `expected` µs: within [`DURATION_TOLERANCE`], or [`DURATION_SLACK_US`].
+fn duration_matches(expected: u64, actual: u64) -> Result<(), String> {
+    let allowed = ((expected as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US);
+    let secs = |us: u64| us as f64 / 1e6;
+    if actual + allowed < expected {
+        return Err(format!(
+            "output lasts {:.3} s but the input claims {:.3} s: the input is truncated or \
+             damaged, or the disk filled up",
+            secs(actual),
+            secs(expected)
+        ));
+    }
+    if actual > expected + allowed {
+        return Err(format!(
+            "output lasts {:.3} s, longer than the input's {:.3} s: FFmpeg misread the input",
+            secs(actual),
+            secs(expected)
+        ));
+    }
+    Ok(())
+}
+
 /// Check an encode's output before it becomes visible, since FFmpeg's exit
 /// status 0 proves nothing: a video stream whose first frames decode, and a
-/// duration within [`DURATION_TOLERANCE`] of the input's when known.
+/// duration matching the input's when known (see [`duration_matches`]).
 async fn verify(
     s: &Scheduler,
     work: &EncodeWork,
@@ -287,15 +366,7 @@ async fn verify(
         .await
         .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
-        let off = (actual as f64 - expected as f64).abs() / expected as f64;
-        if off > DURATION_TOLERANCE {
-            return Err(format!(
-                "output lasts {:.3} s but the input claims {:.3} s: the input is truncated \
-                 or damaged, or the disk filled up",
-                actual as f64 / 1e6,
-                expected as f64 / 1e6
-            ));
-        }
+        duration_matches(expected, actual)?;
     } else if work.duration_us.is_some() {
         return Err("output has no duration: the encode is incomplete".into());
     }
@@ -307,11 +378,8 @@ async fn verify(
 /// remove the temporary name. Returns the final path and its size in bytes.
 fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
     let size = std::fs::metadata(temp)?.len();
-    let stem = stem(&work.input);
     for n in work.index.. {
-        let mut name = stem.clone();
-        name.push(format!("_v{n:02}.mp4"));
-        let target = work.output_dir.join(name);
+        let target = output_name(work, n);
         match std::fs::hard_link(temp, &target) {
             Ok(()) => {
                 std::fs::remove_file(temp)?;
@@ -322,4 +390,74 @@ fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
         }
     }
     Err(io::Error::other("no free output name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_match_within_five_percent_or_a_few_frames() {
+        assert!(duration_matches(10_000_000, 9_600_000).is_ok());
+        assert!(duration_matches(10_000_000, 10_400_000).is_ok());
+        let short = duration_matches(10_000_000, 5_000_000).unwrap_err();
+        assert!(short.contains("truncated"), "{short}");
+        let long = duration_matches(10_000_000, 12_000_000).unwrap_err();
+        assert!(long.contains("longer than the input"), "{long}");
+        // A 0.2 s clip re-timed to 29.97 frames/s.
+        assert!(duration_matches(200_000, 267_000).is_ok());
+    }
+
+    fn work(input: &str, index: u32) -> EncodeWork {
+        EncodeWork {
+            job_id: 1,
+            file_id: 1,
+            variation_id: 77,
+            index,
+            variations: 1,
+            input: input.into(),
+            output_dir: "/out".into(),
+            duration_us: None,
+            effects: crate::proto::Effects {
+                rotation: 0.0,
+                brightness: 0.0,
+                contrast: 1.0,
+                saturation: 1.0,
+            },
+            owner: Peer {
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn names_fit_the_filesystem_and_are_never_hidden() {
+        use std::os::unix::ffi::OsStrExt;
+        let long = format!("/in/{}.mp4", "é".repeat(200));
+        for path in [
+            temp_path(&work(&long, 1000)),
+            output_name(&work(&long, 1), 1000),
+        ] {
+            let name = path.file_name().unwrap();
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert!(
+                std::str::from_utf8(name.as_bytes()).is_ok(),
+                "cut on a char boundary"
+            );
+        }
+        assert_eq!(
+            output_name(&work("/in/.mp4", 1), 1),
+            Path::new("/out/mp4_v01.mp4")
+        );
+        assert_eq!(
+            output_name(&work("/in/...", 2), 2),
+            Path::new("/out/video_v02.mp4")
+        );
+        assert_eq!(
+            output_name(&work("/in/a b.mov", 3), 12),
+            Path::new("/out/a b_v12.mp4")
+        );
+    }
 }

@@ -618,3 +618,61 @@ fn megabytes_of_ffmpeg_warnings_neither_block_it_nor_grow_the_daemon() {
         .unwrap();
     assert!(rss_kib < 64 * 1024, "daemon RSS {rss_kib} KiB");
 }
+
+#[test]
+fn a_fifo_input_fails_alone_and_the_daemon_stays_responsive() {
+    let env = Env::new();
+    let _d = env.start(&[]);
+    let fifos: Vec<PathBuf> = (0..3).map(|i| env.path(&format!("pipe{i}.mp4"))).collect();
+    for f in &fifos {
+        nix::unistd::mkfifo(f, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    }
+    let refs: Vec<&Path> = fifos.iter().map(PathBuf::as_path).collect();
+    let detail = run_job(&env, "1", &refs);
+    assert_eq!(detail["summary"]["state"], "failed");
+    for f in detail["files"].as_array().unwrap() {
+        let error = f["error"].as_str().unwrap();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+    env.ctl_ok(&["ping"]);
+}
+
+#[test]
+fn names_from_symlinks_dots_and_very_long_names_and_very_short_clips() {
+    let env = Env::new();
+    let _d = env.start(&[]);
+    let clip = env.path("clip.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:rate=60:duration=0.2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        s(&clip),
+    ]);
+    let link = env.path("holiday.mp4");
+    std::os::unix::fs::symlink(&clip, &link).unwrap();
+    let dotted = env.path(".mp4");
+    std::fs::copy(&clip, &dotted).unwrap();
+    let long = env.path(&format!("{}.mp4", "l".repeat(245)));
+    std::fs::copy(&clip, &long).unwrap();
+
+    let detail = run_job(&env, "1", &[&link, &dotted, &long]);
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail}");
+    let got = names(&env.out_dir());
+    assert!(
+        got.contains(&"holiday_v01.mp4".to_string()),
+        "a symlink names its outputs: {got:?}"
+    );
+    assert!(
+        got.contains(&"mp4_v01.mp4".to_string()),
+        "never a hidden output: {got:?}"
+    );
+    assert!(
+        got.iter().any(|n| n.starts_with("llll") && n.len() <= 255),
+        "{got:?}"
+    );
+}

@@ -364,3 +364,26 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
     let n = notify.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_state_directory_is_refused() {
+    let env = Env::new();
+    let daemon = env.start(&[]);
+    let out = Command::new(VIDVARD)
+        .args(["--foreground", "--socket"])
+        .arg(env.path("b.sock"))
+        .arg("--pidfile")
+        .arg(env.path("b.pid"))
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("already running (pid {})", daemon.pid())),
+        "{stderr}"
+    );
+    assert!(!env.path("b.sock").exists());
+    env.ctl_ok(&["ping"]);
+}

@@ -410,3 +410,40 @@ fn completions_are_printed_for_common_shells() {
         );
     }
 }
+
+#[test]
+fn scripts_get_json_errors_clean_pipes_and_utf8_refusals() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let out = env.ctl(&["--json", "status", "999"]);
+    assert_eq!(out.status.code(), Some(4));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(doc["error"]["exit_status"], 4);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such job")
+    );
+
+    // A reader that goes away early: no panic, no trace.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{VIDVARCTL} completions bash | head -c 10 >/dev/null"
+        ))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("panicked"));
+
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::ffi::OsStr::from_bytes(b"lat\xe9.mp4");
+    let out = std::process::Command::new(VIDVARCTL)
+        .env("VIDVAR_SOCKET", env.socket())
+        .arg("submit")
+        .arg(env.dir.path().join(raw))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8"));
+}

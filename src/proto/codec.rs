@@ -3,10 +3,12 @@
 //!
 //! A frame is a 4-byte big-endian payload length followed by that many
 //! bytes of bincode 2 (standard configuration: little-endian varints; enum
-//! variants as their index). The length is checked
-//! against [`MAX_FRAME_LEN`] before anything is allocated (tokio-util's
-//! `LengthDelimitedCodec`), and decoding is capped at the same size, so a
-//! hostile length prefix or payload cannot make the reader allocate more.
+//! variants as their index). A reader checks the length against its cap
+//! before anything is allocated (tokio-util's `LengthDelimitedCodec`): the
+//! daemon reads at most [`MAX_REQUEST_LEN`] per frame, a client at most
+//! [`MAX_RESPONSE_LEN`] (answers such as the outputs of a large job are
+//! bigger than any request), and bincode's own decode limit stops a small
+//! payload from claiming a huge allocation.
 
 use bincode::config::{Configuration, Limit};
 use futures_util::{SinkExt, StreamExt};
@@ -14,16 +16,18 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Largest payload accepted or sent, in bytes (1 MiB).
-pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// Largest frame payload a client may send, in bytes (1 MiB).
+pub const MAX_REQUEST_LEN: usize = 1 << 20;
+/// Largest frame payload the daemon may send, in bytes (64 MiB).
+pub const MAX_RESPONSE_LEN: usize = 64 << 20;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("socket I/O failed: {0}")]
     Io(#[source] std::io::Error),
-    #[error("frame of more than {MAX_FRAME_LEN} bytes refused")]
-    FrameTooLarge,
+    #[error("frame of more than {0} bytes refused")]
+    FrameTooLarge(usize),
     #[error("connection closed in the middle of a frame")]
     Truncated,
     #[error("connection closed by peer")]
@@ -37,18 +41,17 @@ pub enum CodecError {
 }
 
 type WireConfig =
-    Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_FRAME_LEN>>;
+    Configuration<bincode::config::LittleEndian, bincode::config::Varint, Limit<MAX_RESPONSE_LEN>>;
 
 /// bincode's standard configuration (little-endian, variable-length
-/// integers), with decoding capped at [`MAX_FRAME_LEN`].
+/// integers), with decoding capped at [`MAX_RESPONSE_LEN`].
 fn wire_config() -> WireConfig {
-    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+    bincode::config::standard().with_limit::<MAX_RESPONSE_LEN>()
 }
 
 /// Encode one message into a frame payload (without the length prefix).
 ///
-/// Errors: [`CodecError::Encode`], also when the payload would exceed
-/// [`MAX_FRAME_LEN`].
+/// Errors: [`CodecError::Encode`].
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(msg, wire_config()).map_err(CodecError::Encode)
 }
@@ -66,20 +69,20 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
     Ok(msg)
 }
 
-fn frame_codec() -> LengthDelimitedCodec {
+fn frame_codec(max: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_type::<u32>()
         .big_endian()
-        .max_frame_length(MAX_FRAME_LEN)
+        .max_frame_length(max)
         .new_codec()
 }
 
-fn map_io(err: std::io::Error) -> CodecError {
+fn map_io(err: std::io::Error, max: usize) -> CodecError {
     if err
         .get_ref()
         .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
     {
-        return CodecError::FrameTooLarge;
+        return CodecError::FrameTooLarge(max);
     }
     if err.kind() == std::io::ErrorKind::UnexpectedEof
         || err.to_string().contains("bytes remaining on stream")
@@ -93,22 +96,45 @@ fn map_io(err: std::io::Error) -> CodecError {
 /// daemon and client, an in-memory duplex in tests).
 pub struct Connection<S> {
     framed: Framed<S, LengthDelimitedCodec>,
+    /// Cap on the frames this side reads.
+    recv_max: usize,
+    /// Cap on the frames this side writes (the peer's read cap).
+    send_max: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    pub fn new(stream: S) -> Self {
+    /// The daemon's end: reads requests, writes responses.
+    pub fn daemon_side(stream: S) -> Self {
+        Self::with_caps(stream, MAX_REQUEST_LEN, MAX_RESPONSE_LEN)
+    }
+
+    /// A client's end: writes requests, reads responses.
+    pub fn client_side(stream: S) -> Self {
+        Self::with_caps(stream, MAX_RESPONSE_LEN, MAX_REQUEST_LEN)
+    }
+
+    fn with_caps(stream: S, recv_max: usize, send_max: usize) -> Self {
         Connection {
-            framed: Framed::new(stream, frame_codec()),
+            framed: Framed::new(stream, frame_codec(recv_max)),
+            recv_max,
+            send_max,
         }
     }
 
     /// Send one message as one frame and flush it.
+    ///
+    /// Errors: [`CodecError::FrameTooLarge`] (nothing is written) when the
+    /// payload exceeds what the peer reads; I/O errors.
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), CodecError> {
         let payload = encode(msg)?;
-        self.framed
-            .send(bytes::Bytes::from(payload))
-            .await
-            .map_err(map_io)
+        if payload.len() > self.send_max {
+            return Err(CodecError::FrameTooLarge(self.send_max));
+        }
+        // The codec's one cap serves reading; lift it while writing.
+        self.framed.codec_mut().set_max_frame_length(self.send_max);
+        let sent = self.framed.send(bytes::Bytes::from(payload)).await;
+        self.framed.codec_mut().set_max_frame_length(self.recv_max);
+        sent.map_err(|e| map_io(e, self.send_max))
     }
 
     /// Read the next message. Errors: [`CodecError::Closed`] at a clean end
@@ -117,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
         match self.framed.next().await {
             Some(Ok(frame)) => decode(&frame),
-            Some(Err(err)) => Err(map_io(err)),
+            Some(Err(err)) => Err(map_io(err, self.recv_max)),
             None => Err(CodecError::Closed),
         }
     }
@@ -264,22 +290,60 @@ mod tests {
     #[tokio::test]
     async fn frames_over_the_cap_are_refused_before_reading_them() {
         let (client, server) = tokio::io::duplex(64);
-        let mut server = Connection::new(server);
+        let mut server = Connection::daemon_side(server);
         let mut client = client;
         client
-            .write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
+            .write_all(&((MAX_REQUEST_LEN as u32) + 1).to_be_bytes())
             .await
             .unwrap();
         assert!(matches!(
             server.recv::<Request>().await,
-            Err(CodecError::FrameTooLarge)
+            Err(CodecError::FrameTooLarge(MAX_REQUEST_LEN))
         ));
+    }
+
+    #[tokio::test]
+    async fn answers_may_exceed_the_request_cap_but_requests_may_not() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (mut client, mut daemon) = (Connection::client_side(a), Connection::daemon_side(b));
+        let big = vec![
+            OutputInfo {
+                path: "/o/x".repeat(1000).into(),
+                size: 1,
+                input: "/i".into(),
+                index: 1,
+                effects: Effects {
+                    rotation: 0.0,
+                    brightness: 0.0,
+                    contrast: 1.0,
+                    saturation: 1.0,
+                },
+            };
+            400
+        ];
+        let answer = Response::Outputs(big);
+        let (sent, got) = tokio::join!(daemon.send(&answer), client.recv::<Response>());
+        sent.unwrap();
+        assert_eq!(got.unwrap(), answer);
+        let huge = Request::Submit(SubmitRequest {
+            inputs: vec!["/x".repeat(1000).into(); 600],
+            variations: 1,
+            seed: None,
+            output_dir: "/o".into(),
+        });
+        assert!(matches!(
+            client.send(&huge).await,
+            Err(CodecError::FrameTooLarge(MAX_REQUEST_LEN))
+        ));
+        // Nothing was written: the connection still works.
+        client.send(&Request::Ping).await.unwrap();
+        assert_eq!(daemon.recv::<Request>().await.unwrap(), Request::Ping);
     }
 
     #[tokio::test]
     async fn truncated_frame_and_clean_close_are_told_apart() {
         let (client, server) = tokio::io::duplex(64);
-        let mut server = Connection::new(server);
+        let mut server = Connection::daemon_side(server);
         let mut client = client;
         client.write_all(&10u32.to_be_bytes()).await.unwrap();
         client.write_all(&[1, 2, 3]).await.unwrap();
@@ -292,7 +356,7 @@ mod tests {
         let (client, server) = tokio::io::duplex(64);
         drop(client);
         assert!(matches!(
-            Connection::new(server).recv::<Request>().await,
+            Connection::daemon_side(server).recv::<Request>().await,
             Err(CodecError::Closed)
         ));
     }
@@ -300,7 +364,7 @@ mod tests {
     #[tokio::test]
     async fn typed_messages_cross_a_stream() {
         let (a, b) = tokio::io::duplex(1024);
-        let (mut a, mut b) = (Connection::new(a), Connection::new(b));
+        let (mut a, mut b) = (Connection::client_side(a), Connection::daemon_side(b));
         a.send(&Request::Watch { job: 3 }).await.unwrap();
         assert_eq!(
             b.recv::<Request>().await.unwrap(),
