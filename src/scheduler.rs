@@ -1,10 +1,13 @@
 //! What runs next, and the live state of what runs now.
 //!
-//! The store is the queue; the scheduler claims work from it in submission
-//! order (job, input, variation) whenever one of `max_parallel` slots is
-//! free, and hands it to a [`worker`](crate::worker) task on the runtime.
-//! It keeps, in memory only, the progress of running variations (flushed to
-//! the store about once a second per file) and their cancellation tokens.
+//! The store is the queue; whenever one of `max_parallel` slots is free the
+//! scheduler claims the next work from it and hands it to a
+//! [`worker`](crate::worker) task on the runtime. Jobs take turns in
+//! submission order (round robin), and within a job inputs and variations
+//! go in order, so a job of many inputs shares the slots with later jobs
+//! instead of starving them. It keeps, in memory only, the progress of
+//! running variations (written to the store once a second, all files in
+//! one transaction) and their cancellation tokens.
 //! It answers the server's questions about jobs; it never sees a socket.
 
 use crate::access::Peer;
@@ -84,7 +87,8 @@ struct Live {
     running: HashMap<i64, Running>,
     /// Probes in flight; each holds a slot.
     probing: usize,
-    last_flush: HashMap<i64, Instant>,
+    /// The job served last; the next slot goes to the job after it.
+    last_job: JobId,
 }
 
 /// The job engine shared by the server and the worker tasks.
@@ -404,10 +408,14 @@ impl Scheduler {
     }
 
     /// The dispatch loop: start work while slots are free, until shutdown.
+    /// Slots go to jobs in turn (see [`Store::next_work`]), so a job of many
+    /// inputs shares them with later jobs instead of starving them.
     /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
     /// grace period), wait for the workers, and mark unfinished work
     /// interrupted in the store.
     pub async fn run(self: Arc<Self>) {
+        let mut flush = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Err(err) = self.dispatch() {
                 log::error!("cannot dispatch work: {err}");
@@ -415,8 +423,8 @@ impl Scheduler {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = self.stopping.cancelled() => break,
-                // A store error above is retried now and then.
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // Also retries dispatching after a store error.
+                _ = flush.tick() => self.flush_progress(),
             }
         }
         {
@@ -451,8 +459,13 @@ impl Scheduler {
                     return Ok(());
                 }
             }
-            let Some(work) = self.store().next_work()? else {
+            let after = self.live().last_job;
+            let Some(work) = self.store().next_work(after)? else {
                 return Ok(());
+            };
+            self.live().last_job = match &work {
+                Work::Probe { job_id, .. } => *job_id,
+                Work::Encode(e) => e.job_id,
             };
             match work {
                 Work::Probe {
@@ -489,13 +502,7 @@ impl Scheduler {
                     let this = Arc::clone(self);
                     self.tasks.spawn(async move {
                         worker::encode(&this, &work, &temp, &cancel).await;
-                        {
-                            let mut live = this.live();
-                            live.running.remove(&work.variation_id);
-                            if !live.running.values().any(|r| r.file_id == work.file_id) {
-                                live.last_flush.remove(&work.file_id);
-                            }
-                        }
+                        this.live().running.remove(&work.variation_id);
                         this.ended.notify_waiters();
                         this.wake.notify_one();
                         this.notify_change();
@@ -506,41 +513,35 @@ impl Scheduler {
         }
     }
 
-    /// Record a running variation's progress; flush its file's percent to
-    /// the store at most once per [`PROGRESS_FLUSH_INTERVAL`].
+    /// Record a running variation's progress (in memory; see
+    /// [`Scheduler::flush_progress`]).
     pub(crate) fn report_progress(&self, variation_id: i64, progress: Progress) {
-        let flush = {
-            let mut live = self.live();
-            let Some(run) = live.running.get_mut(&variation_id) else {
-                return;
-            };
+        if let Some(run) = self.live().running.get_mut(&variation_id) {
             run.progress = progress;
-            let file_id = run.file_id;
-            let now = Instant::now();
-            let due = live
-                .last_flush
-                .get(&file_id)
-                .is_none_or(|t| now.duration_since(*t) >= PROGRESS_FLUSH_INTERVAL);
-            if due {
-                live.last_flush.insert(file_id, now);
-                Some((file_id, running_sum(&live, file_id)))
-            } else {
-                None
-            }
-        };
-        if let Some((file_id, running)) = flush {
-            let store_result = {
-                let mut store = self.store();
-                store.file_progress_base(file_id).and_then(|(done, total)| {
-                    let percent = (done as f64 * 100.0 + running) / total.max(1) as f64;
-                    store.set_file_progress(file_id, percent)
-                })
-            };
-            if let Err(err) = store_result {
-                log::warn!("cannot store progress: {err}");
-            }
         }
         self.notify_change();
+    }
+
+    /// Write the progress of every running file to the store in one
+    /// transaction: called every [`PROGRESS_FLUSH_INTERVAL`], so the store
+    /// sees one write a second however many encodes run.
+    fn flush_progress(&self) {
+        let running: Vec<(i64, f64)> = {
+            let live = self.live();
+            let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
+            files.sort_unstable();
+            files.dedup();
+            files
+                .into_iter()
+                .map(|f| (f, running_sum(&live, f)))
+                .collect()
+        };
+        if running.is_empty() {
+            return;
+        }
+        if let Err(err) = self.store().set_files_progress(&running) {
+            log::warn!("cannot store progress: {err}");
+        }
     }
 }
 

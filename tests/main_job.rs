@@ -447,3 +447,41 @@ fn scripts_get_json_errors_clean_pipes_and_utf8_refusals() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8"));
 }
+
+#[test]
+fn a_big_job_shares_the_slots_with_a_later_small_one() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let out = env.out_dir();
+    let inputs: Vec<std::path::PathBuf> =
+        (0..4).map(|i| env.path(&format!("big{i}.mp4"))).collect();
+    for input in &inputs {
+        make_video(input, 2.0, "320x240", false);
+    }
+    let small = env.path("small.mp4");
+    make_video(&small, 1.0, "160x120", false);
+    let mut args = vec!["-n", "1", "-o", out.to_str().unwrap()];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    let big = env.submit(&args);
+    let later = env.submit(&[
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        small.to_str().unwrap(),
+    ]);
+    env.wait_job(later, JOB_LIMIT, |d| d["summary"]["state"] == "succeeded");
+    let big_now = env.status(big);
+    assert_eq!(
+        big_now["summary"]["state"], "running",
+        "the small job did not wait for the big one"
+    );
+    let done = big_now["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "succeeded")
+        .count();
+    assert!(done < 4, "{big_now}");
+    assert!(env.ctl(&["watch", &big.to_string()]).status.success());
+}

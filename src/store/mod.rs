@@ -418,10 +418,19 @@ impl Store {
         )? as u64)
     }
 
-    /// The next piece of work in submission order (job, then input, then
-    /// variation), or `None` when nothing is startable. Does not claim it:
-    /// call [`Store::start_probe`] or [`Store::start_variation`].
-    pub fn next_work(&self) -> Result<Option<Work>> {
+    /// The next piece of work of the first job after `after` (by id) that
+    /// has any, wrapping around to the oldest job: jobs take turns, and
+    /// within a job inputs and variations go in order. `None` when nothing
+    /// is startable. Does not claim it: call [`Store::start_probe`] or
+    /// [`Store::start_variation`].
+    pub fn next_work(&self, after: JobId) -> Result<Option<Work>> {
+        match self.next_work_from(after)? {
+            None if after > 0 => self.next_work_from(0),
+            found => Ok(found),
+        }
+    }
+
+    fn next_work_from(&self, after: JobId) -> Result<Option<Work>> {
         let encode = self
             .conn
             .prepare_cached(
@@ -432,9 +441,10 @@ impl Store {
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
                  WHERE v.state = 'queued' AND f.state = 'running' AND f.probed = 1
+                   AND f.job_id > ?1
                  ORDER BY f.job_id, f.idx, v.idx LIMIT 1",
             )?
-            .query_row([], |r| {
+            .query_row([after], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     EncodeWork {
@@ -462,10 +472,10 @@ impl Store {
             .prepare_cached(
                 "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups
                  FROM files f JOIN jobs j ON j.id = f.job_id
-                 WHERE f.state = 'queued'
+                 WHERE f.state = 'queued' AND f.job_id > ?1
                  ORDER BY f.job_id, f.idx LIMIT 1",
             )?
-            .query_row([], |r| {
+            .query_row([after], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     Work::Probe {
@@ -554,23 +564,25 @@ impl Store {
         Ok(())
     }
 
-    /// A file's verified and total variation counts.
-    pub fn file_progress_base(&self, file_id: i64) -> Result<(u32, u32)> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT COALESCE(SUM(state = 'succeeded'), 0), COUNT(*) FROM variations
-             WHERE file_id = ?1",
-            )?
-            .query_row([file_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
-    }
-
-    /// Store a file's progress (percent), never lowering it.
-    pub fn set_file_progress(&mut self, file_id: i64, percent: f64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE files SET progress = MAX(progress, ?2) WHERE id = ?1",
-            params![file_id, percent],
-        )?;
+    /// Store the progress of running files in one transaction. For each
+    /// `(file_id, running)`, `running` is the sum of the percents of its
+    /// variations being encoded; the file's progress becomes
+    /// `(verified * 100 + running) / variations`, never lower than before.
+    pub fn set_files_progress(&mut self, running: &[(i64, f64)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE files SET progress = MAX(progress, MIN(100.0,
+                    ((SELECT COUNT(*) FROM variations v
+                      WHERE v.file_id = ?1 AND v.state = 'succeeded') * 100.0 + ?2)
+                    / MAX(1, (SELECT COUNT(*) FROM variations v WHERE v.file_id = ?1))))
+                 WHERE id = ?1",
+            )?;
+            for (file_id, percent) in running {
+                stmt.execute(params![file_id, percent])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
