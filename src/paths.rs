@@ -7,7 +7,7 @@
 //! client resolves the socket the same way, so both agree without flags.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// File name of the socket inside the runtime directory.
 pub const SOCKET_NAME: &str = "vidvard.sock";
@@ -65,7 +65,19 @@ pub fn state_dir() -> PathBuf {
     base.join("vidvard")
 }
 
-/// Default socket path: `VIDVAR_SOCKET` if set, else in [`runtime_dir`].
+/// The system daemon's socket.
+pub const SYSTEM_SOCKET: &str = "/run/vidvard/vidvard.sock";
+
+/// The socket a client uses: `VIDVAR_SOCKET` if set, else the one in
+/// [`runtime_dir`]; a user without a daemon of their own falls back to the
+/// system daemon's socket when it exists.
 pub fn default_socket() -> PathBuf {
-    var("VIDVAR_SOCKET").unwrap_or_else(|| runtime_dir().join(SOCKET_NAME))
+    if let Some(socket) = var("VIDVAR_SOCKET") {
+        return socket;
+    }
+    let own = runtime_dir().join(SOCKET_NAME);
+    if !own.exists() && Path::new(SYSTEM_SOCKET).exists() {
+        return PathBuf::from(SYSTEM_SOCKET);
+    }
+    own
 }
