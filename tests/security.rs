@@ -225,3 +225,33 @@ fn socket_and_directory_modes_hold_under_any_umask() {
         }
     }
 }
+
+#[test]
+fn outputs_never_follow_a_planted_symlink_or_overwrite_a_file() {
+    let env = Env::new();
+    let _d = env.start(&[]);
+    let input = env.path("a.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let out = env.out_dir();
+    let victim = env.path("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    // Symlinks where the first output and its temporary file would go, and
+    // a plain file where the second output would go.
+    std::os::unix::fs::symlink(&victim, out.join("a_v01.mp4")).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".a_v01.vidvar-1.part")).unwrap();
+    std::fs::write(out.join("a_v02.mp4"), "mine").unwrap();
+    let job = env.submit(&["-n", "1", "-o", s(&out), s(&input)]);
+    assert!(env.ctl(&["watch", &job.to_string()]).status.success());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_to_string(out.join("a_v02.mp4")).unwrap(),
+        "mine"
+    );
+    let outputs = env.json(&["outputs", &job.to_string()]);
+    assert_eq!(outputs[0]["path"], s(&out.join("a_v03.mp4")));
+    assert!(
+        std::fs::symlink_metadata(out.join("a_v03.mp4"))
+            .unwrap()
+            .is_file()
+    );
+}
