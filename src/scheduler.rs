@@ -486,19 +486,24 @@ impl Scheduler {
                 }
                 Work::Encode(work) => {
                     let temp = worker::temp_path(&work);
-                    if !self.store().start_variation(work.variation_id, &temp)? {
-                        continue;
-                    }
                     let cancel = self.stopping.child_token();
-                    self.live().running.insert(
-                        work.variation_id,
-                        Running {
-                            job_id: work.job_id,
-                            file_id: work.file_id,
-                            progress: Progress::default(),
-                            cancel: cancel.clone(),
-                        },
-                    );
+                    {
+                        // Claimed and registered under one lock, so a cancel
+                        // either finds it running or keeps it from starting.
+                        let mut live = self.live();
+                        if !self.store().start_variation(work.variation_id, &temp)? {
+                            continue;
+                        }
+                        live.running.insert(
+                            work.variation_id,
+                            Running {
+                                job_id: work.job_id,
+                                file_id: work.file_id,
+                                progress: Progress::default(),
+                                cancel: cancel.clone(),
+                            },
+                        );
+                    }
                     let this = Arc::clone(self);
                     self.tasks.spawn(async move {
                         worker::encode(&this, &work, &temp, &cancel).await;
