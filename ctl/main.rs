@@ -32,18 +32,21 @@ const EXIT_REFUSED: u8 = 5;
 #[command(
     name = "vidvarctl",
     version,
-    about,
     after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
-                  error; 2 usage error; 3 vidvard not reachable; 4 no such job; 5 request \
-                  refused (bad input, out-of-range value, daemon shutting down)."
+                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone; 4 no \
+                  such job; 5 request refused (missing or unreadable input, out-of-range value, \
+                  full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
 )]
 struct Args {
-    /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock, or
-    /// /run/vidvard/vidvard.sock as root]
+    /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as
+    /// root or the vidvar user, or when that does not exist,
+    /// /run/vidvard/vidvard.sock]
     #[arg(long, global = true, env = "VIDVAR_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
 
-    /// Print one JSON document instead of text
+    /// Print JSON instead of text: one document per command; for watch and
+    /// submit --watch, one object per line, the last one final; errors as
+    /// {"error": {"exit_status", "message"}}
     #[arg(long, global = true)]
     json: bool,
 
@@ -88,8 +91,8 @@ enum Command {
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
-    /// Remove the records of finished jobs (yours; all of them as root).
-    /// Output files are never deleted.
+    /// Remove the records of finished jobs (yours; everyone's as root or
+    /// the daemon's user). Output files are never deleted.
     Prune {
         /// Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -185,9 +188,7 @@ async fn submit(
         _ => None,
     })?;
     if follow {
-        if json {
-            println!("{}", serde_json::json!({ "job": job }));
-        } else {
+        if !json {
             println!("job {job} submitted");
         }
         return watch(client, json, job).await;
@@ -356,10 +357,12 @@ async fn main() -> ExitCode {
             };
             if let Some(message) = message {
                 if json {
-                    // Scripts reading stdout get a document even now.
-                    print_json(&serde_json::json!({
+                    // Scripts reading stdout get a document even now, on
+                    // one line so that a watch stream stays line-delimited.
+                    let error = serde_json::json!({
                         "error": { "exit_status": code, "message": message }
-                    }));
+                    });
+                    println!("{error}");
                 }
                 eprintln!("vidvarctl: {message}");
             }

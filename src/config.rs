@@ -103,6 +103,60 @@ impl Config {
     pub fn database(&self) -> PathBuf {
         self.state_dir.join(crate::paths::DATABASE_NAME)
     }
+
+    /// The settings in force, one `key = value` line each, in the units of
+    /// the configuration file (for `vidvard --check-config`).
+    pub fn describe(&self) -> String {
+        let t = &self.tunables;
+        let e = &self.encode;
+        let r = &self.effects;
+        let range = |x: &RangeInclusive<f64>| format!("[{}, {}]", x.start(), x.end());
+        let rate = match e.rate {
+            RateControl::BitrateKbps(kbps) => format!("video_bitrate_kbps = {kbps}"),
+            RateControl::Crf(crf) => format!("crf = {crf}"),
+        };
+        let lines = [
+            format!(
+                "mode = {:?}",
+                if self.system_mode { "system" } else { "user" }
+            ),
+            format!("socket = {:?}", self.socket.display().to_string()),
+            format!("state_dir = {:?}", self.state_dir.display().to_string()),
+            format!("pidfile = {:?}", self.pidfile.display().to_string()),
+            format!(
+                "socket_group = {}",
+                self.socket_group
+                    .map_or("none (socket 0600)".into(), |g| g.to_string())
+            ),
+            format!("ffmpeg = {:?}", self.ffmpeg.display().to_string()),
+            format!("ffprobe = {:?}", self.ffprobe.display().to_string()),
+            format!("max_parallel = {}", t.max_parallel),
+            format!("grace_period = {}", t.grace.as_secs_f64()),
+            format!("stall_timeout = {}", t.stall_timeout.as_secs_f64()),
+            format!("min_free_space_mib = {}", t.min_free_bytes >> 20),
+            format!(
+                "retention_days = {}",
+                t.retention
+                    .map_or("none (keep)".into(), |d| (d.as_secs() / 86_400).to_string())
+            ),
+            format!("log_level = {:?}", t.log_level.as_str().to_lowercase()),
+            "[encode]".into(),
+            format!("video_codec = {:?}", e.video_codec),
+            format!("preset = {:?}", e.preset),
+            rate,
+            format!(
+                "frame_rate = {:?}",
+                e.frame_rate.as_deref().unwrap_or("source")
+            ),
+            format!("audio_codec = {:?}", e.audio_codec),
+            "[effects]".into(),
+            format!("rotation = {}", range(&r.rotation)),
+            format!("brightness = {}", range(&r.brightness)),
+            format!("contrast = {}", range(&r.contrast)),
+            format!("saturation = {}", range(&r.saturation)),
+        ];
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    }
 }
 
 /// The number of CPU cores available to this process.
@@ -119,8 +173,8 @@ pub struct FileSettings {
     pub pidfile: Option<PathBuf>,
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
-    /// Group name or number allowed to connect in system mode.
-    pub socket_group: Option<String>,
+    /// Group name or number allowed to connect.
+    pub socket_group: Option<GroupSpec>,
     pub max_parallel: Option<u32>,
     /// Seconds.
     pub grace_period: Option<f64>,
@@ -133,6 +187,23 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     pub encode: Option<EncodeFile>,
     pub effects: Option<EffectsFile>,
+}
+
+/// A group as the file may give it: `"video"` or `1001`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum GroupSpec {
+    Id(u32),
+    Name(String),
+}
+
+impl std::fmt::Display for GroupSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupSpec::Id(gid) => write!(f, "{gid}"),
+            GroupSpec::Name(name) => f.write_str(name),
+        }
+    }
 }
 
 /// The `[encode]` table.
@@ -228,8 +299,8 @@ impl FileSettings {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
         }
         if let Some(days) = self.retention_days {
-            if days == 0 {
-                return Err(bad("retention_days", "must be at least 1".into()));
+            if !(1..=36_500).contains(&days) {
+                return Err(bad("retention_days", format!("{days} is not in 1..=36500")));
             }
             t.retention = Some(Duration::from_secs(days.saturating_mul(86_400)));
         }
@@ -513,6 +584,18 @@ mod tests {
         assert!(
             parse("[encode]\ncodec = \"x\"").is_err(),
             "unknown keys in tables too"
+        );
+    }
+
+    #[test]
+    fn socket_group_may_be_a_name_or_a_number() {
+        assert_eq!(
+            parse("socket_group = 1001").unwrap().socket_group,
+            Some(GroupSpec::Id(1001))
+        );
+        assert_eq!(
+            parse("socket_group = \"video\"").unwrap().socket_group,
+            Some(GroupSpec::Name("video".into()))
         );
     }
 

@@ -19,9 +19,10 @@ use vidvar::{logging, paths};
 /// Signals: SIGTERM and SIGINT stop it cleanly (running FFmpeg processes get
 /// SIGTERM, then SIGKILL after the grace period; unfinished work is marked
 /// interrupted); SIGHUP re-reads max_parallel, grace_period, stall_timeout,
-/// min_free_space_mib and log_level from the configuration file.
+/// min_free_space_mib, retention_days and log_level from the configuration
+/// file (flags given at start still win).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "vidvard", version, about, long_about)]
+#[command(name = "vidvard", version)]
 struct Args {
     /// Stay in the foreground and log to stderr instead of forking and
     /// logging to syslog. Use this under systemd (Type=notify).
@@ -144,9 +145,14 @@ impl Args {
         config.tunables = self.tunables(&file)?;
         config.encode = file.encode(&self.config_file())?;
         config.effects = file.effects(&self.config_file())?;
-        config.socket_group = match self.socket_group.as_ref().or(file.socket_group.as_ref()) {
+        let group = match (&self.socket_group, &file.socket_group) {
+            (Some(flag), _) => Some(flag.clone()),
+            (None, Some(key)) => Some(key.to_string()),
+            (None, None) => None,
+        };
+        config.socket_group = match group {
             Some(group) => {
-                Some(config::group_id(group).map_err(|e| anyhow::anyhow!("socket group: {e}"))?)
+                Some(config::group_id(&group).map_err(|e| anyhow::anyhow!("socket group: {e}"))?)
             }
             None if config.system_mode => config::group_id(config::DEFAULT_SOCKET_GROUP).ok(),
             None => None,
@@ -261,7 +267,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        println!("{config:#?}");
+        print!("{}", config.describe());
         return ExitCode::SUCCESS;
     }
     let level = config.tunables.log_level;

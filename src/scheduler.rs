@@ -143,11 +143,12 @@ impl Scheduler {
         log::set_max_level(tunables.log_level);
         log::info!(
             "settings reloaded: max_parallel {}, grace period {:?}, stall timeout {:?}, \
-             min free space {} MiB, log level {}",
+             min free space {} MiB, retention {:?}, log level {}",
             tunables.max_parallel,
             tunables.grace,
             tunables.stall_timeout,
             tunables.min_free_bytes >> 20,
+            tunables.retention,
             tunables.log_level
         );
         self.wake.notify_one();

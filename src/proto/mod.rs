@@ -73,7 +73,7 @@ pub enum Request {
     Ping,
     /// Remove the records of final jobs that finished at least
     /// `older_than_secs` seconds ago (only the client's own, unless it is
-    /// root). Output files are never touched. Answer: [`Response::Pruned`].
+    /// root or the daemon's own user). Output files are never touched. Answer: [`Response::Pruned`].
     Prune { older_than_secs: u64 },
 }
 
