@@ -34,11 +34,6 @@ impl RunAs {
             groups: owner.groups.iter().map(|&g| Gid::from_raw(g)).collect(),
         })
     }
-
-    /// (uid, gid) for chown(2).
-    pub fn ids(&self) -> (u32, u32) {
-        (self.uid.as_raw(), self.gid.as_raw())
-    }
 }
 
 /// A command for `program` set up as described in the module docs; stdout
@@ -53,21 +48,100 @@ pub fn command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Comman
         .process_group(0)
         .kill_on_drop(true);
     let run_as = run_as.cloned();
+    let daemon = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes system calls (prctl, setgroups, setgid, setuid) on data
+    // makes system calls (setgroups, setgid, setuid, prctl, getppid) on data
     // prepared before the fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
             if let Some(r) = &run_as {
                 nix::unistd::setgroups(&r.groups)?;
                 nix::unistd::setgid(r.gid)?;
                 nix::unistd::setuid(r.uid)?;
             }
+            // After the credential change, which clears the death signal.
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != daemon {
+                // The daemon died before the signal was armed.
+                return Err(io::Error::other("vidvard exited"));
+            }
             Ok(())
         });
     }
     command
+}
+
+impl RunAs {
+    /// Run `f` on the calling thread with the owner's filesystem
+    /// credentials (fsuid, fsgid and supplementary groups; setfsuid(2)),
+    /// so every path it touches is resolved and checked as the owner, and
+    /// files it creates belong to the owner. The thread's credentials are
+    /// restored afterwards, even if `f` panics; should that fail, the
+    /// daemon aborts rather than go on with a thread acting as someone else.
+    ///
+    /// Call only on a blocking thread (`spawn_blocking`): raw system calls
+    /// change this thread alone, unlike the glibc wrappers for setgroups.
+    pub fn with_fs_creds<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let saved_groups = nix::unistd::getgroups()?;
+        let restore = Restore {
+            uid: nix::unistd::geteuid(),
+            gid: nix::unistd::getegid(),
+            groups: saved_groups,
+        };
+        let groups: Vec<nix::libc::gid_t> = self.groups.iter().map(|g| g.as_raw()).collect();
+        thread_setgroups(&groups)?;
+        set_fs_ids(self.uid, self.gid)?;
+        let result = f();
+        drop(restore);
+        result
+    }
+}
+
+/// Puts a thread's filesystem credentials back when dropped.
+struct Restore {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let groups: Vec<nix::libc::gid_t> = self.groups.iter().map(|g| g.as_raw()).collect();
+        // The uid first: it brings back the capability to change the rest.
+        let restored = set_fs_ids(self.uid, self.gid).and_then(|()| thread_setgroups(&groups));
+        if let Err(err) = restored {
+            log::error!("cannot restore a thread's credentials ({err}); aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// setgroups(2) for the calling thread only (the raw system call).
+fn thread_setgroups(groups: &[nix::libc::gid_t]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live slice.
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Set the calling thread's fsuid and fsgid, and check that they took (the
+/// calls report no errors themselves: setfsuid(2)).
+fn set_fs_ids(uid: Uid, gid: Gid) -> io::Result<()> {
+    // The group first, while the uid still has the capability to change it.
+    nix::unistd::setfsgid(gid);
+    nix::unistd::setfsuid(uid);
+    // Asking for an invalid id changes nothing and returns the current one.
+    let now_uid = nix::unistd::setfsuid(Uid::from_raw(u32::MAX));
+    let now_gid = nix::unistd::setfsgid(Gid::from_raw(u32::MAX));
+    if now_uid != uid || now_gid != gid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("cannot act as uid {uid} gid {gid}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A process as recorded in the store while it runs.

@@ -184,6 +184,13 @@ impl Scheduler {
         peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
     }
 
+    /// Whether the daemon acts for `owner` as for another user (system mode,
+    /// not an administrator): their access is then judged, not the
+    /// daemon's.
+    pub(crate) fn acts_for(&self, owner: &Peer) -> bool {
+        self.config.system_mode && !self.is_admin(owner)
+    }
+
     /// Whether `peer` may see and act on a job owned by `owner_uid`.
     fn may_access(&self, peer: &Peer, owner_uid: u32) -> bool {
         self.is_admin(peer) || peer.uid == owner_uid
@@ -203,7 +210,7 @@ impl Scheduler {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
-        let judge = if self.config.system_mode && !self.is_admin(peer) {
+        let judge = if self.acts_for(peer) {
             Judge::Peer(peer.clone())
         } else {
             Judge::Daemon

@@ -68,9 +68,9 @@ async fn check_and_probe(
     run_as: Option<&RunAs>,
 ) -> Result<probe::ProbeInfo, String> {
     // On a blocking thread: a dead network mount may hang any file call.
-    let (checked, owner_judges) = (path.to_path_buf(), run_as.is_some());
-    let owner = owner.clone();
-    blocking(move || check_input(&checked, owner_judges.then_some(&owner))).await?;
+    let checked = path.to_path_buf();
+    let judge = s.acts_for(owner).then(|| owner.clone());
+    blocking(move || check_input(&checked, judge.as_ref())).await?;
     probe::probe(&s.config.ffprobe, path, run_as)
         .await
         .map_err(|e| e.to_string())
@@ -149,22 +149,18 @@ fn output_name(work: &EncodeWork, n: u32) -> PathBuf {
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
 pub async fn encode(s: &Scheduler, work: &EncodeWork, temp: &Path, cancel: &CancellationToken) {
-    let outcome = match run_encode(s, work, temp, cancel).await {
+    let run_as = RunAs::for_owner(&work.owner);
+    let result = run_encode(s, work, temp, run_as.as_ref(), cancel).await;
+    if !matches!(result, Ok(Some(_))) {
+        remove_temp(temp, run_as.as_ref()).await;
+    }
+    let outcome = match result {
         Ok(Some(published)) => published,
-        Ok(None) if s.is_stopping() => {
-            remove_temp(temp);
-            return;
-        }
-        Ok(None) => {
-            remove_temp(temp);
-            Outcome::Cancelled
-        }
-        Err(error) => {
-            remove_temp(temp);
-            Outcome::Failed {
-                error: format!("variation {}: {error}", work.index),
-            }
-        }
+        Ok(None) if s.is_stopping() => return,
+        Ok(None) => Outcome::Cancelled,
+        Err(error) => Outcome::Failed {
+            error: format!("variation {}: {error}", work.index),
+        },
     };
     match &outcome {
         Outcome::Succeeded { output, size } => log::info!(
@@ -192,11 +188,29 @@ fn log_if_final(job_id: JobId, state: crate::proto::JobState) {
     }
 }
 
-fn remove_temp(temp: &Path) {
-    match std::fs::remove_file(temp) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => log::warn!("cannot remove {}: {err}", temp.display()),
+/// Remove an encode's temporary file, as the job's owner.
+async fn remove_temp(temp: &Path, run_as: Option<&RunAs>) {
+    let (path, run_as) = (temp.to_path_buf(), run_as.cloned());
+    let removed = blocking(move || {
+        as_owner(run_as.as_ref(), || match std::fs::remove_file(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await;
+    if let Err(err) = removed {
+        log::warn!("cannot remove {}: {err}", temp.display());
+    }
+}
+
+/// Run `f` with the job owner's filesystem credentials when the daemon
+/// acts for another user (see [`RunAs::with_fs_creds`]); on a blocking
+/// thread only.
+fn as_owner<R>(run_as: Option<&RunAs>, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    match run_as {
+        Some(run_as) => run_as.with_fs_creds(f),
+        None => f(),
     }
 }
 
@@ -205,15 +219,21 @@ async fn run_encode(
     s: &Scheduler,
     work: &EncodeWork,
     temp: &Path,
+    run_as: Option<&RunAs>,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, String> {
     let tunables = s.tunables();
-    let run_as = RunAs::for_owner(&work.owner);
     {
-        let (dir, temp, run_as) = (work.output_dir.clone(), temp.to_path_buf(), run_as.clone());
+        let (dir, temp, run_as) = (work.output_dir.clone(), temp.to_path_buf(), run_as.cloned());
+        // A daemon that cannot take the owner's credentials checks again:
+        // the directory may have changed since the job was submitted.
+        let judge = (s.acts_for(&work.owner) && run_as.is_none()).then(|| work.owner.clone());
         blocking(move || {
+            if let Some(owner) = &judge {
+                access::check(owner, &dir, Want::CreateIn)?;
+            }
             check_free_space(&dir, tunables.min_free_bytes)?;
-            create_temp(&temp, run_as.as_ref()).map_err(|e| {
+            as_owner(run_as.as_ref(), || create_temp(&temp)).map_err(|e| {
                 format!(
                     "cannot create a file in {}: {}",
                     dir.display(),
@@ -230,7 +250,7 @@ async fn run_encode(
             duration_us: work.duration_us,
             grace: tunables.grace,
             stall_timeout: tunables.stall_timeout,
-            run_as: run_as.as_ref(),
+            run_as,
         },
         cancel,
         |identity| {
@@ -266,10 +286,10 @@ async fn run_encode(
             }
         )),
         End::Exited { .. } => {
-            verify(s, work, temp, run_as.as_ref()).await?;
-            let (temp, work) = (temp.to_path_buf(), work.clone());
+            verify(s, work, temp, run_as).await?;
+            let (temp, work, run_as) = (temp.to_path_buf(), work.clone(), run_as.cloned());
             let (output, size) = blocking(move || {
-                publish(&temp, &work)
+                as_owner(run_as.as_ref(), || publish(&temp, &work))
                     .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))
             })
             .await?;
@@ -289,9 +309,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Create the temporary file, replacing a leftover of an earlier run of the
-/// same variation, owned by the user FFmpeg runs as. `create_new` never
-/// follows a symlink placed there.
-fn create_temp(temp: &Path, run_as: Option<&RunAs>) -> io::Result<()> {
+/// same variation. `create_new` never follows a symlink placed there.
+fn create_temp(temp: &Path) -> io::Result<()> {
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -299,18 +318,13 @@ fn create_temp(temp: &Path, run_as: Option<&RunAs>) -> io::Result<()> {
             .mode(0o644)
             .open(temp)
     };
-    let file = match open() {
+    match open() {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
             std::fs::remove_file(temp)?;
-            open()?
+            open().map(drop)
         }
-        other => other?,
-    };
-    if let Some(run_as) = run_as {
-        let (uid, gid) = run_as.ids();
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+        other => other.map(drop),
     }
-    Ok(())
 }
 
 /// Refuse to start when the output filesystem has less than `min_free`

@@ -255,3 +255,87 @@ fn outputs_never_follow_a_planted_symlink_or_overwrite_a_file() {
             .is_file()
     );
 }
+
+fn uid_of(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn ffmpeg_runs_as_the_owner_dies_with_the_daemon_and_cannot_be_redirected() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to act as a second user");
+        return;
+    }
+    let env = Env::new();
+    chmod(env.dir.path(), 0o755);
+    let mut daemon = env.start(&["--socket-group", SOCKET_GROUP, "--max-parallel", "1"]);
+    // nobody's own directory, holding the output directory.
+    let home = env.path("nobody-home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = home.join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
+    let long = env.path("long.mp4");
+    make_video(&long, 30.0, "320x240", false);
+    chmod(&long, 0o644);
+    let short = env.path("short.mp4");
+    make_video(&short, 1.0, "160x120", false);
+    chmod(&short, 0o644);
+
+    let first = ctl_as_nobody(&env, &["submit", "-n", "1", "-o", s(&out), s(&long)]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = ctl_as_nobody(&env, &["submit", "-n", "1", "-o", s(&out), s(&short)]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let second: i64 = String::from_utf8_lossy(&second.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let ffmpeg = wait_for("FFmpeg", LIMIT, || {
+        processes_mentioning(s(&out)).first().copied()
+    });
+    assert_eq!(uid_of(ffmpeg), NOBODY, "FFmpeg runs as the job's owner");
+
+    // While the second job waits, nobody points its output directory at a
+    // directory only root may write.
+    let root_only = env.path("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    chmod(&root_only, 0o755);
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "mv '{0}' '{0}.old' && ln -s '{1}' '{0}'",
+                s(&out),
+                s(&root_only)
+            ),
+        ])
+        .status()
+        .unwrap();
+
+    // A crash of the daemon takes FFmpeg with it, though it runs as nobody.
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGKILL, LIMIT);
+    wait_for(
+        "FFmpeg to die with the daemon",
+        Duration::from_secs(5),
+        || (!processes_mentioning(s(&out)).contains(&ffmpeg)).then_some(()),
+    );
+    let _daemon = env.start(&["--socket-group", SOCKET_GROUP, "--max-parallel", "1"]);
+    let detail = env.wait_job(second, LIMIT, |d| {
+        d["summary"]["state"] != "queued" && d["summary"]["state"] != "running"
+    });
+    assert_eq!(detail["summary"]["state"], "failed", "{detail}");
+    assert_eq!(
+        names(&root_only),
+        Vec::<String>::new(),
+        "nothing written where nobody may not write"
+    );
+}
