@@ -15,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -38,6 +38,11 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "refusing to use {}: not a directory owned by this user or root, or writable by others",
+        path.display()
+    )]
+    Untrusted { path: PathBuf },
     #[error("another daemon is listening on {}", path.display())]
     SocketInUse { path: PathBuf },
     #[error("cannot listen on {}: {source}", path.display())]
@@ -58,6 +63,7 @@ pub const STATE_LOCK_NAME: &str = "vidvard.lock";
 pub struct Pidfile {
     file: Flock<File>,
     path: PathBuf,
+    remove_on_drop: bool,
 }
 
 impl Pidfile {
@@ -67,6 +73,17 @@ impl Pidfile {
     /// Errors: [`DaemonError::AlreadyRunning`] with the holder's pid when
     /// another process holds the lock; [`DaemonError::Pidfile`] otherwise.
     pub fn acquire(path: &Path) -> Result<Pidfile, DaemonError> {
+        Self::acquire_lock(path, true)
+    }
+
+    /// Like [`Pidfile::acquire`], but the file stays when the value is
+    /// dropped: for a lock that must keep one inode for good (another
+    /// starter may already have the old one open).
+    pub fn acquire_permanent(path: &Path) -> Result<Pidfile, DaemonError> {
+        Self::acquire_lock(path, false)
+    }
+
+    fn acquire_lock(path: &Path, remove_on_drop: bool) -> Result<Pidfile, DaemonError> {
         let err = |source| DaemonError::Pidfile {
             path: path.to_path_buf(),
             source,
@@ -74,17 +91,42 @@ impl Pidfile {
         if let Some(dir) = path.parent() {
             create_dir(dir, 0o755, None)?;
         }
+        loop {
+            let file = Self::lock_once(path)?;
+            // A daemon that was stopping may have removed the file after we
+            // opened it: then our lock is on a dead inode; start over.
+            let held = file.metadata().map_err(err)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                    return Ok(Pidfile {
+                        file,
+                        path: path.to_path_buf(),
+                        remove_on_drop,
+                    });
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    fn lock_once(path: &Path) -> Result<Flock<File>, DaemonError> {
+        let err = |source| DaemonError::Pidfile {
+            path: path.to_path_buf(),
+            source,
+        };
+        // O_NOFOLLOW: a symlink planted in a shared directory is refused.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o644)
-            .custom_flags(nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
             .open(path)
             .map_err(err)?;
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) => locked,
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
@@ -98,12 +140,9 @@ impl Pidfile {
                     path: path.to_path_buf(),
                 });
             }
-            Err((_, errno)) => return Err(err(errno.into())),
-        };
-        Ok(Pidfile {
-            file,
-            path: path.to_path_buf(),
-        })
+            Err((_, errno)) => Err(err(errno.into())),
+            Ok(locked) => Ok(locked),
+        }
     }
 
     /// Write this process's pid (replacing the file's content).
@@ -124,21 +163,37 @@ impl Pidfile {
 
 impl Drop for Pidfile {
     fn drop(&mut self) {
-        // Still holding the lock: the file is ours to remove.
-        let _ = std::fs::remove_file(&self.path);
+        if self.remove_on_drop {
+            // Still holding the lock: the file is ours to remove.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 /// Create `dir` (and missing parents) unless it exists. A directory created
-/// here gets exactly `mode` whatever the umask, and `group` when given; an
-/// existing one is left as it is.
+/// here gets exactly `mode` whatever the umask, and `group` when given. An
+/// existing one is left as it is, but must be trustworthy: a directory
+/// (symlinks followed) owned by the daemon's user or root, and not
+/// writable by others unless sticky (like /tmp). Otherwise someone else
+/// could swap the socket or plant a pidfile there.
 fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonError> {
     let err = |source| DaemonError::Directory {
         path: dir.to_path_buf(),
         source,
     };
-    if dir.is_dir() {
-        return Ok(());
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let me = nix::unistd::geteuid().as_raw();
+            let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+            if !meta.is_dir() || (meta.uid() != me && meta.uid() != 0) || shared {
+                return Err(DaemonError::Untrusted {
+                    path: dir.to_path_buf(),
+                });
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -214,7 +269,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     create_dir(&config.state_dir, 0o700, None)?;
     // One daemon per database, whatever socket and pidfile each was given.
-    let mut state_lock = Pidfile::acquire(&config.state_dir.join(STATE_LOCK_NAME))?;
+    let mut state_lock = Pidfile::acquire_permanent(&config.state_dir.join(STATE_LOCK_NAME))?;
     state_lock.write_pid()?;
     let mut store = Store::open(&config.database())?;
     recovery::recover(&mut store)?;

@@ -387,3 +387,30 @@ fn a_second_daemon_on_the_same_state_directory_is_refused() {
     assert!(!env.path("b.sock").exists());
     env.ctl_ok(&["ping"]);
 }
+
+#[test]
+fn a_runtime_directory_someone_else_controls_is_refused() {
+    let env = Env::new();
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, shared.join("vidvard.pid")).unwrap();
+    let out = Command::new(VIDVARD)
+        .args(["--foreground", "--socket"])
+        .arg(shared.join("vidvard.sock"))
+        .arg("--pidfile")
+        .arg(shared.join("vidvard.pid"))
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing to use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
