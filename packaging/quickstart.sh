@@ -9,7 +9,6 @@
 # temporary directory and is stopped (SIGTERM) when the script ends.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
 video=""
 variations=3
 while [ $# -gt 0 ]; do
@@ -19,6 +18,13 @@ while [ $# -gt 0 ]; do
     *) video="$1"; shift ;;
   esac
 done
+# Paths are the caller's: resolve them before moving to the repository.
+if [ -n "$video" ]; then
+  [ -e "$video" ] || { echo "no such file: $video" >&2; exit 1; }
+  video="$(cd "$(dirname "$video")" && pwd)/$(basename "$video")"
+fi
+out="$PWD/vidvar-quickstart"
+cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -35,7 +41,6 @@ cargo build --release --locked --quiet
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 work=$(mktemp -d -t vidvar-quickstart.XXXXXX)
-out="$PWD/vidvar-quickstart"
 mkdir -p "$out"
 export VIDVAR_SOCKET="$work/vidvard.sock"
 

@@ -131,14 +131,14 @@ impl Pidfile {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                return Err(DaemonError::AlreadyRunning {
+                Err(DaemonError::AlreadyRunning {
                     pid: if pid.is_empty() {
                         "unknown".into()
                     } else {
                         pid.into()
                     },
                     path: path.to_path_buf(),
-                });
+                })
             }
             Err((_, errno)) => Err(err(errno.into())),
             Ok(locked) => Ok(locked),

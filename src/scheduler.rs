@@ -2,7 +2,7 @@
 //!
 //! The store is the queue; whenever one of `max_parallel` slots is free the
 //! scheduler claims the next work from it and hands it to a
-//! [`worker`](crate::worker) task on the runtime. Jobs take turns in
+//! [`worker`] task on the runtime. Jobs take turns in
 //! submission order (round robin), and within a job inputs and variations
 //! go in order, so a job of many inputs shares the slots with later jobs
 //! instead of starving them. It keeps, in memory only, the progress of
@@ -484,12 +484,9 @@ impl Scheduler {
                 } => {
                     self.store().start_probe(file_id)?;
                     self.live().probing += 1;
-                    let this = Arc::clone(self);
+                    let slot = Slot::Probe(Arc::clone(self));
                     self.tasks.spawn(async move {
-                        worker::probe(&this, job_id, file_id, &path, &owner).await;
-                        this.live().probing -= 1;
-                        this.wake.notify_one();
-                        this.notify_change();
+                        worker::probe(slot.scheduler(), job_id, file_id, &path, &owner).await;
                     });
                 }
                 Work::Encode(work) => {
@@ -512,13 +509,9 @@ impl Scheduler {
                             },
                         );
                     }
-                    let this = Arc::clone(self);
+                    let slot = Slot::Encode(Arc::clone(self), work.variation_id);
                     self.tasks.spawn(async move {
-                        worker::encode(&this, &work, &temp, &cancel).await;
-                        this.live().running.remove(&work.variation_id);
-                        this.ended.notify_waiters();
-                        this.wake.notify_one();
-                        this.notify_change();
+                        worker::encode(slot.scheduler(), &work, &temp, &cancel).await;
                     });
                 }
             }
@@ -555,6 +548,37 @@ impl Scheduler {
         if let Err(err) = self.store().set_files_progress(&running) {
             log::warn!("cannot store progress: {err}");
         }
+    }
+}
+
+/// A slot taken by a worker task; dropping it (when the task ends, even by
+/// a panic) frees the slot and wakes whoever waits for one.
+enum Slot {
+    Probe(Arc<Scheduler>),
+    /// The variation's id.
+    Encode(Arc<Scheduler>, i64),
+}
+
+impl Slot {
+    fn scheduler(&self) -> &Scheduler {
+        match self {
+            Slot::Probe(s) | Slot::Encode(s, _) => s,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let s = self.scheduler();
+        match *self {
+            Slot::Probe(_) => s.live().probing -= 1,
+            Slot::Encode(_, variation_id) => {
+                s.live().running.remove(&variation_id);
+                s.ended.notify_waiters();
+            }
+        }
+        s.wake.notify_one();
+        s.notify_change();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The socket side: accept loop, handshake, and one `match` from
 //! [`Request`] to [`Response`].
 //!
-//! The server never sees bytes (framing is [`proto::codec`]) and never
+//! The server never sees bytes (framing is [`crate::proto::codec`]) and never
 //! touches the store or processes directly (that is the [`Scheduler`]).
 //! A connection that sends a malformed frame, a wrong protocol version or
 //! nothing at all within [`HANDSHAKE_TIMEOUT`] is dropped with a logged
@@ -32,6 +32,45 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; further ones are closed at once.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections one user may hold at once, so that one user cannot take
+/// them all (with `watch` streams, say).
+pub const MAX_CONNECTIONS_PER_USER: usize = 64;
+
+/// Open connections per uid; a [`UserSlot`] gives its place back on drop.
+#[derive(Clone, Default)]
+struct PerUser(Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>);
+
+struct UserSlot {
+    users: PerUser,
+    uid: u32,
+}
+
+impl PerUser {
+    fn take(&self, uid: u32) -> Option<UserSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(uid).or_default();
+        if *count >= MAX_CONNECTIONS_PER_USER {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot {
+            users: self.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut open = self.users.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.uid);
+            }
+        }
+    }
+}
 /// Shortest interval between two progress frames of one `watch`.
 pub const WATCH_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest interval between two checks of a watched job.
@@ -41,6 +80,7 @@ pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
 /// as the peer named by SO_PEERCRED.
 pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let users = PerUser::default();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -70,8 +110,16 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
                 continue;
             }
         };
+        let Some(user_slot) = users.take(peer.uid) else {
+            log::warn!(
+                "connection refused: uid {} has {MAX_CONNECTIONS_PER_USER} connections open",
+                peer.uid
+            );
+            continue;
+        };
         let scheduler = Arc::clone(&scheduler);
         tokio::spawn(async move {
+            let _user_slot = user_slot;
             let uid = peer.uid;
             if let Err(reason) = handle(Connection::daemon_side(stream), &scheduler, &peer).await {
                 log::info!("connection of uid {uid} dropped: {reason}");

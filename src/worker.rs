@@ -37,9 +37,14 @@ pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path, owne
     let store_result = match result {
         Ok(info) => {
             log::info!(
-                "job {job_id}: probed {}: {} video, duration {}",
+                "job {job_id}: probed {}: {} video, {}, duration {}",
                 path.display(),
                 info.video_codec,
+                if info.has_audio {
+                    "with audio"
+                } else {
+                    "no audio"
+                },
                 info.duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
@@ -387,23 +392,43 @@ async fn verify(
     Ok(())
 }
 
-/// Link the verified temporary file to the first free
-/// `<stem>_v<NN>.mp4`, NN counting up from the variation's index, then
-/// remove the temporary name. Returns the final path and its size in bytes.
+/// Move the verified temporary file to the first free `<stem>_v<NN>.mp4`,
+/// NN counting up from the variation's index, never replacing a file: a
+/// hard link then unlink, or on filesystems without hard links (vfat,
+/// exFAT, some network mounts) renameat2(2) with `RENAME_NOREPLACE`.
+/// Returns the final path and its size in bytes.
 fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
     let size = std::fs::metadata(temp)?.len();
     for n in work.index.. {
         let target = output_name(work, n);
-        match std::fs::hard_link(temp, &target) {
+        let placed = match std::fs::hard_link(temp, &target) {
+            Err(err) if links_unsupported(&err) => rename_no_replace(temp, &target),
             Ok(()) => {
-                std::fs::remove_file(temp)?;
-                return Ok((target, size));
+                if let Err(err) = std::fs::remove_file(temp) {
+                    // Published all the same; only the second name stays.
+                    log::warn!("cannot remove {}: {err}", temp.display());
+                }
+                Ok(())
             }
+            Err(err) => Err(err),
+        };
+        match placed {
+            Ok(()) => return Ok((target, size)),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(err),
         }
     }
     Err(io::Error::other("no free output name"))
+}
+
+fn links_unsupported(err: &io::Error) -> bool {
+    use nix::libc::{EMLINK, EOPNOTSUPP, EPERM};
+    matches!(err.raw_os_error(), Some(EPERM | EOPNOTSUPP | EMLINK))
+}
+
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(io::Error::from)
 }
 
 #[cfg(test)]
@@ -428,7 +453,6 @@ mod tests {
             file_id: 1,
             variation_id: 77,
             index,
-            variations: 1,
             input: input.into(),
             output_dir: "/out".into(),
             duration_us: None,
@@ -444,6 +468,23 @@ mod tests {
                 groups: vec![],
             },
         }
+    }
+
+    #[test]
+    fn the_rename_fallback_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        std::fs::write(&a, "new").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+        rename_no_replace(&a, &c).unwrap();
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "new");
     }
 
     #[test]

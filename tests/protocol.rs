@@ -242,3 +242,26 @@ fn limits_are_refused_with_clear_errors() {
     );
     assert_eq!(env.json(&["list"]), serde_json::json!([]));
 }
+
+#[test]
+fn one_user_cannot_hold_every_connection() {
+    let env = Env::new();
+    let _d = env.start(&[]);
+    let held: Vec<UnixStream> = (0..64)
+        .map(|_| UnixStream::connect(env.socket()).unwrap())
+        .collect();
+    let mut extra = UnixStream::connect(env.socket()).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        extra.read(&mut buf).unwrap(),
+        0,
+        "the 65th connection is closed at once"
+    );
+    drop(held);
+    wait_for("a free connection", Duration::from_secs(10), || {
+        env.ctl(&["ping"]).status.success().then_some(())
+    });
+}

@@ -123,7 +123,6 @@ pub struct EncodeWork {
     pub variation_id: i64,
     /// 1-based.
     pub index: u32,
-    pub variations: u32,
     pub input: PathBuf,
     pub output_dir: PathBuf,
     pub duration_us: Option<u64>,
@@ -434,7 +433,7 @@ impl Store {
         let encode = self
             .conn
             .prepare_cached(
-                "SELECT f.job_id, f.idx, f.id, v.id, v.idx, j.variations, f.path, j.output_dir,
+                "SELECT f.job_id, f.idx, f.id, v.id, v.idx, f.path, j.output_dir,
                         f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups
                  FROM variations v
@@ -452,17 +451,16 @@ impl Store {
                         file_id: r.get(2)?,
                         variation_id: r.get(3)?,
                         index: r.get(4)?,
-                        variations: r.get(5)?,
-                        input: path_of(r.get(6)?),
-                        output_dir: path_of(r.get(7)?),
-                        duration_us: r.get::<_, Option<i64>>(8)?.map(|d| d as u64),
+                        input: path_of(r.get(5)?),
+                        output_dir: path_of(r.get(6)?),
+                        duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
                         effects: Effects {
-                            rotation: r.get(9)?,
-                            brightness: r.get(10)?,
-                            contrast: r.get(11)?,
-                            saturation: r.get(12)?,
+                            rotation: r.get(8)?,
+                            brightness: r.get(9)?,
+                            contrast: r.get(10)?,
+                            saturation: r.get(11)?,
                         },
-                        owner: owner_of(r, 13)?,
+                        owner: owner_of(r, 12)?,
                     },
                 ))
             })
@@ -514,7 +512,7 @@ impl Store {
     /// Record a successful probe; the file's variations become startable.
     pub fn finish_probe(&mut self, file_id: i64, duration_us: Option<u64>) -> Result<()> {
         self.conn.execute(
-            "UPDATE files SET probed = 1, duration_us = ?2 WHERE id = ?1",
+            "UPDATE files SET probed = 1, duration_us = ?2 WHERE id = ?1 AND state = 'running'",
             params![file_id, duration_us.map(|d| d as i64)],
         )?;
         Ok(())
@@ -593,17 +591,18 @@ impl Store {
         match outcome {
             Outcome::Succeeded { output, size } => tx.execute(
                 "UPDATE variations SET state = 'succeeded', output_path = ?2, size_bytes = ?3,
-                        temp_path = NULL, pid = NULL, error = NULL WHERE id = ?1",
+                        temp_path = NULL, pid = NULL, error = NULL
+                 WHERE id = ?1 AND state = 'running'",
                 params![variation_id, text_of(output), *size as i64],
             )?,
             Outcome::Failed { error } => tx.execute(
                 "UPDATE variations SET state = 'failed', error = ?2, temp_path = NULL, pid = NULL
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND state = 'running'",
                 params![variation_id, error],
             )?,
             Outcome::Cancelled => tx.execute(
                 "UPDATE variations SET state = 'cancelled', temp_path = NULL, pid = NULL
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND state = 'running'",
                 [variation_id],
             )?,
         };
@@ -686,8 +685,12 @@ impl Store {
                AND file_id IN (SELECT id FROM files WHERE job_id = ?1)",
             [job_id],
         )?;
+        // Progress restarts from what is verified: the rest is redone.
         tx.execute(
-            "UPDATE files SET state = 'queued', probed = 0, error = NULL
+            "UPDATE files SET state = 'queued', probed = 0, error = NULL,
+                progress = (SELECT COUNT(*) FROM variations v
+                            WHERE v.file_id = files.id AND v.state = 'succeeded') * 100.0
+                           / MAX(1, (SELECT COUNT(*) FROM variations v WHERE v.file_id = files.id))
              WHERE job_id = ?1 AND id IN (SELECT file_id FROM variations WHERE state = 'queued')",
             [job_id],
         )?;
@@ -706,7 +709,9 @@ impl Store {
         let removed = self.conn.execute(
             "DELETE FROM jobs
              WHERE state IN ('succeeded', 'partial', 'failed', 'cancelled')
-               AND finished_at <= ?1 AND (?2 IS NULL OR owner_uid = ?2)",
+               AND finished_at <= ?1 AND (?2 IS NULL OR owner_uid = ?2)
+               AND NOT EXISTS (SELECT 1 FROM files f JOIN variations v ON v.file_id = f.id
+                               WHERE f.job_id = jobs.id AND v.state = 'running')",
             params![finished_before, owner],
         )?;
         Ok(removed as u64)
@@ -866,4 +871,205 @@ fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState>
         params![job_id, settled.as_str()],
     )?;
     Ok(settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, store)
+    }
+
+    fn effects(n: u32) -> Vec<Effects> {
+        crate::effects::generate(&crate::effects::Ranges::default(), 1, 0, n).unwrap()
+    }
+
+    fn job(store: &mut Store, inputs: usize, variations: u32, owner: u32) -> JobId {
+        store
+            .create_job(&NewJob {
+                seed: 1,
+                output_dir: "/out".into(),
+                variations,
+                inputs: (0..inputs)
+                    .map(|i| (PathBuf::from(format!("/in/{i}.mp4")), effects(variations)))
+                    .collect(),
+                created_at: 0,
+                owner: Peer {
+                    uid: owner,
+                    gid: owner,
+                    groups: vec![],
+                },
+            })
+            .unwrap()
+    }
+
+    /// Probe and claim every variation of the job's next file; returns
+    /// their ids.
+    fn start_next_file(store: &mut Store) -> Vec<i64> {
+        let Some(Work::Probe { file_id, .. }) = store.next_work(0).unwrap() else {
+            panic!("a probe comes first");
+        };
+        store.start_probe(file_id).unwrap();
+        store.finish_probe(file_id, Some(1_000_000)).unwrap();
+        let mut ids = Vec::new();
+        while let Some(Work::Encode(w)) = store.next_work(0).unwrap() {
+            if w.file_id != file_id {
+                break;
+            }
+            assert!(
+                store
+                    .start_variation(w.variation_id, Path::new("/out/.t"))
+                    .unwrap()
+            );
+            ids.push(w.variation_id);
+        }
+        ids
+    }
+
+    fn ok(store: &mut Store, id: i64) -> JobState {
+        let output = Outcome::Succeeded {
+            output: format!("/out/{id}.mp4").into(),
+            size: 1,
+        };
+        store.finish_variation(id, &output).unwrap()
+    }
+
+    #[test]
+    fn jobs_settle_succeeded_partial_or_failed() {
+        let (_d, mut s) = store();
+        let a = job(&mut s, 2, 2, 0);
+        for id in start_next_file(&mut s) {
+            assert_eq!(ok(&mut s, id), JobState::Running);
+        }
+        let second = start_next_file(&mut s);
+        ok(&mut s, second[0]);
+        let failed = Outcome::Failed {
+            error: "boom".into(),
+        };
+        assert_eq!(
+            s.finish_variation(second[1], &failed).unwrap(),
+            JobState::Partial
+        );
+        let files = s.files(a).unwrap();
+        assert_eq!(files[0].state, FileState::Succeeded);
+        assert_eq!(files[1].state, FileState::Failed);
+        assert_eq!(files[1].error.as_deref(), Some("boom"));
+        assert_eq!(files[1].done_variations, 1);
+        assert_eq!(s.outputs(a).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn cancel_drops_queued_work_and_retry_requeues_with_honest_progress() {
+        let (_d, mut s) = store();
+        let a = job(&mut s, 1, 2, 0);
+        let ids = start_next_file(&mut s);
+        ok(&mut s, ids[0]);
+        s.set_files_progress(&[(s.files(a).unwrap()[0].id, 90.0)])
+            .unwrap();
+        assert_eq!(s.cancel_job(a).unwrap(), Some(JobState::Running));
+        assert_eq!(s.job(a).unwrap().unwrap().state, JobState::Cancelled);
+        // The running variation reports back as cancelled.
+        s.finish_variation(ids[1], &Outcome::Cancelled).unwrap();
+        assert_eq!(s.files(a).unwrap()[0].state, FileState::Cancelled);
+        assert_eq!(s.cancel_job(999).unwrap(), None);
+
+        assert_eq!(s.retry_job(a).unwrap(), Some((JobState::Cancelled, 1)));
+        let file = &s.files(a).unwrap()[0];
+        assert_eq!(file.state, FileState::Queued);
+        assert_eq!(
+            file.progress, 50.0,
+            "progress restarts from what is verified"
+        );
+        // Only the cancelled variation runs again.
+        let again = start_next_file(&mut s);
+        assert_eq!(again, [ids[1]]);
+        assert_eq!(ok(&mut s, again[0]), JobState::Succeeded);
+        assert_eq!(s.retry_job(a).unwrap(), Some((JobState::Succeeded, 0)));
+    }
+
+    #[test]
+    fn interrupted_work_fails_and_queued_jobs_stay_queued() {
+        let (_d, mut s) = store();
+        let a = job(&mut s, 2, 1, 0);
+        let b = job(&mut s, 1, 1, 0);
+        start_next_file(&mut s);
+        assert_eq!(s.interrupted().unwrap().len(), 1);
+        assert_eq!(s.mark_interrupted().unwrap(), [a]);
+        let files = s.files(a).unwrap();
+        assert!(
+            files
+                .iter()
+                .all(|f| f.error.as_deref() == Some(INTERRUPTED))
+        );
+        assert_eq!(s.job(a).unwrap().unwrap().state, JobState::Failed);
+        assert_eq!(s.job(b).unwrap().unwrap().state, JobState::Queued);
+        assert!(s.interrupted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn jobs_take_turns_for_work() {
+        let (_d, mut s) = store();
+        let a = job(&mut s, 3, 1, 0);
+        let b = job(&mut s, 1, 1, 0);
+        let job_of = |w: Work| match w {
+            Work::Probe { job_id, .. } => job_id,
+            Work::Encode(e) => e.job_id,
+        };
+        assert_eq!(job_of(s.next_work(0).unwrap().unwrap()), a);
+        assert_eq!(job_of(s.next_work(a).unwrap().unwrap()), b);
+        assert_eq!(job_of(s.next_work(b).unwrap().unwrap()), a, "wraps around");
+    }
+
+    #[test]
+    fn prune_keeps_running_and_recent_jobs_and_respects_owners() {
+        let (_d, mut s) = store();
+        let mine = job(&mut s, 1, 1, 1000);
+        let theirs = job(&mut s, 1, 1, 2000);
+        for _ in 0..2 {
+            let id = start_next_file(&mut s)[0];
+            ok(&mut s, id);
+        }
+        assert_eq!(
+            s.prune(Some(1000), 0).unwrap(),
+            0,
+            "nothing finished before 1970"
+        );
+        let now = crate::scheduler::unix_now();
+        assert_eq!(s.prune(Some(1000), now + 1).unwrap(), 1);
+        assert!(s.job(mine).unwrap().is_none());
+        assert!(s.job(theirs).unwrap().is_some());
+        assert_eq!(s.jobs(Some(2000)).unwrap().len(), 1);
+        assert_eq!(s.jobs(Some(1000)).unwrap().len(), 0);
+
+        // Cancelled, but FFmpeg is still being stopped: the record stays,
+        // so its temporary file is not lost to recovery.
+        let stopping = job(&mut s, 1, 1, 1000);
+        let id = start_next_file(&mut s)[0];
+        s.cancel_job(stopping).unwrap();
+        assert_eq!(
+            s.prune(None, now + 1).unwrap(),
+            1,
+            "only the other finished job"
+        );
+        assert!(s.job(stopping).unwrap().is_some());
+        s.finish_variation(id, &Outcome::Cancelled).unwrap();
+        assert_eq!(s.prune(None, now + 1).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
 }
