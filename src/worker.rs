@@ -34,7 +34,7 @@ pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path, owne
         r = check_and_probe(s, path, owner, run_as.as_ref()) => r,
         () = s.until_stopping() => return,
     };
-    let store_result = match result {
+    match result {
         Ok(info) => {
             log::info!(
                 "job {job_id}: probed {}: {} video, {}, duration {}",
@@ -48,22 +48,50 @@ pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path, owne
                 info.duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
-            s.store()
-                .finish_probe(file_id, info.duration_us)
-                .map(|_| ())
+            record(s, job_id, |store| {
+                store.finish_probe(file_id, info.duration_us)
+            })
+            .await;
         }
         Err(reason) => {
             log::warn!("job {job_id}: {} failed: {reason}", path.display());
-            let state = s.store().fail_file(file_id, &reason);
-            state.map(|state| log_if_final(job_id, state))
+            if let Some(state) = record(s, job_id, |store| store.fail_file(file_id, &reason)).await
+            {
+                log_if_final(job_id, state);
+            }
         }
-    };
-    if let Err(err) = store_result {
-        log::error!(
-            "job {job_id}: cannot record probe of {}: {err}",
-            path.display()
-        );
     }
+}
+
+/// Attempts at writing an outcome to the store before giving up.
+const RECORD_ATTEMPTS: u32 = 8;
+
+/// Write an outcome to the store, trying again with growing pauses (1, 2,
+/// 4 ... 30 s) while it fails, e.g. on a full disk or a database locked by
+/// another process, so that a job does not stay "running" for ever. Gives
+/// up (logged) after [`RECORD_ATTEMPTS`] or at shutdown; startup recovery
+/// then settles what was left.
+async fn record<T>(
+    s: &Scheduler,
+    job_id: JobId,
+    mut write: impl FnMut(&mut crate::store::Store) -> Result<T, crate::store::StoreError>,
+) -> Option<T> {
+    let mut pause = std::time::Duration::from_secs(1);
+    for attempt in 1..=RECORD_ATTEMPTS {
+        let result = write(&mut s.store());
+        match result {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                log::error!("job {job_id}: cannot record an outcome (attempt {attempt}): {err}")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = s.until_stopping() => return None,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(30));
+    }
+    None
 }
 
 async fn check_and_probe(
@@ -180,10 +208,11 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, temp: &Path, cancel: &Canc
         }
         Outcome::Cancelled => {}
     }
-    let result = s.store().finish_variation(work.variation_id, &outcome);
-    match result {
-        Ok(state) => log_if_final(work.job_id, state),
-        Err(err) => log::error!("job {}: cannot record outcome: {err}", work.job_id),
+    let recorded = record(s, work.job_id, |store| {
+        store.finish_variation(work.variation_id, &outcome)
+    });
+    if let Some(state) = recorded.await {
+        log_if_final(work.job_id, state);
     }
 }
 

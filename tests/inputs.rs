@@ -502,27 +502,6 @@ fn too_little_free_space_keeps_a_variation_from_starting() {
     assert_eq!(names(&env.out_dir()), Vec::<String>::new());
 }
 
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .ok()?;
-        status.success().then(|| Mount(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_disk_that_fills_up_mid_encode_fails_the_variation_and_leaves_nothing() {
     let env = Env::new();

@@ -414,3 +414,79 @@ fn a_runtime_directory_someone_else_controls_is_refused() {
     );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
+
+/// Fill the filesystem holding `dir` with one file; returns its path.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.write_all(&[0u8; 512]);
+    let _ = f.sync_all();
+    filler
+}
+
+#[test]
+fn a_full_disk_under_the_database_loses_no_outcome() {
+    let env = Env::new();
+    let Some(_mount) = Mount::tmpfs(&env.state_dir(), "2m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        assert!(
+            !nix::unistd::geteuid().is_root(),
+            "root must be able to mount a tmpfs"
+        );
+        return;
+    };
+    let daemon = env.start(&["--max-parallel", "1"]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 12.0, "320x240", false);
+    let out = env.out_dir();
+    let job = env.submit(&[
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    env.wait_job(job, LIMIT, |d| {
+        d["files"][0]["progress"].as_f64().unwrap() > 0.0
+    });
+    let filler = fill(&env.state_dir());
+
+    // The encode ends while the database cannot grow: the outcome waits.
+    wait_for("the failed write", LIMIT, || {
+        daemon
+            .log()
+            .contains("cannot record an outcome")
+            .then_some(())
+    });
+    assert_eq!(
+        env.status(job)["summary"]["state"],
+        "running",
+        "reads still work"
+    );
+    let refused = env.ctl(&[
+        "submit",
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        !refused.status.success(),
+        "a submission that cannot be stored is refused"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let done = env.wait_job(job, LIMIT, |d| d["summary"]["state"] != "running");
+    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
+    assert_eq!(
+        env.json(&["outputs", &job.to_string()])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -329,3 +329,24 @@ pub fn streams<'a>(probe: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_js
         .filter(|s| s["codec_type"] == kind)
         .collect()
 }
+
+/// A tmpfs of `size` mounted on `dir`, unmounted on drop.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    pub fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?;
+        status.success().then(|| Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
