@@ -107,15 +107,12 @@ fn sigterm_mid_encode_stops_within_the_grace_bound() {
 fn second_instance_is_refused_with_the_running_pid() {
     let env = Env::new();
     let daemon = env.start(&[]);
-    let out = Command::new(VIDVARD)
-        .args(["--foreground", "--socket"])
-        .arg(env.path("other.sock"))
-        .arg("--state-dir")
-        .arg(env.path("other-state"))
-        .arg("--pidfile")
-        .arg(env.pidfile())
-        .output()
-        .unwrap();
+    let out = env.run_vidvard(
+        &env.path("other.sock"),
+        &env.path("other-state"),
+        &env.pidfile(),
+        &[],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -308,13 +305,12 @@ fn a_bad_configuration_file_stops_the_start_with_file_and_line() {
     let env = Env::new();
     let conf = env.path("vidvard.conf");
     std::fs::write(&conf, "max_parallel = 2\ngrace_priod = 3\n").unwrap();
-    let out = Command::new(VIDVARD)
-        .args(["--foreground", "--config"])
-        .arg(&conf)
-        .arg("--socket")
-        .arg(env.socket())
-        .output()
-        .unwrap();
+    let out = env.run_vidvard(
+        &env.socket(),
+        &env.state_dir(),
+        &env.pidfile(),
+        &["--config", conf.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -369,15 +365,12 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
 fn a_second_daemon_on_the_same_state_directory_is_refused() {
     let env = Env::new();
     let daemon = env.start(&[]);
-    let out = Command::new(VIDVARD)
-        .args(["--foreground", "--socket"])
-        .arg(env.path("b.sock"))
-        .arg("--pidfile")
-        .arg(env.path("b.pid"))
-        .arg("--state-dir")
-        .arg(env.state_dir())
-        .output()
-        .unwrap();
+    let out = env.run_vidvard(
+        &env.path("b.sock"),
+        &env.state_dir(),
+        &env.path("b.pid"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -397,15 +390,12 @@ fn a_runtime_directory_someone_else_controls_is_refused() {
     let victim = env.path("victim");
     std::fs::write(&victim, "precious").unwrap();
     std::os::unix::fs::symlink(&victim, shared.join("vidvard.pid")).unwrap();
-    let out = Command::new(VIDVARD)
-        .args(["--foreground", "--socket"])
-        .arg(shared.join("vidvard.sock"))
-        .arg("--pidfile")
-        .arg(shared.join("vidvard.pid"))
-        .arg("--state-dir")
-        .arg(env.state_dir())
-        .output()
-        .unwrap();
+    let out = env.run_vidvard(
+        &shared.join("vidvard.sock"),
+        &env.state_dir(),
+        &shared.join("vidvard.pid"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refusing to use"),
@@ -430,12 +420,7 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn a_full_disk_under_the_database_loses_no_outcome() {
     let env = Env::new();
-    let Some(_mount) = Mount::tmpfs(&env.state_dir(), "2m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
-        assert!(
-            !nix::unistd::geteuid().is_root(),
-            "root must be able to mount a tmpfs"
-        );
+    let Some(_mount) = Mount::tmpfs_or_skip(&env.state_dir(), "2m") else {
         return;
     };
     let daemon = env.start(&["--max-parallel", "1"]);

@@ -623,15 +623,9 @@ impl Store {
     /// `None` if there is no such job; a job already final is left as is.
     pub fn cancel_job(&mut self, job_id: JobId) -> Result<Option<JobState>> {
         let tx = self.conn.transaction()?;
-        let Some(before) = tx
-            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-        else {
+        let Some(before) = job_state(&tx, job_id)? else {
             return Ok(None);
         };
-        let before = parse_job_state(&before)?;
         if !before.is_final() {
             tx.execute(
                 "UPDATE variations SET state = 'cancelled'
@@ -667,15 +661,9 @@ impl Store {
     /// (0 re-queued).
     pub fn retry_job(&mut self, job_id: JobId) -> Result<Option<(JobState, u64)>> {
         let tx = self.conn.transaction()?;
-        let Some(before) = tx
-            .query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-        else {
+        let Some(before) = job_state(&tx, job_id)? else {
             return Ok(None);
         };
-        let before = parse_job_state(&before)?;
         if !before.is_final() || before == JobState::Succeeded {
             return Ok(Some((before, 0)));
         }
@@ -788,6 +776,16 @@ impl Store {
         tx.commit()?;
         Ok(jobs)
     }
+}
+
+/// A job's state, or `None` if there is no such job.
+fn job_state(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<Option<JobState>> {
+    tx.query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()?
+    .map(|state| parse_job_state(&state))
+    .transpose()
 }
 
 /// Set a file's final state once none of its variations is queued or
