@@ -78,12 +78,20 @@ impl Client {
             .map_err(connect_err)?;
         let stream = Stream::connect(name).await.map_err(connect_err)?;
         let mut conn = Connection::client_side(stream);
-        conn.send(&Hello {
-            protocol: PROTOCOL_VERSION,
-            client: format!("vidvarctl {}", env!("CARGO_PKG_VERSION")),
-        })
-        .await?;
-        match conn.recv::<HandshakeReply>().await? {
+        let sent = conn
+            .send(&Hello {
+                protocol: PROTOCOL_VERSION,
+                client: format!("vidvarctl {}", env!("CARGO_PKG_VERSION")),
+            })
+            .await;
+        // A daemon turning us away answers before reading, and may have
+        // closed already: its answer still says why.
+        let reply = match (conn.recv::<HandshakeReply>().await, sent) {
+            (Ok(reply), _) => reply,
+            (Err(_), Err(send_error)) => return Err(send_error.into()),
+            (Err(recv_error), Ok(())) => return Err(recv_error.into()),
+        };
+        match reply {
             HandshakeReply::Welcome(_) => Ok(Client {
                 conn,
                 socket: socket.to_path_buf(),

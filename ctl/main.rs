@@ -8,6 +8,27 @@ mod client;
 mod render;
 mod watch;
 
+/// Write to stdout. When the reader has gone (`vidvarctl list | head`),
+/// stop quietly with the status a shell gives a process killed by SIGPIPE
+/// (128 + 13), as Unix tools do, instead of panicking as `print!` would.
+fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("vidvarctl: cannot write output: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` through [`say`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::say(format_args!($($arg)*)) };
+}
+pub(crate) use out;
+
 use clap::{Parser, Subcommand};
 use client::{Client, ClientError};
 use serde::Serialize;
@@ -120,10 +141,8 @@ impl From<ClientError> for Failure {
 }
 
 fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("wire types serialize to JSON")
-    );
+    let text = serde_json::to_string_pretty(value).expect("wire types serialize to JSON");
+    out!("{text}\n");
 }
 
 fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Result<T, Failure> {
@@ -189,14 +208,14 @@ async fn submit(
     })?;
     if follow {
         if !json {
-            println!("job {job} submitted");
+            out!("job {job} submitted\n");
         }
         return watch(client, json, job).await;
     }
     if json {
         print_json(&serde_json::json!({ "job": job }));
     } else {
-        println!("{job}");
+        out!("{job}\n");
     }
     Ok(())
 }
@@ -235,7 +254,7 @@ async fn show<T: Serialize>(
     if json {
         print_json(&answer);
     } else {
-        print!("{}", render(&answer));
+        out!("{}", render(&answer));
     }
     Ok(())
 }
@@ -250,12 +269,9 @@ fn job_detail(r: Response) -> Option<JobDetail> {
 async fn run(args: Args) -> Result<(), Failure> {
     if let Command::Completions { shell } = args.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Args::command(),
-            "vidvarctl",
-            &mut std::io::stdout(),
-        );
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "vidvarctl", &mut script);
+        out!("{}", String::from_utf8_lossy(&script));
         return Ok(());
     }
     let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
@@ -319,15 +335,6 @@ async fn run(args: Args) -> Result<(), Failure> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    // Die quietly when stdout is closed early (`vidvarctl list | head`), as
-    // Unix tools do, instead of panicking on EPIPE.
-    // SAFETY: restoring a signal's default disposition has no preconditions.
-    unsafe {
-        let _ = nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        );
-    }
     let args = Args::parse();
     let json = args.json;
     match run(args).await {
@@ -362,7 +369,7 @@ async fn main() -> ExitCode {
                     let error = serde_json::json!({
                         "error": { "exit_status": code, "message": message }
                     });
-                    println!("{error}");
+                    out!("{error}\n");
                 }
                 eprintln!("vidvarctl: {message}");
             }

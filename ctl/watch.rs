@@ -5,7 +5,7 @@
 //! one plain line per change when it is not, and one JSON object per update
 //! (newline-delimited, the last one final) with `--json`.
 
-use crate::render;
+use crate::{out, render};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use vidvar::proto::JobDetail;
@@ -41,14 +41,14 @@ impl View {
     /// Show one progress frame.
     pub fn update(&mut self, detail: &JobDetail) {
         match self {
-            View::Json => println!(
-                "{}",
+            View::Json => out!(
+                "{}\n",
                 serde_json::to_string(detail).expect("wire types serialize to JSON")
             ),
             View::Lines { last } => {
                 let line = render::progress_line(detail);
                 if line != *last {
-                    println!("{line}");
+                    out!("{line}\n");
                     *last = line;
                 }
             }
@@ -60,7 +60,7 @@ impl View {
     pub fn finish(&mut self, detail: &JobDetail) {
         match self {
             View::Json => self.update(detail),
-            View::Lines { .. } => print!("{}", render::detail(detail)),
+            View::Lines { .. } => out!("{}", render::detail(detail)),
             View::Bars(bars) => {
                 bars.update(detail);
                 bars.overall.finish();
@@ -68,7 +68,7 @@ impl View {
                     bar.finish();
                 }
                 let _ = bars.multi.clear();
-                print!("{}", render::detail(detail));
+                out!("{}", render::detail(detail));
             }
         }
     }

@@ -16,9 +16,9 @@ use crate::proto::{
     WireError,
 };
 use crate::scheduler::{ApiError, Scheduler};
-use interprocess::local_socket::tokio::{Listener, prelude::*};
+use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,7 @@ pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
 pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let users = PerUser::default();
+    let mut warned = None;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -94,7 +95,11 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
             () = stop.cancelled() => return,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            log::warn!("connection refused: {MAX_CONNECTIONS} connections are open");
+            refuse(
+                stream,
+                &mut warned,
+                format!("{MAX_CONNECTIONS} connections are open"),
+            );
             continue;
         };
         let peer = match stream.peer_creds() {
@@ -111,10 +116,11 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
             }
         };
         let Some(user_slot) = users.take(peer.uid) else {
-            log::warn!(
-                "connection refused: uid {} has {MAX_CONNECTIONS_PER_USER} connections open",
+            let reason = format!(
+                "uid {} has {MAX_CONNECTIONS_PER_USER} connections open",
                 peer.uid
             );
+            refuse(stream, &mut warned, reason);
             continue;
         };
         let scheduler = Arc::clone(&scheduler);
@@ -127,6 +133,30 @@ pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: Cancella
             drop(slot);
         });
     }
+}
+
+/// How often at most a refused connection is logged as a warning.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Turn a connection away with a "busy" handshake answer, on a task of its
+/// own so a client that does not read cannot stall the accept loop. Logged
+/// as a warning at most once per [`REFUSAL_LOG_INTERVAL`], so a flood of
+/// connections cannot flood the log.
+fn refuse(stream: Stream, warned: &mut Option<Instant>, reason: String) {
+    if warned.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL) {
+        log::warn!("connection refused: {reason} (further refusals logged at debug level)");
+        *warned = Some(Instant::now());
+    } else {
+        log::debug!("connection refused: {reason}");
+    }
+    tokio::spawn(async move {
+        let mut conn = Connection::daemon_side(stream);
+        let busy = HandshakeReply::Refused(WireError {
+            kind: ErrorKind::Busy,
+            message: format!("vidvard is busy: {reason}; try again later"),
+        });
+        let _ = tokio::time::timeout(SEND_TIMEOUT, conn.send(&busy)).await;
+    });
 }
 
 /// Serve one connection of `peer` until the client closes it.

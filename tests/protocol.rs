@@ -254,12 +254,16 @@ fn one_user_cannot_hold_every_connection() {
     extra
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
+    let reply = read_frame(&mut extra).expect("the 65th connection is told why");
+    let HandshakeReply::Refused(error) = decode(&reply).unwrap() else {
+        panic!("refused");
+    };
+    assert!(error.message.contains("busy"), "{}", error.message);
     let mut buf = [0u8; 1];
-    assert_eq!(
-        extra.read(&mut buf).unwrap(),
-        0,
-        "the 65th connection is closed at once"
-    );
+    assert_eq!(extra.read(&mut buf).unwrap(), 0, "and then closed");
+    let ping = env.ctl(&["ping"]);
+    assert_eq!(ping.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&ping.stderr).contains("busy"));
     drop(held);
     wait_for("a free connection", Duration::from_secs(10), || {
         env.ctl(&["ping"]).status.success().then_some(())

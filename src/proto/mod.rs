@@ -277,6 +277,8 @@ pub enum ErrorKind {
     VersionMismatch,
     /// The daemon is stopping and takes no new work.
     ShuttingDown,
+    /// Too many connections are open (in all, or of this user).
+    Busy,
     /// The daemon failed (database, I/O); details are in its log.
     Internal,
 }
