@@ -470,6 +470,33 @@ pub fn stall_timeout(secs: f64) -> Result<Duration, String> {
     }
 }
 
+/// The executable `program` names: itself when it holds a `/`, else the
+/// first match in `PATH`; made absolute, since the daemon runs from `/`.
+///
+/// Errors: a message when it is empty, missing or not executable.
+pub fn find_program(program: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_os_str().is_empty() {
+        return Err("no program given".into());
+    }
+    if program.components().count() > 1 {
+        return if runnable(program) {
+            std::path::absolute(program).map_err(|e| e.to_string())
+        } else {
+            Err(format!("{} is not an executable file", program.display()))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_absolute() && runnable(p))
+        .ok_or_else(|| format!("{} not found in PATH (install FFmpeg?)", program.display()))
+}
+
 /// Name of the system mode's socket group, when the group exists.
 pub const DEFAULT_SOCKET_GROUP: &str = "vidvar";
 
@@ -585,6 +612,18 @@ mod tests {
             parse("[encode]\ncodec = \"x\"").is_err(),
             "unknown keys in tables too"
         );
+    }
+
+    #[test]
+    fn programs_are_found_in_path_or_refused() {
+        assert!(find_program(Path::new("sh")).unwrap().is_absolute());
+        assert!(find_program(Path::new("/bin/sh")).is_ok());
+        assert!(find_program(Path::new("")).is_err());
+        assert!(find_program(Path::new("no-such-program-vidvar")).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        assert!(find_program(&plain).is_err(), "not executable");
     }
 
     #[test]

@@ -267,6 +267,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut retune: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
+    // Before anything is created: a live daemon on this socket wins.
+    if std::os::unix::net::UnixStream::connect(&config.socket).is_ok() {
+        return Err(DaemonError::SocketInUse {
+            path: config.socket.clone(),
+        });
+    }
     create_dir(&config.state_dir, 0o700, None)?;
     // One daemon per database, whatever socket and pidfile each was given.
     let mut state_lock = Pidfile::acquire_permanent(&config.state_dir.join(STATE_LOCK_NAME))?;

@@ -7,6 +7,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use vidvar::config::{self, Config, FileSettings, Tunables};
 use vidvar::daemon::{self, Pidfile};
@@ -63,14 +64,15 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     max_parallel: Option<u32>,
 
-    /// Seconds between SIGTERM and SIGKILL when stopping FFmpeg [default: 2]
-    #[arg(long, value_name = "SECS")]
-    grace_period: Option<f64>,
+    /// Seconds between SIGTERM and SIGKILL when stopping FFmpeg, 0..=3600
+    /// [default: 2]
+    #[arg(long, value_name = "SECS", value_parser = seconds(config::grace))]
+    grace_period: Option<Duration>,
 
     /// Seconds an FFmpeg process may go without progress before it is
-    /// stopped and its variation fails as stalled [default: 120]
-    #[arg(long, value_name = "SECS")]
-    stall_timeout: Option<f64>,
+    /// stopped and its variation fails as stalled, 1..=86400 [default: 120]
+    #[arg(long, value_name = "SECS", value_parser = seconds(config::stall_timeout))]
+    stall_timeout: Option<Duration>,
 
     /// Free space (MiB) an output filesystem needs for a variation to start
     /// [default: 256]
@@ -88,6 +90,19 @@ struct Args {
     /// Log level: off, error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
+}
+
+/// A clap value parser for seconds, checked by `check` (so a bad value is a
+/// usage error, exit status 2, like every other bad flag).
+fn seconds(
+    check: fn(f64) -> Result<Duration, String>,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| {
+        let secs: f64 = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number"))?;
+        check(secs)
+    }
 }
 
 impl Args {
@@ -108,13 +123,11 @@ impl Args {
         if let Some(n) = self.max_parallel {
             t.max_parallel = n as usize;
         }
-        if let Some(secs) = self.grace_period {
-            t.grace = config::grace(secs)
-                .map_err(|reason| anyhow::anyhow!("--grace-period: {reason}"))?;
+        if let Some(grace) = self.grace_period {
+            t.grace = grace;
         }
-        if let Some(secs) = self.stall_timeout {
-            t.stall_timeout = config::stall_timeout(secs)
-                .map_err(|reason| anyhow::anyhow!("--stall-timeout: {reason}"))?;
+        if let Some(stall) = self.stall_timeout {
+            t.stall_timeout = stall;
         }
         if let Some(mib) = self.min_free_space {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
@@ -140,8 +153,14 @@ impl Args {
                 runtime.join(paths::PIDFILE_NAME),
             ),
         );
-        config.ffmpeg = pick(&self.ffmpeg, &file.ffmpeg, "ffmpeg".into());
-        config.ffprobe = pick(&self.ffprobe, &file.ffprobe, "ffprobe".into());
+        for (slot, flag, key, name) in [
+            (&mut config.ffmpeg, &self.ffmpeg, &file.ffmpeg, "ffmpeg"),
+            (&mut config.ffprobe, &self.ffprobe, &file.ffprobe, "ffprobe"),
+        ] {
+            let program = pick(flag, key, name.into());
+            *slot = config::find_program(&program)
+                .map_err(|reason| anyhow::anyhow!("{name}: {reason}"))?;
+        }
         config.tunables = self.tunables(&file)?;
         config.encode = file.encode(&self.config_file())?;
         config.effects = file.effects(&self.config_file())?;

@@ -443,6 +443,11 @@ impl Scheduler {
         }
         self.tasks.close();
         self.tasks.wait().await;
+        match self.store().requeue_idle_jobs() {
+            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} stay queued for the restart"),
+            Ok(_) => {}
+            Err(err) => log::error!("cannot requeue waiting jobs: {err}"),
+        }
         match self.store().mark_interrupted() {
             Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
             Ok(_) => {}

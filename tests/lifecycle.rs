@@ -475,3 +475,33 @@ fn a_full_disk_under_the_database_loses_no_outcome() {
         1
     );
 }
+
+#[test]
+fn a_clean_stop_keeps_waiting_jobs_queued() {
+    let env = Env::new();
+    let mut daemon = env.start(&["--max-parallel", "1"]);
+    let busy = start_long_job(&env, "2");
+    let small = env.path("small.mp4");
+    make_video(&small, 1.0, "160x120", false);
+    let out = env.out_dir();
+    let waiting = env.submit(&[
+        "-n",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        small.to_str().unwrap(),
+    ]);
+    // Its input gets probed in turn, but no slot is free to encode it.
+    env.wait_job(waiting, LIMIT, |d| {
+        d["files"][0]["duration_secs"].is_number()
+    });
+    let (status, _) = daemon.signal_and_wait(Signal::SIGINT, LIMIT);
+    assert!(status.success());
+
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    assert_interrupted(&env, busy);
+    let done = env.wait_job(waiting, LIMIT, |d| {
+        d["summary"]["state"] != "queued" && d["summary"]["state"] != "running"
+    });
+    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
+}

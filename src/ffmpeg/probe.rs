@@ -43,6 +43,8 @@ pub enum ProbeError {
     Unreadable(String),
     #[error("the video stream does not decode")]
     Undecodable,
+    #[error("cannot read the file: permission denied")]
+    PermissionDenied,
     #[error("not a video: the file has no video stream")]
     NoVideo,
     #[error("ffprobe printed something unexpected: {0}")]
@@ -170,6 +172,9 @@ async fn run(
             .strip_prefix(&*url.to_string_lossy())
             .map_or(last, |rest| rest.trim_start_matches(':').trim())
             .to_string();
+        if reason.contains("Permission denied") {
+            return Err(ProbeError::PermissionDenied);
+        }
         return Err(ProbeError::Unreadable(reason));
     }
     parse(&String::from_utf8_lossy(&output.stdout))

@@ -731,6 +731,34 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// At a clean stop, before [`Store::mark_interrupted`]: put back in the
+    /// queue every running job of which no variation is being encoded (its
+    /// inputs were probed, or some variations done, but no FFmpeg runs for
+    /// it now), so that it simply goes on after the restart instead of
+    /// failing as interrupted. Returns those jobs.
+    pub fn requeue_idle_jobs(&mut self) -> Result<Vec<JobId>> {
+        let tx = self.conn.transaction()?;
+        let jobs: Vec<JobId> = tx
+            .prepare(
+                "SELECT j.id FROM jobs j WHERE j.state = 'running' AND NOT EXISTS
+                    (SELECT 1 FROM files f JOIN variations v ON v.file_id = f.id
+                     WHERE f.job_id = j.id AND v.state = 'running')
+                 ORDER BY j.id",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for &job_id in &jobs {
+            tx.execute(
+                "UPDATE files SET state = 'queued', probed = 0
+                 WHERE job_id = ?1 AND state = 'running'",
+                [job_id],
+            )?;
+            tx.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", [job_id])?;
+        }
+        tx.commit()?;
+        Ok(jobs)
+    }
+
     /// Settle everything a previous run left unfinished: in every job left
     /// running, the files and variations not yet final fail with
     /// [`INTERRUPTED`] and the job settles (failed, or partial when some
@@ -1005,6 +1033,28 @@ mod tests {
         assert_eq!(s.job(a).unwrap().unwrap().state, JobState::Failed);
         assert_eq!(s.job(b).unwrap().unwrap().state, JobState::Queued);
         assert!(s.interrupted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_clean_stop_requeues_jobs_with_nothing_encoding() {
+        let (_d, mut s) = store();
+        let busy = job(&mut s, 1, 1, 0);
+        let idle = job(&mut s, 1, 1, 0);
+        start_next_file(&mut s);
+        // The idle job's input is probed, but no slot was free for it.
+        let Some(Work::Probe { file_id, .. }) = s.next_work(busy).unwrap() else {
+            panic!("the second job's probe");
+        };
+        s.start_probe(file_id).unwrap();
+        s.finish_probe(file_id, None).unwrap();
+        assert_eq!(s.requeue_idle_jobs().unwrap(), [idle]);
+        assert_eq!(s.mark_interrupted().unwrap(), [busy]);
+        assert_eq!(s.job(idle).unwrap().unwrap().state, JobState::Queued);
+        assert_eq!(s.files(idle).unwrap()[0].state, FileState::Queued);
+        assert!(matches!(
+            s.next_work(busy).unwrap(),
+            Some(Work::Probe { .. })
+        ));
     }
 
     #[test]
