@@ -30,8 +30,9 @@ struct Args {
     #[arg(long)]
     foreground: bool,
 
-    /// Configuration file (TOML) [default: /etc/vidvard/vidvard.conf as root,
-    /// else ${XDG_CONFIG_HOME:-~/.config}/vidvard/vidvard.conf, if it exists]
+    /// Configuration file (TOML) [default: /etc/vidvard/vidvard.conf in system
+    /// mode, else ${XDG_CONFIG_HOME:-~/.config}/vidvard/vidvard.conf; used if
+    /// it exists]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
 
@@ -39,13 +40,13 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
-    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock,
-    /// or /run/vidvard/vidvard.sock as root]
+    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock;
+    /// /run/vidvard/vidvard.sock in system mode (root or the vidvar user)]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
-    /// Directory of the job database vidvard.db
-    /// [default: ${XDG_STATE_HOME:-~/.local/state}/vidvard, or /var/lib/vidvard as root]
+    /// Directory of the job database vidvard.db [default:
+    /// ${XDG_STATE_HOME:-~/.local/state}/vidvard; /var/lib/vidvard in system mode]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
