@@ -421,12 +421,16 @@ async fn verify(
     Ok(())
 }
 
-/// Move the verified temporary file to the first free `<stem>_v<NN>.mp4`,
+/// Move the verified temporary file, synced to disk, to the first free
+/// `<stem>_v<NN>.mp4` (the directory synced after),
 /// NN counting up from the variation's index, never replacing a file: a
 /// hard link then unlink, or on filesystems without hard links (vfat,
 /// exFAT, some network mounts) renameat2(2) with `RENAME_NOREPLACE`.
 /// Returns the final path and its size in bytes.
 fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
+    // On disk before it is named and recorded: after a power loss the
+    // database must not list a truncated output.
+    std::fs::File::open(temp)?.sync_all()?;
     let size = std::fs::metadata(temp)?.len();
     for n in work.index.. {
         let target = output_name(work, n);
@@ -442,7 +446,11 @@ fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
             Err(err) => Err(err),
         };
         match placed {
-            Ok(()) => return Ok((target, size)),
+            Ok(()) => {
+                // The new name itself is durable once the directory is.
+                std::fs::File::open(&work.output_dir)?.sync_all()?;
+                return Ok((target, size));
+            }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(err),
         }
