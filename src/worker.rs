@@ -447,8 +447,12 @@ fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
         };
         match placed {
             Ok(()) => {
-                // The new name itself is durable once the directory is.
-                std::fs::File::open(&work.output_dir)?.sync_all()?;
+                // The new name itself is durable once the directory is; a
+                // directory the owner may write but not read cannot be
+                // synced, which must not undo a good output.
+                if let Err(err) = std::fs::File::open(&work.output_dir).and_then(|d| d.sync_all()) {
+                    log::debug!("cannot sync {}: {err}", work.output_dir.display());
+                }
                 return Ok((target, size));
             }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
