@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vidvar::access::{Judge, Want};
 use vidvar::effects;
 use vidvar::ffmpeg::{EncodeSettings, argv};
 use vidvar::proto::codec::{self, Connection};
@@ -618,15 +619,25 @@ fn encodes(inputs: &[PathBuf], variations: u32) -> Vec<Encode> {
     all
 }
 
+/// `file:` URL of a path, as a plain loop names its files.
+fn path_url(path: &Path) -> OsString {
+    let mut url = OsString::from("file:");
+    url.push(path);
+    url
+}
+
 /// vidvard's argv for `e` writing into `out_dir`, with `extra` output
-/// options inserted before the output URL.
+/// options inserted before the output URL. vidvard hands FFmpeg open
+/// descriptors; a plain loop names the files by path instead.
 fn loop_argv(e: &Encode, out_dir: &Path, extra: &[&str]) -> Vec<OsString> {
     let stem = e.input.file_stem().unwrap_or_default().to_string_lossy();
     let output = out_dir.join(format!("{stem}_v{:02}.mp4", e.index));
-    let mut args = argv::encode(&e.input, &output, &e.effects, &EncodeSettings::default());
-    let url = args.pop().expect("argv ends with the output");
+    let mut args = argv::encode(0, 1, &e.effects, &EncodeSettings::default());
+    args.pop().expect("argv ends with the output");
+    let input = args.iter().position(|a| a == "-i").expect("argv has -i") + 1;
+    args[input] = path_url(&e.input);
     args.extend(extra.iter().map(OsString::from));
-    args.push(url);
+    args.push(path_url(&output));
     args
 }
 
@@ -828,8 +839,10 @@ fn probe_cost(files: &[PathBuf]) -> Result<BatchRun> {
     let cpu0 = children_cpu();
     let start = Instant::now();
     for f in files {
+        let mut args = argv::probe(0);
+        *args.last_mut().expect("argv ends with the file") = path_url(f);
         let out = Command::new("ffprobe")
-            .args(argv::probe(f))
+            .args(args)
             .stdin(Stdio::null())
             .output()?;
         ensure!(out.status.success(), "ffprobe {} failed", f.display());
@@ -1234,6 +1247,11 @@ impl Drop for FsyncFloor {
     }
 }
 
+/// `path` vetted as the daemon vets a submission of its own user's.
+fn vet(path: &Path, want: Want) -> Result<vidvar::access::vetted::Vetted> {
+    Ok(vidvar::access::vetted::vet(path, &Judge::Daemon, want)?.vetted())
+}
+
 /// The library's own store on a scratch database beside the daemon's: what
 /// a submit's `Store::create_job` costs without socket, runtime or daemon.
 struct ScratchStore {
@@ -1251,10 +1269,11 @@ impl ScratchStore {
             dir,
             job: vidvar::store::NewJob {
                 seed: 1,
-                output_dir: out_dir.to_path_buf(),
+                output_dir: (out_dir.to_path_buf(), vet(out_dir, Want::CreateIn)?),
                 variations: 1,
                 inputs: vec![(
                     input.to_path_buf(),
+                    vet(input, Want::Read)?,
                     effects::generate(&effects::Ranges::default(), 1, 0, 1)
                         .expect("one set always fits"),
                 )],

@@ -1,18 +1,16 @@
 //! Checks a submission must pass before it is queued: limits, path shapes,
-//! and that the inputs can be read and the output directory written.
+//! and that the inputs can be read and the output directory written, by
+//! the client itself (see [`access::vetted`]): what passes is returned as
+//! vetted files, real path and identity, which every later use must match.
 //!
 //! Runs on a blocking thread ([`check`] touches the filesystem, which may
-//! hang on a dead network mount), never on the runtime's workers. Access is
-//! judged for the client itself in system mode ([`access::check`]) and by
-//! the kernel for the daemon's own user otherwise (faccessat(2) with
-//! `AT_EACCESS`).
+//! hang on a dead network mount), never on the runtime's workers.
 
-use crate::access::{self, Peer, Want};
+use crate::access::vetted::{self, AccessError, Vetted};
+use crate::access::{Judge, Want, describe_io};
 use crate::proto::SubmitRequest;
-use crate::scheduler::{ApiError, describe_io};
-use nix::fcntl::AtFlags;
-use nix::unistd::AccessFlags;
-use std::path::Path;
+use crate::scheduler::ApiError;
+use std::path::{Path, PathBuf};
 
 /// Most variations one input may ask for.
 pub const MAX_VARIATIONS: u32 = 1000;
@@ -23,41 +21,40 @@ pub const MAX_JOB_VARIATIONS: u64 = 10_000;
 /// Longest path accepted, in bytes (Linux `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
 
-/// Whose permissions decide whether a path may be used.
+/// A submission that passed: each input as given (it names the outputs)
+/// with the file vetted for it, and the vetted output directory.
 #[derive(Debug, Clone)]
-pub enum Judge {
-    /// A client other than the daemon's user: Unix permission bits.
-    Peer(Peer),
-    /// The daemon's own user (user mode, or an administrator): the kernel.
-    Daemon,
-}
-
-impl Judge {
-    fn allows(&self, path: &Path, want: Want) -> Result<(), String> {
-        match self {
-            Judge::Peer(peer) => access::check(peer, path, want),
-            Judge::Daemon => {
-                let flags = match want {
-                    Want::Read => AccessFlags::R_OK,
-                    Want::CreateIn => AccessFlags::W_OK | AccessFlags::X_OK,
-                };
-                nix::unistd::faccessat(nix::fcntl::AT_FDCWD, path, flags, AtFlags::AT_EACCESS)
-                    .map_err(|_| format!("permission denied: {}", path.display()))
-            }
-        }
-    }
+pub struct Admitted {
+    pub inputs: Vec<(PathBuf, Vetted)>,
+    pub output_dir: Vetted,
 }
 
 fn invalid(message: String) -> ApiError {
     ApiError::Invalid(message)
 }
 
-/// Check `req` against the limits and the filesystem.
+/// The client's message for a path that did not pass: `what` names it
+/// ("input", "output directory").
+fn refused(what: &str, given: &Path, err: AccessError) -> ApiError {
+    ApiError::BadInput(match err {
+        AccessError::Io { path, source } if path == given => {
+            format!("cannot use {what} {}: {}", given.display(), describe_io(&source))
+        }
+        AccessError::NotDirectory { .. } => {
+            format!("{what} {} is not a directory", given.display())
+        }
+        AccessError::Denied { .. } => err.to_string(),
+        other => format!("cannot use {what} {}: {other}", given.display()),
+    })
+}
+
+/// Check `req` against the limits and the filesystem, judging access by
+/// `judge`, and vet its files.
 ///
 /// Errors: [`ApiError::Invalid`] for values out of range or malformed
 /// paths; [`ApiError::BadInput`] for a missing input, a missing or non-
 /// directory output directory, or "permission denied".
-pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<(), ApiError> {
+pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, ApiError> {
     if req.inputs.is_empty() {
         return Err(invalid("no input files given".into()));
     }
@@ -92,38 +89,17 @@ pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<(), ApiError> {
             return Err(invalid(format!("path is not absolute: {}", path.display())));
         }
     }
+    let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
-        std::fs::metadata(input).map_err(|err| {
-            ApiError::BadInput(format!(
-                "cannot use input {}: {}",
-                input.display(),
-                describe_io(&err)
-            ))
-        })?;
-        judge
-            .allows(input, Want::Read)
-            .map_err(ApiError::BadInput)?;
+        let walked =
+            vetted::vet(input, judge, Want::Read).map_err(|e| refused("input", input, e))?;
+        inputs.push((input.clone(), walked.vetted()));
     }
     let out = &req.output_dir;
-    match std::fs::metadata(out) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => {
-            return Err(ApiError::BadInput(format!(
-                "output directory {} is not a directory",
-                out.display()
-            )));
-        }
-        Err(err) => {
-            return Err(ApiError::BadInput(format!(
-                "cannot use output directory {}: {}",
-                out.display(),
-                describe_io(&err)
-            )));
-        }
-    }
-    judge
-        .allows(out, Want::CreateIn)
-        .map_err(ApiError::BadInput)
+    let output_dir = vetted::vet(out, judge, Want::CreateIn)
+        .map_err(|e| refused("output directory", out, e))?
+        .vetted();
+    Ok(Admitted { inputs, output_dir })
 }
 
 #[cfg(test)]
@@ -139,22 +115,22 @@ mod tests {
         }
     }
 
-    fn refused(r: &SubmitRequest) -> String {
+    fn refusal(r: &SubmitRequest) -> String {
         check(r, &Judge::Daemon).unwrap_err().to_string()
     }
 
     #[test]
     fn limits_are_enforced_with_their_numbers() {
-        assert!(refused(&req(0, 1)).contains("no input"));
-        assert!(refused(&req(1, 0)).contains("between 1 and 1000"));
-        assert!(refused(&req(1001, 1)).contains("at most 1000"));
-        assert!(refused(&req(11, 1000)).contains("at most 10000"));
+        assert!(refusal(&req(0, 1)).contains("no input"));
+        assert!(refusal(&req(1, 0)).contains("between 1 and 1000"));
+        assert!(refusal(&req(1001, 1)).contains("at most 1000"));
+        assert!(refusal(&req(11, 1000)).contains("at most 10000"));
         let mut long = req(1, 1);
         long.inputs[0] = format!("/{}", "a/".repeat(2100)).into();
-        assert!(refused(&long).contains("longer than 4096"));
+        assert!(refusal(&long).contains("longer than 4096"));
         let mut relative = req(1, 1);
         relative.output_dir = "out".into();
-        assert!(refused(&relative).contains("not absolute"));
+        assert!(refusal(&relative).contains("not absolute"));
     }
 
     #[test]
@@ -167,7 +143,8 @@ mod tests {
         ));
         let mut r = req(1, 1);
         r.output_dir = "/etc/hostname".into();
-        assert!(refused(&r).contains("not a directory"));
-        assert!(check(&req(1, 1), &Judge::Daemon).is_ok());
+        assert!(refusal(&r).contains("not a directory"));
+        let admitted = check(&req(1, 1), &Judge::Daemon).unwrap();
+        assert_eq!(admitted.inputs[0].0, Path::new("/etc/hostname"));
     }
 }

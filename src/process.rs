@@ -4,7 +4,9 @@
 //! [`command`] gives every child the same safe start: no shell, stdin on
 //! /dev/null, no `NOTIFY_SOCKET`, a process group of its own,
 //! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), and, when the daemon is root and
-//! the job belongs to another user, that user's uid, gid and groups.
+//! the job belongs to another user, that user's uid, gid and groups. The
+//! only descriptors it inherits beyond stdio are the ones named, the files
+//! it is to read and write (as `/dev/fd/N`).
 //!
 //! A pid alone may be reused by an unrelated process after a crash; the
 //! triple (pid, start time, boot id) names one process for good (proc(5):
@@ -13,6 +15,7 @@
 use crate::access::Peer;
 use nix::unistd::{Gid, Uid};
 use std::io;
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -37,8 +40,14 @@ impl RunAs {
 }
 
 /// A command for `program` set up as described in the module docs; stdout
-/// and stderr are piped.
-pub fn command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
+/// and stderr are piped. The descriptors in `inherit` stay open in the
+/// child under the same numbers (their close-on-exec flag is cleared there
+/// alone); the caller keeps them open until the child has started.
+pub fn command(
+    program: &Path,
+    run_as: Option<&RunAs>,
+    inherit: &[RawFd],
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
         .stdin(Stdio::null())
@@ -48,12 +57,20 @@ pub fn command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Comman
         .process_group(0)
         .kill_on_drop(true);
     let run_as = run_as.cloned();
+    let inherit = inherit.to_vec();
     let daemon = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes system calls (setgroups, setgid, setuid, prctl, getppid) on data
-    // prepared before the fork; it allocates nothing.
+    // makes system calls (fcntl, setgroups, setgid, setuid, prctl, getppid)
+    // on data prepared before the fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
+            for &fd in &inherit {
+                // The child's own descriptor table: the daemon's copy keeps
+                // its close-on-exec flag.
+                if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if let Some(r) = &run_as {
                 nix::unistd::setgroups(&r.groups)?;
                 nix::unistd::setgid(r.gid)?;

@@ -4,12 +4,19 @@
 //! For every variation the store still has running: its FFmpeg process
 //! group is killed (SIGKILL) only when the stored pid, start time and boot
 //! id still name the same process, so a reused pid is never hit; its
-//! temporary file is removed. Then the store marks the work interrupted.
+//! temporary file is removed through the job's output directory reopened
+//! as vetted (see [`crate::access::vetted`]), so a directory renamed or
+//! swapped since is never searched for a file to delete. Then the store
+//! marks the work interrupted.
 
+use crate::access::vetted;
+use crate::access::{Judge, Want};
 use crate::proto::JobId;
-use crate::store::{Store, StoreError};
+use crate::store::{Place, Store, StoreError};
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, UnlinkatFlags, unlinkat};
+use std::path::Path;
 
 /// What recovery did.
 #[derive(Debug, Default, PartialEq)]
@@ -39,9 +46,9 @@ pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
             }
         }
         if let Some(temp) = leftover.temp_path {
-            match std::fs::remove_file(&temp) {
-                Ok(()) => report.removed += 1,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            match remove_temp(&leftover.output_dir, &temp) {
+                Ok(true) => report.removed += 1,
+                Ok(false) => {}
                 Err(err) => log::warn!("cannot remove {}: {err}", temp.display()),
             }
         }
@@ -56,4 +63,17 @@ pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
         );
     }
     Ok(report)
+}
+
+/// Remove the temporary file `temp` (only its name is used) from the
+/// vetted directory `dir`. Returns whether a file was removed.
+fn remove_temp(dir: &Place, temp: &Path) -> Result<bool, String> {
+    let name = temp.file_name().ok_or("not a file name")?;
+    let dir = vetted::reopen(&dir.path, dir.identity, &Judge::Daemon, Want::CreateIn)
+        .map_err(|e| e.to_string())?;
+    match unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(errno) => Err(errno.desc().into()),
+    }
 }

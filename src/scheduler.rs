@@ -10,8 +10,8 @@
 //! one transaction) and their cancellation tokens.
 //! It answers the server's questions about jobs; it never sees a socket.
 
-use crate::access::Peer;
-use crate::admission::{self, Judge};
+use crate::access::{Judge, Peer};
+use crate::admission;
 use crate::config::{Config, Tunables};
 use crate::effects;
 use crate::proto::{
@@ -184,11 +184,17 @@ impl Scheduler {
         peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
     }
 
-    /// Whether the daemon acts for `owner` as for another user (system mode,
-    /// not an administrator): their access is then judged, not the
-    /// daemon's.
-    pub(crate) fn acts_for(&self, owner: &Peer) -> bool {
-        self.config.system_mode && !self.is_admin(owner)
+    /// Whose permissions decide what a job of `owner` may read and write:
+    /// the owner's own, judged by the daemon, unless the owner administers
+    /// it (root or the daemon's user), which leaves it to the kernel. Any
+    /// other user is judged, whatever the mode: a socket shared with a
+    /// group must not lend the daemon's access to its members.
+    pub(crate) fn judge_for(&self, owner: &Peer) -> Judge {
+        if self.is_admin(owner) {
+            Judge::Daemon
+        } else {
+            Judge::Peer(owner.clone())
+        }
     }
 
     /// Whether `peer` may see and act on a job owned by `owner_uid`.
@@ -210,14 +216,12 @@ impl Scheduler {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
-        let judge = if self.acts_for(peer) {
-            Judge::Peer(peer.clone())
-        } else {
-            Judge::Daemon
-        };
-        let req = tokio::task::spawn_blocking(move || admission::check(&req, &judge).map(|()| req))
-            .await
-            .map_err(|e| ApiError::Invalid(format!("submission check failed: {e}")))??;
+        let judge = self.judge_for(peer);
+        let (req, admitted) = tokio::task::spawn_blocking(move || {
+            admission::check(&req, &judge).map(|admitted| (req, admitted))
+        })
+        .await
+        .map_err(|e| ApiError::Invalid(format!("submission check failed: {e}")))??;
         let pending = self.store().queue_depth()?;
         if pending >= MAX_PENDING_JOBS {
             return Err(ApiError::Invalid(format!(
@@ -225,15 +229,15 @@ impl Scheduler {
             )));
         }
         let seed = req.seed.unwrap_or_else(effects::random_seed);
-        let mut inputs = Vec::with_capacity(req.inputs.len());
-        for (i, path) in req.inputs.into_iter().enumerate() {
+        let mut inputs = Vec::with_capacity(admitted.inputs.len());
+        for (i, (path, vetted)) in admitted.inputs.into_iter().enumerate() {
             let sets = effects::generate(&self.config.effects, seed, i as u32, req.variations)
                 .map_err(|e| ApiError::Invalid(e.to_string()))?;
-            inputs.push((path, sets));
+            inputs.push((path, vetted, sets));
         }
         let job = NewJob {
             seed,
-            output_dir: req.output_dir,
+            output_dir: (req.output_dir, admitted.output_dir),
             variations: req.variations,
             inputs,
             created_at: unix_now(),
@@ -485,13 +489,15 @@ impl Scheduler {
                     job_id,
                     file_id,
                     path,
+                    input,
                     owner,
                 } => {
                     self.store().start_probe(file_id)?;
                     self.live().probing += 1;
                     let slot = Slot::Probe(Arc::clone(self));
                     self.tasks.spawn(async move {
-                        worker::probe(slot.scheduler(), job_id, file_id, &path, &owner).await;
+                        let s = slot.scheduler();
+                        worker::probe(s, job_id, file_id, &path, &input, &owner).await;
                     });
                 }
                 Work::Encode(work) => {
@@ -516,7 +522,7 @@ impl Scheduler {
                     }
                     let slot = Slot::Encode(Arc::clone(self), work.variation_id);
                     self.tasks.spawn(async move {
-                        worker::encode(slot.scheduler(), &work, &temp, &cancel).await;
+                        worker::encode(slot.scheduler(), &work, &cancel).await;
                     });
                 }
             }
@@ -629,13 +635,4 @@ pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// A short, lowercase reason for an I/O error on a path.
-pub fn describe_io(err: &std::io::Error) -> String {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => err.to_string(),
-    }
 }

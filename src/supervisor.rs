@@ -16,6 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +71,9 @@ pub struct Encode<'a> {
     pub stall_timeout: Duration,
     /// The job owner's credentials, when FFmpeg must not run as the daemon.
     pub run_as: Option<&'a RunAs>,
+    /// Descriptors the child inherits: the files `args` name as
+    /// `/dev/fd/N`.
+    pub inherit: &'a [RawFd],
 }
 
 /// Progress of a running encode.
@@ -95,7 +99,7 @@ pub async fn run(
     on_spawn: impl FnOnce(&ProcessIdentity),
     mut on_progress: impl FnMut(Progress),
 ) -> Result<End, SupervisorError> {
-    let mut command = process::command(encode.program, encode.run_as);
+    let mut command = process::command(encode.program, encode.run_as, encode.inherit);
     command.args(&encode.args);
     let mut child = command.spawn().map_err(|source| SupervisorError::Spawn {
         program: encode.program.to_path_buf(),
@@ -225,6 +229,7 @@ mod tests {
             grace: Duration::from_millis(300),
             stall_timeout: Duration::from_secs(60),
             run_as: None,
+            inherit: &[],
         }
     }
 

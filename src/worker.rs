@@ -1,23 +1,38 @@
 //! The work of one slot: probe an input, or encode, verify and publish one
 //! variation.
 //!
-//! An encode writes to a hidden temporary file in the output directory
-//! (its path is in the store before the file exists, so recovery can remove
-//! it), is verified with ffprobe because FFmpeg's exit status 0 is not
-//! proof of a good file, and is then published under
-//! `<input stem>_v<NN>.mp4` with a hard link, which never replaces an
-//! existing file. A failed or stopped encode leaves no file behind.
+//! Files are used only as they were vetted at submit (see
+//! [`crate::access::vetted`]): the input is reopened, compared with its
+//! recorded identity and judged again, then read by ffprobe and FFmpeg as
+//! `/dev/fd/N`; the output directory is reopened the same way once per
+//! variation and held as a descriptor. An encode writes to a hidden
+//! temporary file created in it with `O_EXCL` (its path is in the store
+//! before the file exists, so recovery can remove it), is verified with
+//! ffprobe because FFmpeg's exit status 0 is not proof of a good file, and
+//! is then published under `<input stem>_v<NN>.mp4` with linkat(2), which
+//! never replaces an existing file. Creating, publishing and removing are
+//! all relative to the directory's descriptor, so a directory renamed or
+//! swapped meanwhile can neither redirect an output nor keep a stray
+//! temporary file. A failed or stopped encode leaves no file behind.
 
-use crate::access::{self, Peer, Want};
+use crate::access::vetted::{self, AccessError, Walked};
+use crate::access::{Judge, Peer, Want, describe_io};
 use crate::ffmpeg::{argv, probe};
 use crate::process::RunAs;
 use crate::proto::JobId;
-use crate::scheduler::{Scheduler, describe_io};
-use crate::store::{EncodeWork, Outcome};
+use crate::scheduler::Scheduler;
+use crate::store::{EncodeWork, Outcome, Place};
 use crate::supervisor::{self, End};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Largest relative difference between input and output duration accepted.
@@ -27,11 +42,19 @@ pub const DURATION_TOLERANCE: f64 = 0.05;
 pub const DURATION_SLACK_US: u64 = 150_000;
 
 /// Probe one input; on success its variations become startable, on failure
-/// the file fails with a reason a person can act on.
-pub async fn probe(s: &Scheduler, job_id: JobId, file_id: i64, path: &Path, owner: &Peer) {
+/// the file fails with a reason a person can act on. `path` is the input
+/// as given, for the log; `input` the file as vetted.
+pub async fn probe(
+    s: &Scheduler,
+    job_id: JobId,
+    file_id: i64,
+    path: &Path,
+    input: &Place,
+    owner: &Peer,
+) {
     let run_as = RunAs::for_owner(owner);
     let result = tokio::select! {
-        r = check_and_probe(s, path, owner, run_as.as_ref()) => r,
+        r = open_and_probe(s, input, owner, run_as.as_ref()) => r,
         () = s.until_stopping() => return,
     };
     match result {
@@ -94,55 +117,77 @@ async fn record<T>(
     None
 }
 
-async fn check_and_probe(
+async fn open_and_probe(
     s: &Scheduler,
-    path: &Path,
+    input: &Place,
     owner: &Peer,
     run_as: Option<&RunAs>,
 ) -> Result<probe::ProbeInfo, String> {
-    // On a blocking thread: a dead network mount may hang any file call.
-    let checked = path.to_path_buf();
-    let judge = s.acts_for(owner).then(|| owner.clone());
-    blocking(move || check_input(&checked, judge.as_ref())).await?;
-    probe::probe(&s.config.ffprobe, path, run_as)
+    let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
+    let file = blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge)))
+        .await?;
+    probe::probe(&s.config.ffprobe, file.as_fd(), run_as)
         .await
         .map_err(|e| e.to_string())
 }
 
-/// Whether `path` is a non-empty regular file that can be read: by `owner`
-/// when given (who may have lost access since submitting), else by the
-/// daemon. Never opens anything but a regular file, so a FIFO cannot block.
-fn check_input(path: &Path, owner: Option<&Peer>) -> Result<(), String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read input: {}", describe_io(&e)))?;
-    if meta.is_dir() {
+/// Open a vetted input for reading: still the file vetted at submit (see
+/// [`vetted::reopen`]), still readable by `judge`, a non-empty regular
+/// file. Never opens anything else, so a FIFO cannot block.
+fn open_input(input: &Place, judge: &Judge) -> Result<File, String> {
+    let unusable = |err: AccessError| match err {
+        AccessError::Changed { path } => format!(
+            "input changed since it was submitted: {} now names another file or a symlink",
+            path.display()
+        ),
+        AccessError::Denied { .. } => "cannot read input: permission denied".into(),
+        AccessError::Io { source, .. } => format!("cannot read input: {}", describe_io(&source)),
+        other => format!("cannot read input: {other}"),
+    };
+    let walked = vetted::reopen(&input.path, input.identity, judge, Want::Read).map_err(unusable)?;
+    if walked.is_dir() {
         return Err("input is a directory, not a video file".into());
     }
-    if !meta.is_file() {
+    if !walked.is_regular_file() {
         // A FIFO or device cannot be read once per variation.
         return Err("input is not a regular file (a pipe or device?)".into());
     }
-    if meta.len() == 0 {
+    if walked.is_empty() {
         return Err("input is an empty file, not a video".into());
     }
-    match owner {
-        Some(owner) => access::check(owner, path, Want::Read)
-            .map_err(|reason| format!("cannot read input: {reason}")),
-        None => std::fs::File::open(path)
-            .map(drop)
-            .map_err(|e| format!("cannot read input: {}", describe_io(&e))),
-    }
+    walked.open_read().map_err(unusable)
 }
 
-/// The temporary file of an encode: hidden, in the output directory (so
-/// publishing is a link on one filesystem), named after the variation id.
-pub fn temp_path(work: &EncodeWork) -> PathBuf {
-    work.output_dir.join(format!(
+/// Open a job's vetted output directory for creating files in it: still
+/// the directory vetted at submit, still writable for `judge`.
+fn open_output_dir(dir: &Place, judge: &Judge) -> Result<Walked, String> {
+    vetted::reopen(&dir.path, dir.identity, judge, Want::CreateIn).map_err(|err| match err {
+        AccessError::Changed { path } => format!(
+            "output directory changed since it was submitted: {} now names another \
+             directory or a symlink",
+            path.display()
+        ),
+        AccessError::Denied { path } => format!("permission denied: {}", path.display()),
+        other => format!("cannot use the output directory: {other}"),
+    })
+}
+
+/// The name of an encode's temporary file: hidden, in the output
+/// directory (so publishing is a link on one filesystem), named after the
+/// variation id.
+pub fn temp_name(work: &EncodeWork) -> OsString {
+    format!(
         ".{}_v{:02}.vidvar-{}.part",
         stem(&work.input),
         work.index,
         work.variation_id
-    ))
+    )
+    .into()
+}
+
+/// Where an encode's temporary file is, for the store (and recovery).
+pub fn temp_path(work: &EncodeWork) -> PathBuf {
+    work.output_dir.path.join(temp_name(work))
 }
 
 /// Longest stem kept in output names, in bytes, so that names stay within
@@ -172,21 +217,39 @@ fn stem(input: &Path) -> String {
     }
 }
 
-/// `<stem>_v<NN>.mp4` in the output directory.
-fn output_name(work: &EncodeWork, n: u32) -> PathBuf {
-    work.output_dir
-        .join(format!("{}_v{n:02}.mp4", stem(&work.input)))
+/// `<stem>_v<NN>.mp4`: the name of output number `n` of `work`'s input.
+fn output_name(work: &EncodeWork, n: u32) -> OsString {
+    format!("{}_v{n:02}.mp4", stem(&work.input)).into()
+}
+
+/// The output directory of one encode, open, and the temporary file
+/// created in it.
+struct Target {
+    /// The vetted output directory (`O_PATH`).
+    dir: OwnedFd,
+    /// Its real path, for records and messages.
+    dir_path: PathBuf,
+    temp_name: OsString,
+    /// The temporary file, open for reading and writing.
+    temp: File,
 }
 
 /// Encode, verify and publish one claimed variation, then record the outcome.
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
-pub async fn encode(s: &Scheduler, work: &EncodeWork, temp: &Path, cancel: &CancellationToken) {
+pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
-    let result = run_encode(s, work, temp, run_as.as_ref(), cancel).await;
-    if !matches!(result, Ok(Some(_))) {
-        remove_temp(temp, run_as.as_ref()).await;
-    }
+    let result = match prepare(s, work, run_as.as_ref()).await {
+        Ok(target) => {
+            let target = Arc::new(target);
+            let result = run_encode(s, work, &target, run_as.as_ref(), cancel).await;
+            if !matches!(result, Ok(Some(_))) {
+                remove_temp(target, run_as.as_ref()).await;
+            }
+            result
+        }
+        Err(error) => Err(error),
+    };
     let outcome = match result {
         Ok(Some(published)) => published,
         Ok(None) if s.is_stopping() => return,
@@ -222,69 +285,100 @@ fn log_if_final(job_id: JobId, state: crate::proto::JobState) {
     }
 }
 
-/// Remove an encode's temporary file, as the job's owner.
-async fn remove_temp(temp: &Path, run_as: Option<&RunAs>) {
-    let (path, run_as) = (temp.to_path_buf(), run_as.cloned());
+/// Remove an encode's temporary file through its directory's descriptor,
+/// as the job's owner.
+async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
+    let run_as = run_as.cloned();
+    let shown = target.dir_path.join(&target.temp_name);
     let removed = blocking(move || {
-        as_owner(run_as.as_ref(), || match std::fs::remove_file(&path) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        as_owner(run_as.as_ref(), || {
+            match unlinkat(&target.dir, target.temp_name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+            {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(errno) => Err(io::Error::from(errno).to_string()),
+            }
         })
-        .map_err(|e| e.to_string())
     })
     .await;
     if let Err(err) = removed {
-        log::warn!("cannot remove {}: {err}", temp.display());
+        log::warn!("cannot remove {}: {err}", shown.display());
     }
 }
 
 /// Run `f` with the job owner's filesystem credentials when the daemon
 /// acts for another user (see [`RunAs::with_fs_creds`]); on a blocking
 /// thread only.
-fn as_owner<R>(run_as: Option<&RunAs>, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+fn as_owner<R>(
+    run_as: Option<&RunAs>,
+    f: impl FnOnce() -> Result<R, String>,
+) -> Result<R, String> {
     match run_as {
-        Some(run_as) => run_as.with_fs_creds(f),
+        Some(run_as) => run_as
+            .with_fs_creds(|| Ok(f()))
+            .map_err(|e| format!("cannot act as the job's owner: {e}"))?,
         None => f(),
     }
+}
+
+/// Open the input and the output directory as vetted, check the free
+/// space, and create the temporary file: everything an encode needs
+/// before FFmpeg starts.
+async fn prepare(s: &Scheduler, work: &EncodeWork, run_as: Option<&RunAs>) -> Result<Target, String> {
+    let judge = s.judge_for(&work.owner);
+    let min_free = s.tunables().min_free_bytes;
+    let (work, run_as) = (work.clone(), run_as.cloned());
+    blocking(move || {
+        as_owner(run_as.as_ref(), || {
+            // The input first: a changed input fails before any file exists.
+            drop(open_input(&work.input_place, &judge)?);
+            let dir = open_output_dir(&work.output_dir, &judge)?;
+            check_free_space(&dir, min_free)?;
+            let temp_name = temp_name(&work);
+            let temp = create_temp(&dir, &temp_name).map_err(|e| {
+                format!(
+                    "cannot create a file in {}: {}",
+                    dir.real_path().display(),
+                    describe_io(&e)
+                )
+            })?;
+            Ok(Target {
+                dir_path: dir.real_path().to_path_buf(),
+                dir: dir.into_fd(),
+                temp_name,
+                temp,
+            })
+        })
+    })
+    .await
 }
 
 /// `Ok(None)`: stopped by cancellation. `Err`: the reason it failed.
 async fn run_encode(
     s: &Scheduler,
     work: &EncodeWork,
-    temp: &Path,
+    target: &Arc<Target>,
     run_as: Option<&RunAs>,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, String> {
     let tunables = s.tunables();
-    {
-        let (dir, temp, run_as) = (work.output_dir.clone(), temp.to_path_buf(), run_as.cloned());
-        // A daemon that cannot take the owner's credentials checks again:
-        // the directory may have changed since the job was submitted.
-        let judge = (s.acts_for(&work.owner) && run_as.is_none()).then(|| work.owner.clone());
-        blocking(move || {
-            if let Some(owner) = &judge {
-                access::check(owner, &dir, Want::CreateIn)?;
-            }
-            check_free_space(&dir, tunables.min_free_bytes)?;
-            as_owner(run_as.as_ref(), || create_temp(&temp)).map_err(|e| {
-                format!(
-                    "cannot create a file in {}: {}",
-                    dir.display(),
-                    describe_io(&e)
-                )
-            })
-        })
-        .await?;
-    }
+    let input = {
+        let (place, judge, run_as) = (
+            work.input_place.clone(),
+            s.judge_for(&work.owner),
+            run_as.cloned(),
+        );
+        blocking(move || as_owner(run_as.as_ref(), || open_input(&place, &judge))).await?
+    };
+    let (input_fd, output_fd) = (input.as_raw_fd(), target.temp.as_raw_fd());
     let end = supervisor::run(
         supervisor::Encode {
             program: &s.config.ffmpeg,
-            args: argv::encode(&work.input, temp, &work.effects, &s.config.encode),
+            args: argv::encode(input_fd, output_fd, &work.effects, &s.config.encode),
             duration_us: work.duration_us,
             grace: tunables.grace,
             stall_timeout: tunables.stall_timeout,
             run_as,
+            inherit: &[input_fd, output_fd],
         },
         cancel,
         |identity| {
@@ -302,6 +396,7 @@ async fn run_encode(
     )
     .await
     .map_err(|e| e.to_string())?;
+    drop(input);
     match end {
         End::Stopped => Ok(None),
         End::Stalled => Err(format!(
@@ -320,11 +415,13 @@ async fn run_encode(
             }
         )),
         End::Exited { .. } => {
-            verify(s, work, temp, run_as).await?;
-            let (temp, work, run_as) = (temp.to_path_buf(), work.clone(), run_as.cloned());
+            verify(s, work, &target.temp, run_as).await?;
+            let (target, work, run_as) = (Arc::clone(target), work.clone(), run_as.cloned());
             let (output, size) = blocking(move || {
-                as_owner(run_as.as_ref(), || publish(&temp, &work))
-                    .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))
+                as_owner(run_as.as_ref(), || {
+                    publish(&target, &work)
+                        .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))
+                })
             })
             .await?;
             Ok(Some(Outcome::Succeeded { output, size }))
@@ -342,35 +439,38 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("file operation failed: {e}"))?
 }
 
-/// Create the temporary file, replacing a leftover of an earlier run of the
-/// same variation. `create_new` never follows a symlink placed there.
-fn create_temp(temp: &Path) -> io::Result<()> {
+/// Create the temporary file `name` in `dir` (`O_CREAT | O_EXCL`, never
+/// through a symlink), replacing a leftover of an earlier run of the same
+/// variation.
+fn create_temp(dir: &Walked, name: &OsString) -> io::Result<File> {
     let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(temp)
+        openat(
+            dir.fd(),
+            name.as_os_str(),
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
     };
-    match open() {
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(temp)?;
-            open().map(drop)
+    let fd = match open() {
+        Err(Errno::EEXIST) => {
+            unlinkat(dir.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
+            open()?
         }
-        other => other.map(drop),
-    }
+        other => other?,
+    };
+    Ok(File::from(fd))
 }
 
 /// Refuse to start when the output filesystem has less than `min_free`
-/// bytes available to unprivileged users (statvfs(3)).
-fn check_free_space(dir: &Path, min_free: u64) -> Result<(), String> {
-    let stat = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| format!("cannot check free space in {}: {e}", dir.display()))?;
+/// bytes available to unprivileged users (fstatvfs(3)).
+fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), String> {
+    let shown = dir.real_path().display();
+    let stat = nix::sys::statvfs::fstatvfs(dir.fd())
+        .map_err(|e| format!("cannot check free space in {shown}: {e}"))?;
     let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
     if free < min_free {
         return Err(format!(
-            "not enough free space in {}: {} MiB free, {} MiB required (min_free_space_mib)",
-            dir.display(),
+            "not enough free space in {shown}: {} MiB free, {} MiB required (min_free_space_mib)",
             free >> 20,
             min_free >> 20
         ));
@@ -407,10 +507,10 @@ fn duration_matches(expected: u64, actual: u64) -> Result<(), String> {
 async fn verify(
     s: &Scheduler,
     work: &EncodeWork,
-    temp: &Path,
+    temp: &File,
     run_as: Option<&RunAs>,
 ) -> Result<(), String> {
-    let info = probe::verify(&s.config.ffprobe, temp, run_as)
+    let info = probe::verify(&s.config.ffprobe, temp.as_fd(), run_as)
         .await
         .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
@@ -421,55 +521,64 @@ async fn verify(
     Ok(())
 }
 
-/// Move the verified temporary file, synced to disk, to the first free
-/// `<stem>_v<NN>.mp4` (the directory synced after),
-/// NN counting up from the variation's index, never replacing a file: a
-/// hard link then unlink, or on filesystems without hard links (vfat,
-/// exFAT, some network mounts) renameat2(2) with `RENAME_NOREPLACE`.
-/// Returns the final path and its size in bytes.
-fn publish(temp: &Path, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
+/// Give the verified temporary file, synced to disk, the first free name
+/// `<stem>_v<NN>.mp4` (the directory synced after), NN counting up from
+/// the variation's index, never replacing a file: linkat(2) then unlink,
+/// or on filesystems without hard links (vfat, exFAT, some network
+/// mounts) renameat2(2) with `RENAME_NOREPLACE`; both relative to the
+/// directory's descriptor. Returns the final path and its size in bytes.
+fn publish(target: &Target, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
     // On disk before it is named and recorded: after a power loss the
     // database must not list a truncated output.
-    std::fs::File::open(temp)?.sync_all()?;
-    let size = std::fs::metadata(temp)?.len();
+    target.temp.sync_all()?;
+    let size = target.temp.metadata()?.len();
+    let (dir, temp) = (&target.dir, target.temp_name.as_os_str());
     for n in work.index.. {
-        let target = output_name(work, n);
-        let placed = match std::fs::hard_link(temp, &target) {
-            Err(err) if links_unsupported(&err) => rename_no_replace(temp, &target),
+        let name = output_name(work, n);
+        let placed = match linkat(dir, temp, dir, name.as_os_str(), AtFlags::empty()) {
+            Err(errno) if links_unsupported(errno) => rename_no_replace(dir, temp, &name),
             Ok(()) => {
-                if let Err(err) = std::fs::remove_file(temp) {
+                if let Err(err) = unlinkat(dir, temp, UnlinkatFlags::NoRemoveDir) {
                     // Published all the same; only the second name stays.
-                    log::warn!("cannot remove {}: {err}", temp.display());
+                    log::warn!(
+                        "cannot remove {}: {err}",
+                        target.dir_path.join(temp).display()
+                    );
                 }
                 Ok(())
             }
-            Err(err) => Err(err),
+            Err(errno) => Err(errno),
         };
         match placed {
             Ok(()) => {
                 // The new name itself is durable once the directory is; a
                 // directory the owner may write but not read cannot be
                 // synced, which must not undo a good output.
-                if let Err(err) = std::fs::File::open(&work.output_dir).and_then(|d| d.sync_all()) {
-                    log::debug!("cannot sync {}: {err}", work.output_dir.display());
+                if let Err(err) = sync_dir(dir) {
+                    log::debug!("cannot sync {}: {err}", target.dir_path.display());
                 }
-                return Ok((target, size));
+                return Ok((target.dir_path.join(name), size));
             }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
+            Err(Errno::EEXIST) => continue,
+            Err(errno) => return Err(errno.into()),
         }
     }
     Err(io::Error::other("no free output name"))
 }
 
-fn links_unsupported(err: &io::Error) -> bool {
-    use nix::libc::{EMLINK, EOPNOTSUPP, EPERM};
-    matches!(err.raw_os_error(), Some(EPERM | EOPNOTSUPP | EMLINK))
+/// fsync(2) the directory `dir` (an `O_PATH` descriptor cannot be synced:
+/// it is opened for reading first).
+fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    File::from(openat(dir, ".", flags, Mode::empty())?).sync_all()
 }
 
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(io::Error::from)
+fn links_unsupported(errno: Errno) -> bool {
+    matches!(errno, Errno::EPERM | Errno::EOPNOTSUPP | Errno::EMLINK)
+}
+
+fn rename_no_replace(dir: &OwnedFd, from: &std::ffi::OsStr, to: &OsString) -> nix::Result<()> {
+    renameat2(dir, from, dir, to.as_os_str(), RenameFlags::RENAME_NOREPLACE)
 }
 
 #[cfg(test)]
@@ -495,7 +604,14 @@ mod tests {
             variation_id: 77,
             index,
             input: input.into(),
-            output_dir: "/out".into(),
+            input_place: Place {
+                path: input.into(),
+                identity: None,
+            },
+            output_dir: Place {
+                path: "/out".into(),
+                identity: None,
+            },
             duration_us: None,
             effects: crate::proto::Effects {
                 rotation: 0.0,
@@ -514,46 +630,33 @@ mod tests {
     #[test]
     fn the_rename_fallback_never_replaces_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (
-            dir.path().join("a"),
-            dir.path().join("b"),
-            dir.path().join("c"),
-        );
-        std::fs::write(&a, "new").unwrap();
-        std::fs::write(&b, "old").unwrap();
-        let err = rename_no_replace(&a, &b).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
-        rename_no_replace(&a, &c).unwrap();
-        assert_eq!(std::fs::read_to_string(&c).unwrap(), "new");
+        std::fs::write(dir.path().join("a"), "new").unwrap();
+        std::fs::write(dir.path().join("b"), "old").unwrap();
+        let fd = OwnedFd::from(File::open(dir.path()).unwrap());
+        let err = rename_no_replace(&fd, "a".as_ref(), &"b".into()).unwrap_err();
+        assert_eq!(err, Errno::EEXIST);
+        assert_eq!(std::fs::read_to_string(dir.path().join("b")).unwrap(), "old");
+        rename_no_replace(&fd, "a".as_ref(), &"c".into()).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("c")).unwrap(), "new");
     }
 
     #[test]
     fn names_fit_the_filesystem_and_are_never_hidden() {
         use std::os::unix::ffi::OsStrExt;
         let long = format!("/in/{}.mp4", "é".repeat(200));
-        for path in [
-            temp_path(&work(&long, 1000)),
+        for name in [
+            temp_name(&work(&long, 1000)),
             output_name(&work(&long, 1), 1000),
         ] {
-            let name = path.file_name().unwrap();
             assert!(name.len() <= 255, "{} bytes", name.len());
             assert!(
                 std::str::from_utf8(name.as_bytes()).is_ok(),
                 "cut on a char boundary"
             );
         }
-        assert_eq!(
-            output_name(&work("/in/.mp4", 1), 1),
-            Path::new("/out/mp4_v01.mp4")
-        );
-        assert_eq!(
-            output_name(&work("/in/...", 2), 2),
-            Path::new("/out/video_v02.mp4")
-        );
-        assert_eq!(
-            output_name(&work("/in/a b.mov", 3), 12),
-            Path::new("/out/a b_v12.mp4")
-        );
+        assert_eq!(output_name(&work("/in/.mp4", 1), 1), "mp4_v01.mp4");
+        assert_eq!(output_name(&work("/in/...", 2), 2), "video_v02.mp4");
+        assert_eq!(output_name(&work("/in/a b.mov", 3), 12), "a b_v12.mp4");
+        assert_eq!(temp_path(&work("/in/a.mov", 3)), Path::new("/out/.a_v03.vidvar-77.part"));
     }
 }

@@ -1,22 +1,22 @@
 //! Argument vectors for ffmpeg and ffprobe. Pure.
 //!
-//! Every path goes in as a `file:` URL of an absolute path, so a name that
-//! starts with `-` or holds a `:` is never read as an option or protocol
-//! (ffmpeg-protocols(1), "file"). Processes are started without a shell.
+//! FFmpeg never gets a user's path: every file it reads or writes is one
+//! the daemon has opened and vetted (see `access::vetted`), handed down as
+//! an inherited descriptor and named `file:/dev/fd/N` ([`fd_url`]). A
+//! `file:` URL is never read as an option or another protocol
+//! (ffmpeg-protocols(1), "file"), and opening `/dev/fd/N` gives FFmpeg a
+//! fresh, seekable open file of that very inode (proc(5),
+//! `/proc/PID/fd`), which the mp4 demuxer and muxer need. Processes are
+//! started without a shell.
 
 use super::{EncodeSettings, RateControl};
 use crate::proto::Effects;
 use std::ffi::OsString;
-use std::path::Path;
+use std::os::fd::RawFd;
 
-/// `file:` URL for an absolute path, bytes kept as they are.
-///
-/// Panics if `path` is relative: callers resolve paths first.
-pub fn file_url(path: &Path) -> OsString {
-    assert!(path.is_absolute(), "relative path {path:?} given to ffmpeg");
-    let mut url = OsString::from("file:");
-    url.push(path.as_os_str());
-    url
+/// The `file:` URL of the inherited descriptor `fd`: `file:/dev/fd/N`.
+pub fn fd_url(fd: RawFd) -> OsString {
+    format!("file:/dev/fd/{fd}").into()
 }
 
 /// The video filter chain of one variation: the effects (DESIGN.md recipe),
@@ -30,15 +30,15 @@ pub fn filter_chain(effects: &Effects) -> String {
 }
 
 /// ffmpeg arguments (without the program) that encode one variation of
-/// `input` into `output`, an MP4 file that may already exist (the caller
-/// creates it empty, so `-y` is given).
+/// the input open as descriptor `input` into the output open as `output`,
+/// an MP4 file the caller created empty (so `-y` is given).
 ///
 /// Progress goes to stdout as `key=value` lines (`-progress pipe:1`);
 /// stderr carries warnings and errors only. Streams: the first real video
 /// stream and the first audio stream when there is one (`0:V:0`, `0:a:0?`).
 pub fn encode(
-    input: &Path,
-    output: &Path,
+    input: RawFd,
+    output: RawFd,
     effects: &Effects,
     settings: &EncodeSettings,
 ) -> Vec<OsString> {
@@ -56,7 +56,7 @@ pub fn encode(
     .iter()
     .map(OsString::from)
     .collect();
-    args.push(file_url(input));
+    args.push(fd_url(input));
     let mut tail: Vec<String> = vec![
         "-map".into(),
         "0:V:0".into(),
@@ -78,13 +78,13 @@ pub fn encode(
     }
     tail.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
     args.extend(tail.into_iter().map(OsString::from));
-    args.push(file_url(output));
+    args.push(fd_url(output));
     args
 }
 
-/// ffprobe arguments (without the program) that print `path`'s format and
-/// streams as JSON on stdout.
-pub fn probe(path: &Path) -> Vec<OsString> {
+/// ffprobe arguments (without the program) that print the format and
+/// streams of the file open as descriptor `fd` as JSON on stdout.
+pub fn probe(fd: RawFd) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-hide_banner",
         "-loglevel",
@@ -97,15 +97,15 @@ pub fn probe(path: &Path) -> Vec<OsString> {
     .iter()
     .map(OsString::from)
     .collect();
-    args.push(file_url(path));
+    args.push(fd_url(fd));
     args
 }
 
 /// ffprobe arguments that, beyond [`probe`], decode the first frames of the
 /// first video stream (`-count_frames` within `-read_intervals %+#5`), so
 /// the JSON's `nb_read_frames` tells whether the video decodes at all.
-pub fn verify(path: &Path) -> Vec<OsString> {
-    let mut args = probe(path);
+pub fn verify(fd: RawFd) -> Vec<OsString> {
+    let mut args = probe(fd);
     let url = args.pop().expect("probe args end with the path");
     args.extend(
         [
@@ -151,32 +151,19 @@ mod tests {
     }
 
     #[test]
-    fn hostile_names_become_file_urls() {
-        let args = encode(
-            Path::new("/in/-i:evil name.mp4"),
-            Path::new("/out/.a_v01.mp4.part"),
-            &effects(),
-            &EncodeSettings::default(),
-        );
+    fn files_are_descriptors_never_paths() {
+        let args = encode(7, 9, &effects(), &EncodeSettings::default());
         let urls: Vec<_> = args.iter().filter(is_file_url).collect();
-        assert_eq!(
-            urls,
-            ["file:/in/-i:evil name.mp4", "file:/out/.a_v01.mp4.part"]
-        );
+        assert_eq!(urls, ["file:/dev/fd/7", "file:/dev/fd/9"]);
         // The input follows -i; the output is last.
         let i = args.iter().position(|a| a == "-i").unwrap();
-        assert_eq!(args[i + 1], "file:/in/-i:evil name.mp4");
-        assert_eq!(args.last().unwrap(), "file:/out/.a_v01.mp4.part");
+        assert_eq!(args[i + 1], "file:/dev/fd/7");
+        assert_eq!(args.last().unwrap(), "file:/dev/fd/9");
     }
 
     #[test]
     fn encode_carries_the_defaults_and_safety_flags() {
-        let args = encode(
-            Path::new("/a.mp4"),
-            Path::new("/b.mp4"),
-            &effects(),
-            &EncodeSettings::default(),
-        );
+        let args = encode(3, 4, &effects(), &EncodeSettings::default());
         let joined: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         let joined = joined.join(" ");
         for needle in [
@@ -202,12 +189,7 @@ mod tests {
             frame_rate: None,
             ..EncodeSettings::default()
         };
-        let args = encode(
-            Path::new("/a.mp4"),
-            Path::new("/b.mp4"),
-            &effects(),
-            &settings,
-        );
+        let args = encode(3, 4, &effects(), &settings);
         let joined = args
             .iter()
             .map(|a| a.to_str().unwrap())
@@ -221,15 +203,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "relative path")]
-    fn relative_paths_are_a_bug() {
-        file_url(Path::new("a.mp4"));
-    }
-
-    #[test]
     fn probe_asks_for_json() {
-        let args = probe(Path::new("/x.mkv"));
+        let args = probe(5);
         assert!(args.iter().any(|a| a == "json"));
-        assert_eq!(args.last().unwrap(), "file:/x.mkv");
+        assert_eq!(args.last().unwrap(), "file:/dev/fd/5");
     }
 }

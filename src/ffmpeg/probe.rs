@@ -1,11 +1,12 @@
 //! Running ffprobe and reading what it says about a file.
 //!
 //! [`parse`] is pure and unit tested; [`probe`] and [`verify`] run ffprobe
-//! (argv from [`super::argv`]) with a timeout, started like every child
-//! (see [`crate::process::command`]).
+//! (argv from [`super::argv`]) with a timeout on a file the caller opened,
+//! started like every child (see [`crate::process::command`]).
 
 use crate::process::RunAs;
 use serde::Deserialize;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -106,7 +107,8 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
     })
 }
 
-/// Run `ffprobe` on `path` (absolute) and parse its answer.
+/// Run `ffprobe` on the open file `file` (handed down as `/dev/fd/N`) and
+/// parse its answer.
 ///
 /// Errors: [`ProbeError::Spawn`] when the program cannot start,
 /// [`ProbeError::Timeout`], [`ProbeError::Unreadable`] with ffprobe's own
@@ -116,10 +118,11 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
 /// daemon (see [`crate::process::command`]).
 pub async fn probe(
     ffprobe: &Path,
-    path: &Path,
+    file: BorrowedFd<'_>,
     run_as: Option<&RunAs>,
 ) -> Result<ProbeInfo, ProbeError> {
-    run(ffprobe, path, super::argv::probe(path), run_as).await
+    let fd = file.as_raw_fd();
+    run(ffprobe, fd, super::argv::probe(fd), run_as).await
 }
 
 /// Probe an encoded output and decode its first frames.
@@ -128,23 +131,25 @@ pub async fn probe(
 /// frame of the video stream decodes.
 pub async fn verify(
     ffprobe: &Path,
-    path: &Path,
+    file: BorrowedFd<'_>,
     run_as: Option<&RunAs>,
 ) -> Result<ProbeInfo, ProbeError> {
-    let info = run(ffprobe, path, super::argv::verify(path), run_as).await?;
+    let fd = file.as_raw_fd();
+    let info = run(ffprobe, fd, super::argv::verify(fd), run_as).await?;
     if info.decoded_frames.unwrap_or(0) == 0 {
         return Err(ProbeError::Undecodable);
     }
     Ok(info)
 }
 
+/// Run ffprobe with `args`, which name the inherited descriptor `fd`.
 async fn run(
     ffprobe: &Path,
-    path: &Path,
+    fd: RawFd,
     args: Vec<std::ffi::OsString>,
     run_as: Option<&RunAs>,
 ) -> Result<ProbeInfo, ProbeError> {
-    let child = crate::process::command(ffprobe, run_as)
+    let child = crate::process::command(ffprobe, run_as, &[fd])
         .args(args)
         .spawn()
         .map_err(|source| ProbeError::Spawn {
@@ -166,8 +171,9 @@ async fn run(
             .find(|l| !l.trim().is_empty())
             .unwrap_or("failed without a message")
             .trim();
-        // ffprobe prefixes the URL it was given; the user knows the path.
-        let url = super::argv::file_url(path);
+        // ffprobe prefixes the URL it was given, which means nothing to
+        // the user.
+        let url = super::argv::fd_url(fd);
         let reason = last
             .strip_prefix(&*url.to_string_lossy())
             .map_or(last, |rest| rest.trim_start_matches(':').trim())

@@ -10,6 +10,7 @@
 mod schema;
 
 use crate::access::Peer;
+use crate::access::vetted::{FileIdentity, Vetted};
 use crate::process::ProcessIdentity;
 use crate::proto::{Effects, FileState, JobId, JobState};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -49,10 +50,12 @@ type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub seed: u64,
-    pub output_dir: PathBuf,
+    /// The output directory as given, and as vetted.
+    pub output_dir: (PathBuf, Vetted),
     /// Variations per input; every `effects` list has this length.
     pub variations: u32,
-    pub inputs: Vec<(PathBuf, Vec<Effects>)>,
+    /// Each input as given, as vetted, and its variations' effects.
+    pub inputs: Vec<(PathBuf, Vetted, Vec<Effects>)>,
     /// Unix seconds.
     pub created_at: i64,
     /// The submitting client.
@@ -108,11 +111,43 @@ pub enum Work {
     Probe {
         job_id: JobId,
         file_id: i64,
+        /// As given at submit, for messages.
         path: PathBuf,
+        input: Place,
         owner: Peer,
     },
     /// A queued variation of a probed file.
     Encode(EncodeWork),
+}
+
+/// Where a vetted file is and which file it must be: its real path and
+/// identity, or for a job of an older version (no identity stored) the
+/// path as given, vetted again when used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub path: PathBuf,
+    pub identity: Option<FileIdentity>,
+}
+
+/// A [`Place`] from three columns from `first` on: real path, device and
+/// inode, with `given` (a column index) when no real path is stored.
+fn place_of(r: &rusqlite::Row<'_>, given: usize, first: usize) -> rusqlite::Result<Place> {
+    let real: Option<String> = r.get(first)?;
+    let dev: Option<i64> = r.get(first + 1)?;
+    let ino: Option<i64> = r.get(first + 2)?;
+    Ok(match (real, dev, ino) {
+        (Some(real), Some(dev), Some(ino)) => Place {
+            path: path_of(real),
+            identity: Some(FileIdentity {
+                dev: dev as u64,
+                ino: ino as u64,
+            }),
+        },
+        _ => Place {
+            path: path_of(r.get(given)?),
+            identity: None,
+        },
+    })
 }
 
 /// Everything needed to encode one variation.
@@ -123,8 +158,12 @@ pub struct EncodeWork {
     pub variation_id: i64,
     /// 1-based.
     pub index: u32,
+    /// The input as given at submit: it names the outputs.
     pub input: PathBuf,
-    pub output_dir: PathBuf,
+    /// The input as vetted.
+    pub input_place: Place,
+    /// The output directory as vetted.
+    pub output_dir: Place,
     pub duration_us: Option<u64>,
     pub effects: Effects,
     /// The job's owner, as whom FFmpeg runs in system mode.
@@ -143,7 +182,10 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interrupted {
     pub variation_id: i64,
+    /// The name of its temporary file in the output directory.
     pub temp_path: Option<PathBuf>,
+    /// The job's output directory as vetted.
+    pub output_dir: Place,
     /// FFmpeg's identity, when it had been spawned.
     pub process: Option<ProcessIdentity>,
 }
@@ -260,30 +302,42 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
-                               owner_uid, owner_gid, owner_groups)
-             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               owner_uid, owner_gid, owner_groups,
+                               output_real, output_dev, output_ino)
+             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 job.variations,
                 job.seed as i64,
-                text_of(&job.output_dir),
+                text_of(&job.output_dir.0),
                 job.created_at,
                 job.owner.uid,
                 job.owner.gid,
-                groups_text(&job.owner.groups)
+                groups_text(&job.owner.groups),
+                text_of(&job.output_dir.1.real),
+                job.output_dir.1.identity.dev as i64,
+                job.output_dir.1.identity.ino as i64
             ],
         )?;
         let job_id = tx.last_insert_rowid();
         {
             let mut file_stmt = tx.prepare(
-                "INSERT INTO files (job_id, idx, path, state) VALUES (?1, ?2, ?3, 'queued')",
+                "INSERT INTO files (job_id, idx, path, state, real_path, dev, ino)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
             )?;
             let mut var_stmt = tx.prepare(
                 "INSERT INTO variations
                  (file_id, idx, rotation, brightness, contrast, saturation, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued')",
             )?;
-            for (idx, (path, effects)) in job.inputs.iter().enumerate() {
-                file_stmt.execute(params![job_id, idx as i64, text_of(path)])?;
+            for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
+                file_stmt.execute(params![
+                    job_id,
+                    idx as i64,
+                    text_of(path),
+                    text_of(&vetted.real),
+                    vetted.identity.dev as i64,
+                    vetted.identity.ino as i64
+                ])?;
                 let file_id = tx.last_insert_rowid();
                 for (v, e) in effects.iter().enumerate() {
                     var_stmt.execute(params![
@@ -435,7 +489,8 @@ impl Store {
             .prepare_cached(
                 "SELECT f.job_id, f.idx, f.id, v.id, v.idx, f.path, j.output_dir,
                         f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
-                        j.owner_uid, j.owner_gid, j.owner_groups
+                        j.owner_uid, j.owner_gid, j.owner_groups,
+                        f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
@@ -452,7 +507,8 @@ impl Store {
                         variation_id: r.get(3)?,
                         index: r.get(4)?,
                         input: path_of(r.get(5)?),
-                        output_dir: path_of(r.get(6)?),
+                        input_place: place_of(r, 5, 15)?,
+                        output_dir: place_of(r, 6, 18)?,
                         duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
                         effects: Effects {
                             rotation: r.get(8)?,
@@ -468,7 +524,8 @@ impl Store {
         let probe = self
             .conn
             .prepare_cached(
-                "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups
+                "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups,
+                        f.real_path, f.dev, f.ino
                  FROM files f JOIN jobs j ON j.id = f.job_id
                  WHERE f.state = 'queued' AND f.job_id > ?1
                  ORDER BY f.job_id, f.idx LIMIT 1",
@@ -480,6 +537,7 @@ impl Store {
                         job_id: r.get(0)?,
                         file_id: r.get(2)?,
                         path: path_of(r.get(3)?),
+                        input: place_of(r, 3, 7)?,
                         owner: owner_of(r, 4)?,
                     },
                 ))
@@ -708,8 +766,10 @@ impl Store {
     /// Variations left running by a previous daemon run.
     pub fn interrupted(&self) -> Result<Vec<Interrupted>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, temp_path, pid, pid_start_time, boot_id FROM variations
-             WHERE state = 'running'",
+            "SELECT v.id, v.temp_path, v.pid, v.pid_start_time, v.boot_id,
+                    j.output_dir, j.output_real, j.output_dev, j.output_ino
+             FROM variations v JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
+             WHERE v.state = 'running'",
         )?;
         let rows = stmt.query_map([], |r| {
             let pid: Option<i32> = r.get(2)?;
@@ -718,6 +778,7 @@ impl Store {
             Ok(Interrupted {
                 variation_id: r.get(0)?,
                 temp_path: r.get::<_, Option<String>>(1)?.map(path_of),
+                output_dir: place_of(r, 5, 6)?,
                 process: match (pid, start, boot) {
                     (Some(pid), Some(start), Some(boot_id)) => Some(ProcessIdentity {
                         pid,
@@ -913,14 +974,24 @@ mod tests {
         crate::effects::generate(&crate::effects::Ranges::default(), 1, 0, n).unwrap()
     }
 
+    fn vetted(path: &str, ino: u64) -> Vetted {
+        Vetted {
+            real: path.into(),
+            identity: FileIdentity { dev: 1, ino },
+        }
+    }
+
     fn job(store: &mut Store, inputs: usize, variations: u32, owner: u32) -> JobId {
         store
             .create_job(&NewJob {
                 seed: 1,
-                output_dir: "/out".into(),
+                output_dir: (PathBuf::from("/out"), vetted("/out", 1)),
                 variations,
                 inputs: (0..inputs)
-                    .map(|i| (PathBuf::from(format!("/in/{i}.mp4")), effects(variations)))
+                    .map(|i| {
+                        let path = format!("/in/{i}.mp4");
+                        (PathBuf::from(&path), vetted(&path, 2 + i as u64), effects(variations))
+                    })
                     .collect(),
                 created_at: 0,
                 owner: Peer {

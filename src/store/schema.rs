@@ -60,4 +60,15 @@ ALTER TABLE jobs ADD COLUMN owner_groups TEXT NOT NULL DEFAULT '';  -- gids, spa
 CREATE INDEX jobs_by_owner ON jobs (owner_uid, id);
 CREATE INDEX jobs_open ON jobs (state) WHERE state IN ('queued', 'running');
 "#,
+    r#"
+-- Files as vetted at submit: real path (no symlinks) and identity (st_dev,
+-- st_ino as i64 bit patterns); every later open must find the same file.
+-- NULL in jobs of earlier versions, which are vetted again when used.
+ALTER TABLE jobs ADD COLUMN output_real TEXT;
+ALTER TABLE jobs ADD COLUMN output_dev INTEGER;
+ALTER TABLE jobs ADD COLUMN output_ino INTEGER;
+ALTER TABLE files ADD COLUMN real_path TEXT;
+ALTER TABLE files ADD COLUMN dev INTEGER;
+ALTER TABLE files ADD COLUMN ino INTEGER;
+"#,
 ];

@@ -1,17 +1,18 @@
-//! Who is asking, and may they touch this path: the daemon's own check of
+//! Who is asking, and may they touch this file: the daemon's own check of
 //! Unix permissions on behalf of a client.
 //!
 //! A connection's [`Peer`] comes from SO_PEERCRED (socket(7)): uid, gid and
 //! pid; Linux does not pass supplementary groups there, so they are read
 //! from `/proc/PID/status` (`Groups:`) when that process still has the
 //! peer's uid, and left out otherwise (fewer groups only ever deny more).
-//! [`check`] applies the classic owner/group/other rules of path
-//! resolution (path_resolution(7)) to every directory on the way and to the
-//! file itself. POSIX ACLs are not consulted, so a user granted access only
-//! by an ACL is refused.
+//! [`Judge`] applies the classic owner/group/other rules of path
+//! resolution (path_resolution(7)) to a file already opened, so what is
+//! judged is what is used; [`vetted`] walks paths with it. POSIX ACLs are
+//! not consulted, so a user granted access only by an ACL is refused.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+pub mod vetted;
+
+use nix::sys::stat::FileStat;
 
 /// The credentials of a client (and so of the jobs it submits).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +68,51 @@ pub enum Want {
     CreateIn,
 }
 
+/// Permission bits of one class (owner, group or other).
 const R: u32 = 4;
 const W: u32 = 2;
 const X: u32 = 1;
+
+impl Want {
+    /// The permission bits this needs on the file itself.
+    fn bits(self) -> u32 {
+        match self {
+            Want::Read => R,
+            Want::CreateIn => W | X,
+        }
+    }
+}
+
+/// Whose permissions decide whether a file may be used for a request.
+#[derive(Debug, Clone)]
+pub enum Judge {
+    /// Another user than the daemon's: their Unix permission bits, judged
+    /// by the daemon on the files it opens.
+    Peer(Peer),
+    /// The daemon's own user (user mode, root, or the service user itself):
+    /// the kernel, as the daemon opens the files.
+    Daemon,
+}
+
+impl Judge {
+    /// Whether this judge grants `bits` (R, W, X) on the file `stat`
+    /// describes. The daemon's own access is left to the kernel: true.
+    fn grants(&self, stat: &FileStat, bits: u32) -> bool {
+        match self {
+            Judge::Peer(peer) => allowed(peer, stat.st_uid, stat.st_gid, stat.st_mode, bits),
+            Judge::Daemon => true,
+        }
+    }
+}
+
+/// A short, lowercase reason for an I/O error on a path.
+pub fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => err.to_string(),
+    }
+}
 
 /// Whether `peer` has all `bits` (R, W, X) on a file with this owner,
 /// group and mode, by the owner/group/other rule.
@@ -86,45 +129,6 @@ fn allowed(peer: &Peer, uid: u32, gid: u32, mode: u32, bits: u32) -> bool {
         mode & 7
     };
     class & bits == bits
-}
-
-/// Whether `peer` may do `want` with `path` (absolute), including search
-/// permission on every directory above it. Symlinks are followed as the
-/// kernel would.
-///
-/// Errors: a message for the client naming the path, "permission denied"
-/// or the I/O reason.
-pub fn check(peer: &Peer, path: &Path, want: Want) -> Result<(), String> {
-    let denied = || format!("permission denied: {}", path.display());
-    let real = std::fs::canonicalize(path).map_err(|e| {
-        format!(
-            "cannot use {}: {}",
-            path.display(),
-            crate::scheduler::describe_io(&e)
-        )
-    })?;
-    let mut dir = real.parent();
-    let mut ancestors = Vec::new();
-    while let Some(d) = dir {
-        ancestors.push(d);
-        dir = d.parent();
-    }
-    for d in ancestors.into_iter().rev() {
-        let m = std::fs::metadata(d).map_err(|_| denied())?;
-        if !allowed(peer, m.uid(), m.gid(), m.mode(), X) {
-            return Err(denied());
-        }
-    }
-    let m = std::fs::metadata(&real).map_err(|_| denied())?;
-    let bits = match want {
-        Want::Read => R,
-        Want::CreateIn => W | X,
-    };
-    if allowed(peer, m.uid(), m.gid(), m.mode(), bits) {
-        Ok(())
-    } else {
-        Err(denied())
-    }
 }
 
 #[cfg(test)]
@@ -157,31 +161,6 @@ mod tests {
     #[test]
     fn root_may_do_anything() {
         assert!(allowed(&peer(0, 0, &[]), 1000, 1000, 0o000, R | W | X));
-    }
-
-    #[test]
-    fn paths_are_checked_against_the_real_filesystem() {
-        let me = Peer::from_creds(
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
-            Some(std::process::id() as i32),
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        std::fs::write(&file, "x").unwrap();
-        assert_eq!(check(&me, &file, Want::Read), Ok(()));
-        assert_eq!(check(&me, dir.path(), Want::CreateIn), Ok(()));
-        let missing = check(&me, &dir.path().join("nope"), Want::Read).unwrap_err();
-        assert!(missing.contains("no such file"), "{missing}");
-
-        // An unprivileged stranger is kept out of a 0700 directory.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let stranger = peer(4_000_000, 4_000_000, &[]);
-        if me.uid != stranger.uid {
-            let err = check(&stranger, &file, Want::Read).unwrap_err();
-            assert!(err.starts_with("permission denied"), "{err}");
-        }
     }
 
     #[test]
