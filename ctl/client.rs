@@ -1,5 +1,12 @@
-//! Connection to vidvard: connect, handshake, request/response.
+//! Connection to vidvard: trust, connect, handshake, request/response.
+//!
+//! A client hands the daemon its paths, so it first makes sure that the
+//! socket is vidvard's and not a stranger's: the socket's directory must
+//! belong to a [`Trusted`] user and be writable by nobody else (unless
+//! sticky, like /tmp), and the process listening must run as a trusted
+//! user (`SO_PEERCRED`, socket(7)). Otherwise it refuses, and says why.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vidvar::proto::codec::{CodecError, Connection};
@@ -31,6 +38,79 @@ pub enum ClientError {
     Codec(#[source] CodecError),
     #[error("vidvard refused: {0}")]
     Refused(WireError),
+    #[error("refusing to use {}: {reason}", socket.display())]
+    Untrusted { socket: PathBuf, reason: String },
+}
+
+/// The users a client accepts as its daemon: root, itself, and the service
+/// user of system mode.
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    /// The service user's name, as given (for messages).
+    service_user: String,
+    uids: Vec<u32>,
+}
+
+impl Trusted {
+    /// Root, the calling user, and `service_user` when that user exists.
+    pub fn new(service_user: &str) -> Trusted {
+        let mut uids = vec![0, nix::unistd::geteuid().as_raw()];
+        if let Ok(Some(user)) = nix::unistd::User::from_name(service_user) {
+            uids.push(user.uid.as_raw());
+        }
+        Trusted {
+            service_user: service_user.into(),
+            uids,
+        }
+    }
+
+    fn contains(&self, uid: u32) -> bool {
+        self.uids.contains(&uid)
+    }
+
+    /// "uid N (name)" for messages.
+    fn who(uid: u32) -> String {
+        match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(user)) => format!("uid {uid} ({})", user.name),
+            _ => format!("uid {uid}"),
+        }
+    }
+
+    fn not_trusted(&self, uid: u32) -> String {
+        format!(
+            "{}, not root, you or the service user {}",
+            Self::who(uid),
+            self.service_user
+        )
+    }
+
+    /// Whether the directory holding `socket` can be trusted not to hold a
+    /// stranger's socket: owned by a trusted user, and not writable by
+    /// others unless sticky. A directory that cannot be read is left to
+    /// the connect, which then fails.
+    fn check_dir(&self, socket: &Path) -> Result<(), String> {
+        let Some(dir) = socket.parent() else {
+            return Ok(());
+        };
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return Ok(());
+        };
+        if !self.contains(meta.uid()) {
+            return Err(format!(
+                "its directory {} belongs to {}",
+                dir.display(),
+                self.not_trusted(meta.uid())
+            ));
+        }
+        if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+            return Err(format!(
+                "its directory {} may be written by others (mode {:o})",
+                dir.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl From<CodecError> for ClientError {
@@ -52,16 +132,26 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to the socket at `socket` and complete the handshake.
-    pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
-        tokio::time::timeout(ANSWER_TIMEOUT, Self::handshake(socket))
+    /// Connect to the socket at `socket`, served by a `trusted` user (see
+    /// the module docs), and complete the handshake.
+    ///
+    /// Errors: [`ClientError::Untrusted`] with the reason, before anything
+    /// is sent; [`ClientError::NotRunning`], [`ClientError::Connect`],
+    /// [`ClientError::NotAnswering`] and the handshake's errors.
+    pub async fn connect(socket: &Path, trusted: &Trusted) -> Result<Client, ClientError> {
+        tokio::time::timeout(ANSWER_TIMEOUT, Self::handshake(socket, trusted))
             .await
             .map_err(|_| ClientError::NotAnswering {
                 socket: socket.to_path_buf(),
             })?
     }
 
-    async fn handshake(socket: &Path) -> Result<Client, ClientError> {
+    async fn handshake(socket: &Path, trusted: &Trusted) -> Result<Client, ClientError> {
+        let untrusted = |reason| ClientError::Untrusted {
+            socket: socket.to_path_buf(),
+            reason,
+        };
+        trusted.check_dir(socket).map_err(untrusted)?;
         let connect_err = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 ClientError::NotRunning {
@@ -77,6 +167,17 @@ impl Client {
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_err)?;
         let stream = Stream::connect(name).await.map_err(connect_err)?;
+        let server = stream
+            .peer_creds()
+            .ok()
+            .and_then(|creds| creds.euid())
+            .ok_or_else(|| untrusted("cannot tell who serves it (no peer credentials)".into()))?;
+        if !trusted.contains(server) {
+            return Err(untrusted(format!(
+                "it is served by {}",
+                trusted.not_trusted(server)
+            )));
+        }
         let mut conn = Connection::client_side(stream);
         let sent = conn
             .send(&Hello {

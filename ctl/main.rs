@@ -54,7 +54,8 @@ const EXIT_REFUSED: u8 = 5;
     name = "vidvarctl",
     version,
     after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
-                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone; 4 no \
+                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone, or its \
+                  socket not trustworthy; 4 no \
                   such job; 5 request refused (missing or unreadable input, out-of-range value, \
                   full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
 )]
@@ -64,6 +65,17 @@ struct Args {
     /// /run/vidvard/vidvard.sock]
     #[arg(long, global = true, env = "VIDVAR_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// The user the system daemon runs as; a socket is trusted only when
+    /// it and its directory belong to root, you or this user
+    #[arg(
+        long,
+        global = true,
+        env = "VIDVAR_SERVICE_USER",
+        value_name = "USER",
+        default_value = vidvar::paths::SERVICE_USER
+    )]
+    service_user: String,
 
     /// Print JSON instead of text: one document per command; for watch and
     /// submit --watch, one object per line, the last one final; errors as
@@ -275,7 +287,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
-    let mut client = Client::connect(&socket).await?;
+    let trusted = client::Trusted::new(&args.service_user);
+    let mut client = Client::connect(&socket, &trusted).await?;
     let json = args.json;
     let c = &mut client;
     match args.command {
@@ -347,6 +360,7 @@ async fn main() -> ExitCode {
                 Failure::Client(
                     err @ (ClientError::Connect { .. }
                     | ClientError::NotAnswering { .. }
+                    | ClientError::Untrusted { .. }
                     | ClientError::Lost),
                 ) => (Some(err.to_string()), EXIT_UNREACHABLE),
                 Failure::Client(ClientError::Refused(err)) | Failure::Daemon(err) => {

@@ -43,8 +43,15 @@ pub enum DaemonError {
         path.display()
     )]
     Untrusted { path: PathBuf },
+    #[error("refusing to use {} as a pidfile: {reason}", path.display())]
+    NotAPidfile { path: PathBuf, reason: &'static str },
     #[error("another daemon is listening on {}", path.display())]
     SocketInUse { path: PathBuf },
+    #[error(
+        "refusing to replace {} with a socket: it is {kind}, not a socket left by a crash",
+        path.display()
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
     #[error("cannot listen on {}: {source}", path.display())]
     Socket {
         path: PathBuf,
@@ -59,11 +66,16 @@ pub enum DaemonError {
 pub const STATE_LOCK_NAME: &str = "vidvard.lock";
 
 /// A pidfile locked with `flock` for as long as this value lives (BSD
-/// pidfile(3) semantics); the file is removed when it is dropped.
+/// pidfile(3) semantics). When dropped, the file is removed if this value
+/// created it or wrote its pid into it, and the path still names it: a
+/// file found there is taken over only when it is a stale pidfile (empty,
+/// or a pid and a newline), so nothing else is ever truncated or removed.
 pub struct Pidfile {
     file: Flock<File>,
     path: PathBuf,
     remove_on_drop: bool,
+    /// Created by this process (`O_EXCL`), or holding its pid.
+    ours: bool,
 }
 
 impl Pidfile {
@@ -71,7 +83,8 @@ impl Pidfile {
     /// The pid is written by [`Pidfile::write_pid`], after any fork.
     ///
     /// Errors: [`DaemonError::AlreadyRunning`] with the holder's pid when
-    /// another process holds the lock; [`DaemonError::Pidfile`] otherwise.
+    /// another process holds the lock; [`DaemonError::NotAPidfile`] when
+    /// the path holds something else; [`DaemonError::Pidfile`] otherwise.
     pub fn acquire(path: &Path) -> Result<Pidfile, DaemonError> {
         Self::acquire_lock(path, true)
     }
@@ -92,16 +105,19 @@ impl Pidfile {
             create_dir(dir, 0o755, None)?;
         }
         loop {
-            let file = Self::lock_once(path)?;
+            let Some((file, created)) = Self::lock_once(path)? else {
+                continue;
+            };
             // A daemon that was stopping may have removed the file after we
             // opened it: then our lock is on a dead inode; start over.
             let held = file.metadata().map_err(err)?;
-            match std::fs::metadata(path) {
+            match std::fs::symlink_metadata(path) {
                 Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
                     return Ok(Pidfile {
                         file,
                         path: path.to_path_buf(),
                         remove_on_drop,
+                        ours: created,
                     });
                 }
                 Ok(_) => continue,
@@ -111,43 +127,84 @@ impl Pidfile {
         }
     }
 
-    fn lock_once(path: &Path) -> Result<Flock<File>, DaemonError> {
+    /// Create `path` or open the file there, and lock it. `None`: it
+    /// vanished in between; try again. The flag: whether it was created.
+    fn lock_once(path: &Path) -> Result<Option<(Flock<File>, bool)>, DaemonError> {
         let err = |source| DaemonError::Pidfile {
             path: path.to_path_buf(),
             source,
         };
-        // O_NOFOLLOW: a symlink planted in a shared directory is refused.
-        let file = OpenOptions::new()
+        // O_NOFOLLOW: a symlink planted in a shared directory is refused;
+        // O_NONBLOCK: a FIFO planted there cannot block the open.
+        let flags = nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK;
+        let created = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .mode(0o644)
-            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(err)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            .custom_flags(flags)
+            .open(path);
+        let (file, created) = match created {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(flags | nix::libc::O_NOCTTY)
+                    .open(path)
+                {
+                    Ok(file) => (file, false),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            Err(e) => return Err(err(e)),
+        };
+        if !file.metadata().map_err(err)?.is_file() {
+            return Err(DaemonError::NotAPidfile {
+                path: path.to_path_buf(),
+                reason: "not a regular file",
+            });
+        }
+        let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
-                Err(DaemonError::AlreadyRunning {
+                return Err(DaemonError::AlreadyRunning {
                     pid: if pid.is_empty() {
                         "unknown".into()
                     } else {
                         pid.into()
                     },
                     path: path.to_path_buf(),
-                })
+                });
             }
-            Err((_, errno)) => Err(err(errno.into())),
-            Ok(locked) => Ok(locked),
+            Err((_, errno)) => return Err(err(errno.into())),
+            Ok(locked) => locked,
+        };
+        if !created {
+            // Unlocked: a stale pidfile of a daemon that died, or not a
+            // pidfile at all, which must be left alone.
+            let mut content = Vec::new();
+            (&mut *locked)
+                .take(64)
+                .read_to_end(&mut content)
+                .map_err(err)?;
+            if !is_stale_pidfile(&content) {
+                return Err(DaemonError::NotAPidfile {
+                    path: path.to_path_buf(),
+                    reason: "it holds something other than a process id",
+                });
+            }
         }
+        Ok(Some((locked, created)))
     }
 
     /// Write this process's pid (replacing the file's content).
     pub fn write_pid(&mut self) -> Result<(), DaemonError> {
         let pid = std::process::id();
+        self.ours = true;
         (|| {
             self.file.set_len(0)?;
             self.file.rewind()?;
@@ -161,10 +218,25 @@ impl Pidfile {
     }
 }
 
+/// Whether `content` is what a pidfile holds: nothing (a daemon that died
+/// before writing), or decimal digits and a newline.
+fn is_stale_pidfile(content: &[u8]) -> bool {
+    let digits = content.strip_suffix(b"\n").unwrap_or(content);
+    digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit)
+}
+
 impl Drop for Pidfile {
     fn drop(&mut self) {
-        if self.remove_on_drop {
-            // Still holding the lock: the file is ours to remove.
+        if !(self.remove_on_drop && self.ours) {
+            return;
+        }
+        // Still holding the lock: the file is ours to remove, if the path
+        // still names it.
+        let same = match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if same {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -218,10 +290,42 @@ pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), Daemon
     Ok(())
 }
 
+/// Refuse to start on `socket` when a daemon answers there.
+///
+/// Errors: [`DaemonError::SocketInUse`].
+pub fn refuse_live_socket(socket: &Path) -> Result<(), DaemonError> {
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        return Err(DaemonError::SocketInUse {
+            path: socket.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// What a file is, for messages about what is in the way.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    }
+}
+
 /// Bind the socket at `path`, replacing a stale socket file left by a
-/// crash but never a live one. Without `group`: socket 0600 in a directory
-/// created 0700; with it: socket 0660 in a directory created 0750, both of
-/// that group. Modes are set explicitly, so the umask does not matter.
+/// crash but never a live one, and never anything that is not a socket.
+/// Without `group`: socket 0600 in a directory created 0700; with it:
+/// socket 0660 in a directory created 0750, both of that group. Modes are
+/// set explicitly, so the umask does not matter.
 fn listen(
     path: &Path,
     group: Option<u32>,
@@ -232,14 +336,21 @@ fn listen(
     };
     create_socket_dir(path, group)?;
     let socket_mode = if group.is_some() { 0o660 } else { 0o600 };
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::SocketInUse {
-                path: path.to_path_buf(),
-            });
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(DaemonError::NotASocket {
+                    path: path.to_path_buf(),
+                    kind: kind_of(&meta),
+                });
+            }
+            refuse_live_socket(path)?;
+            log::info!("removing stale socket {}", path.display());
+            std::fs::remove_file(path).map_err(err)?;
         }
-        log::info!("removing stale socket {}", path.display());
-        std::fs::remove_file(path).map_err(err)?;
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
     }
     let name = path.to_fs_name::<GenericFilePath>().map_err(err)?;
     let listener = ListenerOptions::new()
@@ -268,11 +379,7 @@ pub async fn run(
     mut retune: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
     // Before anything is created: a live daemon on this socket wins.
-    if std::os::unix::net::UnixStream::connect(&config.socket).is_ok() {
-        return Err(DaemonError::SocketInUse {
-            path: config.socket.clone(),
-        });
-    }
+    refuse_live_socket(&config.socket)?;
     create_dir(&config.state_dir, 0o700, None)?;
     // One daemon per database, whatever socket and pidfile each was given.
     let mut state_lock = Pidfile::acquire_permanent(&config.state_dir.join(STATE_LOCK_NAME))?;

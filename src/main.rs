@@ -185,6 +185,22 @@ impl Args {
             *path = std::path::absolute(&*path)
                 .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
         }
+        let database = config.database();
+        let lock = config.state_dir.join(daemon::STATE_LOCK_NAME);
+        for (path, what) in [(&config.socket, "socket"), (&config.pidfile, "pidfile")] {
+            if [&database, &lock].contains(&path) {
+                anyhow::bail!(
+                    "the {what} {} is a file of the state directory",
+                    path.display()
+                );
+            }
+        }
+        if config.socket == config.pidfile {
+            anyhow::bail!(
+                "socket and pidfile are the same path: {}",
+                config.socket.display()
+            );
+        }
         Ok(config)
     }
 }
@@ -239,6 +255,8 @@ fn raise_fd_limit() {
 fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<()> {
     raise_fd_limit();
     let started = (|| -> anyhow::Result<_> {
+        // A start refused as "already running" leaves the pidfile alone.
+        daemon::refuse_live_socket(&config.socket)?;
         daemon::create_socket_dir(&config.socket, config.socket_group)?;
         let mut pidfile = Pidfile::acquire(&config.pidfile)?;
         pidfile.write_pid()?;

@@ -476,7 +476,7 @@ fn a_stalled_ffmpeg_is_killed_and_its_file_fails_as_stalled() {
     env.wait_job(job, LIMIT, |d| {
         d["files"][0]["progress"].as_f64() > Some(0.0)
     });
-    let pids = processes_mentioning(s(&out));
+    let pids = ffmpeg_using(s(&out));
     assert_eq!(pids.len(), 1);
     // A stopped process makes no progress and cannot act on SIGTERM.
     kill(Pid::from_raw(pids[0]), Signal::SIGSTOP).unwrap();
@@ -484,7 +484,7 @@ fn a_stalled_ffmpeg_is_killed_and_its_file_fails_as_stalled() {
     assert_eq!(detail["summary"]["state"], "failed");
     let error = detail["files"][0]["error"].as_str().unwrap();
     assert!(error.contains("stalled"), "{error}");
-    assert_eq!(processes_mentioning(s(&out)), Vec::<i32>::new());
+    assert_eq!(ffmpeg_using(s(&out)), Vec::<i32>::new());
     assert_eq!(names(&out), Vec::<String>::new());
 }
 

@@ -62,7 +62,7 @@ fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
     let _daemon = env.start(&["--max-parallel", "2"]);
     assert_interrupted(&env, job);
     assert_eq!(
-        processes_mentioning(out.to_str().unwrap()),
+        ffmpeg_using(out.to_str().unwrap()),
         Vec::<i32>::new()
     );
     assert_eq!(temp_files(&env), Vec::<String>::new());
@@ -91,7 +91,7 @@ fn sigterm_mid_encode_stops_within_the_grace_bound() {
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(4), "stopping took {took:?}");
     assert_eq!(
-        processes_mentioning(env.out_dir().to_str().unwrap()),
+        ffmpeg_using(env.out_dir().to_str().unwrap()),
         Vec::<i32>::new()
     );
     assert_eq!(temp_files(&env), Vec::<String>::new());
@@ -268,17 +268,17 @@ fn sighup_rereads_max_parallel_without_interrupting_work() {
     let daemon = env.start(&["--config", conf.to_str().unwrap()]);
     let job = start_long_job(&env, "2");
     let out = env.out_dir();
-    let running = processes_mentioning(out.to_str().unwrap());
+    let running = ffmpeg_using(out.to_str().unwrap());
     assert_eq!(running.len(), 1, "max_parallel = 1 runs one FFmpeg");
 
     std::fs::write(&conf, "max_parallel = 2\nlog_level = \"debug\"\n").unwrap();
     let hup = nix::unistd::Pid::from_raw(daemon.pid());
     nix::sys::signal::kill(hup, Signal::SIGHUP).unwrap();
     wait_for("a second FFmpeg", LIMIT, || {
-        (processes_mentioning(out.to_str().unwrap()).len() == 2).then_some(())
+        (ffmpeg_using(out.to_str().unwrap()).len() == 2).then_some(())
     });
     assert!(
-        processes_mentioning(out.to_str().unwrap()).contains(&running[0]),
+        ffmpeg_using(out.to_str().unwrap()).contains(&running[0]),
         "the first encode goes on"
     );
     assert!(
@@ -347,7 +347,7 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
     env.wait_job(job, LIMIT, |d| {
         d["files"][0]["progress"].as_f64().unwrap() > 0.0
     });
-    let ffmpeg = processes_mentioning(out.to_str().unwrap());
+    let ffmpeg = ffmpeg_using(out.to_str().unwrap());
     assert_eq!(ffmpeg.len(), 1);
     let environ = std::fs::read(format!("/proc/{}/environ", ffmpeg[0])).unwrap();
     assert!(

@@ -180,7 +180,7 @@ fn cancel_mid_encode_stops_ffmpeg_and_removes_temp_files() {
         d["files"][0]["progress"].as_f64().unwrap() > 0.0
     });
     assert!(
-        !processes_mentioning(out_dir.to_str().unwrap()).is_empty(),
+        !ffmpeg_using(out_dir.to_str().unwrap()).is_empty(),
         "FFmpeg runs"
     );
 
@@ -189,7 +189,7 @@ fn cancel_mid_encode_stops_ffmpeg_and_removes_temp_files() {
     assert_eq!(cancelled["files"][0]["state"], "cancelled");
     // cancel answers once the processes are gone and their files removed.
     assert_eq!(
-        processes_mentioning(out_dir.to_str().unwrap()),
+        ffmpeg_using(out_dir.to_str().unwrap()),
         Vec::<i32>::new()
     );
     assert_eq!(names(&out_dir), Vec::<String>::new());

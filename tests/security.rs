@@ -294,7 +294,7 @@ fn ffmpeg_runs_as_the_owner_dies_with_the_daemon_and_cannot_be_redirected() {
         .parse()
         .unwrap();
     let ffmpeg = wait_for("FFmpeg", LIMIT, || {
-        processes_mentioning(s(&out)).first().copied()
+        ffmpeg_using(s(&out)).first().copied()
     });
     assert_eq!(uid_of(ffmpeg), NOBODY, "FFmpeg runs as the job's owner");
 
@@ -326,7 +326,7 @@ fn ffmpeg_runs_as_the_owner_dies_with_the_daemon_and_cannot_be_redirected() {
     wait_for(
         "FFmpeg to die with the daemon",
         Duration::from_secs(5),
-        || (!processes_mentioning(s(&out)).contains(&ffmpeg)).then_some(()),
+        || (!ffmpeg_using(s(&out)).contains(&ffmpeg)).then_some(()),
     );
     let _daemon = env.start(&["--socket-group", SOCKET_GROUP, "--max-parallel", "1"]);
     let detail = env.wait_job(second, LIMIT, |d| {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod users;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 /// A temp directory with a daemon's socket, state dir and pidfile paths.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The user the daemon runs as, when not the test's own: clients are
+    /// told to trust it (`VIDVAR_SERVICE_USER`).
+    pub service_user: Option<users::User>,
 }
 
 impl Env {
@@ -35,6 +40,7 @@ impl Env {
                 .prefix("vidvar-test")
                 .tempdir()
                 .unwrap(),
+            service_user: None,
         }
     }
     pub fn path(&self, name: &str) -> PathBuf {
@@ -85,8 +91,12 @@ impl Env {
 
     /// [`Env::start`] with extra environment variables.
     pub fn start_with_env(&self, extra: &[&str], vars: &[(&str, &Path)]) -> Daemon {
+        let mut cmd = match &self.service_user {
+            Some(user) => user.command(VIDVARD),
+            None => Command::new(VIDVARD),
+        };
         let log = std::fs::File::create(self.path("vidvard.log")).unwrap();
-        let child = Command::new(VIDVARD)
+        let child = cmd
             .envs(vars.iter().copied())
             .arg("--foreground")
             .arg("--socket")
@@ -116,8 +126,11 @@ impl Env {
 
     /// Run vidvarctl against this environment's socket.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(VIDVARCTL)
-            .env("VIDVAR_SOCKET", self.socket())
+        let mut cmd = Command::new(VIDVARCTL);
+        if let Some(user) = &self.service_user {
+            cmd.env("VIDVAR_SERVICE_USER", &user.name);
+        }
+        cmd.env("VIDVAR_SOCKET", self.socket())
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -261,17 +274,29 @@ pub fn probe(path: &Path) -> (bool, bool, f64) {
     (has("video"), has("audio"), duration)
 }
 
-/// Pids of live (non-zombie) processes whose command line mentions `needle`.
-pub fn processes_mentioning(needle: &str) -> Vec<i32> {
+/// Pids of live (non-zombie) FFmpeg processes whose command line or open
+/// files mention `needle` (vidvard hands FFmpeg descriptors, `/dev/fd/N`,
+/// so the output directory shows in the files it has open).
+pub fn ffmpeg_using(needle: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| {
             let e = e.ok()?;
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
             let state = stat[stat.rfind(')')? + 2..].chars().next()?;
-            (state != 'Z' && String::from_utf8_lossy(&cmdline).contains(needle)).then_some(pid)
+            if comm.trim() != "ffmpeg" || state == 'Z' {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let mentions = String::from_utf8_lossy(&cmdline).contains(needle)
+                || std::fs::read_dir(e.path().join("fd"))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .any(|target| target.to_string_lossy().contains(needle));
+            mentions.then_some(pid)
         })
         .collect()
 }

@@ -1,0 +1,118 @@
+//! Unprivileged users made for a test with useradd(8) and removed with
+//! userdel(8) when dropped; commands run as them with setpriv(1). Needs
+//! root: a test that calls [`require_root`] without it fails saying so.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Fail the calling test, with the reason, unless it runs as root.
+pub fn require_root(what: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root ({what}); run the suite as root, as CI does"
+    );
+}
+
+/// A user (with a group of the same name) that exists while this lives.
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl User {
+    /// Create a user named `<prefix><pid><n>`, also a member of `groups`
+    /// (group names). useradd is retried while another test holds the
+    /// lock on /etc/passwd.
+    pub fn create(prefix: &str, groups: &[&str]) -> User {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cmd = Command::new("useradd");
+        cmd.args(["--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin"]);
+        if !groups.is_empty() {
+            cmd.args(["--groups", &groups.join(",")]);
+        }
+        cmd.arg(&name);
+        let mut last = None;
+        for _ in 0..50 {
+            let out = cmd.output().expect("useradd (package passwd) is installed");
+            if out.status.success() {
+                let user = nix::unistd::User::from_name(&name)
+                    .unwrap()
+                    .expect("useradd made the user");
+                return User {
+                    name,
+                    uid: user.uid.as_raw(),
+                    gid: user.gid.as_raw(),
+                };
+            }
+            last = Some(out);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "useradd {name} failed: {}",
+            String::from_utf8_lossy(&last.unwrap().stderr)
+        );
+    }
+
+    /// `program args...` as this user, with its groups (setpriv(1)).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--init-groups",
+            "--",
+            program,
+        ])
+        .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `sh -c script` as this user; panics unless it succeeds.
+    pub fn sh(&self, script: &str) {
+        let out = self.command("sh").args(["-c", script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Give `path` to this user (and its group), with `mode`.
+    pub fn own(&self, path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let done = Command::new("userdel")
+                .arg(&self.name)
+                .output()
+                .is_ok_and(|o| o.status.success() || o.status.code() == Some(6));
+            if done {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// What a command printed, for assertion messages.
+pub fn said(out: &Output) -> String {
+    format!(
+        "status {}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
