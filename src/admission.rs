@@ -38,7 +38,11 @@ fn invalid(message: String) -> ApiError {
 fn refused(what: &str, given: &Path, err: AccessError) -> ApiError {
     ApiError::BadInput(match err {
         AccessError::Io { path, source } if path == given => {
-            format!("cannot use {what} {}: {}", given.display(), describe_io(&source))
+            format!(
+                "cannot use {what} {}: {}",
+                given.display(),
+                describe_io(&source)
+            )
         }
         AccessError::NotDirectory { .. } => {
             format!("{what} {} is not a directory", given.display())

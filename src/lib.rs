@@ -12,7 +12,8 @@
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`supervisor`]: owns FFmpeg child processes.
 //! - [`scheduler`]: what runs next, live progress, the job API;
-//!   [`admission`] checks submissions, [`access`] judges permissions.
+//!   [`admission`] checks submissions, [`access`] judges permissions and
+//!   [`access::vetted`] opens only the files vetted for a job.
 //! - [`worker`]: one slot's work: probe, encode, verify, publish.
 //! - [`recovery`]: cleanup after an unclean stop.
 //! - [`server`]: accept loop and request dispatch.

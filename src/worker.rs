@@ -124,8 +124,8 @@ async fn open_and_probe(
     run_as: Option<&RunAs>,
 ) -> Result<probe::ProbeInfo, String> {
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
-    let file = blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge)))
-        .await?;
+    let file =
+        blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
     probe::probe(&s.config.ffprobe, file.as_fd(), run_as)
         .await
         .map_err(|e| e.to_string())
@@ -144,7 +144,8 @@ fn open_input(input: &Place, judge: &Judge) -> Result<File, String> {
         AccessError::Io { source, .. } => format!("cannot read input: {}", describe_io(&source)),
         other => format!("cannot read input: {other}"),
     };
-    let walked = vetted::reopen(&input.path, input.identity, judge, Want::Read).map_err(unusable)?;
+    let walked =
+        vetted::reopen(&input.path, input.identity, judge, Want::Read).map_err(unusable)?;
     if walked.is_dir() {
         return Err("input is a directory, not a video file".into());
     }
@@ -292,8 +293,11 @@ async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
     let shown = target.dir_path.join(&target.temp_name);
     let removed = blocking(move || {
         as_owner(run_as.as_ref(), || {
-            match unlinkat(&target.dir, target.temp_name.as_os_str(), UnlinkatFlags::NoRemoveDir)
-            {
+            match unlinkat(
+                &target.dir,
+                target.temp_name.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            ) {
                 Ok(()) | Err(Errno::ENOENT) => Ok(()),
                 Err(errno) => Err(io::Error::from(errno).to_string()),
             }
@@ -308,10 +312,7 @@ async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
 /// Run `f` with the job owner's filesystem credentials when the daemon
 /// acts for another user (see [`RunAs::with_fs_creds`]); on a blocking
 /// thread only.
-fn as_owner<R>(
-    run_as: Option<&RunAs>,
-    f: impl FnOnce() -> Result<R, String>,
-) -> Result<R, String> {
+fn as_owner<R>(run_as: Option<&RunAs>, f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
     match run_as {
         Some(run_as) => run_as
             .with_fs_creds(|| Ok(f()))
@@ -323,7 +324,11 @@ fn as_owner<R>(
 /// Open the input and the output directory as vetted, check the free
 /// space, and create the temporary file: everything an encode needs
 /// before FFmpeg starts.
-async fn prepare(s: &Scheduler, work: &EncodeWork, run_as: Option<&RunAs>) -> Result<Target, String> {
+async fn prepare(
+    s: &Scheduler,
+    work: &EncodeWork,
+    run_as: Option<&RunAs>,
+) -> Result<Target, String> {
     let judge = s.judge_for(&work.owner);
     let min_free = s.tunables().min_free_bytes;
     let (work, run_as) = (work.clone(), run_as.cloned());
@@ -578,7 +583,13 @@ fn links_unsupported(errno: Errno) -> bool {
 }
 
 fn rename_no_replace(dir: &OwnedFd, from: &std::ffi::OsStr, to: &OsString) -> nix::Result<()> {
-    renameat2(dir, from, dir, to.as_os_str(), RenameFlags::RENAME_NOREPLACE)
+    renameat2(
+        dir,
+        from,
+        dir,
+        to.as_os_str(),
+        RenameFlags::RENAME_NOREPLACE,
+    )
 }
 
 #[cfg(test)]
@@ -635,9 +646,15 @@ mod tests {
         let fd = OwnedFd::from(File::open(dir.path()).unwrap());
         let err = rename_no_replace(&fd, "a".as_ref(), &"b".into()).unwrap_err();
         assert_eq!(err, Errno::EEXIST);
-        assert_eq!(std::fs::read_to_string(dir.path().join("b")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b")).unwrap(),
+            "old"
+        );
         rename_no_replace(&fd, "a".as_ref(), &"c".into()).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("c")).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("c")).unwrap(),
+            "new"
+        );
     }
 
     #[test]
@@ -657,6 +674,9 @@ mod tests {
         assert_eq!(output_name(&work("/in/.mp4", 1), 1), "mp4_v01.mp4");
         assert_eq!(output_name(&work("/in/...", 2), 2), "video_v02.mp4");
         assert_eq!(output_name(&work("/in/a b.mov", 3), 12), "a b_v12.mp4");
-        assert_eq!(temp_path(&work("/in/a.mov", 3)), Path::new("/out/.a_v03.vidvar-77.part"));
+        assert_eq!(
+            temp_path(&work("/in/a.mov", 3)),
+            Path::new("/out/.a_v03.vidvar-77.part")
+        );
     }
 }

@@ -90,7 +90,10 @@ impl Setup {
         self.client
             .command(VIDVARCTL)
             .env("VIDVAR_SOCKET", self.env.socket())
-            .env("VIDVAR_SERVICE_USER", &self.env.service_user.as_ref().unwrap().name)
+            .env(
+                "VIDVAR_SERVICE_USER",
+                &self.env.service_user.as_ref().unwrap().name,
+            )
             .current_dir("/")
             .args(args)
             .output()
@@ -120,7 +123,12 @@ impl Setup {
     /// Every output listed and every file in `out`: none is the secret
     /// (176x144), none is a hidden temporary file.
     fn assert_no_leak(&self, job: i64, dirs: &[&Path]) {
-        for output in self.env.json(&["outputs", &job.to_string()]).as_array().unwrap() {
+        for output in self
+            .env
+            .json(&["outputs", &job.to_string()])
+            .as_array()
+            .unwrap()
+        {
             let path = Path::new(output["path"].as_str().unwrap());
             if path.exists() {
                 assert_ne!(size_of(path), "176x144", "{} is the secret", path.display());
@@ -128,7 +136,10 @@ impl Setup {
         }
         for dir in dirs {
             for name in names(dir) {
-                assert!(!name.starts_with('.'), "temporary file {name} left in {dir:?}");
+                assert!(
+                    !name.starts_with('.'),
+                    "temporary file {name} left in {dir:?}"
+                );
                 assert_ne!(size_of(&dir.join(&name)), "176x144", "{name} is the secret");
             }
         }
@@ -170,7 +181,10 @@ fn an_input_swapped_for_a_symlink_after_the_probe_is_never_read() {
     let detail = setup.wait_final(job);
     assert_ne!(detail["summary"]["state"], "succeeded", "{detail}");
     let errors = errors(&detail);
-    assert!(errors.contains("input changed since it was submitted"), "{errors}");
+    assert!(
+        errors.contains("input changed since it was submitted"),
+        "{errors}"
+    );
     setup.assert_no_leak(job, &[&setup.out]);
 }
 
@@ -189,7 +203,10 @@ fn a_directory_on_the_way_swapped_for_a_symlink_is_refused() {
     let detail = setup.wait_final(job);
     assert_ne!(detail["summary"]["state"], "succeeded", "{detail}");
     let errors = errors(&detail);
-    assert!(errors.contains("input changed since it was submitted"), "{errors}");
+    assert!(
+        errors.contains("input changed since it was submitted"),
+        "{errors}"
+    );
     setup.assert_no_leak(job, &[&setup.out]);
 }
 
@@ -200,13 +217,21 @@ fn a_hard_link_to_a_file_the_client_cannot_read_is_refused_at_submit() {
     std::fs::hard_link(&setup.secret, &link).unwrap();
     let refused = setup.ctl(&["submit", "-o", s(&setup.out), s(&link)]);
     assert_eq!(refused.status.code(), Some(5), "{}", said(&refused));
-    assert!(said(&refused).contains("permission denied"), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("permission denied"),
+        "{}",
+        said(&refused)
+    );
     // And through a symlink, the file behind it is judged.
     let symlink = setup.vin.join("symlink.mp4");
     std::os::unix::fs::symlink(&setup.secret, &symlink).unwrap();
     let refused = setup.ctl(&["submit", "-o", s(&setup.out), s(&symlink)]);
     assert_eq!(refused.status.code(), Some(5), "{}", said(&refused));
-    assert!(said(&refused).contains("permission denied"), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("permission denied"),
+        "{}",
+        said(&refused)
+    );
     assert_eq!(names(&setup.out), Vec::<String>::new());
 }
 
@@ -240,10 +265,18 @@ fn an_output_directory_swapped_mid_job_keeps_no_stray_file_and_redirects_nothing
         "{errors}"
     );
     assert!(!errors.contains("output is broken"), "{errors}");
-    assert_eq!(names(&elsewhere), Vec::<String>::new(), "nothing redirected");
+    assert_eq!(
+        names(&elsewhere),
+        Vec::<String>::new(),
+        "nothing redirected"
+    );
     // What was published went to the vetted directory; nothing hidden stays.
     for name in names(&orig) {
-        assert!(name.starts_with("clip_v"), "{name} left in {}", orig.display());
+        assert!(
+            name.starts_with("clip_v"),
+            "{name} left in {}",
+            orig.display()
+        );
     }
 }
 
@@ -350,7 +383,11 @@ fn socket_and_pidfile_paths_never_delete_what_is_there() {
     for pidfile in [&important, &stale] {
         let out = env.run_vidvard(&env.socket(), &state, pidfile, &[]);
         assert!(!out.status.success());
-        assert!(said(&out).contains("another daemon is listening"), "{}", said(&out));
+        assert!(
+            said(&out).contains("another daemon is listening"),
+            "{}",
+            said(&out)
+        );
     }
     assert_eq!(std::fs::read_to_string(&important).unwrap(), "precious");
     assert_eq!(std::fs::read_to_string(&stale).unwrap(), "12345\n");

@@ -61,10 +61,7 @@ fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
 
     let _daemon = env.start(&["--max-parallel", "2"]);
     assert_interrupted(&env, job);
-    assert_eq!(
-        ffmpeg_using(out.to_str().unwrap()),
-        Vec::<i32>::new()
-    );
+    assert_eq!(ffmpeg_using(out.to_str().unwrap()), Vec::<i32>::new());
     assert_eq!(temp_files(&env), Vec::<String>::new());
 
     let retried = env.json(&["retry", &job.to_string()]);

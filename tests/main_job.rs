@@ -188,10 +188,7 @@ fn cancel_mid_encode_stops_ffmpeg_and_removes_temp_files() {
     assert_eq!(cancelled["summary"]["state"], "cancelled");
     assert_eq!(cancelled["files"][0]["state"], "cancelled");
     // cancel answers once the processes are gone and their files removed.
-    assert_eq!(
-        ffmpeg_using(out_dir.to_str().unwrap()),
-        Vec::<i32>::new()
-    );
+    assert_eq!(ffmpeg_using(out_dir.to_str().unwrap()), Vec::<i32>::new());
     assert_eq!(names(&out_dir), Vec::<String>::new());
     assert_eq!(
         env.json(&["outputs", &job.to_string()]),

@@ -293,9 +293,7 @@ fn ffmpeg_runs_as_the_owner_dies_with_the_daemon_and_cannot_be_redirected() {
         .trim()
         .parse()
         .unwrap();
-    let ffmpeg = wait_for("FFmpeg", LIMIT, || {
-        ffmpeg_using(s(&out)).first().copied()
-    });
+    let ffmpeg = wait_for("FFmpeg", LIMIT, || ffmpeg_using(s(&out)).first().copied());
     assert_eq!(uid_of(ffmpeg), NOBODY, "FFmpeg runs as the job's owner");
 
     // While the second job waits, nobody points its output directory at a

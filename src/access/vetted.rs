@@ -241,14 +241,15 @@ impl Walked {
             | OFlag::O_NONBLOCK
             | OFlag::O_NOCTTY
             | OFlag::O_CLOEXEC;
-        let fd = openat(&self.parent, self.name.as_os_str(), flags, Mode::empty()).map_err(
-            |errno| match errno {
-                Errno::ELOOP => AccessError::Changed {
-                    path: self.real.clone(),
-                },
-                other => AccessError::io(&self.real, other),
-            },
-        )?;
+        let fd =
+            openat(&self.parent, self.name.as_os_str(), flags, Mode::empty()).map_err(|errno| {
+                match errno {
+                    Errno::ELOOP => AccessError::Changed {
+                        path: self.real.clone(),
+                    },
+                    other => AccessError::io(&self.real, other),
+                }
+            })?;
         let stat = fstat(&fd).map_err(|e| AccessError::io(&self.real, e))?;
         if FileIdentity::of(&stat) != self.identity() {
             return Err(AccessError::Changed {
@@ -297,8 +298,7 @@ fn walk(path: &Path, judge: &Judge, symlinks: Symlinks) -> Result<Walked, Access
             let (parent, name) = match dirs.pop() {
                 Some(entry) => entry,
                 None => (
-                    open_path(&current, OsStr::new("."))
-                        .map_err(|e| AccessError::io(&here, e))?,
+                    open_path(&current, OsStr::new(".")).map_err(|e| AccessError::io(&here, e))?,
                     OsString::from("."),
                 ),
             };
@@ -329,8 +329,8 @@ fn walk(path: &Path, judge: &Judge, symlinks: Symlinks) -> Result<Walked, Access
             if followed > MAX_SYMLINKS {
                 return Err(AccessError::io(&here, Errno::ELOOP));
             }
-            let target = readlinkat(&current, name.as_os_str())
-                .map_err(|e| AccessError::io(&here, e))?;
+            let target =
+                readlinkat(&current, name.as_os_str()).map_err(|e| AccessError::io(&here, e))?;
             let target = PathBuf::from(target);
             if target.is_absolute() {
                 // Back to `/`, which every walk may search.
@@ -398,7 +398,10 @@ mod tests {
         assert_eq!(vetted.real, base.join("real/clip.mp4"));
         let meta = std::fs::metadata(base.join("real/clip.mp4")).unwrap();
         assert_eq!(vetted.identity.ino, meta.ino());
-        assert_eq!(walked.open_read().unwrap().metadata().unwrap().ino(), meta.ino());
+        assert_eq!(
+            walked.open_read().unwrap().metadata().unwrap().ino(),
+            meta.ino()
+        );
 
         // The real path opens again as the same file...
         reopen(&vetted.real, Some(vetted.identity), &me(), Want::Read).unwrap();
@@ -442,8 +445,14 @@ mod tests {
 
         symlink("loop", base.join("loop")).unwrap();
         let err = vet(&base.join("loop"), &me(), Want::Read).unwrap_err();
-        assert_eq!(err.to_string(), format!("cannot use {}: {}", base.join("loop").display(),
-            io::Error::from(Errno::ELOOP)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot use {}: {}",
+                base.join("loop").display(),
+                io::Error::from(Errno::ELOOP)
+            )
+        );
         let err = vet(&base.join("nope"), &me(), Want::Read).unwrap_err();
         assert!(err.to_string().contains("no such file"), "{err}");
         std::fs::write(base.join("f"), "x").unwrap();
@@ -478,7 +487,10 @@ mod tests {
         let err = vet(&base.join("open/clip.mp4"), &stranger, Want::Read).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("permission denied: {}", base.join("open/clip.mp4").display())
+            format!(
+                "permission denied: {}",
+                base.join("open/clip.mp4").display()
+            )
         );
         // Writing needs w and x on the directory.
         mode("open", 0o755);

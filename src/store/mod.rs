@@ -990,7 +990,11 @@ mod tests {
                 inputs: (0..inputs)
                     .map(|i| {
                         let path = format!("/in/{i}.mp4");
-                        (PathBuf::from(&path), vetted(&path, 2 + i as u64), effects(variations))
+                        (
+                            PathBuf::from(&path),
+                            vetted(&path, 2 + i as u64),
+                            effects(variations),
+                        )
                     })
                     .collect(),
                 created_at: 0,

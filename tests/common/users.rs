@@ -33,7 +33,12 @@ impl User {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let mut cmd = Command::new("useradd");
-        cmd.args(["--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin"]);
+        cmd.args([
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
         if !groups.is_empty() {
             cmd.args(["--groups", &groups.join(",")]);
         }
