@@ -3,20 +3,27 @@
 //!
 //! For every variation the store still has running: its FFmpeg process
 //! group is killed (SIGKILL) only when the stored pid, start time and boot
-//! id still name the same process, so a reused pid is never hit; its
-//! temporary file is removed through the job's output directory reopened
-//! as vetted (see [`crate::access::vetted`]), so a directory renamed or
-//! swapped since is never searched for a file to delete. Then the store
-//! marks the work interrupted.
+//! id still name the same process, so a reused pid is never hit. Its
+//! temporary file is dealt with through the job's output directory
+//! reopened as vetted (see [`crate::access::vetted`]), so a directory
+//! renamed or swapped since is never searched or changed: when the file
+//! was already published under its output name (the daemon died between
+//! publishing and recording, and a published file was verified and synced
+//! first), the output is recorded as the variation's; otherwise the
+//! temporary file is removed. Then the store marks the rest interrupted.
 
-use crate::access::vetted;
+use crate::access::vetted::{self, FileIdentity, Walked};
 use crate::access::{Judge, Want};
 use crate::proto::JobId;
-use crate::store::{Place, Store, StoreError};
+use crate::store::{Interrupted, Outcome, Store, StoreError};
 use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::stat::{Mode, SFlag, fstatat};
 use nix::unistd::{Pid, UnlinkatFlags, unlinkat};
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 /// What recovery did.
 #[derive(Debug, Default, PartialEq)]
@@ -25,6 +32,8 @@ pub struct Report {
     pub killed: usize,
     /// Temporary files removed.
     pub removed: usize,
+    /// Outputs published but not recorded before the stop, now recorded.
+    pub adopted: usize,
     /// Jobs marked interrupted.
     pub jobs: Vec<JobId>,
 }
@@ -36,7 +45,7 @@ pub struct Report {
 pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
     let mut report = Report::default();
     for leftover in store.interrupted()? {
-        if let Some(process) = leftover.process.filter(|p| p.is_alive()) {
+        if let Some(process) = leftover.process.as_ref().filter(|p| p.is_alive()) {
             match killpg(Pid::from_raw(process.pid), Signal::SIGKILL) {
                 Ok(()) => {
                     log::warn!("killed orphaned FFmpeg process group {}", process.pid);
@@ -45,35 +54,210 @@ pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
                 Err(err) => log::warn!("cannot kill orphan {}: {err}", process.pid),
             }
         }
-        if let Some(temp) = leftover.temp_path {
-            match remove_temp(&leftover.output_dir, &temp) {
-                Ok(true) => report.removed += 1,
-                Ok(false) => {}
-                Err(err) => log::warn!("cannot remove {}: {err}", temp.display()),
+        match settle_temp(&leftover) {
+            Ok(Settled::Published { output, size }) => {
+                log::warn!(
+                    "variation {} was published as {} before the stop: recorded now",
+                    leftover.variation_id,
+                    output.display()
+                );
+                store.finish_variation(
+                    leftover.variation_id,
+                    &Outcome::Succeeded { output, size },
+                )?;
+                report.adopted += 1;
             }
+            Ok(Settled::Removed) => report.removed += 1,
+            Ok(Settled::Nothing) => {}
+            Err(err) => log::warn!(
+                "variation {}: cannot clean up its temporary file: {err}",
+                leftover.variation_id
+            ),
         }
     }
     report.jobs = store.mark_interrupted()?;
     if report != Report::default() {
         log::warn!(
-            "recovered from an unclean stop: jobs {:?} interrupted, {} FFmpeg process(es) killed, {} temporary file(s) removed",
+            "recovered from an unclean stop: jobs {:?} interrupted, {} FFmpeg process(es) \
+             killed, {} temporary file(s) removed, {} published output(s) recorded",
             report.jobs,
             report.killed,
-            report.removed
+            report.removed,
+            report.adopted
         );
     }
     Ok(report)
 }
 
-/// Remove the temporary file `temp` (only its name is used) from the
-/// vetted directory `dir`. Returns whether a file was removed.
-fn remove_temp(dir: &Place, temp: &Path) -> Result<bool, String> {
+/// What became of an interrupted variation's temporary file.
+enum Settled {
+    /// It had been published: the output and its size in bytes.
+    Published { output: PathBuf, size: u64 },
+    /// It was removed.
+    Removed,
+    /// There was none.
+    Nothing,
+}
+
+/// Find where the temporary file of `leftover` went: published under
+/// another name in the vetted output directory (same inode), or still
+/// there and then removed.
+fn settle_temp(leftover: &Interrupted) -> Result<Settled, String> {
+    let Some(temp) = &leftover.temp_path else {
+        return Ok(Settled::Nothing);
+    };
     let name = temp.file_name().ok_or("not a file name")?;
+    let dir = &leftover.output_dir;
     let dir = vetted::reopen(&dir.path, dir.identity, &Judge::Daemon, Want::CreateIn)
         .map_err(|e| e.to_string())?;
-    match unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) => Ok(true),
-        Err(Errno::ENOENT) => Ok(false),
-        Err(errno) => Err(errno.desc().into()),
+    let published = match leftover.temp_identity {
+        Some(identity) => published_name(&dir, name, identity)?,
+        None => None,
+    };
+    let removed = match unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => true,
+        Err(Errno::ENOENT) => false,
+        Err(errno) => return Err(errno.desc().into()),
+    };
+    Ok(match published {
+        Some((output, size)) => Settled::Published {
+            output: dir.real_path().join(output),
+            size,
+        },
+        None if removed => Settled::Removed,
+        None => Settled::Nothing,
+    })
+}
+
+/// The name in `dir`, other than `temp`, of the regular file `identity`,
+/// and its size in bytes.
+fn published_name(
+    dir: &Walked,
+    temp: &OsStr,
+    identity: FileIdentity,
+) -> Result<Option<(OsString, u64)>, String> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut entries = nix::dir::Dir::openat(dir.fd(), ".", flags, Mode::empty())
+        .map_err(|e| format!("cannot list the output directory: {e}"))?;
+    for entry in entries.iter() {
+        let Ok(entry) = entry else { continue };
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if entry.ino() != identity.ino || name == temp || name == "." || name == ".." {
+            continue;
+        }
+        let Ok(stat) = fstatat(dir.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+        if regular && stat.st_dev == identity.dev && stat.st_ino == identity.ino {
+            return Ok(Some((name.to_os_string(), stat.st_size.max(0) as u64)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Peer;
+    use crate::store::{NewJob, Work};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    /// A job of one input with `n` variations, every variation claimed
+    /// (running) with its temporary file created in `out`, as a daemon
+    /// killed mid-encode leaves them. Returns the store and the temp paths.
+    fn crashed(dir: &Path, n: u32) -> (Store, Vec<(i64, PathBuf)>) {
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let input = dir.join("a.mp4");
+        std::fs::write(&input, "video").unwrap();
+        let vet = |p: &Path, want| vetted::vet(p, &Judge::Daemon, want).unwrap().vetted();
+        let effects = crate::effects::generate(&Default::default(), 1, 0, n).unwrap();
+        store
+            .create_job(&NewJob {
+                seed: 1,
+                output_dir: (out.clone(), vet(&out, Want::CreateIn)),
+                variations: n,
+                inputs: vec![(input.clone(), vet(&input, Want::Read), effects)],
+                created_at: 0,
+                owner: Peer {
+                    uid: 0,
+                    gid: 0,
+                    groups: vec![],
+                },
+            })
+            .unwrap();
+        let Some(Work::Probe { file_id, .. }) = store.next_work(0).unwrap() else {
+            panic!("a probe comes first")
+        };
+        store.start_probe(file_id).unwrap();
+        store.finish_probe(file_id, Some(1_000_000)).unwrap();
+        let mut temps = Vec::new();
+        while let Some(Work::Encode(work)) = store.next_work(0).unwrap() {
+            let temp = out.join(format!(".a_v{:02}.part", work.index));
+            assert!(store.start_variation(work.variation_id, &temp).unwrap());
+            std::fs::write(&temp, "encoded").unwrap();
+            let meta = std::fs::metadata(&temp).unwrap();
+            let identity = FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            };
+            store.set_temp(work.variation_id, identity).unwrap();
+            temps.push((work.variation_id, temp));
+        }
+        (store, temps)
+    }
+
+    #[test]
+    fn an_output_published_but_not_recorded_is_recorded_and_the_rest_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let (mut store, temps) = crashed(&dir, 3);
+        let out = dir.join("out");
+        // Variation 1 was linked and its temporary name removed; variation
+        // 2 linked only; variation 3 still encoding.
+        std::fs::hard_link(&temps[0].1, out.join("a_v01.mp4")).unwrap();
+        std::fs::remove_file(&temps[0].1).unwrap();
+        std::fs::hard_link(&temps[1].1, out.join("a_v02.mp4")).unwrap();
+
+        let report = recover(&mut store).unwrap();
+        assert_eq!((report.adopted, report.removed), (2, 1));
+        let job = report.jobs[0];
+        let outputs: Vec<PathBuf> = store
+            .outputs(job)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(outputs, [out.join("a_v01.mp4"), out.join("a_v02.mp4")]);
+        let mut names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a_v01.mp4", "a_v02.mp4"]);
+        assert_eq!(
+            store.job(job).unwrap().unwrap().state,
+            crate::proto::JobState::Failed,
+            "one variation of the only input was interrupted"
+        );
+    }
+
+    #[test]
+    fn a_directory_swapped_since_is_neither_searched_nor_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let (mut store, temps) = crashed(&dir, 1);
+        let out = dir.join("out");
+        std::fs::rename(&out, dir.join("moved")).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        let decoy = out.join(temps[0].1.file_name().unwrap());
+        std::fs::write(&decoy, "not ours").unwrap();
+
+        let report = recover(&mut store).unwrap();
+        assert_eq!((report.adopted, report.removed), (0, 0));
+        assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "not ours");
     }
 }

@@ -15,7 +15,7 @@
 //! swapped meanwhile can neither redirect an output nor keep a stray
 //! temporary file. A failed or stopped encode leaves no file behind.
 
-use crate::access::vetted::{self, AccessError, Walked};
+use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Peer, Want, describe_io};
 use crate::ffmpeg::{argv, probe};
 use crate::process::RunAs;
@@ -242,6 +242,7 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken
     let run_as = RunAs::for_owner(&work.owner);
     let result = match prepare(s, work, run_as.as_ref()).await {
         Ok(target) => {
+            remember_temp(s, work, &target.temp);
             let target = Arc::new(target);
             let result = run_encode(s, work, &target, run_as.as_ref(), cancel).await;
             if !matches!(result, Ok(Some(_))) {
@@ -277,6 +278,28 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken
     });
     if let Some(state) = recorded.await {
         log_if_final(work.job_id, state);
+    }
+}
+
+/// Record which file the temporary file is, so that recovery can find it
+/// under its published name should the daemon die between publishing and
+/// recording (see [`crate::recovery`]).
+fn remember_temp(s: &Scheduler, work: &EncodeWork, temp: &File) {
+    use std::os::unix::fs::MetadataExt;
+    let recorded = temp.metadata().map_err(|e| e.to_string()).and_then(|meta| {
+        let identity = FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        s.store()
+            .set_temp(work.variation_id, identity)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(err) = recorded {
+        log::error!(
+            "job {}: cannot record the temporary file: {err}",
+            work.job_id
+        );
     }
 }
 

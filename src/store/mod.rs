@@ -186,6 +186,8 @@ pub struct Interrupted {
     pub temp_path: Option<PathBuf>,
     /// The job's output directory as vetted.
     pub output_dir: Place,
+    /// The temporary file's identity, once it was created.
+    pub temp_identity: Option<FileIdentity>,
     /// FFmpeg's identity, when it had been spawned.
     pub process: Option<ProcessIdentity>,
 }
@@ -599,11 +601,22 @@ impl Store {
     /// more (cancelled in between).
     pub fn start_variation(&mut self, variation_id: i64, temp_path: &Path) -> Result<bool> {
         let changed = self.conn.execute(
-            "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL
+            "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL,
+                    temp_dev = NULL, temp_ino = NULL
              WHERE id = ?1 AND state = 'queued'",
             params![variation_id, text_of(temp_path)],
         )?;
         Ok(changed == 1)
+    }
+
+    /// Record which file the temporary file of a running variation is, once
+    /// created, so that recovery can find it under its published name.
+    pub fn set_temp(&mut self, variation_id: i64, temp: FileIdentity) -> Result<()> {
+        self.conn.execute(
+            "UPDATE variations SET temp_dev = ?2, temp_ino = ?3 WHERE id = ?1",
+            params![variation_id, temp.dev as i64, temp.ino as i64],
+        )?;
+        Ok(())
     }
 
     /// Record the FFmpeg process of a running variation.
@@ -767,7 +780,8 @@ impl Store {
     pub fn interrupted(&self) -> Result<Vec<Interrupted>> {
         let mut stmt = self.conn.prepare(
             "SELECT v.id, v.temp_path, v.pid, v.pid_start_time, v.boot_id,
-                    j.output_dir, j.output_real, j.output_dev, j.output_ino
+                    j.output_dir, j.output_real, j.output_dev, j.output_ino,
+                    v.temp_dev, v.temp_ino
              FROM variations v JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
              WHERE v.state = 'running'",
         )?;
@@ -779,6 +793,13 @@ impl Store {
                 variation_id: r.get(0)?,
                 temp_path: r.get::<_, Option<String>>(1)?.map(path_of),
                 output_dir: place_of(r, 5, 6)?,
+                temp_identity: match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<i64>>(10)?) {
+                    (Some(dev), Some(ino)) => Some(FileIdentity {
+                        dev: dev as u64,
+                        ino: ino as u64,
+                    }),
+                    _ => None,
+                },
                 process: match (pid, start, boot) {
                     (Some(pid), Some(start), Some(boot_id)) => Some(ProcessIdentity {
                         pid,

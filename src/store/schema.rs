@@ -70,5 +70,9 @@ ALTER TABLE jobs ADD COLUMN output_ino INTEGER;
 ALTER TABLE files ADD COLUMN real_path TEXT;
 ALTER TABLE files ADD COLUMN dev INTEGER;
 ALTER TABLE files ADD COLUMN ino INTEGER;
+-- The temporary file of a running variation (st_dev, st_ino): after a
+-- crash between publishing and recording, recovery finds the output by it.
+ALTER TABLE variations ADD COLUMN temp_dev INTEGER;
+ALTER TABLE variations ADD COLUMN temp_ino INTEGER;
 "#,
 ];
