@@ -27,8 +27,6 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use interprocess::local_socket::tokio::{Stream, prelude::*};
-use interprocess::local_socket::{GenericFilePath, ToFsName};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
@@ -42,10 +40,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vidvar::access::{Judge, Want};
 use vidvar::effects;
 use vidvar::ffmpeg::{EncodeSettings, argv};
-use vidvar::proto::codec::{self, Connection};
-use vidvar::proto::{
-    HandshakeReply, Hello, JobId, JobState, PROTOCOL_VERSION, Request, Response, SubmitRequest,
-};
+use vidvar::proto::codec;
+use vidvar::proto::{JobId, JobState, Request, Response, SubmitRequest};
 
 const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
 const VIDVARCTL: &str = env!("CARGO_BIN_EXE_vidvarctl");
@@ -504,28 +500,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// One protocol connection, built from the library's codec.
+/// The library's client, with the benchmark's conveniences.
 struct Client {
-    conn: Connection<Stream>,
+    inner: vidvar::client::Client,
 }
 
 impl Client {
     async fn connect(socket: &Path) -> Result<Client> {
-        let name = socket.to_fs_name::<GenericFilePath>()?;
-        let mut conn = Connection::client_side(Stream::connect(name).await?);
-        conn.send(&Hello {
-            protocol: PROTOCOL_VERSION,
-            client: "vidvar_bench".into(),
-        })
-        .await?;
-        match conn.recv::<HandshakeReply>().await? {
-            HandshakeReply::Welcome(_) => Ok(Client { conn }),
-            HandshakeReply::Refused(err) => bail!("handshake refused: {err}"),
-        }
+        let trusted = vidvar::client::Trusted::new(vidvar::paths::SERVICE_USER);
+        let inner = vidvar::client::Client::connect(socket, &trusted, "vidvar_bench").await?;
+        Ok(Client { inner })
     }
 
     async fn call(&mut self, request: &Request) -> Result<Response> {
-        self.conn.send(request).await?;
-        match self.conn.recv::<Response>().await? {
+        match self.inner.request(request).await? {
             Response::Error(err) => bail!("{request:?} failed: {err}"),
             response => Ok(response),
         }

@@ -1,10 +1,9 @@
 //! `vidvarctl`: command-line client of vidvard.
 //!
 //! Parses the command, talks to the daemon over its Unix socket
-//! ([`client`]), prints the answer for people ([`render`]) or as one JSON
+//! ([`vidvar::client`]), prints the answer for people ([`render`]) or as one JSON
 //! document (`--json`), and exits with a status scripts can test.
 
-mod client;
 mod render;
 mod watch;
 
@@ -30,10 +29,10 @@ macro_rules! out {
 pub(crate) use out;
 
 use clap::{Parser, Subcommand};
-use client::{Client, ClientError};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vidvar::client::{self, Client, ClientError};
 use vidvar::proto::{
     ErrorKind, JobDetail, JobId, JobState, Request, Response, SubmitRequest, WireError,
 };
@@ -288,7 +287,8 @@ async fn run(args: Args) -> Result<(), Failure> {
     }
     let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
     let trusted = client::Trusted::new(&args.service_user);
-    let mut client = Client::connect(&socket, &trusted).await?;
+    let name = format!("vidvarctl {}", env!("CARGO_PKG_VERSION"));
+    let mut client = Client::connect(&socket, &trusted, &name).await?;
     let json = args.json;
     let c = &mut client;
     match args.command {

@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`proto`]: wire types; [`proto::codec`] is the only code that knows
-//!   bincode and framing.
+//!   bincode and framing. [`client`]: the client side of the protocol.
 //! - [`store`]: the durable job queue in SQLite; the only module that
 //!   imports rusqlite.
 //! - [`effects`]: the seeded variation recipe (pure).
@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod effects;

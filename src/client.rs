@@ -1,4 +1,7 @@
-//! Connection to vidvard: trust, connect, handshake, request/response.
+//! The client side of the protocol, for `vidvarctl`, the benchmark and
+//! the tests: trust, connect, handshake, request/response. It knows
+//! messages, not bytes ([`crate::proto::codec`] frames them), and nothing
+//! of how they are shown.
 //!
 //! A client hands the daemon its paths, so it first makes sure that the
 //! socket is vidvard's and not a stranger's: the socket's directory must
@@ -6,11 +9,11 @@
 //! sticky, like /tmp), and the process listening must run as a trusted
 //! user (`SO_PEERCRED`, socket(7)). Otherwise it refuses, and says why.
 
+use crate::proto::codec::{CodecError, Connection};
+use crate::proto::{HandshakeReply, Hello, PROTOCOL_VERSION, Request, Response, WireError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vidvar::proto::codec::{CodecError, Connection};
-use vidvar::proto::{HandshakeReply, Hello, PROTOCOL_VERSION, Request, Response, WireError};
 
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
@@ -126,6 +129,7 @@ impl From<CodecError> for ClientError {
 /// answer a request (a cancel waits for FFmpeg's grace period).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A connection to vidvard after a successful handshake.
 pub struct Client {
     conn: Connection<Stream>,
     socket: PathBuf,
@@ -133,20 +137,29 @@ pub struct Client {
 
 impl Client {
     /// Connect to the socket at `socket`, served by a `trusted` user (see
-    /// the module docs), and complete the handshake.
+    /// the module docs), and complete the handshake as `name` (a program
+    /// name and version, for the daemon's log).
     ///
     /// Errors: [`ClientError::Untrusted`] with the reason, before anything
     /// is sent; [`ClientError::NotRunning`], [`ClientError::Connect`],
     /// [`ClientError::NotAnswering`] and the handshake's errors.
-    pub async fn connect(socket: &Path, trusted: &Trusted) -> Result<Client, ClientError> {
-        tokio::time::timeout(ANSWER_TIMEOUT, Self::handshake(socket, trusted))
+    pub async fn connect(
+        socket: &Path,
+        trusted: &Trusted,
+        name: &str,
+    ) -> Result<Client, ClientError> {
+        tokio::time::timeout(ANSWER_TIMEOUT, Self::handshake(socket, trusted, name))
             .await
             .map_err(|_| ClientError::NotAnswering {
                 socket: socket.to_path_buf(),
             })?
     }
 
-    async fn handshake(socket: &Path, trusted: &Trusted) -> Result<Client, ClientError> {
+    async fn handshake(
+        socket: &Path,
+        trusted: &Trusted,
+        name: &str,
+    ) -> Result<Client, ClientError> {
         let untrusted = |reason| ClientError::Untrusted {
             socket: socket.to_path_buf(),
             reason,
@@ -163,10 +176,10 @@ impl Client {
                 source,
             },
         };
-        let name = socket
+        let address = socket
             .to_fs_name::<GenericFilePath>()
             .map_err(connect_err)?;
-        let stream = Stream::connect(name).await.map_err(connect_err)?;
+        let stream = Stream::connect(address).await.map_err(connect_err)?;
         let server = stream
             .peer_creds()
             .ok()
@@ -182,7 +195,7 @@ impl Client {
         let sent = conn
             .send(&Hello {
                 protocol: PROTOCOL_VERSION,
-                client: format!("vidvarctl {}", env!("CARGO_PKG_VERSION")),
+                client: name.into(),
             })
             .await;
         // A daemon turning us away answers before reading, and may have
