@@ -185,9 +185,15 @@ impl Args {
             *path = std::path::absolute(&*path)
                 .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
         }
-        let database = config.database();
-        let lock = config.state_dir.join(daemon::STATE_LOCK_NAME);
-        for (path, what) in [(&config.socket, "socket"), (&config.pidfile, "pidfile")] {
+        // Compared where they really are: a symlinked directory must not
+        // let the socket or pidfile land on the database or the state lock.
+        let database = real_location(&config.database());
+        let lock = real_location(&config.state_dir.join(daemon::STATE_LOCK_NAME));
+        let (socket, pidfile) = (
+            real_location(&config.socket),
+            real_location(&config.pidfile),
+        );
+        for (path, what) in [(&socket, "socket"), (&pidfile, "pidfile")] {
             if [&database, &lock].contains(&path) {
                 anyhow::bail!(
                     "the {what} {} is a file of the state directory",
@@ -195,13 +201,19 @@ impl Args {
                 );
             }
         }
-        if config.socket == config.pidfile {
-            anyhow::bail!(
-                "socket and pidfile are the same path: {}",
-                config.socket.display()
-            );
+        if socket == pidfile {
+            anyhow::bail!("socket and pidfile are the same path: {}", socket.display());
         }
         Ok(config)
+    }
+}
+
+/// Where `path` (absolute) really is: its directory with symlinks, `.` and
+/// `..` resolved, when that directory exists.
+fn real_location(path: &std::path::Path) -> PathBuf {
+    match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
     }
 }
 

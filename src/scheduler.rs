@@ -30,6 +30,10 @@ use tokio_util::task::TaskTracker;
 
 /// Most jobs queued or running at once; submissions beyond are refused.
 pub const MAX_PENDING_JOBS: u64 = 10_000;
+/// Most variations queued or running for one user other than root and the
+/// daemon's user, so that one user cannot fill the queue (and the
+/// database) for everyone.
+pub const MAX_PENDING_VARIATIONS_PER_USER: u64 = 100_000;
 /// How often finished job records are checked against the retention period.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often at most a file's progress is written to the store.
@@ -46,6 +50,9 @@ pub enum ApiError {
     BadInput(String),
     #[error("daemon is shutting down")]
     ShuttingDown,
+    /// The queue is full, for everyone or for this user.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -59,6 +66,7 @@ impl ApiError {
             ApiError::Invalid(_) => ErrorKind::InvalidRequest,
             ApiError::BadInput(_) => ErrorKind::BadInput,
             ApiError::ShuttingDown => ErrorKind::ShuttingDown,
+            ApiError::Busy(_) => ErrorKind::Busy,
             ApiError::Store(err) => {
                 log::error!("{err}");
                 return WireError {
@@ -224,9 +232,20 @@ impl Scheduler {
         .map_err(|e| ApiError::Invalid(format!("submission check failed: {e}")))??;
         let pending = self.store().queue_depth()?;
         if pending >= MAX_PENDING_JOBS {
-            return Err(ApiError::Invalid(format!(
+            return Err(ApiError::Busy(format!(
                 "the queue is full ({pending} jobs pending); try again when some have finished"
             )));
+        }
+        if !self.is_admin(peer) {
+            let mine = self.store().pending_variations(peer.uid)?;
+            let asked = req.inputs.len() as u64 * u64::from(req.variations);
+            if mine + asked > MAX_PENDING_VARIATIONS_PER_USER {
+                return Err(ApiError::Busy(format!(
+                    "you have {mine} variations pending and ask for {asked} more; at most \
+                     {MAX_PENDING_VARIATIONS_PER_USER} may be pending per user: try again when \
+                     some have finished"
+                )));
+            }
         }
         let seed = req.seed.unwrap_or_else(effects::random_seed);
         let mut inputs = Vec::with_capacity(admitted.inputs.len());

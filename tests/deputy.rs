@@ -397,12 +397,24 @@ fn socket_and_pidfile_paths_never_delete_what_is_there() {
     let out = env.run_vidvard(&database, &state, &env.pidfile(), &[]);
     assert!(!out.status.success());
     assert!(said(&out).contains("state directory"), "{}", said(&out));
-    // Another spelling of the same path gets past the comparison of
-    // names, not past the check of what is there.
+    // Other spellings of the same place, through a symlinked directory too.
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&state, &link).unwrap();
     let spelled = state.join(".").join("vidvard.db");
-    let out = env.run_vidvard(&spelled, &state, &env.pidfile(), &[]);
-    assert!(!out.status.success(), "{}", said(&out));
+    for (socket, pidfile) in [
+        (spelled, env.pidfile()),
+        (link.join("vidvard.db"), env.pidfile()),
+        (env.socket(), link.join("vidvard.lock")),
+    ] {
+        let out = env.run_vidvard(&socket, &state, &pidfile, &[]);
+        assert!(said(&out).contains("state directory"), "{}", said(&out));
+    }
     assert!(std::fs::symlink_metadata(&database).unwrap().is_file());
+    assert!(
+        std::fs::symlink_metadata(state.join("vidvard.lock"))
+            .unwrap()
+            .is_file()
+    );
 
     // A pidfile that holds something else is refused, never written.
     let other_socket = env.path("other.sock");
@@ -414,4 +426,52 @@ fn socket_and_pidfile_paths_never_delete_what_is_there() {
     // The jobs are all still there.
     let _daemon = env.start(&[]);
     assert_eq!(env.status(job)["summary"]["state"], "succeeded");
+}
+
+#[test]
+fn a_playlist_posing_as_a_video_cannot_make_ffmpeg_read_other_files() {
+    let setup = Setup::new(&[]);
+    let playlist = setup.vin.join("evil.mp4");
+    std::fs::write(
+        &playlist,
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:2.0,\n{}\n#EXT-X-ENDLIST\n",
+            setup.secret.display()
+        ),
+    )
+    .unwrap();
+    setup.client.own(&playlist, 0o644);
+    let job = setup.submit(&["-n", "1", "-o", s(&setup.out), s(&playlist)]);
+    let detail = setup.wait_final(job);
+    assert_eq!(detail["summary"]["state"], "failed", "{detail}");
+    let errors = errors(&detail);
+    assert!(errors.contains("a hls file is not read"), "{errors}");
+    setup.assert_no_leak(job, &[&setup.out]);
+    assert_eq!(names(&setup.out), Vec::<String>::new());
+}
+
+#[test]
+fn one_user_cannot_fill_the_queue_for_everyone() {
+    let setup = Setup::new(&["--max-parallel", "1"]);
+    let clip = setup.decoy("clip.mp4", 0.2);
+    let inputs = vec![s(&clip); 1000];
+    let mut args = vec!["submit", "-n", "10", "-o", s(&setup.out)];
+    args.extend(&inputs);
+    let mut jobs = Vec::new();
+    for _ in 0..10 {
+        let out = setup.ctl(&args);
+        assert!(out.status.success(), "{}", said(&out));
+        jobs.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    let refused = setup.ctl(&args);
+    assert_eq!(refused.status.code(), Some(5), "{}", said(&refused));
+    assert!(said(&refused).contains("per user"), "{}", said(&refused));
+    // The daemon's own user is not held to it.
+    let admin = setup
+        .env
+        .ctl(&["submit", "-n", "1", "-o", s(&setup.out), s(&clip)]);
+    assert!(admin.status.success(), "{}", said(&admin));
+    for job in &jobs {
+        setup.ctl(&["cancel", job]);
+    }
 }

@@ -8,11 +8,34 @@
 //! fresh, seekable open file of that very inode (proc(5),
 //! `/proc/PID/fd`), which the mp4 demuxer and muxer need. Processes are
 //! started without a shell.
+//!
+//! What FFmpeg may open on its own is restricted too ([`INPUT_LIMITS`]):
+//! only the `file` protocol, and only container formats that hold their
+//! media, so that a "video" which is really a playlist (HLS, DASH) or a
+//! concat script cannot make FFmpeg read further files, by path, with
+//! the daemon's access.
 
 use super::{EncodeSettings, RateControl};
 use crate::proto::Effects;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
+
+/// Demuxers an input may be read with (ffmpeg-formats(1)): containers and
+/// raw streams that carry their media themselves. Left out on purpose:
+/// `hls`, `dash`, `concat`, `image2` and every other format that opens
+/// further files or URLs named inside the input.
+pub const INPUT_FORMATS: &str = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,mxf,nut,dv,gif,ivf,\
+                                 h264,hevc,m4v,mpegvideo,mjpeg,obu,av1,vc1,rm,wtv,yuv4mpegpipe";
+
+/// Input options that keep FFmpeg to the one file it is given: the `file`
+/// protocol only (`-protocol_whitelist`) and [`INPUT_FORMATS`]
+/// (`-format_whitelist`; ffmpeg-formats(1), "Format Options").
+pub const INPUT_LIMITS: [&str; 4] = [
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    INPUT_FORMATS,
+];
 
 /// The `file:` URL of the inherited descriptor `fd`: `file:/dev/fd/N`.
 pub fn fd_url(fd: RawFd) -> OsString {
@@ -51,9 +74,10 @@ pub fn encode(
         "-progress",
         "pipe:1",
         "-y",
-        "-i",
     ]
     .iter()
+    .chain(&INPUT_LIMITS)
+    .chain(&["-i"])
     .map(OsString::from)
     .collect();
     args.push(fd_url(input));
@@ -95,6 +119,7 @@ pub fn probe(fd: RawFd) -> Vec<OsString> {
         "-show_streams",
     ]
     .iter()
+    .chain(&INPUT_LIMITS)
     .map(OsString::from)
     .collect();
     args.push(fd_url(fd));
@@ -171,6 +196,7 @@ mod tests {
             "-progress pipe:1",
             "-nostats",
             "-map 0:V:0 -map 0:a:0?",
+            "-protocol_whitelist file -format_whitelist mov,matroska,",
             "-c:v libx264",
             "-preset ultrafast",
             "-b:v 2000k",

@@ -46,6 +46,11 @@ pub enum ProbeError {
     Undecodable,
     #[error("cannot read the file: permission denied")]
     PermissionDenied,
+    #[error(
+        "a {0} file is not read: only containers that hold their media are (a playlist or \
+         script that names other files is refused)"
+    )]
+    FormatNotAllowed(String),
     #[error("not a video: the file has no video stream")]
     NoVideo,
     #[error("ffprobe printed something unexpected: {0}")]
@@ -181,9 +186,22 @@ async fn run(
         if reason.contains("Permission denied") {
             return Err(ProbeError::PermissionDenied);
         }
+        if let Some(format) = refused_format(&stderr) {
+            return Err(ProbeError::FormatNotAllowed(format));
+        }
         return Err(ProbeError::Unreadable(reason));
     }
     parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The demuxer FFmpeg refused for not being on `-format_whitelist`: its
+/// log line reads `[NAME @ 0x...] Format not on whitelist '...'`.
+fn refused_format(stderr: &str) -> Option<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Format not on whitelist"))?;
+    let name = line.strip_prefix('[')?.split(" @ ").next()?;
+    Some(name.to_string())
 }
 
 #[cfg(test)]
@@ -232,6 +250,14 @@ mod tests {
             let json = format!(r#"{{"streams":[{{"codec_type":"video"}}],"format":{format}}}"#);
             assert_eq!(parse(&json).unwrap().duration_us, None, "{format}");
         }
+    }
+
+    #[test]
+    fn a_refused_format_is_named() {
+        let stderr = "[hls @ 0x5555f9526280] Format not on whitelist 'mov,matroska'\n\
+                      file:/dev/fd/7: Invalid argument\n";
+        assert_eq!(refused_format(stderr).as_deref(), Some("hls"));
+        assert_eq!(refused_format("file:/dev/fd/7: Invalid data"), None);
     }
 
     #[test]

@@ -464,6 +464,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Number of variations queued or running in the open jobs of `owner`.
+    pub fn pending_variations(&self, owner: u32) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM variations v
+             JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
+             WHERE j.state IN ('queued', 'running') AND j.owner_uid = ?1
+               AND v.state IN ('queued', 'running')",
+            [owner],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Number of jobs queued or running.
     pub fn queue_depth(&self) -> Result<u64> {
         Ok(self.conn.query_row(
