@@ -475,3 +475,51 @@ fn one_user_cannot_fill_the_queue_for_everyone() {
         setup.ctl(&["cancel", job]);
     }
 }
+
+/// Give `path` the access ACL `user::rw- user:UID:--- group::r--
+/// mask::r-- other::r--` (acl(5)), set as its extended attribute.
+fn deny_by_acl(path: &Path, uid: u32) {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 0, uid),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(s(path)).unwrap();
+    let name = std::ffi::CString::new("system.posix_acl_access").unwrap();
+    // SAFETY: NUL-terminated strings and a live buffer.
+    let set = unsafe {
+        nix::libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            acl.as_ptr().cast(),
+            acl.len(),
+            0,
+        )
+    };
+    assert_eq!(set, 0, "setxattr: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn an_acl_that_denies_the_client_is_honoured() {
+    let setup = Setup::new(&[]);
+    // root's clip, 0644, but not for the client.
+    let clip = setup.vin.join("clip.mp4");
+    make_video(&clip, 1.0, "160x120", false);
+    deny_by_acl(&clip, setup.client.uid);
+    let cat = setup.client.command("cat").arg(&clip).output().unwrap();
+    assert!(!cat.status.success(), "the kernel refuses the client");
+    let refused = setup.ctl(&["submit", "-o", s(&setup.out), s(&clip)]);
+    assert_eq!(refused.status.code(), Some(5), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("permission denied"),
+        "{}",
+        said(&refused)
+    );
+}

@@ -5,14 +5,16 @@
 //! pid; Linux does not pass supplementary groups there, so they are read
 //! from `/proc/PID/status` (`Groups:`) when that process still has the
 //! peer's uid, and left out otherwise (fewer groups only ever deny more).
-//! [`Judge`] applies the classic owner/group/other rules of path
-//! resolution (path_resolution(7)) to a file already opened, so what is
-//! judged is what is used; [`vetted`] walks paths with it. POSIX ACLs are
-//! not consulted, so a user granted access only by an ACL is refused.
+//! [`Judge`] applies the rules of path resolution (path_resolution(7)) to
+//! a file already opened, so what is judged is what is used: the classic
+//! owner/group/other bits, or the file's POSIX access ACL when it has one
+//! ([`acl`], acl(5)); [`vetted`] walks paths with it.
 
+pub mod acl;
 pub mod vetted;
 
 use nix::sys::stat::FileStat;
+use std::os::fd::BorrowedFd;
 
 /// The credentials of a client (and so of the jobs it submits).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,12 +97,24 @@ pub enum Judge {
 }
 
 impl Judge {
-    /// Whether this judge grants `bits` (R, W, X) on the file `stat`
-    /// describes. The daemon's own access is left to the kernel: true.
-    fn grants(&self, stat: &FileStat, bits: u32) -> bool {
-        match self {
-            Judge::Peer(peer) => allowed(peer, stat.st_uid, stat.st_gid, stat.st_mode, bits),
-            Judge::Daemon => true,
+    /// Whether this judge grants `bits` (R, W, X) on the open file `fd`,
+    /// which `stat` describes: by its access ACL when it has one, else by
+    /// its mode bits. An ACL that cannot be read grants nothing. The
+    /// daemon's own access is left to the kernel: true.
+    fn grants(&self, fd: BorrowedFd<'_>, stat: &FileStat, bits: u32) -> bool {
+        let Judge::Peer(peer) = self else {
+            return true;
+        };
+        if peer.is_root() {
+            return true;
+        }
+        match acl::Acl::of(fd) {
+            Ok(None) => allowed(peer, stat.st_uid, stat.st_gid, stat.st_mode, bits),
+            Ok(Some(acl)) => acl.grants(peer, stat.st_uid, stat.st_gid, bits),
+            Err(err) => {
+                log::warn!("cannot read an ACL, access refused: {err}");
+                false
+            }
         }
     }
 }

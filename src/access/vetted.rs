@@ -212,7 +212,7 @@ impl Walked {
         let denied = || AccessError::Denied {
             path: self.real.clone(),
         };
-        if !judge.grants(&self.stat, want.bits()) {
+        if !judge.grants(self.fd.as_fd(), &self.stat, want.bits()) {
             return Err(denied());
         }
         if matches!(judge, Judge::Daemon) {
@@ -355,7 +355,7 @@ fn walk(path: &Path, judge: &Judge, symlinks: Symlinks) -> Result<Walked, Access
         if kind != SFlag::S_IFDIR {
             return Err(AccessError::io(&here, Errno::ENOTDIR));
         }
-        if !judge.grants(&stat, X) {
+        if !judge.grants(fd.as_fd(), &stat, X) {
             return Err(AccessError::Denied { path: here });
         }
         let previous = std::mem::replace(&mut current, fd);
