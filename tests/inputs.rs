@@ -506,9 +506,7 @@ fn too_little_free_space_keeps_a_variation_from_starting() {
 fn a_disk_that_fills_up_mid_encode_fails_the_variation_and_leaves_nothing() {
     let env = Env::new();
     let small = env.path("small-disk");
-    let Some(_mount) = Mount::tmpfs_or_skip(&small, "1m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&small, "1m");
     let _d = env.start(&["--min-free-space", "0"]);
     let input = env.path("input.mp4");
     make_video(&input, 10.0, "640x360", true);

@@ -417,9 +417,7 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn a_full_disk_under_the_database_loses_no_outcome() {
     let env = Env::new();
-    let Some(_mount) = Mount::tmpfs_or_skip(&env.state_dir(), "2m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&env.state_dir(), "2m");
     let daemon = env.start(&["--max-parallel", "1"]);
     let input = env.path("clip.mp4");
     make_video(&input, 12.0, "320x240", false);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::users::require_root;
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -45,10 +46,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn another_user_cannot_see_touch_or_use_what_is_not_theirs() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to act as a second user");
-        return;
-    }
+    require_root("it acts as a second user");
     let env = Env::new();
     chmod(env.dir.path(), 0o755);
     let _d = env.start(&["--socket-group", SOCKET_GROUP]);
@@ -126,10 +124,7 @@ fn another_user_cannot_see_touch_or_use_what_is_not_theirs() {
 
 #[test]
 fn an_input_that_becomes_unreadable_fails_with_permission_denied() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to act as a second user");
-        return;
-    }
+    require_root("it acts as a second user");
     let env = Env::new();
     chmod(env.dir.path(), 0o755);
     // One slot, taken by a long job, so the second job waits in the queue.
@@ -264,10 +259,7 @@ fn uid_of(pid: i32) -> u32 {
 
 #[test]
 fn ffmpeg_runs_as_the_owner_dies_with_the_daemon_and_cannot_be_redirected() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to act as a second user");
-        return;
-    }
+    require_root("it acts as a second user");
     let env = Env::new();
     chmod(env.dir.path(), 0o755);
     let mut daemon = env.start(&["--socket-group", SOCKET_GROUP, "--max-parallel", "1"]);

@@ -364,21 +364,13 @@ pub fn streams<'a>(probe: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_js
 pub struct Mount(PathBuf);
 
 impl Mount {
-    /// Mount it, or say why the test is skipped: only where mounting is not
-    /// allowed at all (not root); as root (CI) a failed mount fails.
-    pub fn tmpfs_or_skip(dir: &Path, size: &str) -> Option<Mount> {
-        let mount = Self::tmpfs(dir, size);
-        if mount.is_none() {
-            eprintln!("SKIPPED: cannot mount a tmpfs here");
-            assert!(
-                !nix::unistd::geteuid().is_root(),
-                "root must be able to mount a tmpfs"
-            );
-        }
-        mount
+    /// Mount it, or fail the test saying why (mounting needs root).
+    pub fn tmpfs(dir: &Path, size: &str) -> Mount {
+        users::require_root("it mounts a small tmpfs");
+        Self::try_tmpfs(dir, size).expect("root can mount a tmpfs")
     }
 
-    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+    fn try_tmpfs(dir: &Path, size: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
