@@ -1132,7 +1132,7 @@ fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
 /// the store would have left them. The daemon is not running yet.
 fn seed_store(db: &Path, jobs: u32) -> Result<()> {
     std::fs::create_dir_all(db.parent().unwrap())?;
-    drop(vidvar::store::Store::open(db)?); // creates the schema
+    drop(vidvar::queue::sqlite::Store::open(db)?); // creates the schema
     if jobs == 0 {
         return Ok(());
     }
@@ -1243,9 +1243,9 @@ fn vet(path: &Path, want: Want) -> Result<vidvar::access::vetted::Vetted> {
 /// The library's own store on a scratch database beside the daemon's: what
 /// a submit's `Store::create_job` costs without socket, runtime or daemon.
 struct ScratchStore {
-    store: vidvar::store::Store,
+    store: vidvar::queue::sqlite::Store,
     dir: PathBuf,
-    job: vidvar::store::NewJob,
+    job: vidvar::queue::NewJob,
 }
 
 impl ScratchStore {
@@ -1253,9 +1253,9 @@ impl ScratchStore {
         let dir = state_dir.join("scratch");
         std::fs::create_dir_all(&dir)?;
         Ok(ScratchStore {
-            store: vidvar::store::Store::open(&dir.join("scratch.db"))?,
+            store: vidvar::queue::sqlite::Store::open(&dir.join("scratch.db"))?,
             dir,
-            job: vidvar::store::NewJob {
+            job: vidvar::queue::NewJob {
                 seed: 1,
                 output_dir: (out_dir.to_path_buf(), vet(out_dir, Want::CreateIn)?),
                 variations: 1,

@@ -9,7 +9,6 @@
 use crate::access::vetted::{self, AccessError, Vetted};
 use crate::access::{Judge, Want, describe_io};
 use crate::proto::SubmitRequest;
-use crate::scheduler::ApiError;
 use std::path::{Path, PathBuf};
 
 /// Most variations one input may ask for.
@@ -29,19 +28,51 @@ pub struct Admitted {
     pub output_dir: Vetted,
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError::Invalid(message)
+/// Why a submission is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("no input files given")]
+    NoInputs,
+    #[error("{0} inputs in one job; at most {MAX_INPUTS} are accepted")]
+    TooManyInputs(usize),
+    #[error("variations must be between 1 and {MAX_VARIATIONS}, not {0}")]
+    Variations(u32),
+    #[error(
+        "{0} variations in one job; at most {MAX_JOB_VARIATIONS} are accepted \
+         (split the inputs over several jobs)"
+    )]
+    TooManyVariations(u64),
+    #[error("path of {len} bytes is longer than {MAX_PATH_BYTES}: {start}...")]
+    PathTooLong { len: usize, start: String },
+    #[error("path is not absolute: {}", .0.display())]
+    NotAbsolute(PathBuf),
+    /// An input or the output directory cannot be used by the client;
+    /// `what` names which ("input", "output directory").
+    #[error("{}", unusable(what, given, source))]
+    Unusable {
+        what: &'static str,
+        given: PathBuf,
+        #[source]
+        source: AccessError,
+    },
 }
 
-/// The client's message for a path that did not pass: `what` names it
-/// ("input", "output directory").
-fn refused(what: &str, given: &Path, err: AccessError) -> ApiError {
-    ApiError::BadInput(match err {
+impl Rejection {
+    /// Whether a file is at fault (missing, unreadable), not the request's
+    /// values.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Rejection::Unusable { .. })
+    }
+}
+
+/// The client's message for a path that did not pass.
+fn unusable(what: &str, given: &Path, err: &AccessError) -> String {
+    match err {
         AccessError::Io { path, source } if path == given => {
             format!(
                 "cannot use {what} {}: {}",
                 given.display(),
-                describe_io(&source)
+                describe_io(source)
             )
         }
         AccessError::NotDirectory { .. } => {
@@ -49,59 +80,56 @@ fn refused(what: &str, given: &Path, err: AccessError) -> ApiError {
         }
         AccessError::Denied { .. } => err.to_string(),
         other => format!("cannot use {what} {}: {other}", given.display()),
-    })
+    }
 }
 
 /// Check `req` against the limits and the filesystem, judging access by
 /// `judge`, and vet its files.
 ///
-/// Errors: [`ApiError::Invalid`] for values out of range or malformed
-/// paths; [`ApiError::BadInput`] for a missing input, a missing or non-
-/// directory output directory, or "permission denied".
-pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, ApiError> {
+/// Errors: a [`Rejection`]: values out of range, malformed paths, or
+/// [`Rejection::Unusable`] for a missing input, a missing or non-directory
+/// output directory, or "permission denied".
+pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, Rejection> {
     if req.inputs.is_empty() {
-        return Err(invalid("no input files given".into()));
+        return Err(Rejection::NoInputs);
     }
     if req.inputs.len() > MAX_INPUTS {
-        return Err(invalid(format!(
-            "{} inputs in one job; at most {MAX_INPUTS} are accepted",
-            req.inputs.len()
-        )));
+        return Err(Rejection::TooManyInputs(req.inputs.len()));
     }
     if !(1..=MAX_VARIATIONS).contains(&req.variations) {
-        return Err(invalid(format!(
-            "variations must be between 1 and {MAX_VARIATIONS}, not {}",
-            req.variations
-        )));
+        return Err(Rejection::Variations(req.variations));
     }
     let total = req.inputs.len() as u64 * u64::from(req.variations);
     if total > MAX_JOB_VARIATIONS {
-        return Err(invalid(format!(
-            "{total} variations in one job; at most {MAX_JOB_VARIATIONS} are accepted \
-             (split the inputs over several jobs)"
-        )));
+        return Err(Rejection::TooManyVariations(total));
     }
     for path in req.inputs.iter().chain([&req.output_dir]) {
         if path.as_os_str().len() > MAX_PATH_BYTES {
-            return Err(invalid(format!(
-                "path of {} bytes is longer than {MAX_PATH_BYTES}: {}...",
-                path.as_os_str().len(),
-                path.to_string_lossy().chars().take(60).collect::<String>()
-            )));
+            return Err(Rejection::PathTooLong {
+                len: path.as_os_str().len(),
+                start: path.to_string_lossy().chars().take(60).collect(),
+            });
         }
         if !path.is_absolute() {
-            return Err(invalid(format!("path is not absolute: {}", path.display())));
+            return Err(Rejection::NotAbsolute(path.clone()));
         }
     }
+    let unusable = |what, given: &PathBuf| {
+        let given = given.clone();
+        move |source| Rejection::Unusable {
+            what,
+            given,
+            source,
+        }
+    };
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
-        let walked =
-            vetted::vet(input, judge, Want::Read).map_err(|e| refused("input", input, e))?;
+        let walked = vetted::vet(input, judge, Want::Read).map_err(unusable("input", input))?;
         inputs.push((input.clone(), walked.vetted()));
     }
     let out = &req.output_dir;
     let output_dir = vetted::vet(out, judge, Want::CreateIn)
-        .map_err(|e| refused("output directory", out, e))?
+        .map_err(unusable("output directory", out))?
         .vetted();
     Ok(Admitted { inputs, output_dir })
 }
@@ -141,10 +169,7 @@ mod tests {
     fn missing_paths_and_non_directories_are_bad_input() {
         let mut r = req(1, 1);
         r.inputs[0] = "/nonexistent/x.mp4".into();
-        assert!(matches!(
-            check(&r, &Judge::Daemon),
-            Err(ApiError::BadInput(_))
-        ));
+        assert!(check(&r, &Judge::Daemon).unwrap_err().is_bad_input());
         let mut r = req(1, 1);
         r.output_dir = "/etc/hostname".into();
         assert!(refusal(&r).contains("not a directory"));

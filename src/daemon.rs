@@ -6,10 +6,11 @@
 //! [`Pidfile::acquire`] in `main` before any runtime exists.
 
 use crate::config::{Config, Tunables};
+use crate::queue::QueueError;
+use crate::queue::sqlite::{SqliteQueue, StoreError};
 use crate::recovery;
 use crate::scheduler::Scheduler;
 use crate::server;
-use crate::store::{Store, StoreError};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
@@ -60,6 +61,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("recovery failed: {0}")]
+    Recovery(#[source] QueueError),
 }
 
 /// Lock file in the state directory, held like the pidfile.
@@ -384,8 +387,13 @@ pub async fn run(
     // One daemon per database, whatever socket and pidfile each was given.
     let mut state_lock = Pidfile::acquire_permanent(&config.state_dir.join(STATE_LOCK_NAME))?;
     state_lock.write_pid()?;
-    let mut store = Store::open(&config.database())?;
-    recovery::recover(&mut store)?;
+    let database = config.database();
+    let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
+        .await
+        .map_err(|_| StoreError::ThreadDied)??;
+    recovery::recover(&queue)
+        .await
+        .map_err(DaemonError::Recovery)?;
     let listener = listen(&config.socket, config.socket_group)?;
     if config.system_mode && config.socket_group.is_none() {
         log::warn!(
@@ -402,7 +410,7 @@ pub async fn run(
         config.database().display(),
         config.tunables.max_parallel
     );
-    let scheduler = Scheduler::new(config, store);
+    let scheduler = Scheduler::new(config, Arc::new(queue));
     let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
     tokio::spawn(Arc::clone(&scheduler).enforce_retention());
     let stop_serving = CancellationToken::new();

@@ -6,8 +6,10 @@
 //!
 //! - [`proto`]: wire types; [`proto::codec`] is the only code that knows
 //!   bincode and framing. [`client`]: the client side of the protocol.
-//! - [`store`]: the durable job queue in SQLite; the only module that
-//!   imports rusqlite.
+//! - [`queue`]: the durable job queue behind one trait, [`queue::Queue`];
+//!   [`queue::sqlite`] keeps it in SQLite, on threads of its own (the only
+//!   module that imports rusqlite). [`naming`]: the names of the files a
+//!   variation makes.
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`supervisor`]: owns FFmpeg child processes.
@@ -31,13 +33,14 @@ pub mod daemon;
 pub mod effects;
 pub mod ffmpeg;
 pub mod logging;
+pub mod naming;
 pub mod paths;
 pub mod process;
 pub mod proto;
+pub mod queue;
 pub mod readiness;
 pub mod recovery;
 pub mod scheduler;
 pub mod server;
-pub mod store;
 pub mod supervisor;
 pub mod worker;

@@ -15,7 +15,7 @@
 use crate::access::vetted::{self, FileIdentity, Walked};
 use crate::access::{Judge, Want};
 use crate::proto::JobId;
-use crate::store::{Interrupted, Outcome, Store, StoreError};
+use crate::queue::{Interrupted, Outcome, Queue, QueueError};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::signal::{Signal, killpg};
@@ -40,11 +40,11 @@ pub struct Report {
 
 /// Kill orphans, remove temporary files, mark interrupted work.
 ///
-/// Errors: only store errors; a process or file that cannot be handled is
+/// Errors: only queue errors; a process or file that cannot be handled is
 /// logged and skipped.
-pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
+pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
     let mut report = Report::default();
-    for leftover in store.interrupted()? {
+    for leftover in queue.interrupted().await? {
         if let Some(process) = leftover.process.as_ref().filter(|p| p.is_alive()) {
             match killpg(Pid::from_raw(process.pid), Signal::SIGKILL) {
                 Ok(()) => {
@@ -61,10 +61,10 @@ pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
                     leftover.variation_id,
                     output.display()
                 );
-                store.finish_variation(
-                    leftover.variation_id,
-                    &Outcome::Succeeded { output, size },
-                )?;
+                let outcome = Outcome::Succeeded { output, size };
+                queue
+                    .finish_variation(leftover.variation_id, outcome)
+                    .await?;
                 report.adopted += 1;
             }
             Ok(Settled::Removed) => report.removed += 1,
@@ -75,7 +75,7 @@ pub fn recover(store: &mut Store) -> Result<Report, StoreError> {
             ),
         }
     }
-    report.jobs = store.mark_interrupted()?;
+    report.jobs = queue.mark_interrupted().await?;
     if report != Report::default() {
         log::warn!(
             "recovered from an unclean stop: jobs {:?} interrupted, {} FFmpeg process(es) \
@@ -160,14 +160,15 @@ fn published_name(
 mod tests {
     use super::*;
     use crate::access::Peer;
-    use crate::store::{NewJob, Work};
+    use crate::queue::sqlite::{SqliteQueue, Store};
+    use crate::queue::{NewJob, Work};
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
 
     /// A job of one input with `n` variations, every variation claimed
     /// (running) with its temporary file created in `out`, as a daemon
-    /// killed mid-encode leaves them. Returns the store and the temp paths.
-    fn crashed(dir: &Path, n: u32) -> (Store, Vec<(i64, PathBuf)>) {
+    /// killed mid-encode leaves them. Returns the queue and the temp paths.
+    fn crashed(dir: &Path, n: u32) -> (SqliteQueue, Vec<(i64, PathBuf)>) {
         let mut store = Store::open(&dir.join("t.db")).unwrap();
         let out = dir.join("out");
         std::fs::create_dir(&out).unwrap();
@@ -207,14 +208,15 @@ mod tests {
             store.set_temp(work.variation_id, identity).unwrap();
             temps.push((work.variation_id, temp));
         }
-        (store, temps)
+        drop(store);
+        (SqliteQueue::open(&dir.join("t.db")).unwrap(), temps)
     }
 
-    #[test]
-    fn an_output_published_but_not_recorded_is_recorded_and_the_rest_cleaned_up() {
+    #[tokio::test]
+    async fn an_output_published_but_not_recorded_is_recorded_and_the_rest_cleaned_up() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().canonicalize().unwrap();
-        let (mut store, temps) = crashed(&dir, 3);
+        let (queue, temps) = crashed(&dir, 3);
         let out = dir.join("out");
         // Variation 1 was linked and its temporary name removed; variation
         // 2 linked only; variation 3 still encoding.
@@ -222,11 +224,12 @@ mod tests {
         std::fs::remove_file(&temps[0].1).unwrap();
         std::fs::hard_link(&temps[1].1, out.join("a_v02.mp4")).unwrap();
 
-        let report = recover(&mut store).unwrap();
+        let report = recover(&queue).await.unwrap();
         assert_eq!((report.adopted, report.removed), (2, 1));
         let job = report.jobs[0];
-        let outputs: Vec<PathBuf> = store
+        let outputs: Vec<PathBuf> = queue
             .outputs(job)
+            .await
             .unwrap()
             .into_iter()
             .map(|o| o.path)
@@ -239,24 +242,24 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a_v01.mp4", "a_v02.mp4"]);
         assert_eq!(
-            store.job(job).unwrap().unwrap().state,
+            queue.job(job).await.unwrap().unwrap().state,
             crate::proto::JobState::Failed,
             "one variation of the only input was interrupted"
         );
     }
 
-    #[test]
-    fn a_directory_swapped_since_is_neither_searched_nor_changed() {
+    #[tokio::test]
+    async fn a_directory_swapped_since_is_neither_searched_nor_changed() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().canonicalize().unwrap();
-        let (mut store, temps) = crashed(&dir, 1);
+        let (queue, temps) = crashed(&dir, 1);
         let out = dir.join("out");
         std::fs::rename(&out, dir.join("moved")).unwrap();
         std::fs::create_dir(&out).unwrap();
         let decoy = out.join(temps[0].1.file_name().unwrap());
         std::fs::write(&decoy, "not ours").unwrap();
 
-        let report = recover(&mut store).unwrap();
+        let report = recover(&queue).await.unwrap();
         assert_eq!((report.adopted, report.removed), (0, 0));
         assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "not ours");
     }

@@ -18,12 +18,12 @@ use crate::proto::{
     ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
     SubmitRequest, WireError,
 };
-use crate::store::{FileRow, JobRow, NewJob, Store, StoreError, Work};
+use crate::queue::{FileRow, JobRow, NewJob, Queue, QueueError, Work, unix_now};
 use crate::supervisor::Progress;
 use crate::worker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,8 +53,21 @@ pub enum ApiError {
     /// The queue is full, for everyone or for this user.
     #[error("{0}")]
     Busy(String),
+    /// The daemon is at fault (its configuration, a bug); logged.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Queue(#[from] QueueError),
+}
+
+impl From<admission::Rejection> for ApiError {
+    fn from(rejection: admission::Rejection) -> Self {
+        if rejection.is_bad_input() {
+            ApiError::BadInput(rejection.to_string())
+        } else {
+            ApiError::Invalid(rejection.to_string())
+        }
+    }
 }
 
 impl ApiError {
@@ -67,7 +80,11 @@ impl ApiError {
             ApiError::BadInput(_) => ErrorKind::BadInput,
             ApiError::ShuttingDown => ErrorKind::ShuttingDown,
             ApiError::Busy(_) => ErrorKind::Busy,
-            ApiError::Store(err) => {
+            ApiError::Internal(message) => {
+                log::error!("{message}");
+                ErrorKind::Internal
+            }
+            ApiError::Queue(err) => {
                 log::error!("{err}");
                 return WireError {
                     kind: ErrorKind::Internal,
@@ -95,6 +112,8 @@ struct Live {
     running: HashMap<i64, Running>,
     /// Probes in flight; each holds a slot.
     probing: usize,
+    /// Claims sent to the queue and not yet registered here.
+    claiming: usize,
     /// The job served last; the next slot goes to the job after it.
     last_job: JobId,
 }
@@ -104,7 +123,7 @@ pub struct Scheduler {
     pub(crate) config: Config,
     /// Settings SIGHUP may change; starts as `config.tunables`.
     tunables: Mutex<Tunables>,
-    store: Mutex<Store>,
+    queue: Arc<dyn Queue>,
     live: Mutex<Live>,
     /// Woken when work may be startable: a submit, a slot freed.
     wake: Notify,
@@ -119,11 +138,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(config: Config, store: Store) -> Arc<Scheduler> {
+    pub fn new(config: Config, queue: Arc<dyn Queue>) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             tunables: Mutex::new(config.tunables),
             config,
-            store: Mutex::new(store),
+            queue,
             live: Mutex::new(Live::default()),
             wake: Notify::new(),
             ended: Notify::new(),
@@ -132,10 +151,6 @@ impl Scheduler {
             tasks: TaskTracker::new(),
             started: Instant::now(),
         })
-    }
-
-    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The settings in force now.
@@ -211,8 +226,8 @@ impl Scheduler {
     }
 
     /// A job row visible to `peer`; others' jobs are "no such job".
-    fn visible_job(&self, peer: &Peer, job: JobId) -> Result<JobRow, ApiError> {
-        match self.store().job(job)? {
+    async fn visible_job(&self, peer: &Peer, job: JobId) -> Result<JobRow, ApiError> {
+        match self.queue.job(job).await? {
             Some(row) if self.may_access(peer, row.owner_uid) => Ok(row),
             _ => Err(ApiError::NotFound(job)),
         }
@@ -229,15 +244,15 @@ impl Scheduler {
             admission::check(&req, &judge).map(|admitted| (req, admitted))
         })
         .await
-        .map_err(|e| ApiError::Invalid(format!("submission check failed: {e}")))??;
-        let pending = self.store().queue_depth()?;
+        .map_err(|e| ApiError::Internal(format!("the submission check failed: {e}")))??;
+        let pending = self.queue.queue_depth().await?;
         if pending >= MAX_PENDING_JOBS {
             return Err(ApiError::Busy(format!(
                 "the queue is full ({pending} jobs pending); try again when some have finished"
             )));
         }
         if !self.is_admin(peer) {
-            let mine = self.store().pending_variations(peer.uid)?;
+            let mine = self.queue.pending_variations(peer.uid).await?;
             let asked = req.inputs.len() as u64 * u64::from(req.variations);
             if mine + asked > MAX_PENDING_VARIATIONS_PER_USER {
                 return Err(ApiError::Busy(format!(
@@ -251,7 +266,7 @@ impl Scheduler {
         let mut inputs = Vec::with_capacity(admitted.inputs.len());
         for (i, (path, vetted)) in admitted.inputs.into_iter().enumerate() {
             let sets = effects::generate(&self.config.effects, seed, i as u32, req.variations)
-                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+                .map_err(|e| ApiError::Internal(format!("the daemon's effect ranges: {e}")))?;
             inputs.push((path, vetted, sets));
         }
         let job = NewJob {
@@ -262,11 +277,11 @@ impl Scheduler {
             created_at: unix_now(),
             owner: peer.clone(),
         };
-        let id = self.store().create_job(&job)?;
+        let (inputs, variations) = (job.inputs.len(), job.variations);
+        let id = self.queue.submit(job).await?;
         log::info!(
-            "job {id}: queued {} input(s) x {} variation(s), seed {seed}, for uid {}",
-            job.inputs.len(),
-            job.variations,
+            "job {id}: queued {inputs} input(s) x {variations} variation(s), seed {seed}, \
+             for uid {}",
             peer.uid
         );
         self.wake.notify_one();
@@ -286,9 +301,9 @@ impl Scheduler {
     }
 
     /// One job with live progress, if `peer` may see it.
-    pub fn detail(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
-        let row = self.visible_job(peer, job)?;
-        let files = self.store().files(job)?;
+    pub async fn detail(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+        let row = self.visible_job(peer, job).await?;
+        let files = self.queue.files(job).await?;
         let files: Vec<FileStatus> = {
             let live = self.live();
             files
@@ -310,18 +325,19 @@ impl Scheduler {
     }
 
     /// Every job `peer` may see, oldest first, with progress as last stored.
-    pub fn list(&self, peer: &Peer) -> Result<Vec<JobSummary>, ApiError> {
+    pub async fn list(&self, peer: &Peer) -> Result<Vec<JobSummary>, ApiError> {
         let owner = (!self.is_admin(peer)).then_some(peer.uid);
-        let rows = self.store().jobs(owner)?;
+        let rows = self.queue.jobs(owner).await?;
         Ok(rows.iter().map(|r| self.summary(r, r.progress)).collect())
     }
 
     /// Verified outputs of a job.
-    pub fn outputs(&self, peer: &Peer, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
-        self.visible_job(peer, job)?;
+    pub async fn outputs(&self, peer: &Peer, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
+        self.visible_job(peer, job).await?;
         Ok(self
-            .store()
-            .outputs(job)?
+            .queue
+            .outputs(job)
+            .await?
             .into_iter()
             .map(|o| OutputInfo {
                 path: o.path,
@@ -335,10 +351,10 @@ impl Scheduler {
 
     /// Remove records of final jobs of `peer` (of everyone for root) that
     /// finished at least `older_than_secs` ago. Outputs stay on disk.
-    pub fn prune(&self, peer: &Peer, older_than_secs: u64) -> Result<u64, ApiError> {
+    pub async fn prune(&self, peer: &Peer, older_than_secs: u64) -> Result<u64, ApiError> {
         let owner = (!self.is_admin(peer)).then_some(peer.uid);
         let cutoff = unix_now().saturating_sub(older_than_secs.min(i64::MAX as u64) as i64);
-        let removed = self.store().prune(owner, cutoff)?;
+        let removed = self.queue.prune(owner, cutoff).await?;
         if removed > 0 {
             log::info!(
                 "pruned {removed} finished job record(s) for uid {}",
@@ -355,7 +371,7 @@ impl Scheduler {
         loop {
             if let Some(keep) = self.tunables().retention {
                 let cutoff = unix_now().saturating_sub(keep.as_secs() as i64);
-                match self.store().prune(None, cutoff) {
+                match self.queue.prune(None, cutoff).await {
                     Ok(0) => {}
                     Ok(n) => log::info!("retention: pruned {n} finished job record(s)"),
                     Err(err) => log::error!("retention: cannot prune: {err}"),
@@ -369,8 +385,8 @@ impl Scheduler {
     }
 
     /// Liveness and load.
-    pub fn pong(&self) -> Result<Pong, ApiError> {
-        let queue_depth = self.store().queue_depth()?;
+    pub async fn pong(&self) -> Result<Pong, ApiError> {
+        let queue_depth = self.queue.queue_depth().await?;
         Ok(Pong {
             daemon_version: env!("CARGO_PKG_VERSION").into(),
             protocol: crate::proto::PROTOCOL_VERSION,
@@ -383,10 +399,11 @@ impl Scheduler {
     /// Cancel a job and wait until its FFmpeg processes are gone and their
     /// temporary files removed. A job already final is returned unchanged.
     pub async fn cancel(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
-        self.visible_job(peer, job)?;
+        self.visible_job(peer, job).await?;
         let before = self
-            .store()
-            .cancel_job(job)?
+            .queue
+            .cancel(job)
+            .await?
             .ok_or(ApiError::NotFound(job))?;
         if !before.is_final() {
             log::info!("job {job}: cancelled");
@@ -396,7 +413,8 @@ impl Scheduler {
                 ended.as_mut().enable();
                 let any_left = {
                     let live = self.live();
-                    let mut any = false;
+                    // A claim in flight may be of this job: wait for it.
+                    let mut any = live.claiming > 0;
                     for run in live.running.values().filter(|r| r.job_id == job) {
                         run.cancel.cancel();
                         any = true;
@@ -410,21 +428,22 @@ impl Scheduler {
             }
             self.notify_change();
         }
-        self.detail(peer, job)
+        self.detail(peer, job).await
     }
 
     /// Re-queue what did not succeed in a failed, partial or cancelled job.
     ///
     /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
     /// is still queued or running, or that succeeded.
-    pub fn retry(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+    pub async fn retry(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
-        self.visible_job(peer, job)?;
+        self.visible_job(peer, job).await?;
         let (before, requeued) = self
-            .store()
-            .retry_job(job)?
+            .queue
+            .retry(job)
+            .await?
             .ok_or(ApiError::NotFound(job))?;
         if requeued == 0 {
             return Err(ApiError::Invalid(format!(
@@ -435,7 +454,7 @@ impl Scheduler {
         log::info!("job {job}: retrying {requeued} variation(s)");
         self.wake.notify_one();
         self.notify_change();
-        self.detail(peer, job)
+        self.detail(peer, job).await
     }
 
     /// The dispatch loop: start work while slots are free, until shutdown.
@@ -448,14 +467,14 @@ impl Scheduler {
         let mut flush = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let Err(err) = self.dispatch() {
+            if let Err(err) = self.dispatch().await {
                 log::error!("cannot dispatch work: {err}");
             }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = self.stopping.cancelled() => break,
                 // Also retries dispatching after a store error.
-                _ = flush.tick() => self.flush_progress(),
+                _ = flush.tick() => self.flush_progress().await,
             }
         }
         {
@@ -466,12 +485,12 @@ impl Scheduler {
         }
         self.tasks.close();
         self.tasks.wait().await;
-        match self.store().requeue_idle_jobs() {
+        match self.queue.requeue_idle_jobs().await {
             Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} stay queued for the restart"),
             Ok(_) => {}
             Err(err) => log::error!("cannot requeue waiting jobs: {err}"),
         }
-        match self.store().mark_interrupted() {
+        match self.queue.mark_interrupted().await {
             Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
             Ok(_) => {}
             Err(err) => log::error!("cannot mark interrupted work: {err}"),
@@ -483,23 +502,27 @@ impl Scheduler {
         self.stopping.cancel();
     }
 
-    fn dispatch(self: &Arc<Self>) -> Result<(), StoreError> {
+    async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
         loop {
             if self.is_stopping() {
                 return Ok(());
             }
             let slots = self.tunables().max_parallel.max(1);
-            {
-                let live = self.live();
+            let after = {
+                let mut live = self.live();
                 if live.running.len() + live.probing >= slots {
                     return Ok(());
                 }
-            }
-            let after = self.live().last_job;
-            let Some(work) = self.store().next_work(after)? else {
+                live.claiming += 1;
+                live.last_job
+            };
+            // Until the claim is registered, a cancel waits for it.
+            let claiming = Claiming(self);
+            let Some(work) = self.queue.claim(after).await? else {
                 return Ok(());
             };
-            self.live().last_job = match &work {
+            let mut live = self.live();
+            live.last_job = match &work {
                 Work::Probe { job_id, .. } => *job_id,
                 Work::Encode(e) => e.job_id,
             };
@@ -511,8 +534,7 @@ impl Scheduler {
                     input,
                     owner,
                 } => {
-                    self.store().start_probe(file_id)?;
-                    self.live().probing += 1;
+                    live.probing += 1;
                     let slot = Slot::Probe(Arc::clone(self));
                     self.tasks.spawn(async move {
                         let s = slot.scheduler();
@@ -520,31 +542,24 @@ impl Scheduler {
                     });
                 }
                 Work::Encode(work) => {
-                    let temp = worker::temp_path(&work);
                     let cancel = self.stopping.child_token();
-                    {
-                        // Claimed and registered under one lock, so a cancel
-                        // either finds it running or keeps it from starting.
-                        let mut live = self.live();
-                        if !self.store().start_variation(work.variation_id, &temp)? {
-                            continue;
-                        }
-                        live.running.insert(
-                            work.variation_id,
-                            Running {
-                                job_id: work.job_id,
-                                file_id: work.file_id,
-                                progress: Progress::default(),
-                                cancel: cancel.clone(),
-                            },
-                        );
-                    }
+                    live.running.insert(
+                        work.variation_id,
+                        Running {
+                            job_id: work.job_id,
+                            file_id: work.file_id,
+                            progress: Progress::default(),
+                            cancel: cancel.clone(),
+                        },
+                    );
                     let slot = Slot::Encode(Arc::clone(self), work.variation_id);
                     self.tasks.spawn(async move {
                         worker::encode(slot.scheduler(), &work, &cancel).await;
                     });
                 }
             }
+            drop(live);
+            drop(claiming);
             self.notify_change();
         }
     }
@@ -561,7 +576,7 @@ impl Scheduler {
     /// Write the progress of every running file to the store in one
     /// transaction: called every [`PROGRESS_FLUSH_INTERVAL`], so the store
     /// sees one write a second however many encodes run.
-    fn flush_progress(&self) {
+    async fn flush_progress(&self) {
         let running: Vec<(i64, f64)> = {
             let live = self.live();
             let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
@@ -575,9 +590,41 @@ impl Scheduler {
         if running.is_empty() {
             return;
         }
-        if let Err(err) = self.store().set_files_progress(&running) {
+        if let Err(err) = self.queue.report_progress(running).await {
             log::warn!("cannot store progress: {err}");
         }
+    }
+}
+
+impl worker::Context for Scheduler {
+    fn queue(&self) -> &dyn Queue {
+        &*self.queue
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn tunables(&self) -> Tunables {
+        Scheduler::tunables(self)
+    }
+    fn judge_for(&self, owner: &Peer) -> Judge {
+        Scheduler::judge_for(self, owner)
+    }
+    fn report_progress(&self, variation: i64, progress: Progress) {
+        Scheduler::report_progress(self, variation, progress)
+    }
+    fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+}
+
+/// A claim in flight; dropping it (registered, or failed) tells a waiting
+/// cancel to look again.
+struct Claiming<'a>(&'a Scheduler);
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.live().claiming -= 1;
+        self.0.ended.notify_waiters();
     }
 }
 
@@ -647,11 +694,4 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
         error: row.error.clone(),
     }
-}
-
-/// Unix time now, seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -248,15 +248,16 @@ async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Respon
             .submit(peer, submit)
             .await
             .map(|job| Response::Submitted { job }),
-        Request::Status { job } => scheduler.detail(peer, job).map(Response::Job),
-        Request::List => scheduler.list(peer).map(Response::Jobs),
-        Request::Outputs { job } => scheduler.outputs(peer, job).map(Response::Outputs),
+        Request::Status { job } => scheduler.detail(peer, job).await.map(Response::Job),
+        Request::List => scheduler.list(peer).await.map(Response::Jobs),
+        Request::Outputs { job } => scheduler.outputs(peer, job).await.map(Response::Outputs),
         Request::Cancel { job } => scheduler.cancel(peer, job).await.map(Response::Job),
-        Request::Retry { job } => scheduler.retry(peer, job).map(Response::Job),
+        Request::Retry { job } => scheduler.retry(peer, job).await.map(Response::Job),
         Request::Prune { older_than_secs } => scheduler
             .prune(peer, older_than_secs)
+            .await
             .map(|jobs| Response::Pruned { jobs }),
-        Request::Ping => scheduler.pong().map(Response::Pong),
+        Request::Ping => scheduler.pong().await.map(Response::Pong),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))
@@ -274,7 +275,7 @@ async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     let mut last = None;
     loop {
         changes.mark_unchanged();
-        let detail = match scheduler.detail(peer, job) {
+        let detail = match scheduler.detail(peer, job).await {
             Ok(detail) => detail,
             Err(err) => return send(conn, &Response::Error(err.to_wire())).await,
         };

@@ -88,15 +88,16 @@ pub struct Progress {
 
 /// Run one FFmpeg encode to its end.
 ///
-/// `on_spawn` receives the child's identity once it runs (to be stored for
-/// recovery); `on_progress` receives the [`Progress`] (never lower than
+/// `on_spawn` receives the child's identity once it runs, and is awaited
+/// before anything else (the identity is stored for recovery);
+/// `on_progress` receives the [`Progress`] (never lower than
 /// before) after every `-progress` block. When `cancel` fires, the process
 /// group is stopped and [`End::Stopped`] returned; when the encoded media
 /// time has not advanced for the stall timeout, [`End::Stalled`].
-pub async fn run(
+pub async fn run<F: std::future::Future<Output = ()>>(
     encode: Encode<'_>,
     cancel: &CancellationToken,
-    on_spawn: impl FnOnce(&ProcessIdentity),
+    on_spawn: impl FnOnce(ProcessIdentity) -> F,
     mut on_progress: impl FnMut(Progress),
 ) -> Result<End, SupervisorError> {
     let mut command = process::command(encode.program, encode.run_as, encode.inherit);
@@ -107,7 +108,7 @@ pub async fn run(
     })?;
     let pid = child.id().map(|p| p as i32);
     if let Some(identity) = pid.and_then(|p| ProcessIdentity::of(p).ok()) {
-        on_spawn(&identity);
+        on_spawn(identity).await;
     }
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -242,7 +243,7 @@ mod tests {
         let end = run(
             sh(script),
             &CancellationToken::new(),
-            |_| {},
+            |_| async {},
             |p| seen.push(p),
         )
         .await
@@ -277,7 +278,10 @@ mod tests {
         let end = run(
             sh("trap '' TERM; sleep 30 & wait; sleep 30"),
             &cancel,
-            |id| pid = Some(id.clone()),
+            |id| {
+                pid = Some(id);
+                async {}
+            },
             |_| {},
         )
         .await
@@ -313,7 +317,7 @@ mod tests {
             ..sh(script)
         };
         let started = std::time::Instant::now();
-        let end = run(encode, &CancellationToken::new(), |_| {}, |_| {})
+        let end = run(encode, &CancellationToken::new(), |_| async {}, |_| {})
             .await
             .unwrap();
         assert!(matches!(end, End::Stalled), "{end:?}");
@@ -326,7 +330,7 @@ mod tests {
             program: Path::new("/nonexistent/ffmpeg"),
             ..sh("")
         };
-        let err = run(encode, &CancellationToken::new(), |_| {}, |_| {})
+        let err = run(encode, &CancellationToken::new(), |_| async {}, |_| {})
             .await
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ffmpeg"), "{err}");

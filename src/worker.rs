@@ -17,11 +17,14 @@
 
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Peer, Want, describe_io};
+use crate::config::{Config, Tunables};
 use crate::ffmpeg::{argv, probe};
+use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
 use crate::proto::JobId;
-use crate::scheduler::Scheduler;
-use crate::store::{EncodeWork, Outcome, Place};
+use crate::queue::Queue;
+use crate::queue::{EncodeWork, Outcome, Place, QueueError};
+use crate::supervisor::Progress;
 use crate::supervisor::{self, End};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
@@ -35,6 +38,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// What a worker needs from the engine that runs it, and nothing more.
+pub trait Context: Send + Sync {
+    /// The job queue, where outcomes are recorded.
+    fn queue(&self) -> &dyn Queue;
+    /// The FFmpeg programs and the encoding settings.
+    fn config(&self) -> &Config;
+    /// The settings in force now (SIGHUP may change them).
+    fn tunables(&self) -> Tunables;
+    /// Whose permissions decide what a job of `owner` may use.
+    fn judge_for(&self, owner: &Peer) -> Judge;
+    /// A running variation's progress, for `status` and `watch`.
+    fn report_progress(&self, variation: i64, progress: Progress);
+    /// Fires when the daemon begins to stop: work is then left for the
+    /// queue's interrupted-work marking.
+    fn stopping(&self) -> &CancellationToken;
+}
+
 /// Largest relative difference between input and output duration accepted.
 pub const DURATION_TOLERANCE: f64 = 0.05;
 /// Smallest absolute difference always accepted, microseconds: a few
@@ -45,7 +65,7 @@ pub const DURATION_SLACK_US: u64 = 150_000;
 /// the file fails with a reason a person can act on. `path` is the input
 /// as given, for the log; `input` the file as vetted.
 pub async fn probe(
-    s: &Scheduler,
+    s: &dyn Context,
     job_id: JobId,
     file_id: i64,
     path: &Path,
@@ -55,7 +75,7 @@ pub async fn probe(
     let run_as = RunAs::for_owner(owner);
     let result = tokio::select! {
         r = open_and_probe(s, input, owner, run_as.as_ref()) => r,
-        () = s.until_stopping() => return,
+        () = s.stopping().cancelled() => return,
     };
     match result {
         Ok(info) => {
@@ -71,14 +91,15 @@ pub async fn probe(
                 info.duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
-            record(s, job_id, |store| {
-                store.finish_probe(file_id, info.duration_us)
+            record(s, job_id, || {
+                s.queue().finish_probe(file_id, info.duration_us)
             })
             .await;
         }
         Err(reason) => {
             log::warn!("job {job_id}: {} failed: {reason}", path.display());
-            if let Some(state) = record(s, job_id, |store| store.fail_file(file_id, &reason)).await
+            if let Some(state) =
+                record(s, job_id, || s.queue().fail_file(file_id, reason.clone())).await
             {
                 log_if_final(job_id, state);
             }
@@ -89,20 +110,18 @@ pub async fn probe(
 /// Attempts at writing an outcome to the store before giving up.
 const RECORD_ATTEMPTS: u32 = 8;
 
-/// Write an outcome to the store, trying again with growing pauses (1, 2,
+/// Write an outcome to the queue, trying again with growing pauses (1, 2,
 /// 4 ... 30 s) while it fails, e.g. on a full disk or a database locked by
 /// another process, so that a job does not stay "running" for ever. Gives
 /// up (logged) after [`RECORD_ATTEMPTS`] or at shutdown; startup recovery
 /// then settles what was left.
-async fn record<T>(
-    s: &Scheduler,
-    job_id: JobId,
-    mut write: impl FnMut(&mut crate::store::Store) -> Result<T, crate::store::StoreError>,
-) -> Option<T> {
+async fn record<T, F>(s: &dyn Context, job_id: JobId, mut write: impl FnMut() -> F) -> Option<T>
+where
+    F: std::future::Future<Output = Result<T, QueueError>>,
+{
     let mut pause = std::time::Duration::from_secs(1);
     for attempt in 1..=RECORD_ATTEMPTS {
-        let result = write(&mut s.store());
-        match result {
+        match write().await {
             Ok(value) => return Some(value),
             Err(err) => {
                 log::error!("job {job_id}: cannot record an outcome (attempt {attempt}): {err}")
@@ -110,7 +129,7 @@ async fn record<T>(
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            () = s.until_stopping() => return None,
+            () = s.stopping().cancelled() => return None,
         }
         pause = (pause * 2).min(std::time::Duration::from_secs(30));
     }
@@ -118,7 +137,7 @@ async fn record<T>(
 }
 
 async fn open_and_probe(
-    s: &Scheduler,
+    s: &dyn Context,
     input: &Place,
     owner: &Peer,
     run_as: Option<&RunAs>,
@@ -126,7 +145,7 @@ async fn open_and_probe(
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
     let file =
         blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
-    probe::probe(&s.config.ffprobe, file.as_fd(), run_as)
+    probe::probe(&s.config().ffprobe, file.as_fd(), run_as)
         .await
         .map_err(|e| e.to_string())
 }
@@ -173,56 +192,6 @@ fn open_output_dir(dir: &Place, judge: &Judge) -> Result<Walked, String> {
     })
 }
 
-/// The name of an encode's temporary file: hidden, in the output
-/// directory (so publishing is a link on one filesystem), named after the
-/// variation id.
-pub fn temp_name(work: &EncodeWork) -> OsString {
-    format!(
-        ".{}_v{:02}.vidvar-{}.part",
-        stem(&work.input),
-        work.index,
-        work.variation_id
-    )
-    .into()
-}
-
-/// Where an encode's temporary file is, for the store (and recovery).
-pub fn temp_path(work: &EncodeWork) -> PathBuf {
-    work.output_dir.path.join(temp_name(work))
-}
-
-/// Longest stem kept in output names, in bytes, so that names stay within
-/// NAME_MAX (255 bytes) with their suffixes.
-const MAX_STEM_BYTES: usize = 200;
-
-/// The input's name without extension, for output names: leading dots
-/// dropped (outputs are never hidden), cut to [`MAX_STEM_BYTES`] on a
-/// character boundary, `video` when nothing is left.
-fn stem(input: &Path) -> String {
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let name = name.trim_start_matches('.');
-    let stem = match name.rsplit_once('.') {
-        Some((stem, _)) if !stem.is_empty() => stem,
-        _ => name,
-    };
-    let mut end = stem.len().min(MAX_STEM_BYTES);
-    while !stem.is_char_boundary(end) {
-        end -= 1;
-    }
-    match &stem[..end] {
-        "" => "video".into(),
-        cut => cut.into(),
-    }
-}
-
-/// `<stem>_v<NN>.mp4`: the name of output number `n` of `work`'s input.
-fn output_name(work: &EncodeWork, n: u32) -> OsString {
-    format!("{}_v{n:02}.mp4", stem(&work.input)).into()
-}
-
 /// The output directory of one encode, open, and the temporary file
 /// created in it.
 struct Target {
@@ -238,11 +207,11 @@ struct Target {
 /// Encode, verify and publish one claimed variation, then record the outcome.
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
-pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken) {
+pub async fn encode(s: &dyn Context, work: &EncodeWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
     let result = match prepare(s, work, run_as.as_ref()).await {
         Ok(target) => {
-            remember_temp(s, work, &target.temp);
+            remember_temp(s, work, &target.temp).await;
             let target = Arc::new(target);
             let result = run_encode(s, work, &target, run_as.as_ref(), cancel).await;
             if !matches!(result, Ok(Some(_))) {
@@ -254,7 +223,7 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken
     };
     let outcome = match result {
         Ok(Some(published)) => published,
-        Ok(None) if s.is_stopping() => return,
+        Ok(None) if s.stopping().is_cancelled() => return,
         Ok(None) => Outcome::Cancelled,
         Err(error) => Outcome::Failed {
             error: format!("variation {}: {error}", work.index),
@@ -273,8 +242,9 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken
         }
         Outcome::Cancelled => {}
     }
-    let recorded = record(s, work.job_id, |store| {
-        store.finish_variation(work.variation_id, &outcome)
+    let recorded = record(s, work.job_id, || {
+        s.queue()
+            .finish_variation(work.variation_id, outcome.clone())
     });
     if let Some(state) = recorded.await {
         log_if_final(work.job_id, state);
@@ -284,17 +254,21 @@ pub async fn encode(s: &Scheduler, work: &EncodeWork, cancel: &CancellationToken
 /// Record which file the temporary file is, so that recovery can find it
 /// under its published name should the daemon die between publishing and
 /// recording (see [`crate::recovery`]).
-fn remember_temp(s: &Scheduler, work: &EncodeWork, temp: &File) {
+async fn remember_temp(s: &dyn Context, work: &EncodeWork, temp: &File) {
     use std::os::unix::fs::MetadataExt;
-    let recorded = temp.metadata().map_err(|e| e.to_string()).and_then(|meta| {
-        let identity = FileIdentity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        };
-        s.store()
-            .set_temp(work.variation_id, identity)
-            .map_err(|e| e.to_string())
-    });
+    let recorded = match temp.metadata() {
+        Ok(meta) => {
+            let identity = FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            };
+            s.queue()
+                .set_temp(work.variation_id, identity)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(err) => Err(err.to_string()),
+    };
     if let Err(err) = recorded {
         log::error!(
             "job {}: cannot record the temporary file: {err}",
@@ -348,7 +322,7 @@ fn as_owner<R>(run_as: Option<&RunAs>, f: impl FnOnce() -> Result<R, String>) ->
 /// space, and create the temporary file: everything an encode needs
 /// before FFmpeg starts.
 async fn prepare(
-    s: &Scheduler,
+    s: &dyn Context,
     work: &EncodeWork,
     run_as: Option<&RunAs>,
 ) -> Result<Target, String> {
@@ -361,7 +335,7 @@ async fn prepare(
             drop(open_input(&work.input_place, &judge)?);
             let dir = open_output_dir(&work.output_dir, &judge)?;
             check_free_space(&dir, min_free)?;
-            let temp_name = temp_name(&work);
+            let temp_name = temp_name(&work.input, work.index, work.variation_id);
             let temp = create_temp(&dir, &temp_name).map_err(|e| {
                 format!(
                     "cannot create a file in {}: {}",
@@ -382,7 +356,7 @@ async fn prepare(
 
 /// `Ok(None)`: stopped by cancellation. `Err`: the reason it failed.
 async fn run_encode(
-    s: &Scheduler,
+    s: &dyn Context,
     work: &EncodeWork,
     target: &Arc<Target>,
     run_as: Option<&RunAs>,
@@ -400,8 +374,8 @@ async fn run_encode(
     let (input_fd, output_fd) = (input.as_raw_fd(), target.temp.as_raw_fd());
     let end = supervisor::run(
         supervisor::Encode {
-            program: &s.config.ffmpeg,
-            args: argv::encode(input_fd, output_fd, &work.effects, &s.config.encode),
+            program: &s.config().ffmpeg,
+            args: argv::encode(input_fd, output_fd, &work.effects, &s.config().encode),
             duration_us: work.duration_us,
             grace: tunables.grace,
             stall_timeout: tunables.stall_timeout,
@@ -416,8 +390,10 @@ async fn run_encode(
                 identity.pid,
                 work.index
             );
-            if let Err(err) = s.store().set_process(work.variation_id, identity) {
-                log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
+            async move {
+                if let Err(err) = s.queue().set_process(work.variation_id, identity).await {
+                    log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
+                }
             }
         },
         |progress| s.report_progress(work.variation_id, progress),
@@ -533,12 +509,12 @@ fn duration_matches(expected: u64, actual: u64) -> Result<(), String> {
 /// status 0 proves nothing: a video stream whose first frames decode, and a
 /// duration matching the input's when known (see [`duration_matches`]).
 async fn verify(
-    s: &Scheduler,
+    s: &dyn Context,
     work: &EncodeWork,
     temp: &File,
     run_as: Option<&RunAs>,
 ) -> Result<(), String> {
-    let info = probe::verify(&s.config.ffprobe, temp.as_fd(), run_as)
+    let info = probe::verify(&s.config().ffprobe, temp.as_fd(), run_as)
         .await
         .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
@@ -562,7 +538,7 @@ fn publish(target: &Target, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
     let size = target.temp.metadata()?.len();
     let (dir, temp) = (&target.dir, target.temp_name.as_os_str());
     for n in work.index.. {
-        let name = output_name(work, n);
+        let name = output_name(&work.input, n);
         let placed = match linkat(dir, temp, dir, name.as_os_str(), AtFlags::empty()) {
             Err(errno) if links_unsupported(errno) => rename_no_replace(dir, temp, &name),
             Ok(()) => {
@@ -631,36 +607,6 @@ mod tests {
         assert!(duration_matches(200_000, 267_000).is_ok());
     }
 
-    fn work(input: &str, index: u32) -> EncodeWork {
-        EncodeWork {
-            job_id: 1,
-            file_id: 1,
-            variation_id: 77,
-            index,
-            input: input.into(),
-            input_place: Place {
-                path: input.into(),
-                identity: None,
-            },
-            output_dir: Place {
-                path: "/out".into(),
-                identity: None,
-            },
-            duration_us: None,
-            effects: crate::proto::Effects {
-                rotation: 0.0,
-                brightness: 0.0,
-                contrast: 1.0,
-                saturation: 1.0,
-            },
-            owner: Peer {
-                uid: 0,
-                gid: 0,
-                groups: vec![],
-            },
-        }
-    }
-
     #[test]
     fn the_rename_fallback_never_replaces_a_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -677,29 +623,6 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.path().join("c")).unwrap(),
             "new"
-        );
-    }
-
-    #[test]
-    fn names_fit_the_filesystem_and_are_never_hidden() {
-        use std::os::unix::ffi::OsStrExt;
-        let long = format!("/in/{}.mp4", "é".repeat(200));
-        for name in [
-            temp_name(&work(&long, 1000)),
-            output_name(&work(&long, 1), 1000),
-        ] {
-            assert!(name.len() <= 255, "{} bytes", name.len());
-            assert!(
-                std::str::from_utf8(name.as_bytes()).is_ok(),
-                "cut on a char boundary"
-            );
-        }
-        assert_eq!(output_name(&work("/in/.mp4", 1), 1), "mp4_v01.mp4");
-        assert_eq!(output_name(&work("/in/...", 2), 2), "video_v02.mp4");
-        assert_eq!(output_name(&work("/in/a b.mov", 3), 12), "a b_v12.mp4");
-        assert_eq!(
-            temp_path(&work("/in/a.mov", 3)),
-            Path::new("/out/.a_v03.vidvar-77.part")
         );
     }
 }

@@ -1,4 +1,6 @@
-//! The durable job queue: the only module that imports rusqlite.
+//! The job queue in one SQLite file: the only module that imports
+//! rusqlite. Synchronous; the actor in [`super`] owns it on a thread of
+//! its own.
 //!
 //! One SQLite file in WAL mode with `synchronous=FULL`, so every state
 //! change is on disk when a method returns, before anyone is told about it.
@@ -7,12 +9,14 @@
 //! sockets or processes. Methods are synchronous and short: callers hold
 //! the store behind a mutex and never across an `.await`.
 
-mod schema;
-
+use super::schema;
 use crate::access::Peer;
-use crate::access::vetted::{FileIdentity, Vetted};
+use crate::access::vetted::FileIdentity;
 use crate::process::ProcessIdentity;
 use crate::proto::{Effects, FileState, JobId, JobState};
+use crate::queue::{
+    EncodeWork, FileRow, Interrupted, JobRow, NewJob, Outcome, OutputRow, Place, Work,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,92 +46,13 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("database holds an unknown state {0:?}")]
     BadState(String),
+    #[error("cannot start the database thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the database thread ended while opening the database")]
+    ThreadDied,
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// A job to insert: inputs and, per input, the effects of its variations.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub seed: u64,
-    /// The output directory as given, and as vetted.
-    pub output_dir: (PathBuf, Vetted),
-    /// Variations per input; every `effects` list has this length.
-    pub variations: u32,
-    /// Each input as given, as vetted, and its variations' effects.
-    pub inputs: Vec<(PathBuf, Vetted, Vec<Effects>)>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// The submitting client.
-    pub owner: Peer,
-}
-
-/// A job row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    pub id: JobId,
-    pub state: JobState,
-    pub variations: u32,
-    pub seed: u64,
-    pub output_dir: PathBuf,
-    pub created_at: i64,
-    /// Number of input files.
-    pub inputs: u32,
-    /// Mean of the files' stored progress, percent.
-    pub progress: f64,
-    /// Uid of the submitting client.
-    pub owner_uid: u32,
-}
-
-/// An input file row, with its count of verified variations.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileRow {
-    pub id: i64,
-    pub job_id: JobId,
-    pub idx: u32,
-    pub path: PathBuf,
-    pub state: FileState,
-    pub duration_us: Option<u64>,
-    /// Stored progress, percent.
-    pub progress: f64,
-    pub done_variations: u32,
-    pub error: Option<String>,
-}
-
-/// A verified output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputRow {
-    pub path: PathBuf,
-    pub size: u64,
-    pub input: PathBuf,
-    pub index: u32,
-    pub effects: Effects,
-}
-
-/// The next thing the scheduler should start, in submission order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Work {
-    /// The file has not been probed yet.
-    Probe {
-        job_id: JobId,
-        file_id: i64,
-        /// As given at submit, for messages.
-        path: PathBuf,
-        input: Place,
-        owner: Peer,
-    },
-    /// A queued variation of a probed file.
-    Encode(EncodeWork),
-}
-
-/// Where a vetted file is and which file it must be: its real path and
-/// identity, or for a job of an older version (no identity stored) the
-/// path as given, vetted again when used.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Place {
-    pub path: PathBuf,
-    pub identity: Option<FileIdentity>,
-}
 
 /// A [`Place`] from three columns from `first` on: real path, device and
 /// inode, with `given` (a column index) when no real path is stored.
@@ -148,48 +73,6 @@ fn place_of(r: &rusqlite::Row<'_>, given: usize, first: usize) -> rusqlite::Resu
             identity: None,
         },
     })
-}
-
-/// Everything needed to encode one variation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodeWork {
-    pub job_id: JobId,
-    pub file_id: i64,
-    pub variation_id: i64,
-    /// 1-based.
-    pub index: u32,
-    /// The input as given at submit: it names the outputs.
-    pub input: PathBuf,
-    /// The input as vetted.
-    pub input_place: Place,
-    /// The output directory as vetted.
-    pub output_dir: Place,
-    pub duration_us: Option<u64>,
-    pub effects: Effects,
-    /// The job's owner, as whom FFmpeg runs in system mode.
-    pub owner: Peer,
-}
-
-/// How a variation ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Succeeded { output: PathBuf, size: u64 },
-    Failed { error: String },
-    Cancelled,
-}
-
-/// A variation that was running when the daemon last stopped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interrupted {
-    pub variation_id: i64,
-    /// The name of its temporary file in the output directory.
-    pub temp_path: Option<PathBuf>,
-    /// The job's output directory as vetted.
-    pub output_dir: Place,
-    /// The temporary file's identity, once it was created.
-    pub temp_identity: Option<FileIdentity>,
-    /// FFmpeg's identity, when it had been spawned.
-    pub process: Option<ProcessIdentity>,
 }
 
 fn parse_job_state(s: &str) -> Result<JobState> {
@@ -275,7 +158,26 @@ impl Store {
         Ok(store)
     }
 
-    fn migrate(&mut self, path: &Path) -> Result<()> {
+    /// Open the database at `path` for reading only, as [`Store::open`]
+    /// left it (it must exist, with a schema this version understands).
+    ///
+    /// Errors: as for [`Store::open`].
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let store = Store { conn };
+        store.check_version(path)?;
+        Ok(store)
+    }
+
+    /// The schema version, refused when newer than this binary knows.
+    fn check_version(&self, path: &Path) -> Result<usize> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -290,7 +192,12 @@ impl Store {
                 known: schema::STEPS.len(),
             });
         }
-        for (i, step) in schema::STEPS.iter().enumerate().skip(version as usize) {
+        Ok(version as usize)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let version = self.check_version(path)?;
+        for (i, step) in schema::STEPS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(step)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -565,6 +472,28 @@ impl Store {
         })
     }
 
+    /// Claim the next work after job `after` (see [`Store::next_work`]):
+    /// a probe, or a variation with its temporary file's path (in the
+    /// output directory, named by [`crate::naming::temp_name`]) recorded.
+    pub fn claim(&mut self, after: JobId) -> Result<Option<Work>> {
+        let work = self.next_work(after)?;
+        match &work {
+            Some(Work::Probe { file_id, .. }) => self.start_probe(*file_id)?,
+            Some(Work::Encode(e)) => {
+                let name = crate::naming::temp_name(&e.input, e.index, e.variation_id);
+                let temp = e.output_dir.path.join(name);
+                if !self.start_variation(e.variation_id, &temp)? {
+                    return Err(StoreError::BadState(format!(
+                        "variation {} was claimed twice",
+                        e.variation_id
+                    )));
+                }
+            }
+            None => {}
+        }
+        Ok(work)
+    }
+
     /// Claim a file for probing: the file and its job become running.
     pub fn start_probe(&mut self, file_id: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
@@ -649,7 +578,18 @@ impl Store {
     /// `(file_id, running)`, `running` is the sum of the percents of its
     /// variations being encoded; the file's progress becomes
     /// `(verified * 100 + running) / variations`, never lower than before.
+    ///
+    /// Committed without an fsync of its own (`synchronous=NORMAL` for this
+    /// transaction; in WAL mode the next outcome's commit makes it
+    /// durable): a crash may lose the last figures, never an outcome.
     pub fn set_files_progress(&mut self, running: &[(i64, f64)]) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let written = self.write_files_progress(running);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        written
+    }
+
+    fn write_files_progress(&mut self, running: &[(i64, f64)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -996,6 +936,8 @@ fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::vetted::Vetted;
+    use crate::proto::Effects;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -1193,7 +1135,7 @@ mod tests {
             0,
             "nothing finished before 1970"
         );
-        let now = crate::scheduler::unix_now();
+        let now = crate::queue::unix_now();
         assert_eq!(s.prune(Some(1000), now + 1).unwrap(), 1);
         assert!(s.job(mine).unwrap().is_none());
         assert!(s.job(theirs).unwrap().is_some());

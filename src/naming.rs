@@ -1,0 +1,70 @@
+//! Names of the files a variation makes: its hidden temporary file and
+//! its output `<stem>_v<NN>.mp4`. Pure.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// The name of the temporary file of variation `index` (1-based, id
+/// `variation_id`) of `input`: hidden, kept in the output directory (so
+/// that publishing is a link on one filesystem), unique by the id.
+pub fn temp_name(input: &Path, index: u32, variation_id: i64) -> OsString {
+    format!(".{}_v{index:02}.vidvar-{variation_id}.part", stem(input)).into()
+}
+
+/// Longest stem kept in output names, in bytes, so that names stay within
+/// NAME_MAX (255 bytes) with their suffixes.
+const MAX_STEM_BYTES: usize = 200;
+
+/// The input's name without extension, for output names: leading dots
+/// dropped (outputs are never hidden), cut to [`MAX_STEM_BYTES`] on a
+/// character boundary, `video` when nothing is left.
+fn stem(input: &Path) -> String {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let name = name.trim_start_matches('.');
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    let mut end = stem.len().min(MAX_STEM_BYTES);
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    match &stem[..end] {
+        "" => "video".into(),
+        cut => cut.into(),
+    }
+}
+
+/// `<stem>_v<NN>.mp4`: the name of output number `n` of `input`.
+pub fn output_name(input: &Path, n: u32) -> OsString {
+    format!("{}_v{n:02}.mp4", stem(input)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_filesystem_and_are_never_hidden() {
+        use std::os::unix::ffi::OsStrExt;
+        let long = format!("/in/{}.mp4", "é".repeat(200));
+        let long = Path::new(&long);
+        for name in [temp_name(long, 1000, 77), output_name(long, 1000)] {
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert!(
+                std::str::from_utf8(name.as_bytes()).is_ok(),
+                "cut on a char boundary"
+            );
+        }
+        assert_eq!(output_name(Path::new("/in/.mp4"), 1), "mp4_v01.mp4");
+        assert_eq!(output_name(Path::new("/in/..."), 2), "video_v02.mp4");
+        assert_eq!(output_name(Path::new("/in/a b.mov"), 12), "a b_v12.mp4");
+        assert_eq!(
+            temp_name(Path::new("/in/a.mov"), 3, 77),
+            ".a_v03.vidvar-77.part"
+        );
+    }
+}

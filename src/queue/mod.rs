@@ -1,0 +1,219 @@
+//! The queue boundary: jobs, their input files and variations, and the
+//! claims on their work, in domain terms. [`Queue`] is what the engine
+//! talks to; [`sqlite`] is the single-machine implementation. Nothing here
+//! names a database: a claim is a lease that a backend may lose, and every
+//! call may fail with [`QueueError`].
+
+pub mod sqlite;
+
+use crate::access::Peer;
+use crate::access::vetted::{FileIdentity, Vetted};
+use crate::process::ProcessIdentity;
+use crate::proto::{Effects, FileState, JobId, JobState};
+use std::path::PathBuf;
+
+/// A job to insert: inputs and, per input, the effects of its variations.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub seed: u64,
+    /// The output directory as given, and as vetted.
+    pub output_dir: (PathBuf, Vetted),
+    /// Variations per input; every `effects` list has this length.
+    pub variations: u32,
+    /// Each input as given, as vetted, and its variations' effects.
+    pub inputs: Vec<(PathBuf, Vetted, Vec<Effects>)>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The submitting client.
+    pub owner: Peer,
+}
+
+/// A job row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: JobId,
+    pub state: JobState,
+    pub variations: u32,
+    pub seed: u64,
+    pub output_dir: PathBuf,
+    pub created_at: i64,
+    /// Number of input files.
+    pub inputs: u32,
+    /// Mean of the files' stored progress, percent.
+    pub progress: f64,
+    /// Uid of the submitting client.
+    pub owner_uid: u32,
+}
+
+/// An input file row, with its count of verified variations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: i64,
+    pub job_id: JobId,
+    pub idx: u32,
+    pub path: PathBuf,
+    pub state: FileState,
+    pub duration_us: Option<u64>,
+    /// Stored progress, percent.
+    pub progress: f64,
+    pub done_variations: u32,
+    pub error: Option<String>,
+}
+
+/// A verified output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRow {
+    pub path: PathBuf,
+    pub size: u64,
+    pub input: PathBuf,
+    pub index: u32,
+    pub effects: Effects,
+}
+
+/// The next thing the scheduler should start, in submission order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// The file has not been probed yet.
+    Probe {
+        job_id: JobId,
+        file_id: i64,
+        /// As given at submit, for messages.
+        path: PathBuf,
+        input: Place,
+        owner: Peer,
+    },
+    /// A queued variation of a probed file.
+    Encode(EncodeWork),
+}
+
+/// Where a vetted file is and which file it must be: its real path and
+/// identity, or for a job of an older version (no identity stored) the
+/// path as given, vetted again when used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub path: PathBuf,
+    pub identity: Option<FileIdentity>,
+}
+
+/// Everything needed to encode one variation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeWork {
+    pub job_id: JobId,
+    pub file_id: i64,
+    pub variation_id: i64,
+    /// 1-based.
+    pub index: u32,
+    /// The input as given at submit: it names the outputs.
+    pub input: PathBuf,
+    /// The input as vetted.
+    pub input_place: Place,
+    /// The output directory as vetted.
+    pub output_dir: Place,
+    pub duration_us: Option<u64>,
+    pub effects: Effects,
+    /// The job's owner, as whom FFmpeg runs in system mode.
+    pub owner: Peer,
+}
+
+/// How a variation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded { output: PathBuf, size: u64 },
+    Failed { error: String },
+    Cancelled,
+}
+
+/// A variation that was running when the daemon last stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupted {
+    pub variation_id: i64,
+    /// The name of its temporary file in the output directory.
+    pub temp_path: Option<PathBuf>,
+    /// The job's output directory as vetted.
+    pub output_dir: Place,
+    /// The temporary file's identity, once it was created.
+    pub temp_identity: Option<FileIdentity>,
+    /// FFmpeg's identity, when it had been spawned.
+    pub process: Option<ProcessIdentity>,
+}
+
+/// Unix time now, in seconds: what the queue's times are counted in.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The backend failed (a database error, I/O); the source says how.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The queue has shut down and takes no more calls.
+    #[error("the job queue has shut down")]
+    Closed,
+}
+
+/// The result of a queue operation.
+pub type Result<T> = std::result::Result<T, QueueError>;
+
+/// The durable job queue, as the engine sees it. Every method is one
+/// short operation on the queue's durable state: it returns once the change
+/// is durable (progress aside), and never blocks the caller's runtime
+/// thread.
+#[async_trait::async_trait]
+pub trait Queue: Send + Sync {
+    /// Queue a new job, all of it queued; returns its id.
+    async fn submit(&self, job: NewJob) -> Result<JobId>;
+    /// One job, or `None` if there is no such job.
+    async fn job(&self, id: JobId) -> Result<Option<JobRow>>;
+    /// Every job of `owner` (of everyone for `None`), oldest first.
+    async fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>>;
+    /// The input files of a job, in submission order.
+    async fn files(&self, job: JobId) -> Result<Vec<FileRow>>;
+    /// The verified outputs of a job, by input, then variation index.
+    async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>>;
+    /// Jobs queued or running.
+    async fn queue_depth(&self) -> Result<u64>;
+    /// Variations queued or running in the open jobs of `owner`.
+    async fn pending_variations(&self, owner: u32) -> Result<u64>;
+    /// Cancel a job and its queued work; running variations go on until
+    /// their outcome is recorded. Returns the job's state before, `None`
+    /// for no such job.
+    async fn cancel(&self, job: JobId) -> Result<Option<JobState>>;
+    /// Queue again what did not succeed in a final job. Returns the job's
+    /// state before and how many variations were queued again.
+    async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>>;
+    /// Forget final jobs of `owner` (everyone's for `None`) that finished
+    /// before `finished_before` (Unix seconds). Returns how many.
+    async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64>;
+
+    /// Claim the next work after job `after` (jobs take turns): a probe,
+    /// or a variation with its temporary file's path recorded (named by
+    /// [`crate::naming::temp_name`]) before the file exists.
+    async fn claim(&self, after: JobId) -> Result<Option<Work>>;
+    /// A probe succeeded: the file's variations become claimable.
+    async fn finish_probe(&self, file: i64, duration_us: Option<u64>) -> Result<()>;
+    /// A file cannot be used: it and its queued variations fail with
+    /// `error`. Returns the job's state.
+    async fn fail_file(&self, file: i64, error: String) -> Result<JobState>;
+    /// The temporary file of a claimed variation exists: which file it is.
+    async fn set_temp(&self, variation: i64, temp: FileIdentity) -> Result<()>;
+    /// The FFmpeg process of a claimed variation runs.
+    async fn set_process(&self, variation: i64, process: ProcessIdentity) -> Result<()>;
+    /// Progress of running files, `(file, sum of its running variations'
+    /// percents)`. Not made durable on its own: a crash may lose the last
+    /// figures, never an outcome.
+    async fn report_progress(&self, files: Vec<(i64, f64)>) -> Result<()>;
+    /// How a claimed variation ended. Returns the job's state afterwards.
+    async fn finish_variation(&self, variation: i64, outcome: Outcome) -> Result<JobState>;
+
+    /// Variations left claimed by a run that did not stop cleanly.
+    async fn interrupted(&self) -> Result<Vec<Interrupted>>;
+    /// At a clean stop: put back in the queue the running jobs of which
+    /// nothing is being encoded. Returns them.
+    async fn requeue_idle_jobs(&self) -> Result<Vec<JobId>>;
+    /// Settle what a stop left unfinished as interrupted. Returns the jobs.
+    async fn mark_interrupted(&self) -> Result<Vec<JobId>>;
+}

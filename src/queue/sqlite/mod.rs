@@ -1,0 +1,211 @@
+//! The single-machine [`Queue`]: one SQLite file, owned by threads of its
+//! own so that no SQLite call (and no fsync) ever runs on a runtime thread.
+//!
+//! A writer thread owns the read-write connection ([`Store`]) and runs the
+//! changes one at a time, in the order they were sent; a reader thread owns
+//! a read-only connection for `status`, `list`, `watch` and `outputs`,
+//! which WAL mode lets read while the writer writes. Each call is sent to
+//! its thread as a command and answered on a oneshot channel; a caller
+//! that goes away does not stop a change once sent.
+
+mod schema;
+mod store;
+
+pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
+
+use super::{
+    FileRow, Interrupted, JobRow, NewJob, Outcome, OutputRow, Queue, QueueError, Result, Work,
+};
+use crate::access::vetted::FileIdentity;
+use crate::process::ProcessIdentity;
+use crate::proto::{JobId, JobState};
+use std::path::Path;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Work for the thread that owns a connection.
+type Command = Box<dyn FnOnce(&mut Store) + Send>;
+
+impl From<StoreError> for QueueError {
+    fn from(err: StoreError) -> Self {
+        QueueError::Backend(Box::new(err))
+    }
+}
+
+/// The queue in the SQLite file at a path, served by its two threads; they
+/// end when this value is dropped.
+pub struct SqliteQueue {
+    writer: mpsc::Sender<Command>,
+    reader: mpsc::Sender<Command>,
+}
+
+/// Start a thread named `name` that opens a store with `open` and then runs
+/// commands until every sender is gone; the open's outcome comes back first.
+fn spawn(
+    name: &str,
+    open: impl FnOnce() -> std::result::Result<Store, StoreError> + Send + 'static,
+) -> std::result::Result<mpsc::Sender<Command>, StoreError> {
+    let (commands, inbox) = mpsc::channel::<Command>();
+    let (opened, outcome) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut store = match open() {
+                Ok(store) => {
+                    let _ = opened.send(Ok(()));
+                    store
+                }
+                Err(err) => {
+                    let _ = opened.send(Err(err));
+                    return;
+                }
+            };
+            while let Ok(command) = inbox.recv() {
+                command(&mut store);
+            }
+        })
+        .map_err(StoreError::Thread)?;
+    outcome.recv().map_err(|_| StoreError::ThreadDied)??;
+    Ok(commands)
+}
+
+impl SqliteQueue {
+    /// Open (creating and upgrading if needed) the database at `path` and
+    /// start its threads. Blocks while it opens: call it before serving,
+    /// or from a blocking thread.
+    ///
+    /// Errors: those of [`Store::open`] and [`Store::open_read_only`].
+    pub fn open(path: &Path) -> std::result::Result<SqliteQueue, StoreError> {
+        let (write_path, read_path) = (path.to_path_buf(), path.to_path_buf());
+        let writer = spawn("vidvard-db", move || Store::open(&write_path))?;
+        // After the writer: the schema is current once it has opened.
+        let reader = spawn("vidvard-db-read", move || Store::open_read_only(&read_path))?;
+        Ok(SqliteQueue { writer, reader })
+    }
+
+    async fn on<T: Send + 'static>(
+        thread: &mpsc::Sender<Command>,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        thread
+            .send(Box::new(move |store| {
+                let _ = reply.send(f(store));
+            }))
+            .map_err(|_| QueueError::Closed)?;
+        Ok(answer.await.map_err(|_| QueueError::Closed)??)
+    }
+
+    /// Run a change on the writer thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        Self::on(&self.writer, f).await
+    }
+
+    /// Run a query on the reader thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> std::result::Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        Self::on(&self.reader, move |store| f(store)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Queue for SqliteQueue {
+    async fn submit(&self, job: NewJob) -> Result<JobId> {
+        self.write(move |s| s.create_job(&job)).await
+    }
+    async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
+        self.read(move |s| s.job(id)).await
+    }
+    async fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>> {
+        self.read(move |s| s.jobs(owner)).await
+    }
+    async fn files(&self, job: JobId) -> Result<Vec<FileRow>> {
+        self.read(move |s| s.files(job)).await
+    }
+    async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>> {
+        self.read(move |s| s.outputs(job)).await
+    }
+    async fn queue_depth(&self) -> Result<u64> {
+        self.read(|s| s.queue_depth()).await
+    }
+    async fn pending_variations(&self, owner: u32) -> Result<u64> {
+        self.read(move |s| s.pending_variations(owner)).await
+    }
+    async fn cancel(&self, job: JobId) -> Result<Option<JobState>> {
+        self.write(move |s| s.cancel_job(job)).await
+    }
+    async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>> {
+        self.write(move |s| s.retry_job(job)).await
+    }
+    async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
+        self.write(move |s| s.prune(owner, finished_before)).await
+    }
+    async fn claim(&self, after: JobId) -> Result<Option<Work>> {
+        self.write(move |s| s.claim(after)).await
+    }
+    async fn finish_probe(&self, file: i64, duration_us: Option<u64>) -> Result<()> {
+        self.write(move |s| s.finish_probe(file, duration_us)).await
+    }
+    async fn fail_file(&self, file: i64, error: String) -> Result<JobState> {
+        self.write(move |s| s.fail_file(file, &error)).await
+    }
+    async fn set_temp(&self, variation: i64, temp: FileIdentity) -> Result<()> {
+        self.write(move |s| s.set_temp(variation, temp)).await
+    }
+    async fn set_process(&self, variation: i64, process: ProcessIdentity) -> Result<()> {
+        self.write(move |s| s.set_process(variation, &process))
+            .await
+    }
+    async fn report_progress(&self, files: Vec<(i64, f64)>) -> Result<()> {
+        self.write(move |s| s.set_files_progress(&files)).await
+    }
+    async fn finish_variation(&self, variation: i64, outcome: Outcome) -> Result<JobState> {
+        self.write(move |s| s.finish_variation(variation, &outcome))
+            .await
+    }
+    async fn interrupted(&self) -> Result<Vec<Interrupted>> {
+        self.read(|s| s.interrupted()).await
+    }
+    async fn requeue_idle_jobs(&self) -> Result<Vec<JobId>> {
+        self.write(|s| s.requeue_idle_jobs()).await
+    }
+    async fn mark_interrupted(&self) -> Result<Vec<JobId>> {
+        self.write(|s| s.mark_interrupted()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn calls_run_on_the_queues_own_threads_and_reads_see_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = SqliteQueue::open(&dir.path().join("q.db")).unwrap();
+        let runtime_thread = std::thread::current().id();
+        let on_thread = move |s: &Store| {
+            assert_ne!(std::thread::current().id(), runtime_thread);
+            s.queue_depth()
+        };
+        assert_eq!(queue.read(on_thread).await.unwrap(), 0);
+        assert_eq!(queue.jobs(None).await.unwrap(), Vec::new());
+        assert!(queue.claim(0).await.unwrap().is_none());
+        drop(queue);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        std::fs::write(&path, "not a database, not at all, for sure").unwrap();
+        assert!(matches!(
+            SqliteQueue::open(&path),
+            Err(StoreError::Open { .. } | StoreError::Sql(_))
+        ));
+    }
+}
