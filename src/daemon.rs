@@ -6,10 +6,10 @@
 //! [`Pidfile::acquire`] in `main` before any runtime exists.
 
 use crate::config::{Config, Tunables};
+use crate::engine::Engine;
 use crate::queue::QueueError;
 use crate::queue::sqlite::{SqliteQueue, StoreError};
 use crate::recovery;
-use crate::scheduler::Scheduler;
 use crate::server;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use nix::fcntl::{Flock, FlockArg};
@@ -410,7 +410,7 @@ pub async fn run(
         config.database().display(),
         config.tunables.max_parallel
     );
-    let scheduler = Scheduler::new(config, Arc::new(queue));
+    let scheduler = Engine::new(config, Arc::new(queue));
     let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
     tokio::spawn(Arc::clone(&scheduler).enforce_retention());
     let stop_serving = CancellationToken::new();

@@ -12,11 +12,12 @@
 //!   variation makes.
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
-//! - [`supervisor`]: owns FFmpeg child processes.
-//! - [`scheduler`]: what runs next, live progress, the job API;
-//!   [`admission`] checks submissions, [`access`] judges permissions and
-//!   [`access::vetted`] opens only the files vetted for a job.
-//! - [`worker`]: one slot's work: probe, encode, verify, publish.
+//! - [`engine`]: the request API ([`engine::jobs`]), what runs next
+//!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
+//!   encode, verify, publish) and the FFmpeg processes
+//!   ([`engine::supervisor`]); [`engine::admission`] checks submissions.
+//! - [`access`] judges permissions; [`access::vetted`] opens only the
+//!   files vetted for a job.
 //! - [`recovery`]: cleanup after an unclean stop.
 //! - [`server`]: accept loop and request dispatch.
 //! - [`daemon`]: pidfile, socket, startup and orderly stop;
@@ -26,11 +27,11 @@
 //!   process identity from /proc.
 
 pub mod access;
-pub mod admission;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod effects;
+pub mod engine;
 pub mod ffmpeg;
 pub mod logging;
 pub mod naming;
@@ -40,7 +41,4 @@ pub mod proto;
 pub mod queue;
 pub mod readiness;
 pub mod recovery;
-pub mod scheduler;
 pub mod server;
-pub mod supervisor;
-pub mod worker;

@@ -2,7 +2,7 @@
 //! [`Request`] to [`Response`].
 //!
 //! The server never sees bytes (framing is [`crate::proto::codec`]) and never
-//! touches the store or processes directly (that is the [`Scheduler`]).
+//! touches the store or processes directly (that is the [`Engine`]).
 //! A connection that sends a malformed frame, a wrong protocol version or
 //! nothing at all within [`HANDSHAKE_TIMEOUT`] is dropped with a logged
 //! reason; other connections carry on. Each connection runs on its own
@@ -10,12 +10,12 @@
 //! reading is dropped after [`SEND_TIMEOUT`], so no client blocks another.
 
 use crate::access::Peer;
+use crate::engine::{ApiError, Engine};
 use crate::proto::codec::{CodecError, Connection};
 use crate::proto::{
     ErrorKind, HandshakeReply, Hello, JobId, PROTOCOL_VERSION, Request, Response, Welcome,
     WireError,
 };
-use crate::scheduler::{ApiError, Scheduler};
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Accept connections until `stop` fires; each is served on its own task,
 /// as the peer named by SO_PEERCRED.
-pub async fn serve(listener: Listener, scheduler: Arc<Scheduler>, stop: CancellationToken) {
+pub async fn serve(listener: Listener, scheduler: Arc<Engine>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let users = PerUser::default();
     let mut warned = None;
@@ -164,7 +164,7 @@ fn refuse(stream: Stream, warned: &mut Option<Instant>, reason: String) {
 /// Errors: the reason the connection was dropped (for the log).
 pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
-    scheduler: &Scheduler,
+    scheduler: &Engine,
     peer: &Peer,
 ) -> Result<(), CodecError> {
     let hello: Hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.recv()).await {
@@ -242,7 +242,7 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Response {
+async fn respond(scheduler: &Engine, peer: &Peer, request: Request) -> Response {
     let result = match request {
         Request::Submit(submit) => scheduler
             .submit(peer, submit)
@@ -267,7 +267,7 @@ async fn respond(scheduler: &Scheduler, peer: &Peer, request: Request) -> Respon
 /// per [`WATCH_MIN_INTERVAL`]) until it is final; the last frame is final.
 async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
-    scheduler: &Scheduler,
+    scheduler: &Engine,
     peer: &Peer,
     job: JobId,
 ) -> Result<(), CodecError> {

@@ -1,6 +1,6 @@
 //! Checks a submission must pass before it is queued: limits, path shapes,
 //! and that the inputs can be read and the output directory written, by
-//! the client itself (see [`access::vetted`]): what passes is returned as
+//! the client itself (see [`crate::access::vetted`]): what passes is returned as
 //! vetted files, real path and identity, which every later use must match.
 //!
 //! Runs on a blocking thread ([`check`] touches the filesystem, which may

@@ -18,14 +18,14 @@
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Peer, Want, describe_io};
 use crate::config::{Config, Tunables};
+use crate::engine::supervisor::Progress;
+use crate::engine::supervisor::{self, End};
 use crate::ffmpeg::{argv, probe};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
 use crate::proto::JobId;
 use crate::queue::Queue;
 use crate::queue::{EncodeWork, Outcome, Place, QueueError};
-use crate::supervisor::Progress;
-use crate::supervisor::{self, End};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::Mode;

@@ -1,32 +1,19 @@
-//! What runs next, and the live state of what runs now.
-//!
-//! The store is the queue; whenever one of `max_parallel` slots is free the
-//! scheduler claims the next work from it and hands it to a
-//! [`worker`] task on the runtime. Jobs take turns in
-//! submission order (round robin), and within a job inputs and variations
-//! go in order, so a job of many inputs shares the slots with later jobs
-//! instead of starving them. It keeps, in memory only, the progress of
-//! running variations (written to the store once a second, all files in
-//! one transaction) and their cancellation tokens.
-//! It answers the server's questions about jobs; it never sees a socket.
+//! The request API: one method per client request, over the queue and a
+//! snapshot of live progress, with the access rules (who sees which job,
+//! whose permissions judge a submission) and the limits on pending work.
+//! [`ApiError`] is the one place that maps internal errors to the wire.
 
-use crate::access::{Judge, Peer};
-use crate::admission;
-use crate::config::{Config, Tunables};
+use super::{Engine, Live, admission};
+use crate::access::Peer;
 use crate::effects;
+use crate::engine::supervisor::Progress;
 use crate::proto::{
     ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
     SubmitRequest, WireError,
 };
-use crate::queue::{FileRow, JobRow, NewJob, Queue, QueueError, Work, unix_now};
-use crate::supervisor::Progress;
-use crate::worker;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use crate::queue::{FileRow, JobRow, NewJob, QueueError, unix_now};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Most jobs queued or running at once; submissions beyond are refused.
 pub const MAX_PENDING_JOBS: u64 = 10_000;
@@ -36,8 +23,6 @@ pub const MAX_PENDING_JOBS: u64 = 10_000;
 pub const MAX_PENDING_VARIATIONS_PER_USER: u64 = 100_000;
 /// How often finished job records are checked against the retention period.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
-/// How often at most a file's progress is written to the store.
-pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a request could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -99,132 +84,7 @@ impl ApiError {
     }
 }
 
-/// A variation being encoded now.
-struct Running {
-    job_id: JobId,
-    file_id: i64,
-    progress: Progress,
-    cancel: CancellationToken,
-}
-
-#[derive(Default)]
-struct Live {
-    running: HashMap<i64, Running>,
-    /// Probes in flight; each holds a slot.
-    probing: usize,
-    /// Claims sent to the queue and not yet registered here.
-    claiming: usize,
-    /// The job served last; the next slot goes to the job after it.
-    last_job: JobId,
-}
-
-/// The job engine shared by the server and the worker tasks.
-pub struct Scheduler {
-    pub(crate) config: Config,
-    /// Settings SIGHUP may change; starts as `config.tunables`.
-    tunables: Mutex<Tunables>,
-    queue: Arc<dyn Queue>,
-    live: Mutex<Live>,
-    /// Woken when work may be startable: a submit, a slot freed.
-    wake: Notify,
-    /// Woken when a running variation ends (cancel waits on it).
-    ended: Notify,
-    /// Bumped on every visible change, for `watch` streams.
-    changes: watch::Sender<u64>,
-    /// Fires at shutdown: no new work, running work is stopped.
-    stopping: CancellationToken,
-    tasks: TaskTracker,
-    started: Instant,
-}
-
-impl Scheduler {
-    pub fn new(config: Config, queue: Arc<dyn Queue>) -> Arc<Scheduler> {
-        Arc::new(Scheduler {
-            tunables: Mutex::new(config.tunables),
-            config,
-            queue,
-            live: Mutex::new(Live::default()),
-            wake: Notify::new(),
-            ended: Notify::new(),
-            changes: watch::channel(0).0,
-            stopping: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            started: Instant::now(),
-        })
-    }
-
-    /// The settings in force now.
-    pub fn tunables(&self) -> Tunables {
-        *self.tunables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Apply new settings (SIGHUP): running work goes on; a larger
-    /// `max_parallel` starts queued work at once, a smaller one lets running
-    /// encodes finish.
-    pub fn retune(&self, tunables: Tunables) {
-        *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
-        log::set_max_level(tunables.log_level);
-        log::info!(
-            "settings reloaded: max_parallel {}, grace period {:?}, stall timeout {:?}, \
-             min free space {} MiB, retention {:?}, log level {}",
-            tunables.max_parallel,
-            tunables.grace,
-            tunables.stall_timeout,
-            tunables.min_free_bytes >> 20,
-            tunables.retention,
-            tunables.log_level
-        );
-        self.wake.notify_one();
-    }
-
-    fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Tell `watch` streams that something changed.
-    pub(crate) fn notify_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// A receiver that sees every change to any job.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    /// Whether shutdown has begun.
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.is_cancelled()
-    }
-
-    /// Resolves when shutdown begins.
-    pub async fn until_stopping(&self) {
-        self.stopping.cancelled().await
-    }
-
-    /// Whether `peer` administers this daemon: root or the daemon's own
-    /// user. Administrators see every job and skip the access checks.
-    fn is_admin(&self, peer: &Peer) -> bool {
-        peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
-    }
-
-    /// Whose permissions decide what a job of `owner` may read and write:
-    /// the owner's own, judged by the daemon, unless the owner administers
-    /// it (root or the daemon's user), which leaves it to the kernel. Any
-    /// other user is judged, whatever the mode: a socket shared with a
-    /// group must not lend the daemon's access to its members.
-    pub(crate) fn judge_for(&self, owner: &Peer) -> Judge {
-        if self.is_admin(owner) {
-            Judge::Daemon
-        } else {
-            Judge::Peer(owner.clone())
-        }
-    }
-
-    /// Whether `peer` may see and act on a job owned by `owner_uid`.
-    fn may_access(&self, peer: &Peer, owner_uid: u32) -> bool {
-        self.is_admin(peer) || peer.uid == owner_uid
-    }
-
+impl Engine {
     /// A job row visible to `peer`; others' jobs are "no such job".
     async fn visible_job(&self, peer: &Peer, job: JobId) -> Result<JobRow, ApiError> {
         match self.queue.job(job).await? {
@@ -456,207 +316,6 @@ impl Scheduler {
         self.notify_change();
         self.detail(peer, job).await
     }
-
-    /// The dispatch loop: start work while slots are free, until shutdown.
-    /// Slots go to jobs in turn (see [`Store::next_work`]), so a job of many
-    /// inputs shares them with later jobs instead of starving them.
-    /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
-    /// grace period), wait for the workers, and mark unfinished work
-    /// interrupted in the store.
-    pub async fn run(self: Arc<Self>) {
-        let mut flush = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            if let Err(err) = self.dispatch().await {
-                log::error!("cannot dispatch work: {err}");
-            }
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = self.stopping.cancelled() => break,
-                // Also retries dispatching after a store error.
-                _ = flush.tick() => self.flush_progress().await,
-            }
-        }
-        {
-            let live = self.live();
-            for run in live.running.values() {
-                run.cancel.cancel();
-            }
-        }
-        self.tasks.close();
-        self.tasks.wait().await;
-        match self.queue.requeue_idle_jobs().await {
-            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} stay queued for the restart"),
-            Ok(_) => {}
-            Err(err) => log::error!("cannot requeue waiting jobs: {err}"),
-        }
-        match self.queue.mark_interrupted().await {
-            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
-            Ok(_) => {}
-            Err(err) => log::error!("cannot mark interrupted work: {err}"),
-        }
-    }
-
-    /// Begin shutdown: see [`Scheduler::run`].
-    pub fn stop(&self) {
-        self.stopping.cancel();
-    }
-
-    async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
-        loop {
-            if self.is_stopping() {
-                return Ok(());
-            }
-            let slots = self.tunables().max_parallel.max(1);
-            let after = {
-                let mut live = self.live();
-                if live.running.len() + live.probing >= slots {
-                    return Ok(());
-                }
-                live.claiming += 1;
-                live.last_job
-            };
-            // Until the claim is registered, a cancel waits for it.
-            let claiming = Claiming(self);
-            let Some(work) = self.queue.claim(after).await? else {
-                return Ok(());
-            };
-            let mut live = self.live();
-            live.last_job = match &work {
-                Work::Probe { job_id, .. } => *job_id,
-                Work::Encode(e) => e.job_id,
-            };
-            match work {
-                Work::Probe {
-                    job_id,
-                    file_id,
-                    path,
-                    input,
-                    owner,
-                } => {
-                    live.probing += 1;
-                    let slot = Slot::Probe(Arc::clone(self));
-                    self.tasks.spawn(async move {
-                        let s = slot.scheduler();
-                        worker::probe(s, job_id, file_id, &path, &input, &owner).await;
-                    });
-                }
-                Work::Encode(work) => {
-                    let cancel = self.stopping.child_token();
-                    live.running.insert(
-                        work.variation_id,
-                        Running {
-                            job_id: work.job_id,
-                            file_id: work.file_id,
-                            progress: Progress::default(),
-                            cancel: cancel.clone(),
-                        },
-                    );
-                    let slot = Slot::Encode(Arc::clone(self), work.variation_id);
-                    self.tasks.spawn(async move {
-                        worker::encode(slot.scheduler(), &work, &cancel).await;
-                    });
-                }
-            }
-            drop(live);
-            drop(claiming);
-            self.notify_change();
-        }
-    }
-
-    /// Record a running variation's progress (in memory; see
-    /// [`Scheduler::flush_progress`]).
-    pub(crate) fn report_progress(&self, variation_id: i64, progress: Progress) {
-        if let Some(run) = self.live().running.get_mut(&variation_id) {
-            run.progress = progress;
-        }
-        self.notify_change();
-    }
-
-    /// Write the progress of every running file to the store in one
-    /// transaction: called every [`PROGRESS_FLUSH_INTERVAL`], so the store
-    /// sees one write a second however many encodes run.
-    async fn flush_progress(&self) {
-        let running: Vec<(i64, f64)> = {
-            let live = self.live();
-            let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
-            files.sort_unstable();
-            files.dedup();
-            files
-                .into_iter()
-                .map(|f| (f, running_sum(&live, f)))
-                .collect()
-        };
-        if running.is_empty() {
-            return;
-        }
-        if let Err(err) = self.queue.report_progress(running).await {
-            log::warn!("cannot store progress: {err}");
-        }
-    }
-}
-
-impl worker::Context for Scheduler {
-    fn queue(&self) -> &dyn Queue {
-        &*self.queue
-    }
-    fn config(&self) -> &Config {
-        &self.config
-    }
-    fn tunables(&self) -> Tunables {
-        Scheduler::tunables(self)
-    }
-    fn judge_for(&self, owner: &Peer) -> Judge {
-        Scheduler::judge_for(self, owner)
-    }
-    fn report_progress(&self, variation: i64, progress: Progress) {
-        Scheduler::report_progress(self, variation, progress)
-    }
-    fn stopping(&self) -> &CancellationToken {
-        &self.stopping
-    }
-}
-
-/// A claim in flight; dropping it (registered, or failed) tells a waiting
-/// cancel to look again.
-struct Claiming<'a>(&'a Scheduler);
-
-impl Drop for Claiming<'_> {
-    fn drop(&mut self) {
-        self.0.live().claiming -= 1;
-        self.0.ended.notify_waiters();
-    }
-}
-
-/// A slot taken by a worker task; dropping it (when the task ends, even by
-/// a panic) frees the slot and wakes whoever waits for one.
-enum Slot {
-    Probe(Arc<Scheduler>),
-    /// The variation's id.
-    Encode(Arc<Scheduler>, i64),
-}
-
-impl Slot {
-    fn scheduler(&self) -> &Scheduler {
-        match self {
-            Slot::Probe(s) | Slot::Encode(s, _) => s,
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let s = self.scheduler();
-        match *self {
-            Slot::Probe(_) => s.live().probing -= 1,
-            Slot::Encode(_, variation_id) => {
-                s.live().running.remove(&variation_id);
-                s.ended.notify_waiters();
-            }
-        }
-        s.wake.notify_one();
-        s.notify_change();
-    }
 }
 
 fn running_of(live: &Live, file_id: i64) -> impl Iterator<Item = &Progress> {
@@ -666,7 +325,7 @@ fn running_of(live: &Live, file_id: i64) -> impl Iterator<Item = &Progress> {
         .map(|r| &r.progress)
 }
 
-fn running_sum(live: &Live, file_id: i64) -> f64 {
+pub(crate) fn running_sum(live: &Live, file_id: i64) -> f64 {
     running_of(live, file_id).map(|p| p.percent).sum()
 }
 
@@ -693,5 +352,218 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         done_variations: row.done_variations,
         duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
         error: row.error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The request API on a real SQLite queue in a temp dir, with no
+    //! dispatch loop: nothing runs FFmpeg.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::Running;
+    use crate::proto::JobState;
+    use crate::queue::sqlite::SqliteQueue;
+    use crate::queue::{Queue, Work};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use tokio_util::sync::CancellationToken;
+
+    /// An engine on a fresh queue, and a directory with a readable clip
+    /// and a directory anyone may write.
+    struct Fixture {
+        engine: Arc<Engine>,
+        _dir: tempfile::TempDir,
+        clip: PathBuf,
+        out: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(&base, 0o755).unwrap();
+        let clip = base.join("clip.mp4");
+        std::fs::write(&clip, "not decoded here").unwrap();
+        mode(&clip, 0o644).unwrap();
+        let out = base.join("out");
+        std::fs::create_dir(&out).unwrap();
+        mode(&out, 0o777).unwrap();
+        let config = Config::new(base.join("s.sock"), base.clone(), base.join("p.pid"));
+        let queue = SqliteQueue::open(&base.join("q.db")).unwrap();
+        Fixture {
+            engine: Engine::new(config, Arc::new(queue)),
+            _dir: dir,
+            clip,
+            out,
+        }
+    }
+
+    /// A user who is neither root nor the daemon's user.
+    fn user(uid: u32) -> Peer {
+        assert_ne!(uid, nix::unistd::geteuid().as_raw());
+        Peer {
+            uid,
+            gid: uid,
+            groups: vec![],
+        }
+    }
+
+    fn root() -> Peer {
+        Peer {
+            uid: 0,
+            gid: 0,
+            groups: vec![],
+        }
+    }
+
+    fn request(f: &Fixture, inputs: &[&Path], variations: u32) -> SubmitRequest {
+        SubmitRequest {
+            inputs: inputs.iter().map(|p| p.to_path_buf()).collect(),
+            variations,
+            seed: Some(7),
+            output_dir: f.out.clone(),
+        }
+    }
+
+    fn kind(err: ApiError) -> ErrorKind {
+        err.to_wire().kind
+    }
+
+    #[tokio::test]
+    async fn others_jobs_are_invisible_and_root_sees_all() {
+        let f = fixture();
+        let (alice, bob) = (user(4_000_001), user(4_000_002));
+        let job = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 2))
+            .await
+            .unwrap();
+        let detail = f.engine.detail(&alice, job).await.unwrap();
+        assert_eq!(detail.summary.state, JobState::Queued);
+        assert_eq!(detail.files[0].path, f.clip);
+
+        assert_eq!(f.engine.list(&bob).await.unwrap().len(), 0);
+        assert!(matches!(f.engine.detail(&bob, job).await, Err(ApiError::NotFound(j)) if j == job));
+        assert!(matches!(
+            f.engine.outputs(&bob, job).await,
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            f.engine.cancel(&bob, job).await,
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            f.engine.retry(&bob, job).await,
+            Err(ApiError::NotFound(_))
+        ));
+        assert_eq!(f.engine.list(&root()).await.unwrap().len(), 1);
+        assert_eq!(f.engine.list(&alice).await.unwrap()[0].id, job);
+    }
+
+    #[tokio::test]
+    async fn submissions_are_judged_for_the_client_with_the_right_error_kind() {
+        let f = fixture();
+        let alice = user(4_000_001);
+        let missing = f.out.join("missing.mp4");
+        let err = f
+            .engine
+            .submit(&alice, request(&f, &[&missing], 1))
+            .await
+            .unwrap_err();
+        assert_eq!(kind(err), ErrorKind::BadInput);
+        std::fs::set_permissions(&f.clip, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 1))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("permission denied"), "{err}");
+        let err = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 0))
+            .await
+            .unwrap_err();
+        assert_eq!(kind(err), ErrorKind::InvalidRequest);
+        // Root is not judged by mode bits.
+        f.engine
+            .submit(&root(), request(&f, &[&f.clip], 1))
+            .await
+            .unwrap();
+        // Nor is anyone once the daemon stops.
+        f.engine.stopping.cancel();
+        let err = f
+            .engine
+            .submit(&root(), request(&f, &[&f.clip], 1))
+            .await
+            .unwrap_err();
+        assert_eq!(kind(err), ErrorKind::ShuttingDown);
+    }
+
+    #[tokio::test]
+    async fn cancel_and_retry_follow_the_job_state() {
+        let f = fixture();
+        let alice = user(4_000_001);
+        let job = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 2))
+            .await
+            .unwrap();
+        let err = f.engine.retry(&alice, job).await.unwrap_err();
+        assert!(
+            err.to_string().contains("is queued: nothing to retry"),
+            "{err}"
+        );
+        let cancelled = f.engine.cancel(&alice, job).await.unwrap();
+        assert_eq!(cancelled.summary.state, JobState::Cancelled);
+        let retried = f.engine.retry(&alice, job).await.unwrap();
+        assert_eq!(retried.summary.state, JobState::Queued);
+        // Pruning spares what is not final, and others' records.
+        assert_eq!(f.engine.prune(&alice, 0).await.unwrap(), 0);
+        f.engine.cancel(&alice, job).await.unwrap();
+        assert_eq!(f.engine.prune(&user(4_000_002), 0).await.unwrap(), 0);
+        assert_eq!(f.engine.prune(&alice, 0).await.unwrap(), 1);
+        assert!(matches!(
+            f.engine.detail(&alice, job).await,
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn status_shows_live_progress_of_running_variations() {
+        let f = fixture();
+        let alice = user(4_000_001);
+        let job = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 4))
+            .await
+            .unwrap();
+        let queue = Arc::clone(&f.engine.queue);
+        let Some(Work::Probe { file_id, .. }) = queue.claim(0).await.unwrap() else {
+            panic!("a probe comes first");
+        };
+        queue.finish_probe(file_id, Some(2_000_000)).await.unwrap();
+        let Some(Work::Encode(first)) = queue.claim(0).await.unwrap() else {
+            panic!("then a variation");
+        };
+        f.engine.live().running.insert(
+            first.variation_id,
+            Running {
+                job_id: job,
+                file_id,
+                progress: Progress {
+                    percent: 50.0,
+                    out_time_us: 1_000_000,
+                },
+                cancel: CancellationToken::new(),
+            },
+        );
+        let detail = f.engine.detail(&alice, job).await.unwrap();
+        assert_eq!(detail.files[0].state, FileState::Running);
+        assert_eq!(detail.files[0].progress, 12.5, "(0 * 100 + 50) / 4");
+        assert_eq!(detail.summary.progress, 12.5);
+        let pong = f.engine.pong().await.unwrap();
+        assert_eq!((pong.queue_depth, pong.running_processes), (1, 1));
     }
 }

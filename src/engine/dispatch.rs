@@ -1,0 +1,199 @@
+//! Dispatch: whenever one of `max_parallel` slots is free, claim the next
+//! work from the queue and hand it to a [`worker`] task on the runtime.
+//! Jobs take turns in submission order (round robin), and within a job
+//! inputs and variations go in order, so a job of many inputs shares the
+//! slots with later jobs instead of starving them. The progress of running
+//! variations is kept in memory and written to the queue once a second,
+//! all files in one call. At shutdown, running FFmpeg processes are
+//! stopped and unfinished work is left to the queue's interrupted marking.
+
+use super::{Engine, Running, jobs::running_sum, worker};
+use crate::engine::supervisor::Progress;
+use crate::queue::{QueueError, Work};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often at most a file's progress is written to the queue.
+pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// The dispatch loop: start work while slots are free, until shutdown.
+    /// Slots go to jobs in turn (see [`Queue::claim`](crate::queue::Queue::claim)), so a job of many
+    /// inputs shares them with later jobs instead of starving them.
+    /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
+    /// grace period), wait for the workers, and mark unfinished work
+    /// interrupted in the store.
+    pub async fn run(self: Arc<Self>) {
+        let mut flush = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(err) = self.dispatch().await {
+                log::error!("cannot dispatch work: {err}");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = self.stopping.cancelled() => break,
+                // Also retries dispatching after a store error.
+                _ = flush.tick() => self.flush_progress().await,
+            }
+        }
+        {
+            let live = self.live();
+            for run in live.running.values() {
+                run.cancel.cancel();
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        match self.queue.requeue_idle_jobs().await {
+            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} stay queued for the restart"),
+            Ok(_) => {}
+            Err(err) => log::error!("cannot requeue waiting jobs: {err}"),
+        }
+        match self.queue.mark_interrupted().await {
+            Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
+            Ok(_) => {}
+            Err(err) => log::error!("cannot mark interrupted work: {err}"),
+        }
+    }
+
+    /// Begin shutdown: see [`Engine::run`].
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
+        loop {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            let slots = self.tunables().max_parallel.max(1);
+            let after = {
+                let mut live = self.live();
+                if live.running.len() + live.probing >= slots {
+                    return Ok(());
+                }
+                live.claiming += 1;
+                live.last_job
+            };
+            // Until the claim is registered, a cancel waits for it.
+            let claiming = Claiming(self);
+            let Some(work) = self.queue.claim(after).await? else {
+                return Ok(());
+            };
+            let mut live = self.live();
+            live.last_job = match &work {
+                Work::Probe { job_id, .. } => *job_id,
+                Work::Encode(e) => e.job_id,
+            };
+            match work {
+                Work::Probe {
+                    job_id,
+                    file_id,
+                    path,
+                    input,
+                    owner,
+                } => {
+                    live.probing += 1;
+                    let slot = Slot::Probe(Arc::clone(self));
+                    self.tasks.spawn(async move {
+                        let s = slot.scheduler();
+                        worker::probe(s, job_id, file_id, &path, &input, &owner).await;
+                    });
+                }
+                Work::Encode(work) => {
+                    let cancel = self.stopping.child_token();
+                    live.running.insert(
+                        work.variation_id,
+                        Running {
+                            job_id: work.job_id,
+                            file_id: work.file_id,
+                            progress: Progress::default(),
+                            cancel: cancel.clone(),
+                        },
+                    );
+                    let slot = Slot::Encode(Arc::clone(self), work.variation_id);
+                    self.tasks.spawn(async move {
+                        worker::encode(slot.scheduler(), &work, &cancel).await;
+                    });
+                }
+            }
+            drop(live);
+            drop(claiming);
+            self.notify_change();
+        }
+    }
+
+    /// Record a running variation's progress (in memory; see
+    /// [`Engine::flush_progress`]).
+    pub(crate) fn report_progress(&self, variation_id: i64, progress: Progress) {
+        if let Some(run) = self.live().running.get_mut(&variation_id) {
+            run.progress = progress;
+        }
+        self.notify_change();
+    }
+
+    /// Write the progress of every running file to the store in one
+    /// transaction: called every [`PROGRESS_FLUSH_INTERVAL`], so the store
+    /// sees one write a second however many encodes run.
+    async fn flush_progress(&self) {
+        let running: Vec<(i64, f64)> = {
+            let live = self.live();
+            let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
+            files.sort_unstable();
+            files.dedup();
+            files
+                .into_iter()
+                .map(|f| (f, running_sum(&live, f)))
+                .collect()
+        };
+        if running.is_empty() {
+            return;
+        }
+        if let Err(err) = self.queue.report_progress(running).await {
+            log::warn!("cannot store progress: {err}");
+        }
+    }
+}
+
+/// A claim in flight; dropping it (registered, or failed) tells a waiting
+/// cancel to look again.
+struct Claiming<'a>(&'a Engine);
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.live().claiming -= 1;
+        self.0.ended.notify_waiters();
+    }
+}
+
+/// A slot taken by a worker task; dropping it (when the task ends, even by
+/// a panic) frees the slot and wakes whoever waits for one.
+enum Slot {
+    Probe(Arc<Engine>),
+    /// The variation's id.
+    Encode(Arc<Engine>, i64),
+}
+
+impl Slot {
+    fn scheduler(&self) -> &Engine {
+        match self {
+            Slot::Probe(s) | Slot::Encode(s, _) => s,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let s = self.scheduler();
+        match *self {
+            Slot::Probe(_) => s.live().probing -= 1,
+            Slot::Encode(_, variation_id) => {
+                s.live().running.remove(&variation_id);
+                s.ended.notify_waiters();
+            }
+        }
+        s.wake.notify_one();
+        s.notify_change();
+    }
+}

@@ -1,0 +1,180 @@
+//! The job engine: what runs next, the live state of what runs now, and
+//! the answers to clients' requests about jobs. It never sees a socket
+//! (that is [`crate::server`]) nor a database (that is behind
+//! [`crate::queue::Queue`]).
+//!
+//! - [`jobs`]: one method per request (submit, status, list, outputs,
+//!   cancel, retry, prune, ping), with the access rules and the one mapping
+//!   from internal errors to the wire ([`jobs::ApiError`]).
+//! - [`dispatch`]: the slots, the claim loop, live progress and the stop.
+//! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
+//!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
+//!   submissions.
+
+pub mod admission;
+pub mod dispatch;
+pub mod jobs;
+pub mod supervisor;
+pub mod worker;
+
+use crate::access::{Judge, Peer};
+use crate::config::{Config, Tunables};
+use crate::proto::JobId;
+use crate::queue::Queue;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use supervisor::Progress;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use jobs::ApiError;
+
+/// A variation being encoded now.
+pub(crate) struct Running {
+    pub(crate) job_id: JobId,
+    pub(crate) file_id: i64,
+    pub(crate) progress: Progress,
+    pub(crate) cancel: CancellationToken,
+}
+
+#[derive(Default)]
+pub(crate) struct Live {
+    pub(crate) running: HashMap<i64, Running>,
+    /// Probes in flight; each holds a slot.
+    pub(crate) probing: usize,
+    /// Claims sent to the queue and not yet registered here.
+    pub(crate) claiming: usize,
+    /// The job served last; the next slot goes to the job after it.
+    pub(crate) last_job: JobId,
+}
+
+/// The job engine shared by the server and the worker tasks.
+pub struct Engine {
+    pub(crate) config: Config,
+    /// Settings SIGHUP may change; starts as `config.tunables`.
+    pub(crate) tunables: Mutex<Tunables>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) live: Mutex<Live>,
+    /// Woken when work may be startable: a submit, a slot freed.
+    pub(crate) wake: Notify,
+    /// Woken when a running variation ends (cancel waits on it).
+    pub(crate) ended: Notify,
+    /// Bumped on every visible change, for `watch` streams.
+    pub(crate) changes: watch::Sender<u64>,
+    /// Fires at shutdown: no new work, running work is stopped.
+    pub(crate) stopping: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) started: Instant,
+}
+
+impl Engine {
+    pub fn new(config: Config, queue: Arc<dyn Queue>) -> Arc<Engine> {
+        Arc::new(Engine {
+            tunables: Mutex::new(config.tunables),
+            config,
+            queue,
+            live: Mutex::new(Live::default()),
+            wake: Notify::new(),
+            ended: Notify::new(),
+            changes: watch::channel(0).0,
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The settings in force now.
+    pub fn tunables(&self) -> Tunables {
+        *self.tunables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply new settings (SIGHUP): running work goes on; a larger
+    /// `max_parallel` starts queued work at once, a smaller one lets running
+    /// encodes finish.
+    pub fn retune(&self, tunables: Tunables) {
+        *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
+        log::set_max_level(tunables.log_level);
+        log::info!(
+            "settings reloaded: max_parallel {}, grace period {:?}, stall timeout {:?}, \
+             min free space {} MiB, retention {:?}, log level {}",
+            tunables.max_parallel,
+            tunables.grace,
+            tunables.stall_timeout,
+            tunables.min_free_bytes >> 20,
+            tunables.retention,
+            tunables.log_level
+        );
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tell `watch` streams that something changed.
+    pub(crate) fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees every change to any job.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn until_stopping(&self) {
+        self.stopping.cancelled().await
+    }
+
+    /// Whether `peer` administers this daemon: root or the daemon's own
+    /// user. Administrators see every job and skip the access checks.
+    pub(crate) fn is_admin(&self, peer: &Peer) -> bool {
+        peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
+    }
+
+    /// Whose permissions decide what a job of `owner` may read and write:
+    /// the owner's own, judged by the daemon, unless the owner administers
+    /// it (root or the daemon's user), which leaves it to the kernel. Any
+    /// other user is judged, whatever the mode: a socket shared with a
+    /// group must not lend the daemon's access to its members.
+    pub(crate) fn judge_for(&self, owner: &Peer) -> Judge {
+        if self.is_admin(owner) {
+            Judge::Daemon
+        } else {
+            Judge::Peer(owner.clone())
+        }
+    }
+
+    /// Whether `peer` may see and act on a job owned by `owner_uid`.
+    pub(crate) fn may_access(&self, peer: &Peer, owner_uid: u32) -> bool {
+        self.is_admin(peer) || peer.uid == owner_uid
+    }
+}
+
+impl worker::Context for Engine {
+    fn queue(&self) -> &dyn Queue {
+        &*self.queue
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn tunables(&self) -> Tunables {
+        Engine::tunables(self)
+    }
+    fn judge_for(&self, owner: &Peer) -> Judge {
+        Engine::judge_for(self, owner)
+    }
+    fn report_progress(&self, variation: i64, progress: Progress) {
+        Engine::report_progress(self, variation, progress)
+    }
+    fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+}
