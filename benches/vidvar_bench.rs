@@ -24,6 +24,9 @@
 //!    spawn per call) with 0, 1,000 and 10,000 jobs stored. Stored jobs are
 //!    pre-seeded into the database before the daemon starts.
 //! 3. **Footprint**: VmRSS of the daemon.
+//! 4. **Submit under load**: submit round trips while 8 encodes run and
+//!    report progress (target: p99 at most 2 ms). `--vidvard PATH` measures
+//!    another build, e.g. an older release, for a before/after figure.
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
@@ -43,6 +46,7 @@ use vidvar::ffmpeg::{EncodeSettings, argv};
 use vidvar::proto::codec;
 use vidvar::proto::{JobId, JobState, Request, Response, SubmitRequest};
 
+/// The daemon measured unless `--vidvard` names another.
 const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
 const VIDVARCTL: &str = env!("CARGO_BIN_EXE_vidvarctl");
 
@@ -134,6 +138,15 @@ struct Args {
     /// Skip the footprint (RSS) readings
     #[arg(long)]
     skip_footprint: bool,
+    /// Skip the submit-under-load series
+    #[arg(long)]
+    skip_load: bool,
+    /// Submits timed while 8 encodes run [default: 200, quick 50]
+    #[arg(long)]
+    load_submits: Option<usize>,
+    /// The vidvard binary to measure [default: this build's]
+    #[arg(long, value_name = "PATH")]
+    vidvard: Option<PathBuf>,
     /// Parent of the temporary directory [default: $TMPDIR or /tmp]
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -163,6 +176,8 @@ struct Plan {
     study: bool,
     control: bool,
     footprint: bool,
+    /// Submits timed under load; `None` skips the series.
+    load_submits: Option<usize>,
 }
 
 impl Plan {
@@ -193,12 +208,24 @@ impl Plan {
             study: !args.skip_batch && !args.skip_study && (!q || args.study),
             control: !args.skip_control,
             footprint: !args.skip_footprint,
+            load_submits: (!args.skip_load)
+                .then(|| args.load_submits.unwrap_or(if q { 50 } else { 200 })),
         }
     }
 }
 
+/// The binary `--vidvard` named, else this build's.
+static DAEMON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn daemon_binary() -> &'static Path {
+    DAEMON.get_or_init(|| PathBuf::from(VIDVARD))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.vidvard {
+        DAEMON.set(path.clone()).expect("set once, before any daemon starts");
+    }
     let plan = Plan::from(&args);
     let mut builder = tempfile::Builder::new();
     builder.prefix("vidvar-bench");
@@ -216,6 +243,9 @@ fn main() -> Result<()> {
     }
     if plan.control || plan.footprint {
         control_and_footprint(&root, &plan, &mut report)?;
+    }
+    if let Some(submits) = plan.load_submits {
+        submit_under_load(&root, submits, &mut report)?;
     }
     report.print_targets();
     if args.keep {
@@ -407,7 +437,7 @@ impl Daemon {
         let config = dir.join("vidvard.conf");
         std::fs::write(&config, "")?;
         let log = std::fs::File::create(dir.join("vidvard.log"))?;
-        let mut cmd = Command::new(VIDVARD);
+        let mut cmd = Command::new(daemon_binary());
         cmd.arg("--foreground")
             .arg("--config")
             .arg(&config)
@@ -1290,6 +1320,65 @@ impl Drop for ScratchStore {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Encodes running while submits are timed in [`submit_under_load`].
+const LOAD_ENCODES: usize = 8;
+/// The submit p99 target under load, milliseconds.
+const LOAD_P99_TARGET_MS: f64 = 2.0;
+
+/// Submit round trips (a 1-input, 1-variation job each, on one protocol
+/// connection) while [`LOAD_ENCODES`] encodes of a long clip run and
+/// report progress every second.
+fn submit_under_load(root: &Path, submits: usize, report: &mut Report) -> Result<()> {
+    let dir = root.join("load");
+    let daemon = Daemon::start(&dir, Some(LOAD_ENCODES))?;
+    let (long, tiny, out) = (dir.join("long.mp4"), dir.join("tiny.mp4"), dir.join("out"));
+    make_video(&long, 120.0, "640x360", Some(440))?;
+    make_video(&tiny, 0.2, "64x64", None)?;
+    std::fs::create_dir_all(&out)?;
+    let samples = runtime()?.block_on(async {
+        let mut client = Client::connect(&Daemon::socket(&dir)).await?;
+        let job = |input: &Path, variations| SubmitRequest {
+            inputs: vec![input.to_path_buf()],
+            variations,
+            seed: None,
+            output_dir: out.clone(),
+        };
+        let (_, busy) = client.submit(job(&long, LOAD_ENCODES as u32)).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let Response::Pong(pong) = client.call(&Request::Ping).await? else {
+                bail!("unexpected answer to ping");
+            };
+            if pong.running_processes as usize >= LOAD_ENCODES {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "{LOAD_ENCODES} encodes did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut samples = Vec::with_capacity(submits);
+        for _ in 0..WARMUP + submits {
+            samples.push(client.submit(job(&tiny, 1)).await?.0);
+        }
+        client.call(&Request::Cancel { job: busy }).await?;
+        Ok(samples.split_off(WARMUP))
+    })?;
+    drop(daemon);
+    let (p50, p99) = (percentile(&samples, 50.0), percentile(&samples, 99.0));
+    println!(
+        "\n## Submit under load\n\n{} submits while {LOAD_ENCODES} encodes run and report \
+         progress ({}): p50 {p50:.3} ms, p99 {p99:.3} ms, max {:.3} ms.",
+        samples.len(),
+        daemon_binary().display(),
+        percentile(&samples, 100.0)
+    );
+    report.target(
+        format!("submit p99 while {LOAD_ENCODES} encodes run <= {LOAD_P99_TARGET_MS} ms"),
+        format!("p50 {p50:.3} ms, p99 {p99:.3} ms"),
+        p99 <= LOAD_P99_TARGET_MS,
+    );
+    Ok(())
 }
 
 /// Nearest-rank percentile `p` (0..=100) of `samples`, milliseconds.

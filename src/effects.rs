@@ -6,7 +6,7 @@
 //! stored seed. Values are rounded to [`DECIMALS`] places, which is what
 //! the FFmpeg filter receives, so stored and applied values are equal.
 //!
-//! Ranges (DESIGN.md, parity with the system vidvar replaces): rotation
+//! Ranges (parity with the system vidvar replaces): rotation
 //! 0.001..0.01 rad, brightness -0.05..0.05, contrast and saturation
 //! 0.95..1.05, each uniform.
 

@@ -12,7 +12,7 @@ use common::*;
 use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -20,10 +20,6 @@ const LIMIT: Duration = Duration::from_secs(120);
 const ROUNDS: u32 = 12;
 /// Longest time a round lets the daemon work before the kill, ms.
 const MAX_RUN_MS: u64 = 2500;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Names the seed when a check fails (dropped while panicking).
 struct SeedReport(u64);

@@ -13,10 +13,6 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(180);
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Submit `inputs` with N variations into the env's output dir, wait for the
 /// end; returns the job's final detail.
 fn run_job(env: &Env, n: &str, inputs: &[&Path]) -> Value {

@@ -15,18 +15,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 fn start_long_job(env: &Env, variations: &str) -> i64 {
     let input = env.path("long.mp4");
     make_video(&input, 40.0, "640x360", true);
-    let out = env.out_dir();
-    let job = env.submit(&[
-        "-n",
-        variations,
-        "-o",
-        out.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    env.wait_job(job, LIMIT, |d| {
-        d["files"][0]["progress"].as_f64().unwrap() > 0.0
-    });
-    job
+    env.submit_and_wait_for_progress(&input, variations)
 }
 
 fn assert_interrupted(env: &Env, job: i64) {
@@ -422,16 +411,7 @@ fn a_full_disk_under_the_database_loses_no_outcome() {
     let input = env.path("clip.mp4");
     make_video(&input, 12.0, "320x240", false);
     let out = env.out_dir();
-    let job = env.submit(&[
-        "-n",
-        "1",
-        "-o",
-        out.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    env.wait_job(job, LIMIT, |d| {
-        d["files"][0]["progress"].as_f64().unwrap() > 0.0
-    });
+    let job = env.submit_and_wait_for_progress(&input, "1");
     let filler = fill(&env.state_dir());
 
     // The encode ends while the database cannot grow: the outcome waits.

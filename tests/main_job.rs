@@ -169,16 +169,7 @@ fn cancel_mid_encode_stops_ffmpeg_and_removes_temp_files() {
     let long = env.path("long.mp4");
     make_video(&long, 40.0, "640x360", true);
     let out_dir = env.out_dir();
-    let job = env.submit(&[
-        "-n",
-        "3",
-        "-o",
-        out_dir.to_str().unwrap(),
-        long.to_str().unwrap(),
-    ]);
-    env.wait_job(job, JOB_LIMIT, |d| {
-        d["files"][0]["progress"].as_f64().unwrap() > 0.0
-    });
+    let job = env.submit_and_wait_for_progress(&long, "3");
     assert!(
         !ffmpeg_using(out_dir.to_str().unwrap()).is_empty(),
         "FFmpeg runs"

@@ -364,8 +364,8 @@ mod tests {
     use crate::config::Config;
     use crate::engine::Running;
     use crate::proto::JobState;
+    use crate::queue::Work;
     use crate::queue::sqlite::SqliteQueue;
-    use crate::queue::{Queue, Work};
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use tokio_util::sync::CancellationToken;

@@ -42,7 +42,8 @@ pub fn fd_url(fd: RawFd) -> OsString {
     format!("file:/dev/fd/{fd}").into()
 }
 
-/// The video filter chain of one variation: the effects (DESIGN.md recipe),
+/// The video filter chain of one variation: the effects (see
+/// [`crate::effects`]: rotate, then eq for brightness, contrast, saturation),
 /// then even dimensions and `yuv420p`, which libx264 needs for players.
 pub fn filter_chain(effects: &Effects) -> String {
     format!(

@@ -17,7 +17,7 @@ pub enum RateControl {
     Crf(u8),
 }
 
-/// Encoding settings. Defaults (DESIGN.md): H.264 by libx264, preset
+/// Encoding settings. Defaults: H.264 by libx264, preset
 /// `ultrafast`, 2000 kb/s video, 29.97 frames/s, AAC audio, MP4 container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodeSettings {

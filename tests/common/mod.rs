@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 pub const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
 pub const VIDVARCTL: &str = env!("CARGO_BIN_EXE_vidvarctl");
 
+/// A test path as text (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
 /// Poll `check` every 50 ms until it returns `Some`, or panic after `limit`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -171,6 +176,18 @@ impl Env {
             .trim()
             .parse()
             .expect("submit prints the job id")
+    }
+
+    /// Submit `input` (`variations` of it) into [`Env::out_dir`] and wait
+    /// until FFmpeg reports progress, to catch the job mid-encode. Returns
+    /// the job id.
+    pub fn submit_and_wait_for_progress(&self, input: &Path, variations: &str) -> i64 {
+        let out = self.out_dir();
+        let job = self.submit(&["-n", variations, "-o", s(&out), s(input)]);
+        self.wait_job(job, Duration::from_secs(120), |d| {
+            d["files"][0]["progress"].as_f64().unwrap() > 0.0
+        });
+        job
     }
 
     /// The job's detail as JSON.
