@@ -224,7 +224,9 @@ fn daemon_binary() -> &'static Path {
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(path) = &args.vidvard {
-        DAEMON.set(path.clone()).expect("set once, before any daemon starts");
+        DAEMON
+            .set(path.clone())
+            .expect("set once, before any daemon starts");
     }
     let plan = Plan::from(&args);
     let mut builder = tempfile::Builder::new();
@@ -1354,7 +1356,10 @@ fn submit_under_load(root: &Path, submits: usize, report: &mut Report) -> Result
             if pong.running_processes as usize >= LOAD_ENCODES {
                 break;
             }
-            ensure!(Instant::now() < deadline, "{LOAD_ENCODES} encodes did not start");
+            ensure!(
+                Instant::now() < deadline,
+                "{LOAD_ENCODES} encodes did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut samples = Vec::with_capacity(submits);

@@ -3,7 +3,8 @@
 //!
 //! [`command`] gives every child the same safe start: no shell, stdin on
 //! /dev/null, no `NOTIFY_SOCKET`, a process group of its own,
-//! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), and, when the daemon is root and
+//! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), nice [`CHILD_NICE`], and, when
+//! the daemon is root and
 //! the job belongs to another user, that user's uid, gid and groups. The
 //! only descriptors it inherits beyond stdio are the ones named, the files
 //! it is to read and write (as `/dev/fd/N`).
@@ -18,6 +19,11 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::process::Stdio;
+
+/// Nice value of every child (setpriority(2)): FFmpeg's CPU-bound work
+/// yields to the daemon's request handling and to interactive programs,
+/// and takes whatever CPU is left over, which on an idle machine is all.
+pub const CHILD_NICE: i32 = 10;
 
 /// The user a child runs as, when it is not the daemon's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +81,11 @@ pub fn command(
                 nix::unistd::setgroups(&r.groups)?;
                 nix::unistd::setgid(r.gid)?;
                 nix::unistd::setuid(r.uid)?;
+            }
+            // Batch work yields to the control plane (and to everything
+            // interactive on the machine): setpriority(2).
+            if nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, CHILD_NICE) == -1 {
+                return Err(io::Error::last_os_error());
             }
             // After the credential change, which clears the death signal.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;

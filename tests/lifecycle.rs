@@ -340,6 +340,14 @@ fn systemd_hears_ready_and_stopping_and_ffmpeg_never_sees_notify_socket() {
         !String::from_utf8_lossy(&environ).contains("NOTIFY_SOCKET"),
         "FFmpeg must not inherit NOTIFY_SOCKET"
     );
+    // Batch work yields to the control plane: nice 10 (proc(5) stat
+    // field 19, the 17th after the command name).
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", ffmpeg[0])).unwrap();
+    let nice = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap();
+    assert_eq!(nice, "10", "{stat}");
 
     let (status, _) = daemon.signal_and_wait(Signal::SIGTERM, LIMIT);
     assert!(status.success());

@@ -11,7 +11,7 @@ use crate::proto::{
     ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
     SubmitRequest, WireError,
 };
-use crate::queue::{FileRow, JobRow, NewJob, QueueError, unix_now};
+use crate::queue::{FileRow, Full, JobRow, Limits, NewJob, QueueError, unix_now};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,23 +105,6 @@ impl Engine {
         })
         .await
         .map_err(|e| ApiError::Internal(format!("the submission check failed: {e}")))??;
-        let pending = self.queue.queue_depth().await?;
-        if pending >= MAX_PENDING_JOBS {
-            return Err(ApiError::Busy(format!(
-                "the queue is full ({pending} jobs pending); try again when some have finished"
-            )));
-        }
-        if !self.is_admin(peer) {
-            let mine = self.queue.pending_variations(peer.uid).await?;
-            let asked = req.inputs.len() as u64 * u64::from(req.variations);
-            if mine + asked > MAX_PENDING_VARIATIONS_PER_USER {
-                return Err(ApiError::Busy(format!(
-                    "you have {mine} variations pending and ask for {asked} more; at most \
-                     {MAX_PENDING_VARIATIONS_PER_USER} may be pending per user: try again when \
-                     some have finished"
-                )));
-            }
-        }
         let seed = req.seed.unwrap_or_else(effects::random_seed);
         let mut inputs = Vec::with_capacity(admitted.inputs.len());
         for (i, (path, vetted)) in admitted.inputs.into_iter().enumerate() {
@@ -138,7 +121,26 @@ impl Engine {
             owner: peer.clone(),
         };
         let (inputs, variations) = (job.inputs.len(), job.variations);
-        let id = self.queue.submit(job).await?;
+        let limits = Limits {
+            max_jobs: MAX_PENDING_JOBS,
+            max_owner_variations: (!self.is_admin(peer)).then_some(MAX_PENDING_VARIATIONS_PER_USER),
+        };
+        let id = match self.queue.submit(job, limits).await? {
+            Ok(id) => id,
+            Err(Full::Jobs { pending }) => {
+                return Err(ApiError::Busy(format!(
+                    "the queue is full ({pending} jobs pending); try again when some have \
+                     finished"
+                )));
+            }
+            Err(Full::Owner { pending, asked }) => {
+                return Err(ApiError::Busy(format!(
+                    "you have {pending} variations pending and ask for {asked} more; at most \
+                     {MAX_PENDING_VARIATIONS_PER_USER} may be pending per user: try again when \
+                     some have finished"
+                )));
+            }
+        };
         log::info!(
             "job {id}: queued {inputs} input(s) x {variations} variation(s), seed {seed}, \
              for uid {}",

@@ -144,6 +144,27 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// What a new job must fit in: checked and inserted in one step, so that
+/// concurrent submissions cannot pass a limit together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most jobs queued or running at once.
+    pub max_jobs: u64,
+    /// Most variations queued or running for the job's owner; `None` for
+    /// no limit.
+    pub max_owner_variations: Option<u64>,
+}
+
+/// Which limit a new job would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// `pending` jobs are queued or running already.
+    Jobs { pending: u64 },
+    /// The owner has `pending` variations queued or running and asks for
+    /// `asked` more.
+    Owner { pending: u64, asked: u64 },
+}
+
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -164,8 +185,10 @@ pub type Result<T> = std::result::Result<T, QueueError>;
 /// thread.
 #[async_trait::async_trait]
 pub trait Queue: Send + Sync {
-    /// Queue a new job, all of it queued; returns its id.
-    async fn submit(&self, job: NewJob) -> Result<JobId>;
+    /// Queue a new job, all of it queued, if it fits in `limits`; returns
+    /// its id, or which limit it would pass.
+    async fn submit(&self, job: NewJob, limits: Limits)
+    -> Result<std::result::Result<JobId, Full>>;
     /// One job, or `None` if there is no such job.
     async fn job(&self, id: JobId) -> Result<Option<JobRow>>;
     /// Every job of `owner` (of everyone for `None`), oldest first.
@@ -176,8 +199,6 @@ pub trait Queue: Send + Sync {
     async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>>;
     /// Jobs queued or running.
     async fn queue_depth(&self) -> Result<u64>;
-    /// Variations queued or running in the open jobs of `owner`.
-    async fn pending_variations(&self, owner: u32) -> Result<u64>;
     /// Cancel a job and its queued work; running variations go on until
     /// their outcome is recorded. Returns the job's state before, `None`
     /// for no such job.

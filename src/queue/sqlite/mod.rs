@@ -14,7 +14,8 @@ mod store;
 pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
-    FileRow, Interrupted, JobRow, NewJob, Outcome, OutputRow, Queue, QueueError, Result, Work,
+    FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Queue, QueueError,
+    Result, Work,
 };
 use crate::access::vetted::FileIdentity;
 use crate::process::ProcessIdentity;
@@ -115,8 +116,12 @@ impl SqliteQueue {
 
 #[async_trait::async_trait]
 impl Queue for SqliteQueue {
-    async fn submit(&self, job: NewJob) -> Result<JobId> {
-        self.write(move |s| s.create_job(&job)).await
+    async fn submit(
+        &self,
+        job: NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<JobId, Full>> {
+        self.write(move |s| s.create_job_within(&job, limits)).await
     }
     async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
         self.read(move |s| s.job(id)).await
@@ -132,9 +137,6 @@ impl Queue for SqliteQueue {
     }
     async fn queue_depth(&self) -> Result<u64> {
         self.read(|s| s.queue_depth()).await
-    }
-    async fn pending_variations(&self, owner: u32) -> Result<u64> {
-        self.read(move |s| s.pending_variations(owner)).await
     }
     async fn cancel(&self, job: JobId) -> Result<Option<JobState>> {
         self.write(move |s| s.cancel_job(job)).await

@@ -15,7 +15,7 @@ use crate::access::vetted::FileIdentity;
 use crate::process::ProcessIdentity;
 use crate::proto::{Effects, FileState, JobId, JobState};
 use crate::queue::{
-    EncodeWork, FileRow, Interrupted, JobRow, NewJob, Outcome, OutputRow, Place, Work,
+    EncodeWork, FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Place, Work,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -204,6 +204,28 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Insert a job as [`Store::create_job`] does if it fits in `limits`
+    /// (counted on this, the writing, connection: no other write comes
+    /// between the count and the insert).
+    pub fn create_job_within(
+        &mut self,
+        job: &NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<JobId, Full>> {
+        let pending = self.queue_depth()?;
+        if pending >= limits.max_jobs {
+            return Ok(Err(Full::Jobs { pending }));
+        }
+        if let Some(max) = limits.max_owner_variations {
+            let pending = self.pending_variations(job.owner.uid)?;
+            let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
+            if pending + asked > max {
+                return Ok(Err(Full::Owner { pending, asked }));
+            }
+        }
+        self.create_job(job).map(Ok)
     }
 
     /// Insert a job with its files and variations, all queued.
@@ -1155,6 +1177,97 @@ mod tests {
         assert!(s.job(stopping).unwrap().is_some());
         s.finish_variation(id, &Outcome::Cancelled).unwrap();
         assert_eq!(s.prune(None, now + 1).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_job_is_inserted_only_within_the_limits() {
+        let (_dir, mut store) = store();
+        let first = job(&mut store, 1, 3, 1000);
+        let new = |owner| NewJob {
+            seed: 1,
+            output_dir: (PathBuf::from("/out"), vetted("/out", 1)),
+            variations: 2,
+            inputs: vec![(
+                PathBuf::from("/in/a.mp4"),
+                vetted("/in/a.mp4", 9),
+                effects(2),
+            )],
+            created_at: 0,
+            owner: Peer {
+                uid: owner,
+                gid: owner,
+                groups: vec![],
+            },
+        };
+        let limits = |jobs, owner| Limits {
+            max_jobs: jobs,
+            max_owner_variations: owner,
+        };
+        assert_eq!(
+            store
+                .create_job_within(&new(1000), limits(1, None))
+                .unwrap(),
+            Err(Full::Jobs { pending: 1 })
+        );
+        assert_eq!(
+            store
+                .create_job_within(&new(1000), limits(9, Some(4)))
+                .unwrap(),
+            Err(Full::Owner {
+                pending: 3,
+                asked: 2
+            })
+        );
+        // Another owner, and the same one within its limit, pass.
+        store
+            .create_job_within(&new(1001), limits(9, Some(4)))
+            .unwrap()
+            .unwrap();
+        let id = store
+            .create_job_within(&new(1000), limits(9, Some(5)))
+            .unwrap()
+            .unwrap();
+        assert!(id > first);
+    }
+
+    #[test]
+    fn a_database_of_the_previous_schema_opens_and_keeps_its_queued_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            // What the previous release made: schema version 2, one job.
+            let conn = Connection::open(&path).unwrap();
+            for step in &schema::STEPS[..2] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO jobs (id, state, variations, seed, output_dir, created_at, owner_uid)
+                 VALUES (1, 'queued', 1, 5, '/out', 0, 1000);
+                 INSERT INTO files (id, job_id, idx, path, state) VALUES (1, 1, 0, '/in/a.mp4', 'queued');
+                 INSERT INTO variations (file_id, idx, rotation, brightness, contrast, saturation, state)
+                 VALUES (1, 1, 0.005, 0, 1, 1, 'queued');",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let Some(Work::Probe { input, .. }) = store.claim(0).unwrap() else {
+            panic!("the queued job's probe");
+        };
+        // No identity was recorded: the file is vetted again when used.
+        assert_eq!(
+            input,
+            Place {
+                path: "/in/a.mp4".into(),
+                identity: None
+            }
+        );
+        store.finish_probe(1, Some(1_000_000)).unwrap();
+        let Some(Work::Encode(work)) = store.claim(0).unwrap() else {
+            panic!("then its variation");
+        };
+        assert_eq!(work.output_dir.path, Path::new("/out"));
+        assert_eq!(work.output_dir.identity, None);
     }
 
     #[test]
