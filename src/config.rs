@@ -290,10 +290,11 @@ impl FileSettings {
             t.max_parallel = n as usize;
         }
         if let Some(secs) = self.grace_period {
-            t.grace = grace(secs).map_err(|reason| bad("grace_period", reason))?;
+            t.grace = grace(secs).map_err(|e| bad("grace_period", e.to_string()))?;
         }
         if let Some(secs) = self.stall_timeout {
-            t.stall_timeout = stall_timeout(secs).map_err(|reason| bad("stall_timeout", reason))?;
+            t.stall_timeout =
+                stall_timeout(secs).map_err(|e| bad("stall_timeout", e.to_string()))?;
         }
         if let Some(mib) = self.min_free_space_mib {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
@@ -450,43 +451,88 @@ fn is_frame_rate(text: &str) -> bool {
     }
 }
 
-/// A grace period from seconds, 0..=[`MAX_GRACE_SECS`].
-pub fn grace(secs: f64) -> Result<Duration, String> {
-    if secs.is_finite() && (0.0..=MAX_GRACE_SECS).contains(&secs) {
+/// A number of seconds outside the range a setting allows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{value} is not between {min} and {max} seconds")]
+pub struct OutOfRange {
+    pub value: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// `secs` as a duration when it is within `min..=max` seconds.
+fn seconds_within(secs: f64, min: f64, max: f64) -> Result<Duration, OutOfRange> {
+    if secs.is_finite() && (min..=max).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err(format!(
-            "{secs} is not between 0 and {MAX_GRACE_SECS} seconds"
-        ))
+        Err(OutOfRange {
+            value: secs,
+            min,
+            max,
+        })
     }
 }
 
+/// A grace period from seconds, 0..=[`MAX_GRACE_SECS`].
+pub fn grace(secs: f64) -> Result<Duration, OutOfRange> {
+    seconds_within(secs, 0.0, MAX_GRACE_SECS)
+}
+
 /// A stall timeout from seconds, 1..=86400.
-pub fn stall_timeout(secs: f64) -> Result<Duration, String> {
-    if secs.is_finite() && (1.0..=86_400.0).contains(&secs) {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(format!("{secs} is not between 1 and 86400 seconds"))
-    }
+pub fn stall_timeout(secs: f64) -> Result<Duration, OutOfRange> {
+    seconds_within(secs, 1.0, 86_400.0)
+}
+
+/// Why a program (ffmpeg, ffprobe) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("no program given")]
+    Empty,
+    #[error("{} is not an executable file", .0.display())]
+    NotExecutable(PathBuf),
+    #[error("{} not found in PATH (install FFmpeg?)", .0.display())]
+    NotFound(PathBuf),
+    #[error("cannot resolve {}: {source}", path.display())]
+    Resolve {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a group cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("no such group: {0}")]
+    NoSuchGroup(String),
+    #[error("cannot look up group {group}: {source}")]
+    Lookup {
+        group: String,
+        #[source]
+        source: nix::Error,
+    },
 }
 
 /// The executable `program` names: itself when it holds a `/`, else the
 /// first match in `PATH`; made absolute, since the daemon runs from `/`.
 ///
-/// Errors: a message when it is empty, missing or not executable.
-pub fn find_program(program: &Path) -> Result<PathBuf, String> {
+/// Errors: [`ProgramError`] when it is empty, missing or not executable.
+pub fn find_program(program: &Path) -> Result<PathBuf, ProgramError> {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if program.as_os_str().is_empty() {
-        return Err("no program given".into());
+        return Err(ProgramError::Empty);
     }
     if program.components().count() > 1 {
         return if runnable(program) {
-            std::path::absolute(program).map_err(|e| e.to_string())
+            std::path::absolute(program).map_err(|source| ProgramError::Resolve {
+                path: program.to_path_buf(),
+                source,
+            })
         } else {
-            Err(format!("{} is not an executable file", program.display()))
+            Err(ProgramError::NotExecutable(program.to_path_buf()))
         };
     }
     std::env::var_os("PATH")
@@ -494,7 +540,7 @@ pub fn find_program(program: &Path) -> Result<PathBuf, String> {
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(program))
         .find(|p| p.is_absolute() && runnable(p))
-        .ok_or_else(|| format!("{} not found in PATH (install FFmpeg?)", program.display()))
+        .ok_or_else(|| ProgramError::NotFound(program.to_path_buf()))
 }
 
 /// Name of the system mode's socket group, when the group exists.
@@ -502,15 +548,18 @@ pub const DEFAULT_SOCKET_GROUP: &str = "vidvar";
 
 /// A group by name or number.
 ///
-/// Errors: a message naming the group when no such group exists.
-pub fn group_id(group: &str) -> Result<u32, String> {
+/// Errors: [`GroupError`] naming the group when no such group exists.
+pub fn group_id(group: &str) -> Result<u32, GroupError> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(gid);
     }
     match nix::unistd::Group::from_name(group) {
         Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(format!("no such group: {group}")),
-        Err(err) => Err(format!("cannot look up group {group}: {err}")),
+        Ok(None) => Err(GroupError::NoSuchGroup(group.into())),
+        Err(source) => Err(GroupError::Lookup {
+            group: group.into(),
+            source,
+        }),
     }
 }
 
@@ -531,8 +580,8 @@ pub fn default_file() -> PathBuf {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<FileSettings, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    fn parse(text: &str) -> Result<FileSettings, toml::de::Error> {
+        toml::from_str(text)
     }
 
     #[test]
@@ -546,12 +595,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_name_the_line() {
-        let err = parse("max_parallel = 2\nmax_paralel = 3\n").unwrap_err();
+        let err = parse("max_parallel = 2\nmax_paralel = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("line 2") && err.contains("max_paralel"),
             "{err}"
         );
-        let err = parse("grace_period = \"soon\"\n").unwrap_err();
+        let err = parse("grace_period = \"soon\"\n").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 

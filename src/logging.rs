@@ -2,9 +2,11 @@
 //! LOG_DAEMON) when daemonized. The level can change at run time
 //! (SIGHUP) through `log::set_max_level`.
 
-/// Install the logger. Daemonized and without a reachable syslog, records
-/// are dropped and the reason is returned so the launcher can print it.
-pub fn init(foreground: bool, level: log::LevelFilter) -> Result<(), String> {
+/// Install the logger.
+///
+/// Errors: daemonized and without a reachable syslog, the reason; records
+/// are then dropped, and the launcher can say so.
+pub fn init(foreground: bool, level: log::LevelFilter) -> Result<(), syslog::Error> {
     if foreground {
         env_logger::Builder::new()
             .filter_level(log::LevelFilter::Trace)
@@ -14,5 +16,4 @@ pub fn init(foreground: bool, level: log::LevelFilter) -> Result<(), String> {
         return Ok(());
     }
     syslog::init_unix(syslog::Facility::LOG_DAEMON, level)
-        .map_err(|err| format!("syslog is not reachable, logs are dropped: {err}"))
 }

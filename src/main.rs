@@ -96,14 +96,23 @@ struct Args {
 /// A clap value parser for seconds, checked by `check` (so a bad value is a
 /// usage error, exit status 2, like every other bad flag).
 fn seconds(
-    check: fn(f64) -> Result<Duration, String>,
-) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    check: fn(f64) -> Result<Duration, config::OutOfRange>,
+) -> impl Fn(&str) -> Result<Duration, SecondsError> + Clone {
     move |text| {
         let secs: f64 = text
             .parse()
-            .map_err(|_| format!("{text:?} is not a number"))?;
-        check(secs)
+            .map_err(|_| SecondsError::NotANumber(text.into()))?;
+        Ok(check(secs)?)
     }
+}
+
+/// A bad number of seconds on the command line.
+#[derive(Debug, thiserror::Error)]
+enum SecondsError {
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error(transparent)]
+    Range(#[from] config::OutOfRange),
 }
 
 impl Args {
@@ -323,7 +332,7 @@ fn main() -> ExitCode {
     let level = config.tunables.log_level;
     if args.foreground {
         if let Err(err) = logging::init(true, level) {
-            eprintln!("vidvard: {err}");
+            eprintln!("vidvard: cannot log: {err}");
         }
         return match serve(args, config, Notifier::new(None)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -364,7 +373,7 @@ fn main() -> ExitCode {
             drop(reader);
             if let Err(err) = logging::init(false, level) {
                 // Not fatal: the daemon runs, unlogged.
-                eprintln!("vidvard: {err}");
+                eprintln!("vidvard: syslog is not reachable, logs are dropped: {err}");
             }
             match serve(args, config, Notifier::new(Some(writer))) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -47,17 +47,30 @@ pub fn stopping() {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
+/// Why the daemon did not start, as the launcher learns it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot read the daemon's startup report: {0}")]
+    Read(#[source] std::io::Error),
+    /// The daemon's own reason.
+    #[error("{0}")]
+    Failed(String),
+    #[error("the daemon exited during startup (see the system log)")]
+    Died,
+}
+
 /// The launcher's side: wait until the daemon reports. `Ok(())` when it is
-/// ready; `Err(reason)` otherwise.
-pub fn wait(mut pipe: PipeReader) -> Result<(), String> {
+/// ready.
+///
+/// Errors: [`StartupError`], with the daemon's reason when it gave one.
+pub fn wait(mut pipe: PipeReader) -> Result<(), StartupError> {
     let mut message = String::new();
-    if let Err(err) = pipe.read_to_string(&mut message) {
-        return Err(format!("cannot read the daemon's startup report: {err}"));
-    }
+    pipe.read_to_string(&mut message)
+        .map_err(StartupError::Read)?;
     match message.split_once(' ').unwrap_or((&message, "")) {
         ("READY", _) => Ok(()),
-        ("ERROR", reason) => Err(reason.to_string()),
-        _ => Err("the daemon exited during startup (see the system log)".into()),
+        ("ERROR", reason) => Err(StartupError::Failed(reason.to_string())),
+        _ => Err(StartupError::Died),
     }
 }
 
@@ -69,14 +82,14 @@ mod tests {
     fn ready_error_and_silence_are_told_apart() {
         let (r, w) = std::io::pipe().unwrap();
         Notifier::new(Some(w)).ready();
-        assert_eq!(wait(r), Ok(()));
+        assert!(wait(r).is_ok());
 
         let (r, w) = std::io::pipe().unwrap();
         Notifier::new(Some(w)).failed("already running (pid 7)");
-        assert_eq!(wait(r), Err("already running (pid 7)".into()));
+        assert_eq!(wait(r).unwrap_err().to_string(), "already running (pid 7)");
 
         let (r, w) = std::io::pipe().unwrap();
         drop(w);
-        assert!(wait(r).unwrap_err().contains("exited during startup"));
+        assert!(matches!(wait(r), Err(StartupError::Died)));
     }
 }

@@ -9,10 +9,11 @@
 //! - [`dispatch`]: the slots, the claim loop, live progress and the stop.
 //! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
 //!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
-//!   submissions.
+//!   submissions; [`failure`] says why work failed.
 
 pub mod admission;
 pub mod dispatch;
+pub mod failure;
 pub mod jobs;
 pub mod supervisor;
 pub mod worker;

@@ -15,8 +15,9 @@
 //! swapped meanwhile can neither redirect an output nor keep a stray
 //! temporary file. A failed or stopped encode leaves no file behind.
 
+use super::failure::Failure;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
-use crate::access::{Judge, Peer, Want, describe_io};
+use crate::access::{Judge, Peer, Want};
 use crate::config::{Config, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
@@ -97,6 +98,7 @@ pub async fn probe(
             .await;
         }
         Err(reason) => {
+            let reason = reason.to_string();
             log::warn!("job {job_id}: {} failed: {reason}", path.display());
             if let Some(state) =
                 record(s, job_id, || s.queue().fail_file(file_id, reason.clone())).await
@@ -141,54 +143,46 @@ async fn open_and_probe(
     input: &Place,
     owner: &Peer,
     run_as: Option<&RunAs>,
-) -> Result<probe::ProbeInfo, String> {
+) -> Result<probe::ProbeInfo, Failure> {
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
     let file =
         blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
     probe::probe(&s.config().ffprobe, file.as_fd(), run_as)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(Failure::Probe)
 }
 
 /// Open a vetted input for reading: still the file vetted at submit (see
 /// [`vetted::reopen`]), still readable by `judge`, a non-empty regular
 /// file. Never opens anything else, so a FIFO cannot block.
-fn open_input(input: &Place, judge: &Judge) -> Result<File, String> {
+fn open_input(input: &Place, judge: &Judge) -> Result<File, Failure> {
     let unusable = |err: AccessError| match err {
-        AccessError::Changed { path } => format!(
-            "input changed since it was submitted: {} now names another file or a symlink",
-            path.display()
-        ),
-        AccessError::Denied { .. } => "cannot read input: permission denied".into(),
-        AccessError::Io { source, .. } => format!("cannot read input: {}", describe_io(&source)),
-        other => format!("cannot read input: {other}"),
+        AccessError::Changed { path } => Failure::InputChanged(path),
+        AccessError::Denied { .. } => Failure::InputDenied,
+        AccessError::Io { source, .. } => Failure::InputIo(source),
+        other => Failure::InputUnusable(other),
     };
     let walked =
         vetted::reopen(&input.path, input.identity, judge, Want::Read).map_err(unusable)?;
     if walked.is_dir() {
-        return Err("input is a directory, not a video file".into());
+        return Err(Failure::InputIsDirectory);
     }
     if !walked.is_regular_file() {
-        // A FIFO or device cannot be read once per variation.
-        return Err("input is not a regular file (a pipe or device?)".into());
+        return Err(Failure::InputNotRegular);
     }
     if walked.is_empty() {
-        return Err("input is an empty file, not a video".into());
+        return Err(Failure::InputEmpty);
     }
     walked.open_read().map_err(unusable)
 }
 
 /// Open a job's vetted output directory for creating files in it: still
 /// the directory vetted at submit, still writable for `judge`.
-fn open_output_dir(dir: &Place, judge: &Judge) -> Result<Walked, String> {
+fn open_output_dir(dir: &Place, judge: &Judge) -> Result<Walked, Failure> {
     vetted::reopen(&dir.path, dir.identity, judge, Want::CreateIn).map_err(|err| match err {
-        AccessError::Changed { path } => format!(
-            "output directory changed since it was submitted: {} now names another \
-             directory or a symlink",
-            path.display()
-        ),
-        AccessError::Denied { path } => format!("permission denied: {}", path.display()),
-        other => format!("cannot use the output directory: {other}"),
+        AccessError::Changed { path } => Failure::OutputDirChanged(path),
+        AccessError::Denied { path } => Failure::OutputDirDenied(path),
+        other => Failure::OutputDirUnusable(other),
     })
 }
 
@@ -296,7 +290,7 @@ async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
                 UnlinkatFlags::NoRemoveDir,
             ) {
                 Ok(()) | Err(Errno::ENOENT) => Ok(()),
-                Err(errno) => Err(io::Error::from(errno).to_string()),
+                Err(errno) => Err(Failure::RemoveTemp(errno.into())),
             }
         })
     })
@@ -309,11 +303,14 @@ async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
 /// Run `f` with the job owner's filesystem credentials when the daemon
 /// acts for another user (see [`RunAs::with_fs_creds`]); on a blocking
 /// thread only.
-fn as_owner<R>(run_as: Option<&RunAs>, f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+fn as_owner<R>(
+    run_as: Option<&RunAs>,
+    f: impl FnOnce() -> Result<R, Failure>,
+) -> Result<R, Failure> {
     match run_as {
         Some(run_as) => run_as
             .with_fs_creds(|| Ok(f()))
-            .map_err(|e| format!("cannot act as the job's owner: {e}"))?,
+            .map_err(Failure::Credentials)?,
         None => f(),
     }
 }
@@ -325,7 +322,7 @@ async fn prepare(
     s: &dyn Context,
     work: &EncodeWork,
     run_as: Option<&RunAs>,
-) -> Result<Target, String> {
+) -> Result<Target, Failure> {
     let judge = s.judge_for(&work.owner);
     let min_free = s.tunables().min_free_bytes;
     let (work, run_as) = (work.clone(), run_as.cloned());
@@ -336,12 +333,9 @@ async fn prepare(
             let dir = open_output_dir(&work.output_dir, &judge)?;
             check_free_space(&dir, min_free)?;
             let temp_name = temp_name(&work.input, work.index, work.variation_id);
-            let temp = create_temp(&dir, &temp_name).map_err(|e| {
-                format!(
-                    "cannot create a file in {}: {}",
-                    dir.real_path().display(),
-                    describe_io(&e)
-                )
+            let temp = create_temp(&dir, &temp_name).map_err(|source| Failure::CreateTemp {
+                dir: dir.real_path().to_path_buf(),
+                source,
             })?;
             Ok(Target {
                 dir_path: dir.real_path().to_path_buf(),
@@ -361,7 +355,7 @@ async fn run_encode(
     target: &Arc<Target>,
     run_as: Option<&RunAs>,
     cancel: &CancellationToken,
-) -> Result<Option<Outcome>, String> {
+) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
     let input = {
         let (place, judge, run_as) = (
@@ -399,32 +393,24 @@ async fn run_encode(
         |progress| s.report_progress(work.variation_id, progress),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(Failure::Supervisor)?;
     drop(input);
     match end {
         End::Stopped => Ok(None),
-        End::Stalled => Err(format!(
-            "stalled: FFmpeg made no progress for {} s and was stopped",
-            tunables.stall_timeout.as_secs_f64()
-        )),
+        End::Stalled => Err(Failure::Stalled(tunables.stall_timeout)),
         End::Exited {
             status,
             stderr_tail,
-        } if !status.success() => Err(format!(
-            "FFmpeg failed ({status}){}",
-            if stderr_tail.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr_tail}")
-            }
-        )),
+        } if !status.success() => Err(Failure::Ffmpeg {
+            status,
+            stderr_tail,
+        }),
         End::Exited { .. } => {
             verify(s, work, &target.temp, run_as).await?;
             let (target, work, run_as) = (Arc::clone(target), work.clone(), run_as.cloned());
             let (output, size) = blocking(move || {
                 as_owner(run_as.as_ref(), || {
-                    publish(&target, &work)
-                        .map_err(|e| format!("cannot publish output: {}", describe_io(&e)))
+                    publish(&target, &work).map_err(Failure::Publish)
                 })
             })
             .await?;
@@ -436,11 +422,11 @@ async fn run_encode(
 /// Run filesystem work on a blocking thread: a dead network mount may hang
 /// any file call, and must not hang the runtime's workers with it.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| format!("file operation failed: {e}"))?
+        .map_err(Failure::Blocking)?
 }
 
 /// Create the temporary file `name` in `dir` (`O_CREAT | O_EXCL`, never
@@ -467,40 +453,32 @@ fn create_temp(dir: &Walked, name: &OsString) -> io::Result<File> {
 
 /// Refuse to start when the output filesystem has less than `min_free`
 /// bytes available to unprivileged users (fstatvfs(3)).
-fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), String> {
-    let shown = dir.real_path().display();
-    let stat = nix::sys::statvfs::fstatvfs(dir.fd())
-        .map_err(|e| format!("cannot check free space in {shown}: {e}"))?;
+fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), Failure> {
+    let stat =
+        nix::sys::statvfs::fstatvfs(dir.fd()).map_err(|source| Failure::FreeSpaceUnknown {
+            dir: dir.real_path().to_path_buf(),
+            source,
+        })?;
     let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
     if free < min_free {
-        return Err(format!(
-            "not enough free space in {shown}: {} MiB free, {} MiB required (min_free_space_mib)",
-            free >> 20,
-            min_free >> 20
-        ));
+        return Err(Failure::NoSpace {
+            dir: dir.real_path().to_path_buf(),
+            free,
+            needed: min_free,
+        });
     }
     Ok(())
 }
 
 /// Whether an output of `actual` µs is a whole encode of an input of
 /// `expected` µs: within [`DURATION_TOLERANCE`], or [`DURATION_SLACK_US`].
-fn duration_matches(expected: u64, actual: u64) -> Result<(), String> {
+fn duration_matches(expected: u64, actual: u64) -> Result<(), Failure> {
     let allowed = ((expected as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US);
-    let secs = |us: u64| us as f64 / 1e6;
     if actual + allowed < expected {
-        return Err(format!(
-            "output lasts {:.3} s but the input claims {:.3} s: the input is truncated or \
-             damaged, or the disk filled up",
-            secs(actual),
-            secs(expected)
-        ));
+        return Err(Failure::TooShort { expected, actual });
     }
     if actual > expected + allowed {
-        return Err(format!(
-            "output lasts {:.3} s, longer than the input's {:.3} s: FFmpeg misread the input",
-            secs(actual),
-            secs(expected)
-        ));
+        return Err(Failure::TooLong { expected, actual });
     }
     Ok(())
 }
@@ -513,14 +491,14 @@ async fn verify(
     work: &EncodeWork,
     temp: &File,
     run_as: Option<&RunAs>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let info = probe::verify(&s.config().ffprobe, temp.as_fd(), run_as)
         .await
-        .map_err(|e| format!("FFmpeg exited 0 but its output is broken: {e}"))?;
+        .map_err(Failure::BrokenOutput)?;
     if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
         duration_matches(expected, actual)?;
     } else if work.duration_us.is_some() {
-        return Err("output has no duration: the encode is incomplete".into());
+        return Err(Failure::NoDuration);
     }
     Ok(())
 }
@@ -599,9 +577,13 @@ mod tests {
     fn durations_match_within_five_percent_or_a_few_frames() {
         assert!(duration_matches(10_000_000, 9_600_000).is_ok());
         assert!(duration_matches(10_000_000, 10_400_000).is_ok());
-        let short = duration_matches(10_000_000, 5_000_000).unwrap_err();
+        let short = duration_matches(10_000_000, 5_000_000)
+            .unwrap_err()
+            .to_string();
         assert!(short.contains("truncated"), "{short}");
-        let long = duration_matches(10_000_000, 12_000_000).unwrap_err();
+        let long = duration_matches(10_000_000, 12_000_000)
+            .unwrap_err()
+            .to_string();
         assert!(long.contains("longer than the input"), "{long}");
         // A 0.2 s clip re-timed to 29.97 frames/s.
         assert!(duration_matches(200_000, 267_000).is_ok());
