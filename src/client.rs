@@ -42,7 +42,20 @@ pub enum ClientError {
     #[error("vidvard refused: {0}")]
     Refused(WireError),
     #[error("refusing to use {}: {reason}", socket.display())]
-    Untrusted { socket: PathBuf, reason: String },
+    Untrusted { socket: PathBuf, reason: Distrust },
+}
+
+/// Why a socket is not trusted to be vidvard's.
+#[derive(Debug, thiserror::Error)]
+pub enum Distrust {
+    #[error("its directory {} belongs to {who}", dir.display())]
+    DirectoryOwner { dir: PathBuf, who: String },
+    #[error("its directory {} may be written by others (mode {mode:o})", dir.display())]
+    DirectoryWritable { dir: PathBuf, mode: u32 },
+    #[error("it is served by {who}")]
+    Server { who: String },
+    #[error("cannot tell who serves it (no peer credentials)")]
+    NoCredentials,
 }
 
 /// The users a client accepts as its daemon: root, itself, and the service
@@ -91,7 +104,7 @@ impl Trusted {
     /// stranger's socket: owned by a trusted user, and not writable by
     /// others unless sticky. A directory that cannot be read is left to
     /// the connect, which then fails.
-    fn check_dir(&self, socket: &Path) -> Result<(), String> {
+    fn check_dir(&self, socket: &Path) -> Result<(), Distrust> {
         let Some(dir) = socket.parent() else {
             return Ok(());
         };
@@ -99,18 +112,16 @@ impl Trusted {
             return Ok(());
         };
         if !self.contains(meta.uid()) {
-            return Err(format!(
-                "its directory {} belongs to {}",
-                dir.display(),
-                self.not_trusted(meta.uid())
-            ));
+            return Err(Distrust::DirectoryOwner {
+                dir: dir.to_path_buf(),
+                who: self.not_trusted(meta.uid()),
+            });
         }
         if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
-            return Err(format!(
-                "its directory {} may be written by others (mode {:o})",
-                dir.display(),
-                meta.mode() & 0o7777
-            ));
+            return Err(Distrust::DirectoryWritable {
+                dir: dir.to_path_buf(),
+                mode: meta.mode() & 0o7777,
+            });
         }
         Ok(())
     }
@@ -184,12 +195,11 @@ impl Client {
             .peer_creds()
             .ok()
             .and_then(|creds| creds.euid())
-            .ok_or_else(|| untrusted("cannot tell who serves it (no peer credentials)".into()))?;
+            .ok_or_else(|| untrusted(Distrust::NoCredentials))?;
         if !trusted.contains(server) {
-            return Err(untrusted(format!(
-                "it is served by {}",
-                trusted.not_trusted(server)
-            )));
+            return Err(untrusted(Distrust::Server {
+                who: trusted.not_trusted(server),
+            }));
         }
         let mut conn = Connection::client_side(stream);
         let sent = conn

@@ -99,17 +99,32 @@ enum Settled {
     Nothing,
 }
 
+/// Why a temporary file could not be dealt with (logged; the variation is
+/// marked interrupted all the same).
+#[derive(Debug, thiserror::Error)]
+enum CleanupError {
+    #[error("{0} is not a file name")]
+    NotAName(PathBuf),
+    #[error(transparent)]
+    Directory(#[from] vetted::AccessError),
+    #[error("cannot list the output directory: {0}")]
+    List(#[source] Errno),
+    #[error("cannot remove it: {0}")]
+    Remove(#[source] Errno),
+}
+
 /// Find where the temporary file of `leftover` went: published under
 /// another name in the vetted output directory (same inode), or still
 /// there and then removed.
-fn settle_temp(leftover: &Interrupted) -> Result<Settled, String> {
+fn settle_temp(leftover: &Interrupted) -> Result<Settled, CleanupError> {
     let Some(temp) = &leftover.temp_path else {
         return Ok(Settled::Nothing);
     };
-    let name = temp.file_name().ok_or("not a file name")?;
+    let name = temp
+        .file_name()
+        .ok_or_else(|| CleanupError::NotAName(temp.clone()))?;
     let dir = &leftover.output_dir;
-    let dir = vetted::reopen(&dir.path, dir.identity, &Judge::Daemon, Want::CreateIn)
-        .map_err(|e| e.to_string())?;
+    let dir = vetted::reopen(&dir.path, dir.identity, &Judge::Daemon, Want::CreateIn)?;
     let published = match leftover.temp_identity {
         Some(identity) => published_name(&dir, name, identity)?,
         None => None,
@@ -117,7 +132,7 @@ fn settle_temp(leftover: &Interrupted) -> Result<Settled, String> {
     let removed = match unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) => true,
         Err(Errno::ENOENT) => false,
-        Err(errno) => return Err(errno.desc().into()),
+        Err(errno) => return Err(CleanupError::Remove(errno)),
     };
     Ok(match published {
         Some((output, size)) => Settled::Published {
@@ -135,10 +150,10 @@ fn published_name(
     dir: &Walked,
     temp: &OsStr,
     identity: FileIdentity,
-) -> Result<Option<(OsString, u64)>, String> {
+) -> Result<Option<(OsString, u64)>, CleanupError> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut entries = nix::dir::Dir::openat(dir.fd(), ".", flags, Mode::empty())
-        .map_err(|e| format!("cannot list the output directory: {e}"))?;
+    let mut entries =
+        nix::dir::Dir::openat(dir.fd(), ".", flags, Mode::empty()).map_err(CleanupError::List)?;
     for entry in entries.iter() {
         let Ok(entry) = entry else { continue };
         let name = OsStr::from_bytes(entry.file_name().to_bytes());
