@@ -420,7 +420,7 @@ impl FileSettings {
                 *slot = range(lo, hi, &limits).map_err(|reason| ConfigError::Value {
                     path: path.to_path_buf(),
                     key,
-                    reason,
+                    reason: reason.to_string(),
                 })?;
             }
         }
@@ -428,16 +428,31 @@ impl FileSettings {
     }
 }
 
-fn range(lo: f64, hi: f64, limits: &RangeInclusive<f64>) -> Result<RangeInclusive<f64>, String> {
+/// Why an effect range `[lo, hi]` from the configuration file is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum BadRange {
+    #[error("[{lo}, {hi}] is not within [{min}, {max}]")]
+    OutOfLimits {
+        lo: f64,
+        hi: f64,
+        min: f64,
+        max: f64,
+    },
+    #[error("[{lo}, {hi}]: the minimum is above the maximum")]
+    Reversed { lo: f64, hi: f64 },
+}
+
+fn range(lo: f64, hi: f64, limits: &RangeInclusive<f64>) -> Result<RangeInclusive<f64>, BadRange> {
     if !(limits.contains(&lo) && limits.contains(&hi)) {
-        return Err(format!(
-            "[{lo}, {hi}] is not within [{}, {}]",
-            limits.start(),
-            limits.end()
-        ));
+        return Err(BadRange::OutOfLimits {
+            lo,
+            hi,
+            min: *limits.start(),
+            max: *limits.end(),
+        });
     }
     if lo > hi {
-        return Err(format!("[{lo}, {hi}]: the minimum is above the maximum"));
+        return Err(BadRange::Reversed { lo, hi });
     }
     Ok(lo..=hi)
 }
