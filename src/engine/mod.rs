@@ -129,10 +129,6 @@ impl Engine {
         self.stopping.is_cancelled()
     }
 
-    /// Resolves when shutdown begins.
-    pub async fn until_stopping(&self) {
-        self.stopping.cancelled().await
-    }
 
     /// Whether `peer` administers this daemon: root or the daemon's own
     /// user. Administrators see every job and skip the access checks.

@@ -204,10 +204,10 @@ struct Target {
 pub async fn encode(s: &dyn Context, work: &EncodeWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
     let result = match prepare(s, work, run_as.as_ref()).await {
-        Ok(target) => {
+        Ok((input, target)) => {
             remember_temp(s, work, &target.temp).await;
             let target = Arc::new(target);
-            let result = run_encode(s, work, &target, run_as.as_ref(), cancel).await;
+            let result = run_encode(s, work, input, &target, run_as.as_ref(), cancel).await;
             if !matches!(result, Ok(Some(_))) {
                 remove_temp(target, run_as.as_ref()).await;
             }
@@ -317,19 +317,19 @@ fn as_owner<R>(
 
 /// Open the input and the output directory as vetted, check the free
 /// space, and create the temporary file: everything an encode needs
-/// before FFmpeg starts.
+/// before FFmpeg starts. Returns the open input and the target.
 async fn prepare(
     s: &dyn Context,
     work: &EncodeWork,
     run_as: Option<&RunAs>,
-) -> Result<Target, Failure> {
+) -> Result<(File, Target), Failure> {
     let judge = s.judge_for(&work.owner);
     let min_free = s.tunables().min_free_bytes;
     let (work, run_as) = (work.clone(), run_as.cloned());
     blocking(move || {
         as_owner(run_as.as_ref(), || {
             // The input first: a changed input fails before any file exists.
-            drop(open_input(&work.input_place, &judge)?);
+            let input = open_input(&work.input_place, &judge)?;
             let dir = open_output_dir(&work.output_dir, &judge)?;
             check_free_space(&dir, min_free)?;
             let temp_name = temp_name(&work.input, work.index, work.variation_id);
@@ -337,34 +337,30 @@ async fn prepare(
                 dir: dir.real_path().to_path_buf(),
                 source,
             })?;
-            Ok(Target {
+            let target = Target {
                 dir_path: dir.real_path().to_path_buf(),
                 dir: dir.into_fd(),
                 temp_name,
                 temp,
-            })
+            };
+            Ok((input, target))
         })
     })
     .await
 }
 
-/// `Ok(None)`: stopped by cancellation. `Err`: the reason it failed.
+/// Encode the open `input` into the target's temporary file, verify and
+/// publish it. `Ok(None)`: stopped by cancellation. `Err`: the reason it
+/// failed.
 async fn run_encode(
     s: &dyn Context,
     work: &EncodeWork,
+    input: File,
     target: &Arc<Target>,
     run_as: Option<&RunAs>,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
-    let input = {
-        let (place, judge, run_as) = (
-            work.input_place.clone(),
-            s.judge_for(&work.owner),
-            run_as.cloned(),
-        );
-        blocking(move || as_owner(run_as.as_ref(), || open_input(&place, &judge))).await?
-    };
     let (input_fd, output_fd) = (input.as_raw_fd(), target.temp.as_raw_fd());
     let end = supervisor::run(
         supervisor::Encode {
