@@ -1298,7 +1298,7 @@ impl ScratchStore {
                         .expect("one set always fits"),
                 )],
                 created_at: 0,
-                owner: vidvar::access::Peer {
+                owner: vidvar::job::Credentials {
                     uid: 0,
                     gid: 0,
                     groups: vec![],

@@ -65,8 +65,27 @@ pub enum DaemonError {
     Recovery(#[source] QueueError),
 }
 
-/// Lock file in the state directory, held like the pidfile.
+/// Lock file in the state directory: see [`StateLock`].
 pub const STATE_LOCK_NAME: &str = "vidvard.lock";
+
+/// The lock on a state directory, so that one daemon at most uses its
+/// database, whatever socket and pidfile each was given. Locked with
+/// `flock` and holding the pid like a [`Pidfile`], but never removed: a
+/// starter may already have the file open, so its inode must not change.
+pub struct StateLock {
+    _held: Pidfile,
+}
+
+impl StateLock {
+    /// Lock [`STATE_LOCK_NAME`] in `state_dir` and write the pid into it.
+    ///
+    /// Errors: as [`Pidfile::acquire`] and [`Pidfile::write_pid`].
+    pub fn acquire(state_dir: &Path) -> Result<StateLock, DaemonError> {
+        let mut lock = Pidfile::acquire_lock(&state_dir.join(STATE_LOCK_NAME), false)?;
+        lock.write_pid()?;
+        Ok(StateLock { _held: lock })
+    }
+}
 
 /// A pidfile locked with `flock` for as long as this value lives (BSD
 /// pidfile(3) semantics). When dropped, the file is removed if this value
@@ -90,13 +109,6 @@ impl Pidfile {
     /// the path holds something else; [`DaemonError::Pidfile`] otherwise.
     pub fn acquire(path: &Path) -> Result<Pidfile, DaemonError> {
         Self::acquire_lock(path, true)
-    }
-
-    /// Like [`Pidfile::acquire`], but the file stays when the value is
-    /// dropped: for a lock that must keep one inode for good (another
-    /// starter may already have the old one open).
-    pub fn acquire_permanent(path: &Path) -> Result<Pidfile, DaemonError> {
-        Self::acquire_lock(path, false)
     }
 
     fn acquire_lock(path: &Path, remove_on_drop: bool) -> Result<Pidfile, DaemonError> {
@@ -372,21 +384,20 @@ fn listen(
 /// unfinished work interrupted, remove the socket.
 ///
 /// `ready` is called once the database is open, recovery is done and the
-/// socket listens. Settings received on `retune` (SIGHUP) are applied to
+/// socket listens. Settings received on `reloaded` (SIGHUP) are applied to
 /// running work. Errors: any failure to start; once running, problems are
 /// logged and do not end the daemon.
 pub async fn run(
     config: Config,
     ready: impl FnOnce(),
     shutdown: impl Future<Output = ()>,
-    mut retune: mpsc::UnboundedReceiver<Tunables>,
+    mut reloaded: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
     // Before anything is created: a live daemon on this socket wins.
     refuse_live_socket(&config.socket)?;
     create_dir(&config.state_dir, 0o700, None)?;
     // One daemon per database, whatever socket and pidfile each was given.
-    let mut state_lock = Pidfile::acquire_permanent(&config.state_dir.join(STATE_LOCK_NAME))?;
-    state_lock.write_pid()?;
+    let _state_lock = StateLock::acquire(&config.state_dir)?;
     let database = config.database();
     let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
         .await
@@ -410,34 +421,34 @@ pub async fn run(
         config.database().display(),
         config.tunables.max_parallel
     );
-    let scheduler = Engine::new(config, Arc::new(queue));
-    let dispatcher = tokio::spawn(Arc::clone(&scheduler).run());
-    tokio::spawn(Arc::clone(&scheduler).enforce_retention());
+    let engine = Engine::new(config, Arc::new(queue));
+    let dispatcher = tokio::spawn(Arc::clone(&engine).run());
+    tokio::spawn(Arc::clone(&engine).enforce_retention());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,
-        Arc::clone(&scheduler),
+        Arc::clone(&engine),
         stop_serving.clone(),
     ));
-    let retuner = {
-        let scheduler = Arc::clone(&scheduler);
+    let reloader = {
+        let engine = Arc::clone(&engine);
         tokio::spawn(async move {
-            while let Some(tunables) = retune.recv().await {
-                scheduler.retune(tunables);
+            while let Some(tunables) = reloaded.recv().await {
+                engine.apply_tunables(tunables);
             }
         })
     };
     ready();
     shutdown.await;
-    retuner.abort();
+    reloader.abort();
     log::info!("shutting down");
-    scheduler.stop();
+    engine.stop();
     if let Err(err) = dispatcher.await {
         log::error!("dispatcher ended abnormally: {err}");
     }
     stop_serving.cancel();
     let _ = server.await;
-    scheduler.notify_change();
+    engine.notify_change();
     if let Err(err) = std::fs::remove_file(&socket)
         && err.kind() != io::ErrorKind::NotFound
     {

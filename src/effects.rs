@@ -10,11 +10,24 @@
 //! 0.001..0.01 rad, brightness -0.05..0.05, contrast and saturation
 //! 0.95..1.05, each uniform.
 
-use crate::proto::Effects;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
+
+/// The random effect values of one variation, drawn by [`generate`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Effects {
+    /// Radians, clockwise, as FFmpeg's `rotate` filter takes them.
+    pub rotation: f64,
+    /// `eq=brightness`, -1..1 where 0 is unchanged.
+    pub brightness: f64,
+    /// `eq=contrast`, 1 is unchanged.
+    pub contrast: f64,
+    /// `eq=saturation`, 1 is unchanged.
+    pub saturation: f64,
+}
 
 /// Decimal places kept of every effect value.
 pub const DECIMALS: i32 = 6;

@@ -33,6 +33,7 @@ pub mod daemon;
 pub mod effects;
 pub mod engine;
 pub mod ffmpeg;
+pub mod job;
 pub mod logging;
 pub mod naming;
 pub mod paths;

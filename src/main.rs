@@ -228,7 +228,7 @@ fn real_location(path: &std::path::Path) -> PathBuf {
 
 /// On every SIGHUP, re-read the tunables and send them to the daemon; a
 /// file that has become invalid is logged and the settings stay.
-async fn reload_on_sighup(args: Args, retune: mpsc::UnboundedSender<Tunables>) {
+async fn reload_on_sighup(args: Args, reload: mpsc::UnboundedSender<Tunables>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         log::error!("cannot handle SIGHUP");
@@ -241,7 +241,7 @@ async fn reload_on_sighup(args: Args, retune: mpsc::UnboundedSender<Tunables>) {
         );
         match args.file_settings().and_then(|file| args.tunables(&file)) {
             Ok(tunables) => {
-                let _ = retune.send(tunables);
+                let _ = reload.send(tunables);
             }
             Err(err) => log::error!("configuration not reloaded, settings unchanged: {err}"),
         }
@@ -295,8 +295,8 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
             return Err(err);
         }
     };
-    let (retune, retunes) = mpsc::unbounded_channel();
-    runtime.spawn(reload_on_sighup(args, retune));
+    let (reload, reloaded) = mpsc::unbounded_channel();
+    runtime.spawn(reload_on_sighup(args, reload));
     let failed = std::cell::RefCell::new(Some(notifier));
     let result = runtime.block_on(daemon::run(
         config,
@@ -306,7 +306,7 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
             }
         },
         shutdown_signal(),
-        retunes,
+        reloaded,
     ));
     if let (Err(err), Some(mut notifier)) = (&result, failed.borrow_mut().take()) {
         notifier.failed(&err.to_string());

@@ -13,7 +13,7 @@
 //! triple (pid, start time, boot id) names one process for good (proc(5):
 //! `/proc/PID/stat` field 22 `starttime`, `/proc/sys/kernel/random/boot_id`).
 
-use crate::access::Peer;
+use crate::job::Credentials;
 use nix::unistd::{Gid, Uid};
 use std::io;
 use std::os::fd::RawFd;
@@ -36,7 +36,7 @@ pub struct RunAs {
 impl RunAs {
     /// The credentials to drop to for a job of `owner`: `None` unless the
     /// daemon is root and the owner is not.
-    pub fn for_owner(owner: &Peer) -> Option<RunAs> {
+    pub fn for_owner(owner: &Credentials) -> Option<RunAs> {
         (nix::unistd::geteuid().is_root() && owner.uid != 0).then(|| RunAs {
             uid: Uid::from_raw(owner.uid),
             gid: Gid::from_raw(owner.gid),

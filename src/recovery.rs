@@ -174,7 +174,7 @@ fn published_name(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Peer;
+    use crate::job::Credentials;
     use crate::queue::sqlite::{SqliteQueue, Store};
     use crate::queue::{NewJob, Work};
     use std::os::unix::fs::MetadataExt;
@@ -198,7 +198,7 @@ mod tests {
                 variations: n,
                 inputs: vec![(input.clone(), vet(&input, Want::Read), effects)],
                 created_at: 0,
-                owner: Peer {
+                owner: Credentials {
                     uid: 0,
                     gid: 0,
                     groups: vec![],

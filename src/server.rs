@@ -9,8 +9,8 @@
 //! task, at most [`MAX_CONNECTIONS`] at once, and a client that stops
 //! reading is dropped after [`SEND_TIMEOUT`], so no client blocks another.
 
-use crate::access::Peer;
 use crate::engine::{ApiError, Engine};
+use crate::job::Credentials;
 use crate::proto::codec::{CodecError, Connection};
 use crate::proto::{
     ErrorKind, HandshakeReply, Hello, JobId, PROTOCOL_VERSION, Request, Response, Welcome,
@@ -104,7 +104,7 @@ pub async fn serve(listener: Listener, scheduler: Arc<Engine>, stop: Cancellatio
         };
         let peer = match stream.peer_creds() {
             Ok(creds) => match (creds.euid(), creds.egid()) {
-                (Some(uid), Some(gid)) => Peer::from_creds(uid, gid, creds.pid()),
+                (Some(uid), Some(gid)) => crate::access::peer_credentials(uid, gid, creds.pid()),
                 _ => {
                     log::warn!("connection refused: no peer credentials");
                     continue;
@@ -165,7 +165,7 @@ fn refuse(stream: Stream, warned: &mut Option<Instant>, reason: String) {
 pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     scheduler: &Engine,
-    peer: &Peer,
+    peer: &Credentials,
 ) -> Result<(), CodecError> {
     let hello: Hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.recv()).await {
         Ok(hello) => hello?,
@@ -242,7 +242,7 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn respond(scheduler: &Engine, peer: &Peer, request: Request) -> Response {
+async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Response {
     let result = match request {
         Request::Submit(submit) => scheduler
             .submit(peer, submit)
@@ -268,7 +268,7 @@ async fn respond(scheduler: &Engine, peer: &Peer, request: Request) -> Response 
 async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     scheduler: &Engine,
-    peer: &Peer,
+    peer: &Credentials,
     job: JobId,
 ) -> Result<(), CodecError> {
     let mut changes = scheduler.subscribe();

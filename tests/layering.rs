@@ -1,6 +1,7 @@
 //! The library's modules form layers: no top-level module of `src/` uses
 //! (`crate::name`) one that uses it back, directly or through others. A
-//! cycle fails this test with the modules on it.
+//! cycle fails this test with the modules on it. The domain model and the
+//! queue sit below the wire protocol and the access checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -65,8 +66,8 @@ fn cycle_from(
     None
 }
 
-#[test]
-fn the_module_graph_has_no_cycle() {
+/// The module graph of `src/`: each top-level module and those it uses.
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
@@ -79,11 +80,34 @@ fn the_module_graph_has_no_cycle() {
         let edges = graph.entry(module.clone()).or_default();
         edges.extend(uses(&text).into_iter().filter(|m| *m != module));
     }
+    graph
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let graph = module_graph();
     assert!(graph.len() > 10, "found the modules: {graph:?}");
     for node in graph.keys() {
         if let Some(cycle) = cycle_from(&graph, node, &mut Vec::new()) {
             panic!("module cycle: {}", cycle.join(" -> "));
         }
+    }
+}
+
+#[test]
+fn the_domain_model_and_the_queue_know_neither_the_wire_nor_access() {
+    let graph = module_graph();
+    for (module, allowed) in [
+        ("job", &[][..]),
+        ("effects", &[][..]),
+        ("queue", &["job", "effects", "process", "naming"][..]),
+    ] {
+        let used = &graph[module];
+        let beyond: Vec<_> = used
+            .iter()
+            .filter(|m| !allowed.contains(&m.as_str()))
+            .collect();
+        assert!(beyond.is_empty(), "{module} uses {beyond:?}");
     }
 }
 

@@ -2,7 +2,15 @@
 //! warning, and the hand-written ones keep up with the code: vidvard.8
 //! describes every long flag `vidvard --help` prints and no other,
 //! vidvard.conf.5 every key of the configuration file and no other.
-//! (vidvarctl.1 is generated; its test is in ctl/main.rs.)
+//! vidvarctl.1 is generated from the client's command line
+//! ([`vidvarctl_page`]).
+
+/// The client's clap definition: only the command it builds is used here.
+#[allow(dead_code)]
+#[path = "../ctl/cli.rs"]
+mod cli;
+#[path = "man_pages/vidvarctl_page.rs"]
+mod vidvarctl_page;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

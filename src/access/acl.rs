@@ -7,7 +7,7 @@
 //! little-endian `u32` version (2), then 8-byte entries of `u16` tag,
 //! `u16` permission bits and `u32` id.
 
-use super::Peer;
+use crate::job::Credentials;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -93,7 +93,7 @@ impl Acl {
 
     /// Whether `peer` has all `bits` on a file with this ACL, owned by
     /// `uid` and group `gid`: the access check algorithm of acl(5).
-    pub fn grants(&self, peer: &Peer, uid: u32, gid: u32, bits: u32) -> bool {
+    pub fn grants(&self, peer: &Credentials, uid: u32, gid: u32, bits: u32) -> bool {
         let has = |perm: u32| perm & bits == bits;
         let mask = self
             .entries
@@ -143,8 +143,8 @@ mod tests {
         bytes
     }
 
-    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
-        Peer {
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
+        Credentials {
             uid,
             gid,
             groups: groups.to_vec(),

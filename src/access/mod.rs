@@ -1,7 +1,7 @@
 //! Who is asking, and may they touch this file: the daemon's own check of
 //! Unix permissions on behalf of a client.
 //!
-//! A connection's [`Peer`] comes from SO_PEERCRED (socket(7)): uid, gid and
+//! A connection's [`Credentials`] come from SO_PEERCRED (socket(7)): uid, gid and
 //! pid; Linux does not pass supplementary groups there, so they are read
 //! from `/proc/PID/status` (`Groups:`) when that process still has the
 //! peer's uid, and left out otherwise (fewer groups only ever deny more).
@@ -13,34 +13,15 @@
 pub mod acl;
 pub mod vetted;
 
+use crate::job::Credentials;
 use nix::sys::stat::FileStat;
 use std::os::fd::BorrowedFd;
 
-/// The credentials of a client (and so of the jobs it submits).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups (may include `gid`).
-    pub groups: Vec<u32>,
-}
-
-impl Peer {
-    /// Whether this peer is root, which may see and touch every job.
-    pub fn is_root(&self) -> bool {
-        self.uid == 0
-    }
-
-    /// Credentials from SO_PEERCRED values, with the supplementary groups of
-    /// `pid` when it still runs as `uid`.
-    pub fn from_creds(uid: u32, gid: u32, pid: Option<i32>) -> Peer {
-        let groups = pid.and_then(|p| groups_of(p, uid)).unwrap_or_default();
-        Peer { uid, gid, groups }
-    }
-
-    fn in_group(&self, gid: u32) -> bool {
-        self.gid == gid || self.groups.contains(&gid)
-    }
+/// The credentials of the client that `pid` is, from SO_PEERCRED values,
+/// with the supplementary groups of `pid` when it still runs as `uid`.
+pub fn peer_credentials(uid: u32, gid: u32, pid: Option<i32>) -> Credentials {
+    let groups = pid.and_then(|p| groups_of(p, uid)).unwrap_or_default();
+    Credentials { uid, gid, groups }
 }
 
 /// Supplementary groups of process `pid` if its real and effective uid are
@@ -90,7 +71,7 @@ impl Want {
 pub enum Judge {
     /// Another user than the daemon's: their Unix permission bits, judged
     /// by the daemon on the files it opens.
-    Peer(Peer),
+    User(Credentials),
     /// The daemon's own user (user mode, root, or the service user itself):
     /// the kernel, as the daemon opens the files.
     Daemon,
@@ -102,7 +83,7 @@ impl Judge {
     /// its mode bits. An ACL that cannot be read grants nothing. The
     /// daemon's own access is left to the kernel: true.
     fn grants(&self, fd: BorrowedFd<'_>, stat: &FileStat, bits: u32) -> bool {
-        let Judge::Peer(peer) = self else {
+        let Judge::User(peer) = self else {
             return true;
         };
         if peer.is_root() {
@@ -130,7 +111,7 @@ pub fn describe_io(err: &std::io::Error) -> String {
 
 /// Whether `peer` has all `bits` (R, W, X) on a file with this owner,
 /// group and mode, by the owner/group/other rule.
-fn allowed(peer: &Peer, uid: u32, gid: u32, mode: u32, bits: u32) -> bool {
+fn allowed(peer: &Credentials, uid: u32, gid: u32, mode: u32, bits: u32) -> bool {
     if peer.is_root() {
         // Root needs an x bit somewhere only to execute, never here.
         return true;
@@ -149,8 +130,8 @@ fn allowed(peer: &Peer, uid: u32, gid: u32, mode: u32, bits: u32) -> bool {
 mod tests {
     use super::*;
 
-    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Peer {
-        Peer {
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
+        Credentials {
             uid,
             gid,
             groups: groups.to_vec(),

@@ -38,29 +38,14 @@ use std::path::{Component, Path, PathBuf};
 /// path_resolution(7)); more is `ELOOP`.
 pub const MAX_SYMLINKS: usize = 40;
 
-/// Device and inode number: which file this is, whatever its name
-/// (stat(2) `st_dev`, `st_ino`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    pub dev: u64,
-    pub ino: u64,
-}
+pub use crate::job::{FileIdentity, Vetted};
 
-impl FileIdentity {
-    fn of(stat: &FileStat) -> FileIdentity {
-        FileIdentity {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-        }
+/// Which file `stat` describes.
+fn identity_of(stat: &FileStat) -> FileIdentity {
+    FileIdentity {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
     }
-}
-
-/// A file as vetted at submit: where it really is and which file it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vetted {
-    /// Absolute path without symlinks, `.` or `..`.
-    pub real: PathBuf,
-    pub identity: FileIdentity,
 }
 
 /// Why a path cannot be used.
@@ -155,7 +140,7 @@ pub fn reopen(
 impl Walked {
     /// Which file was reached.
     pub fn identity(&self) -> FileIdentity {
-        FileIdentity::of(&self.stat)
+        identity_of(&self.stat)
     }
 
     /// The real path and identity, to be stored.
@@ -251,7 +236,7 @@ impl Walked {
                 }
             })?;
         let stat = fstat(&fd).map_err(|e| AccessError::io(&self.real, e))?;
-        if FileIdentity::of(&stat) != self.identity() {
+        if identity_of(&stat) != self.identity() {
             return Err(AccessError::Changed {
                 path: self.real.clone(),
             });
@@ -377,7 +362,7 @@ fn names(path: &Path) -> VecDeque<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Peer;
+    use crate::job::Credentials;
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
     fn me() -> Judge {
@@ -468,7 +453,7 @@ mod tests {
         let base = dir.path().canonicalize().unwrap();
         std::fs::create_dir(base.join("open")).unwrap();
         std::fs::write(base.join("open/clip.mp4"), "x").unwrap();
-        let stranger = Judge::Peer(Peer {
+        let stranger = Judge::User(Credentials {
             uid: 4_000_000,
             gid: 4_000_000,
             groups: vec![],

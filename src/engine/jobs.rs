@@ -4,9 +4,9 @@
 //! [`ApiError`] is the one place that maps internal errors to the wire.
 
 use super::{Engine, Live, admission};
-use crate::access::Peer;
 use crate::effects;
 use crate::engine::supervisor::Progress;
+use crate::job::{self, Credentials, JobState};
 use crate::proto::{
     ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
     SubmitRequest, WireError,
@@ -86,7 +86,7 @@ impl ApiError {
 
 impl Engine {
     /// A job row visible to `peer`; others' jobs are "no such job".
-    async fn visible_job(&self, peer: &Peer, job: JobId) -> Result<JobRow, ApiError> {
+    async fn visible_job(&self, peer: &Credentials, job: JobId) -> Result<JobRow, ApiError> {
         match self.queue.job(job).await? {
             Some(row) if self.may_access(peer, row.owner_uid) => Ok(row),
             _ => Err(ApiError::NotFound(job)),
@@ -95,7 +95,7 @@ impl Engine {
 
     /// Validate (see [`admission::check`]) and queue a job for `peer`; at
     /// most [`MAX_PENDING_JOBS`] jobs may be pending.
-    pub async fn submit(&self, peer: &Peer, req: SubmitRequest) -> Result<JobId, ApiError> {
+    pub async fn submit(&self, peer: &Credentials, req: SubmitRequest) -> Result<JobId, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
@@ -163,7 +163,7 @@ impl Engine {
     }
 
     /// One job with live progress, if `peer` may see it.
-    pub async fn detail(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+    pub async fn detail(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         let row = self.visible_job(peer, job).await?;
         let files = self.queue.files(job).await?;
         let files: Vec<FileStatus> = {
@@ -173,11 +173,7 @@ impl Engine {
                 .map(|f| file_status(f, row.variations, &live))
                 .collect()
         };
-        let progress = if files.is_empty() {
-            0.0
-        } else {
-            files.iter().map(|f| f.progress).sum::<f64>() / files.len() as f64
-        };
+        let progress = job::job_progress(files.iter().map(|f| f.progress));
         Ok(JobDetail {
             summary: self.summary(&row, progress),
             seed: row.seed,
@@ -186,15 +182,35 @@ impl Engine {
         })
     }
 
-    /// Every job `peer` may see, oldest first, with progress as last stored.
-    pub async fn list(&self, peer: &Peer) -> Result<Vec<JobSummary>, ApiError> {
+    /// Every job `peer` may see, oldest first. A running job's progress is
+    /// live, as [`Self::detail`] gives it, so that `list` and `status` agree.
+    pub async fn list(&self, peer: &Credentials) -> Result<Vec<JobSummary>, ApiError> {
         let owner = (!self.is_admin(peer)).then_some(peer.uid);
         let rows = self.queue.jobs(owner).await?;
-        Ok(rows.iter().map(|r| self.summary(r, r.progress)).collect())
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let progress = if row.state == JobState::Running {
+                let files = self.queue.files(row.id).await?;
+                let live = self.live();
+                job::job_progress(
+                    files
+                        .iter()
+                        .map(|f| file_status(f, row.variations, &live).progress),
+                )
+            } else {
+                row.progress
+            };
+            jobs.push(self.summary(row, progress));
+        }
+        Ok(jobs)
     }
 
     /// Verified outputs of a job.
-    pub async fn outputs(&self, peer: &Peer, job: JobId) -> Result<Vec<OutputInfo>, ApiError> {
+    pub async fn outputs(
+        &self,
+        peer: &Credentials,
+        job: JobId,
+    ) -> Result<Vec<OutputInfo>, ApiError> {
         self.visible_job(peer, job).await?;
         Ok(self
             .queue
@@ -213,7 +229,7 @@ impl Engine {
 
     /// Remove records of final jobs of `peer` (of everyone for root) that
     /// finished at least `older_than_secs` ago. Outputs stay on disk.
-    pub async fn prune(&self, peer: &Peer, older_than_secs: u64) -> Result<u64, ApiError> {
+    pub async fn prune(&self, peer: &Credentials, older_than_secs: u64) -> Result<u64, ApiError> {
         let owner = (!self.is_admin(peer)).then_some(peer.uid);
         let cutoff = unix_now().saturating_sub(older_than_secs.min(i64::MAX as u64) as i64);
         let removed = self.queue.prune(owner, cutoff).await?;
@@ -260,7 +276,7 @@ impl Engine {
 
     /// Cancel a job and wait until its FFmpeg processes are gone and their
     /// temporary files removed. A job already final is returned unchanged.
-    pub async fn cancel(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+    pub async fn cancel(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         self.visible_job(peer, job).await?;
         let before = self
             .queue
@@ -297,7 +313,7 @@ impl Engine {
     ///
     /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
     /// is still queued or running, or that succeeded.
-    pub async fn retry(&self, peer: &Peer, job: JobId) -> Result<JobDetail, ApiError> {
+    pub async fn retry(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
@@ -334,11 +350,12 @@ pub(crate) fn running_sum(live: &Live, file_id: i64) -> f64 {
 fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
     let progress = match row.state {
         FileState::Succeeded => 100.0,
-        FileState::Running => {
-            let live_percent = (row.done_variations as f64 * 100.0 + running_sum(live, row.id))
-                / variations.max(1) as f64;
-            live_percent.max(row.progress).min(100.0)
-        }
+        FileState::Running => job::file_progress(
+            variations.into(),
+            row.done_variations.into(),
+            running_sum(live, row.id),
+        )
+        .max(row.progress),
         _ => row.progress,
     };
     // Without a duration there is no percent to show: the media time is.
@@ -403,17 +420,17 @@ mod tests {
     }
 
     /// A user who is neither root nor the daemon's user.
-    fn user(uid: u32) -> Peer {
+    fn user(uid: u32) -> Credentials {
         assert_ne!(uid, nix::unistd::geteuid().as_raw());
-        Peer {
+        Credentials {
             uid,
             gid: uid,
             groups: vec![],
         }
     }
 
-    fn root() -> Peer {
-        Peer {
+    fn root() -> Credentials {
+        Credentials {
             uid: 0,
             gid: 0,
             groups: vec![],

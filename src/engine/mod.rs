@@ -18,8 +18,9 @@ pub mod jobs;
 pub mod supervisor;
 pub mod worker;
 
-use crate::access::{Judge, Peer};
+use crate::access::Judge;
 use crate::config::{Config, Tunables};
+use crate::job::Credentials;
 use crate::proto::JobId;
 use crate::queue::Queue;
 use std::collections::HashMap;
@@ -94,7 +95,7 @@ impl Engine {
     /// Apply new settings (SIGHUP): running work goes on; a larger
     /// `max_parallel` starts queued work at once, a smaller one lets running
     /// encodes finish.
-    pub fn retune(&self, tunables: Tunables) {
+    pub fn apply_tunables(&self, tunables: Tunables) {
         *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
         log::set_max_level(tunables.log_level);
         log::info!(
@@ -129,10 +130,9 @@ impl Engine {
         self.stopping.is_cancelled()
     }
 
-
     /// Whether `peer` administers this daemon: root or the daemon's own
     /// user. Administrators see every job and skip the access checks.
-    pub(crate) fn is_admin(&self, peer: &Peer) -> bool {
+    pub(crate) fn is_admin(&self, peer: &Credentials) -> bool {
         peer.is_root() || peer.uid == nix::unistd::geteuid().as_raw()
     }
 
@@ -141,16 +141,16 @@ impl Engine {
     /// it (root or the daemon's user), which leaves it to the kernel. Any
     /// other user is judged, whatever the mode: a socket shared with a
     /// group must not lend the daemon's access to its members.
-    pub(crate) fn judge_for(&self, owner: &Peer) -> Judge {
+    pub(crate) fn judge_for(&self, owner: &Credentials) -> Judge {
         if self.is_admin(owner) {
             Judge::Daemon
         } else {
-            Judge::Peer(owner.clone())
+            Judge::User(owner.clone())
         }
     }
 
     /// Whether `peer` may see and act on a job owned by `owner_uid`.
-    pub(crate) fn may_access(&self, peer: &Peer, owner_uid: u32) -> bool {
+    pub(crate) fn may_access(&self, peer: &Credentials, owner_uid: u32) -> bool {
         self.is_admin(peer) || peer.uid == owner_uid
     }
 }
@@ -165,7 +165,7 @@ impl worker::Context for Engine {
     fn tunables(&self) -> Tunables {
         Engine::tunables(self)
     }
-    fn judge_for(&self, owner: &Peer) -> Judge {
+    fn judge_for(&self, owner: &Credentials) -> Judge {
         Engine::judge_for(self, owner)
     }
     fn report_progress(&self, variation: i64, progress: Progress) {

@@ -59,7 +59,7 @@ pub enum SupervisorError {
 }
 
 /// What to run and how to report on it.
-pub struct Encode<'a> {
+pub struct FfmpegRun<'a> {
     pub program: &'a Path,
     pub args: Vec<OsString>,
     /// Input duration in microseconds, for the percent; `None` if unknown.
@@ -95,7 +95,7 @@ pub struct Progress {
 /// group is stopped and [`End::Stopped`] returned; when the encoded media
 /// time has not advanced for the stall timeout, [`End::Stalled`].
 pub async fn run<F: std::future::Future<Output = ()>>(
-    encode: Encode<'_>,
+    encode: FfmpegRun<'_>,
     cancel: &CancellationToken,
     on_spawn: impl FnOnce(ProcessIdentity) -> F,
     mut on_progress: impl FnMut(Progress),
@@ -222,8 +222,8 @@ fn lines_of(
 mod tests {
     use super::*;
 
-    fn sh(script: &str) -> Encode<'static> {
-        Encode {
+    fn sh(script: &str) -> FfmpegRun<'static> {
+        FfmpegRun {
             program: Path::new("/bin/sh"),
             args: vec!["-c".into(), script.into()],
             duration_us: Some(2_000_000),
@@ -312,7 +312,7 @@ mod tests {
         // Reports the same out_time over and over, and ignores SIGTERM.
         let script = "trap '' TERM; while :; do \
                       printf 'out_time_us=5\\nprogress=continue\\n'; sleep 0.05; done";
-        let encode = Encode {
+        let encode = FfmpegRun {
             stall_timeout: Duration::from_millis(400),
             ..sh(script)
         };
@@ -326,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
-        let encode = Encode {
+        let encode = FfmpegRun {
             program: Path::new("/nonexistent/ffmpeg"),
             ..sh("")
         };

@@ -17,16 +17,17 @@
 
 use super::failure::Failure;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
-use crate::access::{Judge, Peer, Want};
+use crate::access::{Judge, Want};
 use crate::config::{Config, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
 use crate::ffmpeg::{argv, probe};
+use crate::job::Credentials;
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
 use crate::proto::JobId;
 use crate::queue::Queue;
-use crate::queue::{EncodeWork, Outcome, Place, QueueError};
+use crate::queue::{Outcome, Place, QueueError, VariationWork};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::Mode;
@@ -48,7 +49,7 @@ pub trait Context: Send + Sync {
     /// The settings in force now (SIGHUP may change them).
     fn tunables(&self) -> Tunables;
     /// Whose permissions decide what a job of `owner` may use.
-    fn judge_for(&self, owner: &Peer) -> Judge;
+    fn judge_for(&self, owner: &Credentials) -> Judge;
     /// A running variation's progress, for `status` and `watch`.
     fn report_progress(&self, variation: i64, progress: Progress);
     /// Fires when the daemon begins to stop: work is then left for the
@@ -71,7 +72,7 @@ pub async fn probe(
     file_id: i64,
     path: &Path,
     input: &Place,
-    owner: &Peer,
+    owner: &Credentials,
 ) {
     let run_as = RunAs::for_owner(owner);
     let result = tokio::select! {
@@ -141,7 +142,7 @@ where
 async fn open_and_probe(
     s: &dyn Context,
     input: &Place,
-    owner: &Peer,
+    owner: &Credentials,
     run_as: Option<&RunAs>,
 ) -> Result<probe::ProbeInfo, Failure> {
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
@@ -201,7 +202,7 @@ struct Target {
 /// Encode, verify and publish one claimed variation, then record the outcome.
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
-pub async fn encode(s: &dyn Context, work: &EncodeWork, cancel: &CancellationToken) {
+pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
     let result = match prepare(s, work, run_as.as_ref()).await {
         Ok((input, target)) => {
@@ -248,7 +249,7 @@ pub async fn encode(s: &dyn Context, work: &EncodeWork, cancel: &CancellationTok
 /// Record which file the temporary file is, so that recovery can find it
 /// under its published name should the daemon die between publishing and
 /// recording (see [`crate::recovery`]).
-async fn remember_temp(s: &dyn Context, work: &EncodeWork, temp: &File) {
+async fn remember_temp(s: &dyn Context, work: &VariationWork, temp: &File) {
     use std::os::unix::fs::MetadataExt;
     let recorded = match temp.metadata() {
         Ok(meta) => {
@@ -320,7 +321,7 @@ fn as_owner<R>(
 /// before FFmpeg starts. Returns the open input and the target.
 async fn prepare(
     s: &dyn Context,
-    work: &EncodeWork,
+    work: &VariationWork,
     run_as: Option<&RunAs>,
 ) -> Result<(File, Target), Failure> {
     let judge = s.judge_for(&work.owner);
@@ -354,7 +355,7 @@ async fn prepare(
 /// failed.
 async fn run_encode(
     s: &dyn Context,
-    work: &EncodeWork,
+    work: &VariationWork,
     input: File,
     target: &Arc<Target>,
     run_as: Option<&RunAs>,
@@ -363,7 +364,7 @@ async fn run_encode(
     let tunables = s.tunables();
     let (input_fd, output_fd) = (input.as_raw_fd(), target.temp.as_raw_fd());
     let end = supervisor::run(
-        supervisor::Encode {
+        supervisor::FfmpegRun {
             program: &s.config().ffmpeg,
             args: argv::encode(input_fd, output_fd, &work.effects, &s.config().encode),
             duration_us: work.duration_us,
@@ -484,7 +485,7 @@ fn duration_matches(expected: u64, actual: u64) -> Result<(), Failure> {
 /// duration matching the input's when known (see [`duration_matches`]).
 async fn verify(
     s: &dyn Context,
-    work: &EncodeWork,
+    work: &VariationWork,
     temp: &File,
     run_as: Option<&RunAs>,
 ) -> Result<(), Failure> {
@@ -505,7 +506,7 @@ async fn verify(
 /// or on filesystems without hard links (vfat, exFAT, some network
 /// mounts) renameat2(2) with `RENAME_NOREPLACE`; both relative to the
 /// directory's descriptor. Returns the final path and its size in bytes.
-fn publish(target: &Target, work: &EncodeWork) -> io::Result<(PathBuf, u64)> {
+fn publish(target: &Target, work: &VariationWork) -> io::Result<(PathBuf, u64)> {
     // On disk before it is named and recorded: after a power loss the
     // database must not list a truncated output.
     target.temp.sync_all()?;

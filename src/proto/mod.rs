@@ -17,6 +17,9 @@ pub mod codec;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use crate::effects::Effects;
+pub use crate::job::{FileState, JobId, JobState};
+
 /// Version of this protocol. Bump it on any change to a wire type.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -44,9 +47,6 @@ pub enum HandshakeReply {
     Welcome(Welcome),
     Refused(WireError),
 }
-
-/// Job ids are increasing integers assigned by the daemon, starting at 1.
-pub type JobId = i64;
 
 /// A client's request, sent after the handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,70 +109,6 @@ pub enum Response {
     Error(WireError),
 }
 
-/// State of a job. `Succeeded`, `Partial`, `Failed` and `Cancelled` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Queued,
-    Running,
-    /// Every input produced all its variations.
-    Succeeded,
-    /// Some inputs failed, others succeeded.
-    Partial,
-    /// No input succeeded.
-    Failed,
-    Cancelled,
-}
-
-/// State of one input file of a job, or of one variation.
-/// `Succeeded`, `Failed` and `Cancelled` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobState {
-    /// Lowercase name, as in `--json` output and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Partial => "partial",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether the job will change no more.
-    pub fn is_final(self) -> bool {
-        !matches!(self, JobState::Queued | JobState::Running)
-    }
-}
-
-impl FileState {
-    /// Lowercase name, as in `--json` output and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileState::Queued => "queued",
-            FileState::Running => "running",
-            FileState::Succeeded => "succeeded",
-            FileState::Failed => "failed",
-            FileState::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether the file (or variation) will change no more.
-    pub fn is_final(self) -> bool {
-        !matches!(self, FileState::Queued | FileState::Running)
-    }
-}
-
 /// One line of `list`: a job without its files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSummary {
@@ -227,19 +163,6 @@ pub struct OutputInfo {
     /// 1-based index of the variation of this input.
     pub index: u32,
     pub effects: Effects,
-}
-
-/// The random effect values of one variation (see `effects`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Effects {
-    /// Radians, clockwise, as FFmpeg's `rotate` filter takes them.
-    pub rotation: f64,
-    /// `eq=brightness`, -1..1 where 0 is unchanged.
-    pub brightness: f64,
-    /// `eq=contrast`, 1 is unchanged.
-    pub contrast: f64,
-    /// `eq=saturation`, 1 is unchanged.
-    pub saturation: f64,
 }
 
 /// Answer to [`Request::Ping`].

@@ -6,10 +6,9 @@
 
 pub mod sqlite;
 
-use crate::access::Peer;
-use crate::access::vetted::{FileIdentity, Vetted};
+use crate::effects::Effects;
+use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Vetted};
 use crate::process::ProcessIdentity;
-use crate::proto::{Effects, FileState, JobId, JobState};
 use std::path::PathBuf;
 
 /// A job to insert: inputs and, per input, the effects of its variations.
@@ -25,7 +24,7 @@ pub struct NewJob {
     /// Unix seconds.
     pub created_at: i64,
     /// The submitting client.
-    pub owner: Peer,
+    pub owner: Credentials,
 }
 
 /// A job row.
@@ -80,10 +79,10 @@ pub enum Work {
         /// As given at submit, for messages.
         path: PathBuf,
         input: Place,
-        owner: Peer,
+        owner: Credentials,
     },
     /// A queued variation of a probed file.
-    Encode(EncodeWork),
+    Encode(VariationWork),
 }
 
 /// Where a vetted file is and which file it must be: its real path and
@@ -97,7 +96,7 @@ pub struct Place {
 
 /// Everything needed to encode one variation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EncodeWork {
+pub struct VariationWork {
     pub job_id: JobId,
     pub file_id: i64,
     pub variation_id: i64,
@@ -112,7 +111,7 @@ pub struct EncodeWork {
     pub duration_us: Option<u64>,
     pub effects: Effects,
     /// The job's owner, as whom FFmpeg runs in system mode.
-    pub owner: Peer,
+    pub owner: Credentials,
 }
 
 /// How a variation ended.

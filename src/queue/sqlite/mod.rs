@@ -17,9 +17,8 @@ use super::{
     FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Queue, QueueError,
     Result, Work,
 };
-use crate::access::vetted::FileIdentity;
+use crate::job::{FileIdentity, JobId, JobState};
 use crate::process::ProcessIdentity;
-use crate::proto::{JobId, JobState};
 use std::path::Path;
 use std::sync::mpsc;
 use tokio::sync::oneshot;

@@ -10,12 +10,14 @@
 //! the store behind a mutex and never across an `.await`.
 
 use super::schema;
-use crate::access::Peer;
-use crate::access::vetted::FileIdentity;
+use crate::effects::Effects;
+use crate::job::{
+    self, Credentials, FileCounts, FileIdentity, FileState, JobId, JobState, VariationCounts,
+};
 use crate::process::ProcessIdentity;
-use crate::proto::{Effects, FileState, JobId, JobState};
 use crate::queue::{
-    EncodeWork, FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Place, Work,
+    FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Place, VariationWork,
+    Work,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -115,9 +117,9 @@ fn groups_text(groups: &[u32]) -> String {
 }
 
 /// The owner stored in three columns from `first` on: uid, gid, groups.
-fn owner_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Peer> {
+fn owner_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Credentials> {
     let groups: String = r.get(first + 2)?;
-    Ok(Peer {
+    Ok(Credentials {
         uid: r.get(first)?,
         gid: r.get(first + 1)?,
         groups: groups
@@ -444,7 +446,7 @@ impl Store {
             .query_row([after], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
-                    EncodeWork {
+                    VariationWork {
                         job_id: r.get(0)?,
                         file_id: r.get(2)?,
                         variation_id: r.get(3)?,
@@ -613,17 +615,10 @@ impl Store {
 
     fn write_files_progress(&mut self, running: &[(i64, f64)]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE files SET progress = MAX(progress, MIN(100.0,
-                    ((SELECT COUNT(*) FROM variations v
-                      WHERE v.file_id = ?1 AND v.state = 'succeeded') * 100.0 + ?2)
-                    / MAX(1, (SELECT COUNT(*) FROM variations v WHERE v.file_id = ?1))))
-                 WHERE id = ?1",
-            )?;
-            for (file_id, percent) in running {
-                stmt.execute(params![file_id, percent])?;
-            }
+        for &(file_id, percent) in running {
+            let counts = variation_counts(&tx, file_id)?;
+            let progress = job::file_progress(counts.total, counts.succeeded, percent);
+            raise_progress(&tx, file_id, progress)?;
         }
         tx.commit()?;
         Ok(())
@@ -719,14 +714,24 @@ impl Store {
             [job_id],
         )?;
         // Progress restarts from what is verified: the rest is redone.
-        tx.execute(
-            "UPDATE files SET state = 'queued', probed = 0, error = NULL,
-                progress = (SELECT COUNT(*) FROM variations v
-                            WHERE v.file_id = files.id AND v.state = 'succeeded') * 100.0
-                           / MAX(1, (SELECT COUNT(*) FROM variations v WHERE v.file_id = files.id))
-             WHERE job_id = ?1 AND id IN (SELECT file_id FROM variations WHERE state = 'queued')",
-            [job_id],
-        )?;
+        let files: Vec<i64> = tx
+            .prepare(
+                "SELECT DISTINCT f.id FROM files f JOIN variations v ON v.file_id = f.id
+                 WHERE f.job_id = ?1 AND v.state = 'queued'",
+            )?
+            .query_map([job_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for file_id in files {
+            let counts = variation_counts(&tx, file_id)?;
+            tx.execute(
+                "UPDATE files SET state = 'queued', probed = 0, error = NULL, progress = ?2
+                 WHERE id = ?1",
+                params![
+                    file_id,
+                    job::file_progress(counts.total, counts.succeeded, 0.0)
+                ],
+            )?;
+        }
         tx.execute(
             "UPDATE jobs SET state = 'queued', finished_at = NULL WHERE id = ?1",
             [job_id],
@@ -872,37 +877,51 @@ fn job_state(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<Option<Job
     .transpose()
 }
 
-/// Set a file's final state once none of its variations is queued or
-/// running: succeeded if all succeeded, failed if any failed, else
-/// cancelled. The error is the first failed variation's.
-fn settle_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<()> {
-    let (total, open, succeeded, failed): (i64, i64, i64, i64) = tx.query_row(
+/// Column `i` of `r`, a count.
+fn count(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    Ok(r.get::<_, i64>(i)?.max(0) as u64)
+}
+
+/// How many of a file's variations are in each state.
+fn variation_counts(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<VariationCounts> {
+    let counts = tx.query_row(
         "SELECT COUNT(*),
                 COALESCE(SUM(state IN ('queued', 'running')), 0),
                 COALESCE(SUM(state = 'succeeded'), 0),
                 COALESCE(SUM(state = 'failed'), 0)
          FROM variations WHERE file_id = ?1",
         [file_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| {
+            Ok(VariationCounts {
+                total: count(r, 0)?,
+                open: count(r, 1)?,
+                succeeded: count(r, 2)?,
+                failed: count(r, 3)?,
+            })
+        },
     )?;
-    let progress = if total > 0 {
-        succeeded as f64 * 100.0 / total as f64
-    } else {
-        0.0
-    };
-    tx.execute(
-        "UPDATE files SET progress = MAX(progress, ?2) WHERE id = ?1",
-        params![file_id, progress],
+    Ok(counts)
+}
+
+/// Set a file's progress to `progress` unless it was higher already.
+fn raise_progress(tx: &rusqlite::Transaction<'_>, file_id: i64, progress: f64) -> Result<()> {
+    tx.prepare_cached("UPDATE files SET progress = MAX(progress, ?2) WHERE id = ?1")?
+        .execute(params![file_id, progress])?;
+    Ok(())
+}
+
+/// Bring a file's progress up to its verified variations and, once none is
+/// queued or running, give it its final state ([`job::settled_file`]); the
+/// error of a failed file is its first failed variation's.
+fn settle_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<()> {
+    let counts = variation_counts(tx, file_id)?;
+    raise_progress(
+        tx,
+        file_id,
+        job::file_progress(counts.total, counts.succeeded, 0.0),
     )?;
-    if open > 0 {
+    let Some(state) = job::settled_file(counts) else {
         return Ok(());
-    }
-    let state = if succeeded == total {
-        "succeeded"
-    } else if failed > 0 {
-        "failed"
-    } else {
-        "cancelled"
     };
     tx.execute(
         "UPDATE files SET state = ?2,
@@ -911,7 +930,7 @@ fn settle_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<()> {
                  WHERE v.file_id = ?1 AND v.state = 'failed' ORDER BY v.idx LIMIT 1))
               ELSE NULL END
          WHERE id = ?1",
-        params![file_id, state],
+        params![file_id, state.as_str()],
     )?;
     Ok(())
 }
@@ -923,30 +942,29 @@ fn settle_job_of_file(tx: &rusqlite::Transaction<'_>, file_id: i64) -> Result<Jo
     settle_job(tx, job_id)
 }
 
-/// Set a job's final state once all its files are final: succeeded if all
-/// succeeded, partial if some did, failed if none did. A cancelled job stays
-/// cancelled. Returns the job's state.
+/// Give a job its final state ([`job::settled_job`]) once none of its
+/// files is queued or running. Returns the job's state.
 fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState> {
-    let (state, open, succeeded, total): (String, i64, i64, i64) = tx.query_row(
-        "SELECT j.state,
-                (SELECT COUNT(*) FROM files f
-                 WHERE f.job_id = j.id AND f.state IN ('queued', 'running')),
-                (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id AND f.state = 'succeeded'),
-                (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id)
-         FROM jobs j WHERE j.id = ?1",
+    let (state, counts): (String, FileCounts) = tx.query_row(
+        "SELECT j.state, COUNT(f.id),
+                COALESCE(SUM(f.state IN ('queued', 'running')), 0),
+                COALESCE(SUM(f.state = 'succeeded'), 0)
+         FROM jobs j LEFT JOIN files f ON f.job_id = j.id WHERE j.id = ?1 GROUP BY j.id",
         [job_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| {
+            Ok((
+                r.get(0)?,
+                FileCounts {
+                    total: count(r, 1)?,
+                    open: count(r, 2)?,
+                    succeeded: count(r, 3)?,
+                },
+            ))
+        },
     )?;
     let state = parse_job_state(&state)?;
-    if state.is_final() || open > 0 {
+    let Some(settled) = job::settled_job(state, counts) else {
         return Ok(state);
-    }
-    let settled = if succeeded == total {
-        JobState::Succeeded
-    } else if succeeded > 0 {
-        JobState::Partial
-    } else {
-        JobState::Failed
     };
     tx.execute(
         "UPDATE jobs SET state = ?2, finished_at = strftime('%s', 'now') WHERE id = ?1",
@@ -958,8 +976,7 @@ fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<JobState>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::vetted::Vetted;
-    use crate::proto::Effects;
+    use crate::job::Vetted;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -995,7 +1012,7 @@ mod tests {
                     })
                     .collect(),
                 created_at: 0,
-                owner: Peer {
+                owner: Credentials {
                     uid: owner,
                     gid: owner,
                     groups: vec![],
@@ -1193,7 +1210,7 @@ mod tests {
                 effects(2),
             )],
             created_at: 0,
-            owner: Peer {
+            owner: Credentials {
                 uid: owner,
                 gid: owner,
                 groups: vec![],

@@ -1,0 +1,94 @@
+//! The command line of `vidvarctl`: its arguments, options and
+//! subcommands as clap definitions, and nothing else, so that the man
+//! page generator (tests/man_pages.rs) can use them too.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use vidvar::proto::JobId;
+
+/// Submit videos to vidvard, watch their progress and list the variations.
+#[derive(Parser, Debug)]
+#[command(
+    name = "vidvarctl",
+    version,
+    after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
+                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone, or its \
+                  socket not trustworthy; 4 no \
+                  such job; 5 request refused (missing or unreadable input, out-of-range value, \
+                  full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
+)]
+pub struct Args {
+    /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as
+    /// root or the vidvar user, or when that does not exist,
+    /// /run/vidvard/vidvard.sock]
+    #[arg(long, global = true, env = "VIDVAR_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// The user the system daemon runs as; a socket is trusted only when
+    /// it and its directory belong to root, you or this user
+    #[arg(
+        long,
+        global = true,
+        env = "VIDVAR_SERVICE_USER",
+        value_name = "USER",
+        default_value = vidvar::paths::SERVICE_USER
+    )]
+    pub service_user: String,
+
+    /// Print JSON instead of text: one document per command; for watch and
+    /// submit --watch, one object per line, the last one final; errors as
+    /// {"error": {"exit_status", "message"}}
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Queue a job: N variations of each FILE. Prints the job id.
+    Submit {
+        /// Variations per input file (1..=1000)
+        #[arg(short = 'n', long, default_value_t = 3, value_name = "N")]
+        variations: u32,
+        /// Seed of the effect generator, to reproduce a job's effects
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Directory for the outputs [default: the current directory]
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Follow the job until it ends, as `watch` does
+        #[arg(long)]
+        watch: bool,
+        /// Input videos
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// One job in detail, or a summary line per job without JOB
+    Status { job: Option<JobId> },
+    /// Follow a job's progress until it ends; exit 0 only if every
+    /// variation succeeded
+    Watch { job: JobId },
+    /// List a job's outputs: path, size in bytes, input, index, effects
+    /// (tab-separated)
+    Outputs { job: JobId },
+    /// A summary line per job
+    List,
+    /// Cancel a job: stop its FFmpeg processes and drop queued work
+    Cancel { job: JobId },
+    /// Re-queue the variations of a failed, partial, cancelled or
+    /// interrupted job that did not succeed; verified outputs are kept
+    Retry { job: JobId },
+    /// Check that vidvard answers: version, uptime, queue depth
+    Ping,
+    /// Remove the records of finished jobs (yours; everyone's as root or
+    /// the daemon's user). Output files are never deleted.
+    Prune {
+        /// Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+}

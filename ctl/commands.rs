@@ -1,0 +1,223 @@
+//! The commands of `vidvarctl`: each sends its request over a
+//! [`Client`], then prints the answer as text ([`render`], [`mod@watch`]) or
+//! as JSON (`--json`). What went wrong is a [`Failure`], which `main`
+//! turns into a message and an exit status.
+
+use crate::cli::{Args, Command};
+use crate::{out, render, watch};
+use serde::Serialize;
+use std::path::PathBuf;
+use vidvar::client::{self, Client, ClientError};
+use vidvar::proto::{JobDetail, JobId, JobState, Request, Response, SubmitRequest, WireError};
+
+/// What a command ended with.
+pub enum Failure {
+    Client(ClientError),
+    Daemon(WireError),
+    Local(String),
+    /// Refused before asking the daemon (exit status as for its refusals).
+    Refused(String),
+    /// The job ended without producing every variation.
+    JobNotSucceeded,
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure::Client(err)
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    let text = serde_json::to_string_pretty(value).expect("wire types serialize to JSON");
+    out!("{text}\n");
+}
+
+fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Result<T, Failure> {
+    match response {
+        Response::Error(err) => Err(Failure::Daemon(err)),
+        other => {
+            let text = format!("{other:?}");
+            pick(other).ok_or_else(|| Failure::Local(format!("unexpected answer: {text}")))
+        }
+    }
+}
+
+/// The absolute form of `path`, as the daemon needs it: its directory
+/// resolved (symlinks, `..`) when it exists, its own name kept as given, so
+/// a symlinked input names its outputs. A missing path is made absolute
+/// as it is, and the daemon says what is wrong with it.
+fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
+    if path.to_str().is_none() {
+        return Err(Failure::Refused(format!(
+            "{} is not valid UTF-8; vidvar handles UTF-8 paths only (rename it)",
+            path.display()
+        )));
+    }
+    let resolve =
+        |e: std::io::Error| Failure::Local(format!("cannot resolve {}: {e}", path.display()));
+    let full = std::path::absolute(path).map_err(resolve)?;
+    let (Some(dir), Some(name)) = (full.parent(), full.file_name()) else {
+        return Ok(full);
+    };
+    match std::fs::canonicalize(dir) {
+        Ok(dir) => Ok(dir.join(name)),
+        Err(_) => Ok(full),
+    }
+}
+
+async fn submit(
+    client: &mut Client,
+    json: bool,
+    variations: u32,
+    seed: Option<u64>,
+    output_dir: Option<PathBuf>,
+    files: Vec<PathBuf>,
+    follow: bool,
+) -> Result<(), Failure> {
+    let inputs = files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output_dir = match output_dir {
+        Some(dir) => absolute(&dir)?,
+        None => std::env::current_dir()
+            .map_err(|e| Failure::Local(format!("cannot read the current directory: {e}")))?,
+    };
+    let request = Request::Submit(SubmitRequest {
+        inputs,
+        variations,
+        seed,
+        output_dir,
+    });
+    let job = expect(client.request(&request).await?, |r| match r {
+        Response::Submitted { job } => Some(job),
+        _ => None,
+    })?;
+    if follow {
+        if !json {
+            out!("job {job} submitted\n");
+        }
+        return watch(client, json, job).await;
+    }
+    if json {
+        print_json(&serde_json::json!({ "job": job }));
+    } else {
+        out!("{job}\n");
+    }
+    Ok(())
+}
+
+/// Follow a job until it ends (see [`watch::View`]); exit status as for
+/// `watch`: success only when every variation succeeded.
+async fn watch(client: &mut Client, json: bool, job: JobId) -> Result<(), Failure> {
+    client.send(&Request::Watch { job }).await?;
+    let mut view = watch::View::new(json);
+    loop {
+        let detail: JobDetail = expect(client.next().await?, |r| match r {
+            Response::Progress(d) => Some(d),
+            _ => None,
+        })?;
+        if !detail.summary.state.is_final() {
+            view.update(&detail);
+            continue;
+        }
+        view.finish(&detail);
+        return match detail.summary.state {
+            JobState::Succeeded => Ok(()),
+            _ => Err(Failure::JobNotSucceeded),
+        };
+    }
+}
+
+/// Send one request, then print its answer as JSON or as `render` makes it.
+async fn show<T: Serialize>(
+    client: &mut Client,
+    json: bool,
+    request: Request,
+    pick: impl FnOnce(Response) -> Option<T>,
+    render: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    let answer = expect(client.request(&request).await?, pick)?;
+    if json {
+        print_json(&answer);
+    } else {
+        out!("{}", render(&answer));
+    }
+    Ok(())
+}
+
+fn job_detail(r: Response) -> Option<JobDetail> {
+    match r {
+        Response::Job(d) => Some(d),
+        _ => None,
+    }
+}
+
+pub async fn run(args: Args) -> Result<(), Failure> {
+    if let Command::Completions { shell } = args.command {
+        use clap::CommandFactory;
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "vidvarctl", &mut script);
+        out!("{}", String::from_utf8_lossy(&script));
+        return Ok(());
+    }
+    let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
+    let trusted = client::Trusted::new(&args.service_user);
+    let name = format!("vidvarctl {}", env!("CARGO_PKG_VERSION"));
+    let mut client = Client::connect(&socket, &trusted, &name).await?;
+    let json = args.json;
+    let c = &mut client;
+    match args.command {
+        Command::Submit {
+            variations,
+            seed,
+            output_dir,
+            watch: follow,
+            files,
+        } => submit(c, json, variations, seed, output_dir, files, follow).await,
+        Command::Watch { job } => watch(c, json, job).await,
+        Command::Status { job: Some(job) } => {
+            show(c, json, Request::Status { job }, job_detail, render::detail).await
+        }
+        Command::Cancel { job } => {
+            show(c, json, Request::Cancel { job }, job_detail, render::detail).await
+        }
+        Command::Retry { job } => {
+            show(c, json, Request::Retry { job }, job_detail, render::detail).await
+        }
+        Command::Status { job: None } | Command::List => {
+            let pick = |r| match r {
+                Response::Jobs(j) => Some(j),
+                _ => None,
+            };
+            show(c, json, Request::List, pick, |j| render::summaries(j)).await
+        }
+        Command::Outputs { job } => {
+            let pick = |r| match r {
+                Response::Outputs(o) => Some(o),
+                _ => None,
+            };
+            show(c, json, Request::Outputs { job }, pick, |o| {
+                render::outputs(o)
+            })
+            .await
+        }
+        Command::Ping => {
+            let pick = |r| match r {
+                Response::Pong(p) => Some(p),
+                _ => None,
+            };
+            show(c, json, Request::Ping, pick, render::pong).await
+        }
+        Command::Prune { older_than } => {
+            let older_than_secs = older_than.map_or(0, |d| d.as_secs());
+            let pick = |r| match r {
+                Response::Pruned { jobs } => Some(serde_json::json!({ "pruned": jobs })),
+                _ => None,
+            };
+            let text = |v: &serde_json::Value| format!("{} job record(s) removed\n", v["pruned"]);
+            show(c, json, Request::Prune { older_than_secs }, pick, text).await
+        }
+        Command::Completions { .. } => unreachable!("handled before connecting"),
+    }
+}

@@ -1,0 +1,238 @@
+//! The job domain model: what a job, its input files and their variations
+//! are, who owns them, and the pure rules that settle their states and
+//! measure their progress. Every backend of [`crate::queue`] and every view
+//! of a job (`status`, `list`, `watch`) uses these rules and no copy of
+//! them, so two views of one moment agree.
+//!
+//! A job has input files; each file has N variations. A variation is
+//! queued, running, then succeeded, failed or cancelled. A file settles
+//! when none of its variations is queued or running ([`settled_file`]); a
+//! job settles when none of its files is ([`settled_job`]).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Job ids are increasing integers assigned by the queue, starting at 1.
+pub type JobId = i64;
+
+/// State of a job. `Succeeded`, `Partial`, `Failed` and `Cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    /// Every input produced all its variations.
+    Succeeded,
+    /// Some inputs failed, others succeeded.
+    Partial,
+    /// No input succeeded.
+    Failed,
+    Cancelled,
+}
+
+/// State of one input file of a job, or of one variation.
+/// `Succeeded`, `Failed` and `Cancelled` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Lowercase name, as in `--json` output and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Partial => "partial",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+impl FileState {
+    /// Lowercase name, as in `--json` output and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Queued => "queued",
+            FileState::Running => "running",
+            FileState::Succeeded => "succeeded",
+            FileState::Failed => "failed",
+            FileState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the file (or variation) will change no more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, FileState::Queued | FileState::Running)
+    }
+}
+
+/// A user's credentials (credentials(7)): who connected to the socket, and
+/// so who owns the jobs they submit and as whom their FFmpeg runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (may include `gid`).
+    pub groups: Vec<u32>,
+}
+
+impl Credentials {
+    /// Whether these are root's, which may see and touch every job.
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// Whether `gid` is the primary or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+}
+
+/// Device and inode number: which file this is, whatever its name
+/// (stat(2) `st_dev`, `st_ino`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A file as vetted at submit ([`crate::access::vetted::vet`]): where it
+/// really is and which file it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vetted {
+    /// Absolute path without symlinks, `.` or `..`.
+    pub real: PathBuf,
+    pub identity: FileIdentity,
+}
+
+/// How many of a file's variations are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VariationCounts {
+    pub total: u64,
+    /// Queued or running.
+    pub open: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// How many of a job's files are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileCounts {
+    pub total: u64,
+    /// Queued or running.
+    pub open: u64,
+    pub succeeded: u64,
+}
+
+/// A file's progress in percent: its verified variations count whole, its
+/// running ones by `running` (the sum of their percents, each 0-100), over
+/// all `variations`. In 0-100; 0 for a file without variations.
+pub fn file_progress(variations: u64, succeeded: u64, running: f64) -> f64 {
+    if variations == 0 {
+        return 0.0;
+    }
+    ((succeeded as f64 * 100.0 + running.max(0.0)) / variations as f64).min(100.0)
+}
+
+/// A job's progress in percent: the mean of its files' progress; 0 for a
+/// job without files.
+pub fn job_progress(files: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, count) = files
+        .into_iter()
+        .fold((0.0, 0u64), |(sum, n), p| (sum + p, n + 1));
+    if count == 0 { 0.0 } else { sum / count as f64 }
+}
+
+/// The final state of a file whose variations are counted by `c`, or
+/// `None` while one is queued or running: succeeded if all succeeded,
+/// failed if any failed, else cancelled.
+pub fn settled_file(c: VariationCounts) -> Option<FileState> {
+    if c.open > 0 {
+        None
+    } else if c.succeeded == c.total {
+        Some(FileState::Succeeded)
+    } else if c.failed > 0 {
+        Some(FileState::Failed)
+    } else {
+        Some(FileState::Cancelled)
+    }
+}
+
+/// The final state of a job now in `state` whose files are counted by `c`,
+/// or `None` when it has none to take: it is final already (a cancelled job
+/// stays cancelled), or a file is queued or running. Succeeded if all files
+/// succeeded, partial if some did, failed if none did.
+pub fn settled_job(state: JobState, c: FileCounts) -> Option<JobState> {
+    if state.is_final() || c.open > 0 {
+        None
+    } else if c.succeeded == c.total {
+        Some(JobState::Succeeded)
+    } else if c.succeeded > 0 {
+        Some(JobState::Partial)
+    } else {
+        Some(JobState::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_progress_counts_verified_whole_and_running_in_part() {
+        assert_eq!(file_progress(4, 0, 50.0), 12.5);
+        assert_eq!(file_progress(4, 2, 0.0), 50.0);
+        assert_eq!(file_progress(2, 1, 100.0), 100.0);
+        assert_eq!(file_progress(2, 2, 80.0), 100.0, "never past 100");
+        assert_eq!(file_progress(0, 0, 10.0), 0.0);
+        assert_eq!(file_progress(3, 0, -5.0), 0.0, "no negative share");
+    }
+
+    #[test]
+    fn job_progress_is_the_mean_of_its_files() {
+        assert_eq!(job_progress([100.0, 50.0]), 75.0);
+        assert_eq!(job_progress([]), 0.0);
+    }
+
+    #[test]
+    fn a_file_settles_once_nothing_is_open() {
+        let c = |total, open, succeeded, failed| VariationCounts {
+            total,
+            open,
+            succeeded,
+            failed,
+        };
+        assert_eq!(settled_file(c(3, 1, 2, 0)), None);
+        assert_eq!(settled_file(c(3, 0, 3, 0)), Some(FileState::Succeeded));
+        assert_eq!(settled_file(c(3, 0, 2, 1)), Some(FileState::Failed));
+        assert_eq!(settled_file(c(3, 0, 2, 0)), Some(FileState::Cancelled));
+    }
+
+    #[test]
+    fn a_job_settles_by_its_files_and_cancelled_stays() {
+        let c = |total, open, succeeded| FileCounts {
+            total,
+            open,
+            succeeded,
+        };
+        let running = JobState::Running;
+        assert_eq!(settled_job(running, c(2, 1, 1)), None);
+        assert_eq!(settled_job(running, c(2, 0, 2)), Some(JobState::Succeeded));
+        assert_eq!(settled_job(running, c(2, 0, 1)), Some(JobState::Partial));
+        assert_eq!(settled_job(running, c(2, 0, 0)), Some(JobState::Failed));
+        assert_eq!(settled_job(JobState::Cancelled, c(2, 0, 2)), None);
+    }
+}
