@@ -9,6 +9,7 @@
 
 use crate::effects::Ranges;
 use crate::ffmpeg::{EncodeSettings, RateControl};
+use crate::queue::postgres::NodeConfig;
 use serde::Deserialize;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,34 @@ pub struct Config {
     /// Group allowed to connect in system mode (socket 0660, directory
     /// 0750); `None` keeps the socket to the daemon's user (0600/0700).
     pub socket_group: Option<u32>,
+    /// The queue shared with other nodes in PostgreSQL (`database_url`);
+    /// `None`: the SQLite file in `state_dir`.
+    pub shared: Option<SharedQueue>,
+}
+
+/// A queue shared by several nodes in PostgreSQL, and this node in it.
+#[derive(Debug, Clone)]
+pub struct SharedQueue {
+    /// Connection settings from `database_url` (their `Debug` form hides
+    /// the password).
+    pub database: tokio_postgres::Config,
+    pub node: NodeConfig,
+}
+
+/// Default `lease_timeout`.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `lease_timeout` in range: 3 s to 1 hour (the heartbeat renews leases
+/// every second).
+pub fn lease_timeout(secs: f64) -> Result<Duration, OutOfRange> {
+    seconds_within(secs, 3.0, 3600.0)
+}
+
+/// This machine's host name: the default node name.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 impl Config {
@@ -96,6 +125,7 @@ impl Config {
             tunables: Tunables::default(),
             system_mode: crate::paths::is_system_mode(),
             socket_group: None,
+            shared: None,
         }
     }
 
@@ -140,6 +170,15 @@ impl Config {
                     .map_or("none (keep)".into(), |d| (d.as_secs() / 86_400).to_string())
             ),
             format!("log_level = {:?}", t.log_level.as_str().to_lowercase()),
+            match &self.shared {
+                Some(shared) => format!(
+                    "database_url = {:?}\nnode_name = {:?}\nlease_timeout = {}",
+                    crate::queue::postgres::describe(&shared.database),
+                    shared.node.name,
+                    shared.node.lease_timeout.as_secs_f64()
+                ),
+                None => format!("database = {:?}", self.database().display().to_string()),
+            },
             "[encode]".into(),
             format!("video_codec = {:?}", e.video_codec),
             format!("preset = {:?}", e.preset),
@@ -185,6 +224,11 @@ pub struct FileSettings {
     /// Days after which records of finished jobs are pruned.
     pub retention_days: Option<u64>,
     pub log_level: Option<String>,
+    /// `postgresql://` URL of a queue shared with other nodes.
+    pub database_url: Option<String>,
+    pub node_name: Option<String>,
+    /// Seconds.
+    pub lease_timeout: Option<f64>,
     pub encode: Option<EncodeFile>,
     pub effects: Option<EffectsFile>,
 }
@@ -269,7 +313,14 @@ impl FileSettings {
         };
         toml::from_str(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: err.to_string().trim_end().to_string(),
+            message: if text.contains("database_url") {
+                // The toml crate quotes the line, which may hold a password.
+                let at = err.span().map_or(0, |s| s.start);
+                let line = text[..at.min(text.len())].lines().count().max(1);
+                format!("line {line}: {}", err.message())
+            } else {
+                err.to_string().trim_end().to_string()
+            },
         })
     }
 

@@ -7,8 +7,9 @@
 
 use crate::config::{Config, Tunables};
 use crate::engine::Engine;
-use crate::queue::QueueError;
+use crate::queue::postgres::{self, PgError, PgQueue};
 use crate::queue::sqlite::{SqliteQueue, StoreError};
+use crate::queue::{Queue, QueueError};
 use crate::recovery;
 use crate::server;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
@@ -61,6 +62,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    SharedQueue(#[from] PgError),
     #[error("recovery failed: {0}")]
     Recovery(#[source] QueueError),
 }
@@ -398,11 +401,24 @@ pub async fn run(
     create_dir(&config.state_dir, 0o700, None)?;
     // One daemon per database, whatever socket and pidfile each was given.
     let _state_lock = StateLock::acquire(&config.state_dir)?;
-    let database = config.database();
-    let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
-        .await
-        .map_err(|_| StoreError::ThreadDied)??;
-    recovery::recover(&queue)
+    let (queue, database): (Arc<dyn Queue>, String) = match &config.shared {
+        Some(shared) => (
+            Arc::new(PgQueue::connect(shared.database.clone(), &shared.node).await?),
+            format!(
+                "{} as node {:?}",
+                postgres::describe(&shared.database),
+                shared.node.name
+            ),
+        ),
+        None => {
+            let database = config.database();
+            let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
+                .await
+                .map_err(|_| StoreError::ThreadDied)??;
+            (Arc::new(queue), config.database().display().to_string())
+        }
+    };
+    recovery::recover(&*queue)
         .await
         .map_err(DaemonError::Recovery)?;
     let listener = listen(&config.socket, config.socket_group)?;
@@ -418,10 +434,10 @@ pub async fn run(
         "vidvard {} listening on {}, database {}, up to {} FFmpeg process(es)",
         env!("CARGO_PKG_VERSION"),
         socket.display(),
-        config.database().display(),
+        database,
         config.tunables.max_parallel
     );
-    let engine = Engine::new(config, Arc::new(queue));
+    let engine = Engine::new(config, queue);
     let dispatcher = tokio::spawn(Arc::clone(&engine).run());
     tokio::spawn(Arc::clone(&engine).enforce_retention());
     let stop_serving = CancellationToken::new();

@@ -118,6 +118,17 @@ pub struct Vetted {
     pub identity: FileIdentity,
 }
 
+/// A claim on one piece of work: the id of the variation (of the file, for
+/// a probe) and the claim's attempt number, which grows with every claim
+/// of that work. A backend shared by several nodes fences every write about
+/// claimed work with it (and with the node): once the claim was lost (it
+/// expired and another node claimed the work), such writes are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: i64,
+    pub attempt: i64,
+}
+
 /// How many of a file's variations are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VariationCounts {

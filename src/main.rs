@@ -91,6 +91,25 @@ struct Args {
     /// Log level: off, error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
+
+    /// Share the job queue with other vidvard nodes in this PostgreSQL
+    /// database: a postgresql:// URL (libpq style; a unix socket directory
+    /// as ?host=/path; the password from the URL or the password file,
+    /// PGPASSFILE or ~/.pgpass) [default: the SQLite file in the state
+    /// directory]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+
+    /// This node's name in a shared queue, unique among live nodes
+    /// [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+
+    /// Seconds work claimed by a node that stopped renewing its claims
+    /// stays claimed before another node takes it over, 3..=3600
+    /// [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = seconds(config::lease_timeout))]
+    lease_timeout: Option<Duration>,
 }
 
 /// A clap value parser for seconds, checked by `check` (so a bad value is a
@@ -148,6 +167,59 @@ impl Args {
         Ok(t)
     }
 
+    /// The shared queue of `--database-url` or `database_url`, if any. A
+    /// configuration file that holds a database password must not be open
+    /// to others (as ssh refuses a private key others can read).
+    fn shared_queue(
+        &self,
+        file: &FileSettings,
+        slots: usize,
+    ) -> anyhow::Result<Option<config::SharedQueue>> {
+        let Some(url) = self.database_url.as_ref().or(file.database_url.as_ref()) else {
+            return Ok(None);
+        };
+        let database = vidvar::queue::postgres::parse_url(url)?;
+        let has_password = url
+            .parse::<tokio_postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some());
+        if self.database_url.is_none() && has_password {
+            use std::os::unix::fs::MetadataExt;
+            let path = self.config_file();
+            let mode = std::fs::metadata(&path)?.mode();
+            if mode & 0o007 != 0 {
+                anyhow::bail!(
+                    "{} holds a database password and others may read it (mode {:o}): \
+                     chmod o-rwx it, or keep the password in a password file (PGPASSFILE)",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+        }
+        let lease_timeout = match (self.lease_timeout, file.lease_timeout) {
+            (Some(flag), _) => flag,
+            (None, Some(secs)) => config::lease_timeout(secs).map_err(|e| {
+                anyhow::anyhow!("{}: lease_timeout: {e}", self.config_file().display())
+            })?,
+            (None, None) => config::DEFAULT_LEASE_TIMEOUT,
+        };
+        let name = self
+            .node_name
+            .clone()
+            .or_else(|| file.node_name.clone())
+            .unwrap_or_else(config::host_name);
+        if name.is_empty() || name.chars().any(char::is_control) {
+            anyhow::bail!("node name {name:?} is empty or holds control characters");
+        }
+        Ok(Some(config::SharedQueue {
+            database,
+            node: vidvar::queue::postgres::NodeConfig {
+                name,
+                slots: slots as u32,
+                lease_timeout,
+            },
+        }))
+    }
+
     fn resolve(&self) -> anyhow::Result<Config> {
         let file = self.file_settings()?;
         let runtime = paths::runtime_dir();
@@ -194,6 +266,7 @@ impl Args {
             *path = std::path::absolute(&*path)
                 .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
         }
+        config.shared = self.shared_queue(&file, config.tunables.max_parallel)?;
         // Compared where they really are: a symlinked directory must not
         // let the socket or pidfile land on the database or the state lock.
         let database = real_location(&config.database());

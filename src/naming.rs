@@ -1,14 +1,23 @@
 //! Names of the files a variation makes: its hidden temporary file and
 //! its output `<stem>_v<NN>.mp4`. Pure.
 
+use crate::job::Lease;
 use std::ffi::OsString;
 use std::path::Path;
 
-/// The name of the temporary file of variation `index` (1-based, id
-/// `variation_id`) of `input`: hidden, kept in the output directory (so
-/// that publishing is a link on one filesystem), unique by the id.
-pub fn temp_name(input: &Path, index: u32, variation_id: i64) -> OsString {
-    format!(".{}_v{index:02}.vidvar-{variation_id}.part", stem(input)).into()
+/// The name of the temporary file of variation `index` (1-based) of
+/// `input` under claim `lease`: hidden, kept in the output directory (so
+/// that publishing is a link on one filesystem), unique by the variation's
+/// id and the claim's attempt, so that a node that lost its claim never
+/// touches the file of the claim after it.
+pub fn temp_name(input: &Path, index: u32, lease: Lease) -> OsString {
+    format!(
+        ".{}_v{index:02}.vidvar-{}-{}.part",
+        stem(input),
+        lease.id,
+        lease.attempt
+    )
+    .into()
 }
 
 /// Longest stem kept in output names, in bytes, so that names stay within
@@ -52,7 +61,8 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let long = format!("/in/{}.mp4", "é".repeat(200));
         let long = Path::new(&long);
-        for name in [temp_name(long, 1000, 77), output_name(long, 1000)] {
+        let lease = Lease { id: 77, attempt: 3 };
+        for name in [temp_name(long, 1000, lease), output_name(long, 1000)] {
             assert!(name.len() <= 255, "{} bytes", name.len());
             assert!(
                 std::str::from_utf8(name.as_bytes()).is_ok(),
@@ -63,8 +73,8 @@ mod tests {
         assert_eq!(output_name(Path::new("/in/..."), 2), "video_v02.mp4");
         assert_eq!(output_name(Path::new("/in/a b.mov"), 12), "a b_v12.mp4");
         assert_eq!(
-            temp_name(Path::new("/in/a.mov"), 3, 77),
-            ".a_v03.vidvar-77.part"
+            temp_name(Path::new("/in/a.mov"), 3, lease),
+            ".a_v03.vidvar-77-3.part"
         );
     }
 }

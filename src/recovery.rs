@@ -14,6 +14,7 @@
 
 use crate::access::vetted::{self, FileIdentity, Walked};
 use crate::access::{Judge, Want};
+use crate::process::ProcessIdentity;
 use crate::proto::JobId;
 use crate::queue::{Interrupted, Outcome, Queue, QueueError};
 use nix::errno::Errno;
@@ -44,34 +45,29 @@ pub struct Report {
 /// logged and skipped.
 pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
     let mut report = Report::default();
+    for orphan in queue.orphaned_processes().await? {
+        kill_orphan(&orphan, &mut report);
+    }
     for leftover in queue.interrupted().await? {
-        if let Some(process) = leftover.process.as_ref().filter(|p| p.is_alive()) {
-            match killpg(Pid::from_raw(process.pid), Signal::SIGKILL) {
-                Ok(()) => {
-                    log::warn!("killed orphaned FFmpeg process group {}", process.pid);
-                    report.killed += 1;
-                }
-                Err(err) => log::warn!("cannot kill orphan {}: {err}", process.pid),
-            }
+        if let Some(process) = &leftover.process {
+            kill_orphan(process, &mut report);
         }
         match settle_temp(&leftover) {
             Ok(Settled::Published { output, size }) => {
                 log::warn!(
                     "variation {} was published as {} before the stop: recorded now",
-                    leftover.variation_id,
+                    leftover.lease.id,
                     output.display()
                 );
                 let outcome = Outcome::Succeeded { output, size };
-                queue
-                    .finish_variation(leftover.variation_id, outcome)
-                    .await?;
+                queue.finish_variation(leftover.lease, outcome).await?;
                 report.adopted += 1;
             }
             Ok(Settled::Removed) => report.removed += 1,
             Ok(Settled::Nothing) => {}
             Err(err) => log::warn!(
                 "variation {}: cannot clean up its temporary file: {err}",
-                leftover.variation_id
+                leftover.lease.id
             ),
         }
     }
@@ -89,8 +85,23 @@ pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
     Ok(report)
 }
 
+/// Kill the process group of an orphaned FFmpeg if `process` still names
+/// the same, live process.
+fn kill_orphan(process: &ProcessIdentity, report: &mut Report) {
+    if !process.is_alive() {
+        return;
+    }
+    match killpg(Pid::from_raw(process.pid), Signal::SIGKILL) {
+        Ok(()) => {
+            log::warn!("killed orphaned FFmpeg process group {}", process.pid);
+            report.killed += 1;
+        }
+        Err(err) => log::warn!("cannot kill orphan {}: {err}", process.pid),
+    }
+}
+
 /// What became of an interrupted variation's temporary file.
-enum Settled {
+pub enum Settled {
     /// It had been published: the output and its size in bytes.
     Published { output: PathBuf, size: u64 },
     /// It was removed.
@@ -102,7 +113,7 @@ enum Settled {
 /// Why a temporary file could not be dealt with (logged; the variation is
 /// marked interrupted all the same).
 #[derive(Debug, thiserror::Error)]
-enum CleanupError {
+pub enum CleanupError {
     #[error("{0} is not a file name")]
     NotAName(PathBuf),
     #[error(transparent)]
@@ -115,8 +126,14 @@ enum CleanupError {
 
 /// Find where the temporary file of `leftover` went: published under
 /// another name in the vetted output directory (same inode), or still
-/// there and then removed.
-fn settle_temp(leftover: &Interrupted) -> Result<Settled, CleanupError> {
+/// there and then removed. The temporary name is removed first, then the
+/// directory searched: a node that lost its claim publishes by that name,
+/// so once it is gone such a node can no longer publish, and whatever it
+/// published before is found. Blocking: call on a blocking thread.
+///
+/// Errors: the directory cannot be reopened as vetted, listed, or the file
+/// removed.
+pub fn settle_temp(leftover: &Interrupted) -> Result<Settled, CleanupError> {
     let Some(temp) = &leftover.temp_path else {
         return Ok(Settled::Nothing);
     };
@@ -125,14 +142,14 @@ fn settle_temp(leftover: &Interrupted) -> Result<Settled, CleanupError> {
         .ok_or_else(|| CleanupError::NotAName(temp.clone()))?;
     let dir = &leftover.output_dir;
     let dir = vetted::reopen(&dir.path, dir.identity, &Judge::Daemon, Want::CreateIn)?;
-    let published = match leftover.temp_identity {
-        Some(identity) => published_name(&dir, name, identity)?,
-        None => None,
-    };
     let removed = match unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) => true,
         Err(Errno::ENOENT) => false,
         Err(errno) => return Err(CleanupError::Remove(errno)),
+    };
+    let published = match leftover.temp_identity {
+        Some(identity) => published_name(&dir, name, identity)?,
+        None => None,
     };
     Ok(match published {
         Some((output, size)) => Settled::Published {
@@ -205,23 +222,23 @@ mod tests {
                 },
             })
             .unwrap();
-        let Some(Work::Probe { file_id, .. }) = store.next_work(0).unwrap() else {
+        let Some(Work::Probe { lease, .. }) = store.next_work(0).unwrap() else {
             panic!("a probe comes first")
         };
-        store.start_probe(file_id).unwrap();
-        store.finish_probe(file_id, Some(1_000_000)).unwrap();
+        store.start_probe(lease.id).unwrap();
+        store.finish_probe(lease.id, Some(1_000_000)).unwrap();
         let mut temps = Vec::new();
         while let Some(Work::Encode(work)) = store.next_work(0).unwrap() {
             let temp = out.join(format!(".a_v{:02}.part", work.index));
-            assert!(store.start_variation(work.variation_id, &temp).unwrap());
+            assert!(store.start_variation(work.lease.id, &temp).unwrap());
             std::fs::write(&temp, "encoded").unwrap();
             let meta = std::fs::metadata(&temp).unwrap();
             let identity = FileIdentity {
                 dev: meta.dev(),
                 ino: meta.ino(),
             };
-            store.set_temp(work.variation_id, identity).unwrap();
-            temps.push((work.variation_id, temp));
+            store.set_temp(work.lease.id, identity).unwrap();
+            temps.push((work.lease.id, temp));
         }
         drop(store);
         (SqliteQueue::open(&dir.join("t.db")).unwrap(), temps)

@@ -9,12 +9,13 @@
 
 use super::{Engine, Running, jobs::running_sum, worker};
 use crate::engine::supervisor::Progress;
-use crate::queue::{QueueError, Work};
+use crate::queue::{Lease, QueueError, Work};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How often at most a file's progress is written to the queue.
-pub const PROGRESS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the leases of running work are renewed and the progress of
+/// running files is written to the queue.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// The dispatch loop: start work while slots are free, until shutdown.
@@ -24,8 +25,8 @@ impl Engine {
     /// grace period), wait for the workers, and mark unfinished work
     /// interrupted in the store.
     pub async fn run(self: Arc<Self>) {
-        let mut flush = tokio::time::interval(PROGRESS_FLUSH_INTERVAL);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Err(err) = self.dispatch().await {
                 log::error!("cannot dispatch work: {err}");
@@ -34,7 +35,7 @@ impl Engine {
                 () = self.wake.notified() => {}
                 () = self.stopping.cancelled() => break,
                 // Also retries dispatching after a store error.
-                _ = flush.tick() => self.flush_progress().await,
+                _ = beat.tick() => self.heartbeat().await,
             }
         }
         {
@@ -54,6 +55,9 @@ impl Engine {
             Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} interrupted by shutdown"),
             Ok(_) => {}
             Err(err) => log::error!("cannot mark interrupted work: {err}"),
+        }
+        if let Err(err) = self.queue.leave().await {
+            log::warn!("cannot mark this node stopped in the queue: {err}");
         }
     }
 
@@ -89,7 +93,7 @@ impl Engine {
             match work {
                 Work::Probe {
                     job_id,
-                    file_id,
+                    lease,
                     path,
                     input,
                     owner,
@@ -98,21 +102,22 @@ impl Engine {
                     let slot = Slot::Probe(Arc::clone(self));
                     self.tasks.spawn(async move {
                         let s = slot.scheduler();
-                        worker::probe(s, job_id, file_id, &path, &input, &owner).await;
+                        worker::probe(s, job_id, lease, &path, &input, &owner).await;
                     });
                 }
                 Work::Encode(work) => {
                     let cancel = self.stopping.child_token();
                     live.running.insert(
-                        work.variation_id,
+                        work.lease.id,
                         Running {
+                            lease: work.lease,
                             job_id: work.job_id,
                             file_id: work.file_id,
                             progress: Progress::default(),
                             cancel: cancel.clone(),
                         },
                     );
-                    let slot = Slot::Encode(Arc::clone(self), work.variation_id);
+                    let slot = Slot::Encode(Arc::clone(self), work.lease.id);
                     self.tasks.spawn(async move {
                         worker::encode(slot.scheduler(), &work, &cancel).await;
                     });
@@ -125,7 +130,7 @@ impl Engine {
     }
 
     /// Record a running variation's progress (in memory; see
-    /// [`Engine::flush_progress`]).
+    /// [`Engine::heartbeat`]).
     pub(crate) fn report_progress(&self, variation_id: i64, progress: Progress) {
         if let Some(run) = self.live().running.get_mut(&variation_id) {
             run.progress = progress;
@@ -133,25 +138,40 @@ impl Engine {
         self.notify_change();
     }
 
-    /// Write the progress of every running file to the store in one
-    /// transaction: called every [`PROGRESS_FLUSH_INTERVAL`], so the store
-    /// sees one write a second however many encodes run.
-    async fn flush_progress(&self) {
-        let running: Vec<(i64, f64)> = {
+    /// The heartbeat, every [`HEARTBEAT_INTERVAL`]: renew the leases of
+    /// the running variations and write the progress of every running file
+    /// in one call, so the queue sees one write a second however many
+    /// encodes run; then stop the work whose lease was lost or whose job
+    /// was cancelled (on another node, say).
+    async fn heartbeat(&self) {
+        let (held, progress) = {
             let live = self.live();
+            let held: Vec<Lease> = live.running.values().map(|r| r.lease).collect();
             let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
             files.sort_unstable();
             files.dedup();
-            files
+            let progress = files
                 .into_iter()
                 .map(|f| (f, running_sum(&live, f)))
-                .collect()
+                .collect::<Vec<_>>();
+            (held, progress)
         };
-        if running.is_empty() {
-            return;
-        }
-        if let Err(err) = self.queue.report_progress(running).await {
-            log::warn!("cannot store progress: {err}");
+        match self.queue.heartbeat(held, progress).await {
+            Ok(stop) => {
+                let live = self.live();
+                for lease in stop {
+                    if let Some(run) = live.running.get(&lease.id).filter(|r| r.lease == lease) {
+                        log::warn!(
+                            "job {}: variation {} must stop: its claim was lost or its job \
+                             cancelled",
+                            run.job_id,
+                            lease.id
+                        );
+                        run.cancel.cancel();
+                    }
+                }
+            }
+            Err(err) => log::warn!("heartbeat failed (leases not renewed): {err}"),
         }
     }
 }

@@ -68,6 +68,11 @@ pub enum Failure {
     },
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    /// The lease expired before the output was published (the node stopped
+    /// renewing it, e.g. cut off from the database): another node may run
+    /// the variation now, so this one publishes nothing.
+    #[error("the claim on this variation was lost before its output was published")]
+    ClaimLost,
     #[error("stalled: FFmpeg made no progress for {} s and was stopped", .0.as_secs_f64())]
     Stalled(Duration),
     #[error("FFmpeg failed ({status}){}", tail(stderr_tail))]

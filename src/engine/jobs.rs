@@ -559,16 +559,18 @@ mod tests {
             .await
             .unwrap();
         let queue = Arc::clone(&f.engine.queue);
-        let Some(Work::Probe { file_id, .. }) = queue.claim(0).await.unwrap() else {
+        let Some(Work::Probe { lease, .. }) = queue.claim(0).await.unwrap() else {
             panic!("a probe comes first");
         };
-        queue.finish_probe(file_id, Some(2_000_000)).await.unwrap();
+        let file_id = lease.id;
+        queue.finish_probe(lease, Some(2_000_000)).await.unwrap();
         let Some(Work::Encode(first)) = queue.claim(0).await.unwrap() else {
             panic!("then a variation");
         };
         f.engine.live().running.insert(
-            first.variation_id,
+            first.lease.id,
             Running {
+                lease: first.lease,
                 job_id: job,
                 file_id,
                 progress: Progress {

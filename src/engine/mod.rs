@@ -22,7 +22,7 @@ use crate::access::Judge;
 use crate::config::{Config, Tunables};
 use crate::job::Credentials;
 use crate::proto::JobId;
-use crate::queue::Queue;
+use crate::queue::{Lease, Queue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -35,6 +35,7 @@ pub use jobs::ApiError;
 
 /// A variation being encoded now.
 pub(crate) struct Running {
+    pub(crate) lease: Lease,
     pub(crate) job_id: JobId,
     pub(crate) file_id: i64,
     pub(crate) progress: Progress,

@@ -23,11 +23,12 @@ use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
 use crate::ffmpeg::{argv, probe};
 use crate::job::Credentials;
+use crate::job::{JobId, JobState};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
-use crate::proto::JobId;
 use crate::queue::Queue;
-use crate::queue::{Outcome, Place, QueueError, VariationWork};
+use crate::queue::{Interrupted, Lease, Outcome, Place, QueueError, VariationWork};
+use crate::recovery::{self, Settled};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::Mode;
@@ -69,7 +70,7 @@ pub const DURATION_SLACK_US: u64 = 150_000;
 pub async fn probe(
     s: &dyn Context,
     job_id: JobId,
-    file_id: i64,
+    lease: Lease,
     path: &Path,
     input: &Place,
     owner: &Credentials,
@@ -93,18 +94,22 @@ pub async fn probe(
                 info.duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
-            record(s, job_id, || {
-                s.queue().finish_probe(file_id, info.duration_us)
+            if record(s, job_id, || {
+                s.queue().finish_probe(lease, info.duration_us)
             })
-            .await;
+            .await
+                == Some(false)
+            {
+                log::warn!("job {job_id}: the probe's claim was lost: not recorded");
+            }
         }
         Err(reason) => {
             let reason = reason.to_string();
             log::warn!("job {job_id}: {} failed: {reason}", path.display());
             if let Some(state) =
-                record(s, job_id, || s.queue().fail_file(file_id, reason.clone())).await
+                record(s, job_id, || s.queue().fail_file(lease, reason.clone())).await
             {
-                log_if_final(job_id, state);
+                log_recorded(job_id, state);
             }
         }
     }
@@ -204,6 +209,12 @@ struct Target {
 /// interrupted-work marking.
 pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
+    if let Some(previous) = &work.previous
+        && let Some(adopted) = settle_previous(work, previous).await
+    {
+        finish(s, work, adopted).await;
+        return;
+    }
     let result = match prepare(s, work, run_as.as_ref()).await {
         Ok((input, target)) => {
             remember_temp(s, work, &target.temp).await;
@@ -224,6 +235,11 @@ pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &Cancellation
             error: format!("variation {}: {error}", work.index),
         },
     };
+    finish(s, work, outcome).await;
+}
+
+/// Log how a variation ended and record it, fenced by its lease.
+async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
     match &outcome {
         Outcome::Succeeded { output, size } => log::info!(
             "job {}: {} variation {} -> {} ({size} bytes)",
@@ -238,11 +254,42 @@ pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &Cancellation
         Outcome::Cancelled => {}
     }
     let recorded = record(s, work.job_id, || {
-        s.queue()
-            .finish_variation(work.variation_id, outcome.clone())
+        s.queue().finish_variation(work.lease, outcome.clone())
     });
     if let Some(state) = recorded.await {
-        log_if_final(work.job_id, state);
+        log_recorded(work.job_id, state);
+    }
+}
+
+/// Settle what an earlier, lost claim on this variation left (see
+/// [`recovery::settle_temp`]): its temporary file removed, or, when it had
+/// been published already, the outcome to record instead of encoding again.
+async fn settle_previous(work: &VariationWork, previous: &Interrupted) -> Option<Outcome> {
+    let previous = previous.clone();
+    let settled = tokio::task::spawn_blocking(move || recovery::settle_temp(&previous)).await;
+    match settled {
+        Ok(Ok(Settled::Published { output, size })) => {
+            log::warn!(
+                "job {}: variation {} was published as {} under a lost claim: recorded now",
+                work.job_id,
+                work.index,
+                output.display()
+            );
+            Some(Outcome::Succeeded { output, size })
+        }
+        Ok(Ok(Settled::Removed | Settled::Nothing)) => None,
+        Ok(Err(err)) => {
+            log::warn!(
+                "job {}: variation {}: cannot clean up after the lost claim: {err}",
+                work.job_id,
+                work.index
+            );
+            None
+        }
+        Err(err) => {
+            log::error!("job {}: clean-up task failed: {err}", work.job_id);
+            None
+        }
     }
 }
 
@@ -258,7 +305,7 @@ async fn remember_temp(s: &dyn Context, work: &VariationWork, temp: &File) {
                 ino: meta.ino(),
             };
             s.queue()
-                .set_temp(work.variation_id, identity)
+                .set_temp(work.lease, identity)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -272,9 +319,15 @@ async fn remember_temp(s: &dyn Context, work: &VariationWork, temp: &File) {
     }
 }
 
-fn log_if_final(job_id: JobId, state: crate::proto::JobState) {
-    if state.is_final() {
-        log::info!("job {job_id}: finished, {}", state.as_str());
+/// Log what recording an outcome did: the job's end, or a write refused
+/// because the claim was lost to another node.
+fn log_recorded(job_id: JobId, state: Option<JobState>) {
+    match state {
+        Some(state) if state.is_final() => {
+            log::info!("job {job_id}: finished, {}", state.as_str())
+        }
+        Some(_) => {}
+        None => log::warn!("job {job_id}: the claim was lost: outcome not recorded"),
     }
 }
 
@@ -333,7 +386,7 @@ async fn prepare(
             let input = open_input(&work.input_place, &judge)?;
             let dir = open_output_dir(&work.output_dir, &judge)?;
             check_free_space(&dir, min_free)?;
-            let temp_name = temp_name(&work.input, work.index, work.variation_id);
+            let temp_name = temp_name(&work.input, work.index, work.lease);
             let temp = create_temp(&dir, &temp_name).map_err(|source| Failure::CreateTemp {
                 dir: dir.real_path().to_path_buf(),
                 source,
@@ -382,12 +435,12 @@ async fn run_encode(
                 work.index
             );
             async move {
-                if let Err(err) = s.queue().set_process(work.variation_id, identity).await {
+                if let Err(err) = s.queue().set_process(work.lease, identity).await {
                     log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
                 }
             }
         },
-        |progress| s.report_progress(work.variation_id, progress),
+        |progress| s.report_progress(work.lease.id, progress),
     )
     .await
     .map_err(Failure::Supervisor)?;
@@ -404,6 +457,12 @@ async fn run_encode(
         }),
         End::Exited { .. } => {
             verify(s, work, &target.temp, run_as).await?;
+            // A node that lost its claim must not publish: the work may run
+            // on another node already.
+            let held = record(s, work.job_id, || s.queue().confirm(work.lease)).await;
+            if held != Some(true) {
+                return Err(Failure::ClaimLost);
+            }
             let (target, work, run_as) = (Arc::clone(target), work.clone(), run_as.cloned());
             let (output, size) = blocking(move || {
                 as_owner(run_as.as_ref(), || {

@@ -1,10 +1,14 @@
 //! The queue boundary: jobs, their input files and variations, and the
 //! claims on their work, in domain terms. [`Queue`] is what the engine
-//! talks to; [`sqlite`] is the single-machine implementation. Nothing here
-//! names a database: a claim is a lease that a backend may lose, and every
-//! call may fail with [`QueueError`].
+//! talks to; [`sqlite`] is the single-machine implementation, [`postgres`]
+//! the one several nodes share. Nothing here names a database: a claim is
+//! a [`Lease`] that a backend may lose, every write about claimed work is
+//! fenced by it, and every call may fail with [`QueueError`].
 
+pub mod postgres;
 pub mod sqlite;
+
+pub use crate::job::Lease;
 
 use crate::effects::Effects;
 use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Vetted};
@@ -67,6 +71,25 @@ pub struct OutputRow {
     pub input: PathBuf,
     pub index: u32,
     pub effects: Effects,
+    /// The node that made it; `None` on a queue of one machine.
+    pub node: Option<String>,
+}
+
+/// A node of a shared queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub name: String,
+    pub host: String,
+    /// Its `max_parallel` when it started.
+    pub slots: u32,
+    /// Heartbeat within the lease time and not stopped.
+    pub up: bool,
+    /// Stopped cleanly.
+    pub stopped: bool,
+    /// Unix seconds.
+    pub last_heartbeat: i64,
+    /// Variations it runs now.
+    pub running: u32,
 }
 
 /// The next thing the scheduler should start, in submission order.
@@ -75,7 +98,8 @@ pub enum Work {
     /// The file has not been probed yet.
     Probe {
         job_id: JobId,
-        file_id: i64,
+        /// The claim; its id is the file's.
+        lease: Lease,
         /// As given at submit, for messages.
         path: PathBuf,
         input: Place,
@@ -99,7 +123,8 @@ pub struct Place {
 pub struct VariationWork {
     pub job_id: JobId,
     pub file_id: i64,
-    pub variation_id: i64,
+    /// The claim; its id is the variation's.
+    pub lease: Lease,
     /// 1-based.
     pub index: u32,
     /// The input as given at submit: it names the outputs.
@@ -112,6 +137,9 @@ pub struct VariationWork {
     pub effects: Effects,
     /// The job's owner, as whom FFmpeg runs in system mode.
     pub owner: Credentials,
+    /// What an earlier claim that was lost (its node died or stopped
+    /// renewing) may have left: settled before this claim encodes.
+    pub previous: Option<Box<Interrupted>>,
 }
 
 /// How a variation ended.
@@ -125,7 +153,8 @@ pub enum Outcome {
 /// A variation that was running when the daemon last stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interrupted {
-    pub variation_id: i64,
+    /// The claim that was interrupted.
+    pub lease: Lease,
     /// The name of its temporary file in the output directory.
     pub temp_path: Option<PathBuf>,
     /// The job's output directory as vetted.
@@ -211,29 +240,57 @@ pub trait Queue: Send + Sync {
 
     /// Claim the next work after job `after` (jobs take turns): a probe,
     /// or a variation with its temporary file's path recorded (named by
-    /// [`crate::naming::temp_name`]) before the file exists.
+    /// [`crate::naming::temp_name`]) before the file exists. The claim is
+    /// a lease: kept by [`Queue::heartbeat`], and lost when not renewed in
+    /// time on a shared queue.
     async fn claim(&self, after: JobId) -> Result<Option<Work>>;
-    /// A probe succeeded: the file's variations become claimable.
-    async fn finish_probe(&self, file: i64, duration_us: Option<u64>) -> Result<()>;
+    /// A probe succeeded: the file's variations become claimable. False
+    /// when the lease was lost (nothing was written).
+    async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool>;
     /// A file cannot be used: it and its queued variations fail with
-    /// `error`. Returns the job's state.
-    async fn fail_file(&self, file: i64, error: String) -> Result<JobState>;
+    /// `error`. Returns the job's state; `None` when the lease was lost.
+    async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>>;
     /// The temporary file of a claimed variation exists: which file it is.
-    async fn set_temp(&self, variation: i64, temp: FileIdentity) -> Result<()>;
+    async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()>;
     /// The FFmpeg process of a claimed variation runs.
-    async fn set_process(&self, variation: i64, process: ProcessIdentity) -> Result<()>;
-    /// Progress of running files, `(file, sum of its running variations'
-    /// percents)`. Not made durable on its own: a crash may lose the last
-    /// figures, never an outcome.
-    async fn report_progress(&self, files: Vec<(i64, f64)>) -> Result<()>;
-    /// How a claimed variation ended. Returns the job's state afterwards.
-    async fn finish_variation(&self, variation: i64, outcome: Outcome) -> Result<JobState>;
+    async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()>;
+    /// Whether the lease is still held, renewed for a full lease time if
+    /// so: asked right before an output is published, so that a node that
+    /// lost its claim never publishes.
+    async fn confirm(&self, lease: Lease) -> Result<bool>;
+    /// Renew the leases `held` and store the progress of running files,
+    /// `(file, sum of its running variations' percents)`; returns the held
+    /// leases whose work must stop: lost to another node, or of a job
+    /// cancelled meanwhile. Progress is not made durable on its own: a
+    /// crash may lose the last figures, never an outcome.
+    async fn heartbeat(&self, held: Vec<Lease>, progress: Vec<(i64, f64)>) -> Result<Vec<Lease>>;
+    /// How a claimed variation ended. Returns the job's state afterwards;
+    /// `None` when the lease was lost (nothing was written).
+    async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>>;
 
-    /// Variations left claimed by a run that did not stop cleanly.
+    /// Variations left claimed by an earlier run of this daemon (this
+    /// node) that did not stop cleanly.
     async fn interrupted(&self) -> Result<Vec<Interrupted>>;
+    /// FFmpeg processes of this node's earlier runs whose claims other
+    /// nodes took over (taken off the list): recovery kills those still
+    /// alive.
+    async fn orphaned_processes(&self) -> Result<Vec<ProcessIdentity>> {
+        Ok(Vec::new())
+    }
     /// At a clean stop: put back in the queue the running jobs of which
     /// nothing is being encoded. Returns them.
     async fn requeue_idle_jobs(&self) -> Result<Vec<JobId>>;
-    /// Settle what a stop left unfinished as interrupted. Returns the jobs.
+    /// Settle what a stop of this daemon left unfinished. On one machine
+    /// its jobs become interrupted (a user retries them); on a shared queue
+    /// the work is queued again for any node. Returns the jobs.
     async fn mark_interrupted(&self) -> Result<Vec<JobId>>;
+
+    /// The nodes sharing this queue; empty for a queue of one machine.
+    async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        Ok(Vec::new())
+    }
+    /// This daemon stops cleanly: another may take its node name at once.
+    async fn leave(&self) -> Result<()> {
+        Ok(())
+    }
 }

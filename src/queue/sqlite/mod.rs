@@ -14,8 +14,8 @@ mod store;
 pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
-    FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Queue, QueueError,
-    Result, Work,
+    FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Queue,
+    QueueError, Result, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState};
 use crate::process::ProcessIdentity;
@@ -149,25 +149,37 @@ impl Queue for SqliteQueue {
     async fn claim(&self, after: JobId) -> Result<Option<Work>> {
         self.write(move |s| s.claim(after)).await
     }
-    async fn finish_probe(&self, file: i64, duration_us: Option<u64>) -> Result<()> {
-        self.write(move |s| s.finish_probe(file, duration_us)).await
-    }
-    async fn fail_file(&self, file: i64, error: String) -> Result<JobState> {
-        self.write(move |s| s.fail_file(file, &error)).await
-    }
-    async fn set_temp(&self, variation: i64, temp: FileIdentity) -> Result<()> {
-        self.write(move |s| s.set_temp(variation, temp)).await
-    }
-    async fn set_process(&self, variation: i64, process: ProcessIdentity) -> Result<()> {
-        self.write(move |s| s.set_process(variation, &process))
+    async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool> {
+        self.write(move |s| s.finish_probe(lease.id, duration_us))
             .await
+            .map(|()| true)
     }
-    async fn report_progress(&self, files: Vec<(i64, f64)>) -> Result<()> {
-        self.write(move |s| s.set_files_progress(&files)).await
-    }
-    async fn finish_variation(&self, variation: i64, outcome: Outcome) -> Result<JobState> {
-        self.write(move |s| s.finish_variation(variation, &outcome))
+    async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
+        self.write(move |s| s.fail_file(lease.id, &error))
             .await
+            .map(Some)
+    }
+    async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()> {
+        self.write(move |s| s.set_temp(lease.id, temp)).await
+    }
+    async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()> {
+        self.write(move |s| s.set_process(lease.id, &process)).await
+    }
+    async fn confirm(&self, _lease: Lease) -> Result<bool> {
+        Ok(true)
+    }
+    /// One daemon owns the file: no lease is ever lost, and a cancel stops
+    /// this daemon's own work directly, so nothing comes back.
+    async fn heartbeat(&self, _held: Vec<Lease>, progress: Vec<(i64, f64)>) -> Result<Vec<Lease>> {
+        if !progress.is_empty() {
+            self.write(move |s| s.set_files_progress(&progress)).await?;
+        }
+        Ok(Vec::new())
+    }
+    async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>> {
+        self.write(move |s| s.finish_variation(lease.id, &outcome))
+            .await
+            .map(Some)
     }
     async fn interrupted(&self) -> Result<Vec<Interrupted>> {
         self.read(|s| s.interrupted()).await

@@ -16,8 +16,8 @@ use crate::job::{
 };
 use crate::process::ProcessIdentity;
 use crate::queue::{
-    FileRow, Full, Interrupted, JobRow, Limits, NewJob, Outcome, OutputRow, Place, VariationWork,
-    Work,
+    FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Place,
+    VariationWork, Work,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -390,6 +390,7 @@ impl Store {
                     contrast: r.get(6)?,
                     saturation: r.get(7)?,
                 },
+                node: None,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -449,7 +450,7 @@ impl Store {
                     VariationWork {
                         job_id: r.get(0)?,
                         file_id: r.get(2)?,
-                        variation_id: r.get(3)?,
+                        lease: sole_lease(r.get(3)?),
                         index: r.get(4)?,
                         input: path_of(r.get(5)?),
                         input_place: place_of(r, 5, 15)?,
@@ -462,6 +463,7 @@ impl Store {
                             saturation: r.get(11)?,
                         },
                         owner: owner_of(r, 12)?,
+                        previous: None,
                     },
                 ))
             })
@@ -480,7 +482,7 @@ impl Store {
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     Work::Probe {
                         job_id: r.get(0)?,
-                        file_id: r.get(2)?,
+                        lease: sole_lease(r.get(2)?),
                         path: path_of(r.get(3)?),
                         input: place_of(r, 3, 7)?,
                         owner: owner_of(r, 4)?,
@@ -502,14 +504,14 @@ impl Store {
     pub fn claim(&mut self, after: JobId) -> Result<Option<Work>> {
         let work = self.next_work(after)?;
         match &work {
-            Some(Work::Probe { file_id, .. }) => self.start_probe(*file_id)?,
+            Some(Work::Probe { lease, .. }) => self.start_probe(lease.id)?,
             Some(Work::Encode(e)) => {
-                let name = crate::naming::temp_name(&e.input, e.index, e.variation_id);
+                let name = crate::naming::temp_name(&e.input, e.index, e.lease);
                 let temp = e.output_dir.path.join(name);
-                if !self.start_variation(e.variation_id, &temp)? {
+                if !self.start_variation(e.lease.id, &temp)? {
                     return Err(StoreError::BadState(format!(
                         "variation {} was claimed twice",
-                        e.variation_id
+                        e.lease.id
                     )));
                 }
             }
@@ -769,7 +771,7 @@ impl Store {
             let start: Option<i64> = r.get(3)?;
             let boot: Option<String> = r.get(4)?;
             Ok(Interrupted {
-                variation_id: r.get(0)?,
+                lease: sole_lease(r.get(0)?),
                 temp_path: r.get::<_, Option<String>>(1)?.map(path_of),
                 output_dir: place_of(r, 5, 6)?,
                 temp_identity: match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<i64>>(10)?) {
@@ -875,6 +877,13 @@ fn job_state(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<Option<Job
     .optional()?
     .map(|state| parse_job_state(&state))
     .transpose()
+}
+
+/// The lease on work `id`. One daemon owns the database file, so a claim
+/// is never lost to another: every claim is attempt 1, and fencing has
+/// nothing to refuse.
+pub fn sole_lease(id: i64) -> Lease {
+    Lease { id, attempt: 1 }
 }
 
 /// Column `i` of `r`, a count.
@@ -1024,7 +1033,11 @@ mod tests {
     /// Probe and claim every variation of the job's next file; returns
     /// their ids.
     fn start_next_file(store: &mut Store) -> Vec<i64> {
-        let Some(Work::Probe { file_id, .. }) = store.next_work(0).unwrap() else {
+        let Some(Work::Probe {
+            lease: Lease { id: file_id, .. },
+            ..
+        }) = store.next_work(0).unwrap()
+        else {
             panic!("a probe comes first");
         };
         store.start_probe(file_id).unwrap();
@@ -1036,10 +1049,10 @@ mod tests {
             }
             assert!(
                 store
-                    .start_variation(w.variation_id, Path::new("/out/.t"))
+                    .start_variation(w.lease.id, Path::new("/out/.t"))
                     .unwrap()
             );
-            ids.push(w.variation_id);
+            ids.push(w.lease.id);
         }
         ids
     }
@@ -1131,7 +1144,11 @@ mod tests {
         let idle = job(&mut s, 1, 1, 0);
         start_next_file(&mut s);
         // The idle job's input is probed, but no slot was free for it.
-        let Some(Work::Probe { file_id, .. }) = s.next_work(busy).unwrap() else {
+        let Some(Work::Probe {
+            lease: Lease { id: file_id, .. },
+            ..
+        }) = s.next_work(busy).unwrap()
+        else {
             panic!("the second job's probe");
         };
         s.start_probe(file_id).unwrap();

@@ -1,0 +1,109 @@
+//! Schema of the shared queue in PostgreSQL and its upgrade steps,
+//! versioned by the one row of `vidvar_schema`.
+//!
+//! Step `i` of [`STEPS`] moves a database from version `i` to `i + 1`; each
+//! step runs in one transaction with the version bump, under an advisory
+//! lock, so nodes that start together upgrade it once.
+
+/// Key of the transaction-level advisory lock (pg_advisory_xact_lock) taken
+/// while the schema is checked and upgraded: "vidvar" in ASCII.
+pub const MIGRATION_LOCK: i64 = 0x76_69_64_76_61_72;
+
+/// Creates the version table; run before every check, harmless when done.
+pub const VERSION_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS vidvar_schema (version integer NOT NULL);
+INSERT INTO vidvar_schema (version)
+    SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM vidvar_schema);";
+
+/// Upgrade steps, oldest first. Never edit a released step; append one.
+pub const STEPS: &[&str] = &[r#"
+-- Every vidvard node that shares this queue, by its unique name.
+CREATE TABLE nodes (
+    name           text PRIMARY KEY,
+    host           text        NOT NULL,
+    pid            integer     NOT NULL,
+    pid_start_time bigint      NOT NULL,  -- /proc/PID/stat field 22
+    boot_id        text        NOT NULL,  -- /proc/sys/kernel/random/boot_id
+    slots          integer     NOT NULL,  -- max_parallel
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at   timestamptz NOT NULL DEFAULT now(),
+    stopped        boolean     NOT NULL DEFAULT false
+);
+
+CREATE TABLE jobs (
+    id           bigserial PRIMARY KEY,
+    state        text     NOT NULL,
+    variations   integer  NOT NULL,  -- per input
+    seed         bigint   NOT NULL,  -- u64 stored as its i64 bit pattern
+    output_dir   text     NOT NULL,
+    output_real  text     NOT NULL,  -- as vetted: no symlinks
+    output_dev   bigint   NOT NULL,
+    output_ino   bigint   NOT NULL,
+    created_at   bigint   NOT NULL,  -- unix seconds
+    finished_at  bigint,
+    owner_uid    bigint   NOT NULL,
+    owner_gid    bigint   NOT NULL,
+    owner_groups bigint[] NOT NULL
+);
+CREATE INDEX jobs_by_owner ON jobs (owner_uid, id);
+CREATE INDEX jobs_open ON jobs (state) WHERE state IN ('queued', 'running');
+
+-- An input file. Its probe is claimed like a variation: node, attempt and
+-- lease_until while state = 'running' and not probed.
+CREATE TABLE files (
+    id          bigserial PRIMARY KEY,
+    job_id      bigint  NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx         integer NOT NULL,  -- 0-based position in the job
+    path        text    NOT NULL,
+    real_path   text    NOT NULL,
+    dev         bigint  NOT NULL,
+    ino         bigint  NOT NULL,
+    state       text    NOT NULL,
+    probed      boolean NOT NULL DEFAULT false,
+    duration_us bigint,
+    progress    double precision NOT NULL DEFAULT 0,
+    error       text,
+    node        text,
+    attempt     bigint  NOT NULL DEFAULT 0,
+    lease_until timestamptz,
+    UNIQUE (job_id, idx)
+);
+CREATE INDEX files_open ON files (job_id, idx) WHERE state IN ('queued', 'running');
+
+-- A variation. A claim sets node, attempt (+1) and lease_until; every later
+-- write about it names the node and the attempt (fencing).
+CREATE TABLE variations (
+    id             bigserial PRIMARY KEY,
+    file_id        bigint  NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    idx            integer NOT NULL,  -- 1-based
+    rotation       double precision NOT NULL,
+    brightness     double precision NOT NULL,
+    contrast       double precision NOT NULL,
+    saturation     double precision NOT NULL,
+    state          text    NOT NULL,
+    temp_path      text,
+    temp_dev       bigint,
+    temp_ino       bigint,
+    output_path    text,
+    size_bytes     bigint,
+    pid            integer,
+    pid_start_time bigint,
+    boot_id        text,
+    error          text,
+    node           text,
+    attempt        bigint  NOT NULL DEFAULT 0,
+    lease_until    timestamptz,
+    UNIQUE (file_id, idx)
+);
+CREATE INDEX variations_open ON variations (file_id, idx) WHERE state IN ('queued', 'running');
+CREATE INDEX variations_by_node ON variations (node) WHERE state = 'running';
+
+-- FFmpeg processes of claims that another node took over: killed by their
+-- own node when it starts again (only that node may judge its processes).
+CREATE TABLE orphans (
+    node           text    NOT NULL,
+    pid            integer NOT NULL,
+    pid_start_time bigint  NOT NULL,
+    boot_id        text    NOT NULL
+);
+"#];
