@@ -13,7 +13,7 @@ use vidvar::proto::JobId;
     version,
     after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
                   error; 2 usage error; 3 vidvard not reachable, not answering, or gone, or its \
-                  socket not trustworthy; 4 no \
+                  socket not trustworthy, or its shared queue's database unreachable; 4 no \
                   such job; 5 request refused (missing or unreadable input, out-of-range value, \
                   full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
 )]
@@ -70,8 +70,8 @@ pub enum Command {
     /// Follow a job's progress until it ends; exit 0 only if every
     /// variation succeeded
     Watch { job: JobId },
-    /// List a job's outputs: path, size in bytes, input, index, effects
-    /// (tab-separated)
+    /// List a job's outputs: path, size in bytes, input, index, effects,
+    /// and on a shared queue the node that made it (tab-separated)
     Outputs { job: JobId },
     /// A summary line per job
     List,
@@ -82,6 +82,9 @@ pub enum Command {
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
+    /// The vidvard nodes sharing the queue: name, state (up, lost or
+    /// stopped), slots, running variations, last heartbeat
+    Nodes,
     /// Remove the records of finished jobs (yours; everyone's as root or
     /// the daemon's user). Output files are never deleted.
     Prune {

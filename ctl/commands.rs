@@ -209,6 +209,13 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             };
             show(c, json, Request::Ping, pick, render::pong).await
         }
+        Command::Nodes => {
+            let pick = |r| match r {
+                Response::Nodes(n) => Some(n),
+                _ => None,
+            };
+            show(c, json, Request::Nodes, pick, |n| render::nodes(n)).await
+        }
         Command::Prune { older_than } => {
             let older_than_secs = older_than.map_or(0, |d| d.as_secs());
             let pick = |r| match r {

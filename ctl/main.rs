@@ -66,6 +66,7 @@ async fn main() -> ExitCode {
                 Failure::Client(ClientError::Refused(err)) | Failure::Daemon(err) => {
                     let code = match err.kind {
                         ErrorKind::NotFound => EXIT_NOT_FOUND,
+                        ErrorKind::Unavailable => EXIT_UNREACHABLE,
                         ErrorKind::Internal => EXIT_FAILURE,
                         _ => EXIT_REFUSED,
                     };

@@ -1,7 +1,7 @@
 //! Human-readable output of daemon answers.
 
 use std::time::{Duration, UNIX_EPOCH};
-use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, OutputInfo, Pong};
+use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong};
 
 /// A file's progress: percent, or the encoded media time when the input's
 /// duration is unknown (no percent is invented then).
@@ -40,6 +40,9 @@ pub fn detail(d: &JobDetail) -> String {
             s.variations,
             f.path.display()
         ));
+        if !f.nodes.is_empty() {
+            out.push_str(&format!("      on {}\n", f.nodes.join(", ")));
+        }
         if let Some(error) = &f.error {
             for line in error.lines() {
                 out.push_str(&format!("      {line}\n"));
@@ -70,12 +73,16 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
 }
 
 /// `outputs`: one tab-separated line per file: path, size in bytes, input,
-/// index, effects.
+/// index, effects, and the node that made it when there is one.
 pub fn outputs(list: &[OutputInfo]) -> String {
     list.iter()
         .map(|o| {
+            let node = o
+                .node
+                .as_ref()
+                .map_or(String::new(), |n| format!("\tnode={n}"));
             format!(
-                "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}\n",
+                "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}{node}\n",
                 o.path.display(),
                 o.size,
                 o.input.display(),
@@ -87,6 +94,26 @@ pub fn outputs(list: &[OutputInfo]) -> String {
             )
         })
         .collect()
+}
+
+/// `nodes`: a header and one line per node.
+pub fn nodes(list: &[NodeInfo]) -> String {
+    let mut out = format!(
+        "{:<20}  {:<7}  {:>5}  {:>7}  {:<20}  {}\n",
+        "NODE", "STATE", "SLOTS", "RUNNING", "LAST HEARTBEAT", "HOST"
+    );
+    for n in list {
+        out.push_str(&format!(
+            "{:<20}  {:<7}  {:>5}  {:>7}  {:<20}  {}\n",
+            n.name,
+            n.state.as_str(),
+            n.slots,
+            n.running,
+            time(n.last_heartbeat),
+            n.host
+        ));
+    }
+    out
 }
 
 /// Inputs named on one `watch` line; the others are counted.
@@ -129,8 +156,13 @@ pub fn progress_line(d: &JobDetail) -> String {
 }
 
 pub fn pong(p: &Pong) -> String {
+    let node = p
+        .node
+        .as_ref()
+        .map_or(String::new(), |n| format!(", node {n}"));
     format!(
-        "vidvard {} (protocol {}), up {}, {} job(s) queued or running, {} FFmpeg process(es)\n",
+        "vidvard {} (protocol {}){node}, up {}, {} job(s) queued or running, {} FFmpeg \
+         process(es)\n",
         p.daemon_version,
         p.protocol,
         humantime::format_duration(Duration::from_secs(p.uptime_secs)),

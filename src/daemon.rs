@@ -440,6 +440,7 @@ pub async fn run(
     let engine = Engine::new(config, queue);
     let dispatcher = tokio::spawn(Arc::clone(&engine).run());
     tokio::spawn(Arc::clone(&engine).enforce_retention());
+    tokio::spawn(Arc::clone(&engine).hear_queue_changes());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,

@@ -73,8 +73,10 @@ impl Drop for UserSlot {
 }
 /// Shortest interval between two progress frames of one `watch`.
 pub const WATCH_MIN_INTERVAL: Duration = Duration::from_millis(250);
-/// Longest interval between two checks of a watched job.
-pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest interval between two checks of a watched job: with the
+/// heartbeat, changes made by other nodes of a shared queue (which wake no
+/// one here) show within about a second.
+pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Accept connections until `stop` fires; each is served on its own task,
 /// as the peer named by SO_PEERCRED.
@@ -258,6 +260,7 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .await
             .map(|jobs| Response::Pruned { jobs }),
         Request::Ping => scheduler.pong().await.map(Response::Pong),
+        Request::Nodes => scheduler.nodes().await.map(Response::Nodes),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))

@@ -1,13 +1,16 @@
 //! The crash matrix: the real daemon killed with SIGKILL at seeded random
 //! moments while short jobs run, restarted, its interrupted jobs retried,
 //! round after round; then every job is finished and the invariants of
-//! [`common::invariants`] must hold. The seed is printed and a failure
-//! names it; `VIDVAR_CRASH_SEED=S` replays a run, `VIDVAR_CRASH_ROUNDS=N`
-//! runs more rounds.
+//! [`common::invariants`] must hold. It runs on both queues: the SQLite
+//! file, and a PostgreSQL cluster of its own, where a restarted node puts
+//! its unfinished work back in the queue instead of failing it. The seed
+//! is printed and a failure names it; `VIDVAR_CRASH_SEED=S` replays a run,
+//! `VIDVAR_CRASH_ROUNDS=N` runs more rounds.
 
 mod common;
 
-use common::invariants::assert_consistent;
+use common::invariants::{assert_consistent, postgres_records, sqlite_records};
+use common::postgres::Cluster;
 use common::*;
 use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
@@ -62,6 +65,21 @@ fn retry_interrupted(env: &Env, jobs: &[i64]) {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_leaves_nothing_behind() {
+    crash_matrix(None);
+}
+
+#[test]
+fn kill_9_of_a_node_of_a_shared_queue_loses_nothing_and_leaves_nothing_behind() {
+    crash_matrix(Some(&Cluster::start()));
+}
+
+/// Run the matrix on the SQLite queue, or on the shared queue in `pg`.
+fn crash_matrix(pg: Option<&Cluster>) {
+    let url = pg.map(Cluster::url);
+    let mut flags = vec!["--max-parallel", "2"];
+    if let Some(url) = &url {
+        flags.extend(["--database-url", url, "--node-name", "crashing"]);
+    }
     let seed = env_number("VIDVAR_CRASH_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -85,7 +103,7 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_nothing_behind() {
         .collect();
     let mut jobs = Vec::new();
     for round in 0..rounds {
-        let mut daemon = env.start(&["--max-parallel", "2"]);
+        let mut daemon = env.start(&flags);
         retry_interrupted(&env, &jobs);
         for _ in 0..rng.random_range(1..=2) {
             let n = rng.random_range(1..=3).to_string();
@@ -105,7 +123,7 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_nothing_behind() {
 
     // Finish everything: retry what the crashes interrupted until it all
     // succeeded (a retry that is itself interrupted is not: none is now).
-    let mut daemon = env.start(&["--max-parallel", "2"]);
+    let mut daemon = env.start(&flags);
     retry_interrupted(&env, &jobs);
     for &job in &jobs {
         let detail = env.wait_job(job, LIMIT, |d| {
@@ -117,9 +135,13 @@ fn kill_9_at_random_moments_loses_nothing_and_leaves_nothing_behind() {
         );
     }
     daemon.signal_and_wait(Signal::SIGTERM, LIMIT);
-    assert_consistent(&env.state_dir().join("vidvard.db"), &[&out]);
+    let records = match pg {
+        Some(pg) => postgres_records(pg),
+        None => sqlite_records(&env.state_dir().join("vidvard.db")),
+    };
+    assert_consistent(&records, &[&out]);
     // And the outputs listed are each variation's one output.
-    let _daemon = env.start(&[]);
+    let _daemon = env.start(&flags);
     let listed: usize = jobs
         .iter()
         .map(|job| {

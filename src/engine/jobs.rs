@@ -8,8 +8,8 @@ use crate::effects;
 use crate::engine::supervisor::Progress;
 use crate::job::{self, Credentials, JobState};
 use crate::proto::{
-    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, OutputInfo, Pong,
-    SubmitRequest, WireError,
+    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, NodeInfo, NodeState,
+    OutputInfo, Pong, SubmitRequest, WireError,
 };
 use crate::queue::{FileRow, Full, JobRow, Limits, NewJob, QueueError, unix_now};
 use std::sync::Arc;
@@ -68,6 +68,13 @@ impl ApiError {
             ApiError::Internal(message) => {
                 log::error!("{message}");
                 ErrorKind::Internal
+            }
+            ApiError::Queue(err @ QueueError::Unavailable(_)) => {
+                log::warn!("{err}");
+                return WireError {
+                    kind: ErrorKind::Unavailable,
+                    message: format!("vidvard: {err}; try again later"),
+                };
             }
             ApiError::Queue(err) => {
                 log::error!("{err}");
@@ -223,6 +230,7 @@ impl Engine {
                 input: o.input,
                 index: o.index,
                 effects: o.effects,
+                node: o.node,
             })
             .collect())
     }
@@ -271,7 +279,38 @@ impl Engine {
             uptime_secs: self.started.elapsed().as_secs(),
             queue_depth,
             running_processes: self.live().running.len() as u64,
+            node: self.node_name().map(String::from),
         })
+    }
+
+    /// The nodes sharing the queue, or this daemon alone on one machine.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        let rows = self.queue.nodes().await?;
+        if rows.is_empty() {
+            return Ok(vec![NodeInfo {
+                name: crate::config::host_name(),
+                host: crate::config::host_name(),
+                state: NodeState::Up,
+                slots: self.tunables().max_parallel as u32,
+                running: self.live().running.len() as u32,
+                last_heartbeat: unix_now(),
+            }]);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|n| NodeInfo {
+                state: match (n.up, n.stopped) {
+                    (true, _) => NodeState::Up,
+                    (false, true) => NodeState::Stopped,
+                    (false, false) => NodeState::Lost,
+                },
+                name: n.name,
+                host: n.host,
+                slots: n.slots,
+                running: n.running,
+                last_heartbeat: n.last_heartbeat,
+            })
+            .collect())
     }
 
     /// Cancel a job and wait until its FFmpeg processes are gone and their
@@ -371,6 +410,7 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         done_variations: row.done_variations,
         duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
         error: row.error.clone(),
+        nodes: row.nodes.clone(),
     }
 }
 

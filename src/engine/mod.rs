@@ -88,6 +88,24 @@ impl Engine {
         })
     }
 
+    /// Until shutdown: whenever the queue hears of a change made by any
+    /// node (see [`Queue::changes`]), wake the dispatch loop and `watch`
+    /// streams. Returns at once for a queue of one machine, whose changes
+    /// all come through this engine.
+    pub async fn hear_queue_changes(self: Arc<Self>) {
+        let Some(mut changes) = self.queue.changes() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = self.stopping.cancelled() => return,
+            }
+            self.wake.notify_one();
+            self.notify_change();
+        }
+    }
+
     /// The settings in force now.
     pub fn tunables(&self) -> Tunables {
         *self.tunables.lock().unwrap_or_else(|e| e.into_inner())
@@ -124,6 +142,11 @@ impl Engine {
     /// A receiver that sees every change to any job.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// This daemon's node name in a shared queue; `None` on one machine.
+    pub fn node_name(&self) -> Option<&str> {
+        self.config.shared.as_ref().map(|s| s.node.name.as_str())
     }
 
     /// Whether shutdown has begun.

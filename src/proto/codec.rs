@@ -175,6 +175,7 @@ mod tests {
                 duration_secs: None,
                 encoded_secs: Some(3.5),
                 error: Some("not a video".into()),
+                nodes: vec!["node-a".into()],
             }],
         }
     }
@@ -241,6 +242,7 @@ mod tests {
                     contrast: 1.01,
                     saturation: 0.99,
                 },
+                node: Some("node-a".into()),
             }]),
             Response::Pong(Pong {
                 daemon_version: "0.1.0".into(),
@@ -248,7 +250,16 @@ mod tests {
                 uptime_secs: 5,
                 queue_depth: 2,
                 running_processes: 1,
+                node: None,
             }),
+            Response::Nodes(vec![NodeInfo {
+                name: "node-a".into(),
+                host: "host".into(),
+                state: NodeState::Lost,
+                slots: 4,
+                running: 2,
+                last_heartbeat: 1_700_000_000,
+            }]),
             Response::Error(WireError {
                 kind: ErrorKind::NotFound,
                 message: "no such job: 3".into(),
@@ -318,6 +329,7 @@ mod tests {
                     contrast: 1.0,
                     saturation: 1.0,
                 },
+                node: None,
             };
             400
         ];

@@ -21,7 +21,7 @@ pub use crate::effects::Effects;
 pub use crate::job::{FileState, JobId, JobState};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +75,9 @@ pub enum Request {
     /// `older_than_secs` seconds ago (only the client's own, unless it is
     /// root or the daemon's own user). Output files are never touched. Answer: [`Response::Pruned`].
     Prune { older_than_secs: u64 },
+    /// The nodes sharing the queue (this daemon alone on a queue of one
+    /// machine). Answer: [`Response::Nodes`].
+    Nodes,
 }
 
 /// A job to queue.
@@ -107,6 +110,44 @@ pub enum Response {
         jobs: u64,
     },
     Error(WireError),
+    Nodes(Vec<NodeInfo>),
+}
+
+/// Whether a node takes part in the queue now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Its heartbeat is within the lease time.
+    Up,
+    /// No heartbeat for longer than the lease time: its work is taken over.
+    Lost,
+    /// It stopped cleanly.
+    Stopped,
+}
+
+impl NodeState {
+    /// Lowercase name, as in `--json` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Up => "up",
+            NodeState::Lost => "lost",
+            NodeState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One node of `vidvarctl nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub host: String,
+    pub state: NodeState,
+    /// Its `max_parallel`.
+    pub slots: u32,
+    /// Variations it runs now.
+    pub running: u32,
+    /// Unix seconds of its last heartbeat.
+    pub last_heartbeat: i64,
 }
 
 /// One line of `list`: a job without its files.
@@ -151,6 +192,9 @@ pub struct FileStatus {
     pub encoded_secs: Option<f64>,
     /// Why the file failed: the reason and FFmpeg's last stderr lines.
     pub error: Option<String>,
+    /// The nodes of a shared queue that ran or run its variations, by
+    /// name; empty on a queue of one machine.
+    pub nodes: Vec<String>,
 }
 
 /// One verified output file.
@@ -163,6 +207,8 @@ pub struct OutputInfo {
     /// 1-based index of the variation of this input.
     pub index: u32,
     pub effects: Effects,
+    /// The node of a shared queue that made it; `None` on one machine.
+    pub node: Option<String>,
 }
 
 /// Answer to [`Request::Ping`].
@@ -176,6 +222,8 @@ pub struct Pong {
     pub queue_depth: u64,
     /// FFmpeg processes running now.
     pub running_processes: u64,
+    /// This daemon's node name in a shared queue; `None` on one machine.
+    pub node: Option<String>,
 }
 
 /// What went wrong, as the client sees it.
@@ -204,6 +252,8 @@ pub enum ErrorKind {
     Busy,
     /// The daemon failed (database, I/O); details are in its log.
     Internal,
+    /// The daemon cannot reach its shared queue's database now.
+    Unavailable,
 }
 
 impl std::fmt::Display for WireError {

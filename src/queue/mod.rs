@@ -61,6 +61,8 @@ pub struct FileRow {
     pub progress: f64,
     pub done_variations: u32,
     pub error: Option<String>,
+    /// Nodes that ran or run its variations (shared queue only).
+    pub nodes: Vec<String>,
 }
 
 /// A verified output.
@@ -202,6 +204,10 @@ pub enum QueueError {
     /// The queue has shut down and takes no more calls.
     #[error("the job queue has shut down")]
     Closed,
+    /// The database of a shared queue cannot be reached now (down,
+    /// restarting, cut off); the call may succeed later.
+    #[error("the job queue's database cannot be reached: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The result of a queue operation.
@@ -254,9 +260,10 @@ pub trait Queue: Send + Sync {
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()>;
     /// The FFmpeg process of a claimed variation runs.
     async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()>;
-    /// Whether the lease is still held, renewed for a full lease time if
-    /// so: asked right before an output is published, so that a node that
-    /// lost its claim never publishes.
+    /// Whether the lease is still held (expired, but not taken over by
+    /// another claim, counts as held), renewed for a full lease time if so:
+    /// asked right before an output is published, so that a node that lost
+    /// its claim never publishes.
     async fn confirm(&self, lease: Lease) -> Result<bool>;
     /// Renew the leases `held` and store the progress of running files,
     /// `(file, sum of its running variations' percents)`; returns the held
@@ -288,6 +295,11 @@ pub trait Queue: Send + Sync {
     /// The nodes sharing this queue; empty for a queue of one machine.
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
         Ok(Vec::new())
+    }
+    /// A counter bumped whenever another node (or this one) changed the
+    /// queue, for a backend shared by several nodes; `None` otherwise.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
     }
     /// This daemon stops cleanly: another may take its node name at once.
     async fn leave(&self) -> Result<()> {

@@ -2,33 +2,57 @@
 //! against the daemon's real database and output directories once the
 //! daemon has stopped: every variation ended with exactly one verified
 //! output that is recorded and on disk, or with a reason; no hidden
-//! temporary file is left; no FFmpeg process lives on; the database passes
-//! `PRAGMA integrity_check`; the files on disk are the outputs listed.
+//! temporary file is left; no FFmpeg process lives on; an SQLite database
+//! passes `PRAGMA integrity_check`; the files on disk are the outputs
+//! listed. The records come from SQLite ([`sqlite_records`]) or from
+//! PostgreSQL ([`postgres_records`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Panic, saying what is wrong, unless the database `db` and the output
-/// directories `out_dirs` satisfy the invariants of the module docs.
-/// Queued variations are allowed (work not started yet); running ones are
-/// not (the daemon has stopped).
-pub fn assert_consistent(db: &Path, out_dirs: &[&Path]) {
+/// A variation as the queue recorded it: id, state, output path, error.
+pub type Record = (i64, String, Option<String>, Option<String>);
+
+/// The variations of the SQLite queue `db`, once it passed
+/// `PRAGMA integrity_check`.
+pub fn sqlite_records(db: &Path) -> Vec<Record> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok", "database integrity");
-
     let mut stmt = conn
         .prepare("SELECT id, state, output_path, error FROM variations ORDER BY id")
         .unwrap();
-    let rows: Vec<(i64, String, Option<String>, Option<String>)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
+        .unwrap()
+}
+
+/// The variations of the shared queue in `cluster`.
+pub fn postgres_records(cluster: &super::postgres::Cluster) -> Vec<Record> {
+    let text = cluster.psql(
+        "SELECT id || chr(31) || state || chr(31) || coalesce(output_path, '') || chr(31)
+                || coalesce(error, '')
+         FROM variations ORDER BY id",
+    );
+    let some = |f: &str| (!f.is_empty()).then(|| f.to_string());
+    text.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\u{1f}').collect();
+            (f[0].parse().unwrap(), f[1].into(), some(f[2]), some(f[3]))
+        })
+        .collect()
+}
+
+/// Panic, saying what is wrong, unless the recorded variations `rows` and
+/// the output directories `out_dirs` satisfy the invariants of the module
+/// docs. Queued variations are allowed (work not started yet); running
+/// ones are not (the daemons have stopped).
+pub fn assert_consistent(rows: &[Record], out_dirs: &[&Path]) {
     let mut listed = BTreeSet::new();
-    for (id, state, output, error) in &rows {
+    for (id, state, output, error) in rows {
         match state.as_str() {
             "succeeded" => {
                 let output = PathBuf::from(

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod invariants;
+pub mod postgres;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -17,6 +17,7 @@
 //! connection attempt gives up after [`CONNECT_TIMEOUT`], so a request made
 //! while the database is away fails within seconds.
 
+mod listen;
 mod pgpass;
 mod schema;
 
@@ -96,19 +97,27 @@ impl From<PgError> for QueueError {
 
 impl From<tokio_postgres::Error> for QueueError {
     fn from(err: tokio_postgres::Error) -> Self {
-        PgError::Sql(err).into()
+        // A closed connection (the server restarted) is an outage, not a
+        // fault of the request.
+        if err.is_closed() || err.as_db_error().is_none() {
+            QueueError::Unavailable(Box::new(PgError::Sql(err)))
+        } else {
+            PgError::Sql(err).into()
+        }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for QueueError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
-        PgError::Pool(err).into()
+        QueueError::Unavailable(Box::new(PgError::Pool(err)))
     }
 }
 
 /// The queue in a PostgreSQL database, as one node sees it.
 pub struct PgQueue {
     pool: Pool,
+    /// Bumped by every change a node announces ([`listen`]).
+    changes: tokio::sync::watch::Receiver<u64>,
     node: String,
     /// The lease time in seconds, as SQL `make_interval` takes it.
     lease_secs: f64,
@@ -163,6 +172,7 @@ impl PgQueue {
     ) -> std::result::Result<PgQueue, PgError> {
         let mut config = config;
         config.application_name(format!("vidvard {}", node.name));
+        let changes = listen::spawn(config.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -178,6 +188,7 @@ impl PgQueue {
             .build()?;
         let queue = PgQueue {
             pool,
+            changes,
             node: node.name.clone(),
             lease_secs: node.lease_timeout.as_secs_f64(),
         };
@@ -286,8 +297,9 @@ impl PgQueue {
         Ok(())
     }
 
-    /// The next probe (a queued file, or one whose probe claim expired),
-    /// locked, with its turn key.
+    /// The next probe (a queued file, or one whose probe claim by another
+    /// node expired), locked, with its turn key. This node's own expired
+    /// claims are not taken: its heartbeat renews them when it can.
     async fn next_probe(
         &self,
         tx: &Transaction<'_>,
@@ -300,17 +312,18 @@ impl PgQueue {
                  FROM files f JOIN jobs j ON j.id = f.job_id
                  WHERE j.state IN ('queued', 'running')
                    AND (f.state = 'queued'
-                        OR (f.state = 'running' AND NOT f.probed AND f.lease_until < now()))
+                        OR (f.state = 'running' AND NOT f.probed AND f.lease_until < now()
+                            AND f.node IS DISTINCT FROM $2))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx
                  LIMIT 1 FOR UPDATE OF f SKIP LOCKED",
-                &[&after],
+                &[&after, &self.node],
             )
             .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
     }
 
-    /// The next variation (queued in a probed file, or one whose claim
-    /// expired), locked, with its turn key.
+    /// The next variation (queued in a probed file, or one whose claim by
+    /// another node expired), locked, with its turn key.
     async fn next_variation(
         &self,
         tx: &Transaction<'_>,
@@ -328,10 +341,11 @@ impl PgQueue {
                  JOIN jobs j ON j.id = f.job_id
                  WHERE f.probed
                    AND ((v.state = 'queued' AND f.state = 'running')
-                        OR (v.state = 'running' AND v.lease_until < now()))
+                        OR (v.state = 'running' AND v.lease_until < now()
+                            AND v.node IS DISTINCT FROM $2))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx, v.idx
                  LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-                &[&after],
+                &[&after, &self.node],
             )
             .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
@@ -437,7 +451,8 @@ impl PgQueue {
         }))
     }
 
-    /// Run `f` in one transaction on a pooled connection and commit.
+    /// Run `f` in one transaction on a pooled connection and commit,
+    /// telling every node that something changed.
     async fn in_tx<T>(
         &self,
         f: impl for<'a> FnOnce(&'a Transaction<'a>) -> futures_util::future::BoxFuture<'a, Result<T>>,
@@ -445,6 +460,7 @@ impl PgQueue {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let value = f(&tx).await?;
+        tx.batch_execute(listen::NOTIFY).await?;
         tx.commit().await?;
         Ok(value)
     }
@@ -626,6 +642,26 @@ async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<JobState> {
     Ok(settled)
 }
 
+/// Lock the row of the job that `find` (a query of one job id, given `id`)
+/// names, until the transaction ends. Whatever settles a job's files or the
+/// job takes this lock first: two variations ending at once then settle in
+/// turn, the second seeing the first (READ COMMITTED reads what committed
+/// before each statement), and locks are always taken job first.
+async fn lock_job(tx: &Transaction<'_>, find: &str, id: i64) -> Result<()> {
+    let sql = format!("SELECT id FROM jobs WHERE id = ({find}) FOR UPDATE");
+    tx.query_opt(&sql, &[&id]).await?;
+    Ok(())
+}
+
+/// A job's state, its row locked until the transaction ends; `None` for
+/// no such job.
+async fn locked_job_state(tx: &Transaction<'_>, job: JobId) -> Result<Option<JobState>> {
+    tx.query_opt("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", &[&job])
+        .await?
+        .map(|row| job_state(row.get(0)))
+        .transpose()
+}
+
 async fn job_of_file(tx: &Transaction<'_>, file_id: i64) -> Result<JobId> {
     Ok(tx
         .query_one("SELECT job_id FROM files WHERE id = $1", &[&file_id])
@@ -757,6 +793,7 @@ impl Queue for PgQueue {
             )
             .await?;
         }
+        tx.batch_execute(listen::NOTIFY).await?;
         tx.commit().await?;
         Ok(Ok(job_id))
     }
@@ -793,7 +830,10 @@ impl Queue for PgQueue {
                 "SELECT f.id, f.job_id, f.idx, f.path, f.state, f.duration_us, f.progress,
                         f.error,
                         (SELECT COUNT(*) FROM variations v
-                         WHERE v.file_id = f.id AND v.state = 'succeeded')
+                         WHERE v.file_id = f.id AND v.state = 'succeeded'),
+                        ARRAY(SELECT DISTINCT v.node FROM variations v
+                              WHERE v.file_id = f.id AND v.node IS NOT NULL
+                                AND v.state IN ('running', 'succeeded') ORDER BY 1)
                  FROM files f WHERE f.job_id = $1 ORDER BY f.idx",
                 &[&job],
             )
@@ -810,6 +850,7 @@ impl Queue for PgQueue {
                     progress: r.get(6),
                     error: r.get(7),
                     done_variations: r.get::<_, i64>(8) as u32,
+                    nodes: r.get(9),
                 })
             })
             .collect()
@@ -860,13 +901,9 @@ impl Queue for PgQueue {
     async fn cancel(&self, job: JobId) -> Result<Option<JobState>> {
         self.in_tx(|tx| {
             Box::pin(async move {
-                let Some(row) = tx
-                    .query_opt("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", &[&job])
-                    .await?
-                else {
+                let Some(before) = locked_job_state(tx, job).await? else {
                     return Ok(None);
                 };
-                let before = job_state(row.get(0))?;
                 if before.is_final() {
                     return Ok(Some(before));
                 }
@@ -907,13 +944,9 @@ impl Queue for PgQueue {
     async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>> {
         self.in_tx(|tx| {
             Box::pin(async move {
-                let Some(row) = tx
-                    .query_opt("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", &[&job])
-                    .await?
-                else {
+                let Some(before) = locked_job_state(tx, job).await? else {
                     return Ok(None);
                 };
-                let before = job_state(row.get(0))?;
                 if !before.is_final() || before == JobState::Succeeded {
                     return Ok(Some((before, 0)));
                 }
@@ -981,6 +1014,9 @@ impl Queue for PgQueue {
             (Some((_, p)), None) => Some(self.claim_probe(&tx, &p).await?),
             (None, None) => None,
         };
+        if work.is_some() {
+            tx.batch_execute(listen::NOTIFY).await?;
+        }
         tx.commit().await?;
         Ok(work)
     }
@@ -988,6 +1024,7 @@ impl Queue for PgQueue {
     async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool> {
         let client = self.pool.get().await?;
         let duration = duration_us.map(|d| d as i64);
+        client.batch_execute(listen::NOTIFY).await?;
         let changed = client
             .execute(
                 "UPDATE files SET probed = true, duration_us = $4, lease_until = NULL
@@ -1003,6 +1040,7 @@ impl Queue for PgQueue {
         let node = self.node.clone();
         self.in_tx(move |tx| {
             Box::pin(async move {
+                lock_job(tx, "SELECT job_id FROM files WHERE id = $1", lease.id).await?;
                 let held = tx
                     .execute(
                         "UPDATE files SET state = 'failed', error = $4, lease_until = NULL
@@ -1069,8 +1107,7 @@ impl Queue for PgQueue {
         let held = client
             .execute(
                 "UPDATE variations SET lease_until = now() + make_interval(secs => $4)
-                 WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
-                   AND lease_until > now()",
+                 WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'",
                 &[&lease.id, &self.node, &lease.attempt, &self.lease_secs],
             )
             .await?;
@@ -1138,6 +1175,13 @@ impl Queue for PgQueue {
         let node = self.node.clone();
         self.in_tx(move |tx| {
             Box::pin(async move {
+                lock_job(
+                    tx,
+                    "SELECT f.job_id FROM variations v JOIN files f ON f.id = v.file_id
+                     WHERE v.id = $1",
+                    lease.id,
+                )
+                .await?;
                 let fence = "WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'";
                 let changed = match &outcome {
                     Outcome::Succeeded { output, size } => {
@@ -1245,6 +1289,16 @@ impl Queue for PgQueue {
         let node = self.node.clone();
         self.in_tx(move |tx| {
             Box::pin(async move {
+                tx.query(
+                    "SELECT id FROM jobs WHERE id IN
+                         (SELECT f.job_id FROM files f
+                          LEFT JOIN variations v ON v.file_id = f.id
+                          WHERE v.node = $1 AND v.state = 'running'
+                             OR f.node = $1 AND f.state = 'running' AND NOT f.probed)
+                     ORDER BY id FOR UPDATE",
+                    &[&node],
+                )
+                .await?;
                 let cancelled = tx
                     .query(
                         "UPDATE variations v SET state = 'cancelled', error = $2,
@@ -1315,6 +1369,10 @@ impl Queue for PgQueue {
                 running: r.get::<_, i64>(6) as u32,
             })
             .collect())
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.clone())
     }
 
     /// Mark this node stopped: its name is free at once.

@@ -357,6 +357,7 @@ impl Store {
                     progress: r.get(6)?,
                     error: r.get(7)?,
                     done_variations: r.get(8)?,
+                    nodes: Vec::new(),
                 },
                 r.get::<_, String>(4)?,
             ))

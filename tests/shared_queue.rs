@@ -1,0 +1,348 @@
+//! Several vidvard nodes sharing one queue in a real PostgreSQL cluster
+//! that each test starts for itself (see `common::postgres`): work spreads
+//! over the nodes, any node sees and controls any job, a node killed or
+//! frozen mid-encode loses nothing and leaves nothing behind, a database
+//! restart loses no outcome, and node names are unique.
+
+mod common;
+
+use common::postgres::Cluster;
+use common::{Daemon, Env, ffmpeg_using, make_video, s, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Seconds a claim stays a silent node's in these tests.
+const LEASE: &str = "3";
+
+/// Start node `name` on the cluster, in its own environment.
+fn node(pg: &Cluster, name: &str, extra: &[&str]) -> (Env, Daemon) {
+    let env = Env::new();
+    let daemon = start(&env, pg, name, extra);
+    (env, daemon)
+}
+
+fn start(env: &Env, pg: &Cluster, name: &str, extra: &[&str]) -> Daemon {
+    let url = pg.url();
+    let args = [
+        &[
+            "--database-url",
+            url.as_str(),
+            "--node-name",
+            name,
+            "--lease-timeout",
+            LEASE,
+            "--max-parallel",
+            "2",
+        ][..],
+        extra,
+    ]
+    .concat();
+    env.start(&args)
+}
+
+/// Two nodes, `node-a` and `node-b`, and an input of `secs` seconds of
+/// `size` in A's directory.
+fn two_nodes(pg: &Cluster, secs: f64, size: &str) -> [(Env, Daemon); 2] {
+    let nodes = [node(pg, "node-a", &[]), node(pg, "node-b", &[])];
+    make_video(&nodes[0].0.path("in.mp4"), secs, size, false);
+    nodes
+}
+
+/// Node A running both variations of a 12 s 720p job, then node B joined
+/// with nothing left in the queue: all the work is A's.
+struct Busy {
+    a: Env,
+    node_a: Daemon,
+    b: Env,
+    _node_b: Daemon,
+    out: PathBuf,
+    job: i64,
+}
+
+fn busy_a_then_b(pg: &Cluster) -> Busy {
+    let (a, node_a) = node(pg, "node-a", &[]);
+    let input = a.path("in.mp4");
+    make_video(&input, 12.0, "1280x720", false);
+    let out = a.out_dir();
+    let job = a.submit(&["-n", "2", "-o", s(&out), s(&input)]);
+    wait_for("A to run both variations", Duration::from_secs(60), || {
+        (ffmpeg_using(s(&out)).len() == 2).then_some(())
+    });
+    let (b, node_b) = node(pg, "node-b", &[]);
+    Busy {
+        a,
+        node_a,
+        b,
+        _node_b: node_b,
+        out,
+        job,
+    }
+}
+
+/// The first `count` distinct progress figures `vidvarctl --json watch`
+/// on `env`'s node prints for `job`, with the time each arrived.
+fn watched_progress(env: &Env, job: i64, count: usize) -> Vec<(Duration, f64)> {
+    use std::io::BufRead;
+    let mut watch = std::process::Command::new(common::VIDVARCTL)
+        .env("VIDVAR_SOCKET", env.socket())
+        .args(["--json", "watch", &job.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut figures: Vec<(Duration, f64)> = Vec::new();
+    let lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    for line in lines {
+        let frame: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let progress = frame["summary"]["progress"].as_f64().unwrap();
+        if figures.last().is_none_or(|&(_, last)| progress != last) {
+            figures.push((started.elapsed(), progress));
+        }
+        if figures.len() == count {
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(figures.len(), count, "watch ended early: {figures:?}");
+    figures
+}
+
+/// The names in `dir`: outputs, and hidden temporary files.
+fn files_in(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let names = common::names(dir);
+    names.into_iter().partition(|n| !n.starts_with('.'))
+}
+
+/// The `node` of every output of `job`, as `env`'s node lists them.
+fn output_nodes(env: &Env, job: i64) -> Vec<String> {
+    env.json(&["outputs", &job.to_string()])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o["node"]
+                .as_str()
+                .expect("every output names its node")
+                .into()
+        })
+        .collect()
+}
+
+/// Nothing is left over in `out` and no FFmpeg writes there: exactly
+/// `expected` outputs, one per variation index, and no temporary file.
+fn assert_clean(out: &Path, expected: usize) {
+    wait_for("no FFmpeg left", Duration::from_secs(10), || {
+        ffmpeg_using(s(out)).is_empty().then_some(())
+    });
+    let (outputs, hidden) = files_in(out);
+    assert!(hidden.is_empty(), "temporary files left: {hidden:?}");
+    assert_eq!(
+        outputs.len(),
+        expected,
+        "one output per variation: {outputs:?}"
+    );
+    let indexes: BTreeSet<&str> = outputs
+        .iter()
+        .map(|n| n.rsplit_once("_v").unwrap().1)
+        .collect();
+    assert_eq!(indexes.len(), expected, "no variation twice: {outputs:?}");
+}
+
+#[test]
+fn a_job_spreads_over_two_nodes_and_either_node_sees_it() {
+    let pg = Cluster::start();
+    let [(a, _node_a), (b, _node_b)] = two_nodes(&pg, 4.0, "640x360");
+    let input = a.path("in.mp4");
+    let out = a.out_dir();
+    let job = a.submit(&["-n", "8", "-o", s(&out), s(&input)]);
+    let watched = b.ctl(&["watch", &job.to_string()]);
+    assert!(
+        watched.status.success(),
+        "watch from the other node: {}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    let nodes: BTreeSet<String> = output_nodes(&b, job).into_iter().collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from(["node-a".to_string(), "node-b".to_string()]),
+        "both nodes ran variations"
+    );
+    assert_eq!(a.json(&["list"]), b.json(&["list"]), "one queue, one view");
+    let listed = b.json(&["nodes"]);
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("node-a", "up"), ("node-b", "up")]);
+    assert_eq!(a.json(&["ping"])["node"], "node-a");
+    assert_clean(&out, 8);
+}
+
+#[test]
+fn watch_and_cancel_on_one_node_follow_and_stop_ffmpeg_on_the_other() {
+    let pg = Cluster::start();
+    let (a, _node_a) = node(&pg, "node-a", &[]);
+    let input = a.path("long.mp4");
+    make_video(&input, 30.0, "1280x720", false);
+    let job = a.submit_and_wait_for_progress(&input, "1");
+    // All the work is node A's; B joins to follow and control it.
+    let (b, _node_b) = node(&pg, "node-b", &[]);
+    let out = a.out_dir();
+    assert!(!ffmpeg_using(s(&out)).is_empty(), "A encodes");
+    let figures = watched_progress(&b, job, 3);
+    assert!(
+        figures.windows(2).all(|w| w[1].1 > w[0].1),
+        "B sees A's progress grow: {figures:?}"
+    );
+    assert!(
+        figures
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 < Duration::from_millis(2500)),
+        "about once a second: {figures:?}"
+    );
+    let asked = Instant::now();
+    let detail: serde_json::Value =
+        serde_json::from_str(&b.ctl_ok(&["--json", "cancel", &job.to_string()])).unwrap();
+    assert_eq!(detail["summary"]["state"], "cancelled");
+    wait_for("A's FFmpeg to stop", Duration::from_secs(5), || {
+        ffmpeg_using(s(&out)).is_empty().then_some(())
+    });
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stopped {:?} after the cancel",
+        asked.elapsed()
+    );
+    wait_for("A's temporary file to go", Duration::from_secs(5), || {
+        files_in(&out).1.is_empty().then_some(())
+    });
+    b.wait_job(job, Duration::from_secs(10), |d| {
+        d["files"][0]["state"] == "cancelled"
+    });
+}
+
+#[test]
+fn a_killed_node_loses_nothing_and_recovers_only_its_own() {
+    let pg = Cluster::start();
+    let Busy {
+        a,
+        mut node_a,
+        b,
+        _node_b,
+        out,
+        job,
+    } = busy_a_then_b(&pg);
+    node_a.signal_and_wait(Signal::SIGKILL, Duration::from_secs(10));
+    let done = b.wait_job(job, Duration::from_secs(180), |d| {
+        d["summary"]["state"] != "running" && d["summary"]["state"] != "queued"
+    });
+    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
+    assert_eq!(
+        output_nodes(&b, job),
+        ["node-b", "node-b"],
+        "B took it over"
+    );
+    let nodes = b.json(&["nodes"]);
+    assert_eq!(nodes[0]["name"], "node-a");
+    assert_eq!(nodes[0]["state"], "lost", "{nodes}");
+    // A comes back under its name and cleans up after itself only.
+    let _node_a = start(&a, &pg, "node-a", &[]);
+    assert_eq!(pg.psql("SELECT count(*) FROM orphans").trim(), "0");
+    assert_clean(&out, 2);
+    assert_eq!(a.json(&["nodes"])[0]["state"], "up");
+}
+
+#[test]
+fn a_frozen_node_that_lost_its_claims_publishes_nothing() {
+    let pg = Cluster::start();
+    // Every field is bound: one left to `..` would be dropped at once (a
+    // daemon killed, a directory removed).
+    let Busy {
+        a: _a,
+        node_a,
+        b,
+        _node_b,
+        out,
+        job,
+    } = busy_a_then_b(&pg);
+    let a_pid = Pid::from_raw(node_a.pid());
+    kill(a_pid, Signal::SIGSTOP).unwrap();
+    wait_for(
+        "B to take both variations over",
+        Duration::from_secs(30),
+        || {
+            let held = pg.psql(
+                "SELECT count(*) FROM variations WHERE node = 'node-b' AND state <> 'queued'",
+            );
+            (held.trim() == "2").then_some(())
+        },
+    );
+    kill(a_pid, Signal::SIGCONT).unwrap();
+    let done = b.wait_job(job, Duration::from_secs(180), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    assert_eq!(done["files"][0]["done_variations"], 2);
+    assert_eq!(output_nodes(&b, job), ["node-b", "node-b"]);
+    assert_clean(&out, 2);
+    let log = node_a.log();
+    assert!(
+        log.contains("must stop") || log.contains("claim was lost"),
+        "A noticed it lost its claims: {log}"
+    );
+}
+
+#[test]
+fn a_database_restart_mid_job_loses_no_outcome() {
+    let pg = Cluster::start();
+    let [(a, _node_a), (b, _node_b)] = two_nodes(&pg, 8.0, "1280x720");
+    let input = a.path("in.mp4");
+    let out = a.out_dir();
+    let job = a.submit_and_wait_for_progress(&input, "4");
+    pg.pg_ctl_stop();
+    let asked = Instant::now();
+    let during = b.ctl(&["status", &job.to_string()]);
+    assert_eq!(
+        during.status.code(),
+        Some(3),
+        "a request during the outage: {}",
+        String::from_utf8_lossy(&during.stderr)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "answered in seconds"
+    );
+    assert!(String::from_utf8_lossy(&during.stderr).contains("database"));
+    std::thread::sleep(Duration::from_secs(2));
+    pg.pg_ctl_start();
+    let done = a.wait_job(job, Duration::from_secs(240), |d| {
+        d["summary"]["state"] != "running" && d["summary"]["state"] != "queued"
+    });
+    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
+    assert_clean(&out, 4);
+}
+
+#[test]
+fn a_second_live_node_of_the_same_name_is_refused() {
+    let pg = Cluster::start();
+    let (_a, node_a) = node(&pg, "twin", &[]);
+    let other = Env::new();
+    let url = pg.url();
+    let out = other.run_vidvard(
+        &other.socket(),
+        &other.state_dir(),
+        &other.pidfile(),
+        &["--database-url", &url, "--node-name", "twin"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("taken by a live node") && err.contains(&format!("pid {}", node_a.pid())),
+        "{err}"
+    );
+    assert!(!err.contains("postgresql://"), "no URL in messages: {err}");
+}
