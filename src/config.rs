@@ -335,8 +335,8 @@ impl FileSettings {
         };
         let mut t = base;
         if let Some(n) = self.max_parallel {
-            if !(1..=256).contains(&n) {
-                return Err(bad("max_parallel", format!("{n} is not in 1..=256")));
+            if n > 256 {
+                return Err(bad("max_parallel", format!("{n} is not in 0..=256")));
             }
             t.max_parallel = n as usize;
         }
@@ -675,7 +675,7 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused() {
         for text in [
-            "max_parallel = 0",
+            "max_parallel = 257",
             "grace_period = -1.0",
             "log_level = \"loud\"",
         ] {

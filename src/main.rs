@@ -61,8 +61,9 @@ struct Args {
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
 
-    /// FFmpeg processes to run at once [default: number of CPU cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    /// FFmpeg processes to run at once, 0..=256; 0 takes no new work
+    /// (drains the node) [default: number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=256))]
     max_parallel: Option<u32>,
 
     /// Seconds between SIGTERM and SIGKILL when stopping FFmpeg, 0..=3600

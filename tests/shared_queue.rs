@@ -24,22 +24,21 @@ fn node(pg: &Cluster, name: &str, extra: &[&str]) -> (Env, Daemon) {
     (env, daemon)
 }
 
+/// Start node `name` in `env`: 2 slots unless `extra` says otherwise.
 fn start(env: &Env, pg: &Cluster, name: &str, extra: &[&str]) -> Daemon {
     let url = pg.url();
-    let args = [
-        &[
-            "--database-url",
-            url.as_str(),
-            "--node-name",
-            name,
-            "--lease-timeout",
-            LEASE,
-            "--max-parallel",
-            "2",
-        ][..],
-        extra,
-    ]
-    .concat();
+    let mut args = vec![
+        "--database-url",
+        url.as_str(),
+        "--node-name",
+        name,
+        "--lease-timeout",
+        LEASE,
+    ];
+    if !extra.contains(&"--max-parallel") {
+        args.extend(["--max-parallel", "2"]);
+    }
+    args.extend(extra);
     env.start(&args)
 }
 
@@ -345,4 +344,80 @@ fn a_second_live_node_of_the_same_name_is_refused() {
         "{err}"
     );
     assert!(!err.contains("postgresql://"), "no URL in messages: {err}");
+}
+
+#[test]
+fn a_draining_node_takes_no_work_but_serves_its_clients() {
+    let pg = Cluster::start();
+    let (a, _node_a) = node(&pg, "node-a", &["--max-parallel", "0"]);
+    let (b, _node_b) = node(&pg, "node-b", &[]);
+    let input = a.path("in.mp4");
+    make_video(&input, 2.0, "320x240", false);
+    let out = a.out_dir();
+    let garbage = a.path("garbage.mp4");
+    std::fs::write(&garbage, b"not a video at all").unwrap();
+    let job = a.submit(&["-n", "3", "-o", s(&out), s(&input), s(&garbage)]);
+    let done = a.wait_job(job, Duration::from_secs(120), |d| {
+        d["summary"]["state"] == "partial"
+    });
+    assert_eq!(done["files"][0]["nodes"], serde_json::json!(["node-b"]));
+    let reason = done["files"][1]["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with("on node node-b: "),
+        "names the node: {reason}"
+    );
+    assert_eq!(output_nodes(&a, job), ["node-b"; 3]);
+    assert_eq!(
+        b.json(&["nodes"])[0]["slots"],
+        0,
+        "A's slots as it reported them"
+    );
+    assert_clean(&out, 3);
+}
+
+#[test]
+fn a_configuration_file_with_a_password_must_be_private_and_never_shows_it() {
+    let env = Env::new();
+    let config = env.path("vidvard.conf");
+    std::fs::write(
+        &config,
+        "database_url = \"postgresql://vidvar:s3cret-pw@db.invalid/vidvar\"\n",
+    )
+    .unwrap();
+    let check = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::process::Command::new(common::VIDVARD)
+            .args(["--check-config", "--config", s(&config)])
+            .output()
+            .unwrap()
+    };
+    let open = check(0o644);
+    let err = String::from_utf8_lossy(&open.stderr);
+    assert!(
+        !open.status.success(),
+        "a password others may read is refused"
+    );
+    assert!(
+        err.contains("others may read it") && err.contains("vidvard.conf"),
+        "{err}"
+    );
+    let private = check(0o600);
+    let text = String::from_utf8_lossy(&private.stdout);
+    assert!(
+        private.status.success(),
+        "{}",
+        String::from_utf8_lossy(&private.stderr)
+    );
+    assert!(
+        text.contains("db.invalid") && text.contains("node_name"),
+        "{text}"
+    );
+    for out in [&open, &private] {
+        let all = [&out.stdout[..], &out.stderr[..]].concat();
+        assert!(
+            !String::from_utf8_lossy(&all).contains("s3cret-pw"),
+            "the password never shows"
+        );
+    }
 }

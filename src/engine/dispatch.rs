@@ -71,7 +71,8 @@ impl Engine {
             if self.is_stopping() {
                 return Ok(());
             }
-            let slots = self.tunables().max_parallel.max(1);
+            // 0 slots: the node drains (takes no new work).
+            let slots = self.tunables().max_parallel;
             let after = {
                 let mut live = self.live();
                 if live.running.len() + live.probing >= slots {
@@ -156,7 +157,8 @@ impl Engine {
                 .collect::<Vec<_>>();
             (held, progress)
         };
-        match self.queue.heartbeat(held, progress).await {
+        let slots = self.tunables().max_parallel as u32;
+        match self.queue.heartbeat(held, progress, slots).await {
             Ok(stop) => {
                 let live = self.live();
                 for lease in stop {

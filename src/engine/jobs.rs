@@ -369,9 +369,11 @@ impl Engine {
             )));
         }
         log::info!("job {job}: retrying {requeued} variation(s)");
+        // The answer shows the job as retried, before any of it starts.
+        let detail = self.detail(peer, job).await;
         self.wake.notify_one();
         self.notify_change();
-        self.detail(peer, job).await
+        detail
     }
 }
 

@@ -104,7 +104,10 @@ pub async fn probe(
             }
         }
         Err(reason) => {
-            let reason = reason.to_string();
+            let reason = match on_node(s) {
+                Some(on) => format!("{on}: {reason}"),
+                None => reason.to_string(),
+            };
             log::warn!("job {job_id}: {} failed: {reason}", path.display());
             if let Some(state) =
                 record(s, job_id, || s.queue().fail_file(lease, reason.clone())).await
@@ -113,6 +116,13 @@ pub async fn probe(
             }
         }
     }
+}
+
+/// `on node NAME` in a shared queue, so that a reason says which node
+/// could not read or write a file; `None` on one machine.
+fn on_node(s: &dyn Context) -> Option<String> {
+    let shared = s.config().shared.as_ref()?;
+    Some(format!("on node {}", shared.node.name))
 }
 
 /// Attempts at writing an outcome to the store before giving up.
@@ -232,7 +242,10 @@ pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &Cancellation
         Ok(None) if s.stopping().is_cancelled() => return,
         Ok(None) => Outcome::Cancelled,
         Err(error) => Outcome::Failed {
-            error: format!("variation {}: {error}", work.index),
+            error: match on_node(s) {
+                Some(on) => format!("variation {} {on}: {error}", work.index),
+                None => format!("variation {}: {error}", work.index),
+            },
         },
     };
     finish(s, work, outcome).await;

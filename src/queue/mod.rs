@@ -265,12 +265,18 @@ pub trait Queue: Send + Sync {
     /// asked right before an output is published, so that a node that lost
     /// its claim never publishes.
     async fn confirm(&self, lease: Lease) -> Result<bool>;
-    /// Renew the leases `held` and store the progress of running files,
-    /// `(file, sum of its running variations' percents)`; returns the held
+    /// Renew the leases `held`, store the progress of running files,
+    /// `(file, sum of its running variations' percents)`, and this node's
+    /// `slots` (its `max_parallel` now); returns the held
     /// leases whose work must stop: lost to another node, or of a job
     /// cancelled meanwhile. Progress is not made durable on its own: a
     /// crash may lose the last figures, never an outcome.
-    async fn heartbeat(&self, held: Vec<Lease>, progress: Vec<(i64, f64)>) -> Result<Vec<Lease>>;
+    async fn heartbeat(
+        &self,
+        held: Vec<Lease>,
+        progress: Vec<(i64, f64)>,
+        slots: u32,
+    ) -> Result<Vec<Lease>>;
     /// How a claimed variation ended. Returns the job's state afterwards;
     /// `None` when the lease was lost (nothing was written).
     async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>>;

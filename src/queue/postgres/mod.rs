@@ -31,10 +31,13 @@ use crate::job::{
 };
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
+};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio_postgres::{NoTls, Row, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 /// Longest wait for a new connection to the database.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -305,9 +308,9 @@ impl PgQueue {
         tx: &Transaction<'_>,
         after: JobId,
     ) -> Result<Option<((bool, i64, i32), Row)>> {
-        let row = tx
-            .query_opt(
-                "SELECT f.id, f.attempt, f.job_id, f.idx, f.path, f.real_path, f.dev, f.ino,
+        let row = opt(
+            tx,
+            "SELECT f.id, f.attempt, f.job_id, f.idx, f.path, f.real_path, f.dev, f.ino,
                         j.owner_uid, j.owner_gid, j.owner_groups
                  FROM files f JOIN jobs j ON j.id = f.job_id
                  WHERE j.state IN ('queued', 'running')
@@ -316,9 +319,9 @@ impl PgQueue {
                             AND f.node IS DISTINCT FROM $2))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx
                  LIMIT 1 FOR UPDATE OF f SKIP LOCKED",
-                &[&after, &self.node],
-            )
-            .await?;
+            &[&after, &self.node],
+        )
+        .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
     }
 
@@ -329,9 +332,9 @@ impl PgQueue {
         tx: &Transaction<'_>,
         after: JobId,
     ) -> Result<Option<((bool, i64, i32), Row)>> {
-        let row = tx
-            .query_opt(
-                "SELECT v.id, v.attempt, f.job_id, f.idx, f.id, v.idx, f.path, f.real_path,
+        let row = opt(
+            tx,
+            "SELECT v.id, v.attempt, f.job_id, f.idx, f.id, v.idx, f.path, f.real_path,
                         f.dev, f.ino, j.output_real, j.output_dev, j.output_ino, f.duration_us,
                         v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
@@ -345,23 +348,25 @@ impl PgQueue {
                             AND v.node IS DISTINCT FROM $2))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx, v.idx
                  LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-                &[&after, &self.node],
-            )
-            .await?;
+            &[&after, &self.node],
+        )
+        .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
     }
 
     async fn claim_probe(&self, tx: &Transaction<'_>, r: &Row) -> Result<Work> {
         let (file_id, attempt, job_id): (i64, i64, i64) =
             (r.get(0), r.get::<_, i64>(1) + 1, r.get(2));
-        tx.execute(
+        exec(
+            tx,
             "UPDATE files SET state = 'running', node = $2, attempt = $3,
                  lease_until = now() + make_interval(secs => $4)
              WHERE id = $1",
             &[&file_id, &self.node, &attempt, &self.lease_secs],
         )
         .await?;
-        tx.execute(
+        exec(
+            tx,
             "UPDATE jobs SET state = 'running' WHERE id = $1 AND state = 'queued'",
             &[&job_id],
         )
@@ -404,7 +409,8 @@ impl PgQueue {
         {
             // Only the node that ran it may judge and kill its process.
             let node: Option<String> = r.get(22);
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO orphans (node, pid, pid_start_time, boot_id)
                  VALUES ($1, $2, $3, $4)",
                 &[
@@ -416,7 +422,8 @@ impl PgQueue {
             )
             .await?;
         }
-        tx.execute(
+        exec(
+            tx,
             "UPDATE variations SET state = 'running', node = $2, attempt = $3,
                  lease_until = now() + make_interval(secs => $4), temp_path = $5,
                  temp_dev = NULL, temp_ino = NULL, pid = NULL, pid_start_time = NULL,
@@ -451,8 +458,7 @@ impl PgQueue {
         }))
     }
 
-    /// Run `f` in one transaction on a pooled connection and commit,
-    /// telling every node that something changed.
+    /// Run `f` in one transaction on a pooled connection and commit.
     async fn in_tx<T>(
         &self,
         f: impl for<'a> FnOnce(&'a Transaction<'a>) -> futures_util::future::BoxFuture<'a, Result<T>>,
@@ -460,10 +466,53 @@ impl PgQueue {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let value = f(&tx).await?;
-        tx.batch_execute(listen::NOTIFY).await?;
         tx.commit().await?;
         Ok(value)
     }
+}
+
+/// Run `sql` on `c` as a statement prepared once per connection (deadpool's
+/// statement cache): one round trip instead of two (parse, then execute).
+async fn prepared<C: GenericClient>(c: &C, sql: &str) -> Result<tokio_postgres::Statement> {
+    Ok(c.prepare_cached(sql).await?)
+}
+
+/// [`prepared`] `sql` executed; the rows it changed.
+async fn exec<C: GenericClient>(c: &C, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    Ok(c.execute(&prepared(c, sql).await?, params).await?)
+}
+
+/// [`prepared`] `sql`'s rows.
+async fn rows<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    Ok(c.query(&prepared(c, sql).await?, params).await?)
+}
+
+/// [`prepared`] `sql`'s one row.
+async fn one<C: GenericClient>(c: &C, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+    Ok(c.query_one(&prepared(c, sql).await?, params).await?)
+}
+
+/// [`prepared`] `sql`'s row, if any.
+async fn opt<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>> {
+    Ok(c.query_opt(&prepared(c, sql).await?, params).await?)
+}
+
+/// Tell every node, when the transaction commits, that work became
+/// claimable or a job changed state (a submission, a probe, a cancel, a
+/// retry, released claims, a job's end). Claims and progress are not
+/// announced: watchers see them within a second anyway, and each
+/// notification serializes commits a little.
+async fn announce(tx: &Transaction<'_>) -> Result<()> {
+    tx.batch_execute(listen::NOTIFY).await?;
+    Ok(())
 }
 
 /// A [`Place`] from three columns from `first` on: real path, device, inode.
@@ -558,16 +607,16 @@ fn text(path: &std::path::Path) -> String {
 
 /// How many of a file's variations are in each state.
 async fn variation_counts(tx: &Transaction<'_>, file_id: i64) -> Result<VariationCounts> {
-    let r = tx
-        .query_one(
-            "SELECT COUNT(*),
+    let r = one(
+        tx,
+        "SELECT COUNT(*),
                     COUNT(*) FILTER (WHERE state IN ('queued', 'running')),
                     COUNT(*) FILTER (WHERE state = 'succeeded'),
                     COUNT(*) FILTER (WHERE state = 'failed')
              FROM variations WHERE file_id = $1",
-            &[&file_id],
-        )
-        .await?;
+        &[&file_id],
+    )
+    .await?;
     let n = |i| r.get::<_, i64>(i).max(0) as u64;
     Ok(VariationCounts {
         total: n(0),
@@ -578,7 +627,8 @@ async fn variation_counts(tx: &Transaction<'_>, file_id: i64) -> Result<Variatio
 }
 
 async fn raise_progress(tx: &Transaction<'_>, file_id: i64, progress: f64) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE files SET progress = GREATEST(progress, $2) WHERE id = $1",
         &[&file_id, &progress],
     )
@@ -599,7 +649,8 @@ async fn settle_file(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
     let Some(state) = job::settled_file(counts) else {
         return Ok(());
     };
-    tx.execute(
+    exec(
+        tx,
         "UPDATE files SET state = $2, lease_until = NULL,
              error = CASE WHEN $2 = 'failed' THEN COALESCE(error,
                  (SELECT v.error FROM variations v
@@ -614,15 +665,15 @@ async fn settle_file(tx: &Transaction<'_>, file_id: i64) -> Result<()> {
 
 /// Settle a job ([`job::settled_job`]) once none of its files is open.
 async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<JobState> {
-    let r = tx
-        .query_one(
-            "SELECT j.state, COUNT(f.id),
+    let r = one(
+        tx,
+        "SELECT j.state, COUNT(f.id),
                     COUNT(f.id) FILTER (WHERE f.state IN ('queued', 'running')),
                     COUNT(f.id) FILTER (WHERE f.state = 'succeeded')
              FROM jobs j LEFT JOIN files f ON f.job_id = j.id WHERE j.id = $1 GROUP BY j.id",
-            &[&job_id],
-        )
-        .await?;
+        &[&job_id],
+    )
+    .await?;
     let state = job_state(r.get(0))?;
     let n = |i| r.get::<_, i64>(i).max(0) as u64;
     let counts = FileCounts {
@@ -633,12 +684,14 @@ async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<JobState> {
     let Some(settled) = job::settled_job(state, counts) else {
         return Ok(state);
     };
-    tx.execute(
+    exec(
+        tx,
         "UPDATE jobs SET state = $2, finished_at = extract(epoch FROM now())::bigint
          WHERE id = $1",
         &[&job_id, &settled.as_str()],
     )
     .await?;
+    announce(tx).await?;
     Ok(settled)
 }
 
@@ -649,24 +702,29 @@ async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<JobState> {
 /// before each statement), and locks are always taken job first.
 async fn lock_job(tx: &Transaction<'_>, find: &str, id: i64) -> Result<()> {
     let sql = format!("SELECT id FROM jobs WHERE id = ({find}) FOR UPDATE");
-    tx.query_opt(&sql, &[&id]).await?;
+    opt(tx, &sql, &[&id]).await?;
     Ok(())
 }
 
 /// A job's state, its row locked until the transaction ends; `None` for
 /// no such job.
 async fn locked_job_state(tx: &Transaction<'_>, job: JobId) -> Result<Option<JobState>> {
-    tx.query_opt("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", &[&job])
-        .await?
-        .map(|row| job_state(row.get(0)))
-        .transpose()
+    opt(
+        tx,
+        "SELECT state FROM jobs WHERE id = $1 FOR UPDATE",
+        &[&job],
+    )
+    .await?
+    .map(|row| job_state(row.get(0)))
+    .transpose()
 }
 
 async fn job_of_file(tx: &Transaction<'_>, file_id: i64) -> Result<JobId> {
-    Ok(tx
-        .query_one("SELECT job_id FROM files WHERE id = $1", &[&file_id])
-        .await?
-        .get(0))
+    Ok(
+        one(tx, "SELECT job_id FROM files WHERE id = $1", &[&file_id])
+            .await?
+            .get(0),
+    )
 }
 
 const JOB_COLUMNS: &str = "j.id, j.state, j.variations, j.seed, j.output_dir, j.created_at,
@@ -697,31 +755,35 @@ impl Queue for PgQueue {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // One submission at a time, so that two cannot pass a limit together.
-        tx.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE", &[])
-            .await?;
-        let pending: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
-                &[],
-            )
-            .await?
-            .get(0);
+        exec(
+            &tx,
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::SUBMIT_LOCK],
+        )
+        .await?;
+        let pending: i64 = one(
+            &tx,
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+            &[],
+        )
+        .await?
+        .get(0);
         if pending as u64 >= limits.max_jobs {
             return Ok(Err(Full::Jobs {
                 pending: pending as u64,
             }));
         }
         if let Some(max) = limits.max_owner_variations {
-            let pending: i64 = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM variations v
+            let pending: i64 = one(
+                &tx,
+                "SELECT COUNT(*) FROM variations v
                      JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
                      WHERE j.state IN ('queued', 'running') AND j.owner_uid = $1
                        AND v.state IN ('queued', 'running')",
-                    &[&(job.owner.uid as i64)],
-                )
-                .await?
-                .get(0);
+                &[&(job.owner.uid as i64)],
+            )
+            .await?
+            .get(0);
             let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
             if pending as u64 + asked > max {
                 return Ok(Err(Full::Owner {
@@ -731,47 +793,43 @@ impl Queue for PgQueue {
             }
         }
         let groups: Vec<i64> = job.owner.groups.iter().map(|&g| g as i64).collect();
-        let job_id: i64 = tx
-            .query_one(
-                "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
+        let job_id: i64 = one(
+            &tx,
+            "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
                                    output_ino, created_at, owner_uid, owner_gid, owner_groups)
                  VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            &[
+                &(job.variations as i32),
+                &(job.seed as i64),
+                &text(&job.output_dir.0),
+                &text(&job.output_dir.1.real),
+                &(job.output_dir.1.identity.dev as i64),
+                &(job.output_dir.1.identity.ino as i64),
+                &job.created_at,
+                &(job.owner.uid as i64),
+                &(job.owner.gid as i64),
+                &groups,
+            ],
+        )
+        .await?
+        .get(0);
+
+        for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
+            let file_id: i64 = one(
+                &tx,
+                "INSERT INTO files (job_id, idx, path, real_path, dev, ino, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
                 &[
-                    &(job.variations as i32),
-                    &(job.seed as i64),
-                    &text(&job.output_dir.0),
-                    &text(&job.output_dir.1.real),
-                    &(job.output_dir.1.identity.dev as i64),
-                    &(job.output_dir.1.identity.ino as i64),
-                    &job.created_at,
-                    &(job.owner.uid as i64),
-                    &(job.owner.gid as i64),
-                    &groups,
+                    &job_id,
+                    &(idx as i32),
+                    &text(path),
+                    &text(&vetted.real),
+                    &(vetted.identity.dev as i64),
+                    &(vetted.identity.ino as i64),
                 ],
             )
             .await?
             .get(0);
-        let insert_file = tx
-            .prepare(
-                "INSERT INTO files (job_id, idx, path, real_path, dev, ino, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
-            )
-            .await?;
-        for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
-            let file_id: i64 = tx
-                .query_one(
-                    &insert_file,
-                    &[
-                        &job_id,
-                        &(idx as i32),
-                        &text(path),
-                        &text(&vetted.real),
-                        &(vetted.identity.dev as i64),
-                        &(vetted.identity.ino as i64),
-                    ],
-                )
-                .await?
-                .get(0);
             let (rotation, brightness, contrast, saturation): (
                 Vec<f64>,
                 Vec<f64>,
@@ -783,7 +841,8 @@ impl Queue for PgQueue {
                 effects.iter().map(|e| e.contrast).collect(),
                 effects.iter().map(|e| e.saturation).collect(),
             );
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO variations
                      (file_id, idx, rotation, brightness, contrast, saturation, state)
                  SELECT $1, n::integer, r, b, c, s, 'queued'
@@ -793,7 +852,7 @@ impl Queue for PgQueue {
             )
             .await?;
         }
-        tx.batch_execute(listen::NOTIFY).await?;
+        announce(&tx).await?;
         tx.commit().await?;
         Ok(Ok(job_id))
     }
@@ -801,8 +860,7 @@ impl Queue for PgQueue {
     async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.id = $1");
-        client
-            .query_opt(&sql, &[&id])
+        opt(&client, &sql, &[&id])
             .await?
             .map(|r| job_row(&r))
             .transpose()
@@ -815,8 +873,7 @@ impl Queue for PgQueue {
              WHERE $1::bigint IS NULL OR j.owner_uid = $1 ORDER BY j.id"
         );
         let owner = owner.map(i64::from);
-        client
-            .query(&sql, &[&owner])
+        rows(&client, &sql, &[&owner])
             .await?
             .iter()
             .map(job_row)
@@ -825,9 +882,9 @@ impl Queue for PgQueue {
 
     async fn files(&self, job: JobId) -> Result<Vec<FileRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT f.id, f.job_id, f.idx, f.path, f.state, f.duration_us, f.progress,
+        let rows = rows(
+            &client,
+            "SELECT f.id, f.job_id, f.idx, f.path, f.state, f.duration_us, f.progress,
                         f.error,
                         (SELECT COUNT(*) FROM variations v
                          WHERE v.file_id = f.id AND v.state = 'succeeded'),
@@ -835,9 +892,9 @@ impl Queue for PgQueue {
                               WHERE v.file_id = f.id AND v.node IS NOT NULL
                                 AND v.state IN ('running', 'succeeded') ORDER BY 1)
                  FROM files f WHERE f.job_id = $1 ORDER BY f.idx",
-                &[&job],
-            )
-            .await?;
+            &[&job],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(FileRow {
@@ -858,16 +915,16 @@ impl Queue for PgQueue {
 
     async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT v.output_path, v.size_bytes, f.path, v.idx,
+        let rows = rows(
+            &client,
+            "SELECT v.output_path, v.size_bytes, f.path, v.idx,
                         v.rotation, v.brightness, v.contrast, v.saturation, v.node
                  FROM variations v JOIN files f ON f.id = v.file_id
                  WHERE f.job_id = $1 AND v.state = 'succeeded'
                  ORDER BY f.idx, v.idx",
-                &[&job],
-            )
-            .await?;
+            &[&job],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| OutputRow {
@@ -888,13 +945,13 @@ impl Queue for PgQueue {
 
     async fn queue_depth(&self) -> Result<u64> {
         let client = self.pool.get().await?;
-        let n: i64 = client
-            .query_one(
-                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
-                &[],
-            )
-            .await?
-            .get(0);
+        let n: i64 = one(
+            &client,
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+            &[],
+        )
+        .await?
+        .get(0);
         Ok(n as u64)
     }
 
@@ -907,31 +964,35 @@ impl Queue for PgQueue {
                 if before.is_final() {
                     return Ok(Some(before));
                 }
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE variations SET state = 'cancelled'
                      WHERE state = 'queued'
                        AND file_id IN (SELECT id FROM files WHERE job_id = $1)",
                     &[&job],
                 )
                 .await?;
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE files SET state = 'cancelled' WHERE job_id = $1 AND state = 'queued'",
                     &[&job],
                 )
                 .await?;
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE jobs SET state = 'cancelled',
                          finished_at = extract(epoch FROM now())::bigint
                      WHERE id = $1",
                     &[&job],
                 )
                 .await?;
-                let running = tx
-                    .query(
-                        "SELECT id FROM files WHERE job_id = $1 AND state = 'running'",
-                        &[&job],
-                    )
-                    .await?;
+                announce(tx).await?;
+                let running = rows(
+                    tx,
+                    "SELECT id FROM files WHERE job_id = $1 AND state = 'running'",
+                    &[&job],
+                )
+                .await?;
                 for r in running {
                     settle_file(tx, r.get(0)).await?;
                 }
@@ -950,26 +1011,27 @@ impl Queue for PgQueue {
                 if !before.is_final() || before == JobState::Succeeded {
                     return Ok(Some((before, 0)));
                 }
-                let requeued = tx
-                    .execute(
-                        "UPDATE variations SET state = 'queued', error = NULL
+                let requeued = exec(
+                    tx,
+                    "UPDATE variations SET state = 'queued', error = NULL
                          WHERE state IN ('failed', 'cancelled')
                            AND file_id IN (SELECT id FROM files WHERE job_id = $1)",
-                        &[&job],
-                    )
-                    .await?;
-                let files = tx
-                    .query(
-                        "SELECT DISTINCT f.id FROM files f JOIN variations v ON v.file_id = f.id
+                    &[&job],
+                )
+                .await?;
+                let files = rows(
+                    tx,
+                    "SELECT DISTINCT f.id FROM files f JOIN variations v ON v.file_id = f.id
                          WHERE f.job_id = $1 AND v.state = 'queued'",
-                        &[&job],
-                    )
-                    .await?;
+                    &[&job],
+                )
+                .await?;
                 for r in files {
                     let file_id: i64 = r.get(0);
                     let counts = variation_counts(tx, file_id).await?;
                     let progress = job::file_progress(counts.total, counts.succeeded, 0.0);
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE files SET state = 'queued', probed = false, error = NULL,
                              progress = $2, node = NULL, lease_until = NULL
                          WHERE id = $1",
@@ -977,11 +1039,13 @@ impl Queue for PgQueue {
                     )
                     .await?;
                 }
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE jobs SET state = 'queued', finished_at = NULL WHERE id = $1",
                     &[&job],
                 )
                 .await?;
+                announce(tx).await?;
                 Ok(Some((before, requeued)))
             })
         })
@@ -991,16 +1055,16 @@ impl Queue for PgQueue {
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
         let client = self.pool.get().await?;
         let owner = owner.map(i64::from);
-        Ok(client
-            .execute(
-                "DELETE FROM jobs
+        Ok(exec(
+            &client,
+            "DELETE FROM jobs
                  WHERE state IN ('succeeded', 'partial', 'failed', 'cancelled')
                    AND finished_at <= $1 AND ($2::bigint IS NULL OR owner_uid = $2)
                    AND NOT EXISTS (SELECT 1 FROM files f JOIN variations v ON v.file_id = f.id
                                    WHERE f.job_id = jobs.id AND v.state = 'running')",
-                &[&finished_before, &owner],
-            )
-            .await?)
+            &[&finished_before, &owner],
+        )
+        .await?)
     }
 
     async fn claim(&self, after: JobId) -> Result<Option<Work>> {
@@ -1014,9 +1078,6 @@ impl Queue for PgQueue {
             (Some((_, p)), None) => Some(self.claim_probe(&tx, &p).await?),
             (None, None) => None,
         };
-        if work.is_some() {
-            tx.batch_execute(listen::NOTIFY).await?;
-        }
         tx.commit().await?;
         Ok(work)
     }
@@ -1025,14 +1086,14 @@ impl Queue for PgQueue {
         let client = self.pool.get().await?;
         let duration = duration_us.map(|d| d as i64);
         client.batch_execute(listen::NOTIFY).await?;
-        let changed = client
-            .execute(
-                "UPDATE files SET probed = true, duration_us = $4, lease_until = NULL
+        let changed = exec(
+            &client,
+            "UPDATE files SET probed = true, duration_us = $4, lease_until = NULL
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
                    AND NOT probed",
-                &[&lease.id, &self.node, &lease.attempt, &duration],
-            )
-            .await?;
+            &[&lease.id, &self.node, &lease.attempt, &duration],
+        )
+        .await?;
         Ok(changed == 1)
     }
 
@@ -1041,18 +1102,19 @@ impl Queue for PgQueue {
         self.in_tx(move |tx| {
             Box::pin(async move {
                 lock_job(tx, "SELECT job_id FROM files WHERE id = $1", lease.id).await?;
-                let held = tx
-                    .execute(
-                        "UPDATE files SET state = 'failed', error = $4, lease_until = NULL
+                let held = exec(
+                    tx,
+                    "UPDATE files SET state = 'failed', error = $4, lease_until = NULL
                          WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
                            AND NOT probed",
-                        &[&lease.id, &node, &lease.attempt, &error],
-                    )
-                    .await?;
+                    &[&lease.id, &node, &lease.attempt, &error],
+                )
+                .await?;
                 if held != 1 {
                     return Ok(None);
                 }
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE variations SET state = 'failed', error = $2
                      WHERE file_id = $1 AND state = 'queued'",
                     &[&lease.id, &error],
@@ -1067,67 +1129,74 @@ impl Queue for PgQueue {
 
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE variations SET temp_dev = $4, temp_ino = $5
+        exec(
+            &client,
+            "UPDATE variations SET temp_dev = $4, temp_ino = $5
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'",
-                &[
-                    &lease.id,
-                    &self.node,
-                    &lease.attempt,
-                    &(temp.dev as i64),
-                    &(temp.ino as i64),
-                ],
-            )
-            .await?;
+            &[
+                &lease.id,
+                &self.node,
+                &lease.attempt,
+                &(temp.dev as i64),
+                &(temp.ino as i64),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE variations SET pid = $4, pid_start_time = $5, boot_id = $6
+        exec(
+            &client,
+            "UPDATE variations SET pid = $4, pid_start_time = $5, boot_id = $6
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'",
-                &[
-                    &lease.id,
-                    &self.node,
-                    &lease.attempt,
-                    &process.pid,
-                    &(process.start_time as i64),
-                    &process.boot_id,
-                ],
-            )
-            .await?;
+            &[
+                &lease.id,
+                &self.node,
+                &lease.attempt,
+                &process.pid,
+                &(process.start_time as i64),
+                &process.boot_id,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn confirm(&self, lease: Lease) -> Result<bool> {
         let client = self.pool.get().await?;
-        let held = client
-            .execute(
-                "UPDATE variations SET lease_until = now() + make_interval(secs => $4)
+        let held = exec(
+            &client,
+            "UPDATE variations SET lease_until = now() + make_interval(secs => $4)
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'",
-                &[&lease.id, &self.node, &lease.attempt, &self.lease_secs],
-            )
-            .await?;
+            &[&lease.id, &self.node, &lease.attempt, &self.lease_secs],
+        )
+        .await?;
         Ok(held == 1)
     }
 
-    async fn heartbeat(&self, held: Vec<Lease>, progress: Vec<(i64, f64)>) -> Result<Vec<Lease>> {
+    async fn heartbeat(
+        &self,
+        held: Vec<Lease>,
+        progress: Vec<(i64, f64)>,
+        slots: u32,
+    ) -> Result<Vec<Lease>> {
         let (node, lease_secs) = (self.node.clone(), self.lease_secs);
         self.in_tx(move |tx| {
             Box::pin(async move {
-                tx.execute(
-                    "UPDATE nodes SET heartbeat_at = now() WHERE name = $1",
-                    &[&node],
+                exec(
+                    tx,
+                    "UPDATE nodes SET heartbeat_at = now(), slots = $2 WHERE name = $1",
+                    &[&node, &(slots as i32)],
                 )
                 .await?;
                 let ids: Vec<i64> = held.iter().map(|l| l.id).collect();
                 let attempts: Vec<i64> = held.iter().map(|l| l.attempt).collect();
                 // Renew what is still ours; an expired lease not yet taken
                 // over is ours again.
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE variations v SET lease_until = now() + make_interval(secs => $2)
                      FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
                      WHERE v.id = h.id AND v.attempt = h.attempt AND v.node = $1
@@ -1135,15 +1204,16 @@ impl Queue for PgQueue {
                     &[&node, &lease_secs, &ids, &attempts],
                 )
                 .await?;
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE files SET lease_until = now() + make_interval(secs => $2)
                      WHERE node = $1 AND state = 'running' AND NOT probed",
                     &[&node, &lease_secs],
                 )
                 .await?;
-                let stop = tx
-                    .query(
-                        "SELECT h.id, h.attempt
+                let stop = rows(
+                    tx,
+                    "SELECT h.id, h.attempt
                          FROM unnest($2::bigint[], $3::bigint[]) AS h(id, attempt)
                          LEFT JOIN variations v ON v.id = h.id
                          LEFT JOIN files f ON f.id = v.file_id
@@ -1151,15 +1221,15 @@ impl Queue for PgQueue {
                          WHERE v.id IS NULL OR v.node IS DISTINCT FROM $1
                             OR v.attempt <> h.attempt OR v.state <> 'running'
                             OR j.state = 'cancelled'",
-                        &[&node, &ids, &attempts],
-                    )
-                    .await?
-                    .iter()
-                    .map(|r| Lease {
-                        id: r.get(0),
-                        attempt: r.get(1),
-                    })
-                    .collect();
+                    &[&node, &ids, &attempts],
+                )
+                .await?
+                .iter()
+                .map(|r| Lease {
+                    id: r.get(0),
+                    attempt: r.get(1),
+                })
+                .collect();
                 for (file_id, running) in progress {
                     let counts = variation_counts(tx, file_id).await?;
                     let percent = job::file_progress(counts.total, counts.succeeded, running);
@@ -1185,7 +1255,8 @@ impl Queue for PgQueue {
                 let fence = "WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'";
                 let changed = match &outcome {
                     Outcome::Succeeded { output, size } => {
-                        tx.execute(
+                        exec(
+                            tx,
                             &format!(
                                 "UPDATE variations SET state = 'succeeded', output_path = $4,
                                      size_bytes = $5, temp_path = NULL, pid = NULL,
@@ -1202,7 +1273,8 @@ impl Queue for PgQueue {
                         .await?
                     }
                     Outcome::Failed { error } => {
-                        tx.execute(
+                        exec(
+                            tx,
                             &format!(
                                 "UPDATE variations SET state = 'failed', error = $4,
                                      temp_path = NULL, pid = NULL, lease_until = NULL {fence}"
@@ -1212,7 +1284,8 @@ impl Queue for PgQueue {
                         .await?
                     }
                     Outcome::Cancelled => {
-                        tx.execute(
+                        exec(
+                            tx,
                             &format!(
                                 "UPDATE variations SET state = 'cancelled', temp_path = NULL,
                                      pid = NULL, lease_until = NULL {fence}"
@@ -1225,10 +1298,13 @@ impl Queue for PgQueue {
                 if changed != 1 {
                     return Ok(None);
                 }
-                let file_id: i64 = tx
-                    .query_one("SELECT file_id FROM variations WHERE id = $1", &[&lease.id])
-                    .await?
-                    .get(0);
+                let file_id: i64 = one(
+                    tx,
+                    "SELECT file_id FROM variations WHERE id = $1",
+                    &[&lease.id],
+                )
+                .await?
+                .get(0);
                 settle_file(tx, file_id).await?;
                 let job = job_of_file(tx, file_id).await?;
                 settle_job(tx, job).await.map(Some)
@@ -1239,17 +1315,17 @@ impl Queue for PgQueue {
 
     async fn interrupted(&self) -> Result<Vec<Interrupted>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT v.id, v.attempt, v.temp_path, v.temp_dev, v.temp_ino,
+        let rows = rows(
+            &client,
+            "SELECT v.id, v.attempt, v.temp_path, v.temp_dev, v.temp_ino,
                         j.output_real, j.output_dev, j.output_ino,
                         v.pid, v.pid_start_time, v.boot_id
                  FROM variations v JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
                  WHERE v.node = $1 AND v.state = 'running'",
-                &[&self.node],
-            )
-            .await?;
+            &[&self.node],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| Interrupted {
@@ -1267,13 +1343,13 @@ impl Queue for PgQueue {
 
     async fn orphaned_processes(&self) -> Result<Vec<ProcessIdentity>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "DELETE FROM orphans WHERE node = $1
+        let rows = rows(
+            &client,
+            "DELETE FROM orphans WHERE node = $1
                  RETURNING pid, pid_start_time, boot_id",
-                &[&self.node],
-            )
-            .await?;
+            &[&self.node],
+        )
+        .await?;
         Ok(rows.iter().filter_map(|r| process(r, 0)).collect())
     }
 
@@ -1289,7 +1365,8 @@ impl Queue for PgQueue {
         let node = self.node.clone();
         self.in_tx(move |tx| {
             Box::pin(async move {
-                tx.query(
+                rows(
+                    tx,
                     "SELECT id FROM jobs WHERE id IN
                          (SELECT f.job_id FROM files f
                           LEFT JOIN variations v ON v.file_id = f.id
@@ -1299,44 +1376,47 @@ impl Queue for PgQueue {
                     &[&node],
                 )
                 .await?;
-                let cancelled = tx
-                    .query(
-                        "UPDATE variations v SET state = 'cancelled', error = $2,
+                let cancelled = rows(
+                    tx,
+                    "UPDATE variations v SET state = 'cancelled', error = $2,
                              temp_path = NULL, pid = NULL, lease_until = NULL
                          FROM files f, jobs j
                          WHERE f.id = v.file_id AND j.id = f.job_id AND j.state = 'cancelled'
                            AND v.node = $1 AND v.state = 'running'
                          RETURNING v.file_id",
-                        &[&node, &CANCELLED],
-                    )
-                    .await?;
+                    &[&node, &CANCELLED],
+                )
+                .await?;
                 for r in cancelled {
                     settle_file(tx, r.get(0)).await?;
                 }
-                let released = tx
-                    .query(
-                        "UPDATE variations v SET state = 'queued', temp_path = NULL,
+                let released = rows(
+                    tx,
+                    "UPDATE variations v SET state = 'queued', temp_path = NULL,
                              pid = NULL, lease_until = NULL
                          FROM files f
                          WHERE f.id = v.file_id AND v.node = $1 AND v.state = 'running'
                          RETURNING f.job_id",
-                        &[&node],
-                    )
-                    .await?;
-                let probes = tx
-                    .query(
-                        "UPDATE files SET state = 'queued', lease_until = NULL
+                    &[&node],
+                )
+                .await?;
+                let probes = rows(
+                    tx,
+                    "UPDATE files SET state = 'queued', lease_until = NULL
                          WHERE node = $1 AND state = 'running' AND NOT probed
                          RETURNING job_id",
-                        &[&node],
-                    )
-                    .await?;
+                    &[&node],
+                )
+                .await?;
                 let mut jobs: Vec<JobId> =
                     released.iter().chain(&probes).map(|r| r.get(0)).collect();
                 jobs.sort_unstable();
                 jobs.dedup();
                 for &job in &jobs {
                     settle_job(tx, job).await?;
+                }
+                if !jobs.is_empty() {
+                    announce(tx).await?;
                 }
                 Ok(jobs)
             })
@@ -1346,17 +1426,17 @@ impl Queue for PgQueue {
 
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT n.name, n.host, n.slots, n.stopped,
+        let rows = rows(
+            &client,
+            "SELECT n.name, n.host, n.slots, n.stopped,
                         extract(epoch FROM now() - n.heartbeat_at)::float8,
                         extract(epoch FROM n.heartbeat_at)::bigint,
                         (SELECT COUNT(*) FROM variations v
                          WHERE v.node = n.name AND v.state = 'running')
                  FROM nodes n ORDER BY n.name",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| NodeRow {
@@ -1378,12 +1458,12 @@ impl Queue for PgQueue {
     /// Mark this node stopped: its name is free at once.
     async fn leave(&self) -> Result<()> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE nodes SET stopped = true WHERE name = $1",
-                &[&self.node],
-            )
-            .await?;
+        exec(
+            &client,
+            "UPDATE nodes SET stopped = true WHERE name = $1",
+            &[&self.node],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -9,6 +9,10 @@
 /// while the schema is checked and upgraded: "vidvar" in ASCII.
 pub const MIGRATION_LOCK: i64 = 0x76_69_64_76_61_72;
 
+/// Key of the advisory lock that lets one submission at a time check the
+/// limits and insert: "vidvar" + 1.
+pub const SUBMIT_LOCK: i64 = MIGRATION_LOCK + 1;
+
 /// Creates the version table; run before every check, harmless when done.
 pub const VERSION_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS vidvar_schema (version integer NOT NULL);

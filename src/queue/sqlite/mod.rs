@@ -170,7 +170,12 @@ impl Queue for SqliteQueue {
     }
     /// One daemon owns the file: no lease is ever lost, and a cancel stops
     /// this daemon's own work directly, so nothing comes back.
-    async fn heartbeat(&self, _held: Vec<Lease>, progress: Vec<(i64, f64)>) -> Result<Vec<Lease>> {
+    async fn heartbeat(
+        &self,
+        _held: Vec<Lease>,
+        progress: Vec<(i64, f64)>,
+        _slots: u32,
+    ) -> Result<Vec<Lease>> {
         if !progress.is_empty() {
             self.write(move |s| s.set_files_progress(&progress)).await?;
         }
