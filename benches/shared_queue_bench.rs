@@ -79,7 +79,8 @@ impl Cluster {
     }
 
     async fn client(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = parse_url(&self.url)?.connect(tokio_postgres::NoTls).await?;
+        let database = parse_url(&self.url)?;
+        let (client, connection) = database.config.connect(database.tls).await?;
         tokio::spawn(connection);
         Ok(client)
     }

@@ -91,7 +91,7 @@ pub struct Config {
 pub struct SharedQueue {
     /// Connection settings from `database_url` (their `Debug` form hides
     /// the password).
-    pub database: tokio_postgres::Config,
+    pub database: crate::queue::postgres::Database,
     pub node: NodeConfig,
 }
 
@@ -173,7 +173,7 @@ impl Config {
             match &self.shared {
                 Some(shared) => format!(
                     "database_url = {:?}\nnode_name = {:?}\nlease_timeout = {}",
-                    crate::queue::postgres::describe(&shared.database),
+                    crate::queue::postgres::describe(&shared.database.config),
                     shared.node.name,
                     shared.node.lease_timeout.as_secs_f64()
                 ),

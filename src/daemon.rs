@@ -406,7 +406,7 @@ pub async fn run(
             Arc::new(PgQueue::connect(shared.database.clone(), &shared.node).await?),
             format!(
                 "{} as node {:?}",
-                postgres::describe(&shared.database),
+                postgres::describe(&shared.database.config),
                 shared.node.name
             ),
         ),

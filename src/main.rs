@@ -180,10 +180,7 @@ impl Args {
             return Ok(None);
         };
         let database = vidvar::queue::postgres::parse_url(url)?;
-        let has_password = url
-            .parse::<tokio_postgres::Config>()
-            .is_ok_and(|c| c.get_password().is_some());
-        if self.database_url.is_none() && has_password {
+        if self.database_url.is_none() && vidvar::queue::postgres::url_has_password(url) {
             use std::os::unix::fs::MetadataExt;
             let path = self.config_file();
             let mode = std::fs::metadata(&path)?.mode();

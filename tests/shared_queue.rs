@@ -421,3 +421,73 @@ fn a_configuration_file_with_a_password_must_be_private_and_never_shows_it() {
         );
     }
 }
+
+#[test]
+fn tls_to_the_database_checks_the_server_as_sslmode_asks() {
+    let pg = Cluster::start_with_tls();
+    let ca = pg.ca();
+    let full = pg.tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", s(&ca)),
+    );
+    let env = Env::new();
+    let daemon = env.start(&["--database-url", &full, "--node-name", "tls"]);
+    let encrypted = pg.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.application_name = 'vidvard tls' AND s.ssl",
+    );
+    assert_ne!(encrypted.trim(), "0", "vidvard's connections use TLS");
+    let input = env.path("in.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let job = env.submit(&["-n", "1", "-o", s(&env.out_dir()), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    assert_eq!(output_nodes(&env, job), ["tls"]);
+    drop(daemon);
+
+    let refused = |url: &str| {
+        let other = Env::new();
+        let out = other.run_vidvard(
+            &other.socket(),
+            &other.state_dir(),
+            &other.pidfile(),
+            &["--database-url", url, "--node-name", "refused"],
+        );
+        assert!(!out.status.success(), "{url} is refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A certificate that does not name the host: verify-ca takes it,
+    // verify-full does not.
+    let by_address = |mode: &str| {
+        pg.tls_url(
+            "127.0.0.1",
+            &format!("sslmode={mode}&sslrootcert={}", s(&ca)),
+        )
+    };
+    let err = refused(&by_address("verify-full"));
+    assert!(err.contains("certificate"), "{err}");
+    let _ca_only = Env::new().start(&["--database-url", &by_address("verify-ca")]);
+    // A server signed by another CA is refused even by verify-ca.
+    let stranger = env.path("stranger.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=stranger",
+            "-keyout",
+            "/dev/null",
+            "-out",
+            s(&stranger),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let err = refused(&pg.tls_url(
+        "localhost",
+        &format!("sslmode=verify-ca&sslrootcert={}", s(&stranger)),
+    ));
+    assert!(err.contains("certificate"), "{err}");
+}

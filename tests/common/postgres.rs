@@ -17,6 +17,8 @@ const MIN_MAJOR: u32 = 15;
 pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// With TLS: the TCP port on localhost, besides the unix socket.
+    tls_port: Option<u16>,
 }
 
 /// The bin directory of the newest PostgreSQL under /usr/lib/postgresql.
@@ -51,12 +53,28 @@ fn postgres_ids() -> (u32, u32) {
 impl Cluster {
     /// Create and start a cluster; panics with what is missing.
     pub fn start() -> Cluster {
+        Self::create(false)
+    }
+
+    /// [`Cluster::start`], also listening on a localhost TCP port with TLS
+    /// (`ssl=on`), its certificate for `localhost` signed by a CA of its
+    /// own ([`Cluster::ca`]), made with openssl(1).
+    pub fn start_with_tls() -> Cluster {
+        Self::create(true)
+    }
+
+    fn create(tls: bool) -> Cluster {
         require_root("a private PostgreSQL cluster runs as the postgres user");
         let bin = find_bin();
         let (uid, gid) = postgres_ids();
         let dir = tempfile::Builder::new().prefix("vvpg").tempdir().unwrap();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        let cluster = Cluster { dir, bin };
+        let tls_port = tls.then(|| {
+            // A free port, given back for the server to take.
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        });
+        let cluster = Cluster { dir, bin, tls_port };
         let data = cluster.data();
         cluster.run_ok(
             "initdb",
@@ -70,8 +88,98 @@ impl Cluster {
                 "--no-sync",
             ],
         );
+        if tls {
+            cluster.make_certificates(uid, gid);
+        }
         cluster.pg_ctl_start();
         cluster
+    }
+
+    /// The CA that signed the server's certificate (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A libpq URL over TCP and TLS to `host` (which must be localhost or
+    /// 127.0.0.1) with `params` (e.g. `sslmode=verify-full&sslrootcert=..`).
+    pub fn tls_url(&self, host: &str, params: &str) -> String {
+        let port = self.tls_port.expect("a cluster started with TLS");
+        format!("postgresql://{POSTGRES_USER}@{host}:{port}/postgres?{params}")
+    }
+
+    /// A CA and a server certificate for `localhost` signed by it; the key
+    /// belongs to the postgres user, mode 0600, as the server demands.
+    fn make_certificates(&self, uid: u32, gid: u32) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl is installed (.ci/run installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let days = ["-days", "2"];
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-subj",
+                    "/CN=vidvar test CA",
+                ][..],
+                &days,
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(
+            &[
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "server.crt",
+                    "-extfile",
+                    "san.ext",
+                ][..],
+                &days,
+            ]
+            .concat(),
+        );
+        for name in ["server.key", "server.crt"] {
+            std::os::unix::fs::chown(dir.join(name), Some(uid), Some(gid)).unwrap();
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -86,9 +194,16 @@ impl Cluster {
     /// A libpq URL for vidvard: database `postgres` over the unix socket.
     pub fn url(&self) -> String {
         format!(
-            "postgresql://{POSTGRES_USER}@/postgres?host={}",
-            self.socket_dir().display()
+            "postgresql://{POSTGRES_USER}@/postgres?host={}&port={}",
+            self.socket_dir().display(),
+            self.port()
         )
+    }
+
+    /// The server's port: its TCP port with TLS, else the default, which
+    /// names its unix socket (`.s.PGSQL.5432`).
+    fn port(&self) -> u16 {
+        self.tls_port.unwrap_or(5432)
     }
 
     /// Run one of PostgreSQL's programs as the postgres user.
@@ -122,10 +237,14 @@ impl Cluster {
 
     /// Start the server (again) and wait until it accepts connections.
     pub fn pg_ctl_start(&self) {
-        let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off",
-            self.socket_dir().display()
-        );
+        let dir = self.socket_dir().display();
+        let options = match self.tls_port {
+            None => format!("-k {dir} -c listen_addresses='' -c fsync=off"),
+            Some(port) => format!(
+                "-k {dir} -c listen_addresses=localhost -p {port} -c fsync=off -c ssl=on \
+                 -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key"
+            ),
+        };
         let data = self.data();
         let log = self.dir.path().join("server.log");
         self.run_ok(
@@ -162,11 +281,14 @@ impl Cluster {
     /// Run `sql` with psql; returns its unaligned, tuples-only output.
     pub fn psql(&self, sql: &str) -> String {
         let socket = self.socket_dir().to_str().unwrap().to_string();
+        let port = self.port().to_string();
         self.run_ok(
             "psql",
             &[
                 "-h",
                 &socket,
+                "-p",
+                &port,
                 "-U",
                 POSTGRES_USER,
                 "-d",

@@ -10,7 +10,8 @@
 use futures_util::StreamExt;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The notification channel.
 pub const CHANNEL: &str = "vidvar_changes";
@@ -22,14 +23,17 @@ const MAX_PAUSE: Duration = Duration::from_secs(10);
 
 /// Listen on [`CHANNEL`] with `config` until every receiver of the
 /// returned counter is gone.
-pub fn spawn(config: tokio_postgres::Config) -> watch::Receiver<u64> {
+pub fn spawn(config: tokio_postgres::Config, tls: MakeRustlsConnect) -> watch::Receiver<u64> {
     let (changed, receiver) = watch::channel(0u64);
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(500);
         while !changed.is_closed() {
-            match listen(&config, &changed).await {
+            match listen(&config, &tls, &changed).await {
                 Ok(()) => pause = Duration::from_millis(500),
-                Err(err) => log::warn!("cannot listen for other nodes' changes: {err}"),
+                Err(err) => log::warn!(
+                    "cannot listen for other nodes' changes: {}",
+                    super::PgError::Sql(err)
+                ),
             }
             // Whatever happened while not listening: look again.
             changed.send_modify(|n| *n = n.wrapping_add(1));
@@ -43,9 +47,10 @@ pub fn spawn(config: tokio_postgres::Config) -> watch::Receiver<u64> {
 /// One listening connection, until it ends.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     changed: &watch::Sender<u64>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {CHANNEL}");
     let listening = client.batch_execute(&statement);

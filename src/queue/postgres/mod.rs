@@ -20,6 +20,7 @@
 mod listen;
 mod pgpass;
 mod schema;
+pub mod tls;
 
 use super::{
     FileRow, Full, Interrupted, JobRow, Limits, NewJob, NodeRow, Outcome, OutputRow, Place, Queue,
@@ -36,8 +37,9 @@ use deadpool_postgres::{
 };
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Longest wait for a new connection to the database.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,9 +67,9 @@ pub enum PgError {
     /// hold a password.
     #[error("invalid database URL: {0}")]
     Url(#[source] tokio_postgres::Error),
-    #[error("database: {0}")]
+    #[error("database: {}", chain(.0))]
     Sql(#[from] tokio_postgres::Error),
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("cannot set up the database connections: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
@@ -88,8 +90,27 @@ pub enum PgError {
     },
     #[error("cannot read this process's identity: {0}")]
     Identity(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("invalid stored {what}: {value:?}")]
     BadValue { what: &'static str, value: String },
+}
+
+/// `err` and its sources, `: `-separated: tokio-postgres says "error
+/// performing TLS handshake" and keeps the reason (a certificate that does
+/// not name the host, say) in its source.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<PgError> for QueueError {
@@ -126,12 +147,38 @@ pub struct PgQueue {
     lease_secs: f64,
 }
 
+/// Where and how to connect to the database: tokio-postgres's settings and
+/// the TLS connector that `sslmode` asks for.
+#[derive(Clone)]
+pub struct Database {
+    pub config: tokio_postgres::Config,
+    pub tls: MakeRustlsConnect,
+}
+
+impl std::fmt::Debug for Database {
+    /// The settings' own `Debug`, which hides the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.config.fmt(f)
+    }
+}
+
+/// Whether `url` itself holds a password (not the password file).
+pub fn url_has_password(url: &str) -> bool {
+    tls::take_tls(url)
+        .ok()
+        .and_then(|(url, _, _)| url.parse::<tokio_postgres::Config>().ok())
+        .is_some_and(|c| c.get_password().is_some())
+}
+
 /// The connection settings in `url` (libpq's URL or key=value form; a
-/// unix-socket directory as `host=`), with the password from the password
-/// file (`PGPASSFILE`, else `~/.pgpass`) when the URL has none.
+/// unix-socket directory as `host=`; `sslmode` and `sslrootcert` as in
+/// [`tls`]), with the password from the password file (`PGPASSFILE`, else
+/// `~/.pgpass`) when the URL has none.
 ///
-/// Errors: [`PgError::Url`].
-pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, PgError> {
+/// Errors: [`PgError::Url`], [`PgError::Tls`].
+pub fn parse_url(url: &str) -> std::result::Result<Database, PgError> {
+    let (url, verify, root) = tls::take_tls(url)?;
+    let tls = tls::connector(verify, root)?;
     let mut config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
     if config.get_password().is_none()
         && let Some(password) = pgpass::lookup(&config)
@@ -141,7 +188,7 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, PgErr
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    Ok(config)
+    Ok(Database { config, tls })
 }
 
 /// Where `config` connects, for logs: hosts, port and database, never the
@@ -170,15 +217,15 @@ impl PgQueue {
     /// schema is newer than this binary's ([`PgError::NewerSchema`]), or
     /// another live node has this name ([`PgError::DuplicateNode`]).
     pub async fn connect(
-        config: tokio_postgres::Config,
+        database: Database,
         node: &NodeConfig,
     ) -> std::result::Result<PgQueue, PgError> {
-        let mut config = config;
+        let Database { mut config, tls } = database;
         config.application_name(format!("vidvard {}", node.name));
-        let changes = listen::spawn(config.clone());
+        let changes = listen::spawn(config.clone(), tls.clone());
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
