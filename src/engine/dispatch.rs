@@ -144,7 +144,7 @@ impl Engine {
     /// in one call, so the queue sees one write a second however many
     /// encodes run; then stop the work whose lease was lost or whose job
     /// was cancelled (on another node, say).
-    async fn heartbeat(&self) {
+    pub(crate) async fn heartbeat(&self) {
         let (held, progress) = {
             let live = self.live();
             let held: Vec<Lease> = live.running.values().map(|r| r.lease).collect();

@@ -90,7 +90,9 @@ impl Engine {
 
     /// Until shutdown: whenever the queue hears of a change made by any
     /// node (see [`Queue::changes`]), wake the dispatch loop and `watch`
-    /// streams. Returns at once for a queue of one machine, whose changes
+    /// streams, and, while this node runs work, beat at once, so that a
+    /// cancel made on another node stops its FFmpeg without waiting for the
+    /// next beat. Returns at once for a queue of one machine, whose changes
     /// all come through this engine.
     pub async fn hear_queue_changes(self: Arc<Self>) {
         let Some(mut changes) = self.queue.changes() else {
@@ -103,6 +105,9 @@ impl Engine {
             }
             self.wake.notify_one();
             self.notify_change();
+            if !self.live().running.is_empty() {
+                self.heartbeat().await;
+            }
         }
     }
 
