@@ -313,13 +313,13 @@ impl FileSettings {
         };
         toml::from_str(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: if text.contains("database_url") {
-                // The toml crate quotes the line, which may hold a password.
-                let at = err.span().map_or(0, |s| s.start);
-                let line = text[..at.min(text.len())].lines().count().max(1);
-                format!("line {line}: {}", err.message())
-            } else {
-                err.to_string().trim_end().to_string()
+            // Not the toml crate's own rendering, which quotes the line: it
+            // may hold a password, even under a misspelt key.
+            message: {
+                let at = err.span().map_or(0, |s| s.start).min(text.len());
+                let line = text[..at].matches('\n').count() + 1;
+                let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: {}", err.message())
             },
         })
     }

@@ -402,14 +402,17 @@ pub async fn run(
     // One daemon per database, whatever socket and pidfile each was given.
     let _state_lock = StateLock::acquire(&config.state_dir)?;
     let (queue, database): (Arc<dyn Queue>, String) = match &config.shared {
-        Some(shared) => (
-            Arc::new(PgQueue::connect(shared.database.clone(), &shared.node).await?),
-            format!(
-                "{} as node {:?}",
-                postgres::describe(&shared.database.config),
-                shared.node.name
-            ),
-        ),
+        Some(shared) => {
+            crate::job::ignore_device_numbers();
+            (
+                Arc::new(PgQueue::connect(shared.database.clone(), &shared.node).await?),
+                format!(
+                    "{} as node {:?}",
+                    postgres::describe(&shared.database.config),
+                    shared.node.name
+                ),
+            )
+        }
         None => {
             let database = config.database();
             let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))

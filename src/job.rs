@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Job ids are increasing integers assigned by the queue, starting at 1.
 pub type JobId = i64;
@@ -107,6 +108,27 @@ impl Credentials {
 pub struct FileIdentity {
     pub dev: u64,
     pub ino: u64,
+}
+
+/// Whether device numbers are left out when files are compared: see
+/// [`ignore_device_numbers`].
+static DEVICES_DIFFER: AtomicBool = AtomicBool::new(false);
+
+/// From now on, compare files by inode number alone. On a queue shared by
+/// several hosts, each host numbers the devices of its network mounts its
+/// own way (stat(2) `st_dev` of one NFS export differs from host to host),
+/// while the inode number is the server's; the paths compared are walked
+/// without symlinks either way.
+pub fn ignore_device_numbers() {
+    DEVICES_DIFFER.store(true, Ordering::Relaxed);
+}
+
+impl FileIdentity {
+    /// Whether `self` and `other` name the same file (see
+    /// [`ignore_device_numbers`]).
+    pub fn same_file(&self, other: &FileIdentity) -> bool {
+        self.ino == other.ino && (DEVICES_DIFFER.load(Ordering::Relaxed) || self.dev == other.dev)
+    }
 }
 
 /// A file as vetted at submit ([`crate::access::vetted::vet`]): where it

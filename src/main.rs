@@ -180,16 +180,31 @@ impl Args {
             return Ok(None);
         };
         let database = vidvar::queue::postgres::parse_url(url)?;
-        if self.database_url.is_none() && vidvar::queue::postgres::url_has_password(url) {
+        let has_password = vidvar::queue::postgres::url_has_password(url);
+        if self.database_url.is_some() && has_password {
+            eprintln!(
+                "vidvard: warning: the password in --database-url is visible to every user \
+                 (ps, /proc); keep it in a password file (PGPASSFILE) instead"
+            );
+        }
+        if self.database_url.is_none() && has_password {
             use std::os::unix::fs::MetadataExt;
             let path = self.config_file();
-            let mode = std::fs::metadata(&path)?.mode();
+            let meta = std::fs::metadata(&path)?;
+            let (mode, owner) = (meta.mode(), meta.uid());
             if mode & 0o007 != 0 {
                 anyhow::bail!(
                     "{} holds a database password and others may read it (mode {:o}): \
                      chmod o-rwx it, or keep the password in a password file (PGPASSFILE)",
                     path.display(),
                     mode & 0o777
+                );
+            }
+            if owner != 0 && owner != nix::unistd::geteuid().as_raw() {
+                anyhow::bail!(
+                    "{} holds a database password but belongs to uid {owner}, neither root \
+                     nor this daemon's user: whoever owns it may change who can read it",
+                    path.display()
                 );
             }
         }

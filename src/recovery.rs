@@ -181,7 +181,11 @@ fn published_name(
             continue;
         };
         let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
-        if regular && stat.st_dev == identity.dev && stat.st_ino == identity.ino {
+        let found = FileIdentity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        };
+        if regular && found.same_file(&identity) {
             return Ok(Some((name.to_os_string(), stat.st_size.max(0) as u64)));
         }
     }

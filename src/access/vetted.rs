@@ -128,7 +128,7 @@ pub fn reopen(
         return vet(path, judge, want);
     };
     let walked = walk(path, judge, Symlinks::Refuse)?;
-    if walked.identity() != identity {
+    if !walked.identity().same_file(&identity) {
         return Err(AccessError::Changed {
             path: path.to_path_buf(),
         });
@@ -236,7 +236,7 @@ impl Walked {
                 }
             })?;
         let stat = fstat(&fd).map_err(|e| AccessError::io(&self.real, e))?;
-        if identity_of(&stat) != self.identity() {
+        if !identity_of(&stat).same_file(&self.identity()) {
             return Err(AccessError::Changed {
                 path: self.real.clone(),
             });

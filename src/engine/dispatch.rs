@@ -9,7 +9,7 @@
 
 use super::{Engine, Running, jobs::running_sum, worker};
 use crate::engine::supervisor::Progress;
-use crate::queue::{Lease, QueueError, Work};
+use crate::queue::{Beat, Lease, QueueError, Work};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ impl Engine {
             let slots = self.tunables().max_parallel;
             let after = {
                 let mut live = self.live();
-                if live.running.len() + live.probing >= slots {
+                if live.running.len() + live.probing.len() >= slots {
                     return Ok(());
                 }
                 live.claiming += 1;
@@ -99,8 +99,8 @@ impl Engine {
                     input,
                     owner,
                 } => {
-                    live.probing += 1;
-                    let slot = Slot::Probe(Arc::clone(self));
+                    live.probing.insert(lease);
+                    let slot = Slot::Probe(Arc::clone(self), lease);
                     self.tasks.spawn(async move {
                         let s = slot.scheduler();
                         worker::probe(s, job_id, lease, &path, &input, &owner).await;
@@ -145,9 +145,9 @@ impl Engine {
     /// encodes run; then stop the work whose lease was lost or whose job
     /// was cancelled (on another node, say).
     pub(crate) async fn heartbeat(&self) {
-        let (held, progress) = {
+        let beat = {
             let live = self.live();
-            let held: Vec<Lease> = live.running.values().map(|r| r.lease).collect();
+            let variations: Vec<Lease> = live.running.values().map(|r| r.lease).collect();
             let mut files: Vec<i64> = live.running.values().map(|r| r.file_id).collect();
             files.sort_unstable();
             files.dedup();
@@ -155,10 +155,14 @@ impl Engine {
                 .into_iter()
                 .map(|f| (f, running_sum(&live, f)))
                 .collect::<Vec<_>>();
-            (held, progress)
+            Beat {
+                variations,
+                probes: live.probing.iter().copied().collect(),
+                progress,
+                slots: self.tunables().max_parallel as u32,
+            }
         };
-        let slots = self.tunables().max_parallel as u32;
-        match self.queue.heartbeat(held, progress, slots).await {
+        match self.queue.heartbeat(beat).await {
             Ok(stop) => {
                 let live = self.live();
                 for lease in stop {
@@ -192,7 +196,8 @@ impl Drop for Claiming<'_> {
 /// A slot taken by a worker task; dropping it (when the task ends, even by
 /// a panic) frees the slot and wakes whoever waits for one.
 enum Slot {
-    Probe(Arc<Engine>),
+    /// The probe's claim.
+    Probe(Arc<Engine>, Lease),
     /// The variation's id.
     Encode(Arc<Engine>, i64),
 }
@@ -200,7 +205,7 @@ enum Slot {
 impl Slot {
     fn scheduler(&self) -> &Engine {
         match self {
-            Slot::Probe(s) | Slot::Encode(s, _) => s,
+            Slot::Probe(s, _) | Slot::Encode(s, _) => s,
         }
     }
 }
@@ -209,7 +214,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let s = self.scheduler();
         match *self {
-            Slot::Probe(_) => s.live().probing -= 1,
+            Slot::Probe(_, lease) => {
+                s.live().probing.remove(&lease);
+            }
             Slot::Encode(_, variation_id) => {
                 s.live().running.remove(&variation_id);
                 s.ended.notify_waiters();

@@ -68,6 +68,10 @@ pub enum Failure {
     },
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    /// What a lost claim left could not be settled; encoding again could
+    /// make a second output.
+    #[error("cannot clean up after an earlier, lost claim: {0}")]
+    LostClaimLeftovers(#[source] crate::recovery::CleanupError),
     /// The lease expired before the output was published (the node stopped
     /// renewing it, e.g. cut off from the database): another node may run
     /// the variation now, so this one publishes nothing.

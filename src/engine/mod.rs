@@ -45,8 +45,8 @@ pub(crate) struct Running {
 #[derive(Default)]
 pub(crate) struct Live {
     pub(crate) running: HashMap<i64, Running>,
-    /// Probes in flight; each holds a slot.
-    pub(crate) probing: usize,
+    /// The claims of the probes in flight; each holds a slot.
+    pub(crate) probing: std::collections::HashSet<Lease>,
     /// Claims sent to the queue and not yet registered here.
     pub(crate) claiming: usize,
     /// The job served last; the next slot goes to the job after it.

@@ -220,9 +220,9 @@ struct Target {
 pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &CancellationToken) {
     let run_as = RunAs::for_owner(&work.owner);
     if let Some(previous) = &work.previous
-        && let Some(adopted) = settle_previous(work, previous).await
+        && let Some(settled) = settle_previous(work, previous, run_as.as_ref()).await
     {
-        finish(s, work, adopted).await;
+        finish(s, work, settled).await;
         return;
     }
     let result = match prepare(s, work, run_as.as_ref()).await {
@@ -275,13 +275,25 @@ async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
 }
 
 /// Settle what an earlier, lost claim on this variation left (see
-/// [`recovery::settle_temp`]): its temporary file removed, or, when it had
-/// been published already, the outcome to record instead of encoding again.
-async fn settle_previous(work: &VariationWork, previous: &Interrupted) -> Option<Outcome> {
-    let previous = previous.clone();
-    let settled = tokio::task::spawn_blocking(move || recovery::settle_temp(&previous)).await;
+/// [`recovery::settle_temp`]), as the job's owner: its temporary file
+/// removed (`None`: encode now), or, when it had been published already,
+/// the outcome to record instead. Removing the old temporary name is what
+/// keeps a node that lost the claim from publishing, so when that fails the
+/// variation fails rather than risk a second output.
+async fn settle_previous(
+    work: &VariationWork,
+    previous: &Interrupted,
+    run_as: Option<&RunAs>,
+) -> Option<Outcome> {
+    let (previous, run_as) = (previous.clone(), run_as.cloned());
+    let settled = blocking(move || {
+        as_owner(run_as.as_ref(), || {
+            recovery::settle_temp(&previous).map_err(Failure::LostClaimLeftovers)
+        })
+    })
+    .await;
     match settled {
-        Ok(Ok(Settled::Published { output, size })) => {
+        Ok(Settled::Published { output, size }) => {
             log::warn!(
                 "job {}: variation {} was published as {} under a lost claim: recorded now",
                 work.job_id,
@@ -290,45 +302,32 @@ async fn settle_previous(work: &VariationWork, previous: &Interrupted) -> Option
             );
             Some(Outcome::Succeeded { output, size })
         }
-        Ok(Ok(Settled::Removed | Settled::Nothing)) => None,
-        Ok(Err(err)) => {
-            log::warn!(
-                "job {}: variation {}: cannot clean up after the lost claim: {err}",
-                work.job_id,
-                work.index
-            );
-            None
-        }
-        Err(err) => {
-            log::error!("job {}: clean-up task failed: {err}", work.job_id);
-            None
-        }
+        Ok(Settled::Removed | Settled::Nothing) => None,
+        Err(failure) => Some(Outcome::Failed {
+            error: format!("variation {}: {failure}", work.index),
+        }),
     }
 }
 
 /// Record which file the temporary file is, so that recovery can find it
 /// under its published name should the daemon die between publishing and
 /// recording (see [`crate::recovery`]).
+/// Tried like an outcome ([`record`]); the output is not published without
+/// it (see [`Queue::confirm`](crate::queue::Queue::confirm)).
 async fn remember_temp(s: &dyn Context, work: &VariationWork, temp: &File) {
     use std::os::unix::fs::MetadataExt;
-    let recorded = match temp.metadata() {
+    match temp.metadata() {
         Ok(meta) => {
             let identity = FileIdentity {
                 dev: meta.dev(),
                 ino: meta.ino(),
             };
-            s.queue()
-                .set_temp(work.lease, identity)
-                .await
-                .map_err(|e| e.to_string())
+            record(s, work.job_id, || s.queue().set_temp(work.lease, identity)).await;
         }
-        Err(err) => Err(err.to_string()),
-    };
-    if let Err(err) = recorded {
-        log::error!(
-            "job {}: cannot record the temporary file: {err}",
+        Err(err) => log::error!(
+            "job {}: cannot read the temporary file's identity: {err}",
             work.job_id
-        );
+        ),
     }
 }
 

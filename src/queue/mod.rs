@@ -152,6 +152,20 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// What a node reports every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Beat {
+    /// The claims of the variations it encodes.
+    pub variations: Vec<Lease>,
+    /// The claims of the files it probes.
+    pub probes: Vec<Lease>,
+    /// Progress of running files: `(file, sum of its running variations'
+    /// percents)`.
+    pub progress: Vec<(i64, f64)>,
+    /// Its `max_parallel` now.
+    pub slots: u32,
+}
+
 /// A variation that was running when the daemon last stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interrupted {
@@ -261,22 +275,16 @@ pub trait Queue: Send + Sync {
     /// The FFmpeg process of a claimed variation runs.
     async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()>;
     /// Whether the lease is still held (expired, but not taken over by
-    /// another claim, counts as held), renewed for a full lease time if so:
-    /// asked right before an output is published, so that a node that lost
-    /// its claim never publishes.
+    /// another claim, counts as held) and the temporary file's identity is
+    /// recorded (so that a later claim can find the output), renewed for a
+    /// full lease time if so: asked right before an output is published, so
+    /// that a node that lost its claim never publishes.
     async fn confirm(&self, lease: Lease) -> Result<bool>;
-    /// Renew the leases `held`, store the progress of running files,
-    /// `(file, sum of its running variations' percents)`, and this node's
-    /// `slots` (its `max_parallel` now); returns the held
-    /// leases whose work must stop: lost to another node, or of a job
-    /// cancelled meanwhile. Progress is not made durable on its own: a
-    /// crash may lose the last figures, never an outcome.
-    async fn heartbeat(
-        &self,
-        held: Vec<Lease>,
-        progress: Vec<(i64, f64)>,
-        slots: u32,
-    ) -> Result<Vec<Lease>>;
+    /// Renew the leases this node holds and store what [`Beat`] reports;
+    /// returns the variations' leases whose work must stop: lost to another
+    /// node, or of a job cancelled meanwhile. Progress is not made durable
+    /// on its own: a crash may lose the last figures, never an outcome.
+    async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>>;
     /// How a claimed variation ended. Returns the job's state afterwards;
     /// `None` when the lease was lost (nothing was written).
     async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>>;

@@ -23,8 +23,8 @@ mod schema;
 pub mod tls;
 
 use super::{
-    FileRow, Full, Interrupted, JobRow, Limits, NewJob, NodeRow, Outcome, OutputRow, Place, Queue,
-    QueueError, Result, VariationWork, Work,
+    Beat, FileRow, Full, Interrupted, JobRow, Limits, NewJob, NodeRow, Outcome, OutputRow, Place,
+    Queue, QueueError, Result, VariationWork, Work,
 };
 use crate::effects::Effects;
 use crate::job::{
@@ -121,9 +121,17 @@ impl From<PgError> for QueueError {
 
 impl From<tokio_postgres::Error> for QueueError {
     fn from(err: tokio_postgres::Error) -> Self {
-        // A closed connection (the server restarted) is an outage, not a
+        // A closed connection, a failed connect or a server shutting down
+        // or starting (SQLSTATE classes 08 and 57P) is an outage, not a
         // fault of the request.
-        if err.is_closed() || err.as_db_error().is_none() {
+        let outage = err.code().map_or_else(
+            || {
+                err.is_closed()
+                    || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>())
+            },
+            |code| code.code().starts_with("08") || code.code().starts_with("57P"),
+        );
+        if outage {
             QueueError::Unavailable(Box::new(PgError::Sql(err)))
         } else {
             PgError::Sql(err).into()
@@ -222,6 +230,15 @@ impl PgQueue {
     ) -> std::result::Result<PgQueue, PgError> {
         let Database { mut config, tls } = database;
         config.application_name(format!("vidvard {}", node.name));
+        // A node frozen or gone inside a transaction must not hold its
+        // locks (and the cluster) for longer than a lease; a statement
+        // waits for a lock at most that long too.
+        let lease_ms = node.lease_timeout.as_millis();
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
         let changes = listen::spawn(config.clone(), tls.clone());
         let manager = Manager::from_config(
             config,
@@ -288,6 +305,13 @@ impl PgQueue {
             .unwrap_or_default();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Two starts under one new name: the second waits here, then sees
+        // the first.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&(schema::MIGRATION_LOCK as i32), &node.name],
+        )
+        .await?;
         let existing = tx
             .query_opt(
                 "SELECT host, pid, pid_start_time, boot_id, stopped,
@@ -317,7 +341,9 @@ impl PgQueue {
                 start_time: start as u64,
                 boot_id: boot,
             };
-            let dead_here = earlier.boot_id == me.boot_id && !earlier.is_alive();
+            // Only this machine can tell whether that process still runs.
+            let dead_here =
+                other_host == host && earlier.boot_id == me.boot_id && !earlier.is_alive();
             if !stopped && age < self.lease_secs && !dead_here {
                 return Err(PgError::DuplicateNode {
                     name: node.name.clone(),
@@ -348,7 +374,9 @@ impl PgQueue {
     }
 
     /// The next probe (a queued file, or one whose probe claim by another
-    /// node expired), locked, with its turn key. This node's own expired
+    /// node expired), locked with its job (the claim updates the job: locks
+    /// are taken job and file together, as a cancel takes them), with its
+    /// turn key. This node's own expired
     /// claims are not taken: its heartbeat renews them when it can.
     async fn next_probe(
         &self,
@@ -363,10 +391,10 @@ impl PgQueue {
                  WHERE j.state IN ('queued', 'running')
                    AND (f.state = 'queued'
                         OR (f.state = 'running' AND NOT f.probed AND f.lease_until < now()
-                            AND f.node IS DISTINCT FROM $2))
+                            AND f.node IS DISTINCT FROM $2 AND owner_silent(f.node, $3)))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx
-                 LIMIT 1 FOR UPDATE OF f SKIP LOCKED",
-            &[&after, &self.node],
+                 LIMIT 1 FOR UPDATE OF f, j SKIP LOCKED",
+            &[&after, &self.node, &self.lease_secs],
         )
         .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
@@ -392,10 +420,10 @@ impl PgQueue {
                  WHERE f.probed
                    AND ((v.state = 'queued' AND f.state = 'running')
                         OR (v.state = 'running' AND v.lease_until < now()
-                            AND v.node IS DISTINCT FROM $2))
+                            AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)))
                  ORDER BY (f.job_id <= $1), f.job_id, f.idx, v.idx
                  LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-            &[&after, &self.node],
+            &[&after, &self.node, &self.lease_secs],
         )
         .await?;
         Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
@@ -1036,7 +1064,7 @@ impl Queue for PgQueue {
                 announce(tx).await?;
                 let running = rows(
                     tx,
-                    "SELECT id FROM files WHERE job_id = $1 AND state = 'running'",
+                    "SELECT id FROM files WHERE job_id = $1 AND state = 'running' ORDER BY id",
                     &[&job],
                 )
                 .await?;
@@ -1132,7 +1160,6 @@ impl Queue for PgQueue {
     async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool> {
         let client = self.pool.get().await?;
         let duration = duration_us.map(|d| d as i64);
-        client.batch_execute(listen::NOTIFY).await?;
         let changed = exec(
             &client,
             "UPDATE files SET probed = true, duration_us = $4, lease_until = NULL
@@ -1141,6 +1168,8 @@ impl Queue for PgQueue {
             &[&lease.id, &self.node, &lease.attempt, &duration],
         )
         .await?;
+        // Its variations can be claimed now, by any node.
+        client.batch_execute(listen::NOTIFY).await?;
         Ok(changed == 1)
     }
 
@@ -1216,19 +1245,21 @@ impl Queue for PgQueue {
         let held = exec(
             &client,
             "UPDATE variations SET lease_until = now() + make_interval(secs => $4)
-                 WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'",
+                 WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
+                   AND temp_dev IS NOT NULL",
             &[&lease.id, &self.node, &lease.attempt, &self.lease_secs],
         )
         .await?;
         Ok(held == 1)
     }
 
-    async fn heartbeat(
-        &self,
-        held: Vec<Lease>,
-        progress: Vec<(i64, f64)>,
-        slots: u32,
-    ) -> Result<Vec<Lease>> {
+    async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>> {
+        let Beat {
+            variations: held,
+            probes,
+            progress,
+            slots,
+        } = beat;
         let (node, lease_secs) = (self.node.clone(), self.lease_secs);
         self.in_tx(move |tx| {
             Box::pin(async move {
@@ -1251,11 +1282,15 @@ impl Queue for PgQueue {
                     &[&node, &lease_secs, &ids, &attempts],
                 )
                 .await?;
+                let (files, file_attempts): (Vec<i64>, Vec<i64>) =
+                    probes.iter().map(|l| (l.id, l.attempt)).unzip();
                 exec(
                     tx,
-                    "UPDATE files SET lease_until = now() + make_interval(secs => $2)
-                     WHERE node = $1 AND state = 'running' AND NOT probed",
-                    &[&node, &lease_secs],
+                    "UPDATE files f SET lease_until = now() + make_interval(secs => $2)
+                     FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
+                     WHERE f.id = h.id AND f.attempt = h.attempt AND f.node = $1
+                       AND f.state = 'running' AND NOT f.probed",
+                    &[&node, &lease_secs, &files, &file_attempts],
                 )
                 .await?;
                 let stop = rows(
@@ -1277,10 +1312,18 @@ impl Queue for PgQueue {
                     attempt: r.get(1),
                 })
                 .collect();
+                // Progress is news, not a record: a file another
+                // transaction holds is skipped this beat, never waited for.
                 for (file_id, running) in progress {
                     let counts = variation_counts(tx, file_id).await?;
                     let percent = job::file_progress(counts.total, counts.succeeded, running);
-                    raise_progress(tx, file_id, percent).await?;
+                    exec(
+                        tx,
+                        "UPDATE files SET progress = GREATEST(progress, $2)
+                         WHERE id = (SELECT id FROM files WHERE id = $1 FOR UPDATE SKIP LOCKED)",
+                        &[&file_id, &percent],
+                    )
+                    .await?;
                 }
                 Ok(stop)
             })

@@ -20,7 +20,8 @@ INSERT INTO vidvar_schema (version)
     SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM vidvar_schema);";
 
 /// Upgrade steps, oldest first. Never edit a released step; append one.
-pub const STEPS: &[&str] = &[r#"
+pub const STEPS: &[&str] = &[
+    r#"
 -- Every vidvard node that shares this queue, by its unique name.
 CREATE TABLE nodes (
     name           text PRIMARY KEY,
@@ -110,4 +111,17 @@ CREATE TABLE orphans (
     pid_start_time bigint  NOT NULL,
     boot_id        text    NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Whether work claimed by `node` may be taken over, besides its lease
+-- having expired: the node has not beaten for a lease time either, and the
+-- server itself has run that long (after a restart of the database every
+-- lease looks expired until the nodes beat again).
+CREATE FUNCTION owner_silent(node text, lease_secs float8) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT pg_postmaster_start_time() < now() - make_interval(secs => lease_secs)
+       AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = node
+                       AND n.heartbeat_at > now() - make_interval(secs => lease_secs))
+$$;
+"#,
+];

@@ -14,7 +14,7 @@ mod store;
 pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
-    FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Queue,
+    Beat, FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Queue,
     QueueError, Result, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState};
@@ -170,13 +170,9 @@ impl Queue for SqliteQueue {
     }
     /// One daemon owns the file: no lease is ever lost, and a cancel stops
     /// this daemon's own work directly, so nothing comes back.
-    async fn heartbeat(
-        &self,
-        _held: Vec<Lease>,
-        progress: Vec<(i64, f64)>,
-        _slots: u32,
-    ) -> Result<Vec<Lease>> {
-        if !progress.is_empty() {
+    async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>> {
+        if !beat.progress.is_empty() {
+            let progress = beat.progress;
             self.write(move |s| s.set_files_progress(&progress)).await?;
         }
         Ok(Vec::new())
