@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidvar::effects::Effects;
-use vidvar::job::{Credentials, FileIdentity, Vetted};
+use vidvar::job::{Credentials, FileIdentity, Media, Vetted};
 use vidvar::proto::{Request, Response, SubmitRequest};
 use vidvar::queue::postgres::{NodeConfig, PgQueue, parse_url};
 use vidvar::queue::{Limits, NewJob, Outcome, Queue, Work, unix_now};
@@ -236,12 +236,26 @@ async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>> {
         match queue.claim(after).await? {
             Some(Work::Probe { job_id, lease, .. }) => {
                 after = job_id;
-                ensure!(queue.finish_probe(lease, Some(1_000_000)).await?);
+                ensure!(
+                    queue
+                        .finish_probe(
+                            lease,
+                            Media {
+                                duration_us: Some(1_000_000),
+                                ..Media::default()
+                            }
+                        )
+                        .await?
+                );
             }
             Some(Work::Encode(work)) => {
                 after = work.job_id;
                 let output = format!("/bench/out/{}.mp4", work.lease.id).into();
-                let outcome = Outcome::Succeeded { output, size: 1 };
+                let outcome = Outcome::Succeeded {
+                    output,
+                    size: 1,
+                    quality: None,
+                };
                 ensure!(queue.finish_variation(work.lease, outcome).await?.is_some());
             }
             // Probes of other loops may still make work claimable.

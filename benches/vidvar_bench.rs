@@ -14,9 +14,10 @@
 //! of Markdown tables; targets are printed PASS/FAIL, never asserted.
 //!
 //! 1. **Batch**: one job of M inputs x N variations through vidvard, against
-//!    the same FFmpeg argv (built by `vidvar::ffmpeg::argv::encode` with the
-//!    effects of `vidvar::effects::generate` for the job's seed) run by a
-//!    plain loop one at a time and with vidvard's parallelism. CPU time is
+//!    the same encodes as a person would run them (vidvard's effects chain,
+//!    from `vidvar::effects::generate` for the job's seed, and encoding
+//!    settings, without what vidvard adds for its check) by a plain loop
+//!    one at a time and with vidvard's parallelism. CPU time is
 //!    user+sys of the children (`getrusage(RUSAGE_CHILDREN)`) for the loops,
 //!    and for vidvard its own plus its reaped children's times from
 //!    `/proc/PID/stat`, read while it is a zombie after SIGTERM.
@@ -42,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vidvar::access::{Judge, Want};
 use vidvar::effects;
-use vidvar::ffmpeg::{EncodeSettings, argv};
+use vidvar::ffmpeg::{EncodeSettings, RateControl, argv};
 use vidvar::proto::codec;
 use vidvar::proto::{JobId, JobState, Request, Response, SubmitRequest};
 
@@ -646,16 +647,53 @@ fn path_url(path: &Path) -> OsString {
     url
 }
 
-/// vidvard's argv for `e` writing into `out_dir`, with `extra` output
-/// options inserted before the output URL. vidvard hands FFmpeg open
-/// descriptors; a plain loop names the files by path instead.
+/// The encode of `e` as a person would run it by hand, writing into
+/// `out_dir`, with `extra` output options inserted before the output URL:
+/// vidvard's effects (`argv::effects_chain`) and encoding settings, the
+/// same frame rate, even size and pixel format, but none of what vidvard
+/// adds for its check (reference pictures, keyframes at the sampled
+/// frames), so that the comparison counts the check's whole cost.
 fn loop_argv(e: &Encode, out_dir: &Path, extra: &[&str]) -> Vec<OsString> {
     let stem = e.input.file_stem().unwrap_or_default().to_string_lossy();
     let output = out_dir.join(format!("{stem}_v{:02}.mp4", e.index));
-    let mut args = argv::encode(0, 1, &e.effects, &EncodeSettings::default());
-    args.pop().expect("argv ends with the output");
-    let input = args.iter().position(|a| a == "-i").expect("argv has -i") + 1;
-    args[input] = path_url(&e.input);
+    let settings = EncodeSettings::default();
+    let RateControl::BitrateKbps(kbps) = settings.rate else {
+        unreachable!("the default rate control is a bitrate")
+    };
+    let rate = settings.frame_rate.expect("the default sets a frame rate");
+    let filters = format!(
+        "fps={rate}:start_time=0,{},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',\
+         format=yuv420p",
+        argv::effects_chain(&e.effects)
+    );
+    let mut args: Vec<OsString> = ["-hide_banner", "-nostdin", "-nostats", "-loglevel"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    args.extend(["warning", "-y", "-i"].iter().map(OsString::from));
+    args.push(path_url(&e.input));
+    args.extend(
+        [
+            "-map",
+            "0:V:0",
+            "-map",
+            "0:a:0?",
+            "-vf",
+            &filters,
+            "-c:v",
+            &settings.video_codec,
+            "-preset",
+            &settings.preset,
+            "-b:v",
+            &format!("{kbps}k"),
+            "-c:a",
+            &settings.audio_codec,
+            "-f",
+            "mp4",
+        ]
+        .iter()
+        .map(OsString::from),
+    );
     args.extend(extra.iter().map(OsString::from));
     args.push(path_url(&output));
     args
@@ -853,8 +891,8 @@ fn poll_status(
     })
 }
 
-/// What the daemon runs besides the encodes: one ffprobe per input and one
-/// per output (verification). Timed sequentially.
+/// What the daemon runs besides the encodes and their checks: one ffprobe
+/// per input. Timed sequentially.
 fn probe_cost(files: &[PathBuf]) -> Result<BatchRun> {
     let cpu0 = children_cpu();
     let start = Instant::now();
@@ -1035,12 +1073,8 @@ fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
     let seq = results[0].2.clone();
     let par = results[1].2.clone();
 
-    let files: Vec<PathBuf> = inputs
-        .iter()
-        .cloned()
-        .chain(std::fs::read_dir(dir.join("loop-1"))?.filter_map(|e| e.ok().map(|e| e.path())))
-        .collect();
-    let probes = probe_cost(&files)?;
+    let files = &inputs;
+    let probes = probe_cost(files)?;
 
     println!(
         "\n## Batch throughput\n\n{} input(s) x {} variation(s) = {} encodes; inputs {} s {} \
@@ -1111,9 +1145,10 @@ fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
         seq.wall / par.wall
     );
     println!(
-        "- vidvard's extra processes: {} ffprobe runs (one per input, one per output) take \
-         {:.2} s wall / {:.2} s CPU one after another ({:.1}% of the {p}-at-a-time loop's wall \
-         if spread over {p} slots)",
+        "- vidvard's extra processes: {} ffprobe runs (one per input) take {:.2} s wall / \
+         {:.2} s CPU one after another ({:.1}% of the {p}-at-a-time loop's wall if spread over \
+         {p} slots); besides, one check (an FFmpeg run) per output, and the encodes write \
+         reference pictures of their sampled frames and make those frames keyframes",
         files.len(),
         probes.wall,
         probes.cpu,

@@ -71,7 +71,9 @@ pub enum Command {
     /// variation succeeded
     Watch { job: JobId },
     /// List a job's outputs: path, size in bytes, input, index, effects,
-    /// and on a shared queue the node that made it (tab-separated)
+    /// the quality check's figures (SSIM mean and lowest against the input
+    /// with the effects, mean luma difference 0-255, frames sampled), and
+    /// on a shared queue the node that made it (tab-separated)
     Outputs { job: JobId },
     /// A summary line per job
     List,

@@ -73,7 +73,8 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
 }
 
 /// `outputs`: one tab-separated line per file: path, size in bytes, input,
-/// index, effects, and the node that made it when there is one.
+/// index, effects, the quality check's figures (`unchecked` when there are
+/// none), and the node that made it when there is one.
 pub fn outputs(list: &[OutputInfo]) -> String {
     list.iter()
         .map(|o| {
@@ -81,8 +82,14 @@ pub fn outputs(list: &[OutputInfo]) -> String {
                 .node
                 .as_ref()
                 .map_or(String::new(), |n| format!("\tnode={n}"));
+            let quality = o.quality.map_or("unchecked".into(), |q| {
+                format!(
+                    "ssim={:.4} ssim_min={:.4} luma_diff={:.2} samples={}",
+                    q.ssim_mean, q.ssim_min, q.luma_diff, q.samples
+                )
+            });
             format!(
-                "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}{node}\n",
+                "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}\t{quality}{node}\n",
                 o.path.display(),
                 o.size,
                 o.input.display(),

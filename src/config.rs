@@ -9,6 +9,7 @@
 
 use crate::effects::Ranges;
 use crate::ffmpeg::{EncodeSettings, RateControl};
+use crate::job::FrameRate;
 use crate::queue::postgres::NodeConfig;
 use serde::Deserialize;
 use std::ops::RangeInclusive;
@@ -23,6 +24,12 @@ pub const MAX_GRACE_SECS: f64 = 3600.0;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Free space an output filesystem must have for a variation to start, MiB.
 pub const DEFAULT_MIN_FREE_MIB: u64 = 256;
+/// Lowest SSIM a sampled frame of an output may have against its reference
+/// picture by default: calibrated on the v1 effect ranges (honest
+/// variations of real-looking and lavfi test inputs score 0.93 to 1.0, a
+/// black, frozen, green or other video 0.0 to 0.77; README, "Quality
+/// check").
+pub const DEFAULT_MIN_SSIM: f64 = 0.85;
 
 /// Settings that SIGHUP re-reads without interrupting running work.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +48,10 @@ pub struct Tunables {
     /// keeps them. Output files are never deleted.
     pub retention: Option<Duration>,
     pub log_level: log::LevelFilter,
+    /// The quality check: lowest SSIM a sampled frame of an output may
+    /// have (0..=1); `None` when the check is off (`quality_check =
+    /// false`): sampled frames must still decode, but are not compared.
+    pub min_ssim: Option<f64>,
 }
 
 impl Default for Tunables {
@@ -52,6 +63,7 @@ impl Default for Tunables {
             min_free_bytes: DEFAULT_MIN_FREE_MIB << 20,
             retention: None,
             log_level: log::LevelFilter::Info,
+            min_ssim: Some(DEFAULT_MIN_SSIM),
         }
     }
 }
@@ -170,6 +182,10 @@ impl Config {
                     .map_or("none (keep)".into(), |d| (d.as_secs() / 86_400).to_string())
             ),
             format!("log_level = {:?}", t.log_level.as_str().to_lowercase()),
+            match t.min_ssim {
+                Some(floor) => format!("quality_check = true\nmin_ssim = {floor}"),
+                None => "quality_check = false".into(),
+            },
             match &self.shared {
                 Some(shared) => format!(
                     "database_url = {:?}\nnode_name = {:?}\nlease_timeout = {}",
@@ -185,7 +201,7 @@ impl Config {
             rate,
             format!(
                 "frame_rate = {:?}",
-                e.frame_rate.as_deref().unwrap_or("source")
+                e.frame_rate.map_or("source".into(), |r| r.to_string())
             ),
             format!("audio_codec = {:?}", e.audio_codec),
             "[effects]".into(),
@@ -224,6 +240,10 @@ pub struct FileSettings {
     /// Days after which records of finished jobs are pruned.
     pub retention_days: Option<u64>,
     pub log_level: Option<String>,
+    /// Compare outputs with their reference pictures (default true).
+    pub quality_check: Option<bool>,
+    /// Lowest SSIM of a sampled frame, 0..=1.
+    pub min_ssim: Option<f64>,
     /// `postgresql://` URL of a queue shared with other nodes.
     pub database_url: Option<String>,
     pub node_name: Option<String>,
@@ -364,6 +384,17 @@ impl FileSettings {
                 )
             })?;
         }
+        if let Some(floor) = self.min_ssim {
+            if !(0.0..=1.0).contains(&floor) {
+                return Err(bad("min_ssim", format!("{floor} is not in 0..=1")));
+            }
+            t.min_ssim = Some(floor);
+        }
+        match self.quality_check {
+            Some(false) => t.min_ssim = None,
+            Some(true) if t.min_ssim.is_none() => t.min_ssim = Some(DEFAULT_MIN_SSIM),
+            _ => {}
+        }
         Ok(t)
     }
 }
@@ -418,13 +449,15 @@ impl FileSettings {
         if let Some(rate) = &f.frame_rate {
             e.frame_rate = match rate.as_str() {
                 "source" => None,
-                r if is_frame_rate(r) => Some(r.to_string()),
-                r => {
-                    return Err(bad(
-                        "encode.frame_rate",
-                        format!("{r:?} is not N, N/D or \"source\""),
-                    ));
-                }
+                r => match FrameRate::parse(r) {
+                    Some(rate) => Some(rate),
+                    None => {
+                        return Err(bad(
+                            "encode.frame_rate",
+                            format!("{r:?} is not N, N/D or \"source\""),
+                        ));
+                    }
+                },
             };
         }
         Ok(e)
@@ -506,15 +539,6 @@ fn range(lo: f64, hi: f64, limits: &RangeInclusive<f64>) -> Result<RangeInclusiv
         return Err(BadRange::Reversed { lo, hi });
     }
     Ok(lo..=hi)
-}
-
-/// `N` or `N/D` with positive numbers, as `-r` takes a rate.
-fn is_frame_rate(text: &str) -> bool {
-    let positive = |t: &str| t.parse::<f64>().is_ok_and(|v| v.is_finite() && v > 0.0);
-    match text.split_once('/') {
-        Some((n, d)) => positive(n) && positive(d),
-        None => positive(text),
-    }
 }
 
 /// A number of seconds outside the range a setting allows.

@@ -151,6 +151,75 @@ pub struct Lease {
     pub attempt: i64,
 }
 
+/// What the probe of an input found that its encodes need.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Media {
+    /// Duration of the streams that are encoded (the first video stream
+    /// and the first audio stream), microseconds; `None` when unknown.
+    pub duration_us: Option<u64>,
+    /// Frame rate of the video stream, frames per second as a fraction
+    /// (ffprobe's `avg_frame_rate`, else `r_frame_rate`); `None` when
+    /// unknown or variable without an average.
+    pub frame_rate: Option<FrameRate>,
+    /// The video is interlaced (ffprobe's `field_order` is `tt`, `bb`,
+    /// `tb` or `bt`), so encodes deinterlace it.
+    pub interlaced: bool,
+}
+
+/// A frame rate `num/den` frames per second, both positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRate {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl FrameRate {
+    /// Parse `num/den`, a whole number or a decimal of up to 6 places
+    /// (`29.97` is 2997/100), as FFmpeg prints rates and as `-r` takes
+    /// them. `None` for zero, negative, too precise or malformed rates.
+    pub fn parse(text: &str) -> Option<FrameRate> {
+        let text = text.trim();
+        let (num, den) = match (text.split_once('/'), text.split_once('.')) {
+            (Some((num, den)), _) => (num.parse().ok()?, den.parse().ok()?),
+            (None, Some((whole, places))) if places.len() <= 6 => {
+                let den = 10u32.pow(places.len() as u32);
+                let value = format!("{whole}{places}").parse::<u32>().ok()?;
+                (value, den)
+            }
+            (None, Some(_)) => return None,
+            (None, None) => (text.parse().ok()?, 1),
+        };
+        (num > 0 && den > 0).then_some(FrameRate { num, den })
+    }
+
+    /// How long one frame lasts, microseconds.
+    pub fn frame_us(self) -> u64 {
+        (self.den as u64 * 1_000_000).div_ceil(self.num as u64)
+    }
+}
+
+impl std::fmt::Display for FrameRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// The quality check's figures for one output: its picture compared, on
+/// sampled frames spread over its whole length, with the input's picture
+/// with the variation's effects applied (both scaled to the same size).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// Frames compared.
+    pub samples: u32,
+    /// Mean SSIM over the samples (FFmpeg's `ssim` filter, `All`: luma and
+    /// chroma weighted), 0..=1 with 1 for identical pictures.
+    pub ssim_mean: f64,
+    /// Lowest SSIM of one sample.
+    pub ssim_min: f64,
+    /// Mean absolute difference of luma, 0..=255 (8-bit code values).
+    pub luma_diff: f64,
+}
+
 /// How many of a file's variations are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VariationCounts {
@@ -232,6 +301,29 @@ mod tests {
         assert_eq!(file_progress(2, 2, 80.0), 100.0, "never past 100");
         assert_eq!(file_progress(0, 0, 10.0), 0.0);
         assert_eq!(file_progress(3, 0, -5.0), 0.0, "no negative share");
+    }
+
+    #[test]
+    fn frame_rates_parse_as_ffmpeg_prints_them() {
+        let ntsc = FrameRate::parse("30000/1001").unwrap();
+        assert_eq!(ntsc.to_string(), "30000/1001");
+        assert_eq!(ntsc.frame_us(), 33_367);
+        assert_eq!(FrameRate::parse("25").unwrap().frame_us(), 40_000);
+        assert_eq!(FrameRate::parse("1/1").unwrap().frame_us(), 1_000_000);
+        assert_eq!(FrameRate::parse("29.97").unwrap().to_string(), "2997/100");
+        for bad in [
+            "0/0",
+            "0/1",
+            "25/0",
+            "-1/2",
+            "x",
+            "",
+            "0.0",
+            "1.1234567",
+            "1.-5",
+        ] {
+            assert_eq!(FrameRate::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -47,9 +47,13 @@ fn stem(input: &Path) -> String {
     }
 }
 
-/// `<stem>_v<NN>.mp4`: the name of output number `n` of `input`.
-pub fn output_name(input: &Path, n: u32) -> OsString {
-    format!("{}_v{n:02}.mp4", stem(input)).into()
+/// `<stem>_v<NN>.mp4`: the name of output number `n` of `input` in a job
+/// of `count` variations per input. `NN` is padded with zeros to the width
+/// of `count`, at least 2 digits, so that a directory listing sorts the
+/// outputs in order (`_v0001` ... `_v1000`).
+pub fn output_name(input: &Path, n: u32, count: u32) -> OsString {
+    let width = count.max(10).ilog10() as usize + 1;
+    format!("{}_v{n:0width$}.mp4", stem(input)).into()
 }
 
 #[cfg(test)]
@@ -57,21 +61,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn output_numbers_are_as_wide_as_the_count_so_names_sort() {
+        let a = Path::new("/in/a.mp4");
+        assert_eq!(output_name(a, 1, 1), "a_v01.mp4");
+        assert_eq!(output_name(a, 7, 100), "a_v007.mp4");
+        assert_eq!(output_name(a, 100, 100), "a_v100.mp4");
+        let mut names: Vec<_> = (1..=1000).map(|n| output_name(a, n, 1000)).collect();
+        let in_order = names.clone();
+        names.sort();
+        assert_eq!(names, in_order);
+        // A name taken already makes the next number, which may be wider.
+        assert_eq!(output_name(a, 100, 99), "a_v100.mp4");
+    }
+
+    #[test]
     fn names_fit_the_filesystem_and_are_never_hidden() {
         use std::os::unix::ffi::OsStrExt;
         let long = format!("/in/{}.mp4", "é".repeat(200));
         let long = Path::new(&long);
         let lease = Lease { id: 77, attempt: 3 };
-        for name in [temp_name(long, 1000, lease), output_name(long, 1000)] {
+        for name in [temp_name(long, 1000, lease), output_name(long, 1000, 1000)] {
             assert!(name.len() <= 255, "{} bytes", name.len());
             assert!(
                 std::str::from_utf8(name.as_bytes()).is_ok(),
                 "cut on a char boundary"
             );
         }
-        assert_eq!(output_name(Path::new("/in/.mp4"), 1), "mp4_v01.mp4");
-        assert_eq!(output_name(Path::new("/in/..."), 2), "video_v02.mp4");
-        assert_eq!(output_name(Path::new("/in/a b.mov"), 12), "a b_v12.mp4");
+        assert_eq!(output_name(Path::new("/in/.mp4"), 1, 3), "mp4_v01.mp4");
+        assert_eq!(output_name(Path::new("/in/..."), 2, 10), "video_v02.mp4");
+        assert_eq!(output_name(Path::new("/in/a b.mov"), 12, 99), "a b_v12.mp4");
         assert_eq!(
             temp_name(Path::new("/in/a.mov"), 3, lease),
             ".a_v03.vidvar-77-3.part"

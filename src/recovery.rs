@@ -59,7 +59,11 @@ pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
                     leftover.lease.id,
                     output.display()
                 );
-                let outcome = Outcome::Succeeded { output, size };
+                let outcome = Outcome::Succeeded {
+                    output,
+                    size,
+                    quality: None,
+                };
                 queue.finish_variation(leftover.lease, outcome).await?;
                 report.adopted += 1;
             }
@@ -230,7 +234,15 @@ mod tests {
             panic!("a probe comes first")
         };
         store.start_probe(lease.id).unwrap();
-        store.finish_probe(lease.id, Some(1_000_000)).unwrap();
+        store
+            .finish_probe(
+                lease.id,
+                crate::job::Media {
+                    duration_us: Some(1_000_000),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         let mut temps = Vec::new();
         while let Some(Work::Encode(work)) = store.next_work(0).unwrap() {
             let temp = out.join(format!(".a_v{:02}.part", work.index));

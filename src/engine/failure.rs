@@ -4,7 +4,9 @@
 use crate::access::describe_io;
 use crate::access::vetted::AccessError;
 use crate::engine::supervisor::SupervisorError;
+use crate::ffmpeg::check::CheckError;
 use crate::ffmpeg::probe::ProbeError;
+use crate::job::Quality;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -84,22 +86,42 @@ pub enum Failure {
         status: ExitStatus,
         stderr_tail: String,
     },
-    /// ffprobe's verdict on an output FFmpeg said it wrote.
+    #[error(
+        "FFmpeg encoded {:.3} s but the input's video and audio last {:.3} s: the input \
+         ends early (damaged or cut short) though its header says otherwise",
+        secs(*encoded), secs(*expected)
+    )]
+    TooShort { expected: u64, encoded: u64 },
+    #[error(
+        "FFmpeg encoded {:.3} s, longer than the input's {:.3} s: it misread the input's \
+         timestamps",
+        secs(*encoded), secs(*expected)
+    )]
+    TooLong { expected: u64, encoded: u64 },
+    #[error("FFmpeg exited 0 but reported nothing encoded")]
+    NothingEncoded,
+    #[error("FFmpeg exited 0 but encoded no video frame: the input's video stream is empty")]
+    NoFrame,
+    #[error("cannot keep the check's reference pictures: {0}")]
+    CheckFile(#[source] io::Error),
+    /// The check could not decode the output.
     #[error("FFmpeg exited 0 but its output is broken: {0}")]
-    BrokenOutput(#[source] ProbeError),
+    Check(#[source] CheckError),
     #[error(
-        "output lasts {:.3} s but the input claims {:.3} s: the input is truncated or damaged, \
-         or the disk filled up",
-        secs(*actual), secs(*expected)
+        "FFmpeg exited 0 but its output is broken: only {decoded} of {expected} sampled frames \
+         decode"
     )]
-    TooShort { expected: u64, actual: u64 },
+    SamplesMissing { decoded: u32, expected: u32 },
+    #[error("the quality check printed no figures")]
+    NoFigures,
+    /// The output does not show the input with the effects: black, frozen,
+    /// discoloured, another video, or badly damaged by the encoder.
     #[error(
-        "output lasts {:.3} s, longer than the input's {:.3} s: FFmpeg misread the input",
-        secs(*actual), secs(*expected)
+        "the output does not look like the input with its effects: SSIM {:.4} on its worst \
+         of {} sampled frames (mean {:.4}, luma difference {:.1}), below min_ssim = {floor}",
+        quality.ssim_min, quality.samples, quality.ssim_mean, quality.luma_diff
     )]
-    TooLong { expected: u64, actual: u64 },
-    #[error("output has no duration: the encode is incomplete")]
-    NoDuration,
+    LooksWrong { quality: Quality, floor: f64 },
     #[error("cannot publish output: {}", describe_io(.0))]
     Publish(#[source] io::Error),
     #[error("cannot remove the temporary file: {}", describe_io(.0))]

@@ -231,6 +231,7 @@ impl Engine {
                 index: o.index,
                 effects: o.effects,
                 node: o.node,
+                quality: o.quality,
             })
             .collect())
     }
@@ -605,7 +606,16 @@ mod tests {
             panic!("a probe comes first");
         };
         let file_id = lease.id;
-        queue.finish_probe(lease, Some(2_000_000)).await.unwrap();
+        queue
+            .finish_probe(
+                lease,
+                crate::job::Media {
+                    duration_us: Some(2_000_000),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let Some(Work::Encode(first)) = queue.claim(0).await.unwrap() else {
             panic!("then a variation");
         };

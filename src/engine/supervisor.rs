@@ -38,6 +38,9 @@ pub enum End {
         status: ExitStatus,
         /// The last [`STDERR_TAIL_LINES`] non-empty stderr lines.
         stderr_tail: String,
+        /// Media time FFmpeg reported encoded when it ended (its last
+        /// `out_time_us`), microseconds; `None` if it reported none.
+        encoded_us: Option<u64>,
     },
     /// The cancellation token fired and the process group was stopped.
     Stopped,
@@ -134,6 +137,7 @@ pub async fn run<F: std::future::Future<Output = ()>>(
                 out_time_us: furthest.unwrap_or(0),
             });
         }
+        furthest
     };
     let stalled = async {
         loop {
@@ -170,11 +174,12 @@ pub async fn run<F: std::future::Future<Output = ()>>(
             }
         }
     };
-    let ((), stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
+    let (encoded_us, stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
     match status.map_err(SupervisorError::Wait)? {
         Ok(status) => Ok(End::Exited {
             status,
             stderr_tail,
+            encoded_us,
         }),
         Err(stopped) => Ok(stopped),
     }
@@ -256,11 +261,13 @@ mod tests {
         let End::Exited {
             status,
             stderr_tail,
+            encoded_us,
         } = end
         else {
             panic!("not stopped")
         };
         assert_eq!(status.code(), Some(3));
+        assert_eq!(encoded_us, Some(1_000_000));
         assert_eq!(stderr_tail.lines().count(), STDERR_TAIL_LINES);
         assert!(stderr_tail.ends_with("warning 5000"));
     }

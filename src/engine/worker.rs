@@ -1,4 +1,4 @@
-//! The work of one slot: probe an input, or encode, verify and publish one
+//! The work of one slot: probe an input, or encode, check and publish one
 //! variation.
 //!
 //! Files are used only as they were vetted at submit (see
@@ -7,9 +7,11 @@
 //! `/dev/fd/N`; the output directory is reopened the same way once per
 //! variation and held as a descriptor. An encode writes to a hidden
 //! temporary file created in it with `O_EXCL` (its path is in the store
-//! before the file exists, so recovery can remove it), is verified with
-//! ffprobe because FFmpeg's exit status 0 is not proof of a good file, and
-//! is then published under `<input stem>_v<NN>.mp4` with linkat(2), which
+//! before the file exists, so recovery can remove it), is checked by one
+//! more FFmpeg run because FFmpeg's exit status 0 is not proof of a good
+//! file (sampled frames over its whole length decode and look like the
+//! input with the effects applied, see [`crate::ffmpeg::check`]), and is
+//! then published under `<input stem>_v<NN>.mp4` with linkat(2), which
 //! never replaces an existing file. Creating, publishing and removing are
 //! all relative to the directory's descriptor, so a directory renamed or
 //! swapped meanwhile can neither redirect an output nor keep a stray
@@ -21,9 +23,10 @@ use crate::access::{Judge, Want};
 use crate::config::{Config, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
-use crate::ffmpeg::{argv, probe};
-use crate::job::Credentials;
-use crate::job::{JobId, JobState};
+use crate::ffmpeg::argv::{self, EncodePlan};
+use crate::ffmpeg::check::{self, Samples};
+use crate::ffmpeg::probe;
+use crate::job::{Credentials, FrameRate, JobId, JobState, Quality};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
 use crate::queue::Queue;
@@ -58,11 +61,18 @@ pub trait Context: Send + Sync {
     fn stopping(&self) -> &CancellationToken;
 }
 
-/// Largest relative difference between input and output duration accepted.
+/// Largest relative difference between the input's and the encoded
+/// duration accepted.
 pub const DURATION_TOLERANCE: f64 = 0.05;
 /// Smallest absolute difference always accepted, microseconds: a few
 /// frames, which frame-rate conversion of a very short clip may add.
 pub const DURATION_SLACK_US: u64 = 150_000;
+/// Output frame rate when the settings keep the source's and the probe
+/// found none.
+pub const FALLBACK_RATE: FrameRate = FrameRate {
+    num: 30000,
+    den: 1001,
+};
 
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on. `path` is the input
@@ -82,24 +92,27 @@ pub async fn probe(
     };
     match result {
         Ok(info) => {
+            let media = info.media;
             log::info!(
-                "job {job_id}: probed {}: {} video, {}, duration {}",
+                "job {job_id}: probed {}: {} video{}, {}, {} frames/s, duration {}",
                 path.display(),
                 info.video_codec,
+                if media.interlaced {
+                    " (interlaced)"
+                } else {
+                    ""
+                },
                 if info.has_audio {
                     "with audio"
                 } else {
                     "no audio"
                 },
-                info.duration_us
+                media.frame_rate.map_or("unknown".into(), |r| r.to_string()),
+                media
+                    .duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
-            if record(s, job_id, || {
-                s.queue().finish_probe(lease, info.duration_us)
-            })
-            .await
-                == Some(false)
-            {
+            if record(s, job_id, || s.queue().finish_probe(lease, media)).await == Some(false) {
                 log::warn!("job {job_id}: the probe's claim was lost: not recorded");
             }
         }
@@ -212,9 +225,12 @@ struct Target {
     temp_name: OsString,
     /// The temporary file, open for reading and writing.
     temp: File,
+    /// The reference pictures of the check, written by the encode: an
+    /// anonymous file in memory (memfd_create(2)), a few hundred KiB.
+    refs: File,
 }
 
-/// Encode, verify and publish one claimed variation, then record the outcome.
+/// Encode, check and publish one claimed variation, then record the outcome.
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
 pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &CancellationToken) {
@@ -254,12 +270,20 @@ pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &Cancellation
 /// Log how a variation ended and record it, fenced by its lease.
 async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
     match &outcome {
-        Outcome::Succeeded { output, size } => log::info!(
-            "job {}: {} variation {} -> {} ({size} bytes)",
+        Outcome::Succeeded {
+            output,
+            size,
+            quality,
+        } => log::info!(
+            "job {}: {} variation {} -> {} ({size} bytes{})",
             work.job_id,
             work.input.display(),
             work.index,
-            output.display()
+            output.display(),
+            quality.map_or(String::new(), |q| format!(
+                ", SSIM {:.4} (lowest {:.4}), luma difference {:.2}",
+                q.ssim_mean, q.ssim_min, q.luma_diff
+            ))
         ),
         Outcome::Failed { error } => {
             log::warn!("job {}: {}: {error}", work.job_id, work.input.display())
@@ -300,7 +324,11 @@ async fn settle_previous(
                 work.index,
                 output.display()
             );
-            Some(Outcome::Succeeded { output, size })
+            Some(Outcome::Succeeded {
+                output,
+                size,
+                quality: None,
+            })
         }
         Ok(Settled::Removed | Settled::Nothing) => None,
         Err(failure) => Some(Outcome::Failed {
@@ -403,11 +431,17 @@ async fn prepare(
                 dir: dir.real_path().to_path_buf(),
                 source,
             })?;
+            let refs = nix::sys::memfd::memfd_create(
+                c"vidvar-check",
+                nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+            )
+            .map_err(|errno| Failure::CheckFile(errno.into()))?;
             let target = Target {
                 dir_path: dir.real_path().to_path_buf(),
                 dir: dir.into_fd(),
                 temp_name,
                 temp,
+                refs: File::from(refs),
             };
             Ok((input, target))
         })
@@ -415,7 +449,7 @@ async fn prepare(
     .await
 }
 
-/// Encode the open `input` into the target's temporary file, verify and
+/// Encode the open `input` into the target's temporary file, check and
 /// publish it. `Ok(None)`: stopped by cancellation. `Err`: the reason it
 /// failed.
 async fn run_encode(
@@ -427,16 +461,33 @@ async fn run_encode(
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
-    let (input_fd, output_fd) = (input.as_raw_fd(), target.temp.as_raw_fd());
+    let settings = &s.config().encode;
+    let rate = settings
+        .frame_rate
+        .or(work.media.frame_rate)
+        .unwrap_or(FALLBACK_RATE);
+    let samples = Samples::plan(work.media.duration_us, rate);
+    let plan = EncodePlan {
+        effects: &work.effects,
+        settings,
+        rate,
+        deinterlace: work.media.interlaced,
+        samples: &samples,
+    };
+    let fds = [
+        input.as_raw_fd(),
+        target.temp.as_raw_fd(),
+        target.refs.as_raw_fd(),
+    ];
     let end = supervisor::run(
         supervisor::FfmpegRun {
             program: &s.config().ffmpeg,
-            args: argv::encode(input_fd, output_fd, &work.effects, &s.config().encode),
-            duration_us: work.duration_us,
+            args: argv::encode(fds[0], fds[1], fds[2], &plan),
+            duration_us: work.media.duration_us,
             grace: tunables.grace,
             stall_timeout: tunables.stall_timeout,
             run_as,
-            inherit: &[input_fd, output_fd],
+            inherit: &fds,
         },
         cancel,
         |identity| {
@@ -463,12 +514,17 @@ async fn run_encode(
         End::Exited {
             status,
             stderr_tail,
+            ..
         } if !status.success() => Err(Failure::Ffmpeg {
             status,
             stderr_tail,
         }),
-        End::Exited { .. } => {
-            verify(s, work, &target.temp, run_as).await?;
+        End::Exited { encoded_us, .. } => {
+            if let Some(expected) = work.media.duration_us {
+                let encoded = encoded_us.ok_or(Failure::NothingEncoded)?;
+                duration_matches(expected, encoded, rate.frame_us())?;
+            }
+            let quality = check_output(s, target, &samples, run_as).await?;
             // A node that lost its claim must not publish: the work may run
             // on another node already.
             let held = record(s, work.job_id, || s.queue().confirm(work.lease)).await;
@@ -482,7 +538,11 @@ async fn run_encode(
                 })
             })
             .await?;
-            Ok(Some(Outcome::Succeeded { output, size }))
+            Ok(Some(Outcome::Succeeded {
+                output,
+                size,
+                quality,
+            }))
         }
     }
 }
@@ -538,40 +598,67 @@ fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Whether an output of `actual` µs is a whole encode of an input of
-/// `expected` µs: within [`DURATION_TOLERANCE`], or [`DURATION_SLACK_US`].
-fn duration_matches(expected: u64, actual: u64) -> Result<(), Failure> {
+/// Whether `encoded` µs (FFmpeg's last `out_time_us`: where its last
+/// frame or audio packet starts) is a whole encode of streams that last
+/// `expected` µs: within [`DURATION_TOLERANCE`] or [`DURATION_SLACK_US`],
+/// plus one output frame of `frame_us` (the last one's own length).
+fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Failure> {
     let allowed = ((expected as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US);
-    if actual + allowed < expected {
-        return Err(Failure::TooShort { expected, actual });
+    if encoded + allowed + frame_us < expected {
+        return Err(Failure::TooShort { expected, encoded });
     }
-    if actual > expected + allowed {
-        return Err(Failure::TooLong { expected, actual });
+    if encoded > expected + allowed {
+        return Err(Failure::TooLong { expected, encoded });
     }
     Ok(())
 }
 
-/// Check an encode's output before it becomes visible, since FFmpeg's exit
-/// status 0 proves nothing: a video stream whose first frames decode, and a
-/// duration matching the input's when known (see [`duration_matches`]).
-async fn verify(
+/// Check an encode's output before it becomes visible (see
+/// [`crate::ffmpeg::check`]): every sampled frame the encode wrote a
+/// reference picture for decodes, and, unless the check is off, none is
+/// less like its reference than `min_ssim` allows. Returns the figures.
+async fn check_output(
     s: &dyn Context,
-    work: &VariationWork,
-    temp: &File,
+    target: &Target,
+    samples: &Samples,
     run_as: Option<&RunAs>,
-) -> Result<(), Failure> {
-    let info = probe::verify(&s.config().ffprobe, temp.as_fd(), run_as)
-        .await
-        .map_err(Failure::BrokenOutput)?;
-    if let (Some(expected), Some(actual)) = (work.duration_us, info.duration_us) {
-        duration_matches(expected, actual)?;
-    } else if work.duration_us.is_some() {
-        return Err(Failure::NoDuration);
+) -> Result<Option<Quality>, Failure> {
+    use std::io::Seek;
+    let mut refs = &target.refs;
+    let written = refs.metadata().map_err(Failure::CheckFile)?.len();
+    refs.rewind().map_err(Failure::CheckFile)?;
+    let expected = (written / check::reference_bytes()) as u32;
+    if expected == 0 {
+        return Err(Failure::NoFrame);
     }
-    Ok(())
+    let floor = s.tunables().min_ssim;
+    let compare = floor.is_some().then(|| refs.as_raw_fd());
+    let checked = check::run(
+        &s.config().ffmpeg,
+        target.temp.as_raw_fd(),
+        compare,
+        samples,
+        run_as,
+    )
+    .await
+    .map_err(Failure::Check)?;
+    if checked.decoded < expected {
+        return Err(Failure::SamplesMissing {
+            decoded: checked.decoded,
+            expected,
+        });
+    }
+    let Some(floor) = floor else {
+        return Ok(None);
+    };
+    let quality = checked.quality.ok_or(Failure::NoFigures)?;
+    if quality.ssim_min < floor {
+        return Err(Failure::LooksWrong { quality, floor });
+    }
+    Ok(Some(quality))
 }
 
-/// Give the verified temporary file, synced to disk, the first free name
+/// Give the checked temporary file, synced to disk, the first free name
 /// `<stem>_v<NN>.mp4` (the directory synced after), NN counting up from
 /// the variation's index, never replacing a file: linkat(2) then unlink,
 /// or on filesystems without hard links (vfat, exFAT, some network
@@ -584,7 +671,7 @@ fn publish(target: &Target, work: &VariationWork) -> io::Result<(PathBuf, u64)> 
     let size = target.temp.metadata()?.len();
     let (dir, temp) = (&target.dir, target.temp_name.as_os_str());
     for n in work.index.. {
-        let name = output_name(&work.input, n);
+        let name = output_name(&work.input, n, work.variations);
         let placed = match linkat(dir, temp, dir, name.as_os_str(), AtFlags::empty()) {
             Err(errno) if links_unsupported(errno) => rename_no_replace(dir, temp, &name),
             Ok(()) => {
@@ -643,18 +730,25 @@ mod tests {
 
     #[test]
     fn durations_match_within_five_percent_or_a_few_frames() {
-        assert!(duration_matches(10_000_000, 9_600_000).is_ok());
-        assert!(duration_matches(10_000_000, 10_400_000).is_ok());
-        let short = duration_matches(10_000_000, 5_000_000)
+        const NTSC_FRAME: u64 = 33_367;
+        assert!(duration_matches(10_000_000, 9_600_000, NTSC_FRAME).is_ok());
+        assert!(duration_matches(10_000_000, 10_400_000, NTSC_FRAME).is_ok());
+        let short = duration_matches(10_000_000, 5_000_000, NTSC_FRAME)
             .unwrap_err()
             .to_string();
-        assert!(short.contains("truncated"), "{short}");
-        let long = duration_matches(10_000_000, 12_000_000)
+        assert!(short.contains("ends early"), "{short}");
+        assert!(!short.contains("disk"), "{short}");
+        let long = duration_matches(10_000_000, 12_000_000, NTSC_FRAME)
             .unwrap_err()
             .to_string();
         assert!(long.contains("longer than the input"), "{long}");
         // A 0.2 s clip re-timed to 29.97 frames/s.
-        assert!(duration_matches(200_000, 267_000).is_ok());
+        assert!(duration_matches(200_000, 267_000, NTSC_FRAME).is_ok());
+        // One frame at 1 frame/s kept at its rate: it starts at 0 and
+        // lasts the whole second.
+        assert!(duration_matches(1_000_000, 0, 1_000_000).is_ok());
+        // Two frames at 5 frames/s: the last starts at 0.2 s.
+        assert!(duration_matches(400_000, 200_000, 200_000).is_ok());
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //! concat script cannot make FFmpeg read further files, by path, with
 //! the daemon's access.
 
+use super::check::Samples;
 use super::{EncodeSettings, RateControl};
-use crate::proto::Effects;
+use crate::effects::Effects;
+use crate::job::FrameRate;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 
@@ -42,30 +44,72 @@ pub fn fd_url(fd: RawFd) -> OsString {
     format!("file:/dev/fd/{fd}").into()
 }
 
-/// The video filter chain of one variation: the effects (see
-/// [`crate::effects`]: rotate, then eq for brightness, contrast, saturation),
-/// then even dimensions and `yuv420p`, which libx264 needs for players.
-pub fn filter_chain(effects: &Effects) -> String {
+/// The effects of one variation as a filter chain (see
+/// [`crate::effects`]): rotate, then eq for brightness, contrast and
+/// saturation.
+pub fn effects_chain(effects: &Effects) -> String {
     format!(
-        "rotate={:.6}:fillcolor=black@0,eq=brightness={:.6}:contrast={:.6}:saturation={:.6},\
-         scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
+        "rotate={:.6}:fillcolor=black@0,eq=brightness={:.6}:contrast={:.6}:saturation={:.6}",
         effects.rotation, effects.brightness, effects.contrast, effects.saturation
+    )
+}
+
+/// Width and height every sampled frame is scaled to before the check
+/// compares it (see [`super::check`]).
+pub const CHECK_SIZE: (u32, u32) = (320, 180);
+
+/// What one encode is made of besides its files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodePlan<'a> {
+    pub effects: &'a Effects,
+    pub settings: &'a EncodeSettings,
+    /// Frame rate of the output: the settings' own, else the input's.
+    pub rate: FrameRate,
+    /// Deinterlace first (FFmpeg's `bwdif`, one frame per frame).
+    pub deinterlace: bool,
+    /// The frames the check samples.
+    pub samples: &'a Samples,
+}
+
+/// The `-filter_complex` graph of one encode: the first video stream,
+/// deinterlaced when asked, at the output frame rate from time 0 (`fps`
+/// with `start_time=0`: a video that starts after the audio begins with
+/// its first frame repeated, so the two stay in sync, and the graph's
+/// frame times are the output's), split in two. `[out]` carries the effects, even dimensions of at least 2x2
+/// (libx264 refuses odd ones; `trunc` alone would turn a 1-pixel side into
+/// 0, which `scale` reads as "keep") and `yuv420p`, which players need;
+/// `[ref]` carries only the sampled frames, with the same effects, scaled
+/// to [`CHECK_SIZE`]: the pictures the output must show there.
+pub fn encode_graph(plan: &EncodePlan) -> String {
+    let deinterlace = if plan.deinterlace {
+        "bwdif=mode=send_frame:parity=auto:deint=all,"
+    } else {
+        ""
+    };
+    let effects = effects_chain(plan.effects);
+    let (w, h) = CHECK_SIZE;
+    format!(
+        "[0:V:0]{deinterlace}fps={rate}:start_time=0,split[v][r];\
+         [v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out];\
+         [r]select='{select}',{effects},scale={w}:{h},format=yuv420p[ref]",
+        rate = plan.rate,
+        select = plan.samples.select_expr(),
     )
 }
 
 /// ffmpeg arguments (without the program) that encode one variation of
 /// the input open as descriptor `input` into the output open as `output`,
-/// an MP4 file the caller created empty (so `-y` is given).
+/// an MP4 file the caller created empty (so `-y` is given), and write the
+/// reference pictures of the sampled frames, raw `yuv420p` at
+/// [`CHECK_SIZE`], one after the other, to descriptor `refs` (FFmpeg's
+/// `pipe:` protocol writes to the descriptor itself, at its offset).
 ///
 /// Progress goes to stdout as `key=value` lines (`-progress pipe:1`);
 /// stderr carries warnings and errors only. Streams: the first real video
 /// stream and the first audio stream when there is one (`0:V:0`, `0:a:0?`).
-pub fn encode(
-    input: RawFd,
-    output: RawFd,
-    effects: &Effects,
-    settings: &EncodeSettings,
-) -> Vec<OsString> {
+/// The sampled frames are keyframes (`-force_key_frames` at their times),
+/// so the check decodes only them.
+pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-hide_banner",
         "-nostdin",
@@ -82,13 +126,14 @@ pub fn encode(
     .map(OsString::from)
     .collect();
     args.push(fd_url(input));
+    let settings = plan.settings;
     let mut tail: Vec<String> = vec![
+        "-filter_complex".into(),
+        encode_graph(plan),
         "-map".into(),
-        "0:V:0".into(),
+        "[out]".into(),
         "-map".into(),
         "0:a:0?".into(),
-        "-vf".into(),
-        filter_chain(effects),
         "-c:v".into(),
         settings.video_codec.clone(),
         "-preset".into(),
@@ -98,12 +143,95 @@ pub fn encode(
         RateControl::BitrateKbps(kbps) => ["-b:v".to_string(), format!("{kbps}k")],
         RateControl::Crf(crf) => ["-crf".to_string(), crf.to_string()],
     });
-    if let Some(rate) = &settings.frame_rate {
-        tail.extend(["-r".to_string(), rate.clone()]);
-    }
+    tail.extend(["-force_key_frames".into(), plan.samples.keyframe_times()]);
     tail.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
     args.extend(tail.into_iter().map(OsString::from));
     args.push(fd_url(output));
+    args.extend(
+        [
+            "-map",
+            "[ref]",
+            "-fps_mode:v",
+            "passthrough",
+            "-c:v",
+            "rawvideo",
+            "-f",
+            "rawvideo",
+        ]
+        .iter()
+        .map(OsString::from),
+    );
+    args.push(format!("pipe:{refs}").into());
+    args
+}
+
+/// ffmpeg arguments (without the program) that check the encoded output
+/// open as descriptor `output`: only its keyframes are decoded
+/// (`-skip_frame nokey`, one thread), the sampled ones picked by their
+/// times and scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
+/// [`encode`] wrote, rewound), each is compared with its reference picture:
+/// `ssim`, then the absolute difference (`blend=all_mode=difference`)
+/// measured by `signalstats`. Either way one `metadata=mode=print` record
+/// per sampled frame goes to stdout (see [`super::check::parse`]).
+pub fn check(output: RawFd, refs: Option<RawFd>, samples: &Samples) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-filter_threads",
+        "1",
+        "-threads",
+        "1",
+        "-skip_frame",
+        "nokey",
+    ]
+    .iter()
+    .chain(&INPUT_LIMITS)
+    .chain(&["-i"])
+    .map(OsString::from)
+    .collect();
+    args.push(fd_url(output));
+    let (w, h) = CHECK_SIZE;
+    let picked = format!(
+        "[0:V:0]select='{}',scale={w}:{h},format=yuv420p,setpts=N/TB",
+        samples.select_expr()
+    );
+    let graph = match refs {
+        Some(refs) => {
+            args.extend(
+                [
+                    "-protocol_whitelist",
+                    "pipe",
+                    "-format_whitelist",
+                    "rawvideo",
+                    "-f",
+                    "rawvideo",
+                    "-pixel_format",
+                    "yuv420p",
+                    "-video_size",
+                    &format!("{w}x{h}"),
+                    "-framerate",
+                    "1",
+                    "-i",
+                    &format!("pipe:{refs}"),
+                ]
+                .iter()
+                .map(OsString::from),
+            );
+            format!(
+                "{picked}[o];[1:v]setpts=N/TB,split[r1][r2];[o][r1]ssim=shortest=1[s];\
+                 [s][r2]blend=all_mode=difference,signalstats,metadata=mode=print:file=-"
+            )
+        }
+        None => format!("{picked},metadata=mode=print:file=-"),
+    };
+    args.extend(
+        ["-filter_complex", &graph, "-f", "null", "-"]
+            .iter()
+            .map(OsString::from),
+    );
     args
 }
 
@@ -127,27 +255,6 @@ pub fn probe(fd: RawFd) -> Vec<OsString> {
     args
 }
 
-/// ffprobe arguments that, beyond [`probe`], decode the first frames of the
-/// first video stream (`-count_frames` within `-read_intervals %+#5`), so
-/// the JSON's `nb_read_frames` tells whether the video decodes at all.
-pub fn verify(fd: RawFd) -> Vec<OsString> {
-    let mut args = probe(fd);
-    let url = args.pop().expect("probe args end with the path");
-    args.extend(
-        [
-            "-select_streams",
-            "V:0",
-            "-count_frames",
-            "-read_intervals",
-            "%+#5",
-        ]
-        .iter()
-        .map(OsString::from),
-    );
-    args.push(url);
-    args
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,67 +273,142 @@ mod tests {
         }
     }
 
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The argv of an encode of a 3 s input with `settings`.
+    fn encode_with(settings: &EncodeSettings, deinterlace: bool) -> Vec<OsString> {
+        let rate = settings.frame_rate.unwrap_or(FrameRate { num: 25, den: 1 });
+        let samples = Samples::plan(Some(3_000_000), rate);
+        let plan = EncodePlan {
+            effects: &effects(),
+            settings,
+            rate,
+            deinterlace,
+            samples: &samples,
+        };
+        encode(7, 9, 11, &plan)
+    }
+
     #[test]
-    fn filter_chain_follows_the_recipe() {
+    fn effects_follow_the_recipe() {
         assert_eq!(
-            filter_chain(&effects()),
+            effects_chain(&effects()),
             "rotate=0.004321:fillcolor=black@0,\
-             eq=brightness=-0.012000:contrast=1.030000:saturation=0.960000,\
-             scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p"
+             eq=brightness=-0.012000:contrast=1.030000:saturation=0.960000"
+        );
+    }
+
+    #[test]
+    fn the_graph_splits_the_picture_into_output_and_references() {
+        let settings = EncodeSettings::default();
+        let args = encode_with(&settings, false);
+        let graph = args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let effects = effects_chain(&effects());
+        assert!(
+            graph.starts_with("[0:V:0]fps=30000/1001:start_time=0,split[v][r];"),
+            "{graph}"
+        );
+        // Even sizes of at least 2x2: a 1x1 input must not become 0x0.
+        assert!(
+            graph.contains(&format!(
+                "[v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out]"
+            )),
+            "{graph}"
+        );
+        // The references carry the same effects, for the sampled frames.
+        assert!(
+            graph.contains("[r]select='lt(abs(t-0.000000)\\,0.016683)+"),
+            "{graph}"
+        );
+        assert!(
+            graph.ends_with(&format!("{effects},scale=320:180,format=yuv420p[ref]")),
+            "{graph}"
+        );
+        assert!(!graph.contains("bwdif"));
+        let interlaced = joined(&encode_with(&settings, true));
+        assert!(
+            interlaced.contains("[0:V:0]bwdif=mode=send_frame:parity=auto:deint=all,fps="),
+            "{interlaced}"
         );
     }
 
     #[test]
     fn files_are_descriptors_never_paths() {
-        let args = encode(7, 9, &effects(), &EncodeSettings::default());
+        let args = encode_with(&EncodeSettings::default(), false);
         let urls: Vec<_> = args.iter().filter(is_file_url).collect();
         assert_eq!(urls, ["file:/dev/fd/7", "file:/dev/fd/9"]);
-        // The input follows -i; the output is last.
+        // The input follows -i; the references go to the inherited
+        // descriptor itself, last.
         let i = args.iter().position(|a| a == "-i").unwrap();
         assert_eq!(args[i + 1], "file:/dev/fd/7");
-        assert_eq!(args.last().unwrap(), "file:/dev/fd/9");
+        assert_eq!(args.last().unwrap(), "pipe:11");
     }
 
     #[test]
     fn encode_carries_the_defaults_and_safety_flags() {
-        let args = encode(3, 4, &effects(), &EncodeSettings::default());
-        let joined: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
-        let joined = joined.join(" ");
+        let joined = joined(&encode_with(&EncodeSettings::default(), false));
         for needle in [
             "-nostdin",
             "-progress pipe:1",
             "-nostats",
-            "-map 0:V:0 -map 0:a:0?",
+            "-map [out] -map 0:a:0?",
             "-protocol_whitelist file -format_whitelist mov,matroska,",
             "-c:v libx264",
             "-preset ultrafast",
             "-b:v 2000k",
-            "-r 30000/1001",
+            "-force_key_frames 0.000000,0.433767,",
             "-c:a aac",
-            "-f mp4",
+            "-f mp4 file:/dev/fd/9",
+            "-map [ref] -fps_mode:v passthrough -c:v rawvideo -f rawvideo pipe:11",
         ] {
             assert!(joined.contains(needle), "{needle:?} missing from {joined}");
         }
     }
 
     #[test]
-    fn crf_and_source_frame_rate_replace_bitrate_and_r() {
+    fn crf_and_source_frame_rate_replace_bitrate_and_rate() {
         let settings = EncodeSettings {
             rate: RateControl::Crf(23),
             frame_rate: None,
             ..EncodeSettings::default()
         };
-        let args = encode(3, 4, &effects(), &settings);
-        let joined = args
-            .iter()
-            .map(|a| a.to_str().unwrap())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let joined = joined(&encode_with(&settings, false));
         assert!(joined.contains("-crf 23"), "{joined}");
+        assert!(joined.contains("fps=25/1:start_time=0,"), "{joined}");
         assert!(
             !joined.contains("-b:v") && !joined.contains(" -r "),
             "{joined}"
         );
+    }
+
+    #[test]
+    fn the_check_decodes_keyframes_and_compares_with_the_references() {
+        let samples = Samples::plan(Some(400_000), FrameRate { num: 5, den: 1 });
+        let args = joined(&check(4, Some(6), &samples));
+        for needle in [
+            "-threads 1 -skip_frame nokey -protocol_whitelist file",
+            "-i file:/dev/fd/4",
+            "-protocol_whitelist pipe -format_whitelist rawvideo -f rawvideo \
+             -pixel_format yuv420p -video_size 320x180 -framerate 1 -i pipe:6",
+            "[0:V:0]select='lt(abs(t-0.000000)\\,0.100000)+lt(abs(t-0.200000)\\,0.100000)',\
+             scale=320:180,format=yuv420p,setpts=N/TB[o]",
+            "[o][r1]ssim=shortest=1[s]",
+            "blend=all_mode=difference,signalstats,metadata=mode=print:file=-",
+            "-f null -",
+        ] {
+            assert!(args.contains(needle), "{needle:?} missing from {args}");
+        }
+        let bare = joined(&check(4, None, &samples));
+        assert!(!bare.contains("pipe:") && !bare.contains("ssim"), "{bare}");
+        assert!(bare.contains(",metadata=mode=print:file=-"), "{bare}");
     }
 
     #[test]

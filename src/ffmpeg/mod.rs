@@ -2,11 +2,15 @@
 //!
 //! [`argv`] builds every argument vector (the only place that does),
 //! [`progress`] parses `-progress` output, [`probe`] runs and parses
-//! ffprobe. Processes are owned by the `supervisor`, not here.
+//! ffprobe, [`check`] runs and reads the check of an encoded output.
+//! Encodes are owned by the `supervisor`, not here.
 
 pub mod argv;
+pub mod check;
 pub mod probe;
 pub mod progress;
+
+use crate::job::FrameRate;
 
 /// How the video bitrate is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,8 +30,9 @@ pub struct EncodeSettings {
     /// `-preset` of the video encoder.
     pub preset: String,
     pub rate: RateControl,
-    /// `-r`, as FFmpeg takes it (`30000/1001`); `None` keeps the source's.
-    pub frame_rate: Option<String>,
+    /// Output frame rate (FFmpeg's `fps` filter); `None` keeps the
+    /// source's.
+    pub frame_rate: Option<FrameRate>,
     /// `-c:a`, used only when the input has audio.
     pub audio_codec: String,
 }
@@ -38,7 +43,10 @@ impl Default for EncodeSettings {
             video_codec: "libx264".into(),
             preset: "ultrafast".into(),
             rate: RateControl::BitrateKbps(2000),
-            frame_rate: Some("30000/1001".into()),
+            frame_rate: Some(FrameRate {
+                num: 30000,
+                den: 1001,
+            }),
             audio_codec: "aac".into(),
         }
     }

@@ -1,9 +1,10 @@
 //! Running ffprobe and reading what it says about a file.
 //!
-//! [`parse`] is pure and unit tested; [`probe`] and [`verify`] run ffprobe
+//! [`parse`] is pure and unit tested; [`probe`] runs ffprobe
 //! (argv from [`super::argv`]) with a timeout on a file the caller opened,
 //! started like every child (see [`crate::process::command`]).
 
+use crate::job::{FrameRate, Media};
 use crate::process::RunAs;
 use serde::Deserialize;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -13,18 +14,15 @@ use std::time::Duration;
 /// How long ffprobe may take on one file.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What vidvar needs to know about a media file.
+/// What vidvar needs to know about an input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeInfo {
-    /// Container duration in microseconds (`format.duration`); `None` when
-    /// the container does not say.
-    pub duration_us: Option<u64>,
     /// Codec name of the first video stream that is not cover art.
     pub video_codec: String,
     /// Whether the file has an audio stream.
     pub has_audio: bool,
-    /// Frames decoded by ffprobe; `None` unless asked (see [`verify`]).
-    pub decoded_frames: Option<u64>,
+    /// Duration, frame rate and field order of what is encoded.
+    pub media: Media,
 }
 
 /// Why a file cannot be used.
@@ -42,8 +40,6 @@ pub enum ProbeError {
         "not a readable video file: damaged, incomplete or of an unknown format (ffprobe: {0})"
     )]
     Unreadable(String),
-    #[error("the video stream does not decode")]
-    Undecodable,
     #[error("cannot read the file: permission denied")]
     PermissionDenied,
     #[error(
@@ -68,9 +64,15 @@ struct Output {
 struct Stream {
     codec_type: Option<String>,
     codec_name: Option<String>,
-    nb_read_frames: Option<String>,
+    start_time: Option<String>,
+    duration: Option<String>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    field_order: Option<String>,
     #[serde(default)]
     disposition: Disposition,
+    #[serde(default)]
+    tags: Tags,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,12 +81,31 @@ struct Disposition {
     attached_pic: u8,
 }
 
-#[derive(Deserialize)]
-struct Format {
+/// Stream tags; Matroska keeps a stream's duration in `DURATION`.
+#[derive(Deserialize, Default)]
+struct Tags {
+    #[serde(rename = "DURATION")]
     duration: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct Format {
+    start_time: Option<String>,
+    duration: Option<String>,
+}
+
+/// Fastest frame rate taken as a stream's own, frames per second: faster
+/// "rates" are timebases of variable-rate streams (`r_frame_rate` of
+/// 90000/1), not rates to encode at.
+const MAX_FRAME_RATE: u32 = 240;
+
 /// Parse `ffprobe -print_format json -show_format -show_streams` output.
+///
+/// The duration is where the streams an encode maps (the first video
+/// stream that is not cover art, the first audio stream) end, counted from
+/// the file's start (FFmpeg's time 0 for an input), so that a longer
+/// subtitle or second audio track does not count; the container's
+/// duration only when neither stream states one.
 ///
 /// Errors: [`ProbeError::NoVideo`] when no stream is a video stream other
 /// than attached cover art; [`ProbeError::BadOutput`] for malformed JSON.
@@ -95,21 +116,61 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0)
         .ok_or(ProbeError::NoVideo)?;
-    let duration_us = out
-        .format
-        .and_then(|f| f.duration)
-        .and_then(|d| d.parse::<f64>().ok())
-        .filter(|d| d.is_finite() && *d > 0.0)
-        .map(|d| (d * 1e6).round() as u64);
+    let audio = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let format = out.format.unwrap_or(Format {
+        start_time: None,
+        duration: None,
+    });
+    let file_start = format.start_time.as_deref().and_then(seconds_us);
+    let encoded = [Some(video), audio]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| stream_end_us(s, file_start.unwrap_or(0)))
+        .max();
+    let duration_us = encoded.or_else(|| format.duration.as_deref().and_then(seconds_us));
+    let frame_rate = [&video.avg_frame_rate, &video.r_frame_rate]
+        .into_iter()
+        .filter_map(|r| FrameRate::parse(r.as_deref()?))
+        .find(|r| r.num <= MAX_FRAME_RATE * r.den);
     Ok(ProbeInfo {
-        duration_us,
         video_codec: video.codec_name.clone().unwrap_or_default(),
-        decoded_frames: video.nb_read_frames.as_deref().and_then(|n| n.parse().ok()),
-        has_audio: out
-            .streams
-            .iter()
-            .any(|s| s.codec_type.as_deref() == Some("audio")),
+        has_audio: audio.is_some(),
+        media: Media {
+            duration_us,
+            frame_rate,
+            interlaced: matches!(
+                video.field_order.as_deref(),
+                Some("tt" | "bb" | "tb" | "bt")
+            ),
+        },
     })
+}
+
+/// Where a stream ends, microseconds after `file_start`: its `start_time`
+/// plus its `duration`, else Matroska's `DURATION` tag
+/// (`HH:MM:SS.nnnnnnnnn`, written as the stream's end time).
+fn stream_end_us(stream: &Stream, file_start: u64) -> Option<u64> {
+    if let Some(us) = stream.duration.as_deref().and_then(seconds_us) {
+        let start = stream.start_time.as_deref().and_then(seconds_us);
+        return Some((start.unwrap_or(file_start) + us).saturating_sub(file_start));
+    }
+    let tag = stream.tags.duration.as_deref()?;
+    let mut parts = tag.rsplitn(3, ':');
+    let (secs, mins, hours) = (parts.next()?, parts.next()?, parts.next()?);
+    let total = hours.parse::<f64>().ok()? * 3600.0
+        + mins.parse::<f64>().ok()? * 60.0
+        + secs.parse::<f64>().ok()?;
+    seconds_us(&total.to_string())
+}
+
+/// Seconds as FFmpeg prints them (`12.345000`) in microseconds; `None` for
+/// `N/A`, zero, negative or non-finite values.
+fn seconds_us(text: &str) -> Option<u64> {
+    let secs = text.trim().parse::<f64>().ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| (secs * 1e6).round() as u64)
 }
 
 /// Run `ffprobe` on the open file `file` (handed down as `/dev/fd/N`) and
@@ -128,23 +189,6 @@ pub async fn probe(
 ) -> Result<ProbeInfo, ProbeError> {
     let fd = file.as_raw_fd();
     run(ffprobe, fd, super::argv::probe(fd), run_as).await
-}
-
-/// Probe an encoded output and decode its first frames.
-///
-/// Errors: those of [`probe`], and [`ProbeError::Undecodable`] when no
-/// frame of the video stream decodes.
-pub async fn verify(
-    ffprobe: &Path,
-    file: BorrowedFd<'_>,
-    run_as: Option<&RunAs>,
-) -> Result<ProbeInfo, ProbeError> {
-    let fd = file.as_raw_fd();
-    let info = run(ffprobe, fd, super::argv::verify(fd), run_as).await?;
-    if info.decoded_frames.unwrap_or(0) == 0 {
-        return Err(ProbeError::Undecodable);
-    }
-    Ok(info)
 }
 
 /// Run ffprobe with `args`, which name the inherited descriptor `fd`.
@@ -211,26 +255,67 @@ mod tests {
     #[test]
     fn video_with_audio() {
         let info = parse(
-            r#"{"streams":[{"codec_type":"video","codec_name":"h264"},
-                {"codec_type":"audio","codec_name":"aac"}],
+            r#"{"streams":[{"codec_type":"video","codec_name":"h264","duration":"10.000000",
+                  "avg_frame_rate":"30000/1001","field_order":"progressive"},
+                {"codec_type":"audio","codec_name":"aac","duration":"9.980000"}],
                "format":{"duration":"10.000000"}}"#,
         )
         .unwrap();
         assert_eq!(
             info,
             ProbeInfo {
-                duration_us: Some(10_000_000),
                 video_codec: "h264".into(),
                 has_audio: true,
-                decoded_frames: None,
+                media: Media {
+                    duration_us: Some(10_000_000),
+                    frame_rate: FrameRate::parse("30000/1001"),
+                    interlaced: false,
+                },
             }
         );
     }
 
     #[test]
-    fn decoded_frames_are_read_when_counted() {
-        let json = r#"{"streams":[{"codec_type":"video","nb_read_frames":"5"}]}"#;
-        assert_eq!(parse(json).unwrap().decoded_frames, Some(5));
+    fn streams_that_are_not_encoded_do_not_count_towards_the_duration() {
+        // An MP4 whose second audio track outlasts the video and the first.
+        let two_audio = r#"{"streams":[{"codec_type":"video","duration":"2.000000"},
+            {"codec_type":"audio","duration":"2.000000"},
+            {"codec_type":"audio","duration":"3.000000"}],
+            "format":{"duration":"3.000000"}}"#;
+        assert_eq!(parse(two_audio).unwrap().media.duration_us, Some(2_000_000));
+        // Matroska states stream durations only as tags; a subtitle track
+        // runs a second longer.
+        let mkv = r#"{"streams":[
+            {"codec_type":"video","tags":{"DURATION":"00:00:02.023000000"}},
+            {"codec_type":"audio","tags":{"DURATION":"00:00:02.023000000"}},
+            {"codec_type":"subtitle","tags":{"DURATION":"00:00:03.023000000"}}],
+            "format":{"duration":"3.023000"}}"#;
+        assert_eq!(parse(mkv).unwrap().media.duration_us, Some(2_023_000));
+        let long =
+            r#"{"streams":[{"codec_type":"video","tags":{"DURATION":"01:02:00.500000000"}}]}"#;
+        assert_eq!(parse(long).unwrap().media.duration_us, Some(3_720_500_000));
+        // Audio longer than the video: both are encoded.
+        let audio_longer = r#"{"streams":[{"codec_type":"video","duration":"2.0"},
+            {"codec_type":"audio","duration":"2.5"}]}"#;
+        assert_eq!(
+            parse(audio_longer).unwrap().media.duration_us,
+            Some(2_500_000)
+        );
+    }
+
+    #[test]
+    fn frame_rate_and_field_order_are_read() {
+        let vfr = r#"{"streams":[{"codec_type":"video","avg_frame_rate":"0/0",
+            "r_frame_rate":"25/1","field_order":"tt"}]}"#;
+        let media = parse(vfr).unwrap().media;
+        assert_eq!(media.frame_rate, FrameRate::parse("25"));
+        assert!(media.interlaced);
+        // A timebase is not a frame rate.
+        let timebase = r#"{"streams":[{"codec_type":"video","avg_frame_rate":"0/0",
+            "r_frame_rate":"90000/1","field_order":"unknown"}]}"#;
+        let media = parse(timebase).unwrap().media;
+        assert_eq!(media.frame_rate, None);
+        assert!(!media.interlaced);
     }
 
     #[test]
@@ -248,7 +333,7 @@ mod tests {
     fn unknown_duration_is_none() {
         for format in [r#"{}"#, r#"{"duration":"N/A"}"#, r#"{"duration":"0.000"}"#] {
             let json = format!(r#"{{"streams":[{{"codec_type":"video"}}],"format":{format}}}"#);
-            assert_eq!(parse(&json).unwrap().duration_us, None, "{format}");
+            assert_eq!(parse(&json).unwrap().media.duration_us, None, "{format}");
         }
     }
 

@@ -243,6 +243,12 @@ mod tests {
                     saturation: 0.99,
                 },
                 node: Some("node-a".into()),
+                quality: Some(crate::job::Quality {
+                    samples: 8,
+                    ssim_mean: 0.99,
+                    ssim_min: 0.98,
+                    luma_diff: 1.5,
+                }),
             }]),
             Response::Pong(Pong {
                 daemon_version: "0.1.0".into(),
@@ -330,6 +336,7 @@ mod tests {
                     saturation: 1.0,
                 },
                 node: None,
+                quality: None,
             };
             400
         ];

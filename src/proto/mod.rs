@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use crate::effects::Effects;
-pub use crate::job::{FileState, JobId, JobState};
+pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +209,9 @@ pub struct OutputInfo {
     pub effects: Effects,
     /// The node of a shared queue that made it; `None` on one machine.
     pub node: Option<String>,
+    /// The quality check's figures; `None` when the check was off (or the
+    /// output was found by recovery after a crash).
+    pub quality: Option<Quality>,
 }
 
 /// Answer to [`Request::Ping`].

@@ -11,7 +11,7 @@ pub mod sqlite;
 pub use crate::job::Lease;
 
 use crate::effects::Effects;
-use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Vetted};
+use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Media, Quality, Vetted};
 use crate::process::ProcessIdentity;
 use std::path::PathBuf;
 
@@ -75,6 +75,8 @@ pub struct OutputRow {
     pub effects: Effects,
     /// The node that made it; `None` on a queue of one machine.
     pub node: Option<String>,
+    /// The quality check's figures; `None` when the check was off.
+    pub quality: Option<Quality>,
 }
 
 /// A node of a shared queue.
@@ -129,13 +131,17 @@ pub struct VariationWork {
     pub lease: Lease,
     /// 1-based.
     pub index: u32,
+    /// Variations per input in the job: output numbers are padded to its
+    /// width.
+    pub variations: u32,
     /// The input as given at submit: it names the outputs.
     pub input: PathBuf,
     /// The input as vetted.
     pub input_place: Place,
     /// The output directory as vetted.
     pub output_dir: Place,
-    pub duration_us: Option<u64>,
+    /// What the input's probe found.
+    pub media: Media,
     pub effects: Effects,
     /// The job's owner, as whom FFmpeg runs in system mode.
     pub owner: Credentials,
@@ -147,8 +153,15 @@ pub struct VariationWork {
 /// How a variation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Succeeded { output: PathBuf, size: u64 },
-    Failed { error: String },
+    Succeeded {
+        output: PathBuf,
+        size: u64,
+        /// The quality check's figures; `None` when the check is off.
+        quality: Option<Quality>,
+    },
+    Failed {
+        error: String,
+    },
     Cancelled,
 }
 
@@ -266,7 +279,7 @@ pub trait Queue: Send + Sync {
     async fn claim(&self, after: JobId) -> Result<Option<Work>>;
     /// A probe succeeded: the file's variations become claimable. False
     /// when the lease was lost (nothing was written).
-    async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool>;
+    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool>;
     /// A file cannot be used: it and its queued variations fail with
     /// `error`. Returns the job's state; `None` when the lease was lost.
     async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>>;

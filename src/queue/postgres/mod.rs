@@ -28,7 +28,8 @@ use super::{
 };
 use crate::effects::Effects;
 use crate::job::{
-    self, Credentials, FileCounts, FileIdentity, FileState, JobId, JobState, Lease, VariationCounts,
+    self, Credentials, FileCounts, FileIdentity, FileState, FrameRate, JobId, JobState, Lease,
+    Media, Quality, VariationCounts,
 };
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
@@ -414,7 +415,8 @@ impl PgQueue {
                         v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
-                        v.pid, v.pid_start_time, v.boot_id
+                        v.pid, v.pid_start_time, v.boot_id,
+                        f.frame_rate, f.interlaced, j.variations
                  FROM variations v JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
                  WHERE f.probed
@@ -521,7 +523,15 @@ impl PgQueue {
             input,
             input_place: place(r, 7),
             output_dir,
-            duration_us: r.get::<_, Option<i64>>(13).map(|d| d as u64),
+            media: Media {
+                duration_us: r.get::<_, Option<i64>>(13).map(|d| d as u64),
+                frame_rate: r
+                    .get::<_, Option<String>>(29)
+                    .as_deref()
+                    .and_then(FrameRate::parse),
+                interlaced: r.get(30),
+            },
+            variations: r.get::<_, i32>(31) as u32,
             effects: Effects {
                 rotation: r.get(14),
                 brightness: r.get(15),
@@ -993,7 +1003,8 @@ impl Queue for PgQueue {
         let rows = rows(
             &client,
             "SELECT v.output_path, v.size_bytes, f.path, v.idx,
-                        v.rotation, v.brightness, v.contrast, v.saturation, v.node
+                        v.rotation, v.brightness, v.contrast, v.saturation, v.node,
+                        v.check_samples, v.ssim_mean, v.ssim_min, v.luma_diff
                  FROM variations v JOIN files f ON f.id = v.file_id
                  WHERE f.job_id = $1 AND v.state = 'succeeded'
                  ORDER BY f.idx, v.idx",
@@ -1014,6 +1025,12 @@ impl Queue for PgQueue {
                     saturation: r.get(7),
                 },
                 node: r.get(8),
+                quality: r.get::<_, Option<i32>>(9).map(|samples| Quality {
+                    samples: samples as u32,
+                    ssim_mean: r.get(10),
+                    ssim_min: r.get(11),
+                    luma_diff: r.get(12),
+                }),
             })
             .collect())
     }
@@ -1157,15 +1174,24 @@ impl Queue for PgQueue {
         Ok(work)
     }
 
-    async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool> {
+    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
         let client = self.pool.get().await?;
-        let duration = duration_us.map(|d| d as i64);
+        let duration = media.duration_us.map(|d| d as i64);
+        let rate = media.frame_rate.map(|r| r.to_string());
         let changed = exec(
             &client,
-            "UPDATE files SET probed = true, duration_us = $4, lease_until = NULL
+            "UPDATE files SET probed = true, duration_us = $4, frame_rate = $5,
+                     interlaced = $6, lease_until = NULL
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
                    AND NOT probed",
-            &[&lease.id, &self.node, &lease.attempt, &duration],
+            &[
+                &lease.id,
+                &self.node,
+                &lease.attempt,
+                &duration,
+                &rate,
+                &media.interlaced,
+            ],
         )
         .await?;
         // Its variations can be claimed now, by any node.
@@ -1344,13 +1370,18 @@ impl Queue for PgQueue {
                 .await?;
                 let fence = "WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'";
                 let changed = match &outcome {
-                    Outcome::Succeeded { output, size } => {
+                    Outcome::Succeeded {
+                        output,
+                        size,
+                        quality,
+                    } => {
                         exec(
                             tx,
                             &format!(
                                 "UPDATE variations SET state = 'succeeded', output_path = $4,
                                      size_bytes = $5, temp_path = NULL, pid = NULL,
-                                     error = NULL, lease_until = NULL {fence}"
+                                     error = NULL, lease_until = NULL, check_samples = $6,
+                                     ssim_mean = $7, ssim_min = $8, luma_diff = $9 {fence}"
                             ),
                             &[
                                 &lease.id,
@@ -1358,6 +1389,10 @@ impl Queue for PgQueue {
                                 &lease.attempt,
                                 &text(output),
                                 &(*size as i64),
+                                &quality.map(|q| q.samples as i32),
+                                &quality.map(|q| q.ssim_mean),
+                                &quality.map(|q| q.ssim_min),
+                                &quality.map(|q| q.luma_diff),
                             ],
                         )
                         .await?

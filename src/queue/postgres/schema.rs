@@ -124,4 +124,16 @@ LANGUAGE sql STABLE AS $$
                        AND n.heartbeat_at > now() - make_interval(secs => lease_secs))
 $$;
 "#,
+    r#"
+-- What the probe found besides the duration (now that of the encoded
+-- streams): the video's frame rate as FFmpeg prints it ("30000/1001"),
+-- NULL when unknown, and whether it is interlaced.
+ALTER TABLE files ADD COLUMN frame_rate text;
+ALTER TABLE files ADD COLUMN interlaced boolean NOT NULL DEFAULT false;
+-- The quality check's figures of each output (NULL: not checked).
+ALTER TABLE variations ADD COLUMN check_samples integer;
+ALTER TABLE variations ADD COLUMN ssim_mean double precision;
+ALTER TABLE variations ADD COLUMN ssim_min double precision;
+ALTER TABLE variations ADD COLUMN luma_diff double precision;
+"#,
 ];

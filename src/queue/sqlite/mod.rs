@@ -17,7 +17,7 @@ use super::{
     Beat, FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Queue,
     QueueError, Result, Work,
 };
-use crate::job::{FileIdentity, JobId, JobState};
+use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use std::path::Path;
 use std::sync::mpsc;
@@ -149,8 +149,8 @@ impl Queue for SqliteQueue {
     async fn claim(&self, after: JobId) -> Result<Option<Work>> {
         self.write(move |s| s.claim(after)).await
     }
-    async fn finish_probe(&self, lease: Lease, duration_us: Option<u64>) -> Result<bool> {
-        self.write(move |s| s.finish_probe(lease.id, duration_us))
+    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
+        self.write(move |s| s.finish_probe(lease.id, media))
             .await
             .map(|()| true)
     }

@@ -75,4 +75,16 @@ ALTER TABLE files ADD COLUMN ino INTEGER;
 ALTER TABLE variations ADD COLUMN temp_dev INTEGER;
 ALTER TABLE variations ADD COLUMN temp_ino INTEGER;
 "#,
+    r#"
+-- What the probe found besides the duration (now that of the encoded
+-- streams): the video's frame rate as FFmpeg prints it ("30000/1001"),
+-- NULL when unknown, and whether it is interlaced.
+ALTER TABLE files ADD COLUMN frame_rate TEXT;
+ALTER TABLE files ADD COLUMN interlaced INTEGER NOT NULL DEFAULT 0;
+-- The quality check's figures of each output (NULL: not checked).
+ALTER TABLE variations ADD COLUMN check_samples INTEGER;
+ALTER TABLE variations ADD COLUMN ssim_mean REAL;
+ALTER TABLE variations ADD COLUMN ssim_min REAL;
+ALTER TABLE variations ADD COLUMN luma_diff REAL;
+"#,
 ];

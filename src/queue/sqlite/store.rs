@@ -12,7 +12,8 @@
 use super::schema;
 use crate::effects::Effects;
 use crate::job::{
-    self, Credentials, FileCounts, FileIdentity, FileState, JobId, JobState, VariationCounts,
+    self, Credentials, FileCounts, FileIdentity, FileState, FrameRate, JobId, JobState, Media,
+    Quality, VariationCounts,
 };
 use crate::process::ProcessIdentity;
 use crate::queue::{
@@ -127,6 +128,20 @@ fn owner_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Credentials
             .filter_map(|g| g.parse().ok())
             .collect(),
     })
+}
+
+/// The quality figures stored in four columns from `first` on: samples,
+/// SSIM mean and minimum, luma difference; `None` when not checked.
+fn quality_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Quality>> {
+    let Some(samples) = r.get::<_, Option<u32>>(first)? else {
+        return Ok(None);
+    };
+    Ok(Some(Quality {
+        samples,
+        ssim_mean: r.get(first + 1)?,
+        ssim_min: r.get(first + 2)?,
+        luma_diff: r.get(first + 3)?,
+    }))
 }
 
 /// The reason given to work cut short by a daemon stop or crash.
@@ -374,7 +389,8 @@ impl Store {
     pub fn outputs(&self, job_id: JobId) -> Result<Vec<OutputRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT v.output_path, v.size_bytes, f.path, v.idx,
-                    v.rotation, v.brightness, v.contrast, v.saturation
+                    v.rotation, v.brightness, v.contrast, v.saturation,
+                    v.check_samples, v.ssim_mean, v.ssim_min, v.luma_diff
              FROM variations v JOIN files f ON f.id = v.file_id
              WHERE f.job_id = ?1 AND v.state = 'succeeded'
              ORDER BY f.idx, v.idx",
@@ -392,6 +408,7 @@ impl Store {
                     saturation: r.get(7)?,
                 },
                 node: None,
+                quality: quality_of(r, 8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -437,7 +454,8 @@ impl Store {
                 "SELECT f.job_id, f.idx, f.id, v.id, v.idx, f.path, j.output_dir,
                         f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
-                        f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino
+                        f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino,
+                        f.frame_rate, f.interlaced, j.variations
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
@@ -456,7 +474,15 @@ impl Store {
                         input: path_of(r.get(5)?),
                         input_place: place_of(r, 5, 15)?,
                         output_dir: place_of(r, 6, 18)?,
-                        duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
+                        media: Media {
+                            duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
+                            frame_rate: r
+                                .get::<_, Option<String>>(21)?
+                                .as_deref()
+                                .and_then(FrameRate::parse),
+                            interlaced: r.get(22)?,
+                        },
+                        variations: r.get(23)?,
                         effects: Effects {
                             rotation: r.get(8)?,
                             brightness: r.get(9)?,
@@ -538,10 +564,16 @@ impl Store {
     }
 
     /// Record a successful probe; the file's variations become startable.
-    pub fn finish_probe(&mut self, file_id: i64, duration_us: Option<u64>) -> Result<()> {
+    pub fn finish_probe(&mut self, file_id: i64, media: Media) -> Result<()> {
         self.conn.execute(
-            "UPDATE files SET probed = 1, duration_us = ?2 WHERE id = ?1 AND state = 'running'",
-            params![file_id, duration_us.map(|d| d as i64)],
+            "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4
+             WHERE id = ?1 AND state = 'running'",
+            params![
+                file_id,
+                media.duration_us.map(|d| d as i64),
+                media.frame_rate.map(|r| r.to_string()),
+                media.interlaced
+            ],
         )?;
         Ok(())
     }
@@ -632,11 +664,24 @@ impl Store {
     pub fn finish_variation(&mut self, variation_id: i64, outcome: &Outcome) -> Result<JobState> {
         let tx = self.conn.transaction()?;
         match outcome {
-            Outcome::Succeeded { output, size } => tx.execute(
+            Outcome::Succeeded {
+                output,
+                size,
+                quality,
+            } => tx.execute(
                 "UPDATE variations SET state = 'succeeded', output_path = ?2, size_bytes = ?3,
-                        temp_path = NULL, pid = NULL, error = NULL
+                        temp_path = NULL, pid = NULL, error = NULL,
+                        check_samples = ?4, ssim_mean = ?5, ssim_min = ?6, luma_diff = ?7
                  WHERE id = ?1 AND state = 'running'",
-                params![variation_id, text_of(output), *size as i64],
+                params![
+                    variation_id,
+                    text_of(output),
+                    *size as i64,
+                    quality.map(|q| q.samples),
+                    quality.map(|q| q.ssim_mean),
+                    quality.map(|q| q.ssim_min),
+                    quality.map(|q| q.luma_diff)
+                ],
             )?,
             Outcome::Failed { error } => tx.execute(
                 "UPDATE variations SET state = 'failed', error = ?2, temp_path = NULL, pid = NULL
@@ -994,6 +1039,13 @@ mod tests {
         (dir, store)
     }
 
+    fn media(duration_us: u64) -> Media {
+        Media {
+            duration_us: Some(duration_us),
+            ..Media::default()
+        }
+    }
+
     fn effects(n: u32) -> Vec<Effects> {
         crate::effects::generate(&crate::effects::Ranges::default(), 1, 0, n).unwrap()
     }
@@ -1042,7 +1094,7 @@ mod tests {
             panic!("a probe comes first");
         };
         store.start_probe(file_id).unwrap();
-        store.finish_probe(file_id, Some(1_000_000)).unwrap();
+        store.finish_probe(file_id, media(1_000_000)).unwrap();
         let mut ids = Vec::new();
         while let Some(Work::Encode(w)) = store.next_work(0).unwrap() {
             if w.file_id != file_id {
@@ -1062,6 +1114,7 @@ mod tests {
         let output = Outcome::Succeeded {
             output: format!("/out/{id}.mp4").into(),
             size: 1,
+            quality: None,
         };
         store.finish_variation(id, &output).unwrap()
     }
@@ -1153,7 +1206,7 @@ mod tests {
             panic!("the second job's probe");
         };
         s.start_probe(file_id).unwrap();
-        s.finish_probe(file_id, None).unwrap();
+        s.finish_probe(file_id, Media::default()).unwrap();
         assert_eq!(s.requeue_idle_jobs().unwrap(), [idle]);
         assert_eq!(s.mark_interrupted().unwrap(), [busy]);
         assert_eq!(s.job(idle).unwrap().unwrap().state, JobState::Queued);
@@ -1297,7 +1350,7 @@ mod tests {
                 identity: None
             }
         );
-        store.finish_probe(1, Some(1_000_000)).unwrap();
+        store.finish_probe(1, media(1_000_000)).unwrap();
         let Some(Work::Encode(work)) = store.claim(0).unwrap() else {
             panic!("then its variation");
         };

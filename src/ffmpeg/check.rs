@@ -1,0 +1,269 @@
+//! The check of an encoded output, which FFmpeg's exit status 0 does not
+//! replace: which frames are sampled ([`Samples`]), running the check
+//! ([`run`]) and reading its figures ([`parse`]).
+//!
+//! The encode itself writes, beside the output, the picture each sampled
+//! frame must show: the input's frame, deinterlaced and at the output rate
+//! like the output's, with the variation's effects applied (see
+//! [`super::argv::encode_graph`]); the sampled frames are keyframes of the
+//! output. The check is one more FFmpeg run that decodes only those
+//! keyframes of the output file, so it proves that the file decodes at
+//! every sample from its first frame to its last, and compares each with
+//! its reference picture: SSIM and the mean absolute luma difference.
+
+use crate::job::{FrameRate, Quality};
+use crate::process::RunAs;
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::time::Duration;
+
+/// Frames sampled per output, spread over its whole length.
+pub const SAMPLES: u64 = 8;
+
+/// How long one check may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The frames of an output that the check samples: indices on the output's
+/// frame grid (frame `n` starts at `n / rate` seconds, as FFmpeg's `fps`
+/// filter places them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    rate: FrameRate,
+    frames: Vec<u64>,
+}
+
+impl Samples {
+    /// [`SAMPLES`] frames spread evenly from the first frame to the last
+    /// whole frame of `duration_us` at `rate` (fewer when the output has
+    /// fewer frames). Of an input of unknown duration, one frame per second
+    /// from the start; those past its end are simply not there.
+    pub fn plan(duration_us: Option<u64>, rate: FrameRate) -> Samples {
+        let frames_in = |us: u64| us as u128 * rate.num as u128 / (rate.den as u128 * 1_000_000);
+        let frames: Vec<u64> = match duration_us {
+            Some(us) => {
+                let last = (frames_in(us) as u64).saturating_sub(1);
+                let mut frames: Vec<u64> = (0..SAMPLES)
+                    .map(|k| (k * last + (SAMPLES - 1) / 2) / (SAMPLES - 1))
+                    .collect();
+                frames.dedup();
+                frames
+            }
+            None => (0..SAMPLES)
+                .map(|k| frames_in(k * 1_000_000) as u64)
+                .collect(),
+        };
+        Samples { rate, frames }
+    }
+
+    /// The sampled frames' start times, seconds.
+    pub fn times(&self) -> impl Iterator<Item = f64> + '_ {
+        self.frames
+            .iter()
+            .map(|&n| n as f64 * self.rate.den as f64 / self.rate.num as f64)
+    }
+
+    /// How many frames are sampled.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether no frame is sampled (never, for a plan).
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// An expression for FFmpeg's `select` filter that is true for the
+    /// sampled frames alone: within half a frame of a sampled time. Commas
+    /// are escaped (`\,`) for use inside a filter graph.
+    pub fn select_expr(&self) -> String {
+        let half = 0.5 * self.rate.den as f64 / self.rate.num as f64;
+        self.times()
+            .map(|t| format!("lt(abs(t-{t:.6})\\,{half:.6})"))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// The sampled times for `-force_key_frames` (comma-separated seconds).
+    pub fn keyframe_times(&self) -> String {
+        self.times()
+            .map(|t| format!("{t:.6}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Bytes of one reference picture: `yuv420p` at
+/// [`super::argv::CHECK_SIZE`].
+pub fn reference_bytes() -> u64 {
+    let (w, h) = super::argv::CHECK_SIZE;
+    w as u64 * h as u64 * 3 / 2
+}
+
+/// What the check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Sampled frames that decoded.
+    pub decoded: u32,
+    /// Their figures, when they were compared with reference pictures.
+    pub quality: Option<Quality>,
+}
+
+/// Why an output could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the check took longer than {} s", CHECK_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("it does not decode (FFmpeg: {0})")]
+    Undecodable(String),
+}
+
+/// Read the records of `metadata=mode=print` that the check prints, one
+/// per sampled frame: a `frame:N pts:... pts_time:...` line, then
+/// `key=value` lines, of which `lavfi.ssim.All` and
+/// `lavfi.signalstats.YAVG` (of the difference picture) are the figures.
+/// Frames without both figures count as decoded but not compared.
+pub fn parse(text: &str) -> Checked {
+    let (mut decoded, mut ssim, mut diff) = (0u32, Vec::new(), Vec::new());
+    for line in text.lines() {
+        if line.starts_with("frame:") {
+            decoded += 1;
+        } else if let Some(v) = line.strip_prefix("lavfi.ssim.All=") {
+            ssim.extend(v.trim().parse::<f64>().ok());
+        } else if let Some(v) = line.strip_prefix("lavfi.signalstats.YAVG=") {
+            diff.extend(v.trim().parse::<f64>().ok());
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let quality = (!ssim.is_empty() && ssim.len() == diff.len()).then(|| Quality {
+        samples: ssim.len() as u32,
+        ssim_mean: mean(&ssim),
+        ssim_min: ssim.iter().copied().fold(f64::INFINITY, f64::min),
+        luma_diff: mean(&diff),
+    });
+    Checked { decoded, quality }
+}
+
+/// Run the check ([`super::argv::check`]) on the output open as `output`,
+/// against the reference pictures open as `refs` (rewound) when given.
+///
+/// Errors: [`CheckError::Spawn`], [`CheckError::Timeout`], and
+/// [`CheckError::Undecodable`] with FFmpeg's last message when it exits
+/// non-zero.
+pub async fn run(
+    ffmpeg: &Path,
+    output: RawFd,
+    refs: Option<RawFd>,
+    samples: &Samples,
+    run_as: Option<&RunAs>,
+) -> Result<Checked, CheckError> {
+    let spawn_error = |source| CheckError::Spawn {
+        program: ffmpeg.display().to_string(),
+        source,
+    };
+    let inherit: Vec<RawFd> = [Some(output), refs].into_iter().flatten().collect();
+    let args: Vec<OsString> = super::argv::check(output, refs, samples);
+    let child = crate::process::command(ffmpeg, run_as, &inherit)
+        .args(args)
+        .spawn()
+        .map_err(spawn_error)?;
+    let out = tokio::time::timeout(CHECK_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| CheckError::Timeout)?
+        .map_err(spawn_error)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("failed without a message");
+        let url = super::argv::fd_url(output);
+        let reason = last
+            .strip_prefix(&*url.to_string_lossy())
+            .map_or(last, |rest| rest.trim_start_matches(':').trim());
+        return Err(CheckError::Undecodable(reason.to_string()));
+    }
+    Ok(parse(&String::from_utf8_lossy(&out.stdout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ntsc() -> FrameRate {
+        FrameRate::parse("30000/1001").unwrap()
+    }
+
+    #[test]
+    fn samples_span_the_whole_output() {
+        let s = Samples::plan(Some(3_000_000), ntsc());
+        assert_eq!(s.frames, [0, 13, 25, 38, 50, 63, 75, 88]);
+        let times: Vec<f64> = s.times().collect();
+        assert_eq!(times[0], 0.0);
+        assert!((times[7] - 88.0 * 1001.0 / 30000.0).abs() < 1e-9);
+        assert_eq!(
+            s.keyframe_times().split(',').nth(1),
+            Some("0.433767"),
+            "13 frames of 1001/30000 s"
+        );
+    }
+
+    #[test]
+    fn short_clips_sample_the_frames_they_have() {
+        // One frame at 1 fps lasts 1 s: 29 frames at 29.97.
+        assert_eq!(
+            Samples::plan(Some(1_000_000), ntsc()).len(),
+            SAMPLES as usize
+        );
+        // 2 frames at 5 fps, kept at the source's rate.
+        let s = Samples::plan(Some(400_000), FrameRate::parse("5").unwrap());
+        assert_eq!(s.frames, [0, 1]);
+        // Less than a frame still samples the first.
+        assert_eq!(Samples::plan(Some(10_000), ntsc()).frames, [0]);
+        // Unknown duration: one a second.
+        let s = Samples::plan(None, FrameRate::parse("25").unwrap());
+        assert_eq!(s.frames, [0, 25, 50, 75, 100, 125, 150, 175]);
+    }
+
+    #[test]
+    fn the_select_expression_picks_frames_within_half_a_frame() {
+        let s = Samples::plan(Some(400_000), FrameRate::parse("5").unwrap());
+        assert_eq!(
+            s.select_expr(),
+            "lt(abs(t-0.000000)\\,0.100000)+lt(abs(t-0.200000)\\,0.100000)"
+        );
+    }
+
+    #[test]
+    fn figures_are_read_from_the_metadata_records() {
+        let text = "frame:0    pts:0       pts_time:0\n\
+                    lavfi.ssim.Y=0.99\nlavfi.ssim.All=0.98\nlavfi.ssim.dB=17\n\
+                    lavfi.signalstats.YMIN=0\nlavfi.signalstats.YAVG=1.5\n\
+                    frame:1    pts:1       pts_time:1\n\
+                    lavfi.ssim.All=0.90\nlavfi.signalstats.YAVG=2.5\n";
+        let checked = parse(text);
+        assert_eq!(checked.decoded, 2);
+        let q = checked.quality.unwrap();
+        assert_eq!(q.samples, 2);
+        assert!((q.ssim_mean - 0.94).abs() < 1e-9);
+        assert_eq!(q.ssim_min, 0.90);
+        assert_eq!(q.luma_diff, 2.0);
+        // Decoded but not compared.
+        let bare = parse("frame:0 pts:0 pts_time:0\nframe:1 pts:1 pts_time:1\n");
+        assert_eq!(
+            bare,
+            Checked {
+                decoded: 2,
+                quality: None
+            }
+        );
+    }
+}
