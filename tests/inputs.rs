@@ -442,7 +442,7 @@ fn broken_inputs_fail_alone_with_reasons_a_person_understands() {
         "empty file",
         "not a readable video file",
         "is a directory",
-        "truncated or damaged",
+        "damaged or cut short",
     ];
     for (file, reason) in files.iter().zip(expected) {
         assert_eq!(file["state"], "failed", "{file}");

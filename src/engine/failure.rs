@@ -88,7 +88,7 @@ pub enum Failure {
     },
     #[error(
         "FFmpeg encoded {:.3} s but the input's video and audio last {:.3} s: the input \
-         ends early (damaged or cut short) though its header says otherwise",
+         ends early (damaged or cut short)",
         secs(*encoded), secs(*expected)
     )]
     TooShort { expected: u64, encoded: u64 },

@@ -1,0 +1,218 @@
+//! The checker itself, with real FFmpeg on lavfi inputs: an honest
+//! variation at the corners of the v1 effect ranges passes the default
+//! floor, and a black, frozen, green or other video in its place does not.
+//! Bad outputs are made by vidvard's own encode argv with a deliberately
+//! wrong filter in place of the effects of the output's branch (the
+//! reference pictures keep the right ones), or by swapping in the encode of
+//! another input; the checker then runs as the daemon runs it.
+
+mod common;
+
+use common::*;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use vidvar::config::DEFAULT_MIN_SSIM;
+use vidvar::effects::Effects;
+use vidvar::ffmpeg::EncodeSettings;
+use vidvar::ffmpeg::argv::{self, EncodePlan};
+use vidvar::ffmpeg::check::{self, Checked, Samples};
+use vidvar::job::{FrameRate, Quality};
+
+const SECONDS: f64 = 3.0;
+
+/// The worst corner of the v1 ranges: most rotation, brightness and
+/// contrast, least saturation.
+fn worst_case() -> Effects {
+    Effects {
+        rotation: 0.01,
+        brightness: -0.05,
+        contrast: 1.05,
+        saturation: 0.95,
+    }
+}
+
+struct Encoded {
+    output: PathBuf,
+    refs: File,
+}
+
+/// Encode `input` as vidvard does, with `wrong` in place of the effects in
+/// the output's branch when given.
+fn encode(dir: &Path, input: &Path, name: &str, wrong: Option<&str>) -> Encoded {
+    let settings = EncodeSettings::default();
+    let rate = settings.frame_rate.unwrap();
+    let samples = Samples::plan(Some((SECONDS * 1e6) as u64), rate);
+    let effects = worst_case();
+    let plan = EncodePlan {
+        effects: &effects,
+        settings: &settings,
+        rate,
+        deinterlace: false,
+        samples: &samples,
+    };
+    let output = dir.join(format!("{name}.mp4"));
+    let (inp, out) = (File::open(input).unwrap(), File::create(&output).unwrap());
+    let refs = tempfile::tempfile().unwrap();
+    let fds = [inp.as_raw_fd(), out.as_raw_fd(), refs.as_raw_fd()];
+    let mut args = argv::encode(fds[0], fds[1], fds[2], &plan);
+    if let Some(wrong) = wrong {
+        let at = args.iter().position(|a| a == "-filter_complex").unwrap() + 1;
+        let graph = args[at].to_str().unwrap();
+        // The first occurrence is the output's branch, the second the
+        // references'.
+        args[at] = graph
+            .replacen(&argv::effects_chain(&effects), wrong, 1)
+            .into();
+    }
+    let result = runtime().block_on(async {
+        vidvar::process::command(Path::new("ffmpeg"), None, &fds)
+            .args(&args)
+            .output()
+            .await
+            .unwrap()
+    });
+    assert!(
+        result.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    Encoded { output, refs }
+}
+
+/// Run the check of `output` against the references of `refs`.
+fn check(output: &Path, refs: &File) -> (u64, Checked) {
+    use std::io::Seek;
+    let expected = refs.metadata().unwrap().len() / check::reference_bytes();
+    (&*refs).rewind().unwrap();
+    let out = File::open(output).unwrap();
+    let rate = EncodeSettings::default().frame_rate.unwrap();
+    let samples = Samples::plan(Some((SECONDS * 1e6) as u64), rate);
+    let checked = runtime()
+        .block_on(check::run(
+            Path::new("ffmpeg"),
+            out.as_raw_fd(),
+            Some(refs.as_raw_fd()),
+            &samples,
+            None,
+        ))
+        .unwrap();
+    (expected, checked)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn figures(output: &Path, refs: &File) -> Quality {
+    let (expected, checked) = check(output, refs);
+    assert_eq!(expected, check::SAMPLES, "a reference per sample");
+    assert_eq!(checked.decoded as u64, expected, "every sample decodes");
+    checked.quality.expect("compared")
+}
+
+fn lavfi(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.mp4"));
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("{source}=size=640x360:rate=30:duration={SECONDS}"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        s(&path),
+    ]);
+    path
+}
+
+#[test]
+fn honest_variations_pass_and_black_frozen_green_or_another_video_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
+    let honest = encode(dir.path(), &input, "honest", None);
+    let good = figures(&honest.output, &honest.refs);
+    assert!(
+        good.ssim_min >= DEFAULT_MIN_SSIM,
+        "an honest worst-case variation scores {good:?}"
+    );
+    assert!(good.luma_diff < 2.0, "{good:?}");
+
+    let frame = "30000/1001";
+    for (what, wrong) in [
+        ("black", "lutyuv=y=16:u=128:v=128".to_string()),
+        ("green", "lutyuv=y=0:u=0:v=0".to_string()),
+        (
+            "frozen",
+            format!(
+                "select=eq(n\\,0),loop=loop=-1:size=1,setpts=N/({frame})/TB,trim=duration={SECONDS}"
+            ),
+        ),
+        // The output without the variation's effects at all.
+        ("unmodified", "null".to_string()),
+    ] {
+        let bad = encode(dir.path(), &input, what, Some(&wrong));
+        let q = figures(&bad.output, &honest.refs);
+        assert!(
+            q.ssim_min < DEFAULT_MIN_SSIM,
+            "a {what} output passes the floor: {q:?}"
+        );
+    }
+
+    // Another input's honest variation swapped in for this one's.
+    let other = lavfi(dir.path(), "mandelbrot", "mandelbrot");
+    let swapped = encode(dir.path(), &other, "swapped", None);
+    let q = figures(&swapped.output, &honest.refs);
+    assert!(q.ssim_min < DEFAULT_MIN_SSIM, "another video passes: {q:?}");
+}
+
+#[test]
+fn a_cut_short_output_is_missing_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
+    let honest = encode(dir.path(), &input, "honest", None);
+    // The first half of the output only, stream-copied: it still decodes.
+    let half = dir.path().join("half.mp4");
+    ffmpeg(&[
+        "-i",
+        s(&honest.output),
+        "-t",
+        &(SECONDS / 2.0).to_string(),
+        "-c",
+        "copy",
+        s(&half),
+    ]);
+    let (expected, checked) = check(&half, &honest.refs);
+    assert!(
+        (checked.decoded as u64) < expected,
+        "{} of {expected} samples decode from half an output",
+        checked.decoded
+    );
+}
+
+#[test]
+fn a_garbage_output_does_not_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
+    let honest = encode(dir.path(), &input, "honest", None);
+    let garbage = dir.path().join("garbage.mp4");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let out = File::open(&garbage).unwrap();
+    let rate = FrameRate::parse("30000/1001").unwrap();
+    let err = runtime()
+        .block_on(check::run(
+            Path::new("ffmpeg"),
+            out.as_raw_fd(),
+            Some(honest.refs.as_raw_fd()),
+            &Samples::plan(Some(3_000_000), rate),
+            None,
+        ))
+        .unwrap_err();
+    assert!(matches!(err, check::CheckError::Undecodable(_)), "{err:?}");
+}
