@@ -11,11 +11,16 @@ use vidvar::proto::JobId;
 #[command(
     name = "vidvarctl",
     version,
-    after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
-                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone, or its \
-                  socket not trustworthy, or its shared queue's database unreachable; 4 no \
-                  such job; 5 request refused (missing or unreadable input, out-of-range value, \
-                  full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
+    after_help = format!(
+        "Exit status: 0 success; 1 a job did not produce every variation, or another error; 2 \
+         usage error; 3 vidvard not reachable, not answering, or gone, or its socket not \
+         trustworthy, or its shared queue's database unreachable; 4 no such job; 5 request \
+         refused (missing or unreadable input, out-of-range value, full queue, non-UTF-8 path, \
+         protocol mismatch, daemon shutting down), or a submission over the limits of {} inputs \
+         and {} bytes per path, refused before it is sent.",
+        vidvar::proto::MAX_INPUTS,
+        vidvar::proto::MAX_PATH_BYTES
+    )
 )]
 pub struct Args {
     /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as
