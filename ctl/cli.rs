@@ -71,12 +71,21 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// One job in detail, or a summary line per job without JOB
+    ///
+    /// In text, paths, node names and each line of an error are escaped
+    /// as by outputs, so that each stays on its line; --json gives them as
+    /// they are.
     Status { job: Option<JobId> },
     /// Follow a job's progress until it ends; exit 0 only if every
     /// variation succeeded
     Watch { job: JobId },
     /// List a job's outputs: path, size in bytes, input, index, effects,
     /// and on a shared queue the node that made it (tab-separated)
+    ///
+    /// One line per output, whatever its name: in text, paths and node
+    /// names are escaped (a backslash as \\, tab, newline and carriage
+    /// return as \t, \n and \r, any other control character as \xHH, its
+    /// code point in hex); --json gives them as they are.
     Outputs { job: JobId },
     /// A summary line per job
     List,
