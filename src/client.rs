@@ -157,7 +157,7 @@ pub enum Oversize {
     )]
     TooManyInputs { count: usize },
     /// `start` is the path's first 60 characters.
-    #[error("path of {len} bytes is longer than the limit of {MAX_PATH_BYTES} bytes: {start}...")]
+    #[error("path of {len} bytes is longer than {MAX_PATH_BYTES} bytes, the limit: {start}...")]
     PathTooLong { len: usize, start: String },
 }
 
@@ -332,7 +332,7 @@ mod tests {
         );
         let long = refusal(submission(1, MAX_PATH_BYTES + 1));
         assert!(
-            long.starts_with("path of 4097 bytes is longer than the limit of 4096 bytes: /iii"),
+            long.starts_with("path of 4097 bytes is longer than 4096 bytes, the limit: /iii"),
             "{long}"
         );
         let mut out = submission(1, 10);

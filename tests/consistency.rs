@@ -290,7 +290,7 @@ fn submissions_over_the_limits_are_refused_before_they_are_sent() {
         ),
         (
             submit(vec![format!("/{}", "p".repeat(MAX_PATH_BYTES))]),
-            "path of 4097 bytes is longer than the limit of 4096 bytes: /ppp",
+            "path of 4097 bytes is longer than 4096 bytes, the limit: /ppp",
         ),
     ];
 
