@@ -11,11 +11,16 @@ use vidvar::proto::JobId;
 #[command(
     name = "vidvarctl",
     version,
-    after_help = "Exit status: 0 success; 1 a job did not produce every variation, or another \
-                  error; 2 usage error; 3 vidvard not reachable, not answering, or gone, or its \
-                  socket not trustworthy, or its shared queue's database unreachable; 4 no \
-                  such job; 5 request refused (missing or unreadable input, out-of-range value, \
-                  full queue, non-UTF-8 path, protocol mismatch, daemon shutting down)."
+    after_help = format!(
+        "Exit status: 0 success; 1 a job did not produce every variation, or another error; 2 \
+         usage error; 3 vidvard not reachable, not answering, or gone, or its socket not \
+         trustworthy, or its shared queue's database unreachable; 4 no such job; 5 request \
+         refused (missing or unreadable input, out-of-range value, full queue, non-UTF-8 path, \
+         protocol mismatch, daemon shutting down), or a submission over the limits of {} inputs \
+         and {} bytes per path, refused before it is sent.",
+        vidvar::proto::MAX_INPUTS,
+        vidvar::proto::MAX_PATH_BYTES
+    )
 )]
 pub struct Args {
     /// vidvard's socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as
@@ -66,6 +71,10 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// One job in detail, or a summary line per job without JOB
+    ///
+    /// In text, paths, node names and each line of an error are escaped
+    /// as by outputs, so that each stays on its line; --json gives them as
+    /// they are.
     Status { job: Option<JobId> },
     /// Follow a job's progress until it ends; exit 0 only if every
     /// variation succeeded
@@ -74,6 +83,11 @@ pub enum Command {
     /// the quality check's figures (SSIM mean and lowest against the input
     /// with the effects, mean luma difference 0-255, frames sampled), and
     /// on a shared queue the node that made it (tab-separated)
+    ///
+    /// One line per output, whatever its name: in text, paths and node
+    /// names are escaped (a backslash as \\, tab, newline and carriage
+    /// return as \t, \n and \r, any other control character as \xHH, its
+    /// code point in hex); --json gives them as they are.
     Outputs { job: JobId },
     /// A summary line per job
     List,

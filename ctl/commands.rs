@@ -65,15 +65,19 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
     }
 }
 
-async fn submit(
-    client: &mut Client,
-    json: bool,
+/// The submission of `files` as the daemon takes it: absolute paths, the
+/// output directory defaulting to the current one. Built before
+/// connecting, so that one over the size limits is never sent.
+///
+/// Errors: [`Failure::Refused`] for a non-UTF-8 path or a submission over
+/// the limits ([`client::check_submission`]), naming the limit;
+/// [`Failure::Local`] when a path cannot be made absolute.
+fn submission(
     variations: u32,
     seed: Option<u64>,
     output_dir: Option<PathBuf>,
-    files: Vec<PathBuf>,
-    follow: bool,
-) -> Result<(), Failure> {
+    files: &[PathBuf],
+) -> Result<SubmitRequest, Failure> {
     let inputs = files
         .iter()
         .map(|f| absolute(f))
@@ -83,12 +87,23 @@ async fn submit(
         None => std::env::current_dir()
             .map_err(|e| Failure::Local(format!("cannot read the current directory: {e}")))?,
     };
-    let request = Request::Submit(SubmitRequest {
+    let request = SubmitRequest {
         inputs,
         variations,
         seed,
         output_dir,
-    });
+    };
+    client::check_submission(&request).map_err(|e| Failure::Refused(e.to_string()))?;
+    Ok(request)
+}
+
+async fn submit(
+    client: &mut Client,
+    json: bool,
+    request: SubmitRequest,
+    follow: bool,
+) -> Result<(), Failure> {
+    let request = Request::Submit(request);
     let job = expect(client.request(&request).await?, |r| match r {
         Response::Submitted { job } => Some(job),
         _ => None,
@@ -154,27 +169,48 @@ fn job_detail(r: Response) -> Option<JobDetail> {
 }
 
 pub async fn run(args: Args) -> Result<(), Failure> {
-    if let Command::Completions { shell } = args.command {
-        use clap::CommandFactory;
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut Args::command(), "vidvarctl", &mut script);
-        out!("{}", String::from_utf8_lossy(&script));
-        return Ok(());
-    }
-    let socket = args.socket.unwrap_or_else(vidvar::paths::default_socket);
-    let trusted = client::Trusted::new(&args.service_user);
-    let name = format!("vidvarctl {}", env!("CARGO_PKG_VERSION"));
-    let mut client = Client::connect(&socket, &trusted, &name).await?;
-    let json = args.json;
-    let c = &mut client;
-    match args.command {
+    let Args {
+        socket,
+        service_user,
+        json,
+        command,
+    } = args;
+    match command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "vidvarctl", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
         Command::Submit {
             variations,
             seed,
             output_dir,
             watch: follow,
             files,
-        } => submit(c, json, variations, seed, output_dir, files, follow).await,
+        } => {
+            // Before connecting: a submission over the limits is never sent.
+            let request = submission(variations, seed, output_dir, &files)?;
+            let mut client = connect(socket, &service_user).await?;
+            submit(&mut client, json, request, follow).await
+        }
+        command => serve(&mut connect(socket, &service_user).await?, json, command).await,
+    }
+}
+
+/// Connect to vidvard at `socket` (the default one when `None`), trusting
+/// root, the caller and `service_user`.
+async fn connect(socket: Option<PathBuf>, service_user: &str) -> Result<Client, ClientError> {
+    let socket = socket.unwrap_or_else(vidvar::paths::default_socket);
+    let trusted = client::Trusted::new(service_user);
+    let name = format!("vidvarctl {}", env!("CARGO_PKG_VERSION"));
+    Client::connect(&socket, &trusted, &name).await
+}
+
+/// Run a command other than `submit` and `completions` over `c`.
+async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failure> {
+    match command {
         Command::Watch { job } => watch(c, json, job).await,
         Command::Status { job: Some(job) } => {
             show(c, json, Request::Status { job }, job_detail, render::detail).await
@@ -225,6 +261,8 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             let text = |v: &serde_json::Value| format!("{} job record(s) removed\n", v["pruned"]);
             show(c, json, Request::Prune { older_than_secs }, pick, text).await
         }
-        Command::Completions { .. } => unreachable!("handled before connecting"),
+        Command::Submit { .. } | Command::Completions { .. } => {
+            unreachable!("run handles {command:?}")
+        }
     }
 }

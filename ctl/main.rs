@@ -42,8 +42,9 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 3;
 /// Exit status: no such job.
 const EXIT_NOT_FOUND: u8 = 4;
-/// Exit status: the daemon refused the request (bad input, bad values,
-/// shutting down, protocol mismatch).
+/// Exit status: the request was refused, by the daemon (bad input, bad
+/// values, shutting down, protocol mismatch) or before it was sent (a
+/// non-UTF-8 path, a submission over the size limits).
 const EXIT_REFUSED: u8 = 5;
 
 #[tokio::main(flavor = "current_thread")]
@@ -71,6 +72,9 @@ async fn main() -> ExitCode {
                         _ => EXIT_REFUSED,
                     };
                     (Some(err.message), code)
+                }
+                Failure::Client(err @ ClientError::RequestTooLarge { .. }) => {
+                    (Some(err.to_string()), EXIT_REFUSED)
                 }
                 Failure::Client(err) => (Some(err.to_string()), EXIT_FAILURE),
                 Failure::Local(message) => (Some(message), EXIT_FAILURE),

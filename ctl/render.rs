@@ -1,15 +1,59 @@
-//! Human-readable output of daemon answers.
+//! Human-readable output of daemon answers: the text records of `status`,
+//! `list`, `outputs`, `nodes` and `ping`, and the lines of `watch`.
+//!
+//! Every figure is the daemon's (progress as [`vidvar::job`] measures
+//! it), shown by [`percent`] and [`amount`], never worked out here; every
+//! name, path or message from the daemon goes through [`escape`], so that
+//! a record stays on one line whatever a file is called.
 
+use std::ffi::OsStr;
+use std::fmt::Write;
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong};
 
-/// A file's progress: percent, or the encoded media time when the input's
-/// duration is unknown (no percent is invented then).
-fn amount(f: &FileStatus) -> String {
+/// `text` as one field of a text record: on one line and unambiguous. A
+/// backslash becomes `\\`; tab, newline and carriage return `\t`, `\n`
+/// and `\r`; any other control character (Unicode's Cc: U+0000 to U+001F,
+/// U+007F to U+009F) `\xHH`, its code point in two hex digits; the rest
+/// stays as it is. Bytes that are not UTF-8 show as U+FFFD (vidvar takes
+/// UTF-8 paths only).
+pub fn escape(text: impl AsRef<OsStr>) -> String {
+    let text = text.as_ref().to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A percent of the daemon's (0 to 100) as every view shows it: `50.0%`.
+pub fn percent(value: f64) -> String {
+    format!("{value:.1}%")
+}
+
+/// A file's progress: its [`percent`], or the encoded media time when the
+/// input's duration is unknown (no percent is invented then): `12.5s`.
+pub fn amount(f: &FileStatus) -> String {
     match f.encoded_secs {
         Some(secs) => format!("{secs:.1}s"),
-        None => format!("{:.1}%", f.progress),
+        None => percent(f.progress),
     }
+}
+
+/// The last component of `path` ([`escape`]d), or all of it when it has
+/// none.
+pub fn file_name(path: &Path) -> String {
+    escape(path.file_name().unwrap_or(path.as_os_str()))
 }
 
 fn time(unix: i64) -> String {
@@ -21,15 +65,15 @@ fn time(unix: i64) -> String {
 pub fn detail(d: &JobDetail) -> String {
     let s = &d.summary;
     let mut out = format!(
-        "job {}: {} {:.1}%\n  created {}, {} input(s) x {} variation(s), seed {}\n  output dir {}\n",
+        "job {}: {} {}\n  created {}, {} input(s) x {} variation(s), seed {}\n  output dir {}\n",
         s.id,
         s.state.as_str(),
-        s.progress,
+        percent(s.progress),
         time(s.created_at),
         s.inputs,
         s.variations,
         d.seed,
-        d.output_dir.display()
+        escape(&d.output_dir)
     );
     for f in &d.files {
         out.push_str(&format!(
@@ -38,14 +82,15 @@ pub fn detail(d: &JobDetail) -> String {
             amount(f),
             f.done_variations,
             s.variations,
-            f.path.display()
+            escape(&f.path)
         ));
         if !f.nodes.is_empty() {
-            out.push_str(&format!("      on {}\n", f.nodes.join(", ")));
+            let nodes: Vec<String> = f.nodes.iter().map(escape).collect();
+            out.push_str(&format!("      on {}\n", nodes.join(", ")));
         }
         if let Some(error) = &f.error {
             for line in error.lines() {
-                out.push_str(&format!("      {line}\n"));
+                out.push_str(&format!("      {}\n", escape(line)));
             }
         }
     }
@@ -60,10 +105,10 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
     );
     for j in jobs {
         out.push_str(&format!(
-            "{:>5}  {:<9}  {:>5.1}%  {:>6}  {:>10}  {}\n",
+            "{:>5}  {:<9}  {:>6}  {:>6}  {:>10}  {}\n",
             j.id,
             j.state.as_str(),
-            j.progress,
+            percent(j.progress),
             j.inputs,
             j.variations,
             time(j.created_at)
@@ -74,14 +119,14 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
 
 /// `outputs`: one tab-separated line per file: path, size in bytes, input,
 /// index, effects, the quality check's figures (`unchecked` when there are
-/// none), and the node that made it when there is one.
+/// none), and the node that made it when there is one; names [`escape`]d.
 pub fn outputs(list: &[OutputInfo]) -> String {
     list.iter()
         .map(|o| {
             let node = o
                 .node
                 .as_ref()
-                .map_or(String::new(), |n| format!("\tnode={n}"));
+                .map_or(String::new(), |n| format!("\tnode={}", escape(n)));
             let quality = o.quality.map_or("unchecked".into(), |q| {
                 format!(
                     "ssim={:.4} ssim_min={:.4} luma_diff={:.2} samples={}",
@@ -90,9 +135,9 @@ pub fn outputs(list: &[OutputInfo]) -> String {
             });
             format!(
                 "{}\t{}\t{}\t{}\trotation={} brightness={} contrast={} saturation={}\t{quality}{node}\n",
-                o.path.display(),
+                escape(&o.path),
                 o.size,
-                o.input.display(),
+                escape(&o.input),
                 o.index,
                 o.effects.rotation,
                 o.effects.brightness,
@@ -112,12 +157,12 @@ pub fn nodes(list: &[NodeInfo]) -> String {
     for n in list {
         out.push_str(&format!(
             "{:<20}  {:<7}  {:>5}  {:>7}  {:<20}  {}\n",
-            n.name,
+            escape(&n.name),
             n.state.as_str(),
             n.slots,
             n.running,
             time(n.last_heartbeat),
-            n.host
+            escape(&n.host)
         ));
     }
     out
@@ -130,10 +175,10 @@ const LINE_FILES: usize = 4;
 /// (at most [`LINE_FILES`]) and how many are done.
 pub fn progress_line(d: &JobDetail) -> String {
     let mut line = format!(
-        "job {}: {} {:.1}%",
+        "job {}: {} {}",
         d.summary.id,
         d.summary.state.as_str(),
-        d.summary.progress
+        percent(d.summary.progress)
     );
     let running: Vec<&FileStatus> = d
         .files
@@ -141,12 +186,9 @@ pub fn progress_line(d: &JobDetail) -> String {
         .filter(|f| f.state == FileState::Running)
         .collect();
     for f in running.iter().take(LINE_FILES) {
-        let name = f.path.file_name().map_or_else(
-            || f.path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
         line.push_str(&format!(
-            " | {name} {} ({}/{})",
+            " | {} {} ({}/{})",
+            file_name(&f.path),
             amount(f),
             f.done_variations,
             d.summary.variations
@@ -166,7 +208,7 @@ pub fn pong(p: &Pong) -> String {
     let node = p
         .node
         .as_ref()
-        .map_or(String::new(), |n| format!(", node {n}"));
+        .map_or(String::new(), |n| format!(", node {}", escape(n)));
     format!(
         "vidvard {} (protocol {}){node}, up {}, {} job(s) queued or running, {} FFmpeg \
          process(es)\n",
@@ -176,4 +218,45 @@ pub fn pong(p: &Pong) -> String {
         p.queue_depth,
         p.running_processes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_a_field_on_one_line_and_unambiguous() {
+        assert_eq!(escape("plain é.mp4"), "plain é.mp4");
+        assert_eq!(escape("a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(
+            escape("\u{1b}[31m\u{7f}\u{0}\u{85}"),
+            "\\x1b[31m\\x7f\\x00\\x85"
+        );
+        // A backslash is doubled, so `\n` in a name is not a newline.
+        assert_eq!(escape("a\\nb"), "a\\\\nb");
+        assert_eq!(escape(Path::new("/in/x\ny.mp4")), "/in/x\\ny.mp4");
+    }
+
+    #[test]
+    fn an_output_named_with_control_characters_is_one_record() {
+        let output = OutputInfo {
+            path: "/o/a\nb\tc_v01.mp4".into(),
+            size: 10,
+            input: "/i/a\nb\tc.mp4".into(),
+            index: 1,
+            effects: vidvar::proto::Effects {
+                rotation: 0.0,
+                brightness: 0.0,
+                contrast: 1.0,
+                saturation: 1.0,
+            },
+            node: Some("n\n1".into()),
+        };
+        let text = outputs(&[output]);
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        let fields: Vec<&str> = text.trim_end().split('\t').collect();
+        assert_eq!(fields[0], "/o/a\\nb\\tc_v01.mp4");
+        assert_eq!(fields[2], "/i/a\\nb\\tc.mp4");
+        assert_eq!(fields[5], "node=n\\n1");
+    }
 }

@@ -3,7 +3,10 @@
 //! Three views of the same stream of progress frames: progress bars
 //! (indicatif: overall and per input, with ETA) when stdout is a terminal,
 //! one plain line per change when it is not, and one JSON object per update
-//! (newline-delimited, the last one final) with `--json`.
+//! (newline-delimited, the last one final) with `--json`. All three show
+//! the daemon's figures as `status` does ([`render::percent`],
+//! [`render::amount`]): the bars' lengths follow them, and no view works
+//! out a percent of its own.
 
 use crate::{out, render};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -63,9 +66,10 @@ impl View {
             View::Lines { .. } => out!("{}", render::detail(detail)),
             View::Bars(bars) => {
                 bars.update(detail);
-                bars.overall.finish();
+                // Left where they are: finish() would fill them to 100%.
+                bars.overall.abandon();
                 for bar in &bars.files {
-                    bar.finish();
+                    bar.abandon();
                 }
                 let _ = bars.multi.clear();
                 out!("{}", render::detail(detail));
@@ -95,34 +99,39 @@ impl Bars {
             self.files.push(self.multi.add(bar));
         }
         self.overall.set_prefix(format!("job {}", d.summary.id));
-        self.overall.set_message(d.summary.state.as_str());
+        self.overall.set_message(format!(
+            "{} {}",
+            render::percent(d.summary.progress),
+            d.summary.state.as_str()
+        ));
         self.overall.set_position(position(d.summary.progress));
         for (bar, f) in self.files.iter().zip(&d.files) {
-            let name = f.path.file_name().map_or_else(
-                || f.path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            bar.set_prefix(name);
-            let mut message = format!(
-                "{} {}/{}",
+            bar.set_prefix(render::file_name(&f.path));
+            let encoded = if f.encoded_secs.is_some() {
+                " encoded"
+            } else {
+                ""
+            };
+            bar.set_message(format!(
+                "{}{encoded} {} {}/{}",
+                render::amount(f),
                 f.state.as_str(),
                 f.done_variations,
                 d.summary.variations
-            );
-            if let Some(secs) = f.encoded_secs {
-                message.push_str(&format!(", {secs:.1}s encoded"));
-            }
-            bar.set_message(message);
+            ));
             bar.set_position(position(f.progress));
         }
     }
 }
 
+/// The bars' look. The figures are in `{msg}`, not indicatif's
+/// `{percent}`, which rounds its own way and reads 100% once a bar is
+/// finished.
 fn style(overall: bool) -> ProgressStyle {
     let template = if overall {
-        "{prefix:>24.bold} [{bar:30.cyan/blue}] {percent:>3}% {msg} (ETA {eta})"
+        "{prefix:>24.bold} [{bar:30.cyan/blue}] {msg} (ETA {eta})"
     } else {
-        "{prefix:>24} [{bar:30}] {percent:>3}% {msg}"
+        "{prefix:>24} [{bar:30}] {msg}"
     };
     ProgressStyle::with_template(template)
         .expect("valid template")

@@ -8,9 +8,17 @@
 //! belong to a [`Trusted`] user and be writable by nobody else (unless
 //! sticky, like /tmp), and the process listening must run as a trusted
 //! user (`SO_PEERCRED`, socket(7)). Otherwise it refuses, and says why.
+//!
+//! What the daemon could not take for its size is refused here, before it
+//! is sent: a submission over the limits ([`check_submission`]) and, as a
+//! last guard, any request over the frame cap
+//! ([`ClientError::RequestTooLarge`]).
 
 use crate::proto::codec::{CodecError, Connection};
-use crate::proto::{HandshakeReply, Hello, PROTOCOL_VERSION, Request, Response, WireError};
+use crate::proto::{
+    HandshakeReply, Hello, MAX_INPUTS, MAX_PATH_BYTES, PROTOCOL_VERSION, Request, Response,
+    SubmitRequest, WireError,
+};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +49,10 @@ pub enum ClientError {
     Codec(#[source] CodecError),
     #[error("vidvard refused: {0}")]
     Refused(WireError),
+    /// Nothing was sent: the daemon reads at most `limit` bytes per
+    /// request ([`crate::proto::codec::MAX_REQUEST_LEN`]).
+    #[error("request not sent: it is larger than the {limit} bytes vidvard reads in one request")]
+    RequestTooLarge { limit: usize },
     #[error("refusing to use {}: {reason}", socket.display())]
     Untrusted { socket: PathBuf, reason: Distrust },
 }
@@ -136,6 +148,55 @@ impl From<CodecError> for ClientError {
     }
 }
 
+/// A submission over the protocol's size limits, found before it is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Oversize {
+    #[error(
+        "{count} inputs in one job; at most {MAX_INPUTS} are accepted \
+         (split them over several jobs)"
+    )]
+    TooManyInputs { count: usize },
+    /// `start` is the path's first 60 characters.
+    #[error("path of {len} bytes is longer than {MAX_PATH_BYTES} bytes, the limit: {start}...")]
+    PathTooLong { len: usize, start: String },
+}
+
+/// Check the size of a submission against the limits the daemon applies:
+/// at most [`MAX_INPUTS`] inputs, and no path (input or output directory)
+/// longer than [`MAX_PATH_BYTES`] bytes. Within them the request fits in a
+/// frame. The other checks (variations, the files themselves) are the
+/// daemon's.
+///
+/// Errors: [`Oversize`], naming the limit.
+pub fn check_submission(request: &SubmitRequest) -> Result<(), Oversize> {
+    if request.inputs.len() > MAX_INPUTS {
+        return Err(Oversize::TooManyInputs {
+            count: request.inputs.len(),
+        });
+    }
+    match request
+        .inputs
+        .iter()
+        .chain([&request.output_dir])
+        .find(|path| path.as_os_str().len() > MAX_PATH_BYTES)
+    {
+        Some(path) => Err(Oversize::PathTooLong {
+            len: path.as_os_str().len(),
+            start: path.to_string_lossy().chars().take(60).collect(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The error of sending a request: one too large for the daemon's frame
+/// cap is [`ClientError::RequestTooLarge`] (the codec wrote nothing).
+fn sending(err: CodecError) -> ClientError {
+    match err {
+        CodecError::FrameTooLarge(limit) => ClientError::RequestTooLarge { limit },
+        other => other.into(),
+    }
+}
+
 /// How long the daemon may take to accept, complete the handshake, or
 /// answer a request (a cancel waits for FFmpeg's grace period).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -227,7 +288,7 @@ impl Client {
     /// Send one request and read one response, within [`ANSWER_TIMEOUT`].
     pub async fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
         let exchange = async {
-            self.conn.send(request).await?;
+            self.conn.send(request).await.map_err(sending)?;
             Ok(self.conn.recv().await?)
         };
         tokio::time::timeout(ANSWER_TIMEOUT, exchange)
@@ -244,6 +305,47 @@ impl Client {
 
     /// Send a request without reading the answer (to start a stream).
     pub async fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        Ok(self.conn.send(request).await?)
+        self.conn.send(request).await.map_err(sending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(inputs: usize, path_len: usize) -> SubmitRequest {
+        SubmitRequest {
+            inputs: vec![format!("/{}", "i".repeat(path_len - 1)).into(); inputs],
+            variations: 1,
+            seed: None,
+            output_dir: "/out".into(),
+        }
+    }
+
+    #[test]
+    fn submissions_over_the_limits_are_refused_naming_them() {
+        check_submission(&submission(MAX_INPUTS, MAX_PATH_BYTES)).unwrap();
+        let refusal = |r| check_submission(&r).unwrap_err().to_string();
+        assert!(
+            refusal(submission(MAX_INPUTS + 1, 10))
+                .starts_with("1001 inputs in one job; at most 1000 are accepted"),
+        );
+        let long = refusal(submission(1, MAX_PATH_BYTES + 1));
+        assert!(
+            long.starts_with("path of 4097 bytes is longer than 4096 bytes, the limit: /iii"),
+            "{long}"
+        );
+        let mut out = submission(1, 10);
+        out.output_dir = format!("/{}", "o".repeat(MAX_PATH_BYTES)).into();
+        assert!(refusal(out).contains("/ooo"));
+    }
+
+    #[test]
+    fn a_frame_too_large_to_send_is_a_refusal_not_a_lost_connection() {
+        assert!(matches!(
+            sending(CodecError::FrameTooLarge(7)),
+            ClientError::RequestTooLarge { limit: 7 }
+        ));
+        assert!(matches!(sending(CodecError::Closed), ClientError::Lost));
     }
 }

@@ -11,14 +11,9 @@ use crate::access::{Judge, Want, describe_io};
 use crate::proto::SubmitRequest;
 use std::path::{Path, PathBuf};
 
-/// Most variations one input may ask for.
-pub const MAX_VARIATIONS: u32 = 1000;
-/// Most input files in one job.
-pub const MAX_INPUTS: usize = 1000;
-/// Most variations in one job, over all its inputs.
-pub const MAX_JOB_VARIATIONS: u64 = 10_000;
-/// Longest path accepted, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
+/// The limits are the protocol's: the client checks them before sending,
+/// and the request frame cap is derived from them.
+pub use crate::proto::{MAX_INPUTS, MAX_JOB_VARIATIONS, MAX_PATH_BYTES, MAX_VARIATIONS};
 
 /// A submission that passed: each input as given (it names the outputs)
 /// with the file vetted for it, and the vetted output directory.

@@ -5,21 +5,36 @@
 //! bytes of bincode 2 (standard configuration: little-endian varints; enum
 //! variants as their index). A reader checks the length against its cap
 //! before anything is allocated (tokio-util's `LengthDelimitedCodec`): the
-//! daemon reads at most [`MAX_REQUEST_LEN`] per frame, a client at most
-//! [`MAX_RESPONSE_LEN`] (answers such as the outputs of a large job are
-//! bigger than any request), and bincode's own decode limit stops a small
-//! payload from claiming a huge allocation.
+//! daemon reads at most [`MAX_REQUEST_LEN`] per frame (derived from the
+//! submission limits, so that every request they allow fits), a client at
+//! most [`MAX_RESPONSE_LEN`] (answers such as the outputs of a large job
+//! are bigger than any request), and bincode's own decode limit stops a
+//! small payload from claiming a huge allocation.
 
+use super::{MAX_INPUTS, MAX_PATH_BYTES};
 use bincode::config::{Configuration, Limit};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Largest frame payload a client may send, in bytes (1 MiB).
-pub const MAX_REQUEST_LEN: usize = 1 << 20;
+/// Most bytes bincode spends on one integer or length prefix (a `u64`
+/// varint: a marker byte and 8 bytes).
+const MAX_VARINT_LEN: usize = 9;
+
+/// Largest frame payload a client may send, in bytes (3.9 MiB with
+/// today's limits): the largest request the limits allow, a `Submit` of
+/// [`MAX_INPUTS`] inputs and an output directory, each path
+/// [`MAX_PATH_BYTES`] long with its length prefix, and room for the
+/// variant tag, the input count, the variations and the seed.
+pub const MAX_REQUEST_LEN: usize =
+    (MAX_INPUTS + 1) * (MAX_PATH_BYTES + MAX_VARINT_LEN) + 8 * MAX_VARINT_LEN;
 /// Largest frame payload the daemon may send, in bytes (64 MiB).
 pub const MAX_RESPONSE_LEN: usize = 64 << 20;
+
+// bincode decodes at most MAX_RESPONSE_LEN bytes (see `wire_config`), so
+// every request must fit in that too.
+const _: () = assert!(MAX_REQUEST_LEN <= MAX_RESPONSE_LEN);
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 mod tests {
     use super::*;
     use crate::proto::*;
+    use std::path::PathBuf;
     use tokio::io::AsyncWriteExt;
 
     fn detail() -> JobDetail {
@@ -345,7 +361,7 @@ mod tests {
         sent.unwrap();
         assert_eq!(got.unwrap(), answer);
         let huge = Request::Submit(SubmitRequest {
-            inputs: vec!["/x".repeat(1000).into(); 600],
+            inputs: vec!["/x".repeat(MAX_PATH_BYTES).into(); MAX_INPUTS],
             variations: 1,
             seed: None,
             output_dir: "/o".into(),
@@ -357,6 +373,40 @@ mod tests {
         // Nothing was written: the connection still works.
         client.send(&Request::Ping).await.unwrap();
         assert_eq!(daemon.recv::<Request>().await.unwrap(), Request::Ping);
+    }
+
+    /// The largest submission the limits allow: every path
+    /// [`MAX_PATH_BYTES`] long, every number at its widest.
+    fn largest_submit() -> Request {
+        let path =
+            |c: char| PathBuf::from(format!("/{}", c.to_string().repeat(MAX_PATH_BYTES - 1)));
+        Request::Submit(SubmitRequest {
+            inputs: vec![path('i'); MAX_INPUTS],
+            variations: u32::MAX,
+            seed: Some(u64::MAX),
+            output_dir: path('o'),
+        })
+    }
+
+    #[test]
+    fn the_frame_cap_fits_the_largest_request_the_limits_allow() {
+        let len = encode(&largest_submit()).unwrap().len();
+        assert!(
+            len <= MAX_REQUEST_LEN,
+            "the largest submission takes {len} bytes, the cap is {MAX_REQUEST_LEN}"
+        );
+        // Derived, not guessed: no more than a few bytes per path to spare.
+        assert!(MAX_REQUEST_LEN - len < 16 * (MAX_INPUTS + 1), "{len}");
+    }
+
+    #[tokio::test]
+    async fn the_largest_request_crosses_a_stream() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (mut client, mut daemon) = (Connection::client_side(a), Connection::daemon_side(b));
+        let request = largest_submit();
+        let (sent, got) = tokio::join!(client.send(&request), daemon.recv::<Request>());
+        sent.unwrap();
+        assert_eq!(got.unwrap(), request);
     }
 
     #[tokio::test]

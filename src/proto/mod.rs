@@ -80,7 +80,20 @@ pub enum Request {
     Nodes,
 }
 
-/// A job to queue.
+/// Most variations one input may ask for ([`SubmitRequest::variations`]).
+pub const MAX_VARIATIONS: u32 = 1000;
+/// Most input files in one job ([`SubmitRequest::inputs`]).
+pub const MAX_INPUTS: usize = 1000;
+/// Most variations in one job, over all its inputs.
+pub const MAX_JOB_VARIATIONS: u64 = 10_000;
+/// Longest path accepted in a [`SubmitRequest`], in bytes (Linux
+/// `PATH_MAX`). With [`MAX_INPUTS`] it sets the largest request, and so
+/// the daemon's frame cap ([`codec::MAX_REQUEST_LEN`]).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// A job to queue. Its limits: [`MAX_INPUTS`] inputs, each path at most
+/// [`MAX_PATH_BYTES`] bytes, 1 to [`MAX_VARIATIONS`] variations per input
+/// and [`MAX_JOB_VARIATIONS`] in all; the daemon refuses more.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitRequest {
     /// Input videos, absolute paths (the client resolves relative ones).
