@@ -251,12 +251,22 @@ mod tests {
                 saturation: 1.0,
             },
             node: Some("n\n1".into()),
+            quality: Some(vidvar::proto::Quality {
+                samples: 8,
+                ssim_mean: 0.99912,
+                ssim_min: 0.9985,
+                luma_diff: 0.126,
+            }),
         };
         let text = outputs(&[output]);
         assert_eq!(text.lines().count(), 1, "{text:?}");
         let fields: Vec<&str> = text.trim_end().split('\t').collect();
         assert_eq!(fields[0], "/o/a\\nb\\tc_v01.mp4");
         assert_eq!(fields[2], "/i/a\\nb\\tc.mp4");
-        assert_eq!(fields[5], "node=n\\n1");
+        assert_eq!(
+            fields[5],
+            "ssim=0.9991 ssim_min=0.9985 luma_diff=0.13 samples=8"
+        );
+        assert_eq!(fields[6], "node=n\\n1");
     }
 }

@@ -266,8 +266,9 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))
 }
 
-/// Push [`Response::Progress`] frames whenever the job changes (at most one
-/// per [`WATCH_MIN_INTERVAL`]) until it is final; the last frame is final.
+/// Push [`Response::Progress`] frames whenever the job changes until it is
+/// final; the last frame is final. A new job state (its end included) goes
+/// out at once, progress alone at most once per [`WATCH_MIN_INTERVAL`].
 async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     scheduler: &Engine,
@@ -275,7 +276,8 @@ async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
     job: JobId,
 ) -> Result<(), CodecError> {
     let mut changes = scheduler.subscribe();
-    let mut last = None;
+    let mut last: Option<crate::proto::JobDetail> = None;
+    let mut next_progress = tokio::time::Instant::now();
     loop {
         changes.mark_unchanged();
         let detail = match scheduler.detail(peer, job).await {
@@ -284,13 +286,25 @@ async fn watch<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let done = detail.summary.state.is_final();
         if last.as_ref() != Some(&detail) {
+            let new_state = last.as_ref().map(|l| l.summary.state) != Some(detail.summary.state);
+            if !new_state && tokio::time::Instant::now() < next_progress {
+                // Progress only, and too soon: look again when it is due,
+                // or sooner if the job changes (it may have ended).
+                tokio::select! {
+                    () = tokio::time::sleep_until(next_progress) => {}
+                    changed = changes.changed() => if changed.is_err() {
+                        tokio::time::sleep_until(next_progress).await;
+                    },
+                }
+                continue;
+            }
             send(conn, &Response::Progress(detail.clone())).await?;
             last = Some(detail);
+            next_progress = tokio::time::Instant::now() + WATCH_MIN_INTERVAL;
         }
         if done {
             return Ok(());
         }
-        tokio::time::sleep(WATCH_MIN_INTERVAL).await;
         let _ = tokio::time::timeout(WATCH_MAX_INTERVAL, changes.changed()).await;
     }
 }

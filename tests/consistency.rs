@@ -189,7 +189,7 @@ fn text_records_escape_control_characters_and_json_keeps_names_raw() {
         let (path, raw_input) = (o["path"].as_str().unwrap(), o["input"].as_str().unwrap());
         assert_eq!(raw_input, s(&input), "JSON gives the raw name");
         let fields: Vec<&str> = record.split('\t').collect();
-        assert_eq!(fields.len(), 5, "{record:?}");
+        assert_eq!(fields.len(), 6, "{record:?}");
         assert_eq!(fields[0], escaped(path));
         assert_eq!(fields[1], o["size"].to_string());
         assert_eq!(fields[2], escaped(raw_input));

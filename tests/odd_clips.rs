@@ -194,12 +194,13 @@ fn odd_but_valid_clips_all_become_checked_variations() {
         "combing left in the output: {line}"
     );
 
-    // The late video keeps its place against the audio: it starts with its
-    // first frame repeated, and lasts to its own end.
+    // The late video (0.5 s to 3 s) keeps its place against the audio: it
+    // starts with its first frame repeated, so it lasts 3 s, not 2.5.
     let v = probe_json(&only(&late));
     let video = streams(&v, "video")[0];
     let secs = |x: &Value| x.as_str().unwrap().parse::<f64>().unwrap();
-    assert!(secs(&video["duration"]) > 3.3, "{video}");
+    assert_eq!(secs(&video["start_time"]), 0.0, "{video}");
+    assert!(secs(&video["duration"]) > 2.9, "{video}");
 }
 
 #[test]
@@ -226,4 +227,23 @@ fn output_numbers_are_padded_to_the_width_of_the_count() {
     let by_index = names.clone();
     names.sort();
     assert_eq!(names, by_index, "names sort in the order of their numbers");
+}
+
+#[test]
+fn with_the_quality_check_off_outputs_carry_no_figures() {
+    let env = Env::new();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, "quality_check = false\n").unwrap();
+    let _d = env.start(&["--config", s(&conf)]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 1.0, "160x120", true);
+    let (detail, outputs) = run(&env, "1", &[&input]);
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}");
+    assert_eq!(outputs[0]["quality"], Value::Null, "{outputs:#?}");
+    let text = env.ctl_ok(&["outputs", &detail["summary"]["id"].to_string()]);
+    assert_eq!(
+        text.trim_end().split('\t').nth(5),
+        Some("unchecked"),
+        "{text}"
+    );
 }

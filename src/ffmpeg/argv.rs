@@ -170,7 +170,9 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
 /// (`-skip_frame nokey`, one thread), the sampled ones picked by their
 /// times and scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
 /// [`encode`] wrote, rewound), each is compared with its reference picture:
-/// `ssim`, then the absolute difference (`blend=all_mode=difference`)
+/// `ssim`, then the absolute difference (`blend=all_mode=difference`),
+/// both stopping at the shorter input (`shortest=1`: a missing sample must
+/// not be hidden by repeating the last one)
 /// measured by `signalstats`. Either way one `metadata=mode=print` record
 /// per sampled frame goes to stdout (see [`super::check::parse`]).
 pub fn check(output: RawFd, refs: Option<RawFd>, samples: &Samples) -> Vec<OsString> {
@@ -222,10 +224,11 @@ pub fn check(output: RawFd, refs: Option<RawFd>, samples: &Samples) -> Vec<OsStr
             );
             format!(
                 "{picked}[o];[1:v]setpts=N/TB,split[r1][r2];[o][r1]ssim=shortest=1[s];\
-                 [s][r2]blend=all_mode=difference,signalstats,metadata=mode=print:file=-"
+                 [s][r2]blend=all_mode=difference:shortest=1,signalstats,metadata=mode=print:file=-"
             )
         }
-        None => format!("{picked},metadata=mode=print:file=-"),
+        // A frame without metadata prints nothing: tag each.
+        None => format!("{picked},metadata=mode=add:key=sample:value=1,metadata=mode=print:file=-"),
     };
     args.extend(
         ["-filter_complex", &graph, "-f", "null", "-"]
@@ -401,14 +404,17 @@ mod tests {
             "[0:V:0]select='lt(abs(t-0.000000)\\,0.100000)+lt(abs(t-0.200000)\\,0.100000)',\
              scale=320:180,format=yuv420p,setpts=N/TB[o]",
             "[o][r1]ssim=shortest=1[s]",
-            "blend=all_mode=difference,signalstats,metadata=mode=print:file=-",
+            "blend=all_mode=difference:shortest=1,signalstats,metadata=mode=print:file=-",
             "-f null -",
         ] {
             assert!(args.contains(needle), "{needle:?} missing from {args}");
         }
         let bare = joined(&check(4, None, &samples));
         assert!(!bare.contains("pipe:") && !bare.contains("ssim"), "{bare}");
-        assert!(bare.contains(",metadata=mode=print:file=-"), "{bare}");
+        assert!(
+            bare.contains(",metadata=mode=add:key=sample:value=1,metadata=mode=print:file=-"),
+            "{bare}"
+        );
     }
 
     #[test]
