@@ -390,10 +390,8 @@ impl FileSettings {
             }
             t.min_ssim = Some(floor);
         }
-        match self.quality_check {
-            Some(false) => t.min_ssim = None,
-            Some(true) if t.min_ssim.is_none() => t.min_ssim = Some(DEFAULT_MIN_SSIM),
-            _ => {}
+        if self.quality_check == Some(false) {
+            t.min_ssim = None;
         }
         Ok(t)
     }

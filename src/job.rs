@@ -157,6 +157,9 @@ pub struct Media {
     /// Duration of the streams that are encoded (the first video stream
     /// and the first audio stream), microseconds; `None` when unknown.
     pub duration_us: Option<u64>,
+    /// Where the video stream ends, microseconds from the start; `None`
+    /// when unknown. The check samples frames up to here.
+    pub video_us: Option<u64>,
     /// Frame rate of the video stream, frames per second as a fraction
     /// (ffprobe's `avg_frame_rate`, else `r_frame_rate`); `None` when
     /// unknown or variable without an average.

@@ -95,6 +95,7 @@ fn check(output: &Path, refs: &File) -> (u64, Checked) {
             out.as_raw_fd(),
             Some(refs.as_raw_fd()),
             &samples,
+            true,
             None,
         ))
         .unwrap();
@@ -212,6 +213,7 @@ fn a_garbage_output_does_not_decode() {
             out.as_raw_fd(),
             Some(honest.refs.as_raw_fd()),
             &Samples::plan(Some(3_000_000), rate),
+            true,
             None,
         ))
         .unwrap_err();

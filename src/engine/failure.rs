@@ -91,12 +91,14 @@ pub enum Failure {
          ends early (damaged or cut short)",
         secs(*encoded), secs(*expected)
     )]
+    /// Both in microseconds.
     TooShort { expected: u64, encoded: u64 },
     #[error(
         "FFmpeg encoded {:.3} s, longer than the input's {:.3} s: it misread the input's \
          timestamps",
         secs(*encoded), secs(*expected)
     )]
+    /// Both in microseconds.
     TooLong { expected: u64, encoded: u64 },
     #[error("FFmpeg exited 0 but reported nothing encoded")]
     NothingEncoded,
@@ -104,8 +106,8 @@ pub enum Failure {
     NoFrame,
     #[error("cannot keep the check's reference pictures: {0}")]
     CheckFile(#[source] io::Error),
-    /// The check could not decode the output.
-    #[error("FFmpeg exited 0 but its output is broken: {0}")]
+    /// The check could not run, or could not decode the output.
+    #[error("{}", check_failed(.0))]
     Check(#[source] CheckError),
     #[error(
         "FFmpeg exited 0 but its output is broken: only {decoded} of {expected} sampled frames \
@@ -129,6 +131,17 @@ pub enum Failure {
     /// The input cannot be probed.
     #[error(transparent)]
     Probe(ProbeError),
+}
+
+/// Why the check failed, in words for the job's owner: a broken output, or
+/// a check that could not be done (which says nothing of the output).
+fn check_failed(err: &CheckError) -> String {
+    match err {
+        CheckError::Undecodable(_) => format!("FFmpeg exited 0 but its output is broken: {err}"),
+        CheckError::Spawn { .. } | CheckError::Timeout => {
+            format!("cannot check the output: {err}")
+        }
+    }
 }
 
 /// Microseconds as seconds.

@@ -26,7 +26,8 @@ use crate::engine::supervisor::{self, End};
 use crate::ffmpeg::argv::{self, EncodePlan};
 use crate::ffmpeg::check::{self, Samples};
 use crate::ffmpeg::probe;
-use crate::job::{Credentials, FrameRate, JobId, JobState, Quality};
+use crate::ffmpeg::DEFAULT_FRAME_RATE;
+use crate::job::{Credentials, JobId, JobState, Quality};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
 use crate::queue::Queue;
@@ -67,12 +68,6 @@ pub const DURATION_TOLERANCE: f64 = 0.05;
 /// Smallest absolute difference always accepted, microseconds: a few
 /// frames, which frame-rate conversion of a very short clip may add.
 pub const DURATION_SLACK_US: u64 = 150_000;
-/// Output frame rate when the settings keep the source's and the probe
-/// found none.
-pub const FALLBACK_RATE: FrameRate = FrameRate {
-    num: 30000,
-    den: 1001,
-};
 
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on. `path` is the input
@@ -465,8 +460,8 @@ async fn run_encode(
     let rate = settings
         .frame_rate
         .or(work.media.frame_rate)
-        .unwrap_or(FALLBACK_RATE);
-    let samples = Samples::plan(work.media.duration_us, rate);
+        .unwrap_or(DEFAULT_FRAME_RATE);
+    let samples = Samples::plan(work.media.video_us.or(work.media.duration_us), rate);
     let plan = EncodePlan {
         effects: &work.effects,
         settings,
@@ -524,7 +519,11 @@ async fn run_encode(
                 let encoded = encoded_us.ok_or(Failure::NothingEncoded)?;
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
-            let quality = check_output(s, target, &samples, run_as).await?;
+            let quality = tokio::select! {
+                checked = check_output(s, target, &samples, run_as) => checked?,
+                // Dropping the check kills it (kill_on_drop).
+                () = cancel.cancelled() => return Ok(None),
+            };
             // A node that lost its claim must not publish: the work may run
             // on another node already.
             let held = record(s, work.job_id, || s.queue().confirm(work.lease)).await;
@@ -633,15 +632,23 @@ async fn check_output(
     }
     let floor = s.tunables().min_ssim;
     let compare = floor.is_some().then(|| refs.as_raw_fd());
-    let checked = check::run(
-        &s.config().ffmpeg,
-        target.temp.as_raw_fd(),
-        compare,
-        samples,
-        run_as,
-    )
-    .await
-    .map_err(Failure::Check)?;
+    let run = |keyframes_only| {
+        check::run(
+            &s.config().ffmpeg,
+            target.temp.as_raw_fd(),
+            compare,
+            samples,
+            keyframes_only,
+            run_as,
+        )
+    };
+    let mut checked = run(true).await.map_err(Failure::Check)?;
+    if checked.decoded < expected {
+        // An encoder may not have made the sampled frames keyframes (or
+        // its decoder skips nothing): decode every frame before judging.
+        refs.rewind().map_err(Failure::CheckFile)?;
+        checked = run(false).await.map_err(Failure::Check)?;
+    }
     if checked.decoded < expected {
         return Err(Failure::SamplesMissing {
             decoded: checked.decoded,

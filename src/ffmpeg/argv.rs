@@ -78,8 +78,9 @@ pub struct EncodePlan<'a> {
 /// frame times are the output's), split in two. `[out]` carries the effects, even dimensions of at least 2x2
 /// (libx264 refuses odd ones; `trunc` alone would turn a 1-pixel side into
 /// 0, which `scale` reads as "keep") and `yuv420p`, which players need;
-/// `[ref]` carries only the sampled frames, with the same effects, scaled
-/// to [`CHECK_SIZE`]: the pictures the output must show there.
+/// `[ref]` carries only the sampled frames, scaled to [`CHECK_SIZE`], with
+/// the same effects applied at that size (at full size they would cost 6%
+/// of the encode): the pictures the output must show there.
 pub fn encode_graph(plan: &EncodePlan) -> String {
     let deinterlace = if plan.deinterlace {
         "bwdif=mode=send_frame:parity=auto:deint=all,"
@@ -91,7 +92,7 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
     format!(
         "[0:V:0]{deinterlace}fps={rate}:start_time=0,split[v][r];\
          [v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out];\
-         [r]select='{select}',{effects},scale={w}:{h},format=yuv420p[ref]",
+         [r]select='{select}',scale={w}:{h},{effects},format=yuv420p[ref]",
         rate = plan.rate,
         select = plan.samples.select_expr(),
     )
@@ -143,7 +144,14 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
         RateControl::BitrateKbps(kbps) => ["-b:v".to_string(), format!("{kbps}k")],
         RateControl::Crf(crf) => ["-crf".to_string(), crf.to_string()],
     });
-    tail.extend(["-force_key_frames".into(), plan.samples.keyframe_times()]);
+    // IDR frames (libx264, libx265; other encoders ignore the option), so
+    // that the keyframes are keyframes to a decoder too.
+    tail.extend([
+        "-force_key_frames".into(),
+        plan.samples.keyframe_times(),
+        "-forced-idr".into(),
+        "1".into(),
+    ]);
     tail.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
     args.extend(tail.into_iter().map(OsString::from));
     args.push(fd_url(output));
@@ -166,16 +174,26 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
 }
 
 /// ffmpeg arguments (without the program) that check the encoded output
-/// open as descriptor `output`: only its keyframes are decoded
-/// (`-skip_frame nokey`, one thread), the sampled ones picked by their
-/// times and scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
+/// open as descriptor `output`: with `keyframes_only` only its keyframes
+/// are decoded (`-skip_frame nokey`), else all frames; one thread; the
+/// sampled ones are picked by their times and scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
 /// [`encode`] wrote, rewound), each is compared with its reference picture:
 /// `ssim`, then the absolute difference (`blend=all_mode=difference`),
 /// both stopping at the shorter input (`shortest=1`: a missing sample must
 /// not be hidden by repeating the last one)
 /// measured by `signalstats`. Either way one `metadata=mode=print` record
 /// per sampled frame goes to stdout (see [`super::check::parse`]).
-pub fn check(output: RawFd, refs: Option<RawFd>, samples: &Samples) -> Vec<OsString> {
+pub fn check(
+    output: RawFd,
+    refs: Option<RawFd>,
+    samples: &Samples,
+    keyframes_only: bool,
+) -> Vec<OsString> {
+    let skip: &[&str] = if keyframes_only {
+        &["-skip_frame", "nokey"]
+    } else {
+        &[]
+    };
     let mut args: Vec<OsString> = [
         "-hide_banner",
         "-nostdin",
@@ -186,10 +204,9 @@ pub fn check(output: RawFd, refs: Option<RawFd>, samples: &Samples) -> Vec<OsStr
         "1",
         "-threads",
         "1",
-        "-skip_frame",
-        "nokey",
     ]
     .iter()
+    .chain(skip)
     .chain(&INPUT_LIMITS)
     .chain(&["-i"])
     .map(OsString::from)
@@ -332,7 +349,7 @@ mod tests {
             "{graph}"
         );
         assert!(
-            graph.ends_with(&format!("{effects},scale=320:180,format=yuv420p[ref]")),
+            graph.ends_with(&format!("scale=320:180,{effects},format=yuv420p[ref]")),
             "{graph}"
         );
         assert!(!graph.contains("bwdif"));
@@ -368,6 +385,7 @@ mod tests {
             "-preset ultrafast",
             "-b:v 2000k",
             "-force_key_frames 0.000000,0.433767,",
+            "-forced-idr 1",
             "-c:a aac",
             "-f mp4 file:/dev/fd/9",
             "-map [ref] -fps_mode:v passthrough -c:v rawvideo -f rawvideo pipe:11",
@@ -395,7 +413,7 @@ mod tests {
     #[test]
     fn the_check_decodes_keyframes_and_compares_with_the_references() {
         let samples = Samples::plan(Some(400_000), FrameRate { num: 5, den: 1 });
-        let args = joined(&check(4, Some(6), &samples));
+        let args = joined(&check(4, Some(6), &samples, true));
         for needle in [
             "-threads 1 -skip_frame nokey -protocol_whitelist file",
             "-i file:/dev/fd/4",
@@ -409,7 +427,8 @@ mod tests {
         ] {
             assert!(args.contains(needle), "{needle:?} missing from {args}");
         }
-        let bare = joined(&check(4, None, &samples));
+        let bare = joined(&check(4, None, &samples, false));
+        assert!(!bare.contains("-skip_frame"), "{bare}");
         assert!(!bare.contains("pipe:") && !bare.contains("ssim"), "{bare}");
         assert!(
             bare.contains(",metadata=mode=add:key=sample:value=1,metadata=mode=print:file=-"),

@@ -7,9 +7,11 @@
 //! like the output's, with the variation's effects applied (see
 //! [`super::argv::encode_graph`]); the sampled frames are keyframes of the
 //! output. The check is one more FFmpeg run that decodes only those
-//! keyframes of the output file, so it proves that the file decodes at
-//! every sample from its first frame to its last, and compares each with
+//! keyframes of the output file (all its frames if the encoder did not
+//! make the sampled ones keyframes), so it proves that the file decodes at
+//! every sampled frame, from its first to its last, and compares each with
 //! its reference picture: SSIM and the mean absolute luma difference.
+//! Frames between the samples are not decoded.
 
 use crate::job::{FrameRate, Quality};
 use crate::process::RunAs;
@@ -35,9 +37,10 @@ pub struct Samples {
 
 impl Samples {
     /// [`SAMPLES`] frames spread evenly from the first frame to the last
-    /// whole frame of `duration_us` at `rate` (fewer when the output has
-    /// fewer frames). Of an input of unknown duration, one frame per second
-    /// from the start; those past its end are simply not there.
+    /// whole frame of a video of `duration_us` at `rate` (fewer when it has
+    /// fewer frames). Of a video of unknown duration, frames at 0, 1, 2, 4,
+    /// 8 ... 64 s, so that any length is sampled to within half of its end;
+    /// those past its end are simply not there.
     pub fn plan(duration_us: Option<u64>, rate: FrameRate) -> Samples {
         let frames_in = |us: u64| us as u128 * rate.num as u128 / (rate.den as u128 * 1_000_000);
         let frames: Vec<u64> = match duration_us {
@@ -50,7 +53,7 @@ impl Samples {
                 frames
             }
             None => (0..SAMPLES)
-                .map(|k| frames_in(k * 1_000_000) as u64)
+                .map(|k| frames_in((1u64 << k) / 2 * 1_000_000) as u64)
                 .collect(),
         };
         Samples { rate, frames }
@@ -61,16 +64,6 @@ impl Samples {
         self.frames
             .iter()
             .map(|&n| n as f64 * self.rate.den as f64 / self.rate.num as f64)
-    }
-
-    /// How many frames are sampled.
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether no frame is sampled (never, for a plan).
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
     }
 
     /// An expression for FFmpeg's `select` filter that is true for the
@@ -103,7 +96,8 @@ pub fn reference_bytes() -> u64 {
 /// What the check found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
-    /// Sampled frames that decoded.
+    /// Sampled frames that decoded (when compared: that decoded and had a
+    /// reference picture, whichever are fewer).
     pub decoded: u32,
     /// Their figures, when they were compared with reference pictures.
     pub quality: Option<Quality>,
@@ -151,7 +145,8 @@ pub fn parse(text: &str) -> Checked {
 }
 
 /// Run the check ([`super::argv::check`]) on the output open as `output`,
-/// against the reference pictures open as `refs` (rewound) when given.
+/// against the reference pictures open as `refs` (rewound) when given,
+/// decoding its keyframes only when `keyframes_only`.
 ///
 /// Errors: [`CheckError::Spawn`], [`CheckError::Timeout`], and
 /// [`CheckError::Undecodable`] with FFmpeg's last message when it exits
@@ -161,6 +156,7 @@ pub async fn run(
     output: RawFd,
     refs: Option<RawFd>,
     samples: &Samples,
+    keyframes_only: bool,
     run_as: Option<&RunAs>,
 ) -> Result<Checked, CheckError> {
     let spawn_error = |source| CheckError::Spawn {
@@ -168,7 +164,7 @@ pub async fn run(
         source,
     };
     let inherit: Vec<RawFd> = [Some(output), refs].into_iter().flatten().collect();
-    let args: Vec<OsString> = super::argv::check(output, refs, samples);
+    let args: Vec<OsString> = super::argv::check(output, refs, samples, keyframes_only);
     let child = crate::process::command(ffmpeg, run_as, &inherit)
         .args(args)
         .spawn()
@@ -179,17 +175,9 @@ pub async fn run(
         .map_err(spawn_error)?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("failed without a message");
-        let url = super::argv::fd_url(output);
-        let reason = last
-            .strip_prefix(&*url.to_string_lossy())
-            .map_or(last, |rest| rest.trim_start_matches(':').trim());
-        return Err(CheckError::Undecodable(reason.to_string()));
+        return Err(CheckError::Undecodable(super::last_message(
+            &stderr, output,
+        )));
     }
     Ok(parse(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -220,7 +208,7 @@ mod tests {
     fn short_clips_sample_the_frames_they_have() {
         // One frame at 1 fps lasts 1 s: 29 frames at 29.97.
         assert_eq!(
-            Samples::plan(Some(1_000_000), ntsc()).len(),
+            Samples::plan(Some(1_000_000), ntsc()).frames.len(),
             SAMPLES as usize
         );
         // 2 frames at 5 fps, kept at the source's rate.
@@ -228,9 +216,9 @@ mod tests {
         assert_eq!(s.frames, [0, 1]);
         // Less than a frame still samples the first.
         assert_eq!(Samples::plan(Some(10_000), ntsc()).frames, [0]);
-        // Unknown duration: one a second.
+        // Unknown duration: 0, 1, 2, 4 ... 64 s.
         let s = Samples::plan(None, FrameRate::parse("25").unwrap());
-        assert_eq!(s.frames, [0, 25, 50, 75, 100, 125, 150, 175]);
+        assert_eq!(s.frames, [0, 25, 50, 100, 200, 400, 800, 1600]);
     }
 
     #[test]

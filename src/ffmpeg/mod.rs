@@ -11,6 +11,30 @@ pub mod probe;
 pub mod progress;
 
 use crate::job::FrameRate;
+use std::os::fd::RawFd;
+
+/// The output frame rate of the defaults, and of "keep the source's" when
+/// the source states none: 30000/1001 (29.97) frames/s.
+pub const DEFAULT_FRAME_RATE: FrameRate = FrameRate {
+    num: 30000,
+    den: 1001,
+};
+
+/// The last message FFmpeg or ffprobe printed on `stderr`, without the
+/// `file:/dev/fd/N:` prefix it puts before errors about the file it was
+/// handed as descriptor `fd` (which means nothing to a user).
+pub fn last_message(stderr: &str, fd: RawFd) -> String {
+    let last = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("failed without a message");
+    let url = argv::fd_url(fd);
+    last.strip_prefix(&*url.to_string_lossy())
+        .map_or(last, |rest| rest.trim_start_matches(':').trim())
+        .to_string()
+}
 
 /// How the video bitrate is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,10 +67,7 @@ impl Default for EncodeSettings {
             video_codec: "libx264".into(),
             preset: "ultrafast".into(),
             rate: RateControl::BitrateKbps(2000),
-            frame_rate: Some(FrameRate {
-                num: 30000,
-                den: 1001,
-            }),
+            frame_rate: Some(DEFAULT_FRAME_RATE),
             audio_codec: "aac".into(),
         }
     }

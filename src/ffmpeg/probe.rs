@@ -81,11 +81,18 @@ struct Disposition {
     attached_pic: u8,
 }
 
-/// Stream tags; Matroska keeps a stream's duration in `DURATION`.
+/// Stream tags; Matroska keeps a stream's duration in `DURATION` (or, as
+/// older mkvmerge writes it, `DURATION-eng` and the like).
 #[derive(Deserialize, Default)]
-struct Tags {
-    #[serde(rename = "DURATION")]
-    duration: Option<String>,
+struct Tags(std::collections::BTreeMap<String, serde_json::Value>);
+
+impl Tags {
+    fn duration(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.starts_with("DURATION"))
+            .and_then(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,11 +132,9 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
         duration: None,
     });
     let file_start = format.start_time.as_deref().and_then(seconds_us);
-    let encoded = [Some(video), audio]
-        .into_iter()
-        .flatten()
-        .filter_map(|s| stream_end_us(s, file_start.unwrap_or(0)))
-        .max();
+    let end = |s: &Stream| stream_end_us(s, file_start.unwrap_or(0));
+    let video_us = end(video);
+    let encoded = video_us.max(audio.and_then(end));
     let duration_us = encoded.or_else(|| format.duration.as_deref().and_then(seconds_us));
     let frame_rate = [&video.avg_frame_rate, &video.r_frame_rate]
         .into_iter()
@@ -140,6 +145,7 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
         has_audio: audio.is_some(),
         media: Media {
             duration_us,
+            video_us,
             frame_rate,
             interlaced: matches!(
                 video.field_order.as_deref(),
@@ -157,7 +163,7 @@ fn stream_end_us(stream: &Stream, file_start: u64) -> Option<u64> {
         let start = stream.start_time.as_deref().and_then(seconds_us);
         return Some((start.unwrap_or(file_start) + us).saturating_sub(file_start));
     }
-    let tag = stream.tags.duration.as_deref()?;
+    let tag = stream.tags.duration()?;
     let mut parts = tag.rsplitn(3, ':');
     let (secs, mins, hours) = (parts.next()?, parts.next()?, parts.next()?);
     let total = hours.parse::<f64>().ok()? * 3600.0
@@ -214,19 +220,7 @@ async fn run(
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed without a message")
-            .trim();
-        // ffprobe prefixes the URL it was given, which means nothing to
-        // the user.
-        let url = super::argv::fd_url(fd);
-        let reason = last
-            .strip_prefix(&*url.to_string_lossy())
-            .map_or(last, |rest| rest.trim_start_matches(':').trim())
-            .to_string();
+        let reason = super::last_message(&stderr, fd);
         if reason.contains("Permission denied") {
             return Err(ProbeError::PermissionDenied);
         }
@@ -268,6 +262,7 @@ mod tests {
                 has_audio: true,
                 media: Media {
                     duration_us: Some(10_000_000),
+                    video_us: Some(10_000_000),
                     frame_rate: FrameRate::parse("30000/1001"),
                     interlaced: false,
                 },
@@ -297,10 +292,13 @@ mod tests {
         // Audio longer than the video: both are encoded.
         let audio_longer = r#"{"streams":[{"codec_type":"video","duration":"2.0"},
             {"codec_type":"audio","duration":"2.5"}]}"#;
-        assert_eq!(
-            parse(audio_longer).unwrap().media.duration_us,
-            Some(2_500_000)
-        );
+        let media = parse(audio_longer).unwrap().media;
+        assert_eq!(media.duration_us, Some(2_500_000));
+        assert_eq!(media.video_us, Some(2_000_000), "the check samples the video");
+        // Older mkvmerge names the tag after the language.
+        let tagged = r#"{"streams":[{"codec_type":"video","tags":{"DURATION-eng":"00:00:04.000000000"}}],
+            "format":{"duration":"9.0"}}"#;
+        assert_eq!(parse(tagged).unwrap().media.duration_us, Some(4_000_000));
     }
 
     #[test]

@@ -416,7 +416,7 @@ impl PgQueue {
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
                         v.pid, v.pid_start_time, v.boot_id,
-                        f.frame_rate, f.interlaced, j.variations
+                        f.frame_rate, f.interlaced, j.variations, f.video_us
                  FROM variations v JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
                  WHERE f.probed
@@ -525,6 +525,7 @@ impl PgQueue {
             output_dir,
             media: Media {
                 duration_us: r.get::<_, Option<i64>>(13).map(|d| d as u64),
+                video_us: r.get::<_, Option<i64>>(32).map(|d| d as u64),
                 frame_rate: r
                     .get::<_, Option<String>>(29)
                     .as_deref()
@@ -1178,10 +1179,11 @@ impl Queue for PgQueue {
         let client = self.pool.get().await?;
         let duration = media.duration_us.map(|d| d as i64);
         let rate = media.frame_rate.map(|r| r.to_string());
+        let video = media.video_us.map(|d| d as i64);
         let changed = exec(
             &client,
             "UPDATE files SET probed = true, duration_us = $4, frame_rate = $5,
-                     interlaced = $6, lease_until = NULL
+                     interlaced = $6, video_us = $7, lease_until = NULL
                  WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
                    AND NOT probed",
             &[
@@ -1191,6 +1193,7 @@ impl Queue for PgQueue {
                 &duration,
                 &rate,
                 &media.interlaced,
+                &video,
             ],
         )
         .await?;

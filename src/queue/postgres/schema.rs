@@ -129,6 +129,7 @@ $$;
 -- streams): the video's frame rate as FFmpeg prints it ("30000/1001"),
 -- NULL when unknown, and whether it is interlaced.
 ALTER TABLE files ADD COLUMN frame_rate text;
+ALTER TABLE files ADD COLUMN video_us bigint;  -- where the video stream ends
 ALTER TABLE files ADD COLUMN interlaced boolean NOT NULL DEFAULT false;
 -- The quality check's figures of each output (NULL: not checked).
 ALTER TABLE variations ADD COLUMN check_samples integer;

@@ -80,6 +80,7 @@ ALTER TABLE variations ADD COLUMN temp_ino INTEGER;
 -- streams): the video's frame rate as FFmpeg prints it ("30000/1001"),
 -- NULL when unknown, and whether it is interlaced.
 ALTER TABLE files ADD COLUMN frame_rate TEXT;
+ALTER TABLE files ADD COLUMN video_us INTEGER;   -- where the video stream ends
 ALTER TABLE files ADD COLUMN interlaced INTEGER NOT NULL DEFAULT 0;
 -- The quality check's figures of each output (NULL: not checked).
 ALTER TABLE variations ADD COLUMN check_samples INTEGER;

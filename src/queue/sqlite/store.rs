@@ -455,7 +455,7 @@ impl Store {
                         f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino,
-                        f.frame_rate, f.interlaced, j.variations
+                        f.frame_rate, f.interlaced, j.variations, f.video_us
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
@@ -476,6 +476,7 @@ impl Store {
                         output_dir: place_of(r, 6, 18)?,
                         media: Media {
                             duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
+                            video_us: r.get::<_, Option<i64>>(24)?.map(|d| d as u64),
                             frame_rate: r
                                 .get::<_, Option<String>>(21)?
                                 .as_deref()
@@ -566,13 +567,15 @@ impl Store {
     /// Record a successful probe; the file's variations become startable.
     pub fn finish_probe(&mut self, file_id: i64, media: Media) -> Result<()> {
         self.conn.execute(
-            "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4
+            "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4,
+                    video_us = ?5
              WHERE id = ?1 AND state = 'running'",
             params![
                 file_id,
                 media.duration_us.map(|d| d as i64),
                 media.frame_rate.map(|r| r.to_string()),
-                media.interlaced
+                media.interlaced,
+                media.video_us.map(|d| d as i64)
             ],
         )?;
         Ok(())
