@@ -247,3 +247,28 @@ fn with_the_quality_check_off_outputs_carry_no_figures() {
         "{text}"
     );
 }
+
+#[test]
+fn an_hevc_encoder_from_the_configuration_passes_the_check() {
+    let env = Env::new();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(
+        &conf,
+        "[encode]\nvideo_codec = \"libx265\"\npreset = \"ultrafast\"\n",
+    )
+    .unwrap();
+    let daemon = env.start(&["--config", s(&conf)]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 2.0, "320x240", false);
+    let (detail, outputs) = run(&env, "1", &[&input]);
+    assert_eq!(
+        detail["summary"]["state"],
+        "succeeded",
+        "{detail:#}\n{}",
+        daemon.log()
+    );
+    let q = &outputs[0]["quality"];
+    assert_eq!(q["samples"], 8, "{q}");
+    let v = probe_json(Path::new(outputs[0]["path"].as_str().unwrap()));
+    assert_eq!(streams(&v, "video")[0]["codec_name"], "hevc");
+}

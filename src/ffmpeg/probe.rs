@@ -294,7 +294,11 @@ mod tests {
             {"codec_type":"audio","duration":"2.5"}]}"#;
         let media = parse(audio_longer).unwrap().media;
         assert_eq!(media.duration_us, Some(2_500_000));
-        assert_eq!(media.video_us, Some(2_000_000), "the check samples the video");
+        assert_eq!(
+            media.video_us,
+            Some(2_000_000),
+            "the check samples the video"
+        );
         // Older mkvmerge names the tag after the language.
         let tagged = r#"{"streams":[{"codec_type":"video","tags":{"DURATION-eng":"00:00:04.000000000"}}],
             "format":{"duration":"9.0"}}"#;
