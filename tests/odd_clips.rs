@@ -156,7 +156,7 @@ fn odd_but_valid_clips_all_become_checked_variations() {
         let q = &made[0]["quality"];
         assert!(q["samples"].as_u64().unwrap() >= 1, "{q}");
         assert!(
-            q["ssim_min"].as_f64().unwrap() >= 0.85,
+            q["ssim_min"].as_f64().unwrap() >= vidvar::config::DEFAULT_MIN_SSIM,
             "{}: {q}",
             input.display()
         );
