@@ -72,6 +72,6 @@ echo "== submitting $video ($variations variations)"
 job=$("$bin/vidvarctl" submit -n "$variations" -o "$out" "$video")
 status=0
 "$bin/vidvarctl" watch "$job" || status=$?
-echo "== outputs of job $job (path, bytes, input, index, effects)"
+echo "== outputs of job $job (path, bytes, input, index, effects, quality check)"
 "$bin/vidvarctl" outputs "$job"
 exit "$status"
