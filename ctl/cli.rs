@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use vidvar::proto::JobId;
+use vidvar::proto::{JobId, MAX_VARIATIONS};
 
 /// Submit videos to vidvard, watch their progress and list the variations.
 #[derive(Parser, Debug)]
@@ -55,7 +55,13 @@ pub enum Command {
     /// Queue a job: N variations of each FILE. Prints the job id.
     Submit {
         /// Variations per input file (1..=1000)
-        #[arg(short = 'n', long, default_value_t = 3, value_name = "N")]
+        #[arg(
+            short = 'n',
+            long,
+            default_value_t = 3,
+            value_name = "N",
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VARIATIONS))
+        )]
         variations: u32,
         /// Seed of the effect generator, to reproduce a job's effects
         #[arg(long, value_name = "S")]

@@ -60,6 +60,7 @@ async fn main() -> ExitCode {
                 }
                 Failure::Client(
                     err @ (ClientError::Connect { .. }
+                    | ClientError::PermissionDenied { .. }
                     | ClientError::NotAnswering { .. }
                     | ClientError::Untrusted { .. }
                     | ClientError::Lost),

@@ -35,6 +35,15 @@ pub enum ClientError {
         socket.display()
     )]
     NotRunning { socket: PathBuf },
+    /// The socket exists but this user may not use it: the daemon shares
+    /// it with one group.
+    #[error(
+        "permission denied: {} is for the members of group {group} only.\n\
+         Ask an administrator to add you to it (`sudo adduser $USER {group}`), then log in \
+         again.",
+        socket.display()
+    )]
+    PermissionDenied { socket: PathBuf, group: String },
     #[error("cannot connect to {}: {source}", socket.display())]
     Connect {
         socket: PathBuf,
@@ -243,6 +252,10 @@ impl Client {
                     socket: socket.to_path_buf(),
                 }
             }
+            std::io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
+                socket: socket.to_path_buf(),
+                group: group_of(socket),
+            },
             _ => ClientError::Connect {
                 socket: socket.to_path_buf(),
                 source,
@@ -306,6 +319,23 @@ impl Client {
     /// Send a request without reading the answer (to start a stream).
     pub async fn send(&mut self, request: &Request) -> Result<(), ClientError> {
         self.conn.send(request).await.map_err(sending)
+    }
+}
+
+/// The group a socket is shared with, by name when it has one: the
+/// socket's own, or its directory's when the socket cannot be looked at
+/// (a directory closed to others, as `/run/vidvard` is).
+fn group_of(socket: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let gid = std::fs::metadata(socket)
+        .or_else(|_| std::fs::metadata(socket.parent().unwrap_or(Path::new("/"))))
+        .map(|m| m.gid());
+    match gid {
+        Ok(gid) => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map_or(gid.to_string(), |g| g.name),
+        Err(_) => "unknown".into(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! client resolves the socket the same way, so both agree without flags.
 
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// File name of the socket inside the runtime directory.
 pub const SOCKET_NAME: &str = "vidvard.sock";
@@ -70,13 +70,19 @@ pub const SYSTEM_SOCKET: &str = "/run/vidvard/vidvard.sock";
 
 /// The socket a client uses: `VIDVAR_SOCKET` if set, else the one in
 /// [`runtime_dir`]; a user without a daemon of their own falls back to the
-/// system daemon's socket when it exists.
+/// system daemon's socket when it exists, or when its directory keeps the
+/// user from even seeing it (so that the user is told so, not that nothing
+/// runs).
 pub fn default_socket() -> PathBuf {
     if let Some(socket) = var("VIDVAR_SOCKET") {
         return socket;
     }
     let own = runtime_dir().join(SOCKET_NAME);
-    if !own.exists() && Path::new(SYSTEM_SOCKET).exists() {
+    let system = match std::fs::symlink_metadata(SYSTEM_SOCKET) {
+        Ok(_) => true,
+        Err(err) => err.kind() == std::io::ErrorKind::PermissionDenied,
+    };
+    if !own.exists() && system {
         return PathBuf::from(SYSTEM_SOCKET);
     }
     own

@@ -159,7 +159,12 @@ fn missing_input_is_refused_at_submit() {
     assert_eq!(env.json(&["list"]), serde_json::json!([]));
 
     let out = env.ctl(&["submit", "-n", "0", "/etc/hostname"]);
-    assert_eq!(out.status.code(), Some(5), "zero variations are refused");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "zero variations are a usage error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1..=1000"));
 }
 
 #[test]

@@ -219,9 +219,10 @@ fn limits_are_refused_with_clear_errors() {
     std::fs::write(&input, b"x").unwrap();
     let path = input.to_str().unwrap();
 
+    // The client knows the range: a usage error, before any connection.
     let out = env.ctl(&["submit", "-n", "1001", path]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 and 1000"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1001 is not in 1..=1000"));
 
     let many: Vec<&str> = std::iter::repeat_n(path, 1001).collect();
     let out = env.ctl(&[&["submit", "--"][..], &many].concat());

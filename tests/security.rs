@@ -36,6 +36,34 @@ fn ctl_as_nobody(env: &Env, args: &[&str]) -> Output {
         .unwrap()
 }
 
+#[test]
+fn a_user_outside_the_socket_group_is_told_so_not_that_nothing_runs() {
+    require_root("it acts as a second user");
+    let env = Env::new();
+    chmod(env.dir.path(), 0o755);
+    let _d = env.start(&["--socket-group", SOCKET_GROUP]);
+    // nobody, without the socket's group.
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            VIDVARCTL,
+            "ping",
+        ])
+        .env("VIDVAR_SOCKET", env.socket())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("permission denied"), "{said}");
+    assert!(said.contains(s(&env.socket())), "{said}");
+    assert!(said.contains(&format!("group {SOCKET_GROUP}")), "{said}");
+    assert!(!said.contains("not running"), "{said}");
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
