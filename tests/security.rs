@@ -21,11 +21,17 @@ fn chmod(path: &Path, mode: u32) {
 
 /// vidvarctl as nobody, a member of the socket group.
 fn ctl_as_nobody(env: &Env, args: &[&str]) -> Output {
+    ctl_as_nobody_with(env, &format!("--groups={SOCKET_GROUP}"), args)
+}
+
+/// vidvarctl as nobody with the supplementary groups `groups` (a setpriv
+/// option: `--groups=...` or `--clear-groups`).
+fn ctl_as_nobody_with(env: &Env, groups: &str, args: &[&str]) -> Output {
     Command::new("setpriv")
         .args([
             &format!("--reuid={NOBODY}"),
             &format!("--regid={NOBODY}"),
-            &format!("--groups={SOCKET_GROUP}"),
+            groups,
             VIDVARCTL,
         ])
         .args(args)
@@ -43,19 +49,7 @@ fn a_user_outside_the_socket_group_is_told_so_not_that_nothing_runs() {
     chmod(env.dir.path(), 0o755);
     let _d = env.start(&["--socket-group", SOCKET_GROUP]);
     // nobody, without the socket's group.
-    let out = Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-            VIDVARCTL,
-            "ping",
-        ])
-        .env("VIDVAR_SOCKET", env.socket())
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = ctl_as_nobody_with(&env, "--clear-groups", &["ping"]);
     let said = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{said}");
     assert!(said.contains("permission denied"), "{said}");
