@@ -488,3 +488,38 @@ fn a_clean_stop_keeps_waiting_jobs_queued() {
     });
     assert_eq!(done["summary"]["state"], "succeeded", "{done}");
 }
+
+#[test]
+fn on_the_journals_stream_records_carry_priorities_and_no_timestamps() {
+    use std::os::unix::fs::MetadataExt;
+    for journal in [true, false] {
+        let env = Env::new();
+        let log = env.path("vidvard.log");
+        // start() truncates this very file and makes it vidvard's stderr.
+        std::fs::write(&log, "").unwrap();
+        let meta = std::fs::metadata(&log).unwrap();
+        let stream = if journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let mut daemon = env.start_with_env(&[], &[("JOURNAL_STREAM", stream.as_ref())]);
+        // A warning: a submission of a missing file is logged as refused.
+        env.ctl(&["submit", s(&env.path("missing.mp4"))]);
+        daemon.signal_and_wait(Signal::SIGTERM, Duration::from_secs(20));
+        let text = daemon.log();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 2, "{text}");
+        if journal {
+            for line in &lines {
+                let prefixed = ["<3>", "<4>", "<6>", "<7>"]
+                    .iter()
+                    .any(|p| line.starts_with(p));
+                assert!(prefixed && !line.contains("[20"), "{line:?} in\n{text}");
+            }
+            assert!(lines.iter().any(|l| l.starts_with("<6>")), "{text}");
+        } else {
+            assert!(lines.iter().all(|l| l.starts_with("[20")), "{text}");
+        }
+    }
+}
