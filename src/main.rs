@@ -402,6 +402,22 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
     Ok(result?)
 }
 
+/// Close every descriptor above standard error but `keep`, as daemon(7)
+/// asks of a daemon: whatever its launcher left open (a terminal, a lock,
+/// a socket) must not stay held by a process that runs for months.
+fn close_inherited(keep: std::os::fd::RawFd) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let open: Vec<std::os::fd::RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // The listing's own descriptor is closed already: EBADF is fine.
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match args.resolve() {
@@ -457,6 +473,7 @@ fn main() -> ExitCode {
         }
         daemonize::Outcome::Child(Ok(_)) => {
             drop(reader);
+            close_inherited(std::os::fd::AsRawFd::as_raw_fd(&writer));
             if let Err(err) = logging::init(false, level) {
                 // Not fatal: the daemon runs, unlogged.
                 eprintln!("vidvard: syslog is not reachable, logs are dropped: {err}");

@@ -523,3 +523,62 @@ fn on_the_journals_stream_records_carry_priorities_and_no_timestamps() {
         }
     }
 }
+
+#[test]
+fn a_daemonized_start_closes_the_descriptors_it_inherited() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let _guard = PidfileGuard(env.pidfile());
+    let marker = env.path("inherited-marker");
+    let file = std::fs::File::create(&marker).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut cmd = Command::new(VIDVARD);
+    cmd.arg("--socket")
+        .arg(env.socket())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .arg("--pidfile")
+        .arg(env.pidfile())
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec only dup2(2), async-signal-safe, on a
+    // descriptor opened before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Descriptors 10 and 251, as a shell or a launcher leaves them.
+            for target in [10, 251] {
+                if libc_dup2(raw, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = std::fs::read_to_string(env.pidfile()).unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", pid.trim())).unwrap();
+    let held: Vec<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        !held.iter().any(|p| p.contains("inherited-marker")),
+        "the daemon still holds what it inherited: {held:?}"
+    );
+    let pid: i32 = pid.trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    wait_for("the daemon to stop", LIMIT, || {
+        (!env.pidfile().exists()).then_some(())
+    });
+}
+
+/// dup2(2) that leaves the copy inheritable (nix's wrapper wants owned
+/// descriptors, which a pre_exec closure must not drop).
+fn libc_dup2(from: i32, to: i32) -> i32 {
+    // SAFETY: plain system call on two descriptor numbers.
+    unsafe { nix::libc::dup2(from, to) }
+}
