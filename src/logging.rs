@@ -1,5 +1,6 @@
 //! Where log records go: stderr in the foreground, syslog (facility
-//! LOG_DAEMON) when daemonized. The level can change at run time
+//! LOG_DAEMON) when daemonized, or a file ([`init_file`]) when syslog
+//! cannot be reached. The level can change at run time
 //! (SIGHUP) through `log::set_max_level`. When stderr is the journal's
 //! stream (systemd's `JOURNAL_STREAM` names its device and inode),
 //! records carry sd-daemon(3) priority prefixes (`<3>` error, `<4>`
@@ -27,6 +28,32 @@ pub fn init(foreground: bool, level: log::LevelFilter) -> Result<(), syslog::Err
         return Ok(());
     }
     syslog::init_unix(syslog::Facility::LOG_DAEMON, level)
+}
+
+/// Name of the log file in the state directory that a daemon without a
+/// reachable syslog writes.
+pub const LOG_FILE_NAME: &str = "vidvard.log";
+
+/// Log to the file `path` (appended to, created `0640`), with timestamps:
+/// for a daemon whose syslog cannot be reached (no `/dev/log` in a
+/// container or early at boot).
+///
+/// Errors: the file cannot be opened.
+pub fn init_file(path: &std::path::Path, level: log::LevelFilter) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Trace)
+        .format_target(false)
+        .target(env_logger::Target::Pipe(Box::new(file)))
+        .init();
+    log::set_max_level(level);
+    Ok(())
 }
 
 /// The sd-daemon(3) priority of a log level: the syslog(3) severity.

@@ -402,6 +402,38 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
     Ok(result?)
 }
 
+/// Without a reachable syslog, log to [`logging::LOG_FILE_NAME`] in the
+/// state directory (created as the daemon creates it, `0700`), and tell the
+/// launcher where the logs go, or that they are dropped.
+fn log_to_file(
+    config: &Config,
+    level: log::LevelFilter,
+    syslog: &syslog::Error,
+    notifier: &mut Notifier,
+) {
+    use std::os::unix::fs::DirBuilderExt;
+    let file = config.state_dir.join(logging::LOG_FILE_NAME);
+    let opened = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
+        .and_then(|()| logging::init_file(&file, level));
+    match opened {
+        Ok(()) => {
+            let message = format!(
+                "syslog is not reachable ({syslog}): logging to {}",
+                file.display()
+            );
+            log::warn!("{message}");
+            notifier.warn(&message);
+        }
+        Err(err) => notifier.warn(&format!(
+            "syslog is not reachable ({syslog}) and {} cannot be written ({err}): logs are dropped",
+            file.display()
+        )),
+    }
+}
+
 /// Close every descriptor above standard error but `keep`, as daemon(7)
 /// asks of a daemon: whatever its launcher left open (a terminal, a lock,
 /// a socket) must not stay held by a process that runs for months.
@@ -459,7 +491,7 @@ fn main() -> ExitCode {
         }
         daemonize::Outcome::Parent(Ok(_)) => {
             drop(writer);
-            match readiness::wait(reader) {
+            match readiness::wait(reader, |warning| eprintln!("vidvard: warning: {warning}")) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(reason) => {
                     eprintln!("vidvard: {reason}");
@@ -474,11 +506,11 @@ fn main() -> ExitCode {
         daemonize::Outcome::Child(Ok(_)) => {
             drop(reader);
             close_inherited(std::os::fd::AsRawFd::as_raw_fd(&writer));
+            let mut notifier = Notifier::new(Some(writer));
             if let Err(err) = logging::init(false, level) {
-                // Not fatal: the daemon runs, unlogged.
-                eprintln!("vidvard: syslog is not reachable, logs are dropped: {err}");
+                log_to_file(&config, level, &err, &mut notifier);
             }
-            match serve(args, config, Notifier::new(Some(writer))) {
+            match serve(args, config, notifier) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     log::error!("{err}");

@@ -122,14 +122,38 @@ impl Drop for PidfileGuard {
     }
 }
 
+/// vidvard's arguments for a daemonizing start in `env` on `socket`.
+fn daemon_args(env: &Env, socket: &std::path::Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--socket".into(),
+        socket.into(),
+        "--state-dir".into(),
+        env.state_dir().into(),
+        "--pidfile".into(),
+        env.pidfile().into(),
+    ]
+}
+
+/// The pid in the pidfile of a daemonized start.
+fn pid_in(env: &Env) -> i32 {
+    std::fs::read_to_string(env.pidfile())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// SIGTERM a daemonized vidvard and wait until its pidfile is gone.
+fn stop_daemonized(env: &Env, pid: i32) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    wait_for("the daemon to stop", LIMIT, || {
+        (!env.pidfile().exists()).then_some(())
+    });
+}
+
 fn daemonized(env: &Env, socket: &std::path::Path) -> std::process::Output {
     Command::new(VIDVARD)
-        .arg("--socket")
-        .arg(socket)
-        .arg("--state-dir")
-        .arg(env.state_dir())
-        .arg("--pidfile")
-        .arg(env.pidfile())
+        .args(daemon_args(env, socket))
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -147,11 +171,7 @@ fn daemonizing_start_returns_when_ready_and_reports_failures() {
     );
     // Ready means answering, with no waiting.
     env.ctl_ok(&["ping"]);
-    let pid: i32 = std::fs::read_to_string(env.pidfile())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = pid_in(&env);
     assert_ne!(pid, 0);
 
     let again = daemonized(&env, &env.path("second.sock"));
@@ -183,11 +203,7 @@ fn stale_pidfile_and_socket_from_a_crash_do_not_block_a_start() {
     daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
     assert!(env.pidfile().exists() && env.socket().exists());
     let daemon = env.start(&[]);
-    let pid: i32 = std::fs::read_to_string(env.pidfile())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = pid_in(&env);
     assert_eq!(pid, daemon.pid());
 }
 
@@ -533,12 +549,7 @@ fn a_daemonized_start_closes_the_descriptors_it_inherited() {
     let file = std::fs::File::create(&marker).unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
     let mut cmd = Command::new(VIDVARD);
-    cmd.arg("--socket")
-        .arg(env.socket())
-        .arg("--state-dir")
-        .arg(env.state_dir())
-        .arg("--pidfile")
-        .arg(env.pidfile())
+    cmd.args(daemon_args(&env, &env.socket()))
         .stdin(Stdio::null());
     // SAFETY: between fork and exec only dup2(2), async-signal-safe, on a
     // descriptor opened before the fork.
@@ -559,8 +570,8 @@ fn a_daemonized_start_closes_the_descriptors_it_inherited() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pid = std::fs::read_to_string(env.pidfile()).unwrap();
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", pid.trim())).unwrap();
+    let pid = pid_in(&env);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
     let held: Vec<String> = fds
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .map(|p| p.display().to_string())
@@ -569,11 +580,7 @@ fn a_daemonized_start_closes_the_descriptors_it_inherited() {
         !held.iter().any(|p| p.contains("inherited-marker")),
         "the daemon still holds what it inherited: {held:?}"
     );
-    let pid: i32 = pid.trim().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
-    wait_for("the daemon to stop", LIMIT, || {
-        (!env.pidfile().exists()).then_some(())
-    });
+    stop_daemonized(&env, pid);
 }
 
 /// dup2(2) that leaves the copy inheritable (nix's wrapper wants owned
@@ -581,4 +588,43 @@ fn a_daemonized_start_closes_the_descriptors_it_inherited() {
 fn libc_dup2(from: i32, to: i32) -> i32 {
     // SAFETY: plain system call on two descriptor numbers.
     unsafe { nix::libc::dup2(from, to) }
+}
+
+#[test]
+fn without_syslog_a_daemon_logs_to_a_file_and_its_launcher_says_so() {
+    let env = Env::new();
+    let _guard = PidfileGuard(env.pidfile());
+    // No syslog: where this machine has /dev/log, hide it from vidvard in
+    // a mount namespace of its own.
+    let mut cmd = if std::path::Path::new("/dev/log").exists() {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind /dev/null /dev/log && exec \"$0\" \"$@\"")
+            .arg(VIDVARD);
+        c
+    } else {
+        Command::new(VIDVARD)
+    };
+    let out = cmd
+        .args(daemon_args(&env, &env.socket()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let file = env.state_dir().join("vidvard.log");
+    assert!(
+        said.contains("syslog is not reachable") && said.contains(s(&file)),
+        "the launcher names the log file: {said:?}"
+    );
+    env.ctl_ok(&["ping"]);
+    let pid = pid_in(&env);
+    stop_daemonized(&env, pid);
+    let log = std::fs::read_to_string(&file).unwrap();
+    assert!(log.contains("syslog is not reachable"), "{log}");
+    assert!(
+        log.contains("listening on"),
+        "startup lines are kept: {log}"
+    );
+    assert!(log.contains("stopped"), "{log}");
 }
