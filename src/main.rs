@@ -312,14 +312,15 @@ fn real_location(path: &std::path::Path) -> PathBuf {
     }
 }
 
-/// On every SIGHUP, re-read the tunables and send them to the daemon; a
-/// file that has become invalid is logged and the settings stay.
-async fn reload_on_sighup(args: Args, reload: mpsc::UnboundedSender<Tunables>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        log::error!("cannot handle SIGHUP");
-        return;
-    };
+/// On every SIGHUP (`hup`, installed before the daemon reports ready, so
+/// that an early SIGHUP cannot kill it), re-read the tunables and send them
+/// to the daemon; a file that has become invalid is logged and the
+/// settings stay.
+async fn reload_on_sighup(
+    args: Args,
+    mut hup: tokio::signal::unix::Signal,
+    reload: mpsc::UnboundedSender<Tunables>,
+) {
     while hup.recv().await.is_some() {
         log::info!(
             "SIGHUP received: reloading {}",
@@ -334,15 +335,24 @@ async fn reload_on_sighup(args: Args, reload: mpsc::UnboundedSender<Tunables>) {
     }
 }
 
-async fn shutdown_signal() {
+/// A future that ends at the first SIGTERM or SIGINT. The handlers are
+/// installed now, in `runtime`'s context, not when the future is first
+/// polled: a SIGTERM sent right after the daemon reported ready must stop
+/// it cleanly, not kill it by the default action (leaving its pidfile).
+fn shutdown_signal(
+    runtime: &tokio::runtime::Runtime,
+) -> std::io::Result<impl std::future::Future<Output = ()> + use<>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = int.recv() => log::info!("SIGINT received"),
-    }
-    readiness::stopping();
+    let _context = runtime.enter();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM received"),
+            _ = int.recv() => log::info!("SIGINT received"),
+        }
+        readiness::stopping();
+    })
 }
 
 /// Everything after the fork: pidfile, runtime, the daemon itself. Errors
@@ -374,7 +384,16 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
             .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
         Ok((pidfile, runtime))
     })();
-    let (pidfile, runtime) = match started {
+    let (pidfile, runtime, shutdown, hup) = match started.and_then(|(pidfile, runtime)| {
+        let shutdown =
+            shutdown_signal(&runtime).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+        let hup = {
+            let _context = runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|e| anyhow::anyhow!("cannot handle SIGHUP: {e}"))?
+        };
+        Ok((pidfile, runtime, shutdown, hup))
+    }) {
         Ok(started) => started,
         Err(err) => {
             notifier.failed(&format!("{err}"));
@@ -382,7 +401,7 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
         }
     };
     let (reload, reloaded) = mpsc::unbounded_channel();
-    runtime.spawn(reload_on_sighup(args, reload));
+    runtime.spawn(reload_on_sighup(args, hup, reload));
     let failed = std::cell::RefCell::new(Some(notifier));
     let result = runtime.block_on(daemon::run(
         config,
@@ -391,7 +410,7 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
                 n.ready();
             }
         },
-        shutdown_signal(),
+        shutdown,
         reloaded,
     ));
     if let (Err(err), Some(mut notifier)) = (&result, failed.borrow_mut().take()) {

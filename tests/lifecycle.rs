@@ -628,3 +628,20 @@ fn without_syslog_a_daemon_logs_to_a_file_and_its_launcher_says_so() {
     );
     assert!(log.contains("stopped"), "{log}");
 }
+
+#[test]
+fn sigterm_right_after_a_daemonized_start_stops_it_cleanly() {
+    let env = Env::new();
+    let _guard = PidfileGuard(env.pidfile());
+    for _ in 0..5 {
+        let out = daemonized(&env, &env.socket());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // At once: the handler must be in place when the launcher returns.
+        stop_daemonized(&env, pid_in(&env));
+        assert!(!env.socket().exists(), "the socket is removed too");
+    }
+}
