@@ -45,6 +45,16 @@ pub enum DaemonError {
         path.display()
     )]
     Untrusted { path: PathBuf },
+    /// The directory is sound but another user's, typically the service
+    /// user of an installed package (`/run/vidvard`, `/var/lib/vidvard`).
+    #[error(
+        "refusing to use {}: it belongs to {owner}, not to this user or root. Where the \
+         package runs vidvard as {owner}, start it as that user (`systemctl start vidvard`, or \
+         `runuser -u {owner} -- vidvard ...`), or give this daemon its own --socket, \
+         --pidfile and --state-dir",
+        path.display()
+    )]
+    OtherOwner { path: PathBuf, owner: String },
     #[error("refusing to use {} as a pidfile: {reason}", path.display())]
     NotAPidfile { path: PathBuf, reason: &'static str },
     #[error("another daemon is listening on {}", path.display())]
@@ -275,9 +285,19 @@ fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonErr
         Ok(meta) => {
             let me = nix::unistd::geteuid().as_raw();
             let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
-            if !meta.is_dir() || (meta.uid() != me && meta.uid() != 0) || shared {
+            if !meta.is_dir() || shared {
                 return Err(DaemonError::Untrusted {
                     path: dir.to_path_buf(),
+                });
+            }
+            if meta.uid() != me && meta.uid() != 0 {
+                let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+                    .ok()
+                    .flatten()
+                    .map_or(format!("uid {}", meta.uid()), |u| u.name);
+                return Err(DaemonError::OtherOwner {
+                    path: dir.to_path_buf(),
+                    owner,
                 });
             }
             return Ok(());

@@ -645,3 +645,23 @@ fn sigterm_right_after_a_daemonized_start_stops_it_cleanly() {
         assert!(!env.socket().exists(), "the socket is removed too");
     }
 }
+
+#[test]
+fn a_state_directory_of_another_user_is_refused_with_who_owns_it() {
+    let env = Env::new();
+    // As the package leaves /var/lib/vidvard: owned by its service user.
+    let theirs = env.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = env.run_vidvard(&env.socket(), &theirs, &env.pidfile(), &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("refusing to use {}", s(&theirs))),
+        "{said}"
+    );
+    assert!(
+        said.contains("belongs to nobody") && said.contains("runuser -u nobody"),
+        "{said}"
+    );
+}
