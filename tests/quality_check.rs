@@ -117,12 +117,16 @@ fn figures(output: &Path, refs: &File) -> Quality {
 }
 
 fn lavfi(dir: &Path, name: &str, source: &str) -> PathBuf {
+    lavfi_sized(dir, name, source, "640x360")
+}
+
+fn lavfi_sized(dir: &Path, name: &str, source: &str, size: &str) -> PathBuf {
     let path = dir.join(format!("{name}.mp4"));
     ffmpeg(&[
         "-f",
         "lavfi",
         "-i",
-        &format!("{source}=size=640x360:rate=30"),
+        &format!("{source}=size={size}:rate=30"),
         "-t",
         &SECONDS.to_string(),
         "-c:v",
@@ -218,4 +222,21 @@ fn a_garbage_output_does_not_decode() {
         ))
         .unwrap_err();
     assert!(matches!(err, check::CheckError::Undecodable(_)), "{err:?}");
+}
+
+#[test]
+fn honest_variations_of_very_wide_tall_and_portrait_clips_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reference must be rotated at the input's shape: rotated after a
+    // squash to 16:9, these scored 0.49 to 0.92.
+    for (name, size) in [
+        ("wide", "2000x2"),
+        ("tall", "4x1000"),
+        ("portrait", "360x640"),
+    ] {
+        let input = lavfi_sized(dir.path(), name, "testsrc2", size);
+        let honest = encode(dir.path(), &input, &format!("{name}-out"), None);
+        let q = figures(&honest.output, &honest.refs);
+        assert!(q.ssim_min >= 0.95, "{name} ({size}): {q:?}");
+    }
 }

@@ -58,6 +58,18 @@ pub fn effects_chain(effects: &Effects) -> String {
 /// compares it (see [`super::check`]).
 pub const CHECK_SIZE: (u32, u32) = (320, 180);
 
+/// Pixels a reference picture keeps while the effects are applied to it
+/// (640x360 for 16:9): the input is shrunk to it keeping its shape, never
+/// enlarged.
+pub const REFERENCE_AREA: u32 = 640 * 360;
+
+/// An FFmpeg `scale` expression for side `side` (`iw` or `ih`) shrunk by
+/// one factor for both sides to at most [`REFERENCE_AREA`] pixels, even
+/// and at least 2.
+fn shrunk(side: &str) -> String {
+    format!("max(2,trunc({side}*min(1,sqrt({REFERENCE_AREA}/(iw*ih)))/2)*2)")
+}
+
 /// What one encode is made of besides its files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodePlan<'a> {
@@ -78,9 +90,11 @@ pub struct EncodePlan<'a> {
 /// frame times are the output's), split in two. `[out]` carries the effects, even dimensions of at least 2x2
 /// (libx264 refuses odd ones; `trunc` alone would turn a 1-pixel side into
 /// 0, which `scale` reads as "keep") and `yuv420p`, which players need;
-/// `[ref]` carries only the sampled frames, scaled to [`CHECK_SIZE`], with
-/// the same effects applied at that size (at full size they would cost 6%
-/// of the encode): the pictures the output must show there.
+/// `[ref]` carries only the sampled frames, with the same effects applied
+/// at the input's shape, shrunk to about [`REFERENCE_AREA`] pixels (at
+/// full size they cost 6% of a 720p encode; a rotation applied after
+/// squashing to 16:9 would differ from the output's), then scaled to
+/// [`CHECK_SIZE`]: the pictures the output must show there.
 pub fn encode_graph(plan: &EncodePlan) -> String {
     let deinterlace = if plan.deinterlace {
         "bwdif=mode=send_frame:parity=auto:deint=all,"
@@ -92,9 +106,12 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
     format!(
         "[0:V:0]{deinterlace}fps={rate}:start_time=0,split[v][r];\
          [v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out];\
-         [r]select='{select}',scale={w}:{h},{effects},format=yuv420p[ref]",
+         [r]select='{select}',scale='{shrunk_w}':'{shrunk_h}',{effects},scale={w}:{h},\
+         format=yuv420p[ref]",
         rate = plan.rate,
         select = plan.samples.select_expr(),
+        shrunk_w = shrunk("iw"),
+        shrunk_h = shrunk("ih"),
     )
 }
 
@@ -349,7 +366,7 @@ mod tests {
             "{graph}"
         );
         assert!(
-            graph.ends_with(&format!("scale=320:180,{effects},format=yuv420p[ref]")),
+            graph.ends_with(&format!("{effects},scale=320:180,format=yuv420p[ref]")),
             "{graph}"
         );
         assert!(!graph.contains("bwdif"));
