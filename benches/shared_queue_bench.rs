@@ -174,6 +174,8 @@ async fn claims(pg: &Cluster, nodes: usize, slots: usize, variations: u32) -> Re
             })
             .collect(),
         created_at: unix_now(),
+        priority: 0,
+        labels: Vec::new(),
         owner: Credentials {
             uid: 0,
             gid: 0,
@@ -391,6 +393,8 @@ async fn control_plane(pg: &Cluster, root: &Path, stored: u32, args: &Args) -> R
         let (mut submits, mut statuses) = (Vec::new(), Vec::new());
         for _ in 0..samples {
             let request = Request::Submit(SubmitRequest {
+                priority: 0,
+                labels: Vec::new(),
                 inputs: vec![input.clone()],
                 variations: 1,
                 seed: Some(1),
@@ -435,6 +439,8 @@ async fn takeover(pg: &Cluster, root: &Path, lease: u64) -> Result<()> {
         .client()
         .await?
         .request(&Request::Submit(SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: vec![input],
             variations: 1,
             seed: Some(1),

@@ -1344,6 +1344,8 @@ impl ScratchStore {
                         .expect("one set always fits"),
                 )],
                 created_at: 0,
+                priority: 0,
+                labels: Vec::new(),
                 owner: vidvar::job::Credentials {
                     uid: 0,
                     gid: 0,
@@ -1388,6 +1390,8 @@ fn submit_under_load(root: &Path, submits: usize, report: &mut Report) -> Result
     let samples = runtime()?.block_on(async {
         let mut client = Client::connect(&Daemon::socket(&dir)).await?;
         let job = |input: &Path, variations| SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: vec![input.to_path_buf()],
             variations,
             seed: None,
@@ -1518,11 +1522,22 @@ async fn measure_level(
 
     if jobs > 0 {
         for i in 0..LIST_WARMUP + plan.list_samples {
-            let (t, response) = client.timed(&Request::List).await?;
-            let Response::Jobs(list) = &response else {
+            let first_page = Request::List(vidvar::proto::ListRequest {
+                state: None,
+                label: None,
+                after: 0,
+                limit: vidvar::proto::MAX_PAGE,
+            });
+            let (t, response) = client.timed(&first_page).await?;
+            let Response::Jobs(page) = &response else {
                 bail!("unexpected answer to list");
             };
-            ensure!(list.len() == jobs as usize, "list gave {} jobs", list.len());
+            let expected = (jobs as usize).min(vidvar::proto::MAX_PAGE as usize);
+            ensure!(
+                page.jobs.len() == expected,
+                "list gave {} jobs",
+                page.jobs.len()
+            );
             if i >= LIST_WARMUP {
                 level.list.push(t);
             }
@@ -1548,6 +1563,8 @@ async fn measure_level(
     let mut floor = FsyncFloor::new(&Daemon::state_dir(&daemon.dir))?;
     let mut scratch = ScratchStore::new(&Daemon::state_dir(&daemon.dir), tiny, out_dir)?;
     let request = || SubmitRequest {
+        priority: 0,
+        labels: Vec::new(),
         inputs: vec![tiny.to_path_buf()],
         variations: 1,
         seed: None,

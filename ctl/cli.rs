@@ -4,7 +4,35 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use vidvar::proto::{JobId, MAX_VARIATIONS};
+use vidvar::proto::{JobId, JobState, MAX_PRIORITY, MAX_VARIATIONS, MIN_PRIORITY};
+
+/// A `--priority` value: an integer in the protocol's range.
+fn priority(text: &str) -> Result<i32, String> {
+    let value: i32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an integer"))?;
+    if (MIN_PRIORITY..=MAX_PRIORITY).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not in {MIN_PRIORITY}..={MAX_PRIORITY}"))
+    }
+}
+
+/// A `--label` value, as the daemon accepts it.
+fn label(text: &str) -> Result<String, String> {
+    vidvar::proto::check_label(text).map(|()| text.to_owned())
+}
+
+/// A `--state` value: a job state by its name.
+fn state(text: &str) -> Result<JobState, String> {
+    JobState::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            format!("{text:?} is not a job state ({})", names.join(", "))
+        })
+}
 
 /// Submit videos to vidvard, watch their progress and list the variations.
 #[derive(Parser, Debug)]
@@ -72,6 +100,22 @@ pub enum Command {
         /// Follow the job until it ends, as `watch` does
         #[arg(long)]
         watch: bool,
+        /// Higher runs first: queued work of a job of higher priority is
+        /// started before any of lower priority; jobs of one priority take
+        /// turns (-1000..=1000)
+        #[arg(
+            short = 'p',
+            long,
+            default_value_t = 0,
+            value_name = "N",
+            allow_negative_numbers = true,
+            value_parser = priority
+        )]
+        priority: i32,
+        /// A label for the job, to select it by with `list --label`
+        /// (repeatable, at most 16; 1 to 64 bytes, no control characters)
+        #[arg(short = 'l', long = "label", value_name = "TEXT", value_parser = label)]
+        labels: Vec<String>,
         /// Input videos
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -95,8 +139,52 @@ pub enum Command {
     /// return as \t, \n and \r, any other control character as \xHH, its
     /// code point in hex); --json gives them as they are.
     Outputs { job: JobId },
-    /// A summary line per job
-    List,
+    /// A summary line per job (yours; everyone's as root or the daemon's
+    /// user), by job id: id, state, progress, inputs, variations, priority,
+    /// created, labels; a paused job's state reads e.g. "queued*"
+    List {
+        /// Only jobs with this label
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// Only jobs in this state (queued, running, succeeded, partial,
+        /// failed, cancelled)
+        #[arg(long, value_name = "STATE", value_parser = state)]
+        state: Option<JobState>,
+        /// At most N jobs [default: all]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Only jobs after job JOB (the last one of the previous page)
+        #[arg(long, value_name = "JOB", default_value_t = 0)]
+        after: JobId,
+    },
+    /// Change the priority of a queued or running job (-1000..=1000, higher
+    /// first); running variations are not stopped
+    Priority {
+        job: JobId,
+        #[arg(allow_negative_numbers = true, value_parser = priority)]
+        priority: i32,
+    },
+    /// Pause the daemon (root or the daemon's user only), or with JOB one of
+    /// your jobs: no new variation or probe starts; running ones finish.
+    /// Survives a restart of the daemon
+    Pause {
+        job: Option<JobId>,
+        /// Stop the running variations too, and queue them again
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Undo pause: of the daemon, or with JOB of that job
+    Resume { job: Option<JobId> },
+    /// Wait until every JOB has ended; exit 0 only if all of them
+    /// succeeded (exit statuses as for watch)
+    Wait {
+        /// Jobs to wait for
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        jobs: Vec<JobId>,
+        /// Every queued or running job of yours
+        #[arg(long)]
+        all: bool,
+    },
     /// Cancel a job: stop its FFmpeg processes and drop queued work
     Cancel { job: JobId },
     /// Re-queue the variations of a failed, partial, cancelled or

@@ -8,7 +8,10 @@ use crate::{out, render, watch};
 use serde::Serialize;
 use std::path::PathBuf;
 use vidvar::client::{self, Client, ClientError};
-use vidvar::proto::{JobDetail, JobId, JobState, Request, Response, SubmitRequest, WireError};
+use vidvar::proto::{
+    JobDetail, JobId, JobPage, JobState, JobSummary, ListRequest, MAX_PAGE, Request, Response,
+    SubmitRequest, WireError,
+};
 
 /// What a command ended with.
 pub enum Failure {
@@ -77,6 +80,8 @@ fn submission(
     seed: Option<u64>,
     output_dir: Option<PathBuf>,
     files: &[PathBuf],
+    priority: i32,
+    labels: Vec<String>,
 ) -> Result<SubmitRequest, Failure> {
     let inputs = files
         .iter()
@@ -92,6 +97,8 @@ fn submission(
         variations,
         seed,
         output_dir,
+        priority,
+        labels,
     };
     client::check_submission(&request).map_err(|e| Failure::Refused(e.to_string()))?;
     Ok(request)
@@ -168,6 +175,101 @@ fn job_detail(r: Response) -> Option<JobDetail> {
     }
 }
 
+fn pong(r: Response) -> Option<vidvar::proto::Pong> {
+    match r {
+        Response::Pong(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// The jobs `filter` selects, at most `limit` (all for `None`), asked for
+/// page by page; and whether the daemon is paused.
+async fn list(
+    c: &mut Client,
+    mut filter: ListRequest,
+    limit: Option<u32>,
+) -> Result<(Vec<JobSummary>, bool), Failure> {
+    let mut jobs = Vec::new();
+    loop {
+        let left = limit.map_or(u32::MAX, |l| l.saturating_sub(jobs.len() as u32));
+        filter.limit = left.min(MAX_PAGE);
+        if filter.limit == 0 {
+            return Ok((jobs, false));
+        }
+        let page: JobPage = expect(
+            client_request(c, Request::List(filter.clone())).await?,
+            |r| match r {
+                Response::Jobs(page) => Some(page),
+                _ => None,
+            },
+        )?;
+        filter.after = page.jobs.last().map_or(filter.after, |j| j.id);
+        jobs.extend(page.jobs);
+        if !page.more {
+            return Ok((jobs, page.daemon_paused));
+        }
+    }
+}
+
+async fn client_request(c: &mut Client, request: Request) -> Result<Response, Failure> {
+    Ok(c.request(&request).await?)
+}
+
+/// `wait`: every job of `jobs` (or with `all`, each queued or running job
+/// of the caller's) followed to its end, one line (or with `--json` one
+/// summary in an array) per job. Jobs are looked up first, so a missing
+/// one fails at once (exit 4).
+async fn wait(c: &mut Client, json: bool, jobs: Vec<JobId>, all: bool) -> Result<(), Failure> {
+    let jobs = if all {
+        let me = nix::unistd::getuid().as_raw();
+        let every = ListRequest {
+            state: None,
+            label: None,
+            after: 0,
+            limit: MAX_PAGE,
+        };
+        let (listed, _) = list(c, every, None).await?;
+        listed
+            .into_iter()
+            .filter(|j| j.owner_uid == me && !j.state.is_final())
+            .map(|j| j.id)
+            .collect()
+    } else {
+        for &job in &jobs {
+            expect(
+                client_request(c, Request::Status { job }).await?,
+                job_detail,
+            )?;
+        }
+        jobs
+    };
+    let mut ended = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        c.send(&Request::Watch { job }).await?;
+        let last = loop {
+            let detail = expect(c.next().await?, |r| match r {
+                Response::Progress(d) => Some(d),
+                _ => None,
+            })?;
+            if detail.summary.state.is_final() {
+                break detail.summary;
+            }
+        };
+        if !json {
+            out!("job {}: {}\n", last.id, last.state.as_str());
+        }
+        ended.push(last);
+    }
+    if json {
+        print_json(&ended);
+    }
+    if ended.iter().all(|j| j.state == JobState::Succeeded) {
+        Ok(())
+    } else {
+        Err(Failure::JobNotSucceeded)
+    }
+}
+
 pub async fn run(args: Args) -> Result<(), Failure> {
     let Args {
         socket,
@@ -189,9 +291,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             output_dir,
             watch: follow,
             files,
+            priority,
+            labels,
         } => {
             // Before connecting: a submission over the limits is never sent.
-            let request = submission(variations, seed, output_dir, &files)?;
+            let request = submission(variations, seed, output_dir, &files, priority, labels)?;
             let mut client = connect(socket, &service_user).await?;
             submit(&mut client, json, request, follow).await
         }
@@ -221,13 +325,70 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
         Command::Retry { job } => {
             show(c, json, Request::Retry { job }, job_detail, render::detail).await
         }
-        Command::Status { job: None } | Command::List => {
-            let pick = |r| match r {
-                Response::Jobs(j) => Some(j),
-                _ => None,
+        Command::Status { job: None } => {
+            let every = ListRequest {
+                state: None,
+                label: None,
+                after: 0,
+                limit: MAX_PAGE,
             };
-            show(c, json, Request::List, pick, |j| render::summaries(j)).await
+            let (jobs, paused) = list(c, every, None).await?;
+            if json {
+                print_json(&jobs);
+            } else {
+                if paused {
+                    out!("{}", render::DAEMON_PAUSED);
+                }
+                out!("{}", render::summaries(&jobs));
+            }
+            Ok(())
         }
+        Command::List {
+            label,
+            state,
+            limit,
+            after,
+        } => {
+            let filter = ListRequest {
+                state,
+                label,
+                after,
+                limit: MAX_PAGE,
+            };
+            let (jobs, _) = list(c, filter, limit).await?;
+            if json {
+                print_json(&jobs);
+            } else {
+                out!("{}", render::summaries(&jobs));
+            }
+            Ok(())
+        }
+        Command::Priority { job, priority } => {
+            let request = Request::SetPriority { job, priority };
+            show(c, json, request, job_detail, render::detail).await
+        }
+        Command::Pause {
+            job: Some(job),
+            stop,
+        } => {
+            let request = Request::Pause {
+                job: Some(job),
+                stop,
+            };
+            show(c, json, request, job_detail, render::detail).await
+        }
+        Command::Resume { job: Some(job) } => {
+            let request = Request::Resume { job: Some(job) };
+            show(c, json, request, job_detail, render::detail).await
+        }
+        Command::Pause { job: None, stop } => {
+            let request = Request::Pause { job: None, stop };
+            show(c, json, request, pong, render::pong).await
+        }
+        Command::Resume { job: None } => {
+            show(c, json, Request::Resume { job: None }, pong, render::pong).await
+        }
+        Command::Wait { jobs, all } => wait(c, json, jobs, all).await,
         Command::Outputs { job } => {
             let pick = |r| match r {
                 Response::Outputs(o) => Some(o),
@@ -238,13 +399,7 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             })
             .await
         }
-        Command::Ping => {
-            let pick = |r| match r {
-                Response::Pong(p) => Some(p),
-                _ => None,
-            };
-            show(c, json, Request::Ping, pick, render::pong).await
-        }
+        Command::Ping => show(c, json, Request::Ping, pong, render::pong).await,
         Command::Nodes => {
             let pick = |r| match r {
                 Response::Nodes(n) => Some(n),

@@ -56,6 +56,27 @@ pub fn file_name(path: &Path) -> String {
     escape(path.file_name().unwrap_or(path.as_os_str()))
 }
 
+/// An estimated remaining time, rounded to the second: `eta 1m 5s`, or
+/// `eta ?` when the daemon cannot tell yet.
+pub fn eta(secs: Option<f64>) -> String {
+    match secs {
+        Some(s) => format!(
+            "eta {}",
+            humantime::format_duration(Duration::from_secs(s.max(0.0).round() as u64))
+        ),
+        None => "eta ?".into(),
+    }
+}
+
+/// The line `status` starts with while the daemon is paused.
+pub const DAEMON_PAUSED: &str = "vidvard is paused: no new work starts until `vidvarctl resume`\n";
+
+/// A job's state as a column: `*` marks a job paused by its owner.
+fn state_of(s: &JobSummary) -> String {
+    let mark = if s.paused { "*" } else { "" };
+    format!("{}{mark}", s.state.as_str())
+}
+
 fn time(unix: i64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
         .to_string()
@@ -64,17 +85,35 @@ fn time(unix: i64) -> String {
 /// `status JOB`: the job, then one block per input.
 pub fn detail(d: &JobDetail) -> String {
     let s = &d.summary;
-    let mut out = format!(
-        "job {}: {} {}\n  created {}, {} input(s) x {} variation(s), seed {}\n  output dir {}\n",
+    let mut out = if d.daemon_paused && !s.state.is_final() {
+        DAEMON_PAUSED.to_owned()
+    } else {
+        String::new()
+    };
+    let open = !s.state.is_final();
+    let _ = write!(
+        out,
+        "job {}: {}{} {}{}\n  created {}, {} input(s) x {} variation(s), seed {}, priority {}\n",
         s.id,
         s.state.as_str(),
+        if s.paused { " (paused)" } else { "" },
         percent(s.progress),
+        if open {
+            format!(", {}", eta(s.eta_secs))
+        } else {
+            String::new()
+        },
         time(s.created_at),
         s.inputs,
         s.variations,
         d.seed,
-        escape(&d.output_dir)
+        s.priority,
     );
+    if !s.labels.is_empty() {
+        let labels: Vec<String> = s.labels.iter().map(escape).collect();
+        let _ = writeln!(out, "  labels {}", labels.join(", "));
+    }
+    let _ = writeln!(out, "  output dir {}", escape(&d.output_dir));
     for f in &d.files {
         out.push_str(&format!(
             "  {:<9} {:>6}  {}/{}  {}\n",
@@ -84,6 +123,19 @@ pub fn detail(d: &JobDetail) -> String {
             s.variations,
             escape(&f.path)
         ));
+        for v in &f.running {
+            let _ = writeln!(
+                out,
+                "      variation {}: {} at {}, {}",
+                v.index,
+                percent(v.percent),
+                v.speed.map_or("speed ?".into(), |x| format!("{x:.2}x")),
+                v.fps.map_or("fps ?".into(), |x| format!("{x:.1} fps")),
+            );
+        }
+        if f.state == FileState::Running {
+            let _ = writeln!(out, "      {}", eta(f.eta_secs));
+        }
         if !f.nodes.is_empty() {
             let nodes: Vec<String> = f.nodes.iter().map(escape).collect();
             out.push_str(&format!("      on {}\n", nodes.join(", ")));
@@ -100,18 +152,21 @@ pub fn detail(d: &JobDetail) -> String {
 /// `list`: a header and one line per job.
 pub fn summaries(jobs: &[JobSummary]) -> String {
     let mut out = format!(
-        "{:>5}  {:<9}  {:>6}  {:>6}  {:>10}  {}\n",
-        "JOB", "STATE", "DONE", "INPUTS", "VARIATIONS", "CREATED"
+        "{:>5}  {:<10}  {:>6}  {:>6}  {:>10}  {:>8}  {:<20}  {}\n",
+        "JOB", "STATE", "DONE", "INPUTS", "VARIATIONS", "PRIORITY", "CREATED", "LABELS"
     );
     for j in jobs {
+        let labels: Vec<String> = j.labels.iter().map(escape).collect();
         out.push_str(&format!(
-            "{:>5}  {:<9}  {:>6}  {:>6}  {:>10}  {}\n",
+            "{:>5}  {:<10}  {:>6}  {:>6}  {:>10}  {:>8}  {:<20}  {}\n",
             j.id,
-            j.state.as_str(),
+            state_of(j),
             percent(j.progress),
             j.inputs,
             j.variations,
-            time(j.created_at)
+            j.priority,
+            time(j.created_at),
+            labels.join(",")
         ));
     }
     out
@@ -175,10 +230,11 @@ const LINE_FILES: usize = 4;
 /// (at most [`LINE_FILES`]) and how many are done.
 pub fn progress_line(d: &JobDetail) -> String {
     let mut line = format!(
-        "job {}: {} {}",
+        "job {}: {} {} {}",
         d.summary.id,
-        d.summary.state.as_str(),
-        percent(d.summary.progress)
+        state_of(&d.summary),
+        percent(d.summary.progress),
+        eta(d.summary.eta_secs)
     );
     let running: Vec<&FileStatus> = d
         .files
@@ -211,12 +267,13 @@ pub fn pong(p: &Pong) -> String {
         .map_or(String::new(), |n| format!(", node {}", escape(n)));
     format!(
         "vidvard {} (protocol {}){node}, up {}, {} job(s) queued or running, {} FFmpeg \
-         process(es)\n",
+         process(es){}\n",
         p.daemon_version,
         p.protocol,
         humantime::format_duration(Duration::from_secs(p.uptime_secs)),
         p.queue_depth,
-        p.running_processes
+        p.running_processes,
+        if p.paused { ", paused" } else { "" }
     )
 }
 

@@ -1,7 +1,8 @@
 //! `watch` and `submit --watch`: following a job until it ends.
 //!
 //! Three views of the same stream of progress frames: progress bars
-//! (indicatif: overall and per input, with ETA) when stdout is a terminal,
+//! (indicatif: overall and per input, with the daemon's ETA and speed)
+//! when stdout is a terminal,
 //! one plain line per change when it is not, and one JSON object per update
 //! (newline-delimited, the last one final) with `--json`. All three show
 //! the daemon's figures as `status` does ([`render::percent`],
@@ -100,9 +101,10 @@ impl Bars {
         }
         self.overall.set_prefix(format!("job {}", d.summary.id));
         self.overall.set_message(format!(
-            "{} {}",
+            "{} {} {}",
             render::percent(d.summary.progress),
-            d.summary.state.as_str()
+            d.summary.state.as_str(),
+            render::eta(d.summary.eta_secs)
         ));
         self.overall.set_position(position(d.summary.progress));
         for (bar, f) in self.files.iter().zip(&d.files) {
@@ -112,8 +114,14 @@ impl Bars {
             } else {
                 ""
             };
+            let speed: f64 = f.running.iter().filter_map(|v| v.speed).sum();
+            let pace = if f.state == vidvar::proto::FileState::Running {
+                format!(" {} {speed:.2}x", render::eta(f.eta_secs))
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
-                "{}{encoded} {} {}/{}",
+                "{}{encoded} {} {}/{}{pace}",
                 render::amount(f),
                 f.state.as_str(),
                 f.done_variations,
@@ -125,11 +133,11 @@ impl Bars {
 }
 
 /// The bars' look. The figures are in `{msg}`, not indicatif's
-/// `{percent}`, which rounds its own way and reads 100% once a bar is
-/// finished.
+/// `{percent}` and `{eta}`, which round their own way, read 100% once a
+/// bar is finished, and guess from the bar's rate instead of FFmpeg's.
 fn style(overall: bool) -> ProgressStyle {
     let template = if overall {
-        "{prefix:>24.bold} [{bar:30.cyan/blue}] {msg} (ETA {eta})"
+        "{prefix:>24.bold} [{bar:30.cyan/blue}] {msg}"
     } else {
         "{prefix:>24} [{bar:30}] {msg}"
     };

@@ -16,8 +16,8 @@
 
 use crate::proto::codec::{CodecError, Connection};
 use crate::proto::{
-    HandshakeReply, Hello, MAX_INPUTS, MAX_PATH_BYTES, PROTOCOL_VERSION, Request, Response,
-    SubmitRequest, WireError,
+    HandshakeReply, Hello, MAX_INPUTS, MAX_LABELS, MAX_PATH_BYTES, PROTOCOL_VERSION, Request,
+    Response, SubmitRequest, WireError,
 };
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -165,6 +165,8 @@ pub enum Oversize {
          (split them over several jobs)"
     )]
     TooManyInputs { count: usize },
+    #[error("{count} labels on one job; at most {MAX_LABELS} are accepted")]
+    TooManyLabels { count: usize },
     /// `start` is the path's first 60 characters.
     #[error("path of {len} bytes is longer than {MAX_PATH_BYTES} bytes, the limit: {start}...")]
     PathTooLong { len: usize, start: String },
@@ -172,8 +174,9 @@ pub enum Oversize {
 
 /// Check the size of a submission against the limits the daemon applies:
 /// at most [`MAX_INPUTS`] inputs, and no path (input or output directory)
-/// longer than [`MAX_PATH_BYTES`] bytes. Within them the request fits in a
-/// frame. The other checks (variations, the files themselves) are the
+/// longer than [`MAX_PATH_BYTES`] bytes, at most [`MAX_LABELS`] labels
+/// (each checked by the command line's parser). Within them the request
+/// fits in a frame. The other checks (variations, the files themselves) are the
 /// daemon's.
 ///
 /// Errors: [`Oversize`], naming the limit.
@@ -181,6 +184,11 @@ pub fn check_submission(request: &SubmitRequest) -> Result<(), Oversize> {
     if request.inputs.len() > MAX_INPUTS {
         return Err(Oversize::TooManyInputs {
             count: request.inputs.len(),
+        });
+    }
+    if request.labels.len() > MAX_LABELS {
+        return Err(Oversize::TooManyLabels {
+            count: request.labels.len(),
         });
     }
     match request
@@ -345,6 +353,8 @@ mod tests {
 
     fn submission(inputs: usize, path_len: usize) -> SubmitRequest {
         SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: vec![format!("/{}", "i".repeat(path_len - 1)).into(); inputs],
             variations: 1,
             seed: None,

@@ -44,6 +44,16 @@ pub enum FileState {
 }
 
 impl JobState {
+    /// Every state, in the order a job may pass through them.
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Partial,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     /// Lowercase name, as in `--json` output and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -261,6 +271,28 @@ pub fn job_progress(files: impl IntoIterator<Item = f64>) -> f64 {
     if count == 0 { 0.0 } else { sum / count as f64 }
 }
 
+/// Media time a running file still has to encode, microseconds: each of
+/// its `variations` (of `duration_us` each) that is neither verified
+/// (`succeeded`) nor running counts whole, each running one by what it has
+/// left after its `out_time_us` (in `running`).
+pub fn remaining_media_us(
+    duration_us: u64,
+    variations: u64,
+    succeeded: u64,
+    running: &[u64],
+) -> u64 {
+    let waiting = variations.saturating_sub(succeeded + running.len() as u64);
+    let left: u64 = running.iter().map(|&t| duration_us.saturating_sub(t)).sum();
+    waiting * duration_us + left
+}
+
+/// Seconds until `remaining_us` of media is encoded at `speed` (the summed
+/// speeds of the encodes working on it, each a multiple of real time), or
+/// `None` when nothing encodes it (`speed` not above 0).
+pub fn eta_secs(remaining_us: u64, speed: f64) -> Option<f64> {
+    (speed > 0.0).then(|| remaining_us as f64 / 1e6 / speed)
+}
+
 /// The final state of a file whose variations are counted by `c`, or
 /// `None` while one is queued or running: succeeded if all succeeded,
 /// failed if any failed, else cancelled.
@@ -295,6 +327,17 @@ pub fn settled_job(state: JobState, c: FileCounts) -> Option<JobState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eta_is_media_left_over_the_speed_of_what_runs() {
+        // 5 variations of 10 s: 1 verified, 2 running at 4 s and 6 s.
+        let left = remaining_media_us(10_000_000, 5, 1, &[4_000_000, 6_000_000]);
+        assert_eq!(left, 2 * 10_000_000 + 6_000_000 + 4_000_000);
+        assert_eq!(eta_secs(left, 2.0), Some(15.0));
+        assert_eq!(eta_secs(left, 0.0), None);
+        // A running encode past the probed duration has nothing left.
+        assert_eq!(remaining_media_us(1_000, 1, 0, &[2_000]), 0);
+    }
 
     #[test]
     fn file_progress_counts_verified_whole_and_running_in_part() {

@@ -223,6 +223,8 @@ mod tests {
                 variations: n,
                 inputs: vec![(input.clone(), vet(&input, Want::Read), effects)],
                 created_at: 0,
+                priority: 0,
+                labels: Vec::new(),
                 owner: Credentials {
                     uid: 0,
                     gid: 0,

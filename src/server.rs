@@ -251,7 +251,30 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .await
             .map(|job| Response::Submitted { job }),
         Request::Status { job } => scheduler.detail(peer, job).await.map(Response::Job),
-        Request::List => scheduler.list(peer).await.map(Response::Jobs),
+        Request::List(list) => scheduler.list(peer, list).await.map(Response::Jobs),
+        Request::Pause { job: None, stop } => scheduler
+            .pause_daemon(peer, true, stop)
+            .await
+            .map(Response::Pong),
+        Request::Resume { job: None } => scheduler
+            .pause_daemon(peer, false, false)
+            .await
+            .map(Response::Pong),
+        Request::Pause {
+            job: Some(job),
+            stop,
+        } => scheduler
+            .pause_job(peer, job, true, stop)
+            .await
+            .map(Response::Job),
+        Request::Resume { job: Some(job) } => scheduler
+            .pause_job(peer, job, false, false)
+            .await
+            .map(Response::Job),
+        Request::SetPriority { job, priority } => scheduler
+            .set_priority(peer, job, priority)
+            .await
+            .map(Response::Job),
         Request::Outputs { job } => scheduler.outputs(peer, job).await.map(Response::Outputs),
         Request::Cancel { job } => scheduler.cancel(peer, job).await.map(Response::Job),
         Request::Retry { job } => scheduler.retry(peer, job).await.map(Response::Job),

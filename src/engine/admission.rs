@@ -8,7 +8,7 @@
 
 use crate::access::vetted::{self, AccessError, Vetted};
 use crate::access::{Judge, Want, describe_io};
-use crate::proto::SubmitRequest;
+use crate::proto::{MAX_LABELS, MAX_PRIORITY, MIN_PRIORITY, SubmitRequest};
 use std::path::{Path, PathBuf};
 
 /// The limits are the protocol's: the client checks them before sending,
@@ -41,6 +41,13 @@ pub enum Rejection {
     PathTooLong { len: usize, start: String },
     #[error("path is not absolute: {}", .0.display())]
     NotAbsolute(PathBuf),
+    #[error("priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {0}")]
+    Priority(i32),
+    #[error("{0} labels on one job; at most {MAX_LABELS} are accepted")]
+    TooManyLabels(usize),
+    /// A label is empty, too long or has a control character.
+    #[error("{0}")]
+    Label(String),
     /// An input or the output directory cannot be used by the client;
     /// `what` names which ("input", "output directory").
     #[error("{}", unusable(what, given, source))]
@@ -78,6 +85,15 @@ fn unusable(what: &str, given: &Path, err: &AccessError) -> String {
     }
 }
 
+/// Check a priority against [`MIN_PRIORITY`]..=[`MAX_PRIORITY`].
+pub fn check_priority(priority: i32) -> Result<(), Rejection> {
+    if (MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+        Ok(())
+    } else {
+        Err(Rejection::Priority(priority))
+    }
+}
+
 /// Check `req` against the limits and the filesystem, judging access by
 /// `judge`, and vet its files.
 ///
@@ -93,6 +109,13 @@ pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, Rejection> 
     }
     if !(1..=MAX_VARIATIONS).contains(&req.variations) {
         return Err(Rejection::Variations(req.variations));
+    }
+    check_priority(req.priority)?;
+    if req.labels.len() > MAX_LABELS {
+        return Err(Rejection::TooManyLabels(req.labels.len()));
+    }
+    for label in &req.labels {
+        crate::proto::check_label(label).map_err(Rejection::Label)?;
     }
     let total = req.inputs.len() as u64 * u64::from(req.variations);
     if total > MAX_JOB_VARIATIONS {
@@ -135,6 +158,8 @@ mod tests {
 
     fn req(inputs: usize, variations: u32) -> SubmitRequest {
         SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: vec!["/etc/hostname".into(); inputs],
             variations,
             seed: None,

@@ -7,10 +7,11 @@
 //! all files in one call. At shutdown, running FFmpeg processes are
 //! stopped and unfinished work is left to the queue's interrupted marking.
 
-use super::{Engine, Running, jobs::running_sum, worker};
+use super::{Engine, Running, Stop, jobs::running_sum, worker};
 use crate::engine::supervisor::Progress;
 use crate::queue::{Beat, Lease, QueueError, Work};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How often the leases of running work are renewed and the progress of
@@ -25,6 +26,15 @@ impl Engine {
     /// grace period), wait for the workers, and mark unfinished work
     /// interrupted in the store.
     pub async fn run(self: Arc<Self>) {
+        match self.queue.paused().await {
+            Ok(paused) => {
+                if paused {
+                    log::info!("paused (vidvarctl pause): no new work starts until resumed");
+                }
+                self.paused.store(paused, Ordering::SeqCst);
+            }
+            Err(err) => log::error!("cannot read whether the daemon was paused: {err}"),
+        }
         let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -41,7 +51,7 @@ impl Engine {
         {
             let live = self.live();
             for run in live.running.values() {
-                run.cancel.cancel();
+                run.stop.cancel();
             }
         }
         self.tasks.close();
@@ -68,7 +78,7 @@ impl Engine {
 
     async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
         loop {
-            if self.is_stopping() {
+            if self.is_stopping() || self.paused.load(Ordering::SeqCst) {
                 return Ok(());
             }
             // 0 slots: the node drains (takes no new work).
@@ -107,20 +117,21 @@ impl Engine {
                     });
                 }
                 Work::Encode(work) => {
-                    let cancel = self.stopping.child_token();
+                    let stop = Stop::child_of(&self.stopping);
                     live.running.insert(
                         work.lease.id,
                         Running {
                             lease: work.lease,
                             job_id: work.job_id,
                             file_id: work.file_id,
+                            index: work.index,
                             progress: Progress::default(),
-                            cancel: cancel.clone(),
+                            stop: stop.clone(),
                         },
                     );
                     let slot = Slot::Encode(Arc::clone(self), work.lease.id);
                     self.tasks.spawn(async move {
-                        worker::encode(slot.scheduler(), &work, &cancel).await;
+                        worker::encode(slot.scheduler(), &work, &stop).await;
                     });
                 }
             }
@@ -173,7 +184,7 @@ impl Engine {
                             run.job_id,
                             lease.id
                         );
-                        run.cancel.cancel();
+                        run.stop.cancel();
                     }
                 }
             }

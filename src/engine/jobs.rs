@@ -8,11 +8,12 @@ use crate::effects;
 use crate::engine::supervisor::Progress;
 use crate::job::{self, Credentials, JobState};
 use crate::proto::{
-    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobSummary, NodeInfo, NodeState,
-    OutputInfo, Pong, SubmitRequest, WireError,
+    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobPage, JobSummary, ListRequest, MAX_PAGE,
+    NodeInfo, NodeState, OutputInfo, Pong, RunningVariation, SubmitRequest, WireError,
 };
-use crate::queue::{FileRow, Full, JobRow, Limits, NewJob, QueueError, unix_now};
+use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, QueueError, unix_now};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Most jobs queued or running at once; submissions beyond are refused.
@@ -35,6 +36,9 @@ pub enum ApiError {
     BadInput(String),
     #[error("daemon is shutting down")]
     ShuttingDown,
+    /// The client may not do this (pause the daemon, say).
+    #[error("{0}")]
+    Forbidden(String),
     /// The queue is full, for everyone or for this user.
     #[error("{0}")]
     Busy(String),
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::Invalid(_) => ErrorKind::InvalidRequest,
             ApiError::BadInput(_) => ErrorKind::BadInput,
             ApiError::ShuttingDown => ErrorKind::ShuttingDown,
+            ApiError::Forbidden(_) => ErrorKind::PermissionDenied,
             ApiError::Busy(_) => ErrorKind::Busy,
             ApiError::Internal(message) => {
                 log::error!("{message}");
@@ -93,7 +98,11 @@ impl ApiError {
 
 impl Engine {
     /// A job row visible to `peer`; others' jobs are "no such job".
-    async fn visible_job(&self, peer: &Credentials, job: JobId) -> Result<JobRow, ApiError> {
+    pub(crate) async fn visible_job(
+        &self,
+        peer: &Credentials,
+        job: JobId,
+    ) -> Result<JobRow, ApiError> {
         match self.queue.job(job).await? {
             Some(row) if self.may_access(peer, row.owner_uid) => Ok(row),
             _ => Err(ApiError::NotFound(job)),
@@ -119,6 +128,9 @@ impl Engine {
                 .map_err(|e| ApiError::Internal(format!("the daemon's effect ranges: {e}")))?;
             inputs.push((path, vetted, sets));
         }
+        let mut labels = req.labels;
+        labels.sort_unstable();
+        labels.dedup();
         let job = NewJob {
             seed,
             output_dir: (req.output_dir, admitted.output_dir),
@@ -126,6 +138,8 @@ impl Engine {
             inputs,
             created_at: unix_now(),
             owner: peer.clone(),
+            priority: req.priority,
+            labels,
         };
         let (inputs, variations) = (job.inputs.len(), job.variations);
         let limits = Limits {
@@ -158,58 +172,76 @@ impl Engine {
         Ok(id)
     }
 
-    fn summary(&self, row: &JobRow, progress: f64) -> JobSummary {
-        JobSummary {
-            id: row.id,
-            state: row.state,
-            progress,
-            inputs: row.inputs,
-            variations: row.variations,
-            created_at: row.created_at,
-        }
+    /// A job's summary and its files, with live progress and ETA.
+    fn live_view(&self, row: &JobRow, files: &[FileRow]) -> (JobSummary, Vec<FileStatus>) {
+        let live = self.live();
+        let statuses: Vec<FileStatus> = files
+            .iter()
+            .map(|f| file_status(f, row.variations, &live))
+            .collect();
+        let eta_secs = if row.state.is_final() {
+            Some(0.0)
+        } else {
+            let left: Option<u64> = files
+                .iter()
+                .map(|f| remaining_us(f, row.variations, &live))
+                .sum();
+            let speed = live
+                .running
+                .values()
+                .filter(|r| r.job_id == row.id)
+                .filter_map(|r| r.progress.speed)
+                .sum();
+            left.and_then(|left| job::eta_secs(left, speed))
+        };
+        let progress = job::job_progress(statuses.iter().map(|f| f.progress));
+        (summary(row, progress, eta_secs), statuses)
     }
 
     /// One job with live progress, if `peer` may see it.
     pub async fn detail(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         let row = self.visible_job(peer, job).await?;
         let files = self.queue.files(job).await?;
-        let files: Vec<FileStatus> = {
-            let live = self.live();
-            files
-                .iter()
-                .map(|f| file_status(f, row.variations, &live))
-                .collect()
-        };
-        let progress = job::job_progress(files.iter().map(|f| f.progress));
+        let (summary, files) = self.live_view(&row, &files);
         Ok(JobDetail {
-            summary: self.summary(&row, progress),
+            summary,
             seed: row.seed,
             output_dir: row.output_dir.clone(),
             files,
+            daemon_paused: self.paused.load(Ordering::SeqCst),
         })
     }
 
-    /// Every job `peer` may see, oldest first. A running job's progress is
-    /// live, as [`Self::detail`] gives it, so that `list` and `status` agree.
-    pub async fn list(&self, peer: &Credentials) -> Result<Vec<JobSummary>, ApiError> {
-        let owner = (!self.is_admin(peer)).then_some(peer.uid);
-        let rows = self.queue.jobs(owner).await?;
+    /// One page of the jobs `peer` may see (all for an administrator),
+    /// selected by `req`, by id. A running job's progress is live, as
+    /// [`Self::detail`] gives it, so that `list` and `status` agree.
+    pub async fn list(&self, peer: &Credentials, req: ListRequest) -> Result<JobPage, ApiError> {
+        let limit = req.limit.clamp(1, MAX_PAGE);
+        let filter = JobFilter {
+            owner: (!self.is_admin(peer)).then_some(peer.uid),
+            state: req.state,
+            label: req.label,
+            after: req.after,
+            limit: limit + 1,
+        };
+        let mut rows = self.queue.jobs(filter).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let progress = if row.state == JobState::Running {
+            jobs.push(if row.state == JobState::Running {
                 let files = self.queue.files(row.id).await?;
-                let live = self.live();
-                job::job_progress(
-                    files
-                        .iter()
-                        .map(|f| file_status(f, row.variations, &live).progress),
-                )
+                self.live_view(row, &files).0
             } else {
-                row.progress
-            };
-            jobs.push(self.summary(row, progress));
+                let eta = row.state.is_final().then_some(0.0);
+                summary(row, row.progress, eta)
+            });
         }
-        Ok(jobs)
+        Ok(JobPage {
+            jobs,
+            more,
+            daemon_paused: self.paused.load(Ordering::SeqCst),
+        })
     }
 
     /// Verified outputs of a job.
@@ -281,6 +313,7 @@ impl Engine {
             queue_depth,
             running_processes: self.live().running.len() as u64,
             node: self.node_name().map(String::from),
+            paused: self.paused.load(Ordering::SeqCst),
         })
     }
 
@@ -325,28 +358,43 @@ impl Engine {
             .ok_or(ApiError::NotFound(job))?;
         if !before.is_final() {
             log::info!("job {job}: cancelled");
-            loop {
-                let ended = self.ended.notified();
-                tokio::pin!(ended);
-                ended.as_mut().enable();
-                let any_left = {
-                    let live = self.live();
-                    // A claim in flight may be of this job: wait for it.
-                    let mut any = live.claiming > 0;
-                    for run in live.running.values().filter(|r| r.job_id == job) {
-                        run.cancel.cancel();
-                        any = true;
-                    }
-                    any
-                };
-                if !any_left {
-                    break;
-                }
-                ended.await;
-            }
+            self.stop_running(Some(job), false).await;
             self.notify_change();
         }
         self.detail(peer, job).await
+    }
+
+    /// Stop the running variations of `job` (of every job for `None`), to
+    /// be queued again when `requeue`, else cancelled, and wait until their
+    /// FFmpeg processes are gone and their outcomes recorded. A claim in
+    /// flight may be of the job: it is waited for and stopped too.
+    pub(crate) async fn stop_running(&self, job: Option<JobId>, requeue: bool) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let any_left = {
+                let live = self.live();
+                let mut any = live.claiming > 0;
+                for run in live
+                    .running
+                    .values()
+                    .filter(|r| job.is_none_or(|j| r.job_id == j))
+                {
+                    if requeue {
+                        run.stop.requeue();
+                    } else {
+                        run.stop.cancel();
+                    }
+                    any = true;
+                }
+                any
+            };
+            if !any_left {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Re-queue what did not succeed in a failed, partial or cancelled job.
@@ -378,11 +426,40 @@ impl Engine {
     }
 }
 
+fn summary(row: &JobRow, progress: f64, eta_secs: Option<f64>) -> JobSummary {
+    JobSummary {
+        id: row.id,
+        state: row.state,
+        progress,
+        inputs: row.inputs,
+        variations: row.variations,
+        created_at: row.created_at,
+        owner_uid: row.owner_uid,
+        priority: row.priority,
+        paused: row.paused,
+        labels: row.labels.clone(),
+        eta_secs,
+    }
+}
+
 fn running_of(live: &Live, file_id: i64) -> impl Iterator<Item = &Progress> {
     live.running
         .values()
         .filter(move |r| r.file_id == file_id)
         .map(|r| &r.progress)
+}
+
+/// Media time a file still has to encode on this node's reckoning
+/// ([`job::remaining_media_us`]), microseconds: 0 once final, `None` while
+/// its duration is unknown.
+fn remaining_us(row: &FileRow, variations: u32, live: &Live) -> Option<u64> {
+    if row.state.is_final() {
+        return Some(0);
+    }
+    let running: Vec<u64> = running_of(live, row.id).map(|p| p.out_time_us).collect();
+    row.duration_us.map(|d| {
+        job::remaining_media_us(d, variations.into(), row.done_variations.into(), &running)
+    })
 }
 
 pub(crate) fn running_sum(live: &Live, file_id: i64) -> f64 {
@@ -405,7 +482,28 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         .then(|| running_of(live, row.id).map(|p| p.out_time_us).max())
         .flatten()
         .map(|us| us as f64 / 1e6);
+    let mut running: Vec<RunningVariation> = live
+        .running
+        .values()
+        .filter(|r| r.file_id == row.id)
+        .map(|r| RunningVariation {
+            index: r.index,
+            percent: r.progress.percent,
+            encoded_secs: r.progress.out_time_us as f64 / 1e6,
+            speed: r.progress.speed,
+            fps: r.progress.fps,
+        })
+        .collect();
+    running.sort_by_key(|r| r.index);
+    let speed = running.iter().filter_map(|r| r.speed).sum();
+    let eta_secs = match remaining_us(row, variations, live) {
+        Some(0) if row.state.is_final() => Some(0.0),
+        Some(left) => job::eta_secs(left, speed),
+        None => None,
+    };
     FileStatus {
+        running,
+        eta_secs,
         encoded_secs,
         path: row.path.clone(),
         state: row.state,
@@ -424,13 +522,12 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::engine::Running;
+    use crate::engine::{Running, Stop};
     use crate::proto::JobState;
     use crate::queue::Work;
     use crate::queue::sqlite::SqliteQueue;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
-    use tokio_util::sync::CancellationToken;
 
     /// An engine on a fresh queue, and a directory with a readable clip
     /// and a directory anyone may write.
@@ -482,6 +579,8 @@ mod tests {
 
     fn request(f: &Fixture, inputs: &[&Path], variations: u32) -> SubmitRequest {
         SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: inputs.iter().map(|p| p.to_path_buf()).collect(),
             variations,
             seed: Some(7),
@@ -491,6 +590,129 @@ mod tests {
 
     fn kind(err: ApiError) -> ErrorKind {
         err.to_wire().kind
+    }
+
+    /// Every job `peer` sees, in one page.
+    async fn listed(f: &Fixture, peer: &Credentials) -> Vec<JobSummary> {
+        let every = ListRequest {
+            state: None,
+            label: None,
+            after: 0,
+            limit: MAX_PAGE,
+        };
+        f.engine.list(peer, every).await.unwrap().jobs
+    }
+
+    #[tokio::test]
+    async fn only_administrators_pause_the_daemon_and_owners_their_jobs() {
+        let f = fixture();
+        let (alice, bob) = (user(4_000_001), user(4_000_002));
+        let job = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 1))
+            .await
+            .unwrap();
+        let err = f
+            .engine
+            .pause_daemon(&alice, true, false)
+            .await
+            .unwrap_err();
+        assert_eq!(kind(err), ErrorKind::PermissionDenied);
+        assert!(!f.engine.pong().await.unwrap().paused);
+        assert!(
+            f.engine
+                .pause_daemon(&root(), true, false)
+                .await
+                .unwrap()
+                .paused
+        );
+        assert!(
+            f.engine.queue.paused().await.unwrap(),
+            "stored, for the restart"
+        );
+
+        let err = f
+            .engine
+            .pause_job(&bob, job, true, false)
+            .await
+            .unwrap_err();
+        assert_eq!(kind(err), ErrorKind::NotFound);
+        let paused = f.engine.pause_job(&alice, job, true, false).await.unwrap();
+        assert!(paused.summary.paused && paused.daemon_paused);
+        assert!(listed(&f, &alice).await[0].paused);
+
+        let err = f.engine.set_priority(&alice, job, 1001).await.unwrap_err();
+        assert_eq!(kind(err), ErrorKind::InvalidRequest);
+        let raised = f.engine.set_priority(&alice, job, -5).await.unwrap();
+        assert_eq!(raised.summary.priority, -5);
+
+        f.engine.cancel(&alice, job).await.unwrap();
+        let err = f
+            .engine
+            .pause_job(&alice, job, false, false)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is cancelled: nothing to resume"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn list_pages_by_id_and_filters_by_label_and_state() {
+        let f = fixture();
+        let alice = user(4_000_001);
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut req = request(&f, &[&f.clip], 1);
+            req.labels = if i % 2 == 0 {
+                vec!["even".into(), "all".into()]
+            } else {
+                vec!["all".into()]
+            };
+            ids.push(f.engine.submit(&alice, req).await.unwrap());
+        }
+        f.engine.cancel(&alice, ids[1]).await.unwrap();
+        let page = |after, limit, label: Option<&str>, state| ListRequest {
+            state,
+            label: label.map(String::from),
+            after,
+            limit,
+        };
+        let first = f.engine.list(&alice, page(0, 2, None, None)).await.unwrap();
+        assert_eq!(
+            first.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            ids[..2]
+        );
+        assert!(first.more);
+        let rest = f
+            .engine
+            .list(&alice, page(ids[1], 10, None, None))
+            .await
+            .unwrap();
+        assert_eq!(rest.jobs.iter().map(|j| j.id).collect::<Vec<_>>(), ids[2..]);
+        assert!(!rest.more);
+        let even = f
+            .engine
+            .list(&alice, page(0, 10, Some("even"), None))
+            .await
+            .unwrap();
+        assert_eq!(
+            even.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [ids[0], ids[2], ids[4]]
+        );
+        assert_eq!(even.jobs[0].labels, ["all", "even"], "sorted");
+        let cancelled = f
+            .engine
+            .list(&alice, page(0, 10, None, Some(JobState::Cancelled)))
+            .await
+            .unwrap();
+        assert_eq!(
+            cancelled.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [ids[1]]
+        );
+        assert_eq!(cancelled.jobs[0].eta_secs, Some(0.0));
+        assert!(listed(&f, &user(4_000_002)).await.is_empty());
     }
 
     #[tokio::test]
@@ -506,7 +728,7 @@ mod tests {
         assert_eq!(detail.summary.state, JobState::Queued);
         assert_eq!(detail.files[0].path, f.clip);
 
-        assert_eq!(f.engine.list(&bob).await.unwrap().len(), 0);
+        assert_eq!(listed(&f, &bob).await.len(), 0);
         assert!(matches!(f.engine.detail(&bob, job).await, Err(ApiError::NotFound(j)) if j == job));
         assert!(matches!(
             f.engine.outputs(&bob, job).await,
@@ -520,8 +742,8 @@ mod tests {
             f.engine.retry(&bob, job).await,
             Err(ApiError::NotFound(_))
         ));
-        assert_eq!(f.engine.list(&root()).await.unwrap().len(), 1);
-        assert_eq!(f.engine.list(&alice).await.unwrap()[0].id, job);
+        assert_eq!(listed(&f, &root()).await.len(), 1);
+        assert_eq!(listed(&f, &alice).await[0].id, job);
     }
 
     #[tokio::test]
@@ -625,17 +847,26 @@ mod tests {
                 lease: first.lease,
                 job_id: job,
                 file_id,
+                index: first.index,
                 progress: Progress {
                     percent: 50.0,
                     out_time_us: 1_000_000,
+                    speed: Some(2.0),
+                    fps: Some(50.0),
                 },
-                cancel: CancellationToken::new(),
+                stop: Stop::default(),
             },
         );
         let detail = f.engine.detail(&alice, job).await.unwrap();
         assert_eq!(detail.files[0].state, FileState::Running);
         assert_eq!(detail.files[0].progress, 12.5, "(0 * 100 + 50) / 4");
         assert_eq!(detail.summary.progress, 12.5);
+        assert_eq!(detail.files[0].running.len(), 1);
+        assert_eq!(detail.files[0].running[0].index, 1);
+        assert_eq!(detail.files[0].running[0].speed, Some(2.0));
+        // 3 variations of 2 s waiting, 1 s left of the running one, at 2x.
+        assert_eq!(detail.files[0].eta_secs, Some(3.5));
+        assert_eq!(detail.summary.eta_secs, Some(3.5));
         let pong = f.engine.pong().await.unwrap();
         assert_eq!((pong.queue_depth, pong.running_processes), (1, 1));
     }

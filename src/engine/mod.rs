@@ -6,12 +6,14 @@
 //! - [`jobs`]: one method per request (submit, status, list, outputs,
 //!   cancel, retry, prune, ping), with the access rules and the one mapping
 //!   from internal errors to the wire ([`jobs::ApiError`]).
+//! - [`control`]: pause, resume and priority.
 //! - [`dispatch`]: the slots, the claim loop, live progress and the stop.
 //! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
 //!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
 //!   submissions; [`failure`] says why work failed.
 
 pub mod admission;
+pub mod control;
 pub mod dispatch;
 pub mod failure;
 pub mod jobs;
@@ -24,6 +26,7 @@ use crate::job::Credentials;
 use crate::proto::JobId;
 use crate::queue::{Lease, Queue};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use supervisor::Progress;
@@ -38,8 +41,50 @@ pub(crate) struct Running {
     pub(crate) lease: Lease,
     pub(crate) job_id: JobId,
     pub(crate) file_id: i64,
+    /// 1-based index of the variation of its input.
+    pub(crate) index: u32,
     pub(crate) progress: Progress,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) stop: Stop,
+}
+
+/// How a running variation is told to stop, and why: cancelled (its job
+/// was cancelled, its claim lost, the daemon stops) or to be queued again
+/// (`pause --stop`).
+#[derive(Clone, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    requeue: Arc<AtomicBool>,
+}
+
+impl Stop {
+    /// A stop that also fires when `parent` does.
+    pub(crate) fn child_of(parent: &CancellationToken) -> Stop {
+        Stop {
+            token: parent.child_token(),
+            requeue: Arc::default(),
+        }
+    }
+
+    /// Fires when the variation must stop.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// Stop it for good.
+    pub(crate) fn cancel(&self) {
+        self.token.cancel();
+    }
+
+    /// Stop it, to be claimed again later.
+    pub(crate) fn requeue(&self) {
+        self.requeue.store(true, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    /// Whether [`Stop::requeue`] stopped it.
+    pub fn requeued(&self) -> bool {
+        self.requeue.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(Default)]
@@ -68,6 +113,9 @@ pub struct Engine {
     pub(crate) changes: watch::Sender<u64>,
     /// Fires at shutdown: no new work, running work is stopped.
     pub(crate) stopping: CancellationToken,
+    /// `vidvarctl pause`: no new work is claimed. Stored in the queue;
+    /// read from it when [`Engine::run`] starts.
+    pub(crate) paused: AtomicBool,
     pub(crate) tasks: TaskTracker,
     pub(crate) started: Instant,
 }
@@ -83,6 +131,7 @@ impl Engine {
             ended: Notify::new(),
             changes: watch::channel(0).0,
             stopping: CancellationToken::new(),
+            paused: AtomicBool::new(false),
             tasks: TaskTracker::new(),
             started: Instant::now(),
         })

@@ -87,6 +87,11 @@ pub struct Progress {
     pub percent: f64,
     /// Media time written so far, microseconds (`out_time_us`).
     pub out_time_us: u64,
+    /// Encoding speed, a multiple of real time (`speed`); `None` until
+    /// FFmpeg reports one.
+    pub speed: Option<f64>,
+    /// Frames encoded per second (`fps`); `None` until reported.
+    pub fps: Option<f64>,
 }
 
 /// Run one FFmpeg encode to its end.
@@ -135,6 +140,8 @@ pub async fn run<F: std::future::Future<Output = ()>>(
             on_progress(Progress {
                 percent: tracker.update(&snapshot),
                 out_time_us: furthest.unwrap_or(0),
+                speed: snapshot.speed,
+                fps: snapshot.fps,
             });
         }
         furthest
@@ -256,6 +263,7 @@ mod tests {
         let at_one_second = Progress {
             percent: 50.0,
             out_time_us: 1_000_000,
+            ..Progress::default()
         };
         assert_eq!(seen, [at_one_second, at_one_second]);
         let End::Exited {

@@ -228,7 +228,8 @@ struct Target {
 /// Encode, check and publish one claimed variation, then record the outcome.
 /// When stopped by shutdown, the outcome is left for the store's
 /// interrupted-work marking.
-pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &CancellationToken) {
+pub async fn encode(s: &dyn Context, work: &VariationWork, stop: &super::Stop) {
+    let cancel = stop.token();
     let run_as = RunAs::for_owner(&work.owner);
     if let Some(previous) = &work.previous
         && let Some(settled) = settle_previous(work, previous, run_as.as_ref()).await
@@ -251,6 +252,7 @@ pub async fn encode(s: &dyn Context, work: &VariationWork, cancel: &Cancellation
     let outcome = match result {
         Ok(Some(published)) => published,
         Ok(None) if s.stopping().is_cancelled() => return,
+        Ok(None) if stop.requeued() => Outcome::Requeued,
         Ok(None) => Outcome::Cancelled,
         Err(error) => Outcome::Failed {
             error: match on_node(s) {
@@ -284,6 +286,12 @@ async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
             log::warn!("job {}: {}: {error}", work.job_id, work.input.display())
         }
         Outcome::Cancelled => {}
+        Outcome::Requeued => log::info!(
+            "job {}: {} variation {} stopped by pause --stop, queued again",
+            work.job_id,
+            work.input.display(),
+            work.index
+        ),
     }
     let recorded = record(s, work.job_id, || {
         s.queue().finish_variation(work.lease, outcome.clone())

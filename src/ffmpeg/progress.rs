@@ -2,16 +2,23 @@
 //!
 //! With `-progress pipe:1 -nostats`, ffmpeg writes blocks of `key=value`
 //! lines to stdout, each block ending with `progress=continue` or
-//! `progress=end` (ffmpeg(1), `-progress url`). Only `out_time_us` (encoded
-//! media time, microseconds; `N/A` before the first frame) is used: the
-//! human-readable log changed format between versions.
+//! `progress=end` (ffmpeg(1), `-progress url`). Used: `out_time_us`
+//! (encoded media time, microseconds; `N/A` before the first frame),
+//! `speed` (media time per wall-clock time, "2.5x") and `fps` (frames
+//! encoded per second); the human-readable log changed format between
+//! versions.
 
 /// One completed block of progress output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Snapshot {
     /// Media time written so far, microseconds; `None` while ffmpeg reports
     /// `N/A`.
     pub out_time_us: Option<u64>,
+    /// Encoding speed, a multiple of real time; `None` while ffmpeg reports
+    /// `N/A` or 0 (before the first frame).
+    pub speed: Option<f64>,
+    /// Frames encoded per second; `None` until ffmpeg reports more than 0.
+    pub fps: Option<f64>,
     /// `progress=end`: ffmpeg has finished writing.
     pub end: bool,
 }
@@ -20,6 +27,18 @@ pub struct Snapshot {
 #[derive(Debug, Default)]
 pub struct ProgressParser {
     out_time_us: Option<u64>,
+    speed: Option<f64>,
+    fps: Option<f64>,
+}
+
+/// A positive finite rate from `value` (a trailing `x` allowed), or `None`.
+fn rate(value: &str) -> Option<f64> {
+    let value = value.trim();
+    let number = value.strip_suffix('x').unwrap_or(value).trim();
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
 }
 
 impl ProgressParser {
@@ -35,8 +54,18 @@ impl ProgressParser {
                 }
                 None
             }
+            "speed" => {
+                self.speed = rate(value);
+                None
+            }
+            "fps" => {
+                self.fps = rate(value);
+                None
+            }
             "progress" => Some(Snapshot {
                 out_time_us: self.out_time_us,
+                speed: self.speed,
+                fps: self.fps,
                 end: value.trim() == "end",
             }),
             _ => None,
@@ -94,11 +123,12 @@ mod tests {
             [
                 Snapshot {
                     out_time_us: Some(333_667),
-                    end: false
+                    ..Snapshot::default()
                 },
                 Snapshot {
                     out_time_us: Some(2_000_000),
-                    end: true
+                    end: true,
+                    ..Snapshot::default()
                 },
             ]
         );
@@ -127,15 +157,35 @@ mod tests {
             p.feed("progress=continue\r"),
             Some(Snapshot {
                 out_time_us: Some(0),
-                end: false
+                ..Snapshot::default()
             })
+        );
+    }
+
+    #[test]
+    fn speed_and_fps_are_read_and_not_available_clears_them() {
+        let mut p = ProgressParser::default();
+        let snaps = feed_all(
+            &mut p,
+            "fps=0.00\nspeed=N/A\nprogress=continue\nfps=48.5\nspeed=2.47x\n\
+             progress=continue\nspeed=   1.5x\nprogress=continue\nspeed=N/A\nprogress=end\n",
+        );
+        let seen: Vec<_> = snaps.iter().map(|s| (s.speed, s.fps)).collect();
+        assert_eq!(
+            seen,
+            [
+                (None, None),
+                (Some(2.47), Some(48.5)),
+                (Some(1.5), Some(48.5)),
+                (None, Some(48.5))
+            ]
         );
     }
 
     fn at(us: u64) -> Snapshot {
         Snapshot {
             out_time_us: Some(us),
-            end: false,
+            ..Snapshot::default()
         }
     }
 
@@ -154,12 +204,6 @@ mod tests {
             assert_eq!(t.update(&at(1_000_000)), 0.0);
         }
         let mut t = PercentTracker::new(Some(1_000));
-        assert_eq!(
-            t.update(&Snapshot {
-                out_time_us: None,
-                end: false
-            }),
-            0.0
-        );
+        assert_eq!(t.update(&Snapshot::default()), 0.0);
     }
 }

@@ -11,7 +11,7 @@
 //! are bigger than any request), and bincode's own decode limit stops a
 //! small payload from claiming a huge allocation.
 
-use super::{MAX_INPUTS, MAX_PATH_BYTES};
+use super::{MAX_INPUTS, MAX_LABEL_BYTES, MAX_LABELS, MAX_PATH_BYTES};
 use bincode::config::{Configuration, Limit};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
@@ -25,10 +25,12 @@ const MAX_VARINT_LEN: usize = 9;
 /// Largest frame payload a client may send, in bytes (3.9 MiB with
 /// today's limits): the largest request the limits allow, a `Submit` of
 /// [`MAX_INPUTS`] inputs and an output directory, each path
-/// [`MAX_PATH_BYTES`] long with its length prefix, and room for the
-/// variant tag, the input count, the variations and the seed.
-pub const MAX_REQUEST_LEN: usize =
-    (MAX_INPUTS + 1) * (MAX_PATH_BYTES + MAX_VARINT_LEN) + 8 * MAX_VARINT_LEN;
+/// [`MAX_PATH_BYTES`] long with its length prefix, [`MAX_LABELS`] labels
+/// of [`MAX_LABEL_BYTES`], and room for the variant tag, the input and
+/// label counts, the variations, the seed and the priority.
+pub const MAX_REQUEST_LEN: usize = (MAX_INPUTS + 1) * (MAX_PATH_BYTES + MAX_VARINT_LEN)
+    + MAX_LABELS * (MAX_LABEL_BYTES + MAX_VARINT_LEN)
+    + 8 * MAX_VARINT_LEN;
 /// Largest frame payload the daemon may send, in bytes (64 MiB).
 pub const MAX_RESPONSE_LEN: usize = 64 << 20;
 
@@ -180,6 +182,11 @@ mod tests {
                 inputs: 2,
                 variations: 3,
                 created_at: 1_700_000_000,
+                owner_uid: 1000,
+                priority: -3,
+                paused: true,
+                labels: vec!["a".into(), "b c".into()],
+                eta_secs: Some(12.5),
             },
             seed: u64::MAX,
             output_dir: "/out".into(),
@@ -192,7 +199,16 @@ mod tests {
                 encoded_secs: Some(3.5),
                 error: Some("not a video".into()),
                 nodes: vec!["node-a".into()],
+                running: vec![RunningVariation {
+                    index: 2,
+                    percent: 40.0,
+                    encoded_secs: 1.5,
+                    speed: Some(2.5),
+                    fps: None,
+                }],
+                eta_secs: None,
             }],
+            daemon_paused: true,
         }
     }
 
@@ -217,19 +233,49 @@ mod tests {
         }));
         for req in [
             Request::Submit(SubmitRequest {
+                priority: 0,
+                labels: Vec::new(),
                 inputs: vec!["/a.mp4".into(), "/ü -x:y.mp4".into()],
                 variations: 5,
                 seed: Some(42),
                 output_dir: "/o".into(),
             }),
             Request::Submit(SubmitRequest {
+                priority: 0,
+                labels: Vec::new(),
                 inputs: vec![],
                 variations: 1,
                 seed: None,
                 output_dir: "/o".into(),
             }),
+            Request::Submit(SubmitRequest {
+                priority: -1000,
+                labels: vec!["nightly".into(), "ü x".into()],
+                inputs: vec!["/a.mp4".into()],
+                variations: 1,
+                seed: None,
+                output_dir: "/o".into(),
+            }),
             Request::Status { job: 1 },
-            Request::List,
+            Request::List(ListRequest {
+                state: Some(JobState::Partial),
+                label: Some("nightly".into()),
+                after: 17,
+                limit: 100,
+            }),
+            Request::Pause {
+                job: None,
+                stop: true,
+            },
+            Request::Pause {
+                job: Some(3),
+                stop: false,
+            },
+            Request::Resume { job: Some(3) },
+            Request::SetPriority {
+                job: 3,
+                priority: -7,
+            },
             Request::Watch { job: 2 },
             Request::Outputs { job: 3 },
             Request::Cancel { job: 4 },
@@ -246,7 +292,11 @@ mod tests {
             Response::Pruned { jobs: 12 },
             Response::Job(detail()),
             Response::Progress(detail()),
-            Response::Jobs(vec![detail().summary]),
+            Response::Jobs(JobPage {
+                jobs: vec![detail().summary],
+                more: true,
+                daemon_paused: false,
+            }),
             Response::Outputs(vec![OutputInfo {
                 path: "/o/a_v01.mp4".into(),
                 size: 12345,
@@ -273,6 +323,7 @@ mod tests {
                 queue_depth: 2,
                 running_processes: 1,
                 node: None,
+                paused: true,
             }),
             Response::Nodes(vec![NodeInfo {
                 name: "node-a".into(),
@@ -361,6 +412,8 @@ mod tests {
         sent.unwrap();
         assert_eq!(got.unwrap(), answer);
         let huge = Request::Submit(SubmitRequest {
+            priority: 0,
+            labels: Vec::new(),
             inputs: vec!["/x".repeat(MAX_PATH_BYTES).into(); MAX_INPUTS],
             variations: 1,
             seed: None,
@@ -381,6 +434,8 @@ mod tests {
         let path =
             |c: char| PathBuf::from(format!("/{}", c.to_string().repeat(MAX_PATH_BYTES - 1)));
         Request::Submit(SubmitRequest {
+            priority: i32::MIN,
+            labels: vec!["l".repeat(MAX_LABEL_BYTES); MAX_LABELS],
             inputs: vec![path('i'); MAX_INPUTS],
             variations: u32::MAX,
             seed: Some(u64::MAX),
@@ -463,22 +518,39 @@ mod tests {
                     vec(".{0,40}", 0..5),
                     any::<u32>(),
                     any::<Option<u64>>(),
-                    ".{0,40}"
+                    ".{0,40}",
+                    any::<i32>(),
+                    vec(".{0,10}", 0..3),
                 )
-                    .prop_map(|(inputs, variations, seed, out)| {
-                        Request::Submit(SubmitRequest {
-                            inputs: inputs.into_iter().map(PathBuf::from).collect(),
-                            variations,
-                            seed,
-                            output_dir: out.into(),
-                        })
-                    }),
+                    .prop_map(
+                        |(inputs, variations, seed, out, priority, labels)| {
+                            Request::Submit(SubmitRequest {
+                                priority,
+                                labels,
+                                inputs: inputs.into_iter().map(PathBuf::from).collect(),
+                                variations,
+                                seed,
+                                output_dir: out.into(),
+                            })
+                        }
+                    ),
                 job.prop_map(|job| Request::Status { job }),
                 job.prop_map(|job| Request::Watch { job }),
                 job.prop_map(|job| Request::Outputs { job }),
                 job.prop_map(|job| Request::Cancel { job }),
                 job.prop_map(|job| Request::Retry { job }),
-                Just(Request::List),
+                (any::<Option<String>>(), any::<i64>(), any::<u32>()).prop_map(
+                    |(label, after, limit)| Request::List(ListRequest {
+                        state: None,
+                        label,
+                        after,
+                        limit
+                    })
+                ),
+                (any::<Option<i64>>(), any::<bool>())
+                    .prop_map(|(job, stop)| Request::Pause { job, stop }),
+                (job, any::<i32>())
+                    .prop_map(|(job, priority)| Request::SetPriority { job, priority }),
                 Just(Request::Ping),
                 any::<u64>().prop_map(|older_than_secs| Request::Prune { older_than_secs }),
             ]

@@ -21,7 +21,7 @@ pub use crate::effects::Effects;
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +56,9 @@ pub enum Request {
     Submit(SubmitRequest),
     /// One job in detail. Answer: [`Response::Job`].
     Status { job: JobId },
-    /// Every job, one summary each, oldest first. Answer: [`Response::Jobs`].
-    List,
+    /// One page of the jobs the client may see, in job id order. Answer:
+    /// [`Response::Jobs`].
+    List(ListRequest),
     /// Stream the job's progress until it reaches a final state. Answer: a
     /// stream of [`Response::Progress`], the last one in a final state.
     Watch { job: JobId },
@@ -78,6 +79,73 @@ pub enum Request {
     /// The nodes sharing the queue (this daemon alone on a queue of one
     /// machine). Answer: [`Response::Nodes`].
     Nodes,
+    /// Pause a job (`Some`, its owner) or the whole daemon (`None`, root or
+    /// the daemon's user only): no new variation or probe of it starts;
+    /// running ones finish, or with `stop` are stopped and queued again.
+    /// Answer: [`Response::Job`] for a job, [`Response::Pong`] for the
+    /// daemon.
+    Pause { job: Option<JobId>, stop: bool },
+    /// Undo [`Request::Pause`]. Answer: as for it.
+    Resume { job: Option<JobId> },
+    /// Change the priority of a job that is not final (running variations
+    /// go on). Answer: [`Response::Job`].
+    SetPriority { job: JobId, priority: i32 },
+}
+
+/// Lowest job priority ([`SubmitRequest::priority`]).
+pub const MIN_PRIORITY: i32 = -1000;
+/// Highest job priority.
+pub const MAX_PRIORITY: i32 = 1000;
+/// Most labels on one job ([`SubmitRequest::labels`]).
+pub const MAX_LABELS: usize = 16;
+/// Longest label, in bytes.
+pub const MAX_LABEL_BYTES: usize = 64;
+/// Most jobs in one [`JobPage`]; a [`ListRequest::limit`] above is
+/// lowered to it.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Whether `label` may label a job: 1 to [`MAX_LABEL_BYTES`] bytes, no
+/// control characters. The error says why not, naming the label.
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() {
+        return Err("a label cannot be empty".into());
+    }
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(format!(
+            "label {label:?} is {} bytes long; at most {MAX_LABEL_BYTES} are allowed",
+            label.len()
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(format!("label {label:?} has a control character"));
+    }
+    Ok(())
+}
+
+/// Which jobs [`Request::List`] returns: those matching every field that
+/// is set, the client's own (everyone's for root and the daemon's user),
+/// by id ascending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListRequest {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs carrying this label.
+    pub label: Option<String>,
+    /// Only jobs with a larger id: the last id of the previous page (0 for
+    /// the first page).
+    pub after: JobId,
+    /// At most this many jobs, 1..=[`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// One page of [`Request::List`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobSummary>,
+    /// More jobs match after the last one of this page.
+    pub more: bool,
+    /// Whether the daemon is paused (`vidvarctl pause`).
+    pub daemon_paused: bool,
 }
 
 /// Most variations one input may ask for ([`SubmitRequest::variations`]).
@@ -104,6 +172,10 @@ pub struct SubmitRequest {
     pub seed: Option<u64>,
     /// Absolute directory the outputs are written to.
     pub output_dir: PathBuf,
+    /// [`MIN_PRIORITY`]..=[`MAX_PRIORITY`]; higher is claimed first.
+    pub priority: i32,
+    /// At most [`MAX_LABELS`], each passing [`check_label`].
+    pub labels: Vec<String>,
 }
 
 /// The daemon's answer to a [`Request`].
@@ -114,7 +186,7 @@ pub enum Response {
         job: JobId,
     },
     Job(JobDetail),
-    Jobs(Vec<JobSummary>),
+    Jobs(JobPage),
     Progress(JobDetail),
     Outputs(Vec<OutputInfo>),
     Pong(Pong),
@@ -175,6 +247,19 @@ pub struct JobSummary {
     pub variations: u32,
     /// Unix time, seconds.
     pub created_at: i64,
+    /// Uid of the submitting user.
+    pub owner_uid: u32,
+    /// Higher is claimed first.
+    pub priority: i32,
+    /// Paused by `vidvarctl pause JOB`.
+    pub paused: bool,
+    /// Sorted.
+    pub labels: Vec<String>,
+    /// Estimated seconds until the job's work is done, from the measured
+    /// speed of its running variations and the media time left to encode;
+    /// `None` until it can be estimated (nothing of it running, or an input
+    /// not yet probed or of unknown duration).
+    pub eta_secs: Option<f64>,
 }
 
 /// A job with every input file.
@@ -185,6 +270,8 @@ pub struct JobDetail {
     pub seed: u64,
     pub output_dir: PathBuf,
     pub files: Vec<FileStatus>,
+    /// Whether the daemon is paused (`vidvarctl pause`).
+    pub daemon_paused: bool,
 }
 
 /// Progress of one input file.
@@ -208,6 +295,30 @@ pub struct FileStatus {
     /// The nodes of a shared queue that ran or run its variations, by
     /// name; empty on a queue of one machine.
     pub nodes: Vec<String>,
+    /// The variations of this input being encoded now (on this node).
+    pub running: Vec<RunningVariation>,
+    /// Estimated seconds until this input's variations are done: media
+    /// time left (queued variations whole, running ones from their
+    /// `out_time_us`) over the summed speed of its running variations;
+    /// `None` when nothing of it runs or its duration is unknown.
+    pub eta_secs: Option<f64>,
+}
+
+/// One variation being encoded, from FFmpeg's `-progress` reports
+/// (ffmpeg(1): `-progress url`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningVariation {
+    /// 1-based index of the variation of its input.
+    pub index: u32,
+    /// Percent of it encoded, 0..=99 until verified.
+    pub percent: f64,
+    /// Media time encoded, seconds (`out_time_us`).
+    pub encoded_secs: f64,
+    /// Encoding speed as a multiple of real time (`speed`, e.g. 2.5 for
+    /// "2.5x"); `None` until FFmpeg reports one.
+    pub speed: Option<f64>,
+    /// Frames encoded per second (`fps`); `None` until reported.
+    pub fps: Option<f64>,
 }
 
 /// One verified output file.
@@ -240,6 +351,8 @@ pub struct Pong {
     pub running_processes: u64,
     /// This daemon's node name in a shared queue; `None` on one machine.
     pub node: Option<String>,
+    /// Paused by `vidvarctl pause`: it starts no new work.
+    pub paused: bool,
 }
 
 /// What went wrong, as the client sees it.
@@ -270,6 +383,9 @@ pub enum ErrorKind {
     Internal,
     /// The daemon cannot reach its shared queue's database now.
     Unavailable,
+    /// The client may not do this: pausing the daemon is for root and the
+    /// daemon's own user.
+    PermissionDenied,
 }
 
 impl std::fmt::Display for WireError {

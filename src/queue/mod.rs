@@ -29,6 +29,10 @@ pub struct NewJob {
     pub created_at: i64,
     /// The submitting client.
     pub owner: Credentials,
+    /// Higher is claimed first; see [`crate::proto::PRIORITIES`].
+    pub priority: i32,
+    /// The job's labels, sorted, without duplicates.
+    pub labels: Vec<String>,
 }
 
 /// A job row.
@@ -46,6 +50,28 @@ pub struct JobRow {
     pub progress: f64,
     /// Uid of the submitting client.
     pub owner_uid: u32,
+    /// Higher is claimed first.
+    pub priority: i32,
+    /// Paused by its owner: none of its work is claimed.
+    pub paused: bool,
+    /// Sorted.
+    pub labels: Vec<String>,
+}
+
+/// Which jobs [`Queue::jobs`] returns: those matching every field that is
+/// set, by id ascending, at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only this owner's jobs; `None` for everyone's.
+    pub owner: Option<u32>,
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs carrying this label.
+    pub label: Option<String>,
+    /// Only jobs with a larger id (0: from the first).
+    pub after: JobId,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// An input file row, with its count of verified variations.
@@ -163,6 +189,9 @@ pub enum Outcome {
         error: String,
     },
     Cancelled,
+    /// Stopped to be claimed again later (`pause --stop`): the variation is
+    /// queued again, or cancelled if its job was cancelled meanwhile.
+    Requeued,
 }
 
 /// What a node reports every heartbeat.
@@ -252,8 +281,8 @@ pub trait Queue: Send + Sync {
     -> Result<std::result::Result<JobId, Full>>;
     /// One job, or `None` if there is no such job.
     async fn job(&self, id: JobId) -> Result<Option<JobRow>>;
-    /// Every job of `owner` (of everyone for `None`), oldest first.
-    async fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>>;
+    /// The jobs `filter` selects, by id ascending.
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>>;
     /// The input files of a job, in submission order.
     async fn files(&self, job: JobId) -> Result<Vec<FileRow>>;
     /// The verified outputs of a job, by input, then variation index.
@@ -267,11 +296,22 @@ pub trait Queue: Send + Sync {
     /// Queue again what did not succeed in a final job. Returns the job's
     /// state before and how many variations were queued again.
     async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>>;
+    /// Set a job's priority. Returns its state, `None` for no such job.
+    async fn set_priority(&self, job: JobId, priority: i32) -> Result<Option<JobState>>;
+    /// Pause (none of its work is claimed) or resume a job. Returns its
+    /// state, `None` for no such job.
+    async fn set_job_paused(&self, job: JobId, paused: bool) -> Result<Option<JobState>>;
+    /// Whether this daemon (this node, on a shared queue) is paused: it
+    /// claims nothing. Survives restarts.
+    async fn paused(&self) -> Result<bool>;
+    /// Pause or resume this daemon (this node); see [`Queue::paused`].
+    async fn set_paused(&self, paused: bool) -> Result<()>;
     /// Forget final jobs of `owner` (everyone's for `None`) that finished
     /// before `finished_before` (Unix seconds). Returns how many.
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64>;
 
-    /// Claim the next work after job `after` (jobs take turns): a probe,
+    /// Claim the next work of the unpaused jobs of highest priority, among
+    /// them of the first job after `after` (jobs take turns): a probe,
     /// or a variation with its temporary file's path recorded (named by
     /// [`crate::naming::temp_name`]) before the file exists. The claim is
     /// a lease: kept by [`Queue::heartbeat`], and lost when not renewed in

@@ -23,8 +23,8 @@ mod schema;
 pub mod tls;
 
 use super::{
-    Beat, FileRow, Full, Interrupted, JobRow, Limits, NewJob, NodeRow, Outcome, OutputRow, Place,
-    Queue, QueueError, Result, VariationWork, Work,
+    Beat, FileRow, Full, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
+    OutputRow, Place, Queue, QueueError, Result, VariationWork, Work,
 };
 use crate::effects::Effects;
 use crate::job::{
@@ -379,26 +379,22 @@ impl PgQueue {
     /// are taken job and file together, as a cancel takes them), with its
     /// turn key. This node's own expired
     /// claims are not taken: its heartbeat renews them when it can.
-    async fn next_probe(
-        &self,
-        tx: &Transaction<'_>,
-        after: JobId,
-    ) -> Result<Option<((bool, i64, i32), Row)>> {
+    async fn next_probe(&self, tx: &Transaction<'_>, after: JobId) -> Result<Option<(Turn, Row)>> {
         let row = opt(
             tx,
             "SELECT f.id, f.attempt, f.job_id, f.idx, f.path, f.real_path, f.dev, f.ino,
-                        j.owner_uid, j.owner_gid, j.owner_groups
+                        j.owner_uid, j.owner_gid, j.owner_groups, j.priority
                  FROM files f JOIN jobs j ON j.id = f.job_id
-                 WHERE j.state IN ('queued', 'running')
+                 WHERE j.state IN ('queued', 'running') AND NOT j.paused
                    AND (f.state = 'queued'
                         OR (f.state = 'running' AND NOT f.probed AND f.lease_until < now()
                             AND f.node IS DISTINCT FROM $2 AND owner_silent(f.node, $3)))
-                 ORDER BY (f.job_id <= $1), f.job_id, f.idx
+                 ORDER BY j.priority DESC, (f.job_id <= $1), f.job_id, f.idx
                  LIMIT 1 FOR UPDATE OF f, j SKIP LOCKED",
             &[&after, &self.node, &self.lease_secs],
         )
         .await?;
-        Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
+        Ok(row.map(|r| (turn(&r, after, 11), r)))
     }
 
     /// The next variation (queued in a probed file, or one whose claim by
@@ -407,7 +403,7 @@ impl PgQueue {
         &self,
         tx: &Transaction<'_>,
         after: JobId,
-    ) -> Result<Option<((bool, i64, i32), Row)>> {
+    ) -> Result<Option<(Turn, Row)>> {
         let row = opt(
             tx,
             "SELECT v.id, v.attempt, f.job_id, f.idx, f.id, v.idx, f.path, f.real_path,
@@ -416,19 +412,19 @@ impl PgQueue {
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
                         v.pid, v.pid_start_time, v.boot_id,
-                        f.frame_rate, f.interlaced, j.variations, f.video_us
+                        f.frame_rate, f.interlaced, j.variations, f.video_us, j.priority
                  FROM variations v JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
-                 WHERE f.probed
+                 WHERE f.probed AND NOT j.paused
                    AND ((v.state = 'queued' AND f.state = 'running')
                         OR (v.state = 'running' AND v.lease_until < now()
                             AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)))
-                 ORDER BY (f.job_id <= $1), f.job_id, f.idx, v.idx
+                 ORDER BY j.priority DESC, (f.job_id <= $1), f.job_id, f.idx, v.idx
                  LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
             &[&after, &self.node, &self.lease_secs],
         )
         .await?;
-        Ok(row.map(|r| ((r.get::<_, i64>(2) <= after, r.get(2), r.get(3)), r)))
+        Ok(row.map(|r| (turn(&r, after, 33), r)))
     }
 
     async fn claim_probe(&self, tx: &Transaction<'_>, r: &Row) -> Result<Work> {
@@ -545,6 +541,24 @@ impl PgQueue {
     }
 
     /// Run `f` in one transaction on a pooled connection and commit.
+    /// Set `column` of job `job` to `value` and tell every node (work may
+    /// have become claimable). Returns the job's state, `None` for no such
+    /// job.
+    async fn set_job_column(
+        &self,
+        job: JobId,
+        column: &'static str,
+        value: &(dyn ToSql + Sync),
+    ) -> Result<Option<JobState>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let sql = format!("UPDATE jobs SET {column} = $2 WHERE id = $1 RETURNING state");
+        let state = opt(&tx, &sql, &[&job, value]).await?;
+        announce(&tx).await?;
+        tx.commit().await?;
+        state.map(|r| job_state(r.get(0))).transpose()
+    }
+
     async fn in_tx<T>(
         &self,
         f: impl for<'a> FnOnce(&'a Transaction<'a>) -> futures_util::future::BoxFuture<'a, Result<T>>,
@@ -555,6 +569,22 @@ impl PgQueue {
         tx.commit().await?;
         Ok(value)
     }
+}
+
+/// Where claimable work stands in the claim order: higher priority first,
+/// then the jobs after the one served last, then by job and input.
+type Turn = (std::cmp::Reverse<i32>, bool, i64, i32);
+
+/// The [`Turn`] of a work row whose job id and input index are columns 2
+/// and 3, and its job's priority column `priority`.
+fn turn(r: &Row, after: JobId, priority: usize) -> Turn {
+    let job: i64 = r.get(2);
+    (
+        std::cmp::Reverse(r.get(priority)),
+        job <= after,
+        job,
+        r.get(3),
+    )
 }
 
 /// Run `sql` on `c` as a statement prepared once per connection (deadpool's
@@ -815,7 +845,9 @@ async fn job_of_file(tx: &Transaction<'_>, file_id: i64) -> Result<JobId> {
 
 const JOB_COLUMNS: &str = "j.id, j.state, j.variations, j.seed, j.output_dir, j.created_at,
     j.owner_uid, (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
-    (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id)";
+    (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id),
+    j.priority, j.paused,
+    ARRAY(SELECT l.label FROM labels l WHERE l.job_id = j.id ORDER BY l.label)";
 
 fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
@@ -828,6 +860,9 @@ fn job_row(r: &Row) -> Result<JobRow> {
         owner_uid: r.get::<_, i64>(6) as u32,
         inputs: r.get::<_, i64>(7) as u32,
         progress: r.get(8),
+        priority: r.get(9),
+        paused: r.get(10),
+        labels: r.get(11),
     })
 }
 
@@ -882,8 +917,9 @@ impl Queue for PgQueue {
         let job_id: i64 = one(
             &tx,
             "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
-                                   output_ino, created_at, owner_uid, owner_gid, owner_groups)
-                 VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                   output_ino, created_at, owner_uid, owner_gid, owner_groups,
+                                   priority)
+                 VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             &[
                 &(job.variations as i32),
                 &(job.seed as i64),
@@ -895,10 +931,17 @@ impl Queue for PgQueue {
                 &(job.owner.uid as i64),
                 &(job.owner.gid as i64),
                 &groups,
+                &job.priority,
             ],
         )
         .await?
         .get(0);
+        exec(
+            &tx,
+            "INSERT INTO labels (label, job_id) SELECT DISTINCT l, $2 FROM unnest($1::text[]) l",
+            &[&job.labels, &job_id],
+        )
+        .await?;
 
         for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
             let file_id: i64 = one(
@@ -952,18 +995,28 @@ impl Queue for PgQueue {
             .transpose()
     }
 
-    async fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>> {
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>> {
         let client = self.pool.get().await?;
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs j
-             WHERE $1::bigint IS NULL OR j.owner_uid = $1 ORDER BY j.id"
+             WHERE j.id > $1 AND ($2::bigint IS NULL OR j.owner_uid = $2)
+               AND ($3::text IS NULL OR j.state = $3)
+               AND ($4::text IS NULL
+                    OR EXISTS (SELECT 1 FROM labels l WHERE l.job_id = j.id AND l.label = $4))
+             ORDER BY j.id LIMIT $5"
         );
-        let owner = owner.map(i64::from);
-        rows(&client, &sql, &[&owner])
-            .await?
-            .iter()
-            .map(job_row)
-            .collect()
+        let owner = filter.owner.map(i64::from);
+        let state = filter.state.map(JobState::as_str);
+        let limit = i64::from(filter.limit);
+        rows(
+            &client,
+            &sql,
+            &[&filter.after, &owner, &state, &filter.label, &limit],
+        )
+        .await?
+        .iter()
+        .map(job_row)
+        .collect()
     }
 
     async fn files(&self, job: JobId) -> Result<Vec<FileRow>> {
@@ -1422,6 +1475,23 @@ impl Queue for PgQueue {
                         )
                         .await?
                     }
+                    // The job is locked: its state cannot change meanwhile.
+                    Outcome::Requeued => {
+                        exec(
+                            tx,
+                            &format!(
+                                "UPDATE variations SET temp_path = NULL, temp_dev = NULL,
+                                     temp_ino = NULL, pid = NULL, lease_until = NULL,
+                                     state = CASE WHEN (SELECT j.state FROM jobs j
+                                                        JOIN files f ON f.job_id = j.id
+                                                        WHERE f.id = variations.file_id)
+                                                       IN ('queued', 'running')
+                                             THEN 'queued' ELSE 'cancelled' END {fence}"
+                            ),
+                            &[&lease.id, &node, &lease.attempt],
+                        )
+                        .await?
+                    }
                 };
                 if changed != 1 {
                     return Ok(None);
@@ -1581,6 +1651,36 @@ impl Queue for PgQueue {
 
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         Some(self.changes.clone())
+    }
+
+    async fn set_priority(&self, job: JobId, priority: i32) -> Result<Option<JobState>> {
+        self.set_job_column(job, "priority", &priority).await
+    }
+
+    async fn set_job_paused(&self, job: JobId, paused: bool) -> Result<Option<JobState>> {
+        self.set_job_column(job, "paused", &paused).await
+    }
+
+    async fn paused(&self) -> Result<bool> {
+        let client = self.pool.get().await?;
+        Ok(opt(
+            &client,
+            "SELECT paused FROM nodes WHERE name = $1",
+            &[&self.node],
+        )
+        .await?
+        .is_some_and(|r| r.get(0)))
+    }
+
+    async fn set_paused(&self, paused: bool) -> Result<()> {
+        let client = self.pool.get().await?;
+        exec(
+            &client,
+            "UPDATE nodes SET paused = $2 WHERE name = $1",
+            &[&self.node, &paused],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Mark this node stopped: its name is free at once.

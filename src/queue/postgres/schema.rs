@@ -137,4 +137,18 @@ ALTER TABLE variations ADD COLUMN ssim_mean double precision;
 ALTER TABLE variations ADD COLUMN ssim_min double precision;
 ALTER TABLE variations ADD COLUMN luma_diff double precision;
 "#,
+    r#"
+-- Queue control: a job's priority (higher is claimed first) and whether
+-- its owner paused it; its labels; whether a node was paused (it claims
+-- nothing; kept across its restarts).
+ALTER TABLE jobs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN paused boolean NOT NULL DEFAULT false;
+CREATE TABLE labels (
+    label  text   NOT NULL,
+    job_id bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (label, job_id)
+);
+CREATE INDEX labels_by_job ON labels (job_id);
+ALTER TABLE nodes ADD COLUMN paused boolean NOT NULL DEFAULT false;
+"#,
 ];

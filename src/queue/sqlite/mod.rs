@@ -14,8 +14,8 @@ mod store;
 pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
-    Beat, FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Queue,
-    QueueError, Result, Work,
+    Beat, FileRow, Full, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome, OutputRow,
+    Queue, QueueError, Result, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
@@ -125,8 +125,8 @@ impl Queue for SqliteQueue {
     async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
         self.read(move |s| s.job(id)).await
     }
-    async fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>> {
-        self.read(move |s| s.jobs(owner)).await
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>> {
+        self.read(move |s| s.jobs(&filter)).await
     }
     async fn files(&self, job: JobId) -> Result<Vec<FileRow>> {
         self.read(move |s| s.files(job)).await
@@ -142,6 +142,18 @@ impl Queue for SqliteQueue {
     }
     async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>> {
         self.write(move |s| s.retry_job(job)).await
+    }
+    async fn set_priority(&self, job: JobId, priority: i32) -> Result<Option<JobState>> {
+        self.write(move |s| s.set_priority(job, priority)).await
+    }
+    async fn set_job_paused(&self, job: JobId, paused: bool) -> Result<Option<JobState>> {
+        self.write(move |s| s.set_job_paused(job, paused)).await
+    }
+    async fn paused(&self) -> Result<bool> {
+        self.read(|s| s.paused()).await
+    }
+    async fn set_paused(&self, paused: bool) -> Result<()> {
+        self.write(move |s| s.set_paused(paused)).await
     }
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
         self.write(move |s| s.prune(owner, finished_before)).await
@@ -207,7 +219,11 @@ mod tests {
             s.queue_depth()
         };
         assert_eq!(queue.read(on_thread).await.unwrap(), 0);
-        assert_eq!(queue.jobs(None).await.unwrap(), Vec::new());
+        let all = JobFilter {
+            limit: 10,
+            ..JobFilter::default()
+        };
+        assert_eq!(queue.jobs(all).await.unwrap(), Vec::new());
         assert!(queue.claim(0).await.unwrap().is_none());
         drop(queue);
     }

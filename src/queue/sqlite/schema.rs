@@ -88,4 +88,21 @@ ALTER TABLE variations ADD COLUMN ssim_mean REAL;
 ALTER TABLE variations ADD COLUMN ssim_min REAL;
 ALTER TABLE variations ADD COLUMN luma_diff REAL;
 "#,
+    r#"
+-- Queue control: a job's priority (higher is claimed first) and whether
+-- its owner paused it; its labels; settings of the daemon that survive a
+-- restart ('paused': '1' while the daemon is paused).
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE labels (
+    label  TEXT    NOT NULL,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    PRIMARY KEY (label, job_id)
+) WITHOUT ROWID;
+CREATE INDEX labels_by_job ON labels (job_id);
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

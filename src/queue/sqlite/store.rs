@@ -17,8 +17,8 @@ use crate::job::{
 };
 use crate::process::ProcessIdentity;
 use crate::queue::{
-    FileRow, Full, Interrupted, JobRow, Lease, Limits, NewJob, Outcome, OutputRow, Place,
-    VariationWork, Work,
+    FileRow, Full, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome, OutputRow,
+    Place, VariationWork, Work,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -144,6 +144,10 @@ fn quality_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Qu
     }))
 }
 
+/// Separates a job's labels in one column (labels have no control
+/// characters).
+const LABEL_SEPARATOR: char = '\u{1f}';
+
 /// The reason given to work cut short by a daemon stop or crash.
 pub const INTERRUPTED: &str = "interrupted: daemon restarted";
 
@@ -251,8 +255,8 @@ impl Store {
         tx.execute(
             "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
                                owner_uid, owner_gid, owner_groups,
-                               output_real, output_dev, output_ino)
-             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               output_real, output_dev, output_ino, priority)
+             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 job.variations,
                 job.seed as i64,
@@ -263,11 +267,17 @@ impl Store {
                 groups_text(&job.owner.groups),
                 text_of(&job.output_dir.1.real),
                 job.output_dir.1.identity.dev as i64,
-                job.output_dir.1.identity.ino as i64
+                job.output_dir.1.identity.ino as i64,
+                job.priority
             ],
         )?;
         let job_id = tx.last_insert_rowid();
         {
+            let mut label_stmt =
+                tx.prepare("INSERT OR IGNORE INTO labels (label, job_id) VALUES (?1, ?2)")?;
+            for label in &job.labels {
+                label_stmt.execute(params![label, job_id])?;
+            }
             let mut file_stmt = tx.prepare(
                 "INSERT INTO files (job_id, idx, path, state, real_path, dev, ino)
                  VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
@@ -306,7 +316,10 @@ impl Store {
     const JOB_COLUMNS: &'static str = "j.id, j.state, j.variations, j.seed, j.output_dir,
         j.created_at, j.owner_uid,
         (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
-        (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id)";
+        (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id),
+        j.priority, j.paused,
+        (SELECT group_concat(l.label, char(31)) FROM
+            (SELECT label FROM labels WHERE job_id = j.id ORDER BY label) l)";
 
     fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(JobRow, String)> {
         let state: String = r.get(1)?;
@@ -321,6 +334,11 @@ impl Store {
                 owner_uid: r.get(6)?,
                 inputs: r.get(7)?,
                 progress: r.get(8)?,
+                priority: r.get(9)?,
+                paused: r.get(10)?,
+                labels: r.get::<_, Option<String>>(11)?.map_or_else(Vec::new, |l| {
+                    l.split(LABEL_SEPARATOR).map(String::from).collect()
+                }),
             },
             state,
         ))
@@ -341,15 +359,68 @@ impl Store {
             .transpose()
     }
 
-    /// Every job of `owner` (every job at all for `None`), oldest first.
-    pub fn jobs(&self, owner: Option<u32>) -> Result<Vec<JobRow>> {
+    /// The jobs `filter` selects, by id ascending.
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRow>> {
         let sql = format!(
-            "SELECT {} FROM jobs j WHERE ?1 IS NULL OR j.owner_uid = ?1 ORDER BY j.id",
+            "SELECT {} FROM jobs j
+             WHERE j.id > ?1 AND (?2 IS NULL OR j.owner_uid = ?2) AND (?3 IS NULL OR j.state = ?3)
+               AND (?4 IS NULL OR j.id IN (SELECT job_id FROM labels WHERE label = ?4))
+             ORDER BY j.id LIMIT ?5",
             Self::JOB_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([owner], Self::job_row)?;
+        let rows = stmt.query_map(
+            params![
+                filter.after,
+                filter.owner,
+                filter.state.map(JobState::as_str),
+                filter.label,
+                filter.limit
+            ],
+            Self::job_row,
+        )?;
         rows.map(|r| Self::with_state(r?)).collect()
+    }
+
+    /// Set a job's priority; returns its state, `None` for no such job.
+    pub fn set_priority(&mut self, job_id: JobId, priority: i32) -> Result<Option<JobState>> {
+        self.conn.execute(
+            "UPDATE jobs SET priority = ?2 WHERE id = ?1",
+            params![job_id, priority],
+        )?;
+        job_state(&self.conn, job_id)
+    }
+
+    /// Pause or resume a job; returns its state, `None` for no such job.
+    pub fn set_job_paused(&mut self, job_id: JobId, paused: bool) -> Result<Option<JobState>> {
+        self.conn.execute(
+            "UPDATE jobs SET paused = ?2 WHERE id = ?1",
+            params![job_id, paused],
+        )?;
+        job_state(&self.conn, job_id)
+    }
+
+    /// Whether the daemon is paused.
+    pub fn paused(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'paused'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .is_some_and(|v| v == "1"))
+    }
+
+    /// Pause or resume the daemon.
+    pub fn set_paused(&mut self, paused: bool) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (name, value) VALUES ('paused', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = ?1",
+            [if paused { "1" } else { "0" }],
+        )?;
+        Ok(())
     }
 
     /// The input files of a job, in submission order.
@@ -435,19 +506,36 @@ impl Store {
         )? as u64)
     }
 
-    /// The next piece of work of the first job after `after` (by id) that
-    /// has any, wrapping around to the oldest job: jobs take turns, and
-    /// within a job inputs and variations go in order. `None` when nothing
-    /// is startable. Does not claim it: call [`Store::start_probe`] or
-    /// [`Store::start_variation`].
+    /// The next piece of work: of the unpaused jobs that have any, those
+    /// of the highest priority; among them, the first job after `after`
+    /// (by id), wrapping around to the oldest: jobs of one priority take
+    /// turns, and within a job inputs and variations go in order. `None`
+    /// when nothing is startable. Does not claim it: call
+    /// [`Store::start_probe`] or [`Store::start_variation`].
     pub fn next_work(&self, after: JobId) -> Result<Option<Work>> {
-        match self.next_work_from(after)? {
-            None if after > 0 => self.next_work_from(0),
-            found => Ok(found),
+        let job = self
+            .conn
+            .prepare_cached(
+                "SELECT j.id FROM jobs j
+                 WHERE j.state IN ('queued', 'running') AND NOT j.paused
+                   AND EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id
+                       AND (f.state = 'queued'
+                            OR (f.state = 'running' AND f.probed = 1
+                                AND EXISTS (SELECT 1 FROM variations v
+                                            WHERE v.file_id = f.id AND v.state = 'queued'))))
+                 ORDER BY j.priority DESC, j.id <= ?1, j.id LIMIT 1",
+            )?
+            .query_row([after], |r| r.get::<_, JobId>(0))
+            .optional()?;
+        match job {
+            Some(job) => self.next_work_of(job),
+            None => Ok(None),
         }
     }
 
-    fn next_work_from(&self, after: JobId) -> Result<Option<Work>> {
+    /// The first piece of work of job `job`: its first input still to be
+    /// probed or with a queued variation.
+    fn next_work_of(&self, job: JobId) -> Result<Option<Work>> {
         let encode = self
             .conn
             .prepare_cached(
@@ -460,10 +548,10 @@ impl Store {
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
                  WHERE v.state = 'queued' AND f.state = 'running' AND f.probed = 1
-                   AND f.job_id > ?1
-                 ORDER BY f.job_id, f.idx, v.idx LIMIT 1",
+                   AND f.job_id = ?1
+                 ORDER BY f.idx, v.idx LIMIT 1",
             )?
-            .query_row([after], |r| {
+            .query_row([job], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     VariationWork {
@@ -502,10 +590,10 @@ impl Store {
                 "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups,
                         f.real_path, f.dev, f.ino
                  FROM files f JOIN jobs j ON j.id = f.job_id
-                 WHERE f.state = 'queued' AND f.job_id > ?1
-                 ORDER BY f.job_id, f.idx LIMIT 1",
+                 WHERE f.state = 'queued' AND f.job_id = ?1
+                 ORDER BY f.idx LIMIT 1",
             )?
-            .query_row([after], |r| {
+            .query_row([job], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     Work::Probe {
@@ -693,6 +781,15 @@ impl Store {
             )?,
             Outcome::Cancelled => tx.execute(
                 "UPDATE variations SET state = 'cancelled', temp_path = NULL, pid = NULL
+                 WHERE id = ?1 AND state = 'running'",
+                [variation_id],
+            )?,
+            Outcome::Requeued => tx.execute(
+                "UPDATE variations SET temp_path = NULL, pid = NULL, temp_dev = NULL,
+                     temp_ino = NULL,
+                     state = CASE WHEN (SELECT j.state FROM jobs j JOIN files f ON f.job_id = j.id
+                                        WHERE f.id = variations.file_id) IN ('queued', 'running')
+                             THEN 'queued' ELSE 'cancelled' END
                  WHERE id = ?1 AND state = 'running'",
                 [variation_id],
             )?,
@@ -919,8 +1016,8 @@ impl Store {
 }
 
 /// A job's state, or `None` if there is no such job.
-fn job_state(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Result<Option<JobState>> {
-    tx.query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
+fn job_state(conn: &Connection, job_id: JobId) -> Result<Option<JobState>> {
+    conn.query_row("SELECT state FROM jobs WHERE id = ?1", [job_id], |r| {
         r.get::<_, String>(0)
     })
     .optional()?
@@ -1077,6 +1174,8 @@ mod tests {
                     })
                     .collect(),
                 created_at: 0,
+                priority: 0,
+                labels: Vec::new(),
                 owner: Credentials {
                     uid: owner,
                     gid: owner,
@@ -1235,6 +1334,72 @@ mod tests {
     }
 
     #[test]
+    fn higher_priority_goes_first_and_paused_jobs_wait() {
+        let (_d, mut s) = store();
+        let job_of = |w: Option<Work>| match w {
+            Some(Work::Probe { job_id, .. }) => Some(job_id),
+            Some(Work::Encode(e)) => Some(e.job_id),
+            None => None,
+        };
+        let (low, high_a, high_b) = (
+            job(&mut s, 2, 1, 0),
+            job(&mut s, 2, 1, 0),
+            job(&mut s, 2, 1, 0),
+        );
+        s.set_priority(low, -1).unwrap();
+        s.set_priority(high_a, 5).unwrap();
+        assert_eq!(s.set_priority(high_b, 5).unwrap(), Some(JobState::Queued));
+        assert_eq!(s.set_priority(999, 5).unwrap(), None);
+        // Jobs of the top priority take turns; the lower one waits.
+        assert_eq!(job_of(s.next_work(0).unwrap()), Some(high_a));
+        assert_eq!(job_of(s.next_work(high_a).unwrap()), Some(high_b));
+        assert_eq!(job_of(s.next_work(high_b).unwrap()), Some(high_a));
+        s.set_job_paused(high_a, true).unwrap();
+        s.set_job_paused(high_b, true).unwrap();
+        assert_eq!(job_of(s.next_work(0).unwrap()), Some(low));
+        s.set_job_paused(low, true).unwrap();
+        assert_eq!(job_of(s.next_work(0).unwrap()), None, "all paused");
+        assert!(
+            s.jobs(&JobFilter {
+                limit: 5,
+                ..JobFilter::default()
+            })
+            .unwrap()
+            .iter()
+            .all(|j| j.paused)
+        );
+        s.set_job_paused(high_b, false).unwrap();
+        assert_eq!(job_of(s.next_work(0).unwrap()), Some(high_b));
+
+        assert!(!s.paused().unwrap());
+        s.set_paused(true).unwrap();
+        assert!(s.paused().unwrap());
+        s.set_paused(false).unwrap();
+        assert!(!s.paused().unwrap());
+    }
+
+    #[test]
+    fn a_requeued_variation_is_claimed_again_unless_its_job_was_cancelled() {
+        let (_d, mut s) = store();
+        let a = job(&mut s, 1, 2, 0);
+        let ids = start_next_file(&mut s);
+        assert_eq!(
+            s.finish_variation(ids[0], &Outcome::Requeued).unwrap(),
+            JobState::Running
+        );
+        let Some(Work::Encode(again)) = s.next_work(0).unwrap() else {
+            panic!("the requeued variation is claimable");
+        };
+        assert_eq!(again.lease.id, ids[0]);
+        assert_eq!(s.files(a).unwrap()[0].state, FileState::Running);
+        // Cancelled while being stopped: it does not come back.
+        s.cancel_job(a).unwrap();
+        s.finish_variation(ids[1], &Outcome::Requeued).unwrap();
+        assert!(s.next_work(0).unwrap().is_none());
+        assert_eq!(s.files(a).unwrap()[0].state, FileState::Cancelled);
+    }
+
+    #[test]
     fn prune_keeps_running_and_recent_jobs_and_respects_owners() {
         let (_d, mut s) = store();
         let mine = job(&mut s, 1, 1, 1000);
@@ -1252,8 +1417,13 @@ mod tests {
         assert_eq!(s.prune(Some(1000), now + 1).unwrap(), 1);
         assert!(s.job(mine).unwrap().is_none());
         assert!(s.job(theirs).unwrap().is_some());
-        assert_eq!(s.jobs(Some(2000)).unwrap().len(), 1);
-        assert_eq!(s.jobs(Some(1000)).unwrap().len(), 0);
+        let of = |owner| JobFilter {
+            owner: Some(owner),
+            limit: 10,
+            ..JobFilter::default()
+        };
+        assert_eq!(s.jobs(&of(2000)).unwrap().len(), 1);
+        assert_eq!(s.jobs(&of(1000)).unwrap().len(), 0);
 
         // Cancelled, but FFmpeg is still being stopped: the record stays,
         // so its temporary file is not lost to recovery.
@@ -1284,6 +1454,8 @@ mod tests {
                 effects(2),
             )],
             created_at: 0,
+            priority: 0,
+            labels: Vec::new(),
             owner: Credentials {
                 uid: owner,
                 gid: owner,
