@@ -7,7 +7,7 @@
 mod common;
 
 use common::postgres::Cluster;
-use common::{Daemon, Env, ffmpeg_using, make_video, s, wait_for};
+use common::{Daemon, Env, ffmpeg_using, make_video, publish_order, s, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
@@ -518,4 +518,74 @@ fn a_schema_newer_than_the_binary_is_refused_and_left_untouched() {
         "0",
         "nothing was written"
     );
+}
+
+#[test]
+fn queue_control_holds_on_a_shared_queue_and_a_pause_is_per_node() {
+    let pg = Cluster::start();
+    let (a, mut node_a) = node(&pg, "node-a", &["--max-parallel", "1"]);
+    let (b, node_b) = node(&pg, "node-b", &["--max-parallel", "1"]);
+    let input = a.path("in.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let out = a.out_dir();
+    a.ctl_ok(&["pause"]);
+    b.ctl_ok(&["pause"]);
+    let submit = |priority: &str, label: &str| {
+        a.submit(&[
+            "-n",
+            "1",
+            "-p",
+            priority,
+            "-l",
+            label,
+            "-o",
+            s(&out),
+            s(&input),
+        ])
+    };
+    let (low, high, held) = (submit("0", "x"), submit("7", "y"), submit("9", "y"));
+    // Any node controls any job; labels select on every node.
+    b.ctl_ok(&["pause", &held.to_string()]);
+    let ys: Vec<i64> = b
+        .json(&["list", "--label", "y"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ys, [high, held]);
+
+    // A's pause outlives its restart; B alone resumes and works.
+    node_a.signal_and_wait(Signal::SIGTERM, Duration::from_secs(60));
+    let _node_a = start(&a, &pg, "node-a", &["--max-parallel", "1"]);
+    assert_eq!(a.json(&["ping"])["paused"], true);
+    b.ctl_ok(&["resume"]);
+    assert_eq!(b.json(&["ping"])["paused"], false);
+    assert_eq!(
+        a.ctl(&["wait", &low.to_string(), &high.to_string()])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        a.status(held)["summary"]["state"],
+        "queued",
+        "paused by its owner"
+    );
+    a.ctl_ok(&["resume", &held.to_string()]);
+    assert_eq!(b.ctl(&["wait", &held.to_string()]).status.code(), Some(0));
+
+    let order = publish_order(&node_b.log());
+    assert_eq!(
+        order,
+        [high, low, held],
+        "priority first; the paused job after its resume"
+    );
+    for job in [low, high, held] {
+        assert_eq!(
+            output_nodes(&a, job),
+            ["node-b"],
+            "paused node A took nothing"
+        );
+    }
 }

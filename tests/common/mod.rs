@@ -246,6 +246,22 @@ impl Drop for Daemon {
     }
 }
 
+/// Job ids in the order their first output was published, from the
+/// daemon's log ("job N: INPUT variation I -> OUTPUT").
+pub fn publish_order(log: &str) -> Vec<i64> {
+    let mut order = Vec::new();
+    for line in log.lines().filter(|l| l.contains(" -> ")) {
+        let Some(rest) = line.split("job ").nth(1) else {
+            continue;
+        };
+        let id: i64 = rest.split(':').next().unwrap().parse().unwrap();
+        if !order.contains(&id) {
+            order.push(id);
+        }
+    }
+    order
+}
+
 /// Make a test video with FFmpeg's lavfi sources: `testsrc2` picture of
 /// `size` (WxH) for `seconds`, plus a `sine` audio track when `audio`.
 pub fn make_video(path: &Path, seconds: f64, size: &str, audio: bool) {

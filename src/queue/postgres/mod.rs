@@ -938,7 +938,8 @@ impl Queue for PgQueue {
         .get(0);
         exec(
             &tx,
-            "INSERT INTO labels (label, job_id) SELECT DISTINCT l, $2 FROM unnest($1::text[]) l",
+            "INSERT INTO labels (label, job_id)
+             SELECT DISTINCT l, $2::bigint FROM unnest($1::text[]) l",
             &[&job.labels, &job_id],
         )
         .await?;
