@@ -44,7 +44,8 @@ fn state(text: &str) -> Result<JobState, String> {
          usage error; 3 vidvard not reachable, not answering, or gone, or its socket not \
          trustworthy, or its shared queue's database unreachable; 4 no such job; 5 request \
          refused (missing or unreadable input, out-of-range value, full queue, non-UTF-8 path, \
-         protocol mismatch, daemon shutting down), or a submission over the limits of {} inputs \
+         protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
+         user), or a submission over the limits of {} inputs \
          and {} bytes per path, refused before it is sent.",
         vidvar::proto::MAX_INPUTS,
         vidvar::proto::MAX_PATH_BYTES
@@ -120,7 +121,9 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// One job in detail, or a summary line per job without JOB
+    /// One job in detail (with the speed of its running variations and the
+    /// estimated time left), or a summary line per job without JOB; either
+    /// starts with a line saying so while the daemon is paused
     ///
     /// In text, paths, node names and each line of an error are escaped
     /// as by outputs, so that each stays on its line; --json gives them as

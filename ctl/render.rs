@@ -157,8 +157,8 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
     );
     for j in jobs {
         let labels: Vec<String> = j.labels.iter().map(escape).collect();
-        out.push_str(&format!(
-            "{:>5}  {:<10}  {:>6}  {:>6}  {:>10}  {:>8}  {:<20}  {}\n",
+        let line = format!(
+            "{:>5}  {:<10}  {:>6}  {:>6}  {:>10}  {:>8}  {:<20}  {}",
             j.id,
             state_of(j),
             percent(j.progress),
@@ -167,7 +167,8 @@ pub fn summaries(jobs: &[JobSummary]) -> String {
             j.priority,
             time(j.created_at),
             labels.join(",")
-        ));
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -83,8 +83,12 @@ impl Setup {
 
     /// vidvarctl as the client user.
     fn ctl(&self, args: &[&str]) -> Output {
-        self.client
-            .command(VIDVARCTL)
+        self.ctl_as(&self.client, args)
+    }
+
+    /// vidvarctl as `user`, trusting the service user.
+    fn ctl_as(&self, user: &User, args: &[&str]) -> Output {
+        user.command(VIDVARCTL)
             .env("VIDVAR_SOCKET", self.env.socket())
             .env(
                 "VIDVAR_SERVICE_USER",
@@ -516,4 +520,34 @@ fn an_acl_that_denies_the_client_is_honoured() {
         "{}",
         said(&refused)
     );
+}
+
+#[test]
+fn only_root_or_the_daemons_user_pause_the_daemon_and_owners_their_jobs() {
+    let setup = Setup::new(&["--max-parallel", "1"]);
+    let clip = setup.decoy("clip.mp4", 0.2);
+    let refused = setup.ctl(&["pause"]);
+    assert_eq!(refused.status.code(), Some(5), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("only root or the daemon's own user"),
+        "{}",
+        said(&refused)
+    );
+    assert!(!setup.env.json(&["ping"])["paused"].as_bool().unwrap());
+
+    // Root pauses the daemon; the client holds and raises its own job.
+    setup.env.ctl_ok(&["pause"]);
+    let job = setup
+        .submit(&["-n", "1", "-o", s(&setup.out), s(&clip)])
+        .to_string();
+    let held = setup.ctl(&["--json", "pause", &job]);
+    assert!(held.status.success(), "{}", said(&held));
+    assert!(setup.ctl(&["priority", &job, "9"]).status.success());
+    // Another user does not see it.
+    let stranger = User::create("vvs", &[&setup.env.service_user.as_ref().unwrap().name]);
+    let theirs = setup.ctl_as(&stranger, &["resume", &job]);
+    assert_eq!(theirs.status.code(), Some(4), "{}", said(&theirs));
+    assert!(setup.ctl(&["resume", &job]).status.success());
+    setup.env.ctl_ok(&["resume"]);
+    assert_eq!(setup.ctl(&["wait", &job]).status.code(), Some(0));
 }
