@@ -114,9 +114,13 @@ impl Bars {
             } else {
                 ""
             };
-            let speed: f64 = f.running.iter().filter_map(|v| v.speed).sum();
+            let speeds: Vec<f64> = f.running.iter().filter_map(|v| v.speed).collect();
             let pace = if f.state == vidvar::proto::FileState::Running {
-                format!(" {} {speed:.2}x", render::eta(f.eta_secs))
+                let speed = match speeds.is_empty() {
+                    true => String::new(),
+                    false => format!(" {:.2}x", speeds.iter().sum::<f64>()),
+                };
+                format!(" {}{speed}", render::eta(f.eta_secs))
             } else {
                 String::new()
             };

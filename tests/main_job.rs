@@ -350,7 +350,7 @@ fn watch_shows_bars_on_a_terminal_lines_in_a_pipe_and_json_objects_with_json() {
     let screen = String::from_utf8_lossy(&tty.stdout);
     assert!(tty.status.success(), "{screen}");
     assert!(
-        screen.contains("ETA") && screen.contains("clip.mp4"),
+        screen.contains("eta ") && screen.contains("clip.mp4") && !screen.contains("-0.00x"),
         "{screen}"
     );
 }

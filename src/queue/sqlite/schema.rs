@@ -94,6 +94,8 @@ ALTER TABLE variations ADD COLUMN luma_diff REAL;
 -- restart ('paused': '1' while the daemon is paused).
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_open_by_priority ON jobs (priority DESC, id)
+    WHERE state IN ('queued', 'running');
 CREATE TABLE labels (
     label  TEXT    NOT NULL,
     job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,

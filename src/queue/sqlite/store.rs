@@ -144,6 +144,15 @@ fn quality_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Qu
     }))
 }
 
+/// The condition on `jobs j` of a job with work to start: open, not
+/// paused, with an input to probe or a queued variation of a probed one.
+const STARTABLE: &str = "j.state IN ('queued', 'running') AND NOT j.paused
+    AND EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id
+        AND (f.state = 'queued'
+             OR (f.state = 'running' AND f.probed = 1
+                 AND EXISTS (SELECT 1 FROM variations v
+                             WHERE v.file_id = f.id AND v.state = 'queued'))))";
+
 /// Separates a job's labels in one column (labels have no control
 /// characters).
 const LABEL_SEPARATOR: char = '\u{1f}';
@@ -513,24 +522,30 @@ impl Store {
     /// when nothing is startable. Does not claim it: call
     /// [`Store::start_probe`] or [`Store::start_variation`].
     pub fn next_work(&self, after: JobId) -> Result<Option<Work>> {
-        let job = self
+        // Two walks of the index jobs_open_by_priority that stop at the
+        // first job with work: the first such job of the top priority,
+        // then the next one after `after` of that priority, if any.
+        let first = self
             .conn
-            .prepare_cached(
-                "SELECT j.id FROM jobs j
-                 WHERE j.state IN ('queued', 'running') AND NOT j.paused
-                   AND EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id
-                       AND (f.state = 'queued'
-                            OR (f.state = 'running' AND f.probed = 1
-                                AND EXISTS (SELECT 1 FROM variations v
-                                            WHERE v.file_id = f.id AND v.state = 'queued'))))
-                 ORDER BY j.priority DESC, j.id <= ?1, j.id LIMIT 1",
-            )?
-            .query_row([after], |r| r.get::<_, JobId>(0))
+            .prepare_cached(&format!(
+                "SELECT j.id, j.priority FROM jobs j INDEXED BY jobs_open_by_priority
+                 WHERE {STARTABLE} ORDER BY j.priority DESC, j.id LIMIT 1"
+            ))?
+            .query_row([], |r| Ok((r.get::<_, JobId>(0)?, r.get::<_, i32>(1)?)))
             .optional()?;
-        match job {
-            Some(job) => self.next_work_of(job),
-            None => Ok(None),
-        }
+        let Some((first, top)) = first else {
+            return Ok(None);
+        };
+        let next = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT j.id FROM jobs j INDEXED BY jobs_open_by_priority
+                 WHERE {STARTABLE} AND j.priority = ?1 AND j.id > ?2
+                 ORDER BY j.priority DESC, j.id LIMIT 1"
+            ))?
+            .query_row(params![top, after], |r| r.get::<_, JobId>(0))
+            .optional()?;
+        self.next_work_of(next.unwrap_or(first))
     }
 
     /// The first piece of work of job `job`: its first input still to be
