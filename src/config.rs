@@ -96,7 +96,23 @@ pub struct Config {
     /// The queue shared with other nodes in PostgreSQL (`database_url`);
     /// `None`: the SQLite file in `state_dir`.
     pub shared: Option<SharedQueue>,
+    /// The completion hook (`on_job_end`); `None` when unset.
+    pub hook: Option<Hook>,
 }
+
+/// A program run once each time a job becomes final (`on_job_end`), as
+/// the engine's [`crate::engine::hooks`] describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// Program (an absolute path) and arguments; no shell is involved.
+    pub argv: Vec<String>,
+    /// Longest run (`hook_timeout`); then its process group gets SIGTERM,
+    /// and SIGKILL after the grace period.
+    pub timeout: Duration,
+}
+
+/// Default `hook_timeout`.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A queue shared by several nodes in PostgreSQL, and this node in it.
 #[derive(Debug, Clone)]
@@ -138,6 +154,7 @@ impl Config {
             system_mode: crate::paths::is_system_mode(),
             socket_group: None,
             shared: None,
+            hook: None,
         }
     }
 
@@ -195,6 +212,17 @@ impl Config {
                 ),
                 None => format!("database = {:?}", self.database().display().to_string()),
             },
+            match &self.hook {
+                Some(hook) => format!(
+                    "on_job_end = {:?}\nhook_timeout = {}",
+                    hook.argv,
+                    hook.timeout.as_secs_f64()
+                ),
+                None => format!(
+                    "on_job_end = none\nhook_timeout = {}",
+                    DEFAULT_HOOK_TIMEOUT.as_secs_f64()
+                ),
+            },
             "[encode]".into(),
             format!("video_codec = {:?}", e.video_codec),
             format!("preset = {:?}", e.preset),
@@ -249,6 +277,10 @@ pub struct FileSettings {
     pub node_name: Option<String>,
     /// Seconds.
     pub lease_timeout: Option<f64>,
+    /// Program and arguments run when a job becomes final.
+    pub on_job_end: Option<Vec<String>>,
+    /// Seconds.
+    pub hook_timeout: Option<f64>,
     pub encode: Option<EncodeFile>,
     pub effects: Option<EffectsFile>,
 }
@@ -398,6 +430,43 @@ impl FileSettings {
 }
 
 impl FileSettings {
+    /// The completion hook, if `on_job_end` is set.
+    ///
+    /// Errors: [`ConfigError::Value`] for an empty argv, a program that is
+    /// not an absolute path, or a `hook_timeout` outside 1 s to 1 day.
+    pub fn hook(&self, path: &Path) -> Result<Option<Hook>, ConfigError> {
+        let bad = |key, reason: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        let timeout = match self.hook_timeout {
+            Some(secs) => seconds_within(secs, 1.0, 86_400.0)
+                .map_err(|e| bad("hook_timeout", e.to_string()))?,
+            None => DEFAULT_HOOK_TIMEOUT,
+        };
+        let Some(argv) = &self.on_job_end else {
+            return Ok(None);
+        };
+        match argv.first() {
+            None => Err(bad(
+                "on_job_end",
+                "give the program and its arguments".into(),
+            )),
+            Some(program) if !Path::new(program).is_absolute() => Err(bad(
+                "on_job_end",
+                format!("{program:?} is not an absolute path (no shell or PATH is used)"),
+            )),
+            Some(_) if argv.iter().any(|a| a.contains('\0')) => {
+                Err(bad("on_job_end", "an argument holds a NUL byte".into()))
+            }
+            Some(_) => Ok(Some(Hook {
+                argv: argv.clone(),
+                timeout,
+            })),
+        }
+    }
+
     /// Encoding settings: the defaults with the `[encode]` table over them.
     ///
     /// Errors: [`ConfigError::Value`] for both a bitrate and a CRF, values

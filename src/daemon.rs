@@ -441,6 +441,11 @@ pub async fn run(
             (Arc::new(queue), config.database().display().to_string())
         }
     };
+    // Before recovery, which may end jobs: those owe a hook too.
+    queue
+        .set_hooks(config.hook.is_some())
+        .await
+        .map_err(DaemonError::Recovery)?;
     recovery::recover(&*queue)
         .await
         .map_err(DaemonError::Recovery)?;
@@ -464,6 +469,7 @@ pub async fn run(
     let dispatcher = tokio::spawn(Arc::clone(&engine).run());
     tokio::spawn(Arc::clone(&engine).enforce_retention());
     tokio::spawn(Arc::clone(&engine).hear_queue_changes());
+    tokio::spawn(Arc::clone(&engine).run_hooks());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,

@@ -259,6 +259,7 @@ impl Args {
         config.tunables = self.tunables(&file)?;
         config.encode = file.encode(&self.config_file())?;
         config.effects = file.effects(&self.config_file())?;
+        config.hook = file.hook(&self.config_file())?;
         let group = match (&self.socket_group, &file.socket_group) {
             (Some(flag), _) => Some(flag.clone()),
             (None, Some(key)) => Some(key.to_string()),

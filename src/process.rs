@@ -1,5 +1,5 @@
-//! How child processes (FFmpeg, ffprobe) are started, and their identity
-//! across daemon restarts.
+//! How child processes (FFmpeg, ffprobe, the completion hook) are started,
+//! and their identity across daemon restarts.
 //!
 //! [`command`] gives every child the same safe start: no shell, stdin on
 //! /dev/null, no `NOTIFY_SOCKET`, a process group of its own,
@@ -7,7 +7,9 @@
 //! the daemon is root and
 //! the job belongs to another user, that user's uid, gid and groups. The
 //! only descriptors it inherits beyond stdio are the ones named, the files
-//! it is to read and write (as `/dev/fd/N`).
+//! it is to read and write (as `/dev/fd/N`). [`detached_command`] is the
+//! same start without the death signal, for a child that outlives a
+//! killed daemon.
 //!
 //! A pid alone may be reused by an unrelated process after a crash; the
 //! triple (pid, start time, boot id) names one process for good (proc(5):
@@ -54,6 +56,25 @@ pub fn command(
     run_as: Option<&RunAs>,
     inherit: &[RawFd],
 ) -> tokio::process::Command {
+    prepared(program, run_as, inherit, true)
+}
+
+/// A command for `program` set up like [`command`]'s, except that it
+/// outlives the daemon (no death signal; not killed when its handle is
+/// dropped), so that a daemon killed meanwhile can wait for it after its
+/// restart: for the completion hook.
+pub fn detached_command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
+    let mut command = prepared(program, run_as, &[], false);
+    command.kill_on_drop(false);
+    command
+}
+
+fn prepared(
+    program: &Path,
+    run_as: Option<&RunAs>,
+    inherit: &[RawFd],
+    dies_with_daemon: bool,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
         .stdin(Stdio::null())
@@ -86,6 +107,9 @@ pub fn command(
             // interactive on the machine): setpriority(2).
             if nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, CHILD_NICE) == -1 {
                 return Err(io::Error::last_os_error());
+            }
+            if !dies_with_daemon {
+                return Ok(());
             }
             // After the credential change, which clears the death signal.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;

@@ -589,3 +589,33 @@ fn queue_control_holds_on_a_shared_queue_and_a_pause_is_per_node() {
         );
     }
 }
+
+#[test]
+fn on_a_shared_queue_each_jobs_hook_runs_once_on_one_node() {
+    let pg = Cluster::start();
+    let a = Env::new();
+    let hook = common::TestHook::new(&a, 30);
+    let config = s(&hook.config);
+    let _node_a = start(&a, &pg, "node-a", &["--config", config]);
+    // A paused: node "node b" (a blank in its name) ends every job, and
+    // either node may run the hooks.
+    a.ctl_ok(&["pause"]);
+    let (_b, _node_b) = node(&pg, "node b", &["--config", config]);
+    let input = a.path("in.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let out = a.out_dir();
+    let jobs: Vec<i64> = (0..4)
+        .map(|_| a.submit(&["-n", "1", "-o", s(&out), s(&input)]))
+        .collect();
+    for &job in &jobs {
+        let (_, vars) = hook.wait_done(job, Duration::from_secs(120));
+        assert_eq!(common::env_value(&vars, "VIDVAR_STATE"), Some("succeeded"));
+        let nodes = a.status(job)["files"][0]["nodes"].clone();
+        assert_eq!(nodes, serde_json::json!(["node b"]), "job {job}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for &job in &jobs {
+        assert_eq!(hook.runs(job).len(), 1, "job {job}");
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM hooks").trim(), "0");
+}

@@ -256,15 +256,7 @@ impl Engine {
             .outputs(job)
             .await?
             .into_iter()
-            .map(|o| OutputInfo {
-                path: o.path,
-                size: o.size,
-                input: o.input,
-                index: o.index,
-                effects: o.effects,
-                node: o.node,
-                quality: o.quality,
-            })
+            .map(OutputInfo::from)
             .collect())
     }
 
@@ -512,6 +504,21 @@ fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
         duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
         error: row.error.clone(),
         nodes: row.nodes.clone(),
+    }
+}
+
+/// An output as the wire shows it (`vidvarctl outputs`, the hook's stdin).
+impl From<crate::queue::OutputRow> for OutputInfo {
+    fn from(o: crate::queue::OutputRow) -> OutputInfo {
+        OutputInfo {
+            path: o.path,
+            size: o.size,
+            input: o.input,
+            index: o.index,
+            effects: o.effects,
+            node: o.node,
+            quality: o.quality,
+        }
     }
 }
 

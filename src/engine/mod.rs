@@ -7,6 +7,7 @@
 //!   cancel, retry, prune, ping), with the access rules and the one mapping
 //!   from internal errors to the wire ([`jobs::ApiError`]).
 //! - [`control`]: pause, resume and priority.
+//! - [`hooks`]: the completion hook run when a job becomes final.
 //! - [`dispatch`]: the slots, the claim loop, live progress and the stop.
 //! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
 //!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
@@ -16,6 +17,7 @@ pub mod admission;
 pub mod control;
 pub mod dispatch;
 pub mod failure;
+pub mod hooks;
 pub mod jobs;
 pub mod supervisor;
 pub mod worker;

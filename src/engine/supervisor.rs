@@ -193,7 +193,7 @@ pub async fn run<F: std::future::Future<Output = ()>>(
 }
 
 /// SIGTERM the child's process group, SIGKILL it after `grace`, reap it.
-async fn stop_group(
+pub(crate) async fn stop_group(
     child: &mut tokio::process::Child,
     pid: Option<i32>,
     grace: Duration,

@@ -208,6 +208,19 @@ pub struct Beat {
     pub slots: u32,
 }
 
+/// A completion hook owed to a job that became final, claimed by this
+/// daemon (node) to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRun {
+    pub job_id: JobId,
+    /// As whom the hook runs when the daemon is root.
+    pub owner: Credentials,
+    /// Unix seconds when it was claimed: its timeout counts from there.
+    pub started_at: i64,
+    /// Its process, once spawned.
+    pub process: Option<ProcessIdentity>,
+}
+
 /// A variation that was running when the daemon last stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interrupted {
@@ -309,6 +322,21 @@ pub trait Queue: Send + Sync {
     /// Forget final jobs of `owner` (everyone's for `None`) that finished
     /// before `finished_before` (Unix seconds). Returns how many.
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64>;
+
+    /// Whether jobs that this daemon (this node) ends from now on owe a
+    /// completion hook: the owed hook is recorded in the same write that
+    /// makes the job final, and dropped if the job is retried before it ran.
+    async fn set_hooks(&self, on: bool) -> Result<()>;
+    /// Claim an owed hook to run now, the one of the oldest job first.
+    async fn claim_hook(&self) -> Result<Option<HookRun>>;
+    /// The process of a claimed hook was spawned.
+    async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()>;
+    /// A claimed hook has run (or its process is gone): nothing is owed.
+    async fn finish_hook(&self, job: JobId) -> Result<()>;
+    /// At start: this daemon's (node's) hooks that a stop interrupted. Those
+    /// claimed but never spawned are owed again; those spawned are
+    /// returned, to be waited for while their processes live.
+    async fn hooks_left_running(&self) -> Result<Vec<HookRun>>;
 
     /// Claim the next work of the unpaused jobs of highest priority, among
     /// them of the first job after `after` (jobs take turns): a probe,

@@ -23,7 +23,7 @@ mod schema;
 pub mod tls;
 
 use super::{
-    Beat, FileRow, Full, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
+    Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
     OutputRow, Place, Queue, QueueError, Result, VariationWork, Work,
 };
 use crate::effects::Effects;
@@ -235,8 +235,19 @@ impl PgQueue {
         // locks (and the cluster) for longer than a lease; a statement
         // waits for a lock at most that long too.
         let lease_ms = node.lease_timeout.as_millis();
+        // The node's name, for the trigger that records owed hooks; the
+        // server splits options at blanks, and a backslash escapes one.
+        let node_setting: String = node
+            .name
+            .chars()
+            .flat_map(|c| match c {
+                ' ' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
         let options = format!(
-            "{} -c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms}",
+            "{} -c idle_in_transaction_session_timeout={lease_ms} -c lock_timeout={lease_ms} \
+             -c vidvar.node={node_setting}",
             config.get_options().unwrap_or_default()
         );
         config.options(options.trim_start());
@@ -541,6 +552,15 @@ impl PgQueue {
     }
 
     /// Run `f` in one transaction on a pooled connection and commit.
+    /// Set the flag `column` of this node's row (a name of ours, never a
+    /// client's).
+    async fn set_node_flag(&self, column: &str, on: bool) -> Result<()> {
+        let client = self.pool.get().await?;
+        let sql = format!("UPDATE nodes SET {column} = $2 WHERE name = $1");
+        exec(&client, &sql, &[&self.node, &on]).await?;
+        Ok(())
+    }
+
     /// Set `column` of job `job` to `value` and tell every node (work may
     /// have become claimable). Returns the job's state, `None` for no such
     /// job.
@@ -1674,14 +1694,96 @@ impl Queue for PgQueue {
     }
 
     async fn set_paused(&self, paused: bool) -> Result<()> {
+        self.set_node_flag("paused", paused).await
+    }
+
+    async fn set_hooks(&self, on: bool) -> Result<()> {
+        self.set_node_flag("hooks", on).await
+    }
+
+    async fn claim_hook(&self) -> Result<Option<HookRun>> {
+        let client = self.pool.get().await?;
+        let row = opt(
+            &client,
+            "WITH due AS (SELECT job_id FROM hooks WHERE state = 'due'
+                          ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             UPDATE hooks h SET state = 'running', node = $1,
+                    started_at = extract(epoch FROM now())::bigint
+             FROM due, jobs j WHERE h.job_id = due.job_id AND j.id = h.job_id
+             RETURNING h.job_id, h.started_at, j.owner_uid, j.owner_gid, j.owner_groups",
+            &[&self.node],
+        )
+        .await?;
+        Ok(row.map(|r| HookRun {
+            job_id: r.get(0),
+            started_at: r.get(1),
+            owner: credentials(&r, 2),
+            process: None,
+        }))
+    }
+
+    async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()> {
         let client = self.pool.get().await?;
         exec(
             &client,
-            "UPDATE nodes SET paused = $2 WHERE name = $1",
-            &[&self.node, &paused],
+            "UPDATE hooks SET pid = $3, pid_start_time = $4, boot_id = $5
+             WHERE job_id = $1 AND node = $2 AND state = 'running'",
+            &[
+                &job,
+                &self.node,
+                &process.pid,
+                &(process.start_time as i64),
+                &process.boot_id,
+            ],
         )
         .await?;
         Ok(())
+    }
+
+    async fn finish_hook(&self, job: JobId) -> Result<()> {
+        let client = self.pool.get().await?;
+        exec(
+            &client,
+            "DELETE FROM hooks WHERE job_id = $1 AND node = $2 AND state = 'running'",
+            &[&job, &self.node],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        exec(
+            &tx,
+            "UPDATE hooks SET state = 'due', node = NULL, started_at = NULL
+             WHERE state = 'running' AND node = $1 AND pid IS NULL",
+            &[&self.node],
+        )
+        .await?;
+        let runs = rows(
+            &tx,
+            "SELECT h.job_id, h.started_at, j.owner_uid, j.owner_gid, j.owner_groups,
+                    h.pid, h.pid_start_time, h.boot_id
+             FROM hooks h JOIN jobs j ON j.id = h.job_id
+             WHERE h.state = 'running' AND h.node = $1 ORDER BY h.job_id",
+            &[&self.node],
+        )
+        .await?
+        .iter()
+        .map(|r| HookRun {
+            job_id: r.get(0),
+            started_at: r.get(1),
+            owner: credentials(r, 2),
+            process: Some(ProcessIdentity {
+                pid: r.get(5),
+                start_time: r.get::<_, i64>(6) as u64,
+                boot_id: r.get(7),
+            }),
+        })
+        .collect();
+        tx.commit().await?;
+        Ok(runs)
     }
 
     /// Mark this node stopped: its name is free at once.

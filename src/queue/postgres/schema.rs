@@ -151,4 +151,40 @@ CREATE TABLE labels (
 CREATE INDEX labels_by_job ON labels (job_id);
 ALTER TABLE nodes ADD COLUMN paused boolean NOT NULL DEFAULT false;
 "#,
+    r#"
+-- Completion hooks (on_job_end) owed: a row from the moment a job becomes
+-- final through a node whose hooks are on (nodes.hooks; a connection names
+-- its node in the setting vidvar.node) until a node with hooks on has run
+-- it. 'due': not started; 'running': claimed by `node` at started_at (unix
+-- seconds), its process recorded once spawned. The trigger makes the row
+-- part of the very write that ends (or reopens) the job.
+ALTER TABLE nodes ADD COLUMN hooks boolean NOT NULL DEFAULT false;
+CREATE TABLE hooks (
+    job_id         bigint PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    state          text   NOT NULL,
+    node           text,
+    started_at     bigint,
+    pid            integer,
+    pid_start_time bigint,
+    boot_id        text
+);
+CREATE FUNCTION hooks_follow_job() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.state NOT IN ('queued', 'running') AND OLD.state IN ('queued', 'running') THEN
+        IF EXISTS (SELECT 1 FROM nodes
+                   WHERE name = current_setting('vidvar.node', true) AND hooks) THEN
+            INSERT INTO hooks (job_id, state) VALUES (NEW.id, 'due')
+            ON CONFLICT (job_id) DO UPDATE
+                SET state = 'due', node = NULL, started_at = NULL,
+                    pid = NULL, pid_start_time = NULL, boot_id = NULL;
+        END IF;
+    ELSIF NEW.state IN ('queued', 'running') AND OLD.state NOT IN ('queued', 'running') THEN
+        DELETE FROM hooks WHERE job_id = NEW.id AND state = 'due';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER hooks_follow_job AFTER UPDATE OF state ON jobs
+    FOR EACH ROW EXECUTE FUNCTION hooks_follow_job();
+"#,
 ];

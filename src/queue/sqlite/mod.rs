@@ -14,8 +14,8 @@ mod store;
 pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
-    Beat, FileRow, Full, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome, OutputRow,
-    Queue, QueueError, Result, Work,
+    Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,
+    OutputRow, Queue, QueueError, Result, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
@@ -157,6 +157,22 @@ impl Queue for SqliteQueue {
     }
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
         self.write(move |s| s.prune(owner, finished_before)).await
+    }
+    async fn set_hooks(&self, on: bool) -> Result<()> {
+        self.write(move |s| s.set_hooks(on)).await
+    }
+    async fn claim_hook(&self) -> Result<Option<HookRun>> {
+        let now = super::unix_now();
+        self.write(move |s| s.claim_hook(now)).await
+    }
+    async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()> {
+        self.write(move |s| s.set_hook_process(job, &process)).await
+    }
+    async fn finish_hook(&self, job: JobId) -> Result<()> {
+        self.write(move |s| s.finish_hook(job)).await
+    }
+    async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
+        self.write(|s| s.hooks_left_running()).await
     }
     async fn claim(&self, after: JobId) -> Result<Option<Work>> {
         self.write(move |s| s.claim(after)).await

@@ -107,4 +107,30 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Completion hooks (on_job_end) owed: a row from the moment a job becomes
+-- final while hooks are on (settings 'on_job_end' = '1') until its hook
+-- has run. 'due': not started; 'running': claimed at started_at (unix
+-- seconds), its process recorded once spawned. The triggers make the row
+-- part of the very write that ends (or reopens) the job.
+CREATE TABLE hooks (
+    job_id         INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    state          TEXT    NOT NULL,
+    started_at     INTEGER,
+    pid            INTEGER,
+    pid_start_time INTEGER,
+    boot_id        TEXT
+);
+CREATE TRIGGER hooks_due AFTER UPDATE OF state ON jobs
+    WHEN NEW.state NOT IN ('queued', 'running') AND OLD.state IN ('queued', 'running')
+     AND (SELECT value FROM settings WHERE name = 'on_job_end') = '1'
+BEGIN
+    INSERT OR REPLACE INTO hooks (job_id, state) VALUES (NEW.id, 'due');
+END;
+CREATE TRIGGER hooks_reopened AFTER UPDATE OF state ON jobs
+    WHEN NEW.state IN ('queued', 'running') AND OLD.state NOT IN ('queued', 'running')
+BEGIN
+    DELETE FROM hooks WHERE job_id = NEW.id AND state = 'due';
+END;
+"#,
 ];

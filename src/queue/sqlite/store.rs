@@ -17,8 +17,8 @@ use crate::job::{
 };
 use crate::process::ProcessIdentity;
 use crate::queue::{
-    FileRow, Full, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome, OutputRow,
-    Place, VariationWork, Work,
+    FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,
+    OutputRow, Place, VariationWork, Work,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -424,12 +424,107 @@ impl Store {
 
     /// Pause or resume the daemon.
     pub fn set_paused(&mut self, paused: bool) -> Result<()> {
+        self.set_flag("paused", paused)
+    }
+
+    /// Whether jobs that become final from now on owe a completion hook.
+    pub fn set_hooks(&mut self, on: bool) -> Result<()> {
+        self.set_flag("on_job_end", on)
+    }
+
+    /// Store a setting that is on (`'1'`) or off (`'0'`).
+    fn set_flag(&mut self, name: &str, on: bool) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO settings (name, value) VALUES ('paused', ?1)
-             ON CONFLICT (name) DO UPDATE SET value = ?1",
-            [if paused { "1" } else { "0" }],
+            "INSERT INTO settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = ?2",
+            [name, if on { "1" } else { "0" }],
         )?;
         Ok(())
+    }
+
+    /// Claim the due hook of the lowest job id, as started at `now` (Unix
+    /// seconds).
+    pub fn claim_hook(&mut self, now: i64) -> Result<Option<HookRun>> {
+        let tx = self.conn.transaction()?;
+        let claimed = tx
+            .query_row(
+                "SELECT h.job_id, j.owner_uid, j.owner_gid, j.owner_groups
+                 FROM hooks h JOIN jobs j ON j.id = h.job_id
+                 WHERE h.state = 'due' ORDER BY h.job_id LIMIT 1",
+                [],
+                |r| {
+                    Ok(HookRun {
+                        job_id: r.get(0)?,
+                        owner: owner_of(r, 1)?,
+                        started_at: now,
+                        process: None,
+                    })
+                },
+            )
+            .optional()?;
+        if let Some(run) = &claimed {
+            tx.execute(
+                "UPDATE hooks SET state = 'running', started_at = ?2 WHERE job_id = ?1",
+                params![run.job_id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// The process of a claimed hook runs.
+    pub fn set_hook_process(&mut self, job_id: JobId, process: &ProcessIdentity) -> Result<()> {
+        self.conn.execute(
+            "UPDATE hooks SET pid = ?2, pid_start_time = ?3, boot_id = ?4
+             WHERE job_id = ?1 AND state = 'running'",
+            params![
+                job_id,
+                process.pid,
+                process.start_time as i64,
+                process.boot_id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A hook has run: the job owes none any more.
+    pub fn finish_hook(&mut self, job_id: JobId) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM hooks WHERE job_id = ?1", [job_id])?;
+        Ok(())
+    }
+
+    /// After a stop: hooks claimed but never spawned are due again; those
+    /// spawned are returned, with their processes.
+    pub fn hooks_left_running(&mut self) -> Result<Vec<HookRun>> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE hooks SET state = 'due', started_at = NULL
+             WHERE state = 'running' AND pid IS NULL",
+            [],
+        )?;
+        let runs = tx
+            .prepare(
+                "SELECT h.job_id, j.owner_uid, j.owner_gid, j.owner_groups, h.started_at,
+                        h.pid, h.pid_start_time, h.boot_id
+                 FROM hooks h JOIN jobs j ON j.id = h.job_id
+                 WHERE h.state = 'running' ORDER BY h.job_id",
+            )?
+            .query_map([], |r| {
+                Ok(HookRun {
+                    job_id: r.get(0)?,
+                    owner: owner_of(r, 1)?,
+                    started_at: r.get(4)?,
+                    process: Some(ProcessIdentity {
+                        pid: r.get(5)?,
+                        start_time: r.get::<_, i64>(6)? as u64,
+                        boot_id: r.get(7)?,
+                    }),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(runs)
     }
 
     /// The input files of a job, in submission order.

@@ -1,0 +1,352 @@
+//! The completion hook (`on_job_end` in vidvard.conf(5)): a program run
+//! once each time a job becomes final, with the job described in its
+//! environment and its outputs as JSON on its stdin.
+//!
+//! The hook owed is recorded by the queue in the write that ends the job
+//! (see [`Queue::set_hooks`]), claimed before the program is spawned, and
+//! its process recorded once it runs; the hook runs in a process group of
+//! its own and outlives a killed daemon. So after any stop each owed hook
+//! is started once: one never claimed is started after the restart, one
+//! whose process was recorded is waited for (and held to its timeout) but
+//! not started again. Only a daemon killed between the spawn and the
+//! record of the process (a few milliseconds) starts that hook a second
+//! time after its restart.
+//!
+//! Environment (nothing else of the daemon's is passed on): `VIDVAR_JOB`,
+//! `VIDVAR_STATE` (`succeeded`, `partial`, `failed` or `cancelled`),
+//! `VIDVAR_OWNER_UID`, `VIDVAR_OWNER` (user name, else the uid),
+//! `VIDVAR_OUTPUT_DIR`, `VIDVAR_INPUTS`, `VIDVAR_FAILED_INPUTS`,
+//! `VIDVAR_VARIATIONS` (per input), `VIDVAR_OUTPUTS` (verified outputs),
+//! `VIDVAR_LABELS` (one per line), and `PATH`
+//! (`/usr/local/bin:/usr/bin:/bin`), `HOME`, `USER` and `LOGNAME` of the
+//! user it runs as. Its stdin is what `vidvarctl --json outputs JOB`
+//! prints; its stdout is discarded and the last line of its stderr is
+//! logged when it fails.
+
+use super::Engine;
+use crate::config::Hook;
+use crate::job::FileState;
+use crate::process::{ProcessIdentity, RunAs};
+use crate::proto::{JobId, OutputInfo};
+use crate::queue::{HookRun, JobRow, QueueError, unix_now};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::{Pid, Uid, User};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+/// Hooks running at once; more wait their turn.
+pub const MAX_RUNNING_HOOKS: usize = 4;
+/// How often owed hooks are looked for when nothing announced one (jobs
+/// ended by other nodes of a shared queue are announced too).
+const POLL: Duration = Duration::from_secs(5);
+/// How often an adopted hook (started before a restart) is checked.
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
+/// Bytes of a hook's stderr kept for the log.
+const STDERR_TAIL: usize = 4096;
+/// `PATH` of a hook, as cron(8) gives its jobs.
+const HOOK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+impl Engine {
+    /// Until shutdown: run the hooks owed, first waiting for those that a
+    /// stop left running. Returns at once when no hook is configured.
+    pub async fn run_hooks(self: Arc<Self>) {
+        let Some(hook) = self.config.hook.clone() else {
+            return;
+        };
+        let hook = Arc::new(hook);
+        match self.queue.hooks_left_running().await {
+            Ok(runs) => {
+                for run in runs {
+                    tokio::spawn(Arc::clone(&self).adopt(Arc::clone(&hook), run));
+                }
+            }
+            Err(err) => log::error!("cannot read the hooks a stop left running: {err}"),
+        }
+        let slots = Arc::new(Semaphore::new(MAX_RUNNING_HOOKS));
+        let mut changes = self.subscribe();
+        loop {
+            loop {
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
+                match self.queue.claim_hook().await {
+                    Ok(Some(run)) => {
+                        let (engine, hook) = (Arc::clone(&self), Arc::clone(&hook));
+                        tokio::spawn(async move {
+                            engine.run_hook(&hook, run).await;
+                            drop(slot);
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        log::error!("cannot claim a job's hook: {err}");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = self.stopping.cancelled() => return,
+            }
+        }
+    }
+
+    /// Run one claimed hook to its end or its timeout, then record it done.
+    async fn run_hook(&self, hook: &Hook, run: HookRun) {
+        let job_id = run.job_id;
+        match self.start_hook(hook, &run).await {
+            Ok(None) => log::warn!("job {job_id}: gone before its hook ran (pruned)"),
+            Ok(Some(child)) => self.wait_hook(hook, job_id, child).await,
+            Err(err) => log::warn!("job {job_id}: hook {} not run: {err}", hook.argv[0]),
+        }
+        self.hook_done(job_id).await;
+    }
+
+    /// Spawn the hook of a claimed job and record its process; `None` when
+    /// the job is gone.
+    async fn start_hook(
+        &self,
+        hook: &Hook,
+        run: &HookRun,
+    ) -> Result<Option<tokio::process::Child>, HookError> {
+        let Some(job) = self.queue.job(run.job_id).await? else {
+            return Ok(None);
+        };
+        let files = self.queue.files(run.job_id).await?;
+        let outputs: Vec<OutputInfo> = self
+            .queue
+            .outputs(run.job_id)
+            .await?
+            .into_iter()
+            .map(OutputInfo::from)
+            .collect();
+        let stdin = serde_json::to_vec(&outputs).map_err(std::io::Error::other)?;
+        let run_as = RunAs::for_owner(&run.owner);
+        let runs_as = match run_as {
+            Some(_) => run.owner.uid,
+            None => nix::unistd::geteuid().as_raw(),
+        };
+        let (owner, user) = tokio::task::spawn_blocking(move || {
+            let name = |uid| User::from_uid(Uid::from_raw(uid)).ok().flatten();
+            (name(job.owner_uid), name(runs_as))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let failed_inputs = files
+            .iter()
+            .filter(|f| f.state == FileState::Failed)
+            .count();
+        let mut command = crate::process::detached_command(hook.argv[0].as_ref(), run_as.as_ref());
+        command
+            .args(&hook.argv[1..])
+            .env_clear()
+            .env("PATH", HOOK_PATH)
+            .envs(environment(
+                &job,
+                owner.as_ref(),
+                failed_inputs,
+                outputs.len(),
+            ))
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(user) = &user {
+            command
+                .env("HOME", &user.dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id().map(|p| p as i32);
+        if let Some(identity) = pid.and_then(|p| ProcessIdentity::of(p).ok()) {
+            self.queue.set_hook_process(run.job_id, identity).await?;
+        }
+        log::info!(
+            "job {}: hook {} started (pid {}), {}",
+            run.job_id,
+            hook.argv[0],
+            pid.unwrap_or(0),
+            job.state.as_str()
+        );
+        if let Some(mut pipe) = child.stdin.take() {
+            // A hook that does not read its stdin closes the pipe: no error.
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&stdin).await;
+            });
+        }
+        Ok(Some(child))
+    }
+
+    /// Wait for a hook this daemon spawned, stopping it at its timeout, and
+    /// log how it ended.
+    async fn wait_hook(&self, hook: &Hook, job_id: JobId, mut child: tokio::process::Child) {
+        let started = std::time::Instant::now();
+        let stderr = child.stderr.take().map(|pipe| {
+            tokio::spawn(async move {
+                let mut tail = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut pipe = pipe;
+                while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+                    tail.extend_from_slice(&chunk[..n]);
+                    let excess = tail.len().saturating_sub(STDERR_TAIL);
+                    tail.drain(..excess);
+                }
+                tail
+            })
+        });
+        let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                let pid = child.id().map(|p| p as i32);
+                let grace = self.tunables().grace;
+                if let Err(err) = super::supervisor::stop_group(&mut child, pid, grace).await {
+                    log::warn!("job {job_id}: cannot stop its hook: {err}");
+                }
+                log::warn!(
+                    "job {job_id}: hook {} stopped after its timeout of {:?}",
+                    hook.argv[0],
+                    hook.timeout
+                );
+                return;
+            }
+        };
+        let last_line = match stderr {
+            // A hook's own background children may hold the pipe open.
+            Some(task) => match tokio::time::timeout(Duration::from_secs(1), task).await {
+                Ok(Ok(tail)) => last_line(&tail),
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        match status {
+            Ok(s) if s.success() => log::info!(
+                "job {job_id}: hook exited 0 after {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(s) => log::warn!(
+                "job {job_id}: hook {} failed ({s}){}",
+                hook.argv[0],
+                if last_line.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last_line}")
+                }
+            ),
+            Err(err) => log::warn!("job {job_id}: cannot wait for its hook: {err}"),
+        }
+    }
+
+    /// Wait for a hook that an earlier run of the daemon started: until its
+    /// process is gone, or its timeout (counted from its claim) stops it.
+    async fn adopt(self: Arc<Self>, hook: Arc<Hook>, run: HookRun) {
+        let job_id = run.job_id;
+        let Some(process) = run.process else {
+            return;
+        };
+        if process.is_alive() {
+            log::info!(
+                "job {job_id}: its hook (pid {}) still runs from before the restart; \
+                 waiting for it",
+                process.pid
+            );
+            let deadline = run.started_at.saturating_add(hook.timeout.as_secs() as i64);
+            while process.is_alive() {
+                if unix_now() >= deadline {
+                    let group = Pid::from_raw(process.pid);
+                    let _ = killpg(group, Signal::SIGTERM);
+                    tokio::time::sleep(self.tunables().grace).await;
+                    if process.is_alive() {
+                        let _ = killpg(group, Signal::SIGKILL);
+                    }
+                    log::warn!(
+                        "job {job_id}: hook stopped after its timeout of {:?}",
+                        hook.timeout
+                    );
+                    break;
+                }
+                tokio::time::sleep(ADOPTED_POLL).await;
+            }
+            log::info!("job {job_id}: its hook ended (exit status unknown after the restart)");
+        } else {
+            log::warn!(
+                "job {job_id}: its hook (pid {}) ended while vidvard was stopped; \
+                 its exit status is unknown",
+                process.pid
+            );
+        }
+        self.hook_done(job_id).await;
+    }
+
+    async fn hook_done(&self, job_id: JobId) {
+        if let Err(err) = self.queue.finish_hook(job_id).await {
+            log::error!("job {job_id}: cannot record that its hook ran: {err}");
+        }
+    }
+}
+
+/// The `VIDVAR_*` variables describing a final job.
+fn environment(
+    job: &JobRow,
+    owner: Option<&User>,
+    failed_inputs: usize,
+    outputs: usize,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("VIDVAR_JOB", job.id.to_string()),
+        ("VIDVAR_STATE", job.state.as_str().into()),
+        ("VIDVAR_OWNER_UID", job.owner_uid.to_string()),
+        (
+            "VIDVAR_OWNER",
+            owner.map_or_else(|| job.owner_uid.to_string(), |u| u.name.clone()),
+        ),
+        (
+            "VIDVAR_OUTPUT_DIR",
+            job.output_dir.to_string_lossy().into_owned(),
+        ),
+        ("VIDVAR_INPUTS", job.inputs.to_string()),
+        ("VIDVAR_FAILED_INPUTS", failed_inputs.to_string()),
+        ("VIDVAR_VARIATIONS", job.variations.to_string()),
+        ("VIDVAR_OUTPUTS", outputs.to_string()),
+        ("VIDVAR_LABELS", job.labels.join("\n")),
+    ]
+}
+
+/// The last non-empty line of a hook's stderr, lossily decoded.
+fn last_line(tail: &[u8]) -> String {
+    String::from_utf8_lossy(tail)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Why a hook could not be started.
+#[derive(Debug, thiserror::Error)]
+enum HookError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Spawn(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_line_of_stderr_skips_blank_ones() {
+        assert_eq!(
+            last_line(b"first\nsecond: broken\n\n  \n"),
+            "second: broken"
+        );
+        assert_eq!(last_line(b""), "");
+        assert_eq!(last_line(b"\xffbad\n"), "\u{fffd}bad");
+    }
+}
