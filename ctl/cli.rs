@@ -180,6 +180,9 @@ pub enum Command {
     Resume { job: Option<JobId> },
     /// Wait until every JOB has ended; exit 0 only if all of them
     /// succeeded (exit statuses as for watch)
+    ///
+    /// To have vidvard itself run a program whenever a job ends, with no
+    /// client waiting, set on_job_end in vidvard.conf(5).
     Wait {
         /// Jobs to wait for
         #[arg(required_unless_present = "all", conflicts_with = "all")]
