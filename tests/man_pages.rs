@@ -9,6 +9,7 @@
 #[allow(dead_code)]
 #[path = "../ctl/cli.rs"]
 mod cli;
+mod common;
 #[path = "man_pages/vidvarctl_page.rs"]
 mod vidvarctl_page;
 
@@ -143,39 +144,13 @@ fn file_settings_fields() -> BTreeSet<String> {
         .collect()
 }
 
-/// The keys the daemon itself accepts, from the message it gives for an
-/// unknown key ("unknown field `x`, expected one of `socket`, ...").
-fn keys_the_daemon_accepts() -> BTreeSet<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("vidvard.conf");
-    std::fs::write(&conf, "no_such_key = 1\n").unwrap();
-    let out = Command::new(VIDVARD)
-        .arg("--config")
-        .arg(&conf)
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let expected = stderr
-        .split_once("expected one of")
-        .unwrap_or_else(|| panic!("no list of keys in: {stderr}"))
-        .1;
-    expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn vidvard_conf_5_documents_exactly_the_keys_of_the_file() {
     let keys = file_settings_fields();
     assert!(keys.contains("max_parallel"), "{keys:?}");
     assert_eq!(
         keys,
-        keys_the_daemon_accepts(),
+        common::config_keys(),
         "FileSettings' fields and the keys vidvard accepts differ"
     );
 

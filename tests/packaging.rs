@@ -1,11 +1,17 @@
 //! The files in `packaging/`: systemd units that `systemd-analyze verify`
-//! accepts, sysusers.d and tmpfiles.d files that systemd's own tools apply
-//! cleanly (in a scratch root), shell scripts that parse, and a `cargo deb`
-//! asset list that ships every page and unit. Checks needing a systemd tool
-//! are skipped, with a note on stderr, where that tool is not installed.
+//! accepts and a system unit hardened to an exposure of at most 1.5,
+//! sysusers.d and tmpfiles.d files that systemd's own tools apply cleanly
+//! (in a scratch root), shell scripts that parse, a `cargo deb` asset list
+//! that ships every page, unit, completion and example, and the `.deb`
+//! itself: lintian-clean, and installed, run, upgraded and purged on this
+//! machine. A tool that is missing fails its test with the package to
+//! install (`.ci/run` installs them all).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
 
@@ -17,13 +23,12 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
-/// Whether `tool` can be run; when not, say that the check is skipped.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        eprintln!("{tool} is not installed: check skipped");
-    }
-    found
+/// Panic unless `tool` can be run, naming the Debian package that has it.
+fn require(tool: &str, package: &str) {
+    assert!(
+        Command::new(tool).arg("--version").output().is_ok(),
+        "{tool} is not installed: apt-get install -y {package} (.ci/run does)"
+    );
 }
 
 /// Assert that `out` succeeded and that nothing on stderr concerns `about`
@@ -56,9 +61,7 @@ fn unit_copy(unit: &str, dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn systemd_units_verify_cleanly() {
-    if !have("systemd-analyze") {
-        return;
-    }
+    require("systemd-analyze", "systemd");
     let dir = tempfile::tempdir().unwrap();
     let system = unit_copy("vidvard.service", dir.path(), "vidvard.service");
     let out = Command::new("systemd-analyze")
@@ -115,13 +118,9 @@ fn system_unit_matches_the_daemon() {
 
 #[test]
 fn sysusers_and_tmpfiles_apply_in_a_scratch_root() {
-    if !have("systemd-sysusers") || !have("systemd-tmpfiles") {
-        return;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("not root: sysusers/tmpfiles check skipped");
-        return;
-    }
+    require("systemd-sysusers", "systemd");
+    require("systemd-tmpfiles", "systemd");
+    common::users::require_root("systemd-sysusers --root writes files owned by root");
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("etc")).unwrap();
     let sysusers = repo("packaging/systemd/vidvar.sysusers");
@@ -260,4 +259,420 @@ fn deb_assets_exist_and_ship_every_page_and_unit() {
     }
     let scripts = deb["maintainer-scripts"].as_str().unwrap();
     assert!(repo(scripts).join("postinst").is_file());
+}
+
+#[test]
+fn the_system_unit_is_hardened_to_an_exposure_of_at_most_1_5() {
+    require("systemd-analyze", "systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let unit = unit_copy("vidvard.service", dir.path(), "vidvard.service");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for vidvard.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{report}"));
+    assert!(exposure <= 1.5, "exposure {exposure}:\n{report}");
+    // The drop-in for a shared queue lifts exactly the network limits.
+    let dropin = read("packaging/systemd/shared-queue.conf");
+    for line in [
+        "[Service]",
+        "PrivateNetwork=no",
+        "IPAddressDeny=",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    ] {
+        assert!(
+            dropin.lines().any(|l| l == line),
+            "shared-queue.conf: {line}"
+        );
+    }
+}
+
+/// The package built from this test run's binaries (copied to where
+/// cargo-deb takes release binaries from) by packaging/build-deb.sh, at
+/// Debian revisions 1 and 2 (an upgrade of the first), once per run.
+fn debs() -> &'static [PathBuf; 2] {
+    static DEBS: OnceLock<[PathBuf; 2]> = OnceLock::new();
+    DEBS.get_or_init(|| {
+        let cargo_deb = Command::new("cargo").args(["deb", "--version"]).output();
+        assert!(
+            cargo_deb.is_ok_and(|o| o.status.success()),
+            "cargo-deb is not installed: cargo install --locked cargo-deb (.ci/run does)"
+        );
+        require("dpkg-deb", "dpkg");
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deb");
+        let release = target.join("release");
+        std::fs::create_dir_all(&release).unwrap();
+        for binary in [VIDVARD, common::VIDVARCTL] {
+            let name = Path::new(binary).file_name().unwrap();
+            std::fs::copy(binary, release.join(name)).unwrap();
+        }
+        ["1", "2"].map(|revision| {
+            let deb = target.join(format!("vidvar-{revision}.deb"));
+            let out = Command::new(repo("packaging/build-deb.sh"))
+                .args(["--no-build", "--strip", "--deb-revision", revision, "-o"])
+                .arg(&deb)
+                .env("CARGO_TARGET_DIR", &target)
+                .current_dir(repo(""))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "build-deb.sh: {}",
+                common::users::said(&out)
+            );
+            deb
+        })
+    })
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        common::users::said(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_deb_carries_its_license_changelog_md5sums_and_conffiles_and_passes_lintian() {
+    require("lintian", "lintian");
+    let deb = &debs()[0];
+    let info = run_ok(Command::new("dpkg-deb").arg("--field").arg(deb));
+    let maintainer = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Maintainer: "))
+        .unwrap();
+    assert!(
+        maintainer.contains('<') && maintainer.contains('@'),
+        "an e-mail address: {maintainer}"
+    );
+    let control = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(deb)
+            .arg(control.path()),
+    );
+    let conffiles = std::fs::read_to_string(control.path().join("conffiles")).unwrap();
+    let mut conffiles: Vec<&str> = conffiles.lines().collect();
+    conffiles.sort();
+    assert_eq!(
+        conffiles,
+        [
+            "/etc/default/vidvard",
+            "/etc/init.d/vidvard",
+            "/etc/vidvard/vidvard.conf"
+        ]
+    );
+    let files = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("--extract")
+            .arg(deb)
+            .arg(files.path()),
+    );
+    // md5sums: every regular file but the conffiles, with its sum.
+    let md5sums = std::fs::read_to_string(control.path().join("md5sums")).unwrap();
+    let listed: Vec<&str> = md5sums.lines().map(|l| &l[34..]).collect();
+    let sums = run_ok(
+        Command::new("md5sum")
+            .args(&listed)
+            .current_dir(files.path()),
+    );
+    assert_eq!(sums, md5sums, "md5sums matches the files");
+    let regular = run_ok(
+        Command::new("find")
+            .args([".", "-type", "f"])
+            .current_dir(files.path()),
+    );
+    assert_eq!(
+        listed.len() + conffiles.len(),
+        regular.lines().count(),
+        "every file but the conffiles is summed: {md5sums}"
+    );
+    for shipped in [
+        "usr/share/doc/vidvar/copyright",
+        "usr/share/doc/vidvar/changelog.Debian.gz",
+        "usr/share/bash-completion/completions/vidvarctl",
+        "usr/share/zsh/vendor-completions/_vidvarctl",
+        "usr/share/fish/vendor_completions.d/vidvarctl.fish",
+        "usr/share/doc/vidvar/examples/shared-queue.conf",
+    ] {
+        assert!(files.path().join(shipped).is_file(), "{shipped}");
+    }
+    let copyright =
+        std::fs::read_to_string(files.path().join("usr/share/doc/vidvar/copyright")).unwrap();
+    assert!(
+        copyright.contains("Permission is hereby granted"),
+        "the license text: {copyright}"
+    );
+
+    // lintian: no error; every warning explained in packaging/README.md.
+    let out = Command::new("lintian").arg(deb).output().unwrap();
+    let tags = String::from_utf8_lossy(&out.stdout);
+    let readme = read("packaging/README.md");
+    for line in tags.lines() {
+        assert!(!line.starts_with("E:"), "lintian: {tags}");
+        if let Some(rest) = line.strip_prefix("W: vidvar: ") {
+            let tag = rest.split_whitespace().next().unwrap();
+            assert!(
+                readme.contains(&format!("`{tag}`")),
+                "lintian warns {tag}, which packaging/README.md does not explain"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_example_configuration_shows_every_key_with_a_valid_default() {
+    let example = read("packaging/etc/vidvard.conf");
+    // Top-level keys: `#key = value` before the first table.
+    let top = example.split("\n[").next().unwrap();
+    let shown: std::collections::BTreeSet<&str> = top
+        .lines()
+        .filter_map(|l| l.strip_prefix('#')?.split_once(" = ").map(|(k, _)| k))
+        .filter(|k| !k.contains(' '))
+        .collect();
+    let accepted: std::collections::BTreeSet<String> = common::config_keys()
+        .into_iter()
+        .filter(|k| !["encode", "effects"].contains(&k.as_str()))
+        .collect();
+    let shown: std::collections::BTreeSet<String> = shown.into_iter().map(String::from).collect();
+    assert_eq!(
+        shown, accepted,
+        "packaging/etc/vidvard.conf shows every key"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    assert!(example.contains("\n[encode]\n") && example.contains("\n[effects]\n"));
+
+    // As shipped (all commented out) and with every default uncommented
+    // (but the alternatives: crf, a shared queue, a group that may not
+    // exist here), the daemon accepts it.
+    let skip = [
+        "crf",
+        "database_url",
+        "node_name",
+        "lease_timeout",
+        "socket_group",
+    ];
+    let uncommented: String = example
+        .lines()
+        .filter_map(|l| match l.strip_prefix('#') {
+            Some(setting)
+                if setting
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                let key = setting.split_once(" = ").unwrap().0;
+                (!skip.contains(&key)).then(|| format!("{setting}\n"))
+            }
+            _ => Some(format!("{l}\n")),
+        })
+        .collect();
+    for (name, text) in [
+        ("shipped.conf", example.clone()),
+        ("defaults.conf", uncommented),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(VIDVARD)
+            .arg("--config")
+            .arg(&path)
+            .args(["--check-config", "--state-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            common::users::said(&out)
+        );
+    }
+}
+
+#[test]
+fn completions_are_up_to_date() {
+    for (shell, file) in [
+        ("bash", "packaging/completions/vidvarctl.bash"),
+        ("zsh", "packaging/completions/_vidvarctl"),
+        ("fish", "packaging/completions/vidvarctl.fish"),
+    ] {
+        let script = run_ok(Command::new(common::VIDVARCTL).args(["completions", shell]));
+        if std::env::var_os("VIDVAR_UPDATE_GENERATED").is_some_and(|v| v == "1") {
+            std::fs::write(repo(file), &script).unwrap();
+            continue;
+        }
+        assert!(
+            std::fs::read_to_string(repo(file)).unwrap_or_default() == script,
+            "{file} is out of date with the command line; run \
+             `VIDVAR_UPDATE_GENERATED=1 cargo test --test packaging` and commit the result"
+        );
+    }
+}
+
+/// Every path under `dirs` whose name mentions vidvard (links included,
+/// dangling or not).
+fn vidvard_entries(dirs: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let out = Command::new("find")
+            .args([*dir, "-name", "*vidvard*"])
+            .output()
+            .unwrap();
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from),
+        );
+    }
+    found
+}
+
+/// The pid in the package's pidfile, once the daemon is up.
+fn packaged_daemon_pid() -> i32 {
+    common::wait_for(
+        "the packaged daemon",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_to_string("/run/vidvard/vidvard.pid")
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        },
+    )
+}
+
+#[test]
+fn the_deb_installs_runs_a_job_upgrades_with_a_restart_and_purges_every_link() {
+    common::users::require_root("dpkg installs the package");
+    require("dpkg", "dpkg");
+    require("systemctl", "systemd");
+    let [v1, v2] = debs();
+    let dpkg = |args: &[&str], deb: Option<&PathBuf>| {
+        let mut cmd = Command::new("dpkg");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        if let Some(deb) = deb {
+            cmd.arg(deb);
+        }
+        run_ok(&mut cmd)
+    };
+    let had_user = nix::unistd::User::from_name("vidvar").unwrap().is_some();
+    let _restore = Uninstall { had_user };
+    if Command::new("dpkg")
+        .args(["-s", "vidvar"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        dpkg(&["--purge", "vidvar"], None);
+    }
+    let link_dirs = [
+        "/etc/rc0.d",
+        "/etc/rc1.d",
+        "/etc/rc2.d",
+        "/etc/rc3.d",
+        "/etc/rc4.d",
+        "/etc/rc5.d",
+        "/etc/rc6.d",
+        "/etc/rcS.d",
+        "/etc/systemd",
+    ];
+    assert_eq!(
+        vidvard_entries(&link_dirs),
+        Vec::<String>::new(),
+        "a clean start"
+    );
+
+    dpkg(&["-i"], Some(v1));
+    assert!(nix::unistd::User::from_name("vidvar").unwrap().is_some());
+    assert!(Path::new("/etc/vidvard/vidvard.conf").is_file());
+    let started: Vec<String> = vidvard_entries(&link_dirs)
+        .into_iter()
+        .filter(|p| p.contains("/S"))
+        .collect();
+    assert_eq!(started, Vec::<String>::new(), "installed, not enabled");
+    // The administrator enables it every way there is.
+    run_ok(Command::new("update-rc.d").args(["vidvard", "enable"]));
+    run_ok(Command::new("systemctl").args(["enable", "vidvard"]));
+    run_ok(Command::new("systemctl").args(["--global", "enable", "vidvard"]));
+
+    // The SysV service runs a job.
+    run_ok(Command::new("/etc/init.d/vidvard").arg("start"));
+    let pid = packaged_daemon_pid();
+    let work = tempfile::tempdir().unwrap();
+    let vidvar = nix::unistd::User::from_name("vidvar").unwrap().unwrap();
+    std::os::unix::fs::chown(work.path(), Some(vidvar.uid.as_raw()), None).unwrap();
+    let input = work.path().join("clip.mp4");
+    common::make_video(&input, 1.0, "160x120", false);
+    let ctl = |args: &[&str]| {
+        run_ok(
+            Command::new(common::VIDVARCTL)
+                .env("VIDVAR_SOCKET", "/run/vidvard/vidvard.sock")
+                .args(args),
+        )
+    };
+    let job = ctl(&[
+        "submit",
+        "-n",
+        "1",
+        "-o",
+        common::s(work.path()),
+        common::s(&input),
+    ]);
+    let job = job.trim();
+    ctl(&["wait", job]);
+
+    // An upgrade restarts it on the new binary, and the job is still there.
+    dpkg(&["-i"], Some(v2));
+    let upgraded = packaged_daemon_pid();
+    assert_ne!(upgraded, pid, "restarted by the upgrade");
+    let exe = std::fs::read_link(format!("/proc/{upgraded}/exe")).unwrap();
+    assert_eq!(exe, Path::new("/usr/bin/vidvard"), "not the deleted binary");
+    assert!(ctl(&["status", job]).contains("succeeded"));
+
+    // Purge: stopped, and nothing of it left.
+    dpkg(&["--purge", "vidvar"], None);
+    assert!(
+        !Path::new(&format!("/proc/{upgraded}")).exists(),
+        "the daemon was stopped"
+    );
+    assert_eq!(
+        vidvard_entries(&link_dirs),
+        Vec::<String>::new(),
+        "purge leaves no rc or .wants link"
+    );
+    for gone in [
+        "/var/lib/vidvard",
+        "/etc/vidvard",
+        "/etc/init.d/vidvard",
+        "/run/vidvard",
+    ] {
+        assert!(!Path::new(gone).exists(), "{gone} after purge");
+    }
+}
+
+/// Leaves the machine as the package test found it, even when the test
+/// fails: the package purged, and the user vidvar (which a purge keeps)
+/// removed unless it was there before.
+struct Uninstall {
+    had_user: bool,
+}
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "vidvar"]).output();
+        if !self.had_user {
+            let _ = Command::new("userdel").arg("vidvar").output();
+        }
+    }
 }

@@ -511,3 +511,29 @@ pub fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
     env.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
+
+/// The top-level keys of vidvard.conf that the daemon itself accepts,
+/// from the message it gives for an unknown key ("unknown field `x`, expected one of `socket`, ...").
+pub fn config_keys() -> std::collections::BTreeSet<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("vidvard.conf");
+    std::fs::write(&conf, "no_such_key = 1\n").unwrap();
+    let out = Command::new(VIDVARD)
+        .arg("--config")
+        .arg(&conf)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = stderr
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("no list of keys in: {stderr}"))
+        .1;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,136 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_vidvarctl_global_optspecs
+    string join \n socket= service-user= json h/help V/version
+end
+
+function __fish_vidvarctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_vidvarctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_vidvarctl_using_subcommand
+    set -l cmd (__fish_vidvarctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -s V -l version -d 'Print version'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "submit" -d 'Queue a job: N variations of each FILE. Prints the job id'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "status" -d 'One job in detail (with the speed of its running variations and the estimated time left), or a summary line per job without JOB; either starts with a line saying so while the daemon is paused'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "watch" -d 'Follow a job\'s progress until it ends; exit 0 only if every variation succeeded'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "outputs" -d 'List a job\'s outputs: path, size in bytes, input, index, effects, the quality check\'s figures (SSIM mean and lowest against the input with the effects, mean luma difference 0-255, frames sampled), and on a shared queue the node that made it (tab-separated)'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "list" -d 'A summary line per job (yours; everyone\'s as root or the daemon\'s user), by job id: id, state, progress, inputs, variations, priority, created, labels; a paused job\'s state reads e.g. "queued*"'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "priority" -d 'Change the priority of a queued or running job (-1000..=1000, higher first); running variations are not stopped'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "pause" -d 'Pause the daemon (root or the daemon\'s user only), or with JOB one of your jobs: no new variation or probe starts; running ones finish. Survives a restart of the daemon'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "resume" -d 'Undo pause: of the daemon, or with JOB of that job'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "wait" -d 'Wait until every JOB has ended; exit 0 only if all of them succeeded (exit statuses as for watch)'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "cancel" -d 'Cancel a job: stop its FFmpeg processes and drop queued work'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "retry" -d 'Re-queue the variations of a failed, partial, cancelled or interrupted job that did not succeed; verified outputs are kept'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "ping" -d 'Check that vidvard answers: version, uptime, queue depth'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "nodes" -d 'The vidvard nodes sharing the queue: name, state (up, lost or stopped), slots, running variations, last heartbeat'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "prune" -d 'Remove the records of finished jobs (yours; everyone\'s as root or the daemon\'s user). Output files are never deleted'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s n -l variations -d 'Variations per input file (1..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l seed -d 'Seed of the effect generator, to reproduce a job\'s effects' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s o -l output-dir -d 'Directory for the outputs [default: the current directory]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s p -l priority -d 'Higher runs first: queued work of a job of higher priority is started before any of lower priority; jobs of one priority take turns (-1000..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s l -l label -d 'A label for the job, to select it by with `list --label` (repeatable, at most 16; 1 to 64 bytes, no control characters)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l watch -d 'Follow the job until it ends, as `watch` does'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand status" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand status" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand status" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand watch" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand watch" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand watch" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand outputs" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand outputs" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand outputs" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand outputs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l label -d 'Only jobs with this label' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l state -d 'Only jobs in this state (queued, running, succeeded, partial, failed, cancelled)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l limit -d 'At most N jobs [default: all]' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l after -d 'Only jobs after job JOB (the last one of the previous page)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand list" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l stop -d 'Stop the running variations too, and queue them again'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand resume" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand resume" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand resume" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand resume" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -l all -d 'Every queued or running job of yours'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand ping" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand ping" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand ping" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand ping" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand nodes" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand nodes" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand nodes" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand nodes" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l older-than -d 'Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand completions" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand completions" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand completions" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "submit" -d 'Queue a job: N variations of each FILE. Prints the job id'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "status" -d 'One job in detail (with the speed of its running variations and the estimated time left), or a summary line per job without JOB; either starts with a line saying so while the daemon is paused'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "watch" -d 'Follow a job\'s progress until it ends; exit 0 only if every variation succeeded'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "outputs" -d 'List a job\'s outputs: path, size in bytes, input, index, effects, the quality check\'s figures (SSIM mean and lowest against the input with the effects, mean luma difference 0-255, frames sampled), and on a shared queue the node that made it (tab-separated)'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "list" -d 'A summary line per job (yours; everyone\'s as root or the daemon\'s user), by job id: id, state, progress, inputs, variations, priority, created, labels; a paused job\'s state reads e.g. "queued*"'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "priority" -d 'Change the priority of a queued or running job (-1000..=1000, higher first); running variations are not stopped'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "pause" -d 'Pause the daemon (root or the daemon\'s user only), or with JOB one of your jobs: no new variation or probe starts; running ones finish. Survives a restart of the daemon'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "resume" -d 'Undo pause: of the daemon, or with JOB of that job'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "wait" -d 'Wait until every JOB has ended; exit 0 only if all of them succeeded (exit statuses as for watch)'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "cancel" -d 'Cancel a job: stop its FFmpeg processes and drop queued work'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "retry" -d 'Re-queue the variations of a failed, partial, cancelled or interrupted job that did not succeed; verified outputs are kept'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "ping" -d 'Check that vidvard answers: version, uptime, queue depth'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "nodes" -d 'The vidvard nodes sharing the queue: name, state (up, lost or stopped), slots, running variations, last heartbeat'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "prune" -d 'Remove the records of finished jobs (yours; everyone\'s as root or the daemon\'s user). Output files are never deleted'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand help; and not __fish_seen_subcommand_from submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
