@@ -422,38 +422,6 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
     Ok(result?)
 }
 
-/// Without a reachable syslog, log to [`logging::LOG_FILE_NAME`] in the
-/// state directory (created as the daemon creates it, `0700`), and tell the
-/// launcher where the logs go, or that they are dropped.
-fn log_to_file(
-    config: &Config,
-    level: log::LevelFilter,
-    syslog: &syslog::Error,
-    notifier: &mut Notifier,
-) {
-    use std::os::unix::fs::DirBuilderExt;
-    let file = config.state_dir.join(logging::LOG_FILE_NAME);
-    let opened = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.state_dir)
-        .and_then(|()| logging::init_file(&file, level));
-    match opened {
-        Ok(()) => {
-            let message = format!(
-                "syslog is not reachable ({syslog}): logging to {}",
-                file.display()
-            );
-            log::warn!("{message}");
-            notifier.warn(&message);
-        }
-        Err(err) => notifier.warn(&format!(
-            "syslog is not reachable ({syslog}) and {} cannot be written ({err}): logs are dropped",
-            file.display()
-        )),
-    }
-}
-
 /// Close every descriptor above standard error but `keep`, as daemon(7)
 /// asks of a daemon: whatever its launcher left open (a terminal, a lock,
 /// a socket) must not stay held by a process that runs for months.
@@ -485,9 +453,7 @@ fn main() -> ExitCode {
     }
     let level = config.tunables.log_level;
     if args.foreground {
-        if let Err(err) = logging::init(true, level) {
-            eprintln!("vidvard: cannot log: {err}");
-        }
+        logging::init_foreground(level);
         return match serve(args, config, Notifier::new(None)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -527,8 +493,8 @@ fn main() -> ExitCode {
             drop(reader);
             close_inherited(std::os::fd::AsRawFd::as_raw_fd(&writer));
             let mut notifier = Notifier::new(Some(writer));
-            if let Err(err) = logging::init(false, level) {
-                log_to_file(&config, level, &err, &mut notifier);
+            if let Some(warning) = logging::init_daemon(level, &config.state_dir) {
+                notifier.warn(&warning);
             }
             match serve(args, config, notifier) {
                 Ok(()) => ExitCode::SUCCESS,

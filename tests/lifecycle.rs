@@ -629,6 +629,98 @@ fn without_syslog_a_daemon_logs_to_a_file_and_its_launcher_says_so() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+/// A datagram socket standing in for syslog's /dev/log.
+struct FakeSyslog(std::os::unix::net::UnixDatagram);
+
+impl FakeSyslog {
+    fn bind(path: &std::path::Path) -> FakeSyslog {
+        let _ = std::fs::remove_file(path);
+        let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        FakeSyslog(socket)
+    }
+
+    /// Wait for a record holding `needle`; returns it.
+    fn expect(&self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        wait_for(&format!("syslog to get {needle:?}"), LIMIT, || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = self.0.recv(&mut buf) {
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            seen.iter().find(|r| r.contains(needle)).cloned()
+        })
+    }
+}
+
+#[test]
+fn a_running_daemon_logs_to_syslog_again_once_syslog_comes_back() {
+    common::users::require_root("it gives vidvard a /dev/log of its own in a mount namespace");
+    let env = Env::new();
+    let _guard = PidfileGuard(env.pidfile());
+    let log_socket = env.path("log.sock");
+    // vidvard's /dev is a tmpfs of its own with the usual nodes, and
+    // /dev/log a link to the socket of this test.
+    let setup = "mount -t tmpfs -o mode=755 tmpfs /dev \
+        && mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 \
+        && mknod -m 666 /dev/random c 1 8 && mknod -m 666 /dev/urandom c 1 9 \
+        && ln -s /proc/self/fd /dev/fd && ln -s \"$VIDVAR_TEST_LOG\" /dev/log \
+        && exec \"$0\" \"$@\"";
+    let start = || {
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", setup])
+            .arg(VIDVARD)
+            .args(daemon_args(&env, &env.socket()))
+            .env("VIDVAR_TEST_LOG", &log_socket)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Each pause or resume of the daemon logs a line.
+    let control = |what: &str| {
+        env.ctl_ok(&[what]);
+    };
+
+    // Syslog is there at start: the startup lines go to it.
+    let syslog = FakeSyslog::bind(&log_socket);
+    let out = start();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = pid_in(&env);
+    let line = syslog.expect("listening on");
+    assert!(
+        line.starts_with("<30>"),
+        "facility daemon, severity info: {line}"
+    );
+    // Syslog restarts: its socket is a new one. The next record reaches it.
+    drop(syslog);
+    let syslog = FakeSyslog::bind(&log_socket);
+    control("pause");
+    syslog.expect("paused by uid");
+    // Syslog gone for a while: records go to the file meanwhile, and to
+    // syslog again once it is back.
+    drop(syslog);
+    std::fs::remove_file(&log_socket).unwrap();
+    control("resume");
+    let file = env.state_dir().join("vidvard.log");
+    wait_for("the fallback file", LIMIT, || {
+        std::fs::read_to_string(&file)
+            .ok()?
+            .contains("resumed by uid")
+            .then_some(())
+    });
+    let syslog = FakeSyslog::bind(&log_socket);
+    std::thread::sleep(Duration::from_millis(1100));
+    control("pause");
+    syslog.expect("paused by uid");
+    stop_daemonized(&env, pid);
+}
+
 #[test]
 fn sigterm_right_after_a_daemonized_start_stops_it_cleanly() {
     let env = Env::new();
