@@ -217,9 +217,12 @@ impl Engine {
         };
         let last_line = match stderr {
             // A hook's own background children may hold the pipe open.
-            Some(task) => match tokio::time::timeout(Duration::from_secs(1), task).await {
+            Some(mut task) => match tokio::time::timeout(Duration::from_secs(1), &mut task).await {
                 Ok(Ok(tail)) => last_line(&tail),
-                _ => String::new(),
+                _ => {
+                    task.abort();
+                    String::new()
+                }
             },
             None => String::new(),
         };

@@ -487,10 +487,13 @@ impl Store {
         Ok(())
     }
 
-    /// A hook has run: the job owes none any more.
+    /// A claimed hook has run: the job owes none any more (unless it was
+    /// retried and ended again meanwhile: that end's hook stays due).
     pub fn finish_hook(&mut self, job_id: JobId) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM hooks WHERE job_id = ?1", [job_id])?;
+        self.conn.execute(
+            "DELETE FROM hooks WHERE job_id = ?1 AND state = 'running'",
+            [job_id],
+        )?;
         Ok(())
     }
 
@@ -1382,6 +1385,52 @@ mod tests {
         assert_eq!(again, [ids[1]]);
         assert_eq!(ok(&mut s, again[0]), JobState::Succeeded);
         assert_eq!(s.retry_job(a).unwrap(), Some((JobState::Succeeded, 0)));
+    }
+
+    #[test]
+    fn a_hook_is_owed_once_per_end_of_a_job_while_hooks_are_on() {
+        let (_d, mut s) = store();
+        let before = job(&mut s, 1, 1, 0);
+        let ids = start_next_file(&mut s);
+        ok(&mut s, ids[0]);
+        assert_eq!(s.job(before).unwrap().unwrap().state, JobState::Succeeded);
+        assert_eq!(s.claim_hook(1).unwrap(), None, "no hook while off");
+
+        s.set_hooks(true).unwrap();
+        let a = job(&mut s, 1, 1, 0);
+        let failed = Outcome::Failed {
+            error: "boom".into(),
+        };
+        let ids = start_next_file(&mut s);
+        s.finish_variation(ids[0], &failed).unwrap();
+        let run = s.claim_hook(5).unwrap().unwrap();
+        assert_eq!((run.job_id, run.started_at, run.process), (a, 5, None));
+        assert_eq!(s.claim_hook(6).unwrap(), None, "claimed once");
+        // A stop before the spawn: owed again.
+        assert_eq!(s.hooks_left_running().unwrap(), []);
+        assert_eq!(s.claim_hook(7).unwrap().map(|r| r.job_id), Some(a));
+        let process = ProcessIdentity {
+            pid: 42,
+            start_time: 7,
+            boot_id: "boot".into(),
+        };
+        s.set_hook_process(a, &process).unwrap();
+        // Retried and ended again while its hook runs: that end owes one
+        // more, which the end of the first run does not settle.
+        assert_eq!(s.retry_job(a).unwrap().map(|r| r.1), Some(1));
+        let ids = start_next_file(&mut s);
+        ok(&mut s, ids[0]);
+        s.finish_hook(a).unwrap();
+        let second = s.claim_hook(8).unwrap().unwrap();
+        assert_eq!(second.job_id, a);
+        s.set_hook_process(a, &process).unwrap();
+        // A stop after the spawn: handed back with its process, not owed.
+        let left = s.hooks_left_running().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].process.as_ref(), Some(&process));
+        assert_eq!(s.claim_hook(9).unwrap(), None);
+        s.finish_hook(a).unwrap();
+        assert_eq!(s.hooks_left_running().unwrap(), []);
     }
 
     #[test]
