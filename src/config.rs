@@ -242,6 +242,12 @@ impl Config {
     }
 }
 
+/// Whether `path` is a regular file (after symlinks) with an execute bit.
+fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The number of CPU cores available to this process.
 pub fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -433,7 +439,8 @@ impl FileSettings {
     /// The completion hook, if `on_job_end` is set.
     ///
     /// Errors: [`ConfigError::Value`] for an empty argv, a program that is
-    /// not an absolute path, or a `hook_timeout` outside 1 s to 1 day.
+    /// not an absolute path or not an executable file, or a `hook_timeout`
+    /// outside 1 s to 1 day.
     pub fn hook(&self, path: &Path) -> Result<Option<Hook>, ConfigError> {
         let bad = |key, reason: String| ConfigError::Value {
             path: path.to_path_buf(),
@@ -460,6 +467,10 @@ impl FileSettings {
             Some(_) if argv.iter().any(|a| a.contains('\0')) => {
                 Err(bad("on_job_end", "an argument holds a NUL byte".into()))
             }
+            Some(program) if !is_executable_file(Path::new(program)) => Err(bad(
+                "on_job_end",
+                format!("{program:?} is not an executable file"),
+            )),
             Some(_) => Ok(Some(Hook {
                 argv: argv.clone(),
                 timeout,

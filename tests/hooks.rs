@@ -251,3 +251,48 @@ fn under_a_root_daemon_the_hook_runs_as_the_jobs_owner() {
         "the hook wrote as the job's owner"
     );
 }
+
+#[test]
+fn bad_hook_settings_stop_the_start_with_the_key_and_the_reason() {
+    let env = Env::new();
+    let not_executable = env.path("not-executable.sh");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    for (settings, says) in [
+        (
+            "on_job_end = []".to_string(),
+            "on_job_end: give the program",
+        ),
+        (
+            r#"on_job_end = ["hook.sh"]"#.into(),
+            "is not an absolute path",
+        ),
+        (
+            format!("on_job_end = [{:?}]", s(&env.path("missing"))),
+            "is not an executable file",
+        ),
+        (
+            format!("on_job_end = [{:?}]", s(env.dir.path())),
+            "is not an executable file",
+        ),
+        (
+            format!("on_job_end = [{:?}]", s(&not_executable)),
+            "is not an executable file",
+        ),
+        (
+            "hook_timeout = 0".into(),
+            "hook_timeout: 0 is not between 1 and 86400",
+        ),
+    ] {
+        let config = env.path("vidvard.conf");
+        std::fs::write(&config, format!("{settings}\n")).unwrap();
+        let out = env.run_vidvard(
+            &env.socket(),
+            &env.state_dir(),
+            &env.pidfile(),
+            &["--config", s(&config)],
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{settings}: {said}");
+        assert!(said.contains(says), "{settings}: {said}");
+    }
+}
