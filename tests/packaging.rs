@@ -676,3 +676,98 @@ impl Drop for Uninstall {
         }
     }
 }
+
+/// The system calls a seccomp group of systemd allows, its nested groups
+/// expanded (`systemd-analyze syscall-filter`).
+fn syscall_group(group: &str) -> std::collections::BTreeSet<String> {
+    let listing = run_ok(Command::new("systemd-analyze").args(["syscall-filter", group]));
+    let mut calls = std::collections::BTreeSet::new();
+    for entry in listing.lines().skip(1).map(str::trim) {
+        match entry {
+            "" => {}
+            e if e.starts_with('#') => {}
+            e if e.starts_with('@') => calls.extend(syscall_group(e)),
+            e => {
+                calls.insert(e.to_string());
+            }
+        }
+    }
+    calls
+}
+
+#[test]
+fn the_daemon_and_ffmpeg_make_only_calls_the_units_syscall_filter_allows() {
+    require("systemd-analyze", "systemd");
+    require("strace", "strace");
+    let unit = read("packaging/systemd/vidvard.service");
+    let filters: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+        .collect();
+    assert_eq!(filters, ["@system-service"], "the filter this test checks");
+    let allowed = syscall_group("@system-service");
+    assert!(
+        allowed.contains("execve") && allowed.len() > 300,
+        "{allowed:?}"
+    );
+
+    // A job with audio, the quality check, pause, resume and a clean stop,
+    // every process traced.
+    let env = common::Env::new();
+    let input = env.path("in.mp4");
+    common::make_video(&input, 2.0, "320x240", true);
+    let trace = env.path("trace");
+    let mut daemon = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .arg(VIDVARD)
+        .arg("--foreground")
+        .arg("--socket")
+        .arg(env.socket())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .arg("--pidfile")
+        .arg(env.pidfile())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for(
+        "vidvard to answer",
+        std::time::Duration::from_secs(60),
+        || env.ctl(&["ping"]).status.success().then_some(()),
+    );
+    let out = env.out_dir();
+    env.ctl_ok(&[
+        "submit",
+        "-n",
+        "2",
+        "-o",
+        common::s(&out),
+        "--watch",
+        common::s(&input),
+    ]);
+    env.ctl_ok(&["pause"]);
+    env.ctl_ok(&["resume"]);
+    let vidvard = std::fs::read_to_string(env.pidfile()).unwrap();
+    run_ok(Command::new("kill").args(["-TERM", vidvard.trim()]));
+    daemon.wait().unwrap();
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let used: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            // "PID name(args..." ; resumed and signal lines have no name.
+            let call = l.split_once(' ')?.1.trim_start();
+            let name = call.split_once('(')?.0;
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                .then(|| name.to_string())
+        })
+        .collect();
+    assert!(used.contains("execve") && used.len() > 40, "{used:?}");
+    let denied: Vec<&String> = used.difference(&allowed).collect();
+    assert!(
+        denied.is_empty(),
+        "calls outside SystemCallFilter=@system-service: {denied:?}"
+    );
+}
