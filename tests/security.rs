@@ -182,13 +182,7 @@ fn an_input_that_becomes_unreadable_fails_with_permission_denied() {
 fn start_with_umask(env: &Env, umask: u32, extra: &[&str]) -> Daemon {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(VIDVARD);
-    cmd.arg("--foreground")
-        .arg("--socket")
-        .arg(env.socket())
-        .arg("--state-dir")
-        .arg(env.state_dir())
-        .arg("--pidfile")
-        .arg(env.pidfile())
+    cmd.args(env.foreground_args())
         .args(extra)
         .stderr(Stdio::null());
     // SAFETY: umask(2) is async-signal-safe.

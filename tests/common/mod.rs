@@ -91,6 +91,19 @@ impl Env {
             .unwrap()
     }
 
+    /// `--foreground` and this environment's socket, state dir and pidfile.
+    pub fn foreground_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "--foreground".into(),
+            "--socket".into(),
+            self.socket().into(),
+            "--state-dir".into(),
+            self.state_dir().into(),
+            "--pidfile".into(),
+            self.pidfile().into(),
+        ]
+    }
+
     /// Start `vidvard --foreground` with extra flags and wait until it answers.
     pub fn start(&self, extra: &[&str]) -> Daemon {
         self.start_with_env(extra, &[])
@@ -105,13 +118,7 @@ impl Env {
         let log = std::fs::File::create(self.path("vidvard.log")).unwrap();
         let child = cmd
             .envs(vars.iter().copied())
-            .arg("--foreground")
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .arg("--pidfile")
-            .arg(self.pidfile())
+            .args(self.foreground_args())
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
