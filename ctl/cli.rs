@@ -19,7 +19,7 @@ fn priority(text: &str) -> Result<i32, String> {
 }
 
 /// A `--label` value, as the daemon accepts it.
-fn label(text: &str) -> Result<String, String> {
+fn label(text: &str) -> Result<String, vidvar::proto::LabelError> {
     vidvar::proto::check_label(text).map(|()| text.to_owned())
 }
 

@@ -46,8 +46,8 @@ pub enum Rejection {
     #[error("{0} labels on one job; at most {MAX_LABELS} are accepted")]
     TooManyLabels(usize),
     /// A label is empty, too long or has a control character.
-    #[error("{0}")]
-    Label(String),
+    #[error(transparent)]
+    Label(#[from] crate::proto::LabelError),
     /// An input or the output directory cannot be used by the client;
     /// `what` names which ("input", "output directory").
     #[error("{}", unusable(what, given, source))]
@@ -115,7 +115,7 @@ pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, Rejection> 
         return Err(Rejection::TooManyLabels(req.labels.len()));
     }
     for label in &req.labels {
-        crate::proto::check_label(label).map_err(Rejection::Label)?;
+        crate::proto::check_label(label)?;
     }
     let total = req.inputs.len() as u64 * u64::from(req.variations);
     if total > MAX_JOB_VARIATIONS {

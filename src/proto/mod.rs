@@ -104,20 +104,30 @@ pub const MAX_LABEL_BYTES: usize = 64;
 /// lowered to it.
 pub const MAX_PAGE: u32 = 1000;
 
+/// Why a text cannot label a job; the message names the label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("a label cannot be empty")]
+    Empty,
+    #[error("label {0:?} is {len} bytes long; at most {MAX_LABEL_BYTES} are allowed", len = .0.len())]
+    TooLong(String),
+    #[error("label {0:?} has a control character")]
+    ControlCharacter(String),
+}
+
 /// Whether `label` may label a job: 1 to [`MAX_LABEL_BYTES`] bytes, no
-/// control characters. The error says why not, naming the label.
-pub fn check_label(label: &str) -> Result<(), String> {
+/// control characters.
+///
+/// Errors: [`LabelError`], saying which rule it breaks.
+pub fn check_label(label: &str) -> Result<(), LabelError> {
     if label.is_empty() {
-        return Err("a label cannot be empty".into());
+        return Err(LabelError::Empty);
     }
     if label.len() > MAX_LABEL_BYTES {
-        return Err(format!(
-            "label {label:?} is {} bytes long; at most {MAX_LABEL_BYTES} are allowed",
-            label.len()
-        ));
+        return Err(LabelError::TooLong(label.into()));
     }
     if label.chars().any(char::is_control) {
-        return Err(format!("label {label:?} has a control character"));
+        return Err(LabelError::ControlCharacter(label.into()));
     }
     Ok(())
 }
