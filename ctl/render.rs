@@ -6,35 +6,12 @@
 //! name, path or message from the daemon goes through [`escape`], so that
 //! a record stays on one line whatever a file is called.
 
-use std::ffi::OsStr;
 use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong};
 
-/// `text` as one field of a text record: on one line and unambiguous. A
-/// backslash becomes `\\`; tab, newline and carriage return `\t`, `\n`
-/// and `\r`; any other control character (Unicode's Cc: U+0000 to U+001F,
-/// U+007F to U+009F) `\xHH`, its code point in two hex digits; the rest
-/// stays as it is. Bytes that are not UTF-8 show as U+FFFD (vidvar takes
-/// UTF-8 paths only).
-pub fn escape(text: impl AsRef<OsStr>) -> String {
-    let text = text.as_ref().to_string_lossy();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use vidvar::escape::escape;
 
 /// A percent of the daemon's (0 to 100) as every view shows it: `50.0%`.
 pub fn percent(value: f64) -> String {
@@ -281,19 +258,6 @@ pub fn pong(p: &Pong) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_keeps_a_field_on_one_line_and_unambiguous() {
-        assert_eq!(escape("plain é.mp4"), "plain é.mp4");
-        assert_eq!(escape("a\nb\tc\rd"), "a\\nb\\tc\\rd");
-        assert_eq!(
-            escape("\u{1b}[31m\u{7f}\u{0}\u{85}"),
-            "\\x1b[31m\\x7f\\x00\\x85"
-        );
-        // A backslash is doubled, so `\n` in a name is not a newline.
-        assert_eq!(escape("a\\nb"), "a\\\\nb");
-        assert_eq!(escape(Path::new("/in/x\ny.mp4")), "/in/x\\ny.mp4");
-    }
 
     #[test]
     fn an_output_named_with_control_characters_is_one_record() {

@@ -17,7 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -57,8 +57,14 @@ pub enum DaemonError {
     OtherOwner { path: PathBuf, owner: String },
     #[error("refusing to use {} as a pidfile: {reason}", path.display())]
     NotAPidfile { path: PathBuf, reason: &'static str },
-    #[error("another daemon is listening on {}", path.display())]
-    SocketInUse { path: PathBuf },
+    /// A daemon answers on the socket: named by its pid (SO_PEERCRED) and,
+    /// when it also holds this state directory's lock, that directory.
+    #[error("{}", describe_running(*pid, path, state_dir.as_deref()))]
+    SocketInUse {
+        pid: Option<i32>,
+        path: PathBuf,
+        state_dir: Option<PathBuf>,
+    },
     #[error(
         "refusing to replace {} with a socket: it is {kind}, not a socket left by a crash",
         path.display()
@@ -70,6 +76,8 @@ pub enum DaemonError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    StateDir(#[from] crate::state_dir::StateDirError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -94,7 +102,11 @@ impl StateLock {
     ///
     /// Errors: as [`Pidfile::acquire`] and [`Pidfile::write_pid`].
     pub fn acquire(state_dir: &Path) -> Result<StateLock, DaemonError> {
-        let mut lock = Pidfile::acquire_lock(&state_dir.join(STATE_LOCK_NAME), false)?;
+        let mut lock = Pidfile::acquire_lock(
+            &state_dir.join(STATE_LOCK_NAME),
+            false,
+            crate::state_dir::FILE_MODE,
+        )?;
         lock.write_pid()?;
         Ok(StateLock { _held: lock })
     }
@@ -121,10 +133,10 @@ impl Pidfile {
     /// another process holds the lock; [`DaemonError::NotAPidfile`] when
     /// the path holds something else; [`DaemonError::Pidfile`] otherwise.
     pub fn acquire(path: &Path) -> Result<Pidfile, DaemonError> {
-        Self::acquire_lock(path, true)
+        Self::acquire_lock(path, true, PIDFILE_MODE)
     }
 
-    fn acquire_lock(path: &Path, remove_on_drop: bool) -> Result<Pidfile, DaemonError> {
+    fn acquire_lock(path: &Path, remove_on_drop: bool, mode: u32) -> Result<Pidfile, DaemonError> {
         let err = |source| DaemonError::Pidfile {
             path: path.to_path_buf(),
             source,
@@ -133,7 +145,7 @@ impl Pidfile {
             create_dir(dir, 0o755, None)?;
         }
         loop {
-            let Some((file, created)) = Self::lock_once(path)? else {
+            let Some((file, created)) = Self::lock_once(path, mode)? else {
                 continue;
             };
             // A daemon that was stopping may have removed the file after we
@@ -155,9 +167,10 @@ impl Pidfile {
         }
     }
 
-    /// Create `path` or open the file there, and lock it. `None`: it
-    /// vanished in between; try again. The flag: whether it was created.
-    fn lock_once(path: &Path) -> Result<Option<(Flock<File>, bool)>, DaemonError> {
+    /// Create `path` (with `mode`) or open the file there, and lock it.
+    /// `None`: it vanished in between; try again. The flag: whether it was
+    /// created.
+    fn lock_once(path: &Path, mode: u32) -> Result<Option<(Flock<File>, bool)>, DaemonError> {
         let err = |source| DaemonError::Pidfile {
             path: path.to_path_buf(),
             source,
@@ -169,7 +182,7 @@ impl Pidfile {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .custom_flags(flags)
             .open(path);
         let (file, created) = match created {
@@ -188,11 +201,25 @@ impl Pidfile {
             }
             Err(e) => return Err(err(e)),
         };
-        if !file.metadata().map_err(err)?.is_file() {
+        let meta = file.metadata().map_err(err)?;
+        if !meta.is_file() {
             return Err(DaemonError::NotAPidfile {
                 path: path.to_path_buf(),
                 reason: "not a regular file",
             });
+        }
+        // Another user's file (planted in a shared directory) is theirs to
+        // rewrite: never take it over.
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(DaemonError::NotAPidfile {
+                path: path.to_path_buf(),
+                reason: "it belongs to another user",
+            });
+        }
+        if created {
+            // Exactly `mode`, whatever the umask.
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(err)?;
         }
         let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -246,6 +273,10 @@ impl Pidfile {
     }
 }
 
+/// Mode of the pidfile: readable by all, as init scripts and
+/// `start-stop-daemon --pidfile` read it.
+pub const PIDFILE_MODE: u32 = 0o644;
+
 /// Whether `content` is what a pidfile holds: nothing (a daemon that died
 /// before writing), or decimal digits and a newline.
 fn is_stale_pidfile(content: &[u8]) -> bool {
@@ -273,17 +304,26 @@ impl Drop for Pidfile {
 /// Create `dir` (and missing parents) unless it exists. A directory created
 /// here gets exactly `mode` whatever the umask, and `group` when given. An
 /// existing one is left as it is, but must be trustworthy: a directory
-/// (symlinks followed) owned by the daemon's user or root, and not
-/// writable by others unless sticky (like /tmp). Otherwise someone else
+/// owned by the daemon's user or root, not a symlink of anyone else's, and
+/// not writable by others unless sticky (like /tmp). Otherwise someone else
 /// could swap the socket or plant a pidfile there.
 fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonError> {
     let err = |source| DaemonError::Directory {
         path: dir.to_path_buf(),
         source,
     };
+    let me = nix::unistd::geteuid().as_raw();
+    if let Ok(link) = std::fs::symlink_metadata(dir)
+        && link.file_type().is_symlink()
+        && link.uid() != me
+        && link.uid() != 0
+    {
+        return Err(DaemonError::Untrusted {
+            path: dir.to_path_buf(),
+        });
+    }
     match std::fs::metadata(dir) {
         Ok(meta) => {
-            let me = nix::unistd::geteuid().as_raw();
             let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
             if !meta.is_dir() || shared {
                 return Err(DaemonError::Untrusted {
@@ -305,12 +345,10 @@ fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonErr
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(err)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    if !crate::state_dir::make_dir(dir, mode).map_err(err)? {
+        // Made by someone else meanwhile: judged as any existing one.
+        return create_dir(dir, mode, group);
+    }
     if let Some(gid) = group {
         std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
     }
@@ -328,20 +366,41 @@ pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), Daemon
     Ok(())
 }
 
-/// Refuse to start on `socket` when a daemon answers there.
+/// Refuse to start on `socket` when a daemon answers there. `state_dir`
+/// is named in the error when the same process holds its lock.
 ///
 /// Errors: [`DaemonError::SocketInUse`].
-pub fn refuse_live_socket(socket: &Path) -> Result<(), DaemonError> {
-    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(DaemonError::SocketInUse {
-            path: socket.to_path_buf(),
-        });
+pub fn refuse_live_socket(socket: &Path, state_dir: &Path) -> Result<(), DaemonError> {
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return Ok(());
+    };
+    let pid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .ok()
+        .map(|creds| creds.pid());
+    let holder = std::fs::read_to_string(state_dir.join(STATE_LOCK_NAME)).ok();
+    let same = pid.is_some_and(|pid| holder.is_some_and(|held| held.trim() == pid.to_string()));
+    Err(DaemonError::SocketInUse {
+        pid,
+        path: socket.to_path_buf(),
+        state_dir: same.then(|| state_dir.to_path_buf()),
+    })
+}
+
+/// The refusal of a second daemon: who runs, where.
+fn describe_running(pid: Option<i32>, socket: &Path, state_dir: Option<&Path>) -> String {
+    let who = match pid {
+        Some(pid) => format!("vidvard (pid {pid})"),
+        None => "vidvard".into(),
+    };
+    let mut text = format!("{who} is already running on {}", socket.display());
+    if let Some(dir) = state_dir {
+        text.push_str(&format!(", state dir {}", dir.display()));
     }
-    Ok(())
+    text
 }
 
 /// What a file is, for messages about what is in the way.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+pub(crate) fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_file() {
@@ -367,6 +426,7 @@ fn kind_of(meta: &std::fs::Metadata) -> &'static str {
 fn listen(
     path: &Path,
     group: Option<u32>,
+    state_dir: &Path,
 ) -> Result<interprocess::local_socket::tokio::Listener, DaemonError> {
     let err = |source| DaemonError::Socket {
         path: path.to_path_buf(),
@@ -383,7 +443,7 @@ fn listen(
                     kind: kind_of(&meta),
                 });
             }
-            refuse_live_socket(path)?;
+            refuse_live_socket(path, state_dir)?;
             log::info!("removing stale socket {}", path.display());
             std::fs::remove_file(path).map_err(err)?;
         }
@@ -417,8 +477,10 @@ pub async fn run(
     mut reloaded: mpsc::UnboundedReceiver<Tunables>,
 ) -> Result<(), DaemonError> {
     // Before anything is created: a live daemon on this socket wins.
-    refuse_live_socket(&config.socket)?;
-    create_dir(&config.state_dir, 0o700, None)?;
+    refuse_live_socket(&config.socket, &config.state_dir)?;
+    for change in crate::state_dir::prepare(&config.state_dir)? {
+        log::info!("{change}");
+    }
     // One daemon per database, whatever socket and pidfile each was given.
     let _state_lock = StateLock::acquire(&config.state_dir)?;
     let (queue, database): (Arc<dyn Queue>, String) = match &config.shared {
@@ -435,6 +497,7 @@ pub async fn run(
         }
         None => {
             let database = config.database();
+            crate::state_dir::create_database(&database)?;
             let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
                 .await
                 .map_err(|_| StoreError::ThreadDied)??;
@@ -449,7 +512,7 @@ pub async fn run(
     recovery::recover(&*queue)
         .await
         .map_err(DaemonError::Recovery)?;
-    let listener = listen(&config.socket, config.socket_group)?;
+    let listener = listen(&config.socket, config.socket_group, &config.state_dir)?;
     if config.system_mode && config.socket_group.is_none() {
         log::warn!(
             "system mode without a socket group (group {} does not exist): \

@@ -6,10 +6,17 @@
 //! records carry sd-daemon(3) priority prefixes (`<3>` error, `<4>`
 //! warning, `<6>` info, `<7>` debug) and no timestamp of their own, so that
 //! `journalctl -p err` selects them.
+//!
+//! Whatever the sink, every record is one line: [`Guarded`] escapes its
+//! control and bidirectional characters ([`crate::escape::escape`]) and
+//! cuts it at [`RECORD_MAX`] bytes, so nothing a client sends can forge a
+//! line or a priority. Records made while serving a client's connection
+//! (inside [`as_client`]) draw on that user's [`LogBudget`], so no client
+//! can fill the disk with log lines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Install the logger of a daemon in the foreground: stderr, with
@@ -25,7 +32,10 @@ pub fn init_foreground(level: log::LevelFilter) {
             writeln!(out, "<{}>{}", priority(record.level()), record.args())
         });
     }
-    builder.init();
+    // Only fails if a logger is installed already: then that one stays.
+    let _ = log::set_boxed_logger(Box::new(Guarded {
+        inner: builder.build(),
+    }));
     log::set_max_level(level);
 }
 
@@ -37,9 +47,10 @@ pub const LOG_FILE_NAME: &str = "vidvard.log";
 /// LOG_DAEMON, through `/dev/log`), reconnected when a send fails (the
 /// syslog daemon restarted and its socket is a new one) and tried again at
 /// most once per [`RECONNECT_INTERVAL`] while it cannot be reached;
-/// meanwhile records go to [`LOG_FILE_NAME`] in `state_dir` (created
-/// `0700` if missing; the file is appended to, `0640`, never through a
-/// symlink), with timestamps.
+/// meanwhile records go to [`LOG_FILE_NAME`] in `state_dir` (judged by
+/// [`crate::state_dir::prepare`] before this is called; the file is
+/// appended to, mode 0600, a regular file of the daemon's user only),
+/// with timestamps.
 ///
 /// Returns what the launcher should print when syslog cannot be reached
 /// at start: where the records go, or that they are dropped (the file
@@ -73,7 +84,7 @@ pub fn init_daemon(level: log::LevelFilter, state_dir: &Path) -> Option<String> 
         }
     };
     // Only fails if a logger is installed already: then that one stays.
-    let _ = log::set_boxed_logger(Box::new(logger));
+    let _ = log::set_boxed_logger(Box::new(Guarded { inner: logger }));
     log::set_max_level(level);
     if let Some(warning) = &warning {
         log::warn!("{warning}");
@@ -109,22 +120,15 @@ impl Syslog {
         Ok(())
     }
 
+    /// Open the fallback log, a regular file of ours in the state
+    /// directory ([`crate::state_dir::open_file`]), which the launcher has
+    /// judged before the logger is set up.
     fn open_file(&self, sinks: &mut Sinks) -> std::io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if sinks.file.is_none() {
-            if let Some(dir) = self.file_path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(&self.file_path)?;
-            sinks.file = Some(file);
+            sinks.file = Some(crate::state_dir::open_file(
+                &self.file_path,
+                std::fs::OpenOptions::new().append(true).create(true),
+            )?);
         }
         Ok(())
     }
@@ -184,6 +188,116 @@ impl log::Log for Syslog {
     fn flush(&self) {}
 }
 
+/// Longest log record in bytes, after escaping; a longer one is cut
+/// ([`crate::escape::capped`]).
+pub const RECORD_MAX: usize = 4096;
+
+/// A logger that makes every record one safe line before `inner` writes
+/// it, and holds back records of a client over its [`LogBudget`]: see the
+/// module docs.
+struct Guarded<L> {
+    inner: L,
+}
+
+impl<L: log::Log> log::Log for Guarded<L> {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let held_back = match CLIENT.try_with(|budget| budget.take()) {
+            Ok(None) => return,
+            Ok(Some(held_back)) => held_back,
+            Err(_) => 0,
+        };
+        let text = crate::escape::escape(record.args().to_string());
+        let text = crate::escape::capped(&text, RECORD_MAX);
+        let note = match held_back {
+            0 => String::new(),
+            n => format!(" ({n} earlier record(s) of this user's connections not logged)"),
+        };
+        self.inner.log(
+            &log::Record::builder()
+                .args(format_args!("{text}{note}"))
+                .level(record.level())
+                .target(record.target())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+tokio::task_local! {
+    /// The budget of the client whose connection the current task serves.
+    static CLIENT: Arc<LogBudget>;
+}
+
+/// Run `future` (a client connection's task) with its log records drawn
+/// from `budget`.
+pub async fn as_client<F: std::future::Future>(budget: Arc<LogBudget>, future: F) -> F::Output {
+    CLIENT.scope(budget, future).await
+}
+
+/// Records one user's connections may log at once: a token bucket of
+/// [`LogBudget::BURST`] records, refilled at [`LogBudget::PER_SECOND`].
+/// Records over it are counted and dropped; the next one logged says how
+/// many were.
+#[derive(Debug)]
+pub struct LogBudget {
+    state: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    held_back: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget {
+            state: Mutex::new(Bucket {
+                tokens: Self::BURST,
+                at: Instant::now(),
+                held_back: 0,
+            }),
+        }
+    }
+}
+
+impl LogBudget {
+    /// Records logged at once before the rate applies.
+    pub const BURST: f64 = 30.0;
+    /// Records per second after the burst.
+    pub const PER_SECOND: f64 = 2.0;
+
+    /// Take one record's worth: `None` when over budget (counted), else
+    /// how many records were held back since the last one logged.
+    fn take(&self) -> Option<u64> {
+        let mut bucket = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * Self::PER_SECOND;
+        bucket.tokens = (bucket.tokens + refill).min(Self::BURST);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            bucket.held_back += 1;
+            return None;
+        }
+        bucket.tokens -= 1.0;
+        Some(std::mem::take(&mut bucket.held_back))
+    }
+}
+
 /// The sd-daemon(3) priority of a log level: the syslog(3) severity.
 fn priority(level: log::Level) -> u8 {
     match level {
@@ -214,6 +328,20 @@ fn stderr_is_journal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_holds_back_a_flood_and_counts_it() {
+        let budget = LogBudget::default();
+        let burst = LogBudget::BURST as usize;
+        for _ in 0..burst {
+            assert_eq!(budget.take(), Some(0));
+        }
+        for _ in 0..100 {
+            assert_eq!(budget.take(), None);
+        }
+        std::thread::sleep(Duration::from_secs_f64(1.0 / LogBudget::PER_SECOND));
+        assert_eq!(budget.take(), Some(100), "the next record says how many");
+    }
 
     #[test]
     fn priorities_are_syslog_severities() {

@@ -374,7 +374,7 @@ fn serve(args: Args, config: Config, mut notifier: Notifier) -> anyhow::Result<(
     raise_fd_limit();
     let started = (|| -> anyhow::Result<_> {
         // A start refused as "already running" leaves the pidfile alone.
-        daemon::refuse_live_socket(&config.socket)?;
+        daemon::refuse_live_socket(&config.socket, &config.state_dir)?;
         daemon::create_socket_dir(&config.socket, config.socket_group)?;
         let mut pidfile = Pidfile::acquire(&config.pidfile)?;
         pidfile.write_pid()?;
@@ -493,8 +493,19 @@ fn main() -> ExitCode {
             drop(reader);
             close_inherited(std::os::fd::AsRawFd::as_raw_fd(&writer));
             let mut notifier = Notifier::new(Some(writer));
+            // Judged before the fallback log in it is opened.
+            let changes = match vidvar::state_dir::prepare(&config.state_dir) {
+                Ok(changes) => changes,
+                Err(err) => {
+                    notifier.failed(&err.to_string());
+                    return ExitCode::FAILURE;
+                }
+            };
             if let Some(warning) = logging::init_daemon(level, &config.state_dir) {
                 notifier.warn(&warning);
+            }
+            for change in changes {
+                log::info!("{change}");
             }
             match serve(args, config, notifier) {
                 Ok(()) => ExitCode::SUCCESS,

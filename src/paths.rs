@@ -5,8 +5,16 @@
 //! `$XDG_RUNTIME_DIR/vidvard/` and `${XDG_STATE_HOME:-~/.local/state}/vidvard/`.
 //! Under systemd, `$RUNTIME_DIRECTORY` and `$STATE_DIRECTORY` win. The
 //! client resolves the socket the same way, so both agree without flags.
+//!
+//! A user without `XDG_RUNTIME_DIR` (`su -`, no logind) falls back to
+//! `$TMPDIR/vidvard-UID`, a name anyone can take first in a shared
+//! directory: it is used only while it does not exist or is the user's own
+//! private directory (not a symlink, owned by the user, no group or other
+//! access); otherwise [`runtime_dir`] is `run/` in the user's state
+//! directory, which nobody else can plant.
 
 use std::env;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// File name of the socket inside the runtime directory.
@@ -47,7 +55,19 @@ pub fn runtime_dir() -> PathBuf {
     }
     match var("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("vidvard"),
-        None => env::temp_dir().join(format!("vidvard-{}", nix::unistd::geteuid())),
+        None => user_runtime_fallback(),
+    }
+}
+
+/// The runtime directory of a user without `XDG_RUNTIME_DIR`: see the
+/// module docs.
+fn user_runtime_fallback() -> PathBuf {
+    let me = nix::unistd::geteuid().as_raw();
+    let shared = env::temp_dir().join(format!("vidvard-{me}"));
+    match std::fs::symlink_metadata(&shared) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => shared,
+        Ok(meta) if meta.is_dir() && meta.uid() == me && meta.mode() & 0o077 == 0 => shared,
+        _ => state_dir().join("run"),
     }
 }
 

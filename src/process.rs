@@ -2,7 +2,10 @@
 //! and their identity across daemon restarts.
 //!
 //! [`command`] gives every child the same safe start: no shell, stdin on
-//! /dev/null, no `NOTIFY_SOCKET`, a process group of its own,
+//! /dev/null, no `NOTIFY_SOCKET` and none of libpq's `PG*` variables (a
+//! `PGPASSWORD` or `PGPASSFILE` of the daemon's is not the job owner's
+//! business, and the owner can read its FFmpeg's environment), a process
+//! group of its own,
 //! `PR_SET_PDEATHSIG(SIGKILL)` (prctl(2)), nice [`CHILD_NICE`], and, when
 //! the daemon is root and
 //! the job belongs to another user, that user's uid, gid and groups. The
@@ -76,6 +79,11 @@ fn prepared(
     dies_with_daemon: bool,
 ) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.as_encoded_bytes().starts_with(b"PG") {
+            command.env_remove(name);
+        }
+    }
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -8,9 +8,14 @@
 //! reason; other connections carry on. Each connection runs on its own
 //! task, at most [`MAX_CONNECTIONS`] at once, and a client that stops
 //! reading is dropped after [`SEND_TIMEOUT`], so no client blocks another.
+//! What a connection's task logs draws on its user's
+//! [`LogBudget`] ([`crate::logging::as_client`]), and a client's own words
+//! (its name) are capped before they are logged
+//! ([`crate::escape::logged`]).
 
 use crate::engine::{ApiError, Engine};
 use crate::job::Credentials;
+use crate::logging::LogBudget;
 use crate::proto::codec::{CodecError, Connection};
 use crate::proto::{
     ErrorKind, HandshakeReply, Hello, JobId, PROTOCOL_VERSION, Request, Response, Welcome,
@@ -39,6 +44,18 @@ pub const MAX_CONNECTIONS_PER_USER: usize = 64;
 /// Open connections per uid; a [`UserSlot`] gives its place back on drop.
 #[derive(Clone, Default)]
 struct PerUser(Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>);
+
+/// The log budget of each uid that has connected, shared by all its
+/// connections (so that a loop of new connections draws on one budget).
+#[derive(Default)]
+struct Budgets(std::sync::Mutex<std::collections::HashMap<u32, Arc<LogBudget>>>);
+
+impl Budgets {
+    fn of(&self, uid: u32) -> Arc<LogBudget> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(all.entry(uid).or_default())
+    }
+}
 
 struct UserSlot {
     users: PerUser,
@@ -83,6 +100,7 @@ pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn serve(listener: Listener, scheduler: Arc<Engine>, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let users = PerUser::default();
+    let budgets = Budgets::default();
     let mut warned = None;
     loop {
         let stream = tokio::select! {
@@ -126,14 +144,15 @@ pub async fn serve(listener: Listener, scheduler: Arc<Engine>, stop: Cancellatio
             continue;
         };
         let scheduler = Arc::clone(&scheduler);
-        tokio::spawn(async move {
+        let budget = budgets.of(peer.uid);
+        tokio::spawn(crate::logging::as_client(budget, async move {
             let _user_slot = user_slot;
             let uid = peer.uid;
             if let Err(reason) = handle(Connection::daemon_side(stream), &scheduler, &peer).await {
                 log::info!("connection of uid {uid} dropped: {reason}");
             }
             drop(slot);
-        });
+        }));
     }
 }
 
@@ -179,7 +198,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     if hello.protocol != PROTOCOL_VERSION {
         let message = format!(
             "protocol version mismatch: client {} speaks {}, vidvard {} speaks {}",
-            hello.client,
+            crate::escape::logged(&hello.client),
             hello.protocol,
             env!("CARGO_PKG_VERSION"),
             PROTOCOL_VERSION

@@ -279,18 +279,22 @@ fn an_output_directory_swapped_mid_job_keeps_no_stray_file_and_redirects_nothing
 }
 
 #[test]
-fn a_client_refuses_a_socket_in_a_strangers_runtime_directory() {
+fn a_client_never_talks_to_a_socket_in_a_strangers_runtime_directory() {
     require_root("it acts as two users");
     let env = Env::new();
     chmod(env.dir.path(), 0o755);
     let stranger = User::create("vvx", &[]);
     let client = User::create("vvc", &[]);
+    let home = env.path("home");
+    std::fs::create_dir(&home).unwrap();
+    client.own(&home, 0o700);
     // The client has no XDG_RUNTIME_DIR: its fallback is TMPDIR/vidvard-UID,
     // which the stranger made first, world-writable, with a socket in it.
     let fallback = env.path(&format!("vidvard-{}", client.uid));
     std::fs::create_dir(&fallback).unwrap();
     stranger.own(&fallback, 0o777);
-    let _listener = std::os::unix::net::UnixListener::bind(fallback.join("vidvard.sock")).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(fallback.join("vidvard.sock")).unwrap();
+    listener.set_nonblocking(true).unwrap();
     let clip = env.path("clip.mp4");
     make_video(&clip, 1.0, "160x120", false);
 
@@ -299,16 +303,28 @@ fn a_client_refuses_a_socket_in_a_strangers_runtime_directory() {
         .env_remove("XDG_RUNTIME_DIR")
         .env_remove("VIDVAR_SOCKET")
         .env("TMPDIR", env.dir.path())
+        .env("HOME", &home)
         .args(["submit", s(&clip)])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", said(&out));
     let text = said(&out);
+    // Its own private place instead (where no daemon runs), or the
+    // system daemon's socket: never the stranger's.
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains(s(&fallback)), "{text}");
     assert!(
-        text.contains("refusing to use") && text.contains(&stranger.name),
+        text.contains(&format!(
+            "{}/.local/state/vidvard/run/vidvard.sock",
+            s(&home)
+        )) || text.contains(vidvar::paths::SYSTEM_SOCKET),
         "{text}"
     );
     assert!(out.stdout.is_empty(), "{text}");
+    assert_eq!(
+        listener.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing connected to the stranger's socket"
+    );
 }
 
 #[test]
@@ -381,11 +397,14 @@ fn socket_and_pidfile_paths_never_delete_what_is_there() {
     for pidfile in [&important, &stale] {
         let out = env.run_vidvard(&env.socket(), &state, pidfile, &[]);
         assert!(!out.status.success());
-        assert!(
-            said(&out).contains("another daemon is listening"),
-            "{}",
-            said(&out)
+        // Named by its pid and, holding the same state dir, that too.
+        let expected = format!(
+            "vidvard (pid {}) is already running on {}, state dir {}",
+            daemon.pid(),
+            s(&env.socket()),
+            s(&state)
         );
+        assert!(said(&out).contains(&expected), "{}", said(&out));
     }
     assert_eq!(std::fs::read_to_string(&important).unwrap(), "precious");
     assert_eq!(std::fs::read_to_string(&stale).unwrap(), "12345\n");

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -144,8 +145,14 @@ fn sysusers_and_tmpfiles_apply_in_a_scratch_root() {
         .output()
         .unwrap();
     assert_clean("systemd-tmpfiles --create", &out, &["vidvar.tmpfiles"]);
-    for dir in ["run/vidvard", "var/lib/vidvard", "etc/vidvard"] {
-        assert!(root.path().join(dir).is_dir(), "{dir} not created");
+    for (dir, mode) in [
+        ("run/vidvard", 0o750),
+        ("var/lib/vidvard", 0o700),
+        ("etc/vidvard", 0o755),
+    ] {
+        let meta = std::fs::metadata(root.path().join(dir)).expect(dir);
+        assert!(meta.is_dir(), "{dir} not created");
+        assert_eq!(meta.mode() & 0o7777, mode, "{dir}");
     }
 }
 
@@ -632,14 +639,20 @@ fn the_deb_installs_runs_a_job_upgrades_with_a_restart_and_purges_every_link() {
     ]);
     let job = job.trim();
     ctl(&["wait", job]);
+    assert_state_is_private();
 
     // An upgrade restarts it on the new binary, and the job is still there.
+    // The state as earlier releases left it (0750, a 0644 database) is
+    // tightened by the restart.
+    chmod("/var/lib/vidvard", 0o750);
+    chmod("/var/lib/vidvard/vidvard.db", 0o644);
     dpkg(&["-i"], Some(v2));
     let upgraded = packaged_daemon_pid();
     assert_ne!(upgraded, pid, "restarted by the upgrade");
     let exe = std::fs::read_link(format!("/proc/{upgraded}/exe")).unwrap();
     assert_eq!(exe, Path::new("/usr/bin/vidvard"), "not the deleted binary");
     assert!(ctl(&["status", job]).contains("succeeded"));
+    assert_state_is_private();
 
     // Purge: stopped, and nothing of it left.
     dpkg(&["--purge", "vidvar"], None);
@@ -659,6 +672,46 @@ fn the_deb_installs_runs_a_job_upgrades_with_a_restart_and_purges_every_link() {
         "/run/vidvard",
     ] {
         assert!(!Path::new(gone).exists(), "{gone} after purge");
+    }
+}
+
+fn chmod(path: &str, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The packaged state directory is vidvar's alone: 0700, every file in it
+/// without group or other bits, and a member of the socket group (vidvar)
+/// opens none of them.
+fn assert_state_is_private() {
+    let state = Path::new("/var/lib/vidvard");
+    let vidvar = nix::unistd::User::from_name("vidvar").unwrap().unwrap();
+    let meta = std::fs::metadata(state).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid()),
+        (0o700, vidvar.uid.as_raw())
+    );
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(state).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().mode() & 0o7777;
+        let name = entry.file_name().into_string().unwrap();
+        assert_eq!(mode & 0o077, 0, "{name} has mode {mode:o}");
+        names.push(name);
+    }
+    assert!(names.iter().any(|n| n == "vidvard.db"), "{names:?}");
+    let member = common::users::User::create("vvm", &["vidvar"]);
+    for name in &names {
+        let path = state.join(name);
+        let out = member
+            .command("sh")
+            .args(["-c", "exec 3<\"$0\"", common::s(&path)])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "a member of group vidvar opened {}",
+            path.display()
+        );
     }
 }
 

@@ -270,3 +270,51 @@ fn one_user_cannot_hold_every_connection() {
         env.ctl(&["ping"]).status.success().then_some(())
     });
 }
+
+#[test]
+fn a_client_can_neither_forge_nor_flood_the_log() {
+    let env = Env::new();
+    let daemon = env.start(&[]);
+    let forged = "[2026-01-01T00:00:00Z ERROR] forged record";
+    // A name with a newline (a forged line), a journald priority, a bidi
+    // override, and 3.9 MB of filler, sent by a loop of connections
+    // speaking another protocol version (whose refusal names the client).
+    let name = format!("evil\n{forged}\n<0>\u{202e}{}", "x".repeat(3_900_000));
+    let frame = frame(
+        &encode(&Hello {
+            protocol: PROTOCOL_VERSION + 1,
+            client: name,
+        })
+        .unwrap(),
+    );
+    let attempts = 200;
+    for _ in 0..attempts {
+        let mut stream = UnixStream::connect(env.socket()).unwrap();
+        stream.write_all(&frame).unwrap();
+        // The refusal: the daemon has logged the attempt by now.
+        assert!(read_frame(&mut stream).is_some());
+    }
+    env.ctl_ok(&["ping"]);
+    let log = daemon.log();
+    let evil: Vec<&str> = log.lines().filter(|l| l.contains("evil")).collect();
+    assert!(!evil.is_empty(), "the refusals are logged");
+    for line in log.lines() {
+        // Shown cut: an unfixed daemon logs lines of megabytes.
+        let shown: String = line.chars().take(200).collect();
+        assert!(
+            !line.starts_with(forged) && !line.starts_with("<0>"),
+            "forged line: {shown}"
+        );
+        assert!(!line.contains('\u{202e}'), "raw bidi override: {shown}");
+        assert!(line.len() < 1024, "a line of {} bytes: {shown}", line.len());
+    }
+    assert!(evil[0].contains("evil\\n[2026-01-01T00:00:00Z ERROR] forged record\\n<0>\\u{202e}"));
+    // At most the burst, a few more for the seconds it took, and the note
+    // saying what was held back.
+    assert!(
+        evil.len() < attempts / 2,
+        "{} of {attempts} refusals logged",
+        evil.len()
+    );
+    assert!(log.len() < 64 * 1024, "{} bytes of log", log.len());
+}

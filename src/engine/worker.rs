@@ -23,6 +23,7 @@ use crate::access::{Judge, Want};
 use crate::config::{Config, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
+use crate::escape::logged;
 use crate::ffmpeg::DEFAULT_FRAME_RATE;
 use crate::ffmpeg::argv::{self, EncodePlan};
 use crate::ffmpeg::check::{self, Samples};
@@ -116,7 +117,7 @@ pub async fn probe(
                 Some(on) => format!("{on}: {reason}"),
                 None => reason.to_string(),
             };
-            log::warn!("job {job_id}: {} failed: {reason}", path.display());
+            log::warn!("job {job_id}: {} failed: {reason}", logged(path));
             if let Some(state) =
                 record(s, job_id, || s.queue().fail_file(lease, reason.clone())).await
             {
@@ -274,22 +275,22 @@ async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
         } => log::info!(
             "job {}: {} variation {} -> {} ({size} bytes{})",
             work.job_id,
-            work.input.display(),
+            logged(&work.input),
             work.index,
-            output.display(),
+            logged(output),
             quality.map_or(String::new(), |q| format!(
                 ", SSIM {:.4} (lowest {:.4}), luma difference {:.2}",
                 q.ssim_mean, q.ssim_min, q.luma_diff
             ))
         ),
         Outcome::Failed { error } => {
-            log::warn!("job {}: {}: {error}", work.job_id, work.input.display())
+            log::warn!("job {}: {}: {error}", work.job_id, logged(&work.input))
         }
         Outcome::Cancelled => {}
         Outcome::Requeued => log::info!(
             "job {}: {} variation {} stopped by pause --stop, queued again",
             work.job_id,
-            work.input.display(),
+            logged(&work.input),
             work.index
         ),
     }

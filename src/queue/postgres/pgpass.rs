@@ -1,9 +1,12 @@
 //! The password file of libpq (PostgreSQL manual, "The Password File"):
 //! `PGPASSFILE`, else `~/.pgpass`; lines `hostname:port:database:username:password`,
 //! `*` matching anything, `\:` and `\\` escaped. libpq ignores a file that
-//! others can read, and so does this.
+//! others can read, and so does this; it also ignores one that is not a
+//! regular file or belongs to someone but the daemon's user or root (who
+//! could loosen it at will). The file is judged as opened (fstat(2)), so it
+//! cannot be swapped between the judgement and the read.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use tokio_postgres::config::{Config, Host};
 
@@ -13,7 +16,21 @@ pub fn lookup(config: &Config) -> Option<String> {
     let path = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
-    let meta = std::fs::metadata(&path).ok()?;
+    // O_NONBLOCK: a FIFO there cannot hold up the start.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(&path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || (meta.uid() != me && meta.uid() != 0) {
+        log::warn!(
+            "password file {} is not a regular file of this daemon's user or root: ignored",
+            path.display()
+        );
+        return None;
+    }
     if meta.mode() & 0o077 != 0 {
         log::warn!(
             "password file {} has group or world access: ignored (chmod 0600 it)",
@@ -21,7 +38,8 @@ pub fn lookup(config: &Config) -> Option<String> {
         );
         return None;
     }
-    let text = std::fs::read_to_string(&path).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).ok()?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
         // libpq matches a socket directory as "localhost".
