@@ -86,9 +86,6 @@ pub enum DaemonError {
     Recovery(#[source] QueueError),
 }
 
-/// Lock file in the state directory: see [`StateLock`].
-pub const STATE_LOCK_NAME: &str = "vidvard.lock";
-
 /// The lock on a state directory, so that one daemon at most uses its
 /// database, whatever socket and pidfile each was given. Locked with
 /// `flock` and holding the pid like a [`Pidfile`], but never removed: a
@@ -98,12 +95,12 @@ pub struct StateLock {
 }
 
 impl StateLock {
-    /// Lock [`STATE_LOCK_NAME`] in `state_dir` and write the pid into it.
+    /// Lock [`crate::paths::STATE_LOCK_NAME`] in `state_dir` and write the pid into it.
     ///
     /// Errors: as [`Pidfile::acquire`] and [`Pidfile::write_pid`].
     pub fn acquire(state_dir: &Path) -> Result<StateLock, DaemonError> {
         let mut lock = Pidfile::acquire_lock(
-            &state_dir.join(STATE_LOCK_NAME),
+            &state_dir.join(crate::paths::STATE_LOCK_NAME),
             false,
             crate::state_dir::FILE_MODE,
         )?;
@@ -377,7 +374,7 @@ pub fn refuse_live_socket(socket: &Path, state_dir: &Path) -> Result<(), DaemonE
     let pid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .ok()
         .map(|creds| creds.pid());
-    let holder = std::fs::read_to_string(state_dir.join(STATE_LOCK_NAME)).ok();
+    let holder = std::fs::read_to_string(state_dir.join(crate::paths::STATE_LOCK_NAME)).ok();
     let same = pid.is_some_and(|pid| holder.is_some_and(|held| held.trim() == pid.to_string()));
     Err(DaemonError::SocketInUse {
         pid,
@@ -397,25 +394,6 @@ fn describe_running(pid: Option<i32>, socket: &Path, state_dir: Option<&Path>) -
         text.push_str(&format!(", state dir {}", dir.display()));
     }
     text
-}
-
-/// What a file is, for messages about what is in the way.
-pub(crate) fn kind_of(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_file() {
-        "a regular file"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_symlink() {
-        "a symlink"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else {
-        "something else"
-    }
 }
 
 /// Bind the socket at `path`, replacing a stale socket file left by a
@@ -440,7 +418,7 @@ fn listen(
             if !meta.file_type().is_socket() {
                 return Err(DaemonError::NotASocket {
                     path: path.to_path_buf(),
-                    kind: kind_of(&meta),
+                    kind: crate::state_dir::kind_of(&meta),
                 });
             }
             refuse_live_socket(path, state_dir)?;

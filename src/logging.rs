@@ -39,15 +39,11 @@ pub fn init_foreground(level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Name of the log file in the state directory that a daemon writes while
-/// its syslog cannot be reached.
-pub const LOG_FILE_NAME: &str = "vidvard.log";
-
 /// Install the logger of a daemonized vidvard: syslog (facility
 /// LOG_DAEMON, through `/dev/log`), reconnected when a send fails (the
 /// syslog daemon restarted and its socket is a new one) and tried again at
 /// most once per [`RECONNECT_INTERVAL`] while it cannot be reached;
-/// meanwhile records go to [`LOG_FILE_NAME`] in `state_dir` (judged by
+/// meanwhile records go to [`crate::paths::LOG_FILE_NAME`] in `state_dir` (judged by
 /// [`crate::state_dir::prepare`] before this is called; the file is
 /// appended to, mode 0600, a regular file of the daemon's user only),
 /// with timestamps.
@@ -63,7 +59,7 @@ pub fn init_daemon(level: log::LevelFilter, state_dir: &Path) -> Option<String> 
             process: "vidvard".into(),
             pid: std::process::id(),
         },
-        file_path: state_dir.join(LOG_FILE_NAME),
+        file_path: state_dir.join(crate::paths::LOG_FILE_NAME),
         state: Mutex::new(Sinks::default()),
     };
     let warning = {

@@ -284,7 +284,7 @@ impl Args {
         // Compared where they really are: a symlinked directory must not
         // let the socket or pidfile land on the database or the state lock.
         let database = real_location(&config.database());
-        let lock = real_location(&config.state_dir.join(daemon::STATE_LOCK_NAME));
+        let lock = real_location(&config.state_dir.join(paths::STATE_LOCK_NAME));
         let (socket, pidfile) = (
             real_location(&config.socket),
             real_location(&config.pidfile),

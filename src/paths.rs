@@ -23,6 +23,11 @@ pub const SOCKET_NAME: &str = "vidvard.sock";
 pub const PIDFILE_NAME: &str = "vidvard.pid";
 /// File name of the database inside the state directory.
 pub const DATABASE_NAME: &str = "vidvard.db";
+/// File name of the state directory's lock (see `daemon::StateLock`).
+pub const STATE_LOCK_NAME: &str = "vidvard.lock";
+/// File name of the log a daemonized vidvard writes in the state directory
+/// while syslog cannot be reached (see `logging::init_daemon`).
+pub const LOG_FILE_NAME: &str = "vidvard.log";
 
 fn var(name: &str) -> Option<PathBuf> {
     env::var_os(name)

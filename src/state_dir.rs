@@ -12,7 +12,7 @@
 //! cannot make its own it refuses, naming the path and the reason. It must
 //! not open, create or follow anything before the judgement.
 
-use crate::paths::DATABASE_NAME;
+use crate::paths::{DATABASE_NAME, LOG_FILE_NAME, STATE_LOCK_NAME};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -32,8 +32,8 @@ pub const STATE_FILES: [&str; 6] = [
     "vidvard.db-wal",
     "vidvard.db-shm",
     "vidvard.db-journal",
-    crate::daemon::STATE_LOCK_NAME,
-    crate::logging::LOG_FILE_NAME,
+    STATE_LOCK_NAME,
+    LOG_FILE_NAME,
 ];
 
 /// Why the state directory or a file in it is refused.
@@ -301,7 +301,7 @@ fn check_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StateDirError
     if !meta.file_type().is_file() {
         return Err(refuse(format!(
             "it is {}, not a regular file",
-            crate::daemon::kind_of(meta)
+            kind_of(meta)
         )));
     }
     if meta.uid() != me() {
@@ -312,6 +312,25 @@ fn check_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), StateDirError
         )));
     }
     Ok(())
+}
+
+/// What a file is, for messages about what is in the way.
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    }
 }
 
 /// Open (and create, mode [`FILE_MODE`], when `options` says so) the file
