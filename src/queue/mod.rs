@@ -282,12 +282,36 @@ pub enum QueueError {
 /// The result of a queue operation.
 pub type Result<T> = std::result::Result<T, QueueError>;
 
+/// Who shares a backend: the one documented difference between backends.
+/// Every other rule of [`Queue`] holds on each alike; where a rule depends
+/// on this, its docs say how (the conformance suite, `tests/queue_conformance.rs`,
+/// checks both sides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One daemon owns the queue ([`sqlite`]). A claim is never lost
+    /// (every lease is attempt 1 and stays held, so fencing has nothing to
+    /// refuse, and [`Queue::heartbeat`] never asks to stop: a cancel stops
+    /// the daemon's own work directly); at a clean stop idle running jobs
+    /// are queued again ([`Queue::requeue_idle_jobs`]), and what a stop
+    /// left unfinished fails as interrupted ([`Queue::mark_interrupted`]).
+    OneDaemon,
+    /// Several nodes share the queue ([`postgres`]). A claim is a lease that
+    /// expires when its node stops renewing it, and another node may then
+    /// claim the work again with the next attempt; writes under the older
+    /// attempt are refused, and the heartbeat names the leases to stop
+    /// (lost, or of a cancelled job). What a stop left unfinished is queued
+    /// again for any node.
+    Nodes,
+}
+
 /// The durable job queue, as the engine sees it. Every method is one
 /// short operation on the queue's durable state: it returns once the change
 /// is durable (progress aside), and never blocks the caller's runtime
 /// thread.
 #[async_trait::async_trait]
 pub trait Queue: Send + Sync {
+    /// Who shares this queue; see [`Sharing`].
+    fn sharing(&self) -> Sharing;
     /// Queue a new job, all of it queued, if it fits in `limits`; returns
     /// its id, or which limit it would pass.
     async fn submit(&self, job: NewJob, limits: Limits)

@@ -24,7 +24,7 @@ pub mod tls;
 
 use super::{
     Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
-    OutputRow, Place, Queue, QueueError, Result, VariationWork, Work,
+    OutputRow, Place, Queue, QueueError, Result, Sharing, VariationWork, Work,
 };
 use crate::effects::Effects;
 use crate::job::{
@@ -888,6 +888,9 @@ fn job_row(r: &Row) -> Result<JobRow> {
 
 #[async_trait::async_trait]
 impl Queue for PgQueue {
+    fn sharing(&self) -> Sharing {
+        Sharing::Nodes
+    }
     async fn submit(
         &self,
         job: NewJob,

@@ -15,7 +15,7 @@ pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
 
 use super::{
     Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,
-    OutputRow, Queue, QueueError, Result, Work,
+    OutputRow, Queue, QueueError, Result, Sharing, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
@@ -115,6 +115,9 @@ impl SqliteQueue {
 
 #[async_trait::async_trait]
 impl Queue for SqliteQueue {
+    fn sharing(&self) -> Sharing {
+        Sharing::OneDaemon
+    }
     async fn submit(
         &self,
         job: NewJob,
