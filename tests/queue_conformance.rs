@@ -157,6 +157,7 @@ conformance!(
     retry,
     requeue,
     prune,
+    prune_keeps_owed_hooks,
     labels_and_paging,
     hook_rows,
     recovery_after_a_crash,
@@ -896,6 +897,25 @@ async fn prune(bed: Bed) {
     q.finish_variation(lease, Outcome::Cancelled).await.unwrap();
     assert_eq!(q.prune(None, soon()).await.unwrap(), 1);
     assert!(ids(q, filter(|_| {})).await.is_empty());
+}
+
+/// Prune leaves a job whose completion hook is still owed, due or
+/// running (issue 22, item 7): its hook runs first, then it may go.
+async fn prune_keeps_owed_hooks(bed: Bed) {
+    let q = &*bed.queue;
+    q.set_hooks(true).await.unwrap();
+    let a = submit(q, 1, 1, 1000).await;
+    let lease = leases_of_next_file(q).await[0];
+    assert_eq!(ok(q, lease).await, Some(JobState::Succeeded));
+    let soon = || unix_now() + 1;
+    assert_eq!(q.prune(None, soon()).await.unwrap(), 0, "its hook is due");
+    assert!(q.job(a).await.unwrap().is_some());
+    let run = q.claim_hook().await.unwrap().expect("the owed hook");
+    assert_eq!(run.job_id, a);
+    assert_eq!(q.prune(Some(1000), soon()).await.unwrap(), 0, "it runs");
+    q.finish_hook(a).await.unwrap();
+    assert_eq!(q.prune(None, soon()).await.unwrap(), 1);
+    assert!(q.job(a).await.unwrap().is_none());
 }
 
 /// Jobs are listed by id, filtered by owner, state and label, a page at a

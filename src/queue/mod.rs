@@ -344,7 +344,10 @@ pub trait Queue: Send + Sync {
     /// Pause or resume this daemon (this node); see [`Queue::paused`].
     async fn set_paused(&self, paused: bool) -> Result<()>;
     /// Forget final jobs of `owner` (everyone's for `None`) that finished
-    /// before `finished_before` (Unix seconds). Returns how many.
+    /// before `finished_before` (Unix seconds), except those with a
+    /// variation still running (its FFmpeg being stopped) or a completion
+    /// hook still owed (due or running): their records stay until it ran.
+    /// Returns how many.
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64>;
 
     /// Whether jobs that this daemon (this node) ends from now on owe a

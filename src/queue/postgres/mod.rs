@@ -1231,7 +1231,8 @@ impl Queue for PgQueue {
                  WHERE state IN ('succeeded', 'partial', 'failed', 'cancelled')
                    AND finished_at <= $1 AND ($2::bigint IS NULL OR owner_uid = $2)
                    AND NOT EXISTS (SELECT 1 FROM files f JOIN variations v ON v.file_id = f.id
-                                   WHERE f.job_id = jobs.id AND v.state = 'running')",
+                                   WHERE f.job_id = jobs.id AND v.state = 'running')
+                   AND NOT EXISTS (SELECT 1 FROM hooks h WHERE h.job_id = jobs.id)",
             &[&finished_before, &owner],
         )
         .await?)

@@ -1003,14 +1003,17 @@ impl Store {
 
     /// Delete the records (job, files, variations) of final jobs of `owner`
     /// (of everyone for `None`) that finished at or before `finished_before`
-    /// (unix seconds). Returns the number of jobs removed.
+    /// (unix seconds), but not while a variation of it is still running or
+    /// its completion hook is still owed. Returns the number of jobs
+    /// removed.
     pub fn prune(&mut self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
         let removed = self.conn.execute(
             "DELETE FROM jobs
              WHERE state IN ('succeeded', 'partial', 'failed', 'cancelled')
                AND finished_at <= ?1 AND (?2 IS NULL OR owner_uid = ?2)
                AND NOT EXISTS (SELECT 1 FROM files f JOIN variations v ON v.file_id = f.id
-                               WHERE f.job_id = jobs.id AND v.state = 'running')",
+                               WHERE f.job_id = jobs.id AND v.state = 'running')
+               AND NOT EXISTS (SELECT 1 FROM hooks h WHERE h.job_id = jobs.id)",
             params![finished_before, owner],
         )?;
         Ok(removed as u64)
