@@ -46,7 +46,7 @@ pub struct JobRow {
     pub created_at: i64,
     /// Number of input files.
     pub inputs: u32,
-    /// Mean of the files' stored progress, percent.
+    /// Its files' stored progress by [`crate::job::job_progress`], percent.
     pub progress: f64,
     /// Uid of the submitting client.
     pub owner_uid: u32,

@@ -863,13 +863,15 @@ async fn job_of_file(tx: &Transaction<'_>, file_id: i64) -> Result<JobId> {
     )
 }
 
+/// The columns of a [`JobRow`]; its files' progress comes as an array, for
+/// [`job::job_progress`] (the one formula of a job's progress).
 const JOB_COLUMNS: &str = "j.id, j.state, j.variations, j.seed, j.output_dir, j.created_at,
-    j.owner_uid, (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
-    (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id),
+    j.owner_uid, ARRAY(SELECT f.progress FROM files f WHERE f.job_id = j.id ORDER BY f.idx),
     j.priority, j.paused,
     ARRAY(SELECT l.label FROM labels l WHERE l.job_id = j.id ORDER BY l.label)";
 
 fn job_row(r: &Row) -> Result<JobRow> {
+    let files: Vec<f64> = r.get(7);
     Ok(JobRow {
         id: r.get(0),
         state: job_state(r.get(1))?,
@@ -878,11 +880,11 @@ fn job_row(r: &Row) -> Result<JobRow> {
         output_dir: PathBuf::from(r.get::<_, String>(4)),
         created_at: r.get(5),
         owner_uid: r.get::<_, i64>(6) as u32,
-        inputs: r.get::<_, i64>(7) as u32,
-        progress: r.get(8),
-        priority: r.get(9),
-        paused: r.get(10),
-        labels: r.get(11),
+        inputs: files.len() as u32,
+        progress: job::job_progress(files),
+        priority: r.get(8),
+        paused: r.get(9),
+        labels: r.get(10),
     })
 }
 

@@ -322,11 +322,10 @@ impl Store {
         Ok(job_id)
     }
 
+    /// The columns of a [`JobRow`] but its inputs and progress, which
+    /// [`Store::with_files`] adds.
     const JOB_COLUMNS: &'static str = "j.id, j.state, j.variations, j.seed, j.output_dir,
-        j.created_at, j.owner_uid,
-        (SELECT COUNT(*) FROM files f WHERE f.job_id = j.id),
-        (SELECT COALESCE(AVG(f.progress), 0) FROM files f WHERE f.job_id = j.id),
-        j.priority, j.paused,
+        j.created_at, j.owner_uid, j.priority, j.paused,
         (SELECT group_concat(l.label, char(31)) FROM
             (SELECT label FROM labels WHERE job_id = j.id ORDER BY label) l)";
 
@@ -341,11 +340,11 @@ impl Store {
                 output_dir: path_of(r.get(4)?),
                 created_at: r.get(5)?,
                 owner_uid: r.get(6)?,
-                inputs: r.get(7)?,
-                progress: r.get(8)?,
-                priority: r.get(9)?,
-                paused: r.get(10)?,
-                labels: r.get::<_, Option<String>>(11)?.map_or_else(Vec::new, |l| {
+                inputs: 0,
+                progress: 0.0,
+                priority: r.get(7)?,
+                paused: r.get(8)?,
+                labels: r.get::<_, Option<String>>(9)?.map_or_else(Vec::new, |l| {
                     l.split(LABEL_SEPARATOR).map(String::from).collect()
                 }),
             },
@@ -353,8 +352,18 @@ impl Store {
         ))
     }
 
-    fn with_state((mut row, state): (JobRow, String)) -> Result<JobRow> {
+    /// `row` with its state parsed, and its inputs and progress counted
+    /// from its files ([`job::job_progress`], the one formula of a job's
+    /// progress).
+    fn with_files(&self, (mut row, state): (JobRow, String)) -> Result<JobRow> {
         row.state = parse_job_state(&state)?;
+        let files: Vec<f64> = self
+            .conn
+            .prepare_cached("SELECT progress FROM files WHERE job_id = ?1 ORDER BY idx")?
+            .query_map([row.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        row.inputs = files.len() as u32;
+        row.progress = job::job_progress(files);
         Ok(row)
     }
 
@@ -364,7 +373,7 @@ impl Store {
         self.conn
             .query_row(&sql, [id], Self::job_row)
             .optional()?
-            .map(Self::with_state)
+            .map(|row| self.with_files(row))
             .transpose()
     }
 
@@ -388,7 +397,7 @@ impl Store {
             ],
             Self::job_row,
         )?;
-        rows.map(|r| Self::with_state(r?)).collect()
+        rows.map(|r| self.with_files(r?)).collect()
     }
 
     /// Set a job's priority; returns its state, `None` for no such job.
