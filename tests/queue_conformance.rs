@@ -21,11 +21,11 @@ use vidvar::job::{
     Credentials, FileIdentity, FileState, FrameRate, JobId, JobState, Lease, Media, Quality, Vetted,
 };
 use vidvar::process::ProcessIdentity;
-use vidvar::queue::postgres::{NodeConfig, PgQueue, parse_url};
-use vidvar::queue::sqlite::{INTERRUPTED, SqliteQueue};
+use vidvar::queue::postgres::{NodeConfig, parse_url};
+use vidvar::queue::sqlite::INTERRUPTED;
 use vidvar::queue::{
-    Beat, Full, JobFilter, Limits, NewJob, Outcome, Place, Queue, Sharing, VariationWork, Work,
-    unix_now,
+    Backend, Beat, Full, JobFilter, Limits, NewJob, Outcome, Place, Queue, Sharing, VariationWork,
+    Work, unix_now,
 };
 
 /// The name of the node the tests' PostgreSQL queues run as.
@@ -42,9 +42,10 @@ enum Home {
     Postgres { _cluster: Arc<Cluster>, url: String },
 }
 
-/// One test's queue on one backend.
+/// One test's queue on one backend, opened as the daemon opens it
+/// ([`vidvar::queue::open`]).
 struct Bed {
-    queue: Box<dyn Queue>,
+    queue: Arc<dyn Queue>,
     home: Home,
 }
 
@@ -62,25 +63,31 @@ fn shared_cluster() -> Arc<Cluster> {
 }
 
 /// Node `name` of the shared queue at `url`, its claims leased for `lease`.
-async fn pg_node(url: &str, name: &str, lease: Duration) -> Box<dyn Queue> {
-    let node = NodeConfig {
-        name: name.into(),
-        slots: 2,
-        lease_timeout: lease,
+async fn pg_node(url: &str, name: &str, lease: Duration) -> Arc<dyn Queue> {
+    let backend = Backend::Postgres {
+        database: Box::new(parse_url(url).unwrap()),
+        node: NodeConfig {
+            name: name.into(),
+            slots: 2,
+            lease_timeout: lease,
+        },
     };
-    Box::new(
-        PgQueue::connect(parse_url(url).unwrap(), &node)
-            .await
-            .unwrap(),
-    )
+    vidvar::queue::open(&backend).await.unwrap()
+}
+
+/// The SQLite queue in `dir`.
+async fn sqlite_in(dir: &Path) -> Arc<dyn Queue> {
+    let path = dir.join("q.db");
+    vidvar::queue::open(&Backend::Sqlite { path })
+        .await
+        .unwrap()
 }
 
 impl Bed {
-    fn sqlite() -> Bed {
+    async fn sqlite() -> Bed {
         let dir = tempfile::tempdir().unwrap();
-        let queue = SqliteQueue::open(&dir.path().join("q.db")).unwrap();
         Bed {
-            queue: Box::new(queue),
+            queue: sqlite_in(dir.path()).await,
             home: Home::Sqlite(dir),
         }
     }
@@ -103,14 +110,14 @@ impl Bed {
     async fn reopen(&mut self) {
         self.queue.leave().await.unwrap();
         self.queue = match &self.home {
-            Home::Sqlite(dir) => Box::new(SqliteQueue::open(&dir.path().join("q.db")).unwrap()),
+            Home::Sqlite(dir) => sqlite_in(dir.path()).await,
             Home::Postgres { url, .. } => pg_node(url, NODE, LONG_LEASE).await,
         };
     }
 
     /// Another node of this shared queue (only [`Sharing::Nodes`] has
     /// any), its claims leased for `lease`.
-    async fn other_node(&self, name: &str, lease: Duration) -> Box<dyn Queue> {
+    async fn other_node(&self, name: &str, lease: Duration) -> Arc<dyn Queue> {
         match &self.home {
             Home::Postgres { url, .. } => pg_node(url, name, lease).await,
             Home::Sqlite(_) => panic!("one daemon owns an SQLite queue: it has no other node"),
@@ -126,7 +133,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $rule() {
-                    super::$rule(super::Bed::sqlite()).await;
+                    super::$rule(super::Bed::sqlite().await).await;
                 }
             )+
         }

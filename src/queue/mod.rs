@@ -1,12 +1,20 @@
 //! The queue boundary: jobs, their input files and variations, and the
 //! claims on their work, in domain terms. [`Queue`] is what the engine
 //! talks to; [`sqlite`] is the single-machine implementation, [`postgres`]
-//! the one several nodes share. Nothing here names a database: a claim is
-//! a [`Lease`] that a backend may lose, every write about claimed work is
-//! fenced by it, and every call may fail with [`QueueError`].
+//! the one several nodes share, and [`open`] the one place that chooses
+//! between them. Nothing here names a database: a claim is a [`Lease`]
+//! that a backend may lose, every write about claimed work is fenced by
+//! it, and every call may fail with [`QueueError`]. Both backends keep the
+//! same rules in files of the same names (jobs, claims, settle, hooks,
+//! recovery, node, rows, schema, store), checked on each by the
+//! conformance suite (`tests/queue_conformance.rs`); [`Sharing`] names
+//! where they differ by design.
 
+mod backend;
 pub mod postgres;
 pub mod sqlite;
+
+pub use backend::{Backend, OpenError, open};
 
 pub use crate::job::Lease;
 
@@ -284,8 +292,7 @@ pub type Result<T> = std::result::Result<T, QueueError>;
 
 /// Who shares a backend: the one documented difference between backends.
 /// Every other rule of [`Queue`] holds on each alike; where a rule depends
-/// on this, its docs say how (the conformance suite, `tests/queue_conformance.rs`,
-/// checks both sides).
+/// on this, its docs say how (the conformance suite checks both sides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
     /// One daemon owns the queue ([`sqlite`]). A claim is never lost
