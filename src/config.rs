@@ -163,6 +163,19 @@ impl Config {
         self.state_dir.join(crate::paths::DATABASE_NAME)
     }
 
+    /// Where the queue is: the shared database, else [`Config::database`].
+    pub fn queue(&self) -> crate::queue::Backend {
+        match &self.shared {
+            Some(shared) => crate::queue::Backend::Postgres {
+                database: Box::new(shared.database.clone()),
+                node: shared.node.clone(),
+            },
+            None => crate::queue::Backend::Sqlite {
+                path: self.database(),
+            },
+        }
+    }
+
     /// The settings in force, one `key = value` line each, in the units of
     /// the configuration file (for `vidvard --check-config`).
     pub fn describe(&self) -> String {

@@ -7,9 +7,7 @@
 
 use crate::config::{Config, Tunables};
 use crate::engine::Engine;
-use crate::queue::postgres::{self, PgError, PgQueue};
-use crate::queue::sqlite::{SqliteQueue, StoreError};
-use crate::queue::{Queue, QueueError};
+use crate::queue::{OpenError, QueueError};
 use crate::recovery;
 use crate::server;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
@@ -79,9 +77,7 @@ pub enum DaemonError {
     #[error(transparent)]
     StateDir(#[from] crate::state_dir::StateDirError),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    SharedQueue(#[from] PgError),
+    Queue(#[from] OpenError),
     #[error("recovery failed: {0}")]
     Recovery(#[source] QueueError),
 }
@@ -461,27 +457,12 @@ pub async fn run(
     }
     // One daemon per database, whatever socket and pidfile each was given.
     let _state_lock = StateLock::acquire(&config.state_dir)?;
-    let (queue, database): (Arc<dyn Queue>, String) = match &config.shared {
-        Some(shared) => {
-            crate::job::ignore_device_numbers();
-            (
-                Arc::new(PgQueue::connect(shared.database.clone(), &shared.node).await?),
-                format!(
-                    "{} as node {:?}",
-                    postgres::describe(&shared.database.config),
-                    shared.node.name
-                ),
-            )
-        }
-        None => {
-            let database = config.database();
-            crate::state_dir::create_database(&database)?;
-            let queue = tokio::task::spawn_blocking(move || SqliteQueue::open(&database))
-                .await
-                .map_err(|_| StoreError::ThreadDied)??;
-            (Arc::new(queue), config.database().display().to_string())
-        }
-    };
+    let backend = config.queue();
+    if let crate::queue::Backend::Sqlite { path } = &backend {
+        // 0600 before SQLite makes it (and its -wal and -shm) 0644.
+        crate::state_dir::create_database(path)?;
+    }
+    let queue = crate::queue::open(&backend).await?;
     // Before recovery, which may end jobs: those owe a hook too.
     queue
         .set_hooks(config.hook.is_some())
@@ -503,7 +484,7 @@ pub async fn run(
         "vidvard {} listening on {}, database {}, up to {} FFmpeg process(es)",
         env!("CARGO_PKG_VERSION"),
         socket.display(),
-        database,
+        backend.describe(),
         config.tunables.max_parallel
     );
     let engine = Engine::new(config, queue);

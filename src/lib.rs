@@ -6,10 +6,13 @@
 //!
 //! - [`proto`]: wire types; [`proto::codec`] is the only code that knows
 //!   bincode and framing. [`client`]: the client side of the protocol.
-//! - [`queue`]: the durable job queue behind one trait, [`queue::Queue`];
-//!   [`queue::sqlite`] keeps it in SQLite, on threads of its own (the only
-//!   module that imports rusqlite). [`naming`]: the names of the files a
-//!   variation makes.
+//! - [`queue`]: the durable job queue behind one trait, [`queue::Queue`],
+//!   opened by [`queue::open`]; [`queue::sqlite`] keeps it in SQLite, on
+//!   threads of its own (the only module that imports rusqlite),
+//!   [`queue::postgres`] in PostgreSQL for several nodes, each in files of
+//!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
+//!   `recovery`, `node`, `rows`, `schema`, `store`). [`naming`]: the names
+//!   of the files a variation makes.
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`engine`]: the request API ([`engine::jobs`]), what runs next

@@ -1,12 +1,20 @@
 //! The queue boundary: jobs, their input files and variations, and the
 //! claims on their work, in domain terms. [`Queue`] is what the engine
 //! talks to; [`sqlite`] is the single-machine implementation, [`postgres`]
-//! the one several nodes share. Nothing here names a database: a claim is
-//! a [`Lease`] that a backend may lose, every write about claimed work is
-//! fenced by it, and every call may fail with [`QueueError`].
+//! the one several nodes share, and [`open`] the one place that chooses
+//! between them. Nothing here names a database: a claim is a [`Lease`]
+//! that a backend may lose, every write about claimed work is fenced by
+//! it, and every call may fail with [`QueueError`]. Both backends keep the
+//! same rules in files of the same names (jobs, claims, settle, hooks,
+//! recovery, node, rows, schema, store), checked on each by the
+//! conformance suite (`tests/queue_conformance.rs`); [`Sharing`] names
+//! where they differ by design.
 
+mod backend;
 pub mod postgres;
 pub mod sqlite;
+
+pub use backend::{Backend, OpenError, open};
 
 pub use crate::job::Lease;
 
@@ -46,7 +54,7 @@ pub struct JobRow {
     pub created_at: i64,
     /// Number of input files.
     pub inputs: u32,
-    /// Mean of the files' stored progress, percent.
+    /// Its files' stored progress by [`crate::job::job_progress`], percent.
     pub progress: f64,
     /// Uid of the submitting client.
     pub owner_uid: u32,
@@ -282,12 +290,35 @@ pub enum QueueError {
 /// The result of a queue operation.
 pub type Result<T> = std::result::Result<T, QueueError>;
 
+/// Who shares a backend: the one documented difference between backends.
+/// Every other rule of [`Queue`] holds on each alike; where a rule depends
+/// on this, its docs say how (the conformance suite checks both sides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One daemon owns the queue ([`sqlite`]). A claim is never lost
+    /// (every lease is attempt 1 and stays held, so fencing has nothing to
+    /// refuse, and [`Queue::heartbeat`] never asks to stop: a cancel stops
+    /// the daemon's own work directly); at a clean stop idle running jobs
+    /// are queued again ([`Queue::requeue_idle_jobs`]), and what a stop
+    /// left unfinished fails as interrupted ([`Queue::mark_interrupted`]).
+    OneDaemon,
+    /// Several nodes share the queue ([`postgres`]). A claim is a lease that
+    /// expires when its node stops renewing it, and another node may then
+    /// claim the work again with the next attempt; writes under the older
+    /// attempt are refused, and the heartbeat names the leases to stop
+    /// (lost, or of a cancelled job). What a stop left unfinished is queued
+    /// again for any node.
+    Nodes,
+}
+
 /// The durable job queue, as the engine sees it. Every method is one
 /// short operation on the queue's durable state: it returns once the change
 /// is durable (progress aside), and never blocks the caller's runtime
 /// thread.
 #[async_trait::async_trait]
 pub trait Queue: Send + Sync {
+    /// Who shares this queue; see [`Sharing`].
+    fn sharing(&self) -> Sharing;
     /// Queue a new job, all of it queued, if it fits in `limits`; returns
     /// its id, or which limit it would pass.
     async fn submit(&self, job: NewJob, limits: Limits)
@@ -320,7 +351,10 @@ pub trait Queue: Send + Sync {
     /// Pause or resume this daemon (this node); see [`Queue::paused`].
     async fn set_paused(&self, paused: bool) -> Result<()>;
     /// Forget final jobs of `owner` (everyone's for `None`) that finished
-    /// before `finished_before` (Unix seconds). Returns how many.
+    /// before `finished_before` (Unix seconds), except those with a
+    /// variation still running (its FFmpeg being stopped) or a completion
+    /// hook still owed (due or running): their records stay until it ran.
+    /// Returns how many.
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64>;
 
     /// Whether jobs that this daemon (this node) ends from now on owe a

@@ -200,6 +200,13 @@ impl Cluster {
         )
     }
 
+    /// Create database `name` (an SQL identifier) and return a libpq URL
+    /// for it, as [`Cluster::url`] for `postgres`.
+    pub fn create_database(&self, name: &str) -> String {
+        self.psql(&format!("CREATE DATABASE {name}"));
+        self.url().replacen("/postgres?", &format!("/{name}?"), 1)
+    }
+
     /// The server's port: its TCP port with TLS, else the default, which
     /// names its unix socket (`.s.PGSQL.5432`).
     fn port(&self) -> u16 {

@@ -8,14 +8,22 @@
 //! its thread as a command and answered on a oneshot channel; a caller
 //! that goes away does not stop a change once sent.
 
+mod claims;
+mod hooks;
+mod jobs;
+mod node;
+mod recovery;
+mod rows;
 mod schema;
+mod settle;
 mod store;
 
-pub use store::{BUSY_TIMEOUT, INTERRUPTED, Store, StoreError};
+pub use recovery::INTERRUPTED;
+pub use store::{BUSY_TIMEOUT, Store, StoreError};
 
 use super::{
     Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,
-    OutputRow, Queue, QueueError, Result, Work,
+    OutputRow, Queue, QueueError, Result, Sharing, Work,
 };
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
@@ -115,6 +123,9 @@ impl SqliteQueue {
 
 #[async_trait::async_trait]
 impl Queue for SqliteQueue {
+    fn sharing(&self) -> Sharing {
+        Sharing::OneDaemon
+    }
     async fn submit(
         &self,
         job: NewJob,

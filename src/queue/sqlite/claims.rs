@@ -1,0 +1,251 @@
+//! Claims in the SQLite queue: which work comes next (priority, then
+//! jobs in turn, then inputs and variations in order: README,
+//! "Scheduling"), claiming it, and the writes about claimed work (a
+//! probe's findings, an unusable input, the temporary file and FFmpeg's
+//! identity). One daemon owns the file, so a claim is never lost
+//! ([`crate::queue::Sharing::OneDaemon`]).
+
+use super::rows::{owner_of, path_of, place_of, sole_lease, text_of};
+use super::settle::settle_job_of_file;
+use super::store::{Result, Store, StoreError};
+use crate::effects::Effects;
+use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media};
+use crate::process::ProcessIdentity;
+use crate::queue::{VariationWork, Work};
+use rusqlite::{OptionalExtension, params};
+use std::path::Path;
+
+/// The condition on `jobs j` of a job with work to start: open, not
+/// paused, with an input to probe or a queued variation of a probed one.
+const STARTABLE: &str = "j.state IN ('queued', 'running') AND NOT j.paused
+    AND EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id
+        AND (f.state = 'queued'
+             OR (f.state = 'running' AND f.probed = 1
+                 AND EXISTS (SELECT 1 FROM variations v
+                             WHERE v.file_id = f.id AND v.state = 'queued'))))";
+
+impl Store {
+    /// The next piece of work: of the unpaused jobs that have any, those
+    /// of the highest priority; among them, the first job after `after`
+    /// (by id), wrapping around to the oldest: jobs of one priority take
+    /// turns, and within a job inputs and variations go in order. `None`
+    /// when nothing is startable. Does not claim it: call
+    /// [`Store::start_probe`] or [`Store::start_variation`].
+    pub fn next_work(&self, after: JobId) -> Result<Option<Work>> {
+        // Two walks of the index jobs_open_by_priority that stop at the
+        // first job with work: the first such job of the top priority,
+        // then the next one after `after` of that priority, if any.
+        let first = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT j.id, j.priority FROM jobs j INDEXED BY jobs_open_by_priority
+                 WHERE {STARTABLE} ORDER BY j.priority DESC, j.id LIMIT 1"
+            ))?
+            .query_row([], |r| Ok((r.get::<_, JobId>(0)?, r.get::<_, i32>(1)?)))
+            .optional()?;
+        let Some((first, top)) = first else {
+            return Ok(None);
+        };
+        let next = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT j.id FROM jobs j INDEXED BY jobs_open_by_priority
+                 WHERE {STARTABLE} AND j.priority = ?1 AND j.id > ?2
+                 ORDER BY j.priority DESC, j.id LIMIT 1"
+            ))?
+            .query_row(params![top, after], |r| r.get::<_, JobId>(0))
+            .optional()?;
+        self.next_work_of(next.unwrap_or(first))
+    }
+
+    /// The first piece of work of job `job`: its first input still to be
+    /// probed or with a queued variation.
+    fn next_work_of(&self, job: JobId) -> Result<Option<Work>> {
+        let encode = self
+            .conn
+            .prepare_cached(
+                "SELECT f.job_id, f.idx, f.id, v.id, v.idx, f.path, j.output_dir,
+                        f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
+                        j.owner_uid, j.owner_gid, j.owner_groups,
+                        f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino,
+                        f.frame_rate, f.interlaced, j.variations, f.video_us
+                 FROM variations v
+                 JOIN files f ON f.id = v.file_id
+                 JOIN jobs j ON j.id = f.job_id
+                 WHERE v.state = 'queued' AND f.state = 'running' AND f.probed = 1
+                   AND f.job_id = ?1
+                 ORDER BY f.idx, v.idx LIMIT 1",
+            )?
+            .query_row([job], |r| {
+                Ok((
+                    (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                    VariationWork {
+                        job_id: r.get(0)?,
+                        file_id: r.get(2)?,
+                        lease: sole_lease(r.get(3)?),
+                        index: r.get(4)?,
+                        input: path_of(r.get(5)?),
+                        input_place: place_of(r, 5, 15)?,
+                        output_dir: place_of(r, 6, 18)?,
+                        media: Media {
+                            duration_us: r.get::<_, Option<i64>>(7)?.map(|d| d as u64),
+                            video_us: r.get::<_, Option<i64>>(24)?.map(|d| d as u64),
+                            frame_rate: r
+                                .get::<_, Option<String>>(21)?
+                                .as_deref()
+                                .and_then(FrameRate::parse),
+                            interlaced: r.get(22)?,
+                        },
+                        variations: r.get(23)?,
+                        effects: Effects {
+                            rotation: r.get(8)?,
+                            brightness: r.get(9)?,
+                            contrast: r.get(10)?,
+                            saturation: r.get(11)?,
+                        },
+                        owner: owner_of(r, 12)?,
+                        previous: None,
+                    },
+                ))
+            })
+            .optional()?;
+        let probe = self
+            .conn
+            .prepare_cached(
+                "SELECT f.job_id, f.idx, f.id, f.path, j.owner_uid, j.owner_gid, j.owner_groups,
+                        f.real_path, f.dev, f.ino
+                 FROM files f JOIN jobs j ON j.id = f.job_id
+                 WHERE f.state = 'queued' AND f.job_id = ?1
+                 ORDER BY f.idx LIMIT 1",
+            )?
+            .query_row([job], |r| {
+                Ok((
+                    (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
+                    Work::Probe {
+                        job_id: r.get(0)?,
+                        lease: sole_lease(r.get(2)?),
+                        path: path_of(r.get(3)?),
+                        input: place_of(r, 3, 7)?,
+                        owner: owner_of(r, 4)?,
+                    },
+                ))
+            })
+            .optional()?;
+        Ok(match (encode, probe) {
+            (Some((ek, e)), Some((pk, p))) => Some(if pk < ek { p } else { Work::Encode(e) }),
+            (Some((_, e)), None) => Some(Work::Encode(e)),
+            (None, Some((_, p))) => Some(p),
+            (None, None) => None,
+        })
+    }
+
+    /// Claim the next work after job `after` (see [`Store::next_work`]):
+    /// a probe, or a variation with its temporary file's path (in the
+    /// output directory, named by [`crate::naming::temp_name`]) recorded.
+    pub fn claim(&mut self, after: JobId) -> Result<Option<Work>> {
+        let work = self.next_work(after)?;
+        match &work {
+            Some(Work::Probe { lease, .. }) => self.start_probe(lease.id)?,
+            Some(Work::Encode(e)) => {
+                let name = crate::naming::temp_name(&e.input, e.index, e.lease);
+                let temp = e.output_dir.path.join(name);
+                if !self.start_variation(e.lease.id, &temp)? {
+                    return Err(StoreError::BadState(format!(
+                        "variation {} was claimed twice",
+                        e.lease.id
+                    )));
+                }
+            }
+            None => {}
+        }
+        Ok(work)
+    }
+
+    /// Claim a file for probing: the file and its job become running.
+    pub fn start_probe(&mut self, file_id: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE files SET state = 'running' WHERE id = ?1 AND state = 'queued'",
+            [file_id],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'running'
+             WHERE id = (SELECT job_id FROM files WHERE id = ?1) AND state = 'queued'",
+            [file_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a successful probe; the file's variations become startable.
+    pub fn finish_probe(&mut self, file_id: i64, media: Media) -> Result<()> {
+        self.conn.execute(
+            "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4,
+                    video_us = ?5
+             WHERE id = ?1 AND state = 'running'",
+            params![
+                file_id,
+                media.duration_us.map(|d| d as i64),
+                media.frame_rate.map(|r| r.to_string()),
+                media.interlaced,
+                media.video_us.map(|d| d as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Fail a file before any of its variations ran (it cannot be read as a
+    /// video). Its queued variations fail with it; returns the job's state.
+    pub fn fail_file(&mut self, file_id: i64, error: &str) -> Result<JobState> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE variations SET state = 'failed', error = ?2
+             WHERE file_id = ?1 AND state = 'queued'",
+            params![file_id, error],
+        )?;
+        tx.execute(
+            "UPDATE files SET state = 'failed', error = ?2 WHERE id = ?1 AND state = 'running'",
+            params![file_id, error],
+        )?;
+        let state = settle_job_of_file(&tx, file_id)?;
+        tx.commit()?;
+        Ok(state)
+    }
+
+    /// Claim a queued variation: it becomes running with `temp_path` as the
+    /// file its encode may create. Returns false if it was not queued any
+    /// more (cancelled in between).
+    pub fn start_variation(&mut self, variation_id: i64, temp_path: &Path) -> Result<bool> {
+        let changed = self.conn.execute(
+            "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL,
+                    temp_dev = NULL, temp_ino = NULL
+             WHERE id = ?1 AND state = 'queued'",
+            params![variation_id, text_of(temp_path)],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Record which file the temporary file of a running variation is, once
+    /// created, so that recovery can find it under its published name.
+    pub fn set_temp(&mut self, variation_id: i64, temp: FileIdentity) -> Result<()> {
+        self.conn.execute(
+            "UPDATE variations SET temp_dev = ?2, temp_ino = ?3 WHERE id = ?1",
+            params![variation_id, temp.dev as i64, temp.ino as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Record the FFmpeg process of a running variation.
+    pub fn set_process(&mut self, variation_id: i64, process: &ProcessIdentity) -> Result<()> {
+        self.conn.execute(
+            "UPDATE variations SET pid = ?2, pid_start_time = ?3, boot_id = ?4 WHERE id = ?1",
+            params![
+                variation_id,
+                process.pid,
+                process.start_time as i64,
+                process.boot_id
+            ],
+        )?;
+        Ok(())
+    }
+}
