@@ -164,8 +164,9 @@ pub struct Lease {
 /// What the probe of an input found that its encodes need.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Media {
-    /// Duration of the streams that are encoded (the first video stream
-    /// and the first audio stream), microseconds; `None` when unknown.
+    /// Duration of the streams that are encoded (the video stream chosen
+    /// by [`crate::ffmpeg::probe::parse`] and the first audio stream),
+    /// microseconds; `None` when unknown.
     pub duration_us: Option<u64>,
     /// Where the video stream ends, microseconds from the start; `None`
     /// when unknown. The check samples frames up to here.

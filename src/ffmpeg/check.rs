@@ -26,6 +26,20 @@ pub const SAMPLES: u64 = 8;
 /// How long one check may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Largest relative difference between an input's and its output's
+/// length accepted.
+pub const DURATION_TOLERANCE: f64 = 0.05;
+/// Smallest absolute difference always accepted, microseconds: a few
+/// frames, which frame-rate conversion of a very short clip may add.
+pub const DURATION_SLACK_US: u64 = 150_000;
+
+/// How much shorter or longer than `expected_us` an output may be,
+/// microseconds: [`DURATION_TOLERANCE`] of it, at least
+/// [`DURATION_SLACK_US`].
+pub fn allowed_difference(expected_us: u64) -> u64 {
+    ((expected_us as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US)
+}
+
 /// The frames of an output that the check samples: indices on the output's
 /// frame grid (frame `n` starts at `n / rate` seconds, as FFmpeg's `fps`
 /// filter places them).
@@ -33,6 +47,8 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Samples {
     rate: FrameRate,
     frames: Vec<u64>,
+    /// The length of the video stream sampled, when known, microseconds.
+    length_us: Option<u64>,
 }
 
 impl Samples {
@@ -56,7 +72,28 @@ impl Samples {
                 .map(|k| frames_in((1u64 << k) / 2 * 1_000_000) as u64)
                 .collect(),
         };
-        Samples { rate, frames }
+        Samples {
+            rate,
+            frames,
+            length_us: duration_us,
+        }
+    }
+
+    /// How many sampled frames the output must show when the encode wrote
+    /// `references` reference pictures: those, and at least every sample
+    /// that starts, a whole frame and [`allowed_difference`] before the end
+    /// of the video stream's known length. So an output whose picture is
+    /// shorter than the input's video stream (a stream that ends early, or
+    /// the wrong stream encoded) fails even where each of its frames is
+    /// right.
+    pub fn required(&self, references: u64) -> u64 {
+        let Some(length) = self.length_us else {
+            return references;
+        };
+        let frame = self.rate.frame_us() as f64;
+        let last_start = length.saturating_sub(allowed_difference(length)) as f64 - frame;
+        let within = self.times().filter(|t| t * 1e6 <= last_start).count() as u64;
+        references.max(within)
     }
 
     /// The sampled frames' start times, seconds.
@@ -219,6 +256,21 @@ mod tests {
         // Unknown duration: 0, 1, 2, 4 ... 64 s.
         let s = Samples::plan(None, FrameRate::parse("25").unwrap());
         assert_eq!(s.frames, [0, 25, 50, 100, 200, 400, 800, 1600]);
+    }
+
+    #[test]
+    fn the_output_must_reach_the_end_of_the_video_stream() {
+        // 8 s: the samples up to 5% before the end must all be there, even
+        // when the encode wrote a single reference picture.
+        let s = Samples::plan(Some(8_000_000), ntsc());
+        assert_eq!(s.required(1), 7);
+        assert_eq!(s.required(8), 8);
+        // A short clip: the slack, not 5%.
+        assert_eq!(Samples::plan(Some(1_000_000), ntsc()).required(0), 7);
+        // Less than a frame and the slack: nothing is demanded beyond the
+        // references; nor when the length is unknown.
+        assert_eq!(Samples::plan(Some(100_000), ntsc()).required(1), 1);
+        assert_eq!(Samples::plan(None, ntsc()).required(3), 3);
     }
 
     #[test]
