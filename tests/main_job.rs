@@ -389,6 +389,35 @@ fn prune_removes_finished_records_but_never_outputs() {
 }
 
 #[test]
+fn a_job_whose_only_file_lost_a_variation_but_has_an_output_is_partial() {
+    let env = Env::new();
+    let small = env.path("small-disk");
+    let _mount = Mount::tmpfs(&small, "3m");
+    let _daemon = env.start(&LOSES_A_VARIATION);
+    let job = submit_losing_a_variation(&env, &small);
+    let watch = env.ctl(&["watch", &job.to_string()]);
+    assert_eq!(
+        watch.status.code(),
+        Some(1),
+        "watch of a partial job exits 1"
+    );
+    let detail = env.status(job);
+    assert_eq!(detail["files"][0]["state"], "failed", "{detail}");
+    assert_eq!(detail["files"][0]["done_variations"], 1, "{detail}");
+    let error = str_of(&detail["files"][0]["error"]);
+    assert!(error.contains("not enough free space"), "{error}");
+    assert_eq!(names(&small), ["clip_v01.mp4"]);
+    // An output exists: partial, wherever the state is shown.
+    assert_eq!(detail["summary"]["state"], "partial", "{detail}");
+    let listed = env.json(&["list"]);
+    assert_eq!(listed[0]["state"], "partial", "{listed}");
+    let text = env.ctl_ok(&["status", &job.to_string()]);
+    assert!(text.lines().next().unwrap().contains("partial"), "{text}");
+    let row = env.ctl_ok(&["list"]);
+    assert!(row.contains("partial"), "{row}");
+}
+
+#[test]
 fn help_lists_one_short_line_per_subcommand_and_details_come_with_the_subcommand() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(VIDVARCTL)
