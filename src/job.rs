@@ -24,9 +24,10 @@ pub enum JobState {
     Running,
     /// Every input produced all its variations.
     Succeeded,
-    /// Some inputs failed, others succeeded.
+    /// Not every variation was verified, but some output exists (see
+    /// [`settled_job`]).
     Partial,
-    /// No input succeeded.
+    /// No output exists.
     Failed,
     Cancelled,
 }
