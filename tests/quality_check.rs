@@ -102,15 +102,22 @@ fn encode_stream(
 
 /// Run the check of `output` against the references of `refs`.
 fn check(output: &Path, refs: &File) -> (u64, Checked) {
-    check_samples(output, refs, &samples())
+    check_samples(output, refs, &samples(), Some((SECONDS * 1e6) as u64))
 }
 
 /// Run the check of `output` at `samples` against the references of
-/// `refs`, as the daemon does; returns how many samples must decode
+/// `refs`, as the daemon does for an input whose video stream lasts
+/// `video_us`; returns how many samples must decode
 /// ([`Samples::required`]) and what the check found.
-fn check_samples(output: &Path, refs: &File, samples: &Samples) -> (u64, Checked) {
+fn check_samples(
+    output: &Path,
+    refs: &File,
+    samples: &Samples,
+    video_us: Option<u64>,
+) -> (u64, Checked) {
     use std::io::Seek;
-    let expected = samples.required(refs.metadata().unwrap().len() / check::reference_bytes());
+    let references = refs.metadata().unwrap().len() / check::reference_bytes();
+    let expected = samples.required(references, video_us);
     (&*refs).rewind().unwrap();
     let out = File::open(output).unwrap();
     let checked = runtime()
@@ -239,14 +246,15 @@ fn an_output_shorter_than_the_input_video_stream_fails() {
     let rate = EncodeSettings::default().frame_rate.unwrap();
     let samples = Samples::plan(info.media.video_us, rate);
     let picture = encode_stream(dir.path(), &input, "picture", None, 0, &samples);
-    let (expected, checked) = check_samples(&picture.output, &picture.refs, &samples);
+    let video_us = info.media.video_us;
+    let (expected, checked) = check_samples(&picture.output, &picture.refs, &samples, video_us);
     assert!(
         (checked.decoded as u64) < expected,
         "{} of {expected} samples: an output of the picture passes",
         checked.decoded
     );
     let real = encode_stream(dir.path(), &input, "real", None, 1, &samples);
-    let (expected, checked) = check_samples(&real.output, &real.refs, &samples);
+    let (expected, checked) = check_samples(&real.output, &real.refs, &samples, video_us);
     assert_eq!(expected, check::SAMPLES);
     assert_eq!(checked.decoded as u64, expected, "the real stream passes");
 }

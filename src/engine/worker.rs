@@ -528,7 +528,7 @@ async fn run_encode(
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
             let quality = tokio::select! {
-                checked = check_output(s, target, &samples, run_as) => checked?,
+                checked = check_output(s, target, &samples, work.media.video_us, run_as) => checked?,
                 // Dropping the check kills it (kill_on_drop).
                 () = cancel.cancelled() => return Ok(None),
             };
@@ -629,6 +629,7 @@ async fn check_output(
     s: &dyn Context,
     target: &Target,
     samples: &Samples,
+    video_us: Option<u64>,
     run_as: Option<&RunAs>,
 ) -> Result<Option<Quality>, Failure> {
     use std::io::Seek;
@@ -639,7 +640,7 @@ async fn check_output(
     if references == 0 {
         return Err(Failure::NoFrame);
     }
-    let expected = samples.required(references) as u32;
+    let expected = samples.required(references, video_us) as u32;
     let floor = s.tunables().min_ssim;
     let compare = floor.is_some().then(|| refs.as_raw_fd());
     let run = |keyframes_only| {

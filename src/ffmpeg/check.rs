@@ -47,8 +47,6 @@ pub fn allowed_difference(expected_us: u64) -> u64 {
 pub struct Samples {
     rate: FrameRate,
     frames: Vec<u64>,
-    /// The length of the video stream sampled, when known, microseconds.
-    length_us: Option<u64>,
 }
 
 impl Samples {
@@ -72,22 +70,20 @@ impl Samples {
                 .map(|k| frames_in((1u64 << k) / 2 * 1_000_000) as u64)
                 .collect(),
         };
-        Samples {
-            rate,
-            frames,
-            length_us: duration_us,
-        }
+        Samples { rate, frames }
     }
 
     /// How many sampled frames the output must show when the encode wrote
     /// `references` reference pictures: those, and at least every sample
-    /// that starts, a whole frame and [`allowed_difference`] before the end
-    /// of the video stream's known length. So an output whose picture is
-    /// shorter than the input's video stream (a stream that ends early, or
-    /// the wrong stream encoded) fails even where each of its frames is
-    /// right.
-    pub fn required(&self, references: u64) -> u64 {
-        let Some(length) = self.length_us else {
+    /// that starts a whole frame and [`allowed_difference`] before the end
+    /// of the input's video stream, `video_us` microseconds long (ffprobe's
+    /// figure for that stream; `None` when it states none, and a
+    /// container's duration is no substitute: its audio may run longer).
+    /// So an output whose picture is shorter than the input's video stream
+    /// (a stream that ends early, or the wrong stream encoded) fails even
+    /// where each of its frames is right.
+    pub fn required(&self, references: u64, video_us: Option<u64>) -> u64 {
+        let Some(length) = video_us else {
             return references;
         };
         let frame = self.rate.frame_us() as f64;
@@ -262,15 +258,18 @@ mod tests {
     fn the_output_must_reach_the_end_of_the_video_stream() {
         // 8 s: the samples up to 5% before the end must all be there, even
         // when the encode wrote a single reference picture.
-        let s = Samples::plan(Some(8_000_000), ntsc());
-        assert_eq!(s.required(1), 7);
-        assert_eq!(s.required(8), 8);
+        let eight = Some(8_000_000);
+        let s = Samples::plan(eight, ntsc());
+        assert_eq!(s.required(1, eight), 7);
+        assert_eq!(s.required(8, eight), 8);
         // A short clip: the slack, not 5%.
-        assert_eq!(Samples::plan(Some(1_000_000), ntsc()).required(0), 7);
+        let one = Some(1_000_000);
+        assert_eq!(Samples::plan(one, ntsc()).required(0, one), 7);
         // Less than a frame and the slack: nothing is demanded beyond the
-        // references; nor when the length is unknown.
-        assert_eq!(Samples::plan(Some(100_000), ntsc()).required(1), 1);
-        assert_eq!(Samples::plan(None, ntsc()).required(3), 3);
+        // references; nor when the stream's length is unknown.
+        let tenth = Some(100_000);
+        assert_eq!(Samples::plan(tenth, ntsc()).required(1, tenth), 1);
+        assert_eq!(Samples::plan(eight, ntsc()).required(3, None), 3);
     }
 
     #[test]
