@@ -81,7 +81,11 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Queue a job: N variations of each FILE. Prints the job id.
+    /// Queue a job of N variations of each FILE; prints its id
+    ///
+    /// The job's variations are made by vidvard as slots free up, higher
+    /// priority first; the job id printed is what the other subcommands
+    /// take.
     Submit {
         /// Variations per input file (1..=1000)
         #[arg(
@@ -121,30 +125,37 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// One job in detail (with the speed of its running variations and the
-    /// estimated time left), or a summary line per job without JOB; either
-    /// starts with a line saying so while the daemon is paused
+    /// Show one job in detail, or a summary line per job
+    ///
+    /// With JOB, the job in detail, with the speed of its running
+    /// variations and the estimated time left; without, a summary line per
+    /// job. Either starts with a line saying so while the daemon is paused.
     ///
     /// In text, paths, node names and each line of an error are escaped
     /// as by outputs, so that each stays on its line; --json gives them as
     /// they are.
     Status { job: Option<JobId> },
-    /// Follow a job's progress until it ends; exit 0 only if every
-    /// variation succeeded
+    /// Follow a job's progress until it ends
+    ///
+    /// Exit status 0 only if every variation succeeded.
     Watch { job: JobId },
-    /// List a job's outputs: path, size in bytes, input, index, effects,
-    /// the quality check's figures (SSIM mean and lowest against the input
-    /// with the effects, mean luma difference 0-255, frames sampled), and
-    /// on a shared queue the node that made it (tab-separated)
+    /// List a job's outputs with their effects and quality figures
+    ///
+    /// Tab-separated: path, size in bytes, input, index, effects, the
+    /// quality check's figures (SSIM mean and lowest against the input with
+    /// the effects, mean luma difference 0-255, frames sampled), and on a
+    /// shared queue the node that made it.
     ///
     /// One line per output, whatever its name: in text, paths and node
     /// names are escaped (a backslash as \\, tab, newline and carriage
     /// return as \t, \n and \r, any other control character as \xHH, its
     /// code point in hex); --json gives them as they are.
     Outputs { job: JobId },
-    /// A summary line per job (yours; everyone's as root or the daemon's
-    /// user), by job id: id, state, progress, inputs, variations, priority,
-    /// created, labels; a paused job's state reads e.g. "queued*"
+    /// List jobs, a summary line each
+    ///
+    /// Your jobs (everyone's as root or the daemon's user), by job id: id,
+    /// state, progress, inputs, variations, priority, created, labels; a
+    /// paused job's state reads e.g. "queued*".
     List {
         /// Only jobs with this label
         #[arg(long, value_name = "TEXT")]
@@ -160,16 +171,20 @@ pub enum Command {
         #[arg(long, value_name = "JOB", default_value_t = 0)]
         after: JobId,
     },
-    /// Change the priority of a queued or running job (-1000..=1000, higher
-    /// first); running variations are not stopped
+    /// Change the priority of a queued or running job
+    ///
+    /// From -1000 to 1000, higher first; running variations are not
+    /// stopped.
     Priority {
         job: JobId,
         #[arg(allow_negative_numbers = true, value_parser = priority)]
         priority: i32,
     },
-    /// Pause the daemon (root or the daemon's user only), or with JOB one of
-    /// your jobs: no new variation or probe starts; running ones finish.
-    /// Survives a restart of the daemon
+    /// Pause the daemon, or one of your jobs
+    ///
+    /// Without JOB the daemon (root or the daemon's user only), with JOB
+    /// that job: no new variation or probe starts; running ones finish.
+    /// Survives a restart of the daemon.
     Pause {
         job: Option<JobId>,
         /// Stop the running variations too, and queue them again
@@ -178,8 +193,10 @@ pub enum Command {
     },
     /// Undo pause: of the daemon, or with JOB of that job
     Resume { job: Option<JobId> },
-    /// Wait until every JOB has ended; exit 0 only if all of them
-    /// succeeded (exit statuses as for watch)
+    /// Wait until every JOB has ended
+    ///
+    /// Exit status 0 only if all of them succeeded (exit statuses as for
+    /// watch).
     ///
     /// To have vidvard itself run a program whenever a job ends, with no
     /// client waiting, set on_job_end in vidvard.conf(5).
@@ -193,21 +210,29 @@ pub enum Command {
     },
     /// Cancel a job: stop its FFmpeg processes and drop queued work
     Cancel { job: JobId },
-    /// Re-queue the variations of a failed, partial, cancelled or
-    /// interrupted job that did not succeed; verified outputs are kept
+    /// Re-queue the variations of a job that did not succeed
+    ///
+    /// Of a failed, partial, cancelled or interrupted job; verified outputs
+    /// are kept.
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
-    /// The vidvard nodes sharing the queue: name, state (up, lost or
-    /// stopped), slots, running variations, last heartbeat
+    /// List the vidvard nodes sharing the queue
+    ///
+    /// Name, state (up, lost or stopped), slots, running variations, last
+    /// heartbeat.
     Nodes,
-    /// Remove the records of finished jobs (yours; everyone's as root or
-    /// the daemon's user). Output files are never deleted.
+    /// Remove the records of finished jobs
+    ///
+    /// Yours; everyone's as root or the daemon's user. Output files are
+    /// never deleted.
     Prune {
         /// Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         older_than: Option<std::time::Duration>,
     },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// Print a shell completion script
+    ///
+    /// For bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
 }

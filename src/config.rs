@@ -54,6 +54,47 @@ pub struct Tunables {
     pub min_ssim: Option<f64>,
 }
 
+impl Tunables {
+    /// Every key of the configuration file that SIGHUP re-reads, with its
+    /// value in the file's units (`none (...)` when unset): the one list
+    /// that `vidvard --help`, the reload's log line and `--check-config`
+    /// name them from.
+    pub fn settings(&self) -> [(&'static str, String); 8] {
+        [
+            ("max_parallel", self.max_parallel.to_string()),
+            ("grace_period", self.grace.as_secs_f64().to_string()),
+            (
+                "stall_timeout",
+                self.stall_timeout.as_secs_f64().to_string(),
+            ),
+            (
+                "min_free_space_mib",
+                (self.min_free_bytes >> 20).to_string(),
+            ),
+            (
+                "retention_days",
+                self.retention
+                    .map_or("none (keep)".into(), |d| (d.as_secs() / 86_400).to_string()),
+            ),
+            (
+                "log_level",
+                format!("{:?}", self.log_level.as_str().to_lowercase()),
+            ),
+            ("quality_check", self.min_ssim.is_some().to_string()),
+            (
+                "min_ssim",
+                self.min_ssim
+                    .map_or("none (no comparison)".into(), |f| f.to_string()),
+            ),
+        ]
+    }
+}
+
+/// The keys SIGHUP re-reads, in order: those of [`Tunables::settings`].
+pub fn reloadable_keys() -> Vec<&'static str> {
+    Tunables::default().settings().map(|(key, _)| key).to_vec()
+}
+
 impl Default for Tunables {
     fn default() -> Self {
         Tunables {
@@ -202,20 +243,9 @@ impl Config {
             ),
             format!("ffmpeg = {:?}", self.ffmpeg.display().to_string()),
             format!("ffprobe = {:?}", self.ffprobe.display().to_string()),
-            format!("max_parallel = {}", t.max_parallel),
-            format!("grace_period = {}", t.grace.as_secs_f64()),
-            format!("stall_timeout = {}", t.stall_timeout.as_secs_f64()),
-            format!("min_free_space_mib = {}", t.min_free_bytes >> 20),
-            format!(
-                "retention_days = {}",
-                t.retention
-                    .map_or("none (keep)".into(), |d| (d.as_secs() / 86_400).to_string())
-            ),
-            format!("log_level = {:?}", t.log_level.as_str().to_lowercase()),
-            match t.min_ssim {
-                Some(floor) => format!("quality_check = true\nmin_ssim = {floor}"),
-                None => "quality_check = false".into(),
-            },
+            t.settings()
+                .map(|(key, value)| format!("{key} = {value}"))
+                .join("\n"),
             match &self.shared {
                 Some(shared) => format!(
                     "database_url = {:?}\nnode_name = {:?}\nlease_timeout = {}",
@@ -302,6 +332,9 @@ pub struct FileSettings {
     pub hook_timeout: Option<f64>,
     pub encode: Option<EncodeFile>,
     pub effects: Option<EffectsFile>,
+    /// Where each key is set, for messages (not a key of the file).
+    #[serde(skip)]
+    lines: KeyLines,
 }
 
 /// A group as the file may give it: `"video"` or `1001`.
@@ -356,12 +389,52 @@ pub enum ConfigError {
     /// The message of the toml crate names line and column.
     #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
-    #[error("{}: {key}: {reason}", path.display())]
+    /// A value out of range, with the line that sets it when known.
+    #[error("{}: {}{key}: {reason}", path.display(), .line.map_or(String::new(), |n| format!("line {n}: ")))]
     Value {
         path: PathBuf,
+        line: Option<usize>,
         key: &'static str,
         reason: String,
     },
+}
+
+/// Where a configuration file sets each key: 1-based line numbers by
+/// dotted key (`min_ssim`, `encode.crf`), so that an out-of-range value is
+/// reported at its line as a malformed one is. Bare keys only (`key =` at
+/// the start of a line, under a `[table]` header); a key written another
+/// way is reported without a line.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct KeyLines(std::collections::BTreeMap<String, usize>);
+
+impl KeyLines {
+    fn scan(text: &str) -> KeyLines {
+        let bare = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        let mut table = String::new();
+        let mut lines = std::collections::BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.split_once(']')) {
+                let name = header.0.trim();
+                if bare(name) {
+                    table = format!("{name}.");
+                }
+                continue;
+            }
+            if let Some((key, _)) = line.split_once('=')
+                && bare(key.trim())
+            {
+                lines
+                    .entry(format!("{table}{}", key.trim()))
+                    .or_insert(i + 1);
+            }
+        }
+        KeyLines(lines)
+    }
 }
 
 impl FileSettings {
@@ -382,7 +455,7 @@ impl FileSettings {
                 });
             }
         };
-        toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        FileSettings::from_text(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
             // Not the toml crate's own rendering, which quotes the line: it
             // may hold a password, even under a misspelt key.
@@ -395,15 +468,32 @@ impl FileSettings {
         })
     }
 
+    /// Parse the TOML `text` of a configuration file, noting where each key
+    /// is set.
+    fn from_text(text: &str) -> Result<FileSettings, toml::de::Error> {
+        let settings: FileSettings = toml::from_str(text)?;
+        Ok(FileSettings {
+            lines: KeyLines::scan(text),
+            ..settings
+        })
+    }
+
+    /// The error for `key` (dotted, as `encode.crf`) set to a value out of
+    /// range in the file at `path`, naming its line.
+    fn bad(&self, path: &Path, key: &'static str, reason: impl ToString) -> ConfigError {
+        ConfigError::Value {
+            path: path.to_path_buf(),
+            line: self.lines.0.get(key).copied(),
+            key,
+            reason: reason.to_string(),
+        }
+    }
+
     /// The tunables this file sets over `base`.
     ///
     /// Errors: [`ConfigError::Value`] for a value out of range.
     pub fn tunables(&self, path: &Path, base: Tunables) -> Result<Tunables, ConfigError> {
-        let bad = |key, reason: String| ConfigError::Value {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let bad = |key, reason: String| self.bad(path, key, reason);
         let mut t = base;
         if let Some(n) = self.max_parallel {
             if n > 256 {
@@ -455,11 +545,7 @@ impl FileSettings {
     /// not an absolute path or not an executable file, or a `hook_timeout`
     /// outside 1 s to 1 day.
     pub fn hook(&self, path: &Path) -> Result<Option<Hook>, ConfigError> {
-        let bad = |key, reason: String| ConfigError::Value {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let bad = |key, reason: String| self.bad(path, key, reason);
         let timeout = match self.hook_timeout {
             Some(secs) => seconds_within(secs, 1.0, 86_400.0)
                 .map_err(|e| bad("hook_timeout", e.to_string()))?,
@@ -497,11 +583,7 @@ impl FileSettings {
     /// out of range, or a frame rate that is neither `N`, `N/D` nor
     /// `"source"`.
     pub fn encode(&self, path: &Path) -> Result<EncodeSettings, ConfigError> {
-        let bad = |key, reason: String| ConfigError::Value {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let bad = |key, reason: String| self.bad(path, key, reason);
         let mut e = EncodeSettings::default();
         let Some(f) = &self.encode else {
             return Ok(e);
@@ -592,11 +674,7 @@ impl FileSettings {
             ),
         ] {
             if let Some([lo, hi]) = value {
-                *slot = range(lo, hi, &limits).map_err(|reason| ConfigError::Value {
-                    path: path.to_path_buf(),
-                    key,
-                    reason: reason.to_string(),
-                })?;
+                *slot = range(lo, hi, &limits).map_err(|reason| self.bad(path, key, reason))?;
             }
         }
         Ok(r)
@@ -762,7 +840,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<FileSettings, toml::de::Error> {
-        toml::from_str(text)
+        FileSettings::from_text(text)
     }
 
     #[test]
@@ -785,6 +863,25 @@ mod tests {
         );
         let err = parse("grace_period = \"soon\"\n").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_line() {
+        let text = "# vidvard\nmin_ssim = 1.5\n\n[encode]\n  crf = 60\n[effects]\n\
+                    rotation = [0.2, 0.1]\n";
+        let f = parse(text).unwrap();
+        let err = f.tunables(Path::new("v.conf"), Tunables::default());
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "v.conf: line 2: min_ssim: 1.5 is not in 0..=1"
+        );
+        let err = f.encode(Path::new("v.conf")).unwrap_err().to_string();
+        assert!(err.starts_with("v.conf: line 5: encode.crf: "), "{err}");
+        let err = f.effects(Path::new("v.conf")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("v.conf: line 7: effects.rotation: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -24,9 +24,10 @@ pub enum JobState {
     Running,
     /// Every input produced all its variations.
     Succeeded,
-    /// Some inputs failed, others succeeded.
+    /// Not every variation was verified, but some output exists (see
+    /// [`settled_job`]).
     Partial,
-    /// No input succeeded.
+    /// No output exists.
     Failed,
     Cancelled,
 }
@@ -164,8 +165,9 @@ pub struct Lease {
 /// What the probe of an input found that its encodes need.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Media {
-    /// Duration of the streams that are encoded (the first video stream
-    /// and the first audio stream), microseconds; `None` when unknown.
+    /// Duration of the streams that are encoded (the video stream chosen
+    /// by [`crate::ffmpeg::probe::parse`] and the first audio stream),
+    /// microseconds; `None` when unknown.
     pub duration_us: Option<u64>,
     /// Where the video stream ends, microseconds from the start; `None`
     /// when unknown. The check samples frames up to here.
@@ -243,13 +245,16 @@ pub struct VariationCounts {
     pub failed: u64,
 }
 
-/// How many of a job's files are in each state.
+/// How many of a job's files are in each state, and how many verified
+/// outputs the job has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileCounts {
     pub total: u64,
     /// Queued or running.
     pub open: u64,
     pub succeeded: u64,
+    /// Succeeded variations of all its files: the job's verified outputs.
+    pub outputs: u64,
 }
 
 /// A file's progress in percent: its verified variations count whole, its
@@ -311,13 +316,14 @@ pub fn settled_file(c: VariationCounts) -> Option<FileState> {
 /// The final state of a job now in `state` whose files are counted by `c`,
 /// or `None` when it has none to take: it is final already (a cancelled job
 /// stays cancelled), or a file is queued or running. Succeeded if all files
-/// succeeded, partial if some did, failed if none did.
+/// succeeded, partial if any output exists (a file that lost only some of
+/// its variations has some), failed if none does.
 pub fn settled_job(state: JobState, c: FileCounts) -> Option<JobState> {
     if state.is_final() || c.open > 0 {
         None
     } else if c.succeeded == c.total {
         Some(JobState::Succeeded)
-    } else if c.succeeded > 0 {
+    } else if c.succeeded > 0 || c.outputs > 0 {
         Some(JobState::Partial)
     } else {
         Some(JobState::Failed)
@@ -394,16 +400,22 @@ mod tests {
 
     #[test]
     fn a_job_settles_by_its_files_and_cancelled_stays() {
-        let c = |total, open, succeeded| FileCounts {
+        let c = |total, open, succeeded, outputs| FileCounts {
             total,
             open,
             succeeded,
+            outputs,
         };
         let running = JobState::Running;
-        assert_eq!(settled_job(running, c(2, 1, 1)), None);
-        assert_eq!(settled_job(running, c(2, 0, 2)), Some(JobState::Succeeded));
-        assert_eq!(settled_job(running, c(2, 0, 1)), Some(JobState::Partial));
-        assert_eq!(settled_job(running, c(2, 0, 0)), Some(JobState::Failed));
-        assert_eq!(settled_job(JobState::Cancelled, c(2, 0, 2)), None);
+        assert_eq!(settled_job(running, c(2, 1, 1, 3)), None);
+        assert_eq!(
+            settled_job(running, c(2, 0, 2, 6)),
+            Some(JobState::Succeeded)
+        );
+        assert_eq!(settled_job(running, c(2, 0, 1, 3)), Some(JobState::Partial));
+        // Each file lost one variation of three: outputs all the same.
+        assert_eq!(settled_job(running, c(2, 0, 0, 4)), Some(JobState::Partial));
+        assert_eq!(settled_job(running, c(2, 0, 0, 0)), Some(JobState::Failed));
+        assert_eq!(settled_job(JobState::Cancelled, c(2, 0, 2, 6)), None);
     }
 }

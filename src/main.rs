@@ -16,14 +16,8 @@ use vidvar::{logging, paths};
 
 /// Turn videos into distinct-looking variations with FFmpeg, from a
 /// durable job queue. Clients (vidvarctl) talk to it over a Unix socket.
-///
-/// Signals: SIGTERM and SIGINT stop it cleanly (running FFmpeg processes get
-/// SIGTERM, then SIGKILL after the grace period; unfinished work is marked
-/// interrupted); SIGHUP re-reads max_parallel, grace_period, stall_timeout,
-/// min_free_space_mib, retention_days and log_level from the configuration
-/// file (flags given at start still win).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "vidvard", version)]
+#[command(name = "vidvard", version, after_long_help = signals_help())]
 struct Args {
     /// Stay in the foreground and log to stderr instead of forking and
     /// logging to syslog. Use this under systemd (Type=notify).
@@ -133,6 +127,19 @@ enum SecondsError {
     NotANumber(String),
     #[error(transparent)]
     Range(#[from] config::OutOfRange),
+}
+
+/// What `vidvard --help` says of signals, after the options; the keys
+/// SIGHUP re-reads are [`config::reloadable_keys`].
+fn signals_help() -> String {
+    let keys = config::reloadable_keys();
+    let (last, rest) = keys.split_last().expect("SIGHUP re-reads some keys");
+    format!(
+        "Signals: SIGTERM and SIGINT stop it cleanly (running FFmpeg processes get SIGTERM, \
+         then SIGKILL after the grace period; unfinished work is marked interrupted); SIGHUP \
+         re-reads {} and {last} from the configuration file (flags given at start still win).",
+        rest.join(", ")
+    )
 }
 
 impl Args {

@@ -137,13 +137,12 @@ fn a_failing_or_hanging_hook_is_logged_stopped_and_leaves_its_job_alone() {
         Duration::from_secs(20),
         || {
             let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
-            (gone && daemon.log().contains(&format!("job {hanging}: hook"))).then_some(())
+            let line = format!(
+                "job {hanging}: hook {} stopped after its timeout of 2s",
+                s(&env.path("hook.sh"))
+            );
+            (gone && daemon.log().contains(&line)).then_some(())
         },
-    );
-    assert!(
-        daemon.log().contains("stopped after its timeout of 2s"),
-        "{}",
-        daemon.log()
     );
     assert!(!hook.done(hanging, pid), "the hanging hook was cut short");
 
@@ -154,6 +153,75 @@ fn a_failing_or_hanging_hook_is_logged_stopped_and_leaves_its_job_alone() {
     let next = submit("plain");
     assert_eq!(final_state(&env, next), "succeeded");
     hook.wait_done(next, LIMIT);
+}
+
+/// Whether process `pid` still runs (a zombie no longer does: it waits
+/// only to be reaped by whoever inherited it).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state != 'Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn what_a_hook_leaves_in_its_process_group_ends_with_it_and_its_last_words_are_logged() {
+    let env = Env::new();
+    let pids = env.path("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    // Children in the hook's group, one orphaned at once by a subshell,
+    // that hold its stderr open; then the hook exits 3, or (labelled
+    // "hang") outlives its timeout.
+    let script = r#"dir=$1
+(sleep 300 & echo $! > "$dir/$VIDVAR_JOB.a")
+sleep 300 & echo $! > "$dir/$VIDVAR_JOB.b"
+echo "cannot upload: no route to host" >&2
+case "$VIDVAR_LABELS" in *hang*) sleep 300 ;; esac
+exit 3"#;
+    let config = env.path("vidvard.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "on_job_end = [\"/bin/sh\", \"-c\", {script:?}, \"hook\", {:?}]\nhook_timeout = 5\n",
+            s(&pids)
+        ),
+    )
+    .unwrap();
+    let daemon = env.start(&["--config", s(&config), "--grace-period", "1"]);
+    let input = env.path("clip.mp4");
+    make_video(&input, 1.0, "320x240", false);
+    let out = env.out_dir();
+    let exits = env.submit(&["-n", "1", "-o", s(&out), s(&input)]);
+    let hangs = env.submit(&["-n", "1", "-l", "hang", "-o", s(&out), s(&input)]);
+    for (job, line) in [
+        (
+            exits,
+            "hook /bin/sh failed (exit status: 3): cannot upload: no route to host",
+        ),
+        (
+            hangs,
+            "hook /bin/sh stopped after its timeout of 5s: cannot upload: no route to host",
+        ),
+    ] {
+        assert_eq!(final_state(&env, job), "succeeded");
+        let line = format!("job {job}: {line}");
+        wait_for(&line, LIMIT, || daemon.log().contains(&line).then_some(()));
+        for child in ["a", "b"] {
+            let pid: i32 = std::fs::read_to_string(pids.join(format!("{job}.{child}")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            wait_for(
+                &format!("job {job}'s hook child {pid} to be ended"),
+                Duration::from_secs(10),
+                || (!running(pid)).then_some(()),
+            );
+        }
+    }
 }
 
 #[test]

@@ -268,6 +268,30 @@ fn stream_layouts_keep_one_real_video_and_at_most_one_audio() {
 }
 
 #[test]
+fn the_video_stream_players_show_is_encoded_not_a_picture_before_it() {
+    let env = Env::new();
+    let _d = env.start(&[]);
+    let input = env.path("picture-first.mkv");
+    make_picture_before_video(&input, 8.0);
+    let detail = run_job(&env, "1", &[&input]);
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail}");
+    let outputs = outputs_of(&env, &detail);
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    let probe = probe_json(&output_path(&outputs[0]));
+    let video = streams(&probe, "video");
+    assert_eq!(
+        (video[0]["width"].as_u64(), video[0]["height"].as_u64()),
+        (Some(320), Some(240)),
+        "the default stream, not the 64x64 picture"
+    );
+    let secs: f64 = video[0]["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (secs - 8.0).abs() < 0.2,
+        "the picture lasts {secs}s, not 8s"
+    );
+}
+
+#[test]
 fn audio_and_video_of_different_lengths_verify_against_the_longer() {
     let env = Env::new();
     let _d = env.start(&[]);

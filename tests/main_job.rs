@@ -389,6 +389,81 @@ fn prune_removes_finished_records_but_never_outputs() {
 }
 
 #[test]
+fn a_job_whose_only_file_lost_a_variation_but_has_an_output_is_partial() {
+    let env = Env::new();
+    let small = env.path("small-disk");
+    let _mount = Mount::tmpfs(&small, "3m");
+    let _daemon = env.start(&LOSES_A_VARIATION);
+    let job = submit_losing_a_variation(&env, &small);
+    let watch = env.ctl(&["watch", &job.to_string()]);
+    assert_eq!(
+        watch.status.code(),
+        Some(1),
+        "watch of a partial job exits 1"
+    );
+    let detail = env.status(job);
+    assert_eq!(detail["files"][0]["state"], "failed", "{detail}");
+    assert_eq!(detail["files"][0]["done_variations"], 1, "{detail}");
+    let error = str_of(&detail["files"][0]["error"]);
+    assert!(error.contains("not enough free space"), "{error}");
+    assert_eq!(names(&small), ["clip_v01.mp4"]);
+    // An output exists: partial, wherever the state is shown.
+    assert_eq!(detail["summary"]["state"], "partial", "{detail}");
+    let listed = env.json(&["list"]);
+    assert_eq!(listed[0]["state"], "partial", "{listed}");
+    let text = env.ctl_ok(&["status", &job.to_string()]);
+    assert!(text.lines().next().unwrap().contains("partial"), "{text}");
+    let row = env.ctl_ok(&["list"]);
+    assert!(row.contains("partial"), "{row}");
+}
+
+#[test]
+fn help_lists_one_short_line_per_subcommand_and_details_come_with_the_subcommand() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(VIDVARCTL)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let help = run(&["--help"]);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(commands.len() > 10, "{help}");
+    for line in &commands {
+        let summary = line
+            .trim_start()
+            .split_once(' ')
+            .map_or("", |(_, s)| s.trim());
+        // One short phrase: a line of an 80-column terminal, one sentence.
+        assert!(
+            line.chars().count() <= 80 && !summary.trim_end_matches('.').contains(". "),
+            "not one short line: {line:?}"
+        );
+    }
+    // The details are where a user looks for one subcommand.
+    for (command, detail) in [
+        ("status", "estimated time left"),
+        ("outputs", "mean luma difference"),
+        ("list", "queued*"),
+        ("pause", "Survives a restart"),
+    ] {
+        for asked in [run(&["help", command]), run(&[command, "--help"])] {
+            assert!(asked.contains(detail), "{command}: {asked}");
+        }
+        let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/vidvarctl.1"))
+            .unwrap();
+        let plain = page.replace("\\-", "-").replace("\\(dq", "\"");
+        assert!(plain.contains(detail), "vidvarctl.1 lacks {detail:?}");
+    }
+}
+
+#[test]
 fn completions_are_printed_for_common_shells() {
     for shell in ["bash", "zsh", "fish"] {
         let out = std::process::Command::new(VIDVARCTL)

@@ -38,19 +38,38 @@ struct Encoded {
     refs: File,
 }
 
+/// The samples of a [`SECONDS`] long input at the default output rate.
+fn samples() -> Samples {
+    let rate = EncodeSettings::default().frame_rate.unwrap();
+    Samples::plan(Some((SECONDS * 1e6) as u64), rate)
+}
+
 /// Encode `input` as vidvard does, with `wrong` in place of the effects in
 /// the output's branch when given.
 fn encode(dir: &Path, input: &Path, name: &str, wrong: Option<&str>) -> Encoded {
+    encode_stream(dir, input, name, wrong, 0, &samples())
+}
+
+/// [`encode`] of the input's video stream `video_stream` (index in the
+/// file) sampled at `samples`.
+fn encode_stream(
+    dir: &Path,
+    input: &Path,
+    name: &str,
+    wrong: Option<&str>,
+    video_stream: usize,
+    samples: &Samples,
+) -> Encoded {
     let settings = EncodeSettings::default();
     let rate = settings.frame_rate.unwrap();
-    let samples = Samples::plan(Some((SECONDS * 1e6) as u64), rate);
     let effects = worst_case();
     let plan = EncodePlan {
         effects: &effects,
         settings: &settings,
         rate,
         deinterlace: false,
-        samples: &samples,
+        video_stream,
+        samples,
     };
     let output = dir.join(format!("{name}.mp4"));
     let (inp, out) = (File::open(input).unwrap(), File::create(&output).unwrap());
@@ -83,18 +102,30 @@ fn encode(dir: &Path, input: &Path, name: &str, wrong: Option<&str>) -> Encoded 
 
 /// Run the check of `output` against the references of `refs`.
 fn check(output: &Path, refs: &File) -> (u64, Checked) {
+    check_samples(output, refs, &samples(), Some((SECONDS * 1e6) as u64))
+}
+
+/// Run the check of `output` at `samples` against the references of
+/// `refs`, as the daemon does for an input whose video stream lasts
+/// `video_us`; returns how many samples must decode
+/// ([`Samples::required`]) and what the check found.
+fn check_samples(
+    output: &Path,
+    refs: &File,
+    samples: &Samples,
+    video_us: Option<u64>,
+) -> (u64, Checked) {
     use std::io::Seek;
-    let expected = refs.metadata().unwrap().len() / check::reference_bytes();
+    let references = refs.metadata().unwrap().len() / check::reference_bytes();
+    let expected = samples.required(references, video_us);
     (&*refs).rewind().unwrap();
     let out = File::open(output).unwrap();
-    let rate = EncodeSettings::default().frame_rate.unwrap();
-    let samples = Samples::plan(Some((SECONDS * 1e6) as u64), rate);
     let checked = runtime()
         .block_on(check::run(
             Path::new("ffmpeg"),
             out.as_raw_fd(),
             Some(refs.as_raw_fd()),
-            &samples,
+            samples,
             true,
             None,
         ))
@@ -200,6 +231,32 @@ fn a_cut_short_output_is_missing_samples() {
         "{} of {expected} samples decode from half an output",
         checked.decoded
     );
+}
+
+#[test]
+fn an_output_shorter_than_the_input_video_stream_fails() {
+    // Encoded from the one-frame picture before the real 8 s video (what
+    // vidvard once did): every frame it has matches its reference, but it
+    // is 8 s short of the stream the probe measured.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("picture-first.mkv");
+    make_picture_before_video(&input, 8.0);
+    let info = vidvar::ffmpeg::probe::parse(&probe_json(&input).to_string()).unwrap();
+    assert_eq!(info.video_stream, 1, "the default, longer stream");
+    let rate = EncodeSettings::default().frame_rate.unwrap();
+    let samples = Samples::plan(info.media.video_us, rate);
+    let picture = encode_stream(dir.path(), &input, "picture", None, 0, &samples);
+    let video_us = info.media.video_us;
+    let (expected, checked) = check_samples(&picture.output, &picture.refs, &samples, video_us);
+    assert!(
+        (checked.decoded as u64) < expected,
+        "{} of {expected} samples: an output of the picture passes",
+        checked.decoded
+    );
+    let real = encode_stream(dir.path(), &input, "real", None, 1, &samples);
+    let (expected, checked) = check_samples(&real.output, &real.refs, &samples, video_us);
+    assert_eq!(expected, check::SAMPLES);
+    assert_eq!(checked.decoded as u64, expected, "the real stream passes");
 }
 
 #[test]

@@ -7,7 +7,10 @@
 mod common;
 
 use common::postgres::Cluster;
-use common::{Daemon, Env, ffmpeg_using, make_video, publish_order, s, wait_for};
+use common::{
+    Daemon, Env, LOSES_A_VARIATION, Mount, ffmpeg_using, make_video, publish_order, s,
+    submit_losing_a_variation, wait_for,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
@@ -323,6 +326,22 @@ fn a_database_restart_mid_job_loses_no_outcome() {
     });
     assert_eq!(done["summary"]["state"], "succeeded", "{done}");
     assert_clean(&out, 4);
+}
+
+#[test]
+fn a_job_that_lost_a_variation_but_has_an_output_is_partial() {
+    let pg = Cluster::start();
+    let env = Env::new();
+    let small = env.path("small-disk");
+    let _mount = Mount::tmpfs(&small, "3m");
+    let _node = start(&env, &pg, "node-a", &LOSES_A_VARIATION);
+    let job = submit_losing_a_variation(&env, &small);
+    let done = env.wait_job(job, Duration::from_secs(120), |d| {
+        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(done["files"][0]["state"], "failed", "{done}");
+    assert_eq!(done["files"][0]["done_variations"], 1, "{done}");
+    assert_eq!(done["summary"]["state"], "partial", "{done}");
 }
 
 #[test]

@@ -110,8 +110,8 @@ pub enum Failure {
     #[error("{}", check_failed(.0))]
     Check(#[source] CheckError),
     #[error(
-        "FFmpeg exited 0 but its output is broken: only {decoded} of {expected} sampled frames \
-         decode"
+        "FFmpeg exited 0 but its output is broken or short: only {decoded} of the {expected} \
+         sampled frames over the input's video stream decode"
     )]
     SamplesMissing { decoded: u32, expected: u32 },
     #[error("the quality check printed no figures")]

@@ -5,7 +5,9 @@
 //! The hook owed is recorded by the queue in the write that ends the job
 //! (see [`Queue::set_hooks`]), claimed before the program is spawned, and
 //! its process recorded once it runs; the hook runs in a process group of
-//! its own and outlives a killed daemon. So after any stop each owed hook
+//! its own and outlives a killed daemon. That group is ended at the
+//! hook's timeout and when the hook exits; a descendant that left it
+//! (setsid) is on its own. So after any stop each owed hook
 //! is started once: one never claimed is started after the restart, one
 //! whose process was recorded is waited for (and held to its timeout) but
 //! not started again. Only a daemon killed between the spawn and the
@@ -44,6 +46,8 @@ pub const MAX_RUNNING_HOOKS: usize = 4;
 const POLL: Duration = Duration::from_secs(5);
 /// How often an adopted hook (started before a restart) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
+/// How often a hook's process group is looked at while it ends.
+const GROUP_POLL: Duration = Duration::from_millis(50);
 /// Bytes of a hook's stderr kept for the log.
 const STDERR_TAIL: usize = 4096;
 /// `PATH` of a hook, as cron(8) gives its jobs.
@@ -183,64 +187,70 @@ impl Engine {
     }
 
     /// Wait for a hook this daemon spawned, stopping it at its timeout, and
-    /// log how it ended.
+    /// log how it ended, with the last line of its stderr. At its timeout
+    /// and when it exits, whatever it left in its process group is ended
+    /// too ([`end_group`]).
     async fn wait_hook(&self, hook: &Hook, job_id: JobId, mut child: tokio::process::Child) {
         let started = std::time::Instant::now();
-        let stderr = child.stderr.take().map(|pipe| {
+        let pid = child.id().map(|p| Pid::from_raw(p as i32));
+        let tail = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = child.stderr.take().map(|pipe| {
+            let tail = Arc::clone(&tail);
             tokio::spawn(async move {
-                let mut tail = Vec::new();
                 let mut chunk = [0u8; 4096];
                 let mut pipe = pipe;
                 while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                     tail.extend_from_slice(&chunk[..n]);
                     let excess = tail.len().saturating_sub(STDERR_TAIL);
                     tail.drain(..excess);
                 }
-                tail
             })
         });
-        let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
-            Ok(status) => status,
-            Err(_) => {
-                let pid = child.id().map(|p| p as i32);
-                let grace = self.tunables().grace;
-                if let Err(err) = super::supervisor::stop_group(&mut child, pid, grace).await {
-                    log::warn!("job {job_id}: cannot stop its hook: {err}");
-                }
-                log::warn!(
-                    "job {job_id}: hook {} stopped after its timeout of {:?}",
-                    hook.argv[0],
-                    hook.timeout
-                );
-                return;
+        let grace = self.tunables().grace;
+        let ended = |group: Option<Pid>| async move {
+            if let Some(group) = group {
+                end_group(group, grace).await;
             }
         };
-        let last_line = match stderr {
-            // A hook's own background children may hold the pipe open.
-            Some(mut task) => match tokio::time::timeout(Duration::from_secs(1), &mut task).await {
-                Ok(Ok(tail)) => last_line(&tail),
-                _ => {
-                    task.abort();
-                    String::new()
-                }
-            },
-            None => String::new(),
+        // `None`: stopped at its timeout (and reaped meanwhile).
+        let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
+            Ok(status) => {
+                ended(pid).await;
+                Some(status)
+            }
+            Err(_) => {
+                let _ = tokio::join!(ended(pid), child.wait());
+                None
+            }
+        };
+        if let Some(mut reader) = reader {
+            // A descendant that left the group (setsid) may hold the pipe.
+            if tokio::time::timeout(Duration::from_secs(1), &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
+        }
+        let said = last_line(&tail.lock().unwrap_or_else(|e| e.into_inner()));
+        let said = if said.is_empty() {
+            said
+        } else {
+            format!(": {said}")
         };
         match status {
-            Ok(s) if s.success() => log::info!(
+            None => log::warn!(
+                "job {job_id}: hook {} stopped after its timeout of {:?}{said}",
+                hook.argv[0],
+                hook.timeout
+            ),
+            Some(Ok(s)) if s.success() => log::info!(
                 "job {job_id}: hook exited 0 after {:.1} s",
                 started.elapsed().as_secs_f64()
             ),
-            Ok(s) => log::warn!(
-                "job {job_id}: hook {} failed ({s}){}",
-                hook.argv[0],
-                if last_line.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {last_line}")
-                }
-            ),
-            Err(err) => log::warn!("job {job_id}: cannot wait for its hook: {err}"),
+            Some(Ok(s)) => log::warn!("job {job_id}: hook {} failed ({s}){said}", hook.argv[0]),
+            Some(Err(err)) => log::warn!("job {job_id}: cannot wait for its hook: {err}"),
         }
     }
 
@@ -258,21 +268,20 @@ impl Engine {
                 process.pid
             );
             let deadline = run.started_at.saturating_add(hook.timeout.as_secs() as i64);
-            while process.is_alive() {
-                if unix_now() >= deadline {
-                    let group = Pid::from_raw(process.pid);
-                    let _ = killpg(group, Signal::SIGTERM);
-                    tokio::time::sleep(self.tunables().grace).await;
-                    if process.is_alive() {
-                        let _ = killpg(group, Signal::SIGKILL);
-                    }
-                    log::warn!(
-                        "job {job_id}: hook stopped after its timeout of {:?}",
-                        hook.timeout
-                    );
-                    break;
+            let mut timed_out = false;
+            while process.is_alive() && !timed_out {
+                timed_out = unix_now() >= deadline;
+                if !timed_out {
+                    tokio::time::sleep(ADOPTED_POLL).await;
                 }
-                tokio::time::sleep(ADOPTED_POLL).await;
+            }
+            // Its group ends with it, as with a hook this daemon spawned.
+            end_group(Pid::from_raw(process.pid), self.tunables().grace).await;
+            if timed_out {
+                log::warn!(
+                    "job {job_id}: hook stopped after its timeout of {:?}",
+                    hook.timeout
+                );
             }
             log::info!("job {job_id}: its hook ended (exit status unknown after the restart)");
         } else {
@@ -290,6 +299,21 @@ impl Engine {
             log::error!("job {job_id}: cannot record that its hook ran: {err}");
         }
     }
+}
+
+/// End a hook's process group `group` (the hook's pid): SIGTERM, then,
+/// once the group is empty or after `grace`, SIGKILL to what is left.
+/// A descendant that left the group (setsid(2), setpgid(2)) is not
+/// reached: it is on its own (vidvard.conf(5), `on_job_end`).
+async fn end_group(group: Pid, grace: Duration) {
+    if killpg(group, Signal::SIGTERM).is_err() {
+        return; // nothing left in it
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while killpg(group, None).is_ok() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(GROUP_POLL).await;
+    }
+    let _ = killpg(group, Signal::SIGKILL);
 }
 
 /// The `VIDVAR_*` variables describing a final job.

@@ -173,16 +173,12 @@ impl Engine {
     pub fn apply_tunables(&self, tunables: Tunables) {
         *self.tunables.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
         log::set_max_level(tunables.log_level);
-        log::info!(
-            "settings reloaded: max_parallel {}, grace period {:?}, stall timeout {:?}, \
-             min free space {} MiB, retention {:?}, log level {}",
-            tunables.max_parallel,
-            tunables.grace,
-            tunables.stall_timeout,
-            tunables.min_free_bytes >> 20,
-            tunables.retention,
-            tunables.log_level
-        );
+        let settings: Vec<String> = tunables
+            .settings()
+            .iter()
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect();
+        log::info!("settings reloaded: {}", settings.join(", "));
         self.wake.notify_one();
     }
 

@@ -63,13 +63,6 @@ pub trait Context: Send + Sync {
     fn stopping(&self) -> &CancellationToken;
 }
 
-/// Largest relative difference between the input's and the encoded
-/// duration accepted.
-pub const DURATION_TOLERANCE: f64 = 0.05;
-/// Smallest absolute difference always accepted, microseconds: a few
-/// frames, which frame-rate conversion of a very short clip may add.
-pub const DURATION_SLACK_US: u64 = 150_000;
-
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on. `path` is the input
 /// as given, for the log; `input` the file as vetted.
@@ -470,12 +463,19 @@ async fn run_encode(
         .frame_rate
         .or(work.media.frame_rate)
         .unwrap_or(DEFAULT_FRAME_RATE);
+    // Which video stream to encode (see probe::parse): probed again, as the
+    // store keeps only the stream's figures.
+    let probed = tokio::select! {
+        probed = probe::probe(&s.config().ffprobe, input.as_fd(), run_as) => probed,
+        () = cancel.cancelled() => return Ok(None),
+    };
     let samples = Samples::plan(work.media.video_us.or(work.media.duration_us), rate);
     let plan = EncodePlan {
         effects: &work.effects,
         settings,
         rate,
         deinterlace: work.media.interlaced,
+        video_stream: probed.map_err(Failure::Probe)?.video_stream,
         samples: &samples,
     };
     let fds = [
@@ -529,7 +529,7 @@ async fn run_encode(
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
             let quality = tokio::select! {
-                checked = check_output(s, target, &samples, run_as) => checked?,
+                checked = check_output(s, target, &samples, work.media.video_us, run_as) => checked?,
                 // Dropping the check kills it (kill_on_drop).
                 () = cancel.cancelled() => return Ok(None),
             };
@@ -608,10 +608,10 @@ fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), Failure> {
 
 /// Whether `encoded` µs (FFmpeg's last `out_time_us`: where its last
 /// frame or audio packet starts) is a whole encode of streams that last
-/// `expected` µs: within [`DURATION_TOLERANCE`] or [`DURATION_SLACK_US`],
-/// plus one output frame of `frame_us` (the last one's own length).
+/// `expected` µs: within [`check::allowed_difference`], plus one output
+/// frame of `frame_us` (the last one's own length).
 fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Failure> {
-    let allowed = ((expected as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US);
+    let allowed = check::allowed_difference(expected);
     if encoded + allowed + frame_us < expected {
         return Err(Failure::TooShort { expected, encoded });
     }
@@ -623,22 +623,25 @@ fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Fa
 
 /// Check an encode's output before it becomes visible (see
 /// [`crate::ffmpeg::check`]): every sampled frame the encode wrote a
-/// reference picture for decodes, and, unless the check is off, none is
+/// reference picture for decodes, and those up to the end of the input's
+/// video stream at least ([`Samples::required`]), and, unless the check is off, none is
 /// less like its reference than `min_ssim` allows. Returns the figures.
 async fn check_output(
     s: &dyn Context,
     target: &Target,
     samples: &Samples,
+    video_us: Option<u64>,
     run_as: Option<&RunAs>,
 ) -> Result<Option<Quality>, Failure> {
     use std::io::Seek;
     let mut refs = &target.refs;
     let written = refs.metadata().map_err(Failure::CheckFile)?.len();
     refs.rewind().map_err(Failure::CheckFile)?;
-    let expected = (written / check::reference_bytes()) as u32;
-    if expected == 0 {
+    let references = written / check::reference_bytes();
+    if references == 0 {
         return Err(Failure::NoFrame);
     }
+    let expected = samples.required(references, video_us) as u32;
     let floor = s.tunables().min_ssim;
     let compare = floor.is_some().then(|| refs.as_raw_fd());
     let run = |keyframes_only| {

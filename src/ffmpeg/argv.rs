@@ -79,11 +79,14 @@ pub struct EncodePlan<'a> {
     pub rate: FrameRate,
     /// Deinterlace first (FFmpeg's `bwdif`, one frame per frame).
     pub deinterlace: bool,
+    /// Index of the input's video stream to encode (FFmpeg's `0:N`; see
+    /// [`super::probe::parse`] for which).
+    pub video_stream: usize,
     /// The frames the check samples.
     pub samples: &'a Samples,
 }
 
-/// The `-filter_complex` graph of one encode: the first video stream,
+/// The `-filter_complex` graph of one encode: the plan's video stream,
 /// deinterlaced when asked, at the output frame rate from time 0 (`fps`
 /// with `start_time=0`: a video that starts after the audio begins with
 /// its first frame repeated, so the two stay in sync, and the graph's
@@ -104,10 +107,11 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
     let effects = effects_chain(plan.effects);
     let (w, h) = CHECK_SIZE;
     format!(
-        "[0:V:0]{deinterlace}fps={rate}:start_time=0,split[v][r];\
+        "[0:{stream}]{deinterlace}fps={rate}:start_time=0,split[v][r];\
          [v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out];\
          [r]select='{select}',scale='{shrunk_w}':'{shrunk_h}',{effects},scale={w}:{h},\
          format=yuv420p[ref]",
+        stream = plan.video_stream,
         rate = plan.rate,
         select = plan.samples.select_expr(),
         shrunk_w = shrunk("iw"),
@@ -123,8 +127,8 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
 /// `pipe:` protocol writes to the descriptor itself, at its offset).
 ///
 /// Progress goes to stdout as `key=value` lines (`-progress pipe:1`);
-/// stderr carries warnings and errors only. Streams: the first real video
-/// stream and the first audio stream when there is one (`0:V:0`, `0:a:0?`).
+/// stderr carries warnings and errors only. Streams: the plan's video
+/// stream and the first audio stream when there is one (`0:a:0?`).
 /// The sampled frames are keyframes (`-force_key_frames` at their times),
 /// so the check decodes only them.
 pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Vec<OsString> {
@@ -193,7 +197,8 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
 /// ffmpeg arguments (without the program) that check the encoded output
 /// open as descriptor `output`: with `keyframes_only` only its keyframes
 /// are decoded (`-skip_frame nokey`), else all frames; one thread; the
-/// sampled ones are picked by their times and scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
+/// sampled ones are picked by their times from its only video stream and
+/// scaled to [`CHECK_SIZE`]. With `refs` (the descriptor
 /// [`encode`] wrote, rewound), each is compared with its reference picture:
 /// `ssim`, then the absolute difference (`blend=all_mode=difference`),
 /// both stopping at the shorter input (`shortest=1`: a missing sample must
@@ -326,6 +331,7 @@ mod tests {
             settings,
             rate,
             deinterlace,
+            video_stream: 2,
             samples: &samples,
         };
         encode(7, 9, 11, &plan)
@@ -350,7 +356,7 @@ mod tests {
             .to_string();
         let effects = effects_chain(&effects());
         assert!(
-            graph.starts_with("[0:V:0]fps=30000/1001:start_time=0,split[v][r];"),
+            graph.starts_with("[0:2]fps=30000/1001:start_time=0,split[v][r];"),
             "{graph}"
         );
         // Even sizes of at least 2x2: a 1x1 input must not become 0x0.
@@ -372,7 +378,7 @@ mod tests {
         assert!(!graph.contains("bwdif"));
         let interlaced = joined(&encode_with(&settings, true));
         assert!(
-            interlaced.contains("[0:V:0]bwdif=mode=send_frame:parity=auto:deint=all,fps="),
+            interlaced.contains("[0:2]bwdif=mode=send_frame:parity=auto:deint=all,fps="),
             "{interlaced}"
         );
     }

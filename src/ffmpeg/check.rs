@@ -26,6 +26,20 @@ pub const SAMPLES: u64 = 8;
 /// How long one check may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Largest relative difference between an input's and its output's
+/// length accepted.
+pub const DURATION_TOLERANCE: f64 = 0.05;
+/// Smallest absolute difference always accepted, microseconds: a few
+/// frames, which frame-rate conversion of a very short clip may add.
+pub const DURATION_SLACK_US: u64 = 150_000;
+
+/// How much shorter or longer than `expected_us` an output may be,
+/// microseconds: [`DURATION_TOLERANCE`] of it, at least
+/// [`DURATION_SLACK_US`].
+pub fn allowed_difference(expected_us: u64) -> u64 {
+    ((expected_us as f64 * DURATION_TOLERANCE) as u64).max(DURATION_SLACK_US)
+}
+
 /// The frames of an output that the check samples: indices on the output's
 /// frame grid (frame `n` starts at `n / rate` seconds, as FFmpeg's `fps`
 /// filter places them).
@@ -57,6 +71,25 @@ impl Samples {
                 .collect(),
         };
         Samples { rate, frames }
+    }
+
+    /// How many sampled frames the output must show when the encode wrote
+    /// `references` reference pictures: those, and at least every sample
+    /// that starts a whole frame and [`allowed_difference`] before the end
+    /// of the input's video stream, `video_us` microseconds long (ffprobe's
+    /// figure for that stream; `None` when it states none, and a
+    /// container's duration is no substitute: its audio may run longer).
+    /// So an output whose picture is shorter than the input's video stream
+    /// (a stream that ends early, or the wrong stream encoded) fails even
+    /// where each of its frames is right.
+    pub fn required(&self, references: u64, video_us: Option<u64>) -> u64 {
+        let Some(length) = video_us else {
+            return references;
+        };
+        let frame = self.rate.frame_us() as f64;
+        let last_start = length.saturating_sub(allowed_difference(length)) as f64 - frame;
+        let within = self.times().filter(|t| t * 1e6 <= last_start).count() as u64;
+        references.max(within)
     }
 
     /// The sampled frames' start times, seconds.
@@ -219,6 +252,24 @@ mod tests {
         // Unknown duration: 0, 1, 2, 4 ... 64 s.
         let s = Samples::plan(None, FrameRate::parse("25").unwrap());
         assert_eq!(s.frames, [0, 25, 50, 100, 200, 400, 800, 1600]);
+    }
+
+    #[test]
+    fn the_output_must_reach_the_end_of_the_video_stream() {
+        // 8 s: the samples up to 5% before the end must all be there, even
+        // when the encode wrote a single reference picture.
+        let eight = Some(8_000_000);
+        let s = Samples::plan(eight, ntsc());
+        assert_eq!(s.required(1, eight), 7);
+        assert_eq!(s.required(8, eight), 8);
+        // A short clip: the slack, not 5%.
+        let one = Some(1_000_000);
+        assert_eq!(Samples::plan(one, ntsc()).required(0, one), 7);
+        // Less than a frame and the slack: nothing is demanded beyond the
+        // references; nor when the stream's length is unknown.
+        let tenth = Some(100_000);
+        assert_eq!(Samples::plan(tenth, ntsc()).required(1, tenth), 1);
+        assert_eq!(Samples::plan(eight, ntsc()).required(3, None), 3);
     }
 
     #[test]

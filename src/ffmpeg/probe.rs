@@ -17,7 +17,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What vidvar needs to know about an input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeInfo {
-    /// Codec name of the first video stream that is not cover art.
+    /// Index in the file (ffprobe's `index`, FFmpeg's `0:N`) of the video
+    /// stream that is encoded: see [`parse`].
+    pub video_stream: usize,
+    /// Codec name of that video stream.
     pub video_codec: String,
     /// Whether the file has an audio stream.
     pub has_audio: bool,
@@ -62,6 +65,7 @@ struct Output {
 
 #[derive(Deserialize)]
 struct Stream {
+    index: Option<usize>,
     codec_type: Option<String>,
     codec_name: Option<String>,
     start_time: Option<String>,
@@ -79,6 +83,8 @@ struct Stream {
 struct Disposition {
     #[serde(default)]
     attached_pic: u8,
+    #[serde(default)]
+    default: u8,
 }
 
 /// Stream tags; Matroska keeps a stream's duration in `DURATION` (or, as
@@ -108,31 +114,43 @@ const MAX_FRAME_RATE: u32 = 240;
 
 /// Parse `ffprobe -print_format json -show_format -show_streams` output.
 ///
-/// The duration is where the streams an encode maps (the first video
-/// stream that is not cover art, the first audio stream) end, counted from
-/// the file's start (FFmpeg's time 0 for an input), so that a longer
-/// subtitle or second audio track does not count; the container's
-/// duration only when neither stream states one.
+/// The video stream encoded is the one a player shows, as FFmpeg's own
+/// choice does without `-map` (ffmpeg(1), "Automatic stream selection"):
+/// never attached cover art (`attached_pic`), a stream marked `default`
+/// before others, then the longest, then the first. A one-frame picture
+/// stored as a non-default first video stream is thus passed over.
+///
+/// The duration is where the streams an encode maps (that video stream and
+/// the first audio stream) end, counted from the file's start (FFmpeg's
+/// time 0 for an input), so that a longer subtitle or second audio track
+/// does not count; the container's duration only when neither stream
+/// states one.
 ///
 /// Errors: [`ProbeError::NoVideo`] when no stream is a video stream other
 /// than attached cover art; [`ProbeError::BadOutput`] for malformed JSON.
 pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
+    use std::cmp::Reverse;
     let out: Output = serde_json::from_str(json).map_err(ProbeError::BadOutput)?;
-    let video = out
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0)
-        .ok_or(ProbeError::NoVideo)?;
-    let audio = out
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("audio"));
     let format = out.format.unwrap_or(Format {
         start_time: None,
         duration: None,
     });
     let file_start = format.start_time.as_deref().and_then(seconds_us);
     let end = |s: &Stream| stream_end_us(s, file_start.unwrap_or(0));
+    let (position, video) = out
+        .streams
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0
+        })
+        // The first of the best: min_by_key keeps the first of equals.
+        .min_by_key(|(_, s)| (Reverse(s.disposition.default), Reverse(end(s))))
+        .ok_or(ProbeError::NoVideo)?;
+    let audio = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
     let video_us = end(video);
     let encoded = video_us.max(audio.and_then(end));
     let duration_us = encoded.or_else(|| format.duration.as_deref().and_then(seconds_us));
@@ -141,6 +159,7 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
         .filter_map(|r| FrameRate::parse(r.as_deref()?))
         .find(|r| r.num <= MAX_FRAME_RATE * r.den);
     Ok(ProbeInfo {
+        video_stream: video.index.unwrap_or(position),
         video_codec: video.codec_name.clone().unwrap_or_default(),
         has_audio: audio.is_some(),
         media: Media {
@@ -258,6 +277,7 @@ mod tests {
         assert_eq!(
             info,
             ProbeInfo {
+                video_stream: 0,
                 video_codec: "h264".into(),
                 has_audio: true,
                 media: Media {
@@ -329,6 +349,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ProbeError::NoVideo));
+    }
+
+    #[test]
+    fn the_video_stream_is_the_one_ffmpeg_would_choose() {
+        // A one-frame picture, not default, before the real video (issue
+        // 22): the real one, and its length.
+        let picture_first = r#"{"streams":[
+            {"index":0,"codec_type":"video","codec_name":"png","disposition":{"default":0},
+             "tags":{"DURATION":"00:00:00.090000000"}},
+            {"index":1,"codec_type":"video","codec_name":"h264","disposition":{"default":1},
+             "tags":{"DURATION":"00:00:08.023000000"}},
+            {"index":2,"codec_type":"audio","tags":{"DURATION":"00:00:08.023000000"}}]}"#;
+        let info = parse(picture_first).unwrap();
+        assert_eq!((info.video_stream, info.video_codec.as_str()), (1, "h264"));
+        assert_eq!(info.media.video_us, Some(8_023_000));
+        // Default before longer; cover art never, however long or default.
+        let default_first = r#"{"streams":[
+            {"index":0,"codec_type":"video","disposition":{"attached_pic":1,"default":1},"duration":"9"},
+            {"index":1,"codec_type":"video","disposition":{"default":0},"duration":"5"},
+            {"index":2,"codec_type":"video","disposition":{"default":1},"duration":"2"}]}"#;
+        assert_eq!(parse(default_first).unwrap().video_stream, 2);
+        // None default: the longest; of equals, the first.
+        let longest = r#"{"streams":[
+            {"index":0,"codec_type":"audio","duration":"9"},
+            {"index":1,"codec_type":"video","duration":"2"},
+            {"index":2,"codec_type":"video","duration":"5"},
+            {"index":3,"codec_type":"video","duration":"5"}]}"#;
+        assert_eq!(parse(longest).unwrap().video_stream, 2);
     }
 
     #[test]

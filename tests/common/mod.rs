@@ -308,6 +308,60 @@ pub fn make_video(path: &Path, seconds: f64, size: &str, audio: bool) {
     );
 }
 
+/// Daemon flags under which [`submit_losing_a_variation`] loses one: one
+/// slot, 2 MiB to be kept free.
+pub const LOSES_A_VARIATION: [&str; 4] = ["--max-parallel", "1", "--min-free-space", "2"];
+
+/// Submit, to a daemon started with [`LOSES_A_VARIATION`], a job of one
+/// 6 s input and 2 variations into `disk`, a 3 MiB tmpfs
+/// ([`Mount::tmpfs`]): the first output (about 1.5 MB) fits, and leaves
+/// too little free for the second to start. Returns the job id.
+pub fn submit_losing_a_variation(env: &Env, disk: &Path) -> i64 {
+    let input = env.path("clip.mp4");
+    make_video(&input, 6.0, "640x360", false);
+    env.submit(&["-n", "2", "-o", s(disk), s(&input)])
+}
+
+/// A Matroska file whose first video stream is a one-frame 64x64 PNG, not
+/// marked default, before the real video (`testsrc2`, 320x240, default)
+/// and a `sine` audio track, both `seconds` long (issue 22: players show
+/// the second stream).
+pub fn make_picture_before_video(path: &Path, seconds: f64) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=red:size=64x64:rate=15:duration=0.06",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=320x240:rate=25:duration={seconds}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=440:duration={seconds}"),
+        "-map",
+        "0:v",
+        "-map",
+        "1:v",
+        "-map",
+        "2:a",
+        "-c:v:0",
+        "png",
+        "-c:v:1",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-disposition:v:0",
+        "0",
+        "-disposition:v:1",
+        "default",
+        s(path),
+    ]);
+}
+
 /// ffprobe facts of a file: (has a video stream, has audio, duration in s).
 pub fn probe(path: &Path) -> (bool, bool, f64) {
     let v = probe_json(path);

@@ -104,7 +104,9 @@ pub(super) async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<Jo
         tx,
         "SELECT j.state, COUNT(f.id),
                     COUNT(f.id) FILTER (WHERE f.state IN ('queued', 'running')),
-                    COUNT(f.id) FILTER (WHERE f.state = 'succeeded')
+                    COUNT(f.id) FILTER (WHERE f.state = 'succeeded'),
+                    (SELECT COUNT(*) FROM variations v JOIN files g ON g.id = v.file_id
+                     WHERE g.job_id = j.id AND v.state = 'succeeded')
              FROM jobs j LEFT JOIN files f ON f.job_id = j.id WHERE j.id = $1 GROUP BY j.id",
         &[&job_id],
     )
@@ -115,6 +117,7 @@ pub(super) async fn settle_job(tx: &Transaction<'_>, job_id: JobId) -> Result<Jo
         total: n(1),
         open: n(2),
         succeeded: n(3),
+        outputs: n(4),
     };
     let Some(settled) = job::settled_job(state, counts) else {
         return Ok(state);

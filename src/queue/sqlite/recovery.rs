@@ -81,8 +81,8 @@ impl Store {
 
     /// Settle everything a previous run left unfinished: in every job left
     /// running, the files and variations not yet final fail with
-    /// [`INTERRUPTED`] and the job settles (failed, or partial when some
-    /// input had succeeded); verified outputs stay listed. Variations still
+    /// [`INTERRUPTED`] and the job settles (partial when it has any
+    /// verified output, else failed); verified outputs stay listed. Variations still
     /// running in a job already cancelled become cancelled. Queued jobs stay
     /// queued. Returns the ids of the jobs marked interrupted.
     ///

@@ -166,7 +166,9 @@ pub(super) fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Resul
     let (state, counts): (String, FileCounts) = tx.query_row(
         "SELECT j.state, COUNT(f.id),
                 COALESCE(SUM(f.state IN ('queued', 'running')), 0),
-                COALESCE(SUM(f.state = 'succeeded'), 0)
+                COALESCE(SUM(f.state = 'succeeded'), 0),
+                (SELECT COUNT(*) FROM variations v JOIN files g ON g.id = v.file_id
+                 WHERE g.job_id = j.id AND v.state = 'succeeded')
          FROM jobs j LEFT JOIN files f ON f.job_id = j.id WHERE j.id = ?1 GROUP BY j.id",
         [job_id],
         |r| {
@@ -176,6 +178,7 @@ pub(super) fn settle_job(tx: &rusqlite::Transaction<'_>, job_id: JobId) -> Resul
                     total: count(r, 1)?,
                     open: count(r, 2)?,
                     succeeded: count(r, 3)?,
+                    outputs: count(r, 4)?,
                 },
             ))
         },
