@@ -305,45 +305,41 @@ fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonErr
         path: dir.to_path_buf(),
         source,
     };
-    let me = nix::unistd::geteuid().as_raw();
-    if let Ok(link) = std::fs::symlink_metadata(dir)
-        && link.file_type().is_symlink()
-        && link.uid() != me
-        && link.uid() != 0
-    {
-        return Err(DaemonError::Untrusted {
-            path: dir.to_path_buf(),
-        });
-    }
-    match std::fs::metadata(dir) {
-        Ok(meta) => {
-            let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
-            if !meta.is_dir() || shared {
-                return Err(DaemonError::Untrusted {
-                    path: dir.to_path_buf(),
-                });
-            }
-            if meta.uid() != me && meta.uid() != 0 {
-                let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
-                    .ok()
-                    .flatten()
-                    .map_or(format!("uid {}", meta.uid()), |u| u.name);
-                return Err(DaemonError::OtherOwner {
-                    path: dir.to_path_buf(),
-                    owner,
-                });
-            }
-            return Ok(());
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+    let exists = match std::fs::symlink_metadata(dir) {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(err(e)),
+    };
+    // Made here, or found (also when made by someone else meanwhile).
+    if !exists && crate::state_dir::make_dir(dir, mode).map_err(err)? {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+        }
+        return Ok(());
     }
-    if !crate::state_dir::make_dir(dir, mode).map_err(err)? {
-        // Made by someone else meanwhile: judged as any existing one.
-        return create_dir(dir, mode, group);
+    let me = nix::unistd::geteuid().as_raw();
+    let untrusted = || DaemonError::Untrusted {
+        path: dir.to_path_buf(),
+    };
+    let link = std::fs::symlink_metadata(dir).map_err(err)?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(untrusted());
     }
-    if let Some(gid) = group {
-        std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+    // A dangling symlink of ours is no directory either.
+    let meta = std::fs::metadata(dir).map_err(|_| untrusted())?;
+    let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+    if !meta.is_dir() || shared {
+        return Err(untrusted());
+    }
+    if meta.uid() != me && meta.uid() != 0 {
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+            .ok()
+            .flatten()
+            .map_or(format!("uid {}", meta.uid()), |u| u.name);
+        return Err(DaemonError::OtherOwner {
+            path: dir.to_path_buf(),
+            owner,
+        });
     }
     Ok(())
 }
@@ -370,7 +366,17 @@ pub fn refuse_live_socket(socket: &Path, state_dir: &Path) -> Result<(), DaemonE
     let pid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .ok()
         .map(|creds| creds.pid());
-    let holder = std::fs::read_to_string(state_dir.join(crate::paths::STATE_LOCK_NAME)).ok();
+    // Read as a state file (a regular file of ours, never a FIFO), before
+    // the state directory is judged: at most a pid's worth.
+    let holder = crate::state_dir::open_file(
+        &state_dir.join(crate::paths::STATE_LOCK_NAME),
+        OpenOptions::new().read(true),
+    )
+    .ok()
+    .and_then(|file| {
+        let mut text = String::new();
+        file.take(32).read_to_string(&mut text).ok().map(|_| text)
+    });
     let same = pid.is_some_and(|pid| holder.is_some_and(|held| held.trim() == pid.to_string()));
     Err(DaemonError::SocketInUse {
         pid,

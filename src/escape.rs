@@ -23,7 +23,8 @@ pub fn is_bidi_control(c: char) -> bool {
 /// unambiguous. A backslash becomes `\\`; tab, newline and carriage return
 /// `\t`, `\n` and `\r`; any other control character (Unicode's Cc: U+0000
 /// to U+001F, U+007F to U+009F) `\xHH`, its code point in two hex digits;
-/// a bidirectional formatting character ([`is_bidi_control`]) `\u{HHHH}`;
+/// a bidirectional formatting character ([`is_bidi_control`]) or a line or
+/// paragraph separator (U+2028, U+2029) `\u{HHHH}`;
 /// the rest stays as it is. Bytes that are not UTF-8 show as U+FFFD (vidvar
 /// takes UTF-8 paths only).
 pub fn escape(text: impl AsRef<OsStr>) -> String {
@@ -38,7 +39,8 @@ pub fn escape(text: impl AsRef<OsStr>) -> String {
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
-            c if is_bidi_control(c) => {
+            // Line and paragraph separators end a line for some viewers.
+            c if is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}') => {
                 let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
             }
             c => out.push(c),
@@ -104,6 +106,7 @@ mod tests {
             let shown = escape(c.to_string());
             assert!(shown.starts_with("\\u{"), "{c:?} gave {shown}");
         }
+        assert_eq!(escape("a\u{2028}b"), "a\\u{2028}b");
         // Letters of right-to-left scripts are not controls.
         assert_eq!(escape("שלום"), "שלום");
     }

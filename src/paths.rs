@@ -69,10 +69,19 @@ pub fn runtime_dir() -> PathBuf {
 fn user_runtime_fallback() -> PathBuf {
     let me = nix::unistd::geteuid().as_raw();
     let shared = env::temp_dir().join(format!("vidvard-{me}"));
+    let private = state_dir().join("run");
     match std::fs::symlink_metadata(&shared) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => shared,
+        // Unless a daemon of this user's moved to the private place while
+        // the name was taken (and it has been given up since).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if private.join(SOCKET_NAME).exists() {
+                private
+            } else {
+                shared
+            }
+        }
         Ok(meta) if meta.is_dir() && meta.uid() == me && meta.mode() & 0o077 == 0 => shared,
-        _ => state_dir().join("run"),
+        _ => private,
     }
 }
 

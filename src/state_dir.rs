@@ -96,15 +96,37 @@ pub fn prepare(dir: &Path) -> Result<Vec<String>, StateDirError> {
         path: path.to_path_buf(),
         reason,
     };
+    let dir = &real_dir(dir)?;
     check_route(dir)?;
     let mut changes = Vec::new();
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create(dir)?;
-            changes.push(format!(
-                "created the state directory {} (mode {DIR_MODE:o})",
-                dir.display()
-            ));
+    let created = make_dir(dir, DIR_MODE).map_err(|source| StateDirError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if created {
+        changes.push(format!(
+            "created the state directory {} (mode {DIR_MODE:o})",
+            dir.display()
+        ));
+    }
+    // Again: parents made just now, or planted meanwhile, are judged too.
+    check_route(dir)?;
+    // Judged and tightened through a descriptor opened without following
+    // a symlink, so that what is judged is what is changed: a symlink
+    // planted meanwhile fails the open.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(dir);
+    let handle = match opened {
+        Ok(handle) => handle,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::ELOOP | nix::libc::ENOTDIR)
+            ) =>
+        {
+            return Err(untrusted(dir, "it is not a directory".into()));
         }
         Err(source) => {
             return Err(StateDirError::Inspect {
@@ -112,23 +134,23 @@ pub fn prepare(dir: &Path) -> Result<Vec<String>, StateDirError> {
                 source,
             });
         }
-        Ok(_) => {}
-    }
-    let meta = std::fs::metadata(dir).map_err(|source| StateDirError::Inspect {
+    };
+    let meta = handle.metadata().map_err(|source| StateDirError::Inspect {
         path: dir.to_path_buf(),
         source,
     })?;
-    if !meta.is_dir() {
-        return Err(untrusted(dir, "it is not a directory".into()));
-    }
     if meta.uid() != me() {
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+            .ok()
+            .flatten()
+            .map_or(format!("#{}", meta.uid()), |u| u.name);
         return Err(untrusted(
             dir,
             format!(
                 "it belongs to {}, not to {} that runs vidvard: whoever owns it controls the \
-                 job records. Where the package runs vidvard as its service user, start it as \
-                 that user (`systemctl start vidvard`, or `runuser -u vidvar -- vidvard ...`), \
-                 or give this daemon a --state-dir of its own",
+                 job records. Where the package runs vidvard as {owner}, start it as that user \
+                 (`systemctl start vidvard`, or `runuser -u {owner} -- vidvard ...`), or give \
+                 this daemon a --state-dir of its own",
                 user_name(meta.uid()),
                 user_name(me())
             ),
@@ -144,6 +166,8 @@ pub fn prepare(dir: &Path) -> Result<Vec<String>, StateDirError> {
             ),
         ));
     }
+    // Ours, and nobody else may change its entries: its files are judged
+    // by name from here on.
     for name in STATE_FILES {
         let path = dir.join(name);
         if let Some(old) = judge_file(&path)? {
@@ -154,13 +178,40 @@ pub fn prepare(dir: &Path) -> Result<Vec<String>, StateDirError> {
         }
     }
     if mode & 0o777 != DIR_MODE {
-        tighten(dir, DIR_MODE)?;
+        handle
+            .set_permissions(std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|source| StateDirError::Tighten {
+                path: dir.to_path_buf(),
+                mode: DIR_MODE,
+                source,
+            })?;
         changes.push(format!(
             "tightened the state directory {} from mode {mode:o} to {DIR_MODE:o}",
             dir.display()
         ));
     }
     Ok(changes)
+}
+
+/// `dir` itself, or where it leads when it is a symlink of root's or the
+/// daemon's user's (which nobody else can change), so that the route to
+/// the real directory is judged. Another user's symlink is refused.
+fn real_dir(dir: &Path) -> Result<PathBuf, StateDirError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            if ![0, me()].contains(&meta.uid()) {
+                return Err(StateDirError::Untrusted {
+                    path: dir.to_path_buf(),
+                    reason: format!("it is a symlink of {}", user_name(meta.uid())),
+                });
+            }
+            std::fs::canonicalize(dir).map_err(|source| StateDirError::Inspect {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(dir.to_path_buf()),
+    }
 }
 
 /// Every directory on the way to `dir` (and each symlink followed there)
@@ -179,8 +230,11 @@ fn check_route(dir: &Path) -> Result<(), StateDirError> {
         reason: format!("its path goes through {}, {reason}", path.display()),
     };
     // Symlinks on the way, as named: followed only when root's or ours.
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     let mut prefix = PathBuf::new();
-    for part in dir.components() {
+    for part in parent.components() {
         prefix.push(part);
         match std::fs::symlink_metadata(&prefix) {
             Ok(meta) if meta.file_type().is_symlink() && ![0, me].contains(&meta.uid()) => {
@@ -195,9 +249,6 @@ fn check_route(dir: &Path) -> Result<(), StateDirError> {
         }
     }
     // The directories on the way, where they really are.
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
     let mut existing = parent;
     let real = loop {
         match std::fs::canonicalize(existing) {
@@ -228,17 +279,6 @@ fn check_route(dir: &Path) -> Result<(), StateDirError> {
         }
     }
     Ok(())
-}
-
-/// Create `dir` and its missing parents (0755), `dir` itself exactly
-/// [`DIR_MODE`] whatever the umask.
-fn create(dir: &Path) -> Result<(), StateDirError> {
-    make_dir(dir, DIR_MODE)
-        .map(drop)
-        .map_err(|source| StateDirError::Create {
-            path: dir.to_path_buf(),
-            source,
-        })
 }
 
 /// Create `dir` with exactly `mode` whatever the umask, and its missing
@@ -347,11 +387,10 @@ pub fn open_file(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
         .open(path)?;
     let meta = file.metadata()?;
     check_file(path, &meta).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-    // Blocking again: the file is a regular one.
-    nix::fcntl::fcntl(
-        &file,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-    )?;
+    // Blocking again (the file is a regular one); O_APPEND stays.
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
     Ok(file)
 }
 

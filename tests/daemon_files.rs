@@ -163,6 +163,9 @@ fn an_older_install_is_tightened_at_start_and_keeps_its_jobs() {
     }
     let detail = env.status(job);
     assert_eq!(detail["summary"]["state"], "succeeded", "{detail}");
+    // The log is appended to, never rewritten.
+    let kept = std::fs::read_to_string(state.join("vidvard.log")).unwrap();
+    assert!(kept.starts_with("[old] record\n"), "{kept}");
 }
 
 #[test]

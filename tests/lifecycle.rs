@@ -476,6 +476,12 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 fn a_full_disk_under_the_database_loses_no_outcome() {
     let env = Env::new();
     let _mount = Mount::tmpfs(&env.state_dir(), "2m");
+    // A tmpfs root is 1777; the state directory must be the daemon's own.
+    std::fs::set_permissions(
+        env.state_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let daemon = env.start(&["--max-parallel", "1"]);
     let input = env.path("clip.mp4");
     make_video(&input, 12.0, "320x240", false);
@@ -794,7 +800,7 @@ fn a_state_directory_of_another_user_is_refused_with_who_owns_it() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains(&format!("refusing to use {}", s(&theirs))),
+        said.contains(&format!("refusing the state directory {}", s(&theirs))),
         "{said}"
     );
     assert!(

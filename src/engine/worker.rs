@@ -84,7 +84,7 @@ pub async fn probe(
             let media = info.media;
             log::info!(
                 "job {job_id}: probed {}: {} video{}, {}, {} frames/s, duration {}",
-                path.display(),
+                logged(path),
                 info.video_codec,
                 if media.interlaced {
                     " (interlaced)"
@@ -319,7 +319,7 @@ async fn settle_previous(
                 "job {}: variation {} was published as {} under a lost claim: recorded now",
                 work.job_id,
                 work.index,
-                output.display()
+                logged(&output)
             );
             Some(Outcome::Succeeded {
                 output,
@@ -387,7 +387,7 @@ async fn remove_temp(target: Arc<Target>, run_as: Option<&RunAs>) {
     })
     .await;
     if let Err(err) = removed {
-        log::warn!("cannot remove {}: {err}", shown.display());
+        log::warn!("cannot remove {}: {err}", logged(shown));
     }
 }
 
@@ -698,7 +698,7 @@ fn publish(target: &Target, work: &VariationWork) -> io::Result<(PathBuf, u64)> 
                     // Published all the same; only the second name stays.
                     log::warn!(
                         "cannot remove {}: {err}",
-                        target.dir_path.join(temp).display()
+                        logged(target.dir_path.join(temp))
                     );
                 }
                 Ok(())
@@ -711,7 +711,7 @@ fn publish(target: &Target, work: &VariationWork) -> io::Result<(PathBuf, u64)> 
                 // directory the owner may write but not read cannot be
                 // synced, which must not undo a good output.
                 if let Err(err) = sync_dir(dir) {
-                    log::debug!("cannot sync {}: {err}", target.dir_path.display());
+                    log::debug!("cannot sync {}: {err}", logged(&target.dir_path));
                 }
                 return Ok((target.dir_path.join(name), size));
             }
