@@ -778,9 +778,11 @@ fn an_outcome_outlasts_a_long_database_outage_and_keeps_its_slot() {
     let behind = env.submit(&["-n", "1", "-p", "-1", "-o", s(&out), s(&input)]);
     let filler = fill(&env.state_dir());
 
-    wait_for("the ninth failed write", Duration::from_secs(240), || {
-        daemon.log().contains("(attempt 9)").then_some(())
-    });
+    wait_for(
+        "a ninth try at the outcome (never given up)",
+        Duration::from_secs(240),
+        || daemon.log().contains("(attempt 9)").then_some(()),
+    );
     assert_eq!(env.status(behind)["summary"]["state"], "queued");
     std::fs::remove_file(filler).unwrap();
     let done = env.wait_job(job, LIMIT, |d| d["summary"]["state"] != "running");
