@@ -472,10 +472,11 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
     filler
 }
 
-#[test]
-fn a_full_disk_under_the_database_loses_no_outcome() {
-    let env = Env::new();
-    let _mount = Mount::tmpfs(&env.state_dir(), "2m");
+/// A daemon of one slot in `env` whose database lives on a 2 MiB tmpfs,
+/// and a job of one variation of a 12 s input caught mid-encode: the
+/// mount (drop it after the daemon), the daemon, the input and the job.
+fn encoding_over_a_small_disk(env: &Env) -> (Mount, Daemon, std::path::PathBuf, i64) {
+    let mount = Mount::tmpfs(&env.state_dir(), "2m");
     // A tmpfs root is 1777; the state directory must be the daemon's own.
     std::fs::set_permissions(
         env.state_dir(),
@@ -485,8 +486,15 @@ fn a_full_disk_under_the_database_loses_no_outcome() {
     let daemon = env.start(&["--max-parallel", "1"]);
     let input = env.path("clip.mp4");
     make_video(&input, 12.0, "320x240", false);
-    let out = env.out_dir();
     let job = env.submit_and_wait_for_progress(&input, "1");
+    (mount, daemon, input, job)
+}
+
+#[test]
+fn a_full_disk_under_the_database_loses_no_outcome() {
+    let env = Env::new();
+    let (_mount, daemon, input, job) = encoding_over_a_small_disk(&env);
+    let out = env.out_dir();
     let filler = fill(&env.state_dir());
 
     // The encode ends while the database cannot grow: the outcome waits.
@@ -806,5 +814,38 @@ fn a_state_directory_of_another_user_is_refused_with_who_owns_it() {
     assert!(
         said.contains("belongs to nobody") && said.contains("runuser -u nobody"),
         "{said}"
+    );
+}
+
+/// An outcome the database cannot take is kept, and written once it can,
+/// however long the outage: past the eighth attempt (two minutes) the
+/// job still ends succeeded. Its slot stays taken meanwhile, so the job of
+/// lower priority behind it starts only once the outcome is recorded.
+#[test]
+fn an_outcome_outlasts_a_long_database_outage_and_keeps_its_slot() {
+    let env = Env::new();
+    let (_mount, daemon, input, job) = encoding_over_a_small_disk(&env);
+    let out = env.out_dir();
+    let behind = env.submit(&["-n", "1", "-p", "-1", "-o", s(&out), s(&input)]);
+    let filler = fill(&env.state_dir());
+
+    wait_for(
+        "a ninth try at the outcome (never given up)",
+        Duration::from_secs(240),
+        || daemon.log().contains("(attempt 9)").then_some(()),
+    );
+    assert_eq!(env.status(behind)["summary"]["state"], "queued");
+    std::fs::remove_file(filler).unwrap();
+    let done = env.wait_job(job, LIMIT, |d| d["summary"]["state"] != "running");
+    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
+    assert_eq!(
+        env.ctl(&["wait", &behind.to_string()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        publish_order(&daemon.log()),
+        [job, behind],
+        "{}",
+        daemon.log()
     );
 }

@@ -1,7 +1,8 @@
-//! Queue control with the real daemon and FFmpeg: priority order, pausing
-//! the daemon and one job (across a restart, and with `--stop`), labels and
-//! paging over thousands of jobs, `wait` and its exit statuses, and the
-//! speed and ETA that progress carries.
+//! Queue control with the real daemon and FFmpeg: priority order (also on
+//! a loaded machine, on SQLite and PostgreSQL), pausing the daemon and one
+//! job (across a restart, and with `--stop`), labels and paging over
+//! thousands of jobs, `wait` and its exit statuses, and the speed and ETA
+//! that progress carries.
 
 mod common;
 
@@ -321,4 +322,178 @@ async fn labels_select_and_pages_walk_thousands_of_jobs_in_a_stable_order() {
     let state = env.ctl(&["list", "--state", "done"]);
     assert_eq!(code(&state), 2);
     assert!(String::from_utf8_lossy(&state.stderr).contains("queued, running"));
+}
+
+/// Busy-loop CPU hogs, competing with FFmpeg for every core; killed and
+/// reaped when dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start(count: usize) -> Hogs {
+        Hogs(
+            (0..count)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .stdin(std::process::Stdio::null())
+                        .spawn()
+                        .expect("sh starts")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+/// A live (not zombie) FFmpeg or ffprobe child of `parent`: its pid and
+/// start time (/proc/PID/stat field 22), so a reused pid is told apart.
+fn ffmpeg_child(pid: i32, parent: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let (state, ppid, start) = (fields[0], fields[1].parse::<i32>().ok()?, fields[19]);
+    let start: u64 = start.parse().ok()?;
+    (matches!(comm, "ffmpeg" | "ffprobe") && state != "Z" && ppid == parent).then_some((pid, start))
+}
+
+/// How many FFmpeg processes (encodes, checks, probes) children of
+/// `parent` are alive at one moment. /proc is read twice: a process found
+/// in the first walk and still there in the second was alive from the
+/// first walk's read to the second's, so all those found twice were alive
+/// together (at the end of the first walk); one that ended while another
+/// started during the walk is not counted with it.
+fn ffmpeg_alive_together(parent: i32) -> usize {
+    let first: Vec<(i32, u64)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|pid| ffmpeg_child(pid, parent))
+        .collect();
+    first
+        .iter()
+        .filter(|&&(pid, start)| ffmpeg_child(pid, parent) == Some((pid, start)))
+        .count()
+}
+
+/// The rule a user relies on when giving a job a higher priority, on a
+/// loaded machine (busy loops on every core) with one slot: nothing of the
+/// lower-priority job starts (not even its probe: the job stays queued)
+/// until every variation of the higher-priority job is recorded as ended
+/// (the job is final); and never are more FFmpeg processes alive at once
+/// than `max_parallel`, the check and the probe counting as FFmpeg work.
+/// `daemon` runs with `--max-parallel 1`.
+async fn a_lower_priority_job_waits_for_a_higher_one(env: &Env, daemon: &Daemon) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use vidvar::job::JobState;
+
+    let clip = env.path("clip.mp4");
+    make_video(&clip, 4.0, "640x360", false);
+    let out = env.out_dir();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _hogs = Hogs::start(cores);
+
+    // FFmpeg processes of this daemon, sampled as fast as /proc is read.
+    let done = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (done, most, daemon) = (Arc::clone(&done), Arc::clone(&most), daemon.pid());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                most.fetch_max(ffmpeg_alive_together(daemon), Ordering::SeqCst);
+            }
+        })
+    };
+
+    env.ctl_ok(&["pause"]);
+    let submit = |priority: &str| env.submit(&["-n", "2", "-p", priority, "-o", s(&out), s(&clip)]);
+    let (low, high) = (submit("0"), submit("5"));
+    env.ctl_ok(&["resume"]);
+
+    // Each answer to `list` is one read of the queue: the two jobs'
+    // states at one moment (two `status` calls are two moments, and may
+    // straddle the moment one job ends and the other starts).
+    let mut c = client(&env.socket()).await;
+    let list = Request::List(ListRequest {
+        state: None,
+        label: None,
+        after: 0,
+        limit: 10,
+    });
+    let deadline = std::time::Instant::now() + LIMIT;
+    let (mut reads, mut high_open) = (0, 0);
+    let ended = loop {
+        let Response::Jobs(page) = c.request(&list).await.unwrap() else {
+            panic!("list answers with a page");
+        };
+        let state = |id| page.jobs.iter().find(|j| j.id == id).unwrap().state;
+        let (h, l) = (state(high), state(low));
+        reads += 1;
+        if !h.is_final() {
+            high_open += 1;
+            assert_eq!(
+                l,
+                JobState::Queued,
+                "job {low} (priority 0) started while job {high} (priority 5) was {h:?}, \
+                 its variations not all recorded; log:\n{}",
+                daemon.log()
+            );
+        }
+        if h.is_final() && l.is_final() {
+            break (h, l);
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    done.store(true, Ordering::SeqCst);
+    sampler.join().unwrap();
+
+    assert_eq!(ended, (JobState::Succeeded, JobState::Succeeded));
+    assert!(
+        high_open > 10,
+        "job {high} was read while it ran: {high_open} of {reads} reads"
+    );
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "FFmpeg processes alive at once with max_parallel 1"
+    );
+    assert_eq!(
+        publish_order(&daemon.log()),
+        [high, low],
+        "{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_lower_priority_job_waits_until_a_higher_one_is_recorded() {
+    let env = Env::new();
+    let daemon = env.start(&["--max-parallel", "1"]);
+    a_lower_priority_job_waits_for_a_higher_one(&env, &daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_under_load_a_lower_priority_job_waits_for_a_higher_one() {
+    let pg = common::postgres::Cluster::start();
+    let env = Env::new();
+    let url = pg.url();
+    let daemon = env.start(&[
+        "--database-url",
+        &url,
+        "--node-name",
+        "solo",
+        "--max-parallel",
+        "1",
+    ]);
+    a_lower_priority_job_waits_for_a_higher_one(&env, &daemon).await;
 }

@@ -127,20 +127,23 @@ fn on_node(s: &dyn Context) -> Option<String> {
     Some(format!("on node {}", shared.node.name))
 }
 
-/// Attempts at writing an outcome to the store before giving up.
-const RECORD_ATTEMPTS: u32 = 8;
+/// Longest pause between two attempts at writing to the queue.
+const RECORD_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Write an outcome to the queue, trying again with growing pauses (1, 2,
 /// 4 ... 30 s) while it fails, e.g. on a full disk or a database locked by
-/// another process, so that a job does not stay "running" for ever. Gives
-/// up (logged) after [`RECORD_ATTEMPTS`] or at shutdown; startup recovery
-/// then settles what was left.
+/// another process, until it is written or the daemon stops (`None`;
+/// startup recovery then settles what was left). The worker's slot stays
+/// taken meanwhile: a slot is free only once the work that held it is
+/// recorded, so no other work (of a lower priority, say) starts before
+/// the queue shows this work ended.
 async fn record<T, F>(s: &dyn Context, job_id: JobId, mut write: impl FnMut() -> F) -> Option<T>
 where
     F: std::future::Future<Output = Result<T, QueueError>>,
 {
     let mut pause = std::time::Duration::from_secs(1);
-    for attempt in 1..=RECORD_ATTEMPTS {
+    let mut attempt: u64 = 1;
+    loop {
         match write().await {
             Ok(value) => return Some(value),
             Err(err) => {
@@ -151,9 +154,9 @@ where
             () = tokio::time::sleep(pause) => {}
             () = s.stopping().cancelled() => return None,
         }
-        pause = (pause * 2).min(std::time::Duration::from_secs(30));
+        pause = (pause * 2).min(RECORD_PAUSE_MAX);
+        attempt += 1;
     }
-    None
 }
 
 async fn open_and_probe(
