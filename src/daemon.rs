@@ -216,6 +216,18 @@ impl Pidfile {
         }
         let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let meta = file.metadata().map_err(err)?;
+                if !locked_by_our_user(&meta) {
+                    // Anyone who may read the file may flock it (a member of
+                    // the socket group, say): no daemon of ours holds it, so
+                    // it is replaced by a new file, which they hold nothing of.
+                    log::warn!(
+                        "{} is locked by another user's process, not by a vidvard: replaced",
+                        path.display()
+                    );
+                    std::fs::remove_file(path).map_err(err)?;
+                    return Ok(None);
+                }
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
@@ -264,6 +276,52 @@ impl Pidfile {
             source,
         })
     }
+}
+
+/// Whether a process of this daemon's user holds a lock on the file of
+/// `meta`, as /proc/locks lists them (proc(5): the locking pid and the
+/// file's `MAJOR:MINOR:INODE`) with each holder's effective uid from
+/// /proc/PID/status. A holder that no longer exists is not a daemon (a
+/// daemon's lock dies with it); when anything cannot be told, the answer is
+/// yes, so that a live daemon is never taken for a stale one.
+fn locked_by_our_user(meta: &std::fs::Metadata) -> bool {
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return true;
+    };
+    let dev = meta.dev();
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
+        meta.ino()
+    );
+    let me = nix::unistd::geteuid().as_raw();
+    let mut holders = 0;
+    for line in locks.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `N: -> FLOCK ...` is a waiter, not a holder.
+        if fields.len() < 6 || fields[1] == "->" || fields[5] != file {
+            continue;
+        }
+        holders += 1;
+        let Ok(pid) = fields[4].parse::<u32>() else {
+            return true;
+        };
+        let status = match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            Ok(status) => status,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && pid != 0 => continue,
+            Err(_) => return true,
+        };
+        let euid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|id| id.parse::<u32>().ok());
+        if euid.is_none_or(|uid| uid == me) {
+            return true;
+        }
+    }
+    holders == 0
 }
 
 /// Mode of the pidfile: readable by all, as init scripts and

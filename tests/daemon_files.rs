@@ -320,3 +320,47 @@ fn user_mode_without_xdg_runtime_dir_is_not_led_into_a_planted_directory() {
     let log = std::fs::read_to_string(env.path("user-vidvard.log")).unwrap();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_socket_group_members_lock_on_the_pidfile_cannot_keep_the_daemon_down() {
+    require_root("it acts as a member of the socket group");
+    let env = Env::new();
+    chmod(env.dir.path(), 0o755);
+    let group_owner = User::create("vvh", &[]);
+    let member = User::create("vvn", &[&group_owner.name]);
+    let group = ["--socket-group", group_owner.name.as_str()];
+    let mut daemon = env.start(&group);
+    // The pidfile is readable by the group, so a member may flock it, and
+    // hold the lock past the daemon's end.
+    let mut holder = member
+        .command("flock")
+        .args(["-s", s(&env.pidfile()), "sleep", "600"])
+        .spawn()
+        .unwrap();
+    let _holder = KillOnDrop(&mut holder);
+    wait_for("the member's lock", LIMIT, || {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let ino = std::fs::metadata(env.pidfile()).unwrap().ino();
+        locks
+            .lines()
+            .any(|l| l.contains(" READ ") && l.contains(&format!(":{ino} ")))
+            .then_some(())
+    });
+    // An unclean stop (kill -9, OOM) leaves the pidfile behind, locked.
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGKILL, LIMIT);
+    assert!(env.pidfile().exists());
+    let restarted = env.start(&group);
+    let pid: i32 = std::fs::read_to_string(env.pidfile())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, restarted.pid());
+    assert!(
+        restarted
+            .log()
+            .contains("is locked by another user's process"),
+        "{}",
+        restarted.log()
+    );
+}
