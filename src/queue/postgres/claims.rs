@@ -7,9 +7,8 @@
 
 use super::PgQueue;
 use super::listen;
-use super::rows::{credentials, exec, identity, opt, place, process, rows};
+use super::rows::{credentials, effects, exec, identity, opt, place, process, rows};
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
-use crate::effects::Effects;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
@@ -190,12 +189,7 @@ impl PgQueue {
                 interlaced: r.get(30),
             },
             variations: r.get::<_, i32>(31) as u32,
-            effects: Effects {
-                rotation: r.get(14),
-                brightness: r.get(15),
-                contrast: r.get(16),
-                saturation: r.get(17),
-            },
+            effects: effects(r, 14),
             owner: credentials(r, 18),
             previous,
         }))

@@ -4,6 +4,7 @@
 //! queue lives here, only how its values are spelled in SQLite.
 
 use super::store::{Result, Store, StoreError};
+use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobId, JobState, Lease, Quality};
 use crate::queue::{JobRow, Place};
 use rusqlite::{Connection, OptionalExtension};
@@ -71,6 +72,17 @@ pub(super) fn groups_text(groups: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A variation's effects stored in four columns from `first` on: rotation,
+/// brightness, contrast, saturation.
+pub(super) fn effects_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Effects> {
+    Ok(Effects {
+        rotation: r.get(first)?,
+        brightness: r.get(first + 1)?,
+        contrast: r.get(first + 2)?,
+        saturation: r.get(first + 3)?,
+    })
 }
 
 /// The owner stored in three columns from `first` on: uid, gid, groups.
