@@ -7,7 +7,7 @@
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
 //! same rules in files of the same names (jobs, claims, settle, hooks,
 //! recovery, node, rows, schema, store), checked on each by the
-//! conformance suite (`tests/queue_conformance.rs`); [`Sharing`] names
+//! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
 
 mod backend;

@@ -127,7 +127,7 @@ impl Store {
 mod tests {
     //! The schema's upgrades, which only SQLite's own files have; the
     //! queue's rules are checked on every backend by
-    //! `tests/queue_conformance.rs`.
+    //! `tests/queue_conformance/`.
     use super::*;
     use crate::job::Media;
     use crate::queue::{Place, Work};
