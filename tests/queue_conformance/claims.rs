@@ -258,4 +258,6 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     let failed = q.fail_file(lease, "gone".into()).await.unwrap();
     assert_eq!(failed, Some(JobState::Failed));
     assert_eq!(state(q, b).await, JobState::Failed);
+    // Its variation failed with it: a retry queues it again.
+    assert_eq!(q.retry(b).await.unwrap(), Some((JobState::Failed, 1)));
 }

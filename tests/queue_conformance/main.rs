@@ -35,8 +35,8 @@ use vidvar::process::ProcessIdentity;
 use vidvar::queue::postgres::{NodeConfig, parse_url};
 use vidvar::queue::sqlite::INTERRUPTED;
 use vidvar::queue::{
-    Backend, Beat, Full, JobFilter, Limits, NewJob, Outcome, Place, Queue, Sharing, VariationWork,
-    Work, unix_now,
+    Backend, Beat, FileRow, Full, JobFilter, Limits, NewJob, Outcome, Place, Queue, Sharing,
+    VariationWork, Work, unix_now,
 };
 
 /// The name of the node the tests' PostgreSQL queues run as.

@@ -4,13 +4,17 @@ use super::*;
 
 /// After a crash, the variations that were running are listed with what
 /// recovery needs (temporary file, its identity, FFmpeg's identity, the
-/// output directory); then one daemon fails them as interrupted, while a
-/// shared queue queues them again. Queued jobs stay queued.
+/// output directory); then one daemon fails them (and the probes it had
+/// claimed) as interrupted, while a shared queue queues them again. Queued
+/// jobs stay queued.
 pub(super) async fn recovery_after_a_crash(bed: Bed) {
     let q = &*bed.queue;
     let a = submit(q, 2, 1, 0).await;
     let b = submit(q, 1, 1, 0).await;
+    let c = submit(q, 1, 1, 0).await;
     let work = start_next_file(q).await.remove(0);
+    let probing = q.claim(b).await.unwrap().as_ref().map(what);
+    assert_eq!(probing, Some((c, "probe /in/0.mp4".into())));
     let identity = FileIdentity { dev: 1, ino: 77 };
     q.set_temp(work.lease, identity).await.unwrap();
     q.set_process(work.lease, process(99)).await.unwrap();
@@ -23,19 +27,19 @@ pub(super) async fn recovery_after_a_crash(bed: Bed) {
     assert_eq!(left[0].process, Some(process(99)));
     assert_eq!(left[0].output_dir, work.output_dir);
 
-    assert_eq!(q.mark_interrupted().await.unwrap(), [a]);
+    assert_eq!(q.mark_interrupted().await.unwrap(), [a, c]);
     assert!(q.interrupted().await.unwrap().is_empty());
     assert_eq!(state(q, b).await, JobState::Queued);
     match q.sharing() {
         Sharing::OneDaemon => {
-            assert_eq!(state(q, a).await, JobState::Failed);
-            let files = q.files(a).await.unwrap();
-            assert!(
-                files
-                    .iter()
-                    .all(|f| f.error.as_deref() == Some(INTERRUPTED))
-            );
+            for job in [a, c] {
+                assert_eq!(state(q, job).await, JobState::Failed);
+                let files = q.files(job).await.unwrap();
+                let interrupted = |f: &FileRow| f.error.as_deref() == Some(INTERRUPTED);
+                assert!(files.iter().all(interrupted));
+            }
             assert_eq!(claim(q, 0).await, Some((b, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, b).await, None);
         }
         Sharing::Nodes => {
             assert_eq!(state(q, a).await, JobState::Running);
@@ -44,6 +48,9 @@ pub(super) async fn recovery_after_a_crash(bed: Bed) {
             };
             assert_eq!(again.lease.id, work.lease.id);
             assert_eq!(again.previous, None, "settled already");
+            assert_eq!(state(q, c).await, JobState::Running);
+            assert_eq!(claim(q, a).await, Some((b, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, b).await, Some((c, "probe /in/0.mp4".into())));
         }
     }
 }
