@@ -103,11 +103,8 @@ impl Store {
     /// One job, or `None` if there is no such job.
     pub fn job(&self, id: JobId) -> Result<Option<JobRow>> {
         let sql = format!("SELECT {} FROM jobs j WHERE j.id = ?1", Self::JOB_COLUMNS);
-        self.conn
-            .query_row(&sql, [id], Self::job_row)
-            .optional()?
-            .map(|row| self.with_files(row))
-            .transpose()
+        let row = self.conn.query_row(&sql, [id], Self::job_row).optional()?;
+        Ok(self.with_files(Vec::from_iter(row))?.pop())
     }
 
     /// The jobs `filter` selects, by id ascending.
@@ -130,7 +127,8 @@ impl Store {
             ],
             Self::job_row,
         )?;
-        rows.map(|r| self.with_files(r?)).collect()
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        self.with_files(rows)
     }
 
     /// Set a job's priority; returns its state, `None` for no such job.

@@ -8,6 +8,7 @@ use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobId, JobState, Lease, Quality};
 use crate::queue::{JobRow, Place};
 use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A [`Place`] from three columns from `first` on: real path, device and
@@ -170,18 +171,31 @@ impl Store {
         ))
     }
 
-    /// `row` with its state parsed, and its inputs and progress counted
-    /// from its files ([`job::job_progress`], the one formula of a job's
-    /// progress).
-    pub(super) fn with_files(&self, (mut row, state): (JobRow, String)) -> Result<JobRow> {
-        row.state = parse_job_state(&state)?;
-        let files: Vec<f64> = self
-            .conn
-            .prepare_cached("SELECT progress FROM files WHERE job_id = ?1 ORDER BY idx")?
-            .query_map([row.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        row.inputs = files.len() as u32;
-        row.progress = job::job_progress(files);
-        Ok(row)
+    /// `rows` with their states parsed, and their inputs and progress
+    /// counted from their files ([`job::job_progress`], the one formula of
+    /// a job's progress), read in one query for all of them.
+    pub(super) fn with_files(&self, rows: Vec<(JobRow, String)>) -> Result<Vec<JobRow>> {
+        let ids: Vec<String> = rows.iter().map(|(row, _)| row.id.to_string()).collect();
+        let mut files: HashMap<JobId, Vec<f64>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT job_id, progress FROM files
+             WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, idx",
+        )?;
+        let found = stmt.query_map([format!("[{}]", ids.join(","))], |r| {
+            Ok((r.get::<_, JobId>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        for file in found {
+            let (job, progress) = file?;
+            files.entry(job).or_default().push(progress);
+        }
+        rows.into_iter()
+            .map(|(mut row, state)| {
+                row.state = parse_job_state(&state)?;
+                let progress = files.remove(&row.id).unwrap_or_default();
+                row.inputs = progress.len() as u32;
+                row.progress = job::job_progress(progress);
+                Ok(row)
+            })
+            .collect()
     }
 }
