@@ -5,10 +5,10 @@
 //! node and attempt; and the heartbeat that renews this node's leases and
 //! names those it lost.
 
-use super::PgQueue;
 use super::listen;
 use super::rows::{credentials, effects, exec, identity, opt, place, process, rows};
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
+use super::store::PgQueue;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;

@@ -4,12 +4,12 @@
 //! cancel, retry and prune. Every change that makes work claimable tells
 //! the other nodes.
 
-use super::PgQueue;
 use super::rows::{
     JOB_COLUMNS, announce, effects, exec, file_state, job_row, job_state, one, opt, rows, text,
 };
 use super::schema;
 use super::settle::{locked_job_state, settle_file, variation_counts};
+use super::store::PgQueue;
 use crate::job::{self, JobId, JobState, Quality};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow, Result};
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! processes, owners, states) and a job's row, with its progress by
 //! [`job::job_progress`]. No rule of the queue lives here.
 
+use super::error::PgError;
 use super::listen;
-use super::store::PgError;
 use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobState};
 use crate::process::ProcessIdentity;

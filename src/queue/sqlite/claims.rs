@@ -5,9 +5,10 @@
 //! identity). One daemon owns the file, so a claim is never lost
 //! ([`crate::queue::Sharing::OneDaemon`]).
 
+use super::error::{Result, StoreError};
 use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
 use super::settle::settle_job_of_file;
-use super::store::{Result, Store, StoreError};
+use super::store::Store;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};

@@ -4,11 +4,12 @@
 //! Claims, outcomes and recovery are elsewhere ([`super::claims`],
 //! [`super::settle`], [`super::recovery`]).
 
+use super::error::Result;
 use super::rows::{
     effects_of, groups_text, job_state, parse_file_state, path_of, quality_of, text_of,
 };
 use super::settle::{settle_file, variation_counts};
-use super::store::{Result, Store};
+use super::store::Store;
 use crate::job::{self, FileState, JobId, JobState};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow};
 use rusqlite::{OptionalExtension, params};

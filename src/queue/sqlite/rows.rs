@@ -3,7 +3,8 @@
 //! with its inputs and progress counted from its files. No rule of the
 //! queue lives here, only how its values are spelled in SQLite.
 
-use super::store::{Result, Store, StoreError};
+use super::error::{Result, StoreError};
+use super::store::Store;
 use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobId, JobState, Lease, Quality};
 use crate::queue::{JobRow, Place};
