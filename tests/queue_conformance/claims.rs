@@ -261,3 +261,33 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     // Its variation failed with it: a retry queues it again.
     assert_eq!(q.retry(b).await.unwrap(), Some((JobState::Failed, 1)));
 }
+
+/// A cancel does not take a claim away: the probe of a job cancelled while
+/// it ran is still acknowledged (the claim was held), but revives nothing:
+/// the job stays cancelled, with nothing to claim.
+pub(super) async fn cancel_while_probing(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 1, 1, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    assert_eq!(q.cancel(a).await.unwrap(), Some(JobState::Running));
+    assert!(q.finish_probe(lease, media()).await.unwrap(), "still held");
+    assert_eq!(state(q, a).await, JobState::Cancelled);
+    assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
+    assert_eq!(claim(q, 0).await, None);
+
+    let b = submit(q, 1, 1, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    q.cancel(b).await.unwrap();
+    let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
+    assert_eq!(failed, Some(JobState::Cancelled), "still held");
+    let file = &q.files(b).await.unwrap()[0];
+    assert_eq!(
+        (file.state, file.error.as_deref()),
+        (FileState::Cancelled, None)
+    );
+    assert_eq!(claim(q, 0).await, None);
+}

@@ -166,6 +166,7 @@ conformance!(
     claims::paused_jobs_wait,
     claims::fencing,
     claims::unusable_input_fails_its_file,
+    claims::cancel_while_probing,
     settle::settle_succeeded_partial_failed,
     settle::progress,
     settle::outputs_in_order,
