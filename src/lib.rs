@@ -11,8 +11,8 @@
 //!   threads of its own (the only module that imports rusqlite),
 //!   [`queue::postgres`] in PostgreSQL for several nodes, each in files of
 //!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
-//!   `recovery`, `node`, `rows`, `schema`, `store`). [`naming`]: the names
-//!   of the files a variation makes.
+//!   `recovery`, `node`, `rows`, `schema`, `store`, `error`). [`naming`]:
+//!   the names of the files a variation makes.
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`engine`]: the request API ([`engine::jobs`]), what runs next

@@ -6,8 +6,8 @@
 //! that a backend may lose, every write about claimed work is fenced by
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
 //! same rules in files of the same names (jobs, claims, settle, hooks,
-//! recovery, node, rows, schema, store), checked on each by the
-//! conformance suite (`tests/queue_conformance.rs`); [`Sharing`] names
+//! recovery, node, rows, schema, store, error), checked on each by the
+//! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
 
 mod backend;
@@ -380,10 +380,12 @@ pub trait Queue: Send + Sync {
     /// time on a shared queue.
     async fn claim(&self, after: JobId) -> Result<Option<Work>>;
     /// A probe succeeded: the file's variations become claimable. False
-    /// when the lease was lost (nothing was written).
+    /// when the lease was lost (nothing was written). A cancel meanwhile
+    /// does not lose it: the probe is acknowledged and nothing recorded.
     async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool>;
     /// A file cannot be used: it and its queued variations fail with
-    /// `error`. Returns the job's state; `None` when the lease was lost.
+    /// `error` (unless a cancel settled them meanwhile). Returns the job's
+    /// state; `None` when the lease was lost.
     async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>>;
     /// The temporary file of a claimed variation exists: which file it is.
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()>;

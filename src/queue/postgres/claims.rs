@@ -5,11 +5,10 @@
 //! node and attempt; and the heartbeat that renews this node's leases and
 //! names those it lost.
 
-use super::PgQueue;
 use super::listen;
-use super::rows::{credentials, exec, identity, opt, place, process, rows};
+use super::rows::{credentials, effects, exec, identity, one, opt, place, process, rows};
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
-use crate::effects::Effects;
+use super::store::PgQueue;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
@@ -190,12 +189,7 @@ impl PgQueue {
                 interlaced: r.get(30),
             },
             variations: r.get::<_, i32>(31) as u32,
-            effects: Effects {
-                rotation: r.get(14),
-                brightness: r.get(15),
-                contrast: r.get(16),
-                saturation: r.get(17),
-            },
+            effects: effects(r, 14),
             owner: credentials(r, 18),
             previous,
         }))
@@ -221,12 +215,16 @@ impl PgQueue {
         let duration = media.duration_us.map(|d| d as i64);
         let rate = media.frame_rate.map(|r| r.to_string());
         let video = media.video_us.map(|d| d as i64);
-        let changed = exec(
+        // Held: still this claim's, though a cancel may have settled the
+        // file meanwhile (then nothing is recorded).
+        let held: bool = one(
             &client,
-            "UPDATE files SET probed = true, duration_us = $4, frame_rate = $5,
-                     interlaced = $6, video_us = $7, lease_until = NULL
-                 WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
-                   AND NOT probed",
+            "WITH held AS (SELECT id FROM files WHERE id = $1 AND node = $2 AND attempt = $3),
+                  probed AS (UPDATE files SET probed = true, duration_us = $4, frame_rate = $5,
+                                 interlaced = $6, video_us = $7, lease_until = NULL
+                             WHERE id IN (SELECT id FROM held) AND state = 'running'
+                               AND NOT probed)
+             SELECT EXISTS (SELECT 1 FROM held)",
             &[
                 &lease.id,
                 &self.node,
@@ -237,10 +235,11 @@ impl PgQueue {
                 &video,
             ],
         )
-        .await?;
+        .await?
+        .get(0);
         // Its variations can be claimed now, by any node.
         client.batch_execute(listen::NOTIFY).await?;
-        Ok(changed == 1)
+        Ok(held)
     }
 
     pub(super) async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
@@ -248,24 +247,32 @@ impl PgQueue {
         self.in_tx(move |tx| {
             Box::pin(async move {
                 lock_job(tx, "SELECT job_id FROM files WHERE id = $1", lease.id).await?;
-                let held = exec(
+                let held = opt(
                     tx,
-                    "UPDATE files SET state = 'failed', error = $4, lease_until = NULL
-                         WHERE id = $1 AND node = $2 AND attempt = $3 AND state = 'running'
-                           AND NOT probed",
-                    &[&lease.id, &node, &lease.attempt, &error],
+                    "SELECT 1 FROM files WHERE id = $1 AND node = $2 AND attempt = $3",
+                    &[&lease.id, &node, &lease.attempt],
                 )
                 .await?;
-                if held != 1 {
+                if held.is_none() {
                     return Ok(None);
                 }
-                exec(
+                // Unless a cancel settled the file meanwhile.
+                let failed = exec(
                     tx,
-                    "UPDATE variations SET state = 'failed', error = $2
-                     WHERE file_id = $1 AND state = 'queued'",
+                    "UPDATE files SET state = 'failed', error = $2, lease_until = NULL
+                     WHERE id = $1 AND state = 'running' AND NOT probed",
                     &[&lease.id, &error],
                 )
                 .await?;
+                if failed == 1 {
+                    exec(
+                        tx,
+                        "UPDATE variations SET state = 'failed', error = $2
+                         WHERE file_id = $1 AND state = 'queued'",
+                        &[&lease.id, &error],
+                    )
+                    .await?;
+                }
                 let job = job_of_file(tx, lease.id).await?;
                 settle_job(tx, job).await.map(Some)
             })

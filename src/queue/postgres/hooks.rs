@@ -4,8 +4,8 @@
 //! node to run, its process recorded, removed once it ran. Running the
 //! hook is the engine's.
 
-use super::PgQueue;
 use super::rows::{credentials, exec, opt, rows};
+use super::store::PgQueue;
 use crate::job::JobId;
 use crate::process::ProcessIdentity;
 use crate::queue::{HookRun, Result};

@@ -4,13 +4,12 @@
 //! cancel, retry and prune. Every change that makes work claimable tells
 //! the other nodes.
 
-use super::PgQueue;
 use super::rows::{
-    JOB_COLUMNS, announce, exec, file_state, job_row, job_state, one, opt, rows, text,
+    JOB_COLUMNS, announce, effects, exec, file_state, job_row, job_state, one, opt, rows, text,
 };
 use super::schema;
 use super::settle::{locked_job_state, settle_file, variation_counts};
-use crate::effects::Effects;
+use super::store::PgQueue;
 use crate::job::{self, JobId, JobState, Quality};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow, Result};
 use std::path::PathBuf;
@@ -222,12 +221,7 @@ impl PgQueue {
                 size: r.get::<_, i64>(1) as u64,
                 input: PathBuf::from(r.get::<_, String>(2)),
                 index: r.get::<_, i32>(3) as u32,
-                effects: Effects {
-                    rotation: r.get(4),
-                    brightness: r.get(5),
-                    contrast: r.get(6),
-                    saturation: r.get(7),
-                },
+                effects: effects(r, 4),
                 node: r.get(8),
                 quality: r.get::<_, Option<i32>>(9).map(|samples| Quality {
                     samples: samples as u32,

@@ -32,7 +32,7 @@ pub fn spawn(config: tokio_postgres::Config, tls: MakeRustlsConnect) -> watch::R
                 Ok(()) => pause = Duration::from_millis(500),
                 Err(err) => log::warn!(
                     "cannot listen for other nodes' changes: {}",
-                    super::PgError::Sql(err)
+                    super::error::PgError::Sql(err)
                 ),
             }
             // Whatever happened while not listening: look again.

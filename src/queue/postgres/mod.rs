@@ -15,13 +15,15 @@
 //! The settle rules and the progress formulas are [`crate::job`]'s, as in
 //! the SQLite queue, and the files are split by concern as the SQLite
 //! queue's are (jobs, claims, settle, hooks, recovery, node, rows, schema,
-//! store), so that a rule lives at the same place in each; this file only
-//! answers [`Queue`] from them. Connections come from a pool
+//! store, error), so that a rule lives at the same place in each; this
+//! file only answers [`Queue`] from them, and `url`, `listen`, `tls` and
+//! `pgpass` are the connection's own. Connections come from a pool
 //! (deadpool-postgres); a connection attempt gives up after
 //! [`CONNECT_TIMEOUT`], so a request made while the database is away fails
 //! within seconds.
 
 mod claims;
+mod error;
 mod hooks;
 mod jobs;
 mod listen;
@@ -35,9 +37,9 @@ mod store;
 pub mod tls;
 mod url;
 
-pub use node::NodeConfig;
-pub use store::{CONNECT_TIMEOUT, PgError};
-pub use url::{Database, describe, parse_url, url_has_password};
+pub use error::PgError;
+pub use store::{CONNECT_TIMEOUT, Database, NodeConfig, PgQueue};
+pub use url::{describe, parse_url, url_has_password};
 
 use super::{
     Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
@@ -45,17 +47,6 @@ use super::{
 };
 use crate::job::{FileIdentity, JobId, JobState, Lease, Media};
 use crate::process::ProcessIdentity;
-use deadpool_postgres::Pool;
-
-/// The queue in a PostgreSQL database, as one node sees it.
-pub struct PgQueue {
-    pool: Pool,
-    /// Bumped by every change a node announces ([`listen`]).
-    changes: tokio::sync::watch::Receiver<u64>,
-    node: String,
-    /// The lease time in seconds, as SQL `make_interval` takes it.
-    lease_secs: f64,
-}
 
 /// Each call is answered by the file of its concern.
 #[async_trait::async_trait]

@@ -2,23 +2,12 @@
 //! start, refused while a live node has its name, marked stopped when it
 //! leaves), its pause and hook flags, and the list of nodes.
 
+use super::error::PgError;
 use super::rows::{exec, opt, rows};
-use super::store::PgError;
-use super::{PgQueue, schema};
+use super::schema;
+use super::store::{NodeConfig, PgQueue};
 use crate::process::ProcessIdentity;
 use crate::queue::{NodeRow, Result};
-use std::time::Duration;
-
-/// Who this node is in the shared queue.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// Unique among live nodes.
-    pub name: String,
-    /// `max_parallel`, shown by `vidvarctl nodes`.
-    pub slots: u32,
-    /// How long a claim stays this node's without a heartbeat.
-    pub lease_timeout: Duration,
-}
 
 impl PgQueue {
     /// Enter this node in `nodes`. A live node of the same name (heartbeat

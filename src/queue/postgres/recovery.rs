@@ -4,9 +4,9 @@
 //! over, and its claims released for any node to take
 //! ([`crate::queue::Sharing::Nodes`]).
 
-use super::PgQueue;
 use super::rows::{announce, identity, place, process, rows};
 use super::settle::{settle_file, settle_job};
+use super::store::PgQueue;
 use crate::job::{JobId, Lease};
 use crate::process::ProcessIdentity;
 use crate::queue::{Interrupted, Result};

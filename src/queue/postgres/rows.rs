@@ -3,8 +3,9 @@
 //! processes, owners, states) and a job's row, with its progress by
 //! [`job::job_progress`]. No rule of the queue lives here.
 
+use super::error::PgError;
 use super::listen;
-use super::store::PgError;
+use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobState};
 use crate::process::ProcessIdentity;
 use crate::queue::{JobRow, Place, Result};
@@ -99,6 +100,17 @@ pub(super) fn process(r: &Row, first: usize) -> Option<ProcessIdentity> {
             boot_id,
         }),
         _ => None,
+    }
+}
+
+/// A variation's effects from four columns from `first` on: rotation,
+/// brightness, contrast, saturation.
+pub(super) fn effects(r: &Row, first: usize) -> Effects {
+    Effects {
+        rotation: r.get(first),
+        brightness: r.get(first + 1),
+        contrast: r.get(first + 2),
+        saturation: r.get(first + 3),
     }
 }
 

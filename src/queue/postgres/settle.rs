@@ -4,8 +4,8 @@
 //! [`job::file_progress`]), and the running files' progress. Whatever
 //! settles a job's files locks the job first ([`lock_job`]).
 
-use super::PgQueue;
 use super::rows::{announce, exec, job_state, one, opt, text};
+use super::store::PgQueue;
 use crate::job::{self, FileCounts, JobId, JobState, Lease, VariationCounts};
 use crate::queue::{Outcome, Result};
 use deadpool_postgres::Transaction;

@@ -1,13 +1,14 @@
-//! Opening the shared queue: the connection pool, the schema's upgrade,
-//! one transaction at a time ([`PgQueue::in_tx`]), and the errors of it
-//! all, with which of them are an outage ([`QueueError::Unavailable`]).
+//! The shared queue as one node holds it: where the database is
+//! ([`Database`]), who this node is ([`NodeConfig`]), the connection pool,
+//! the schema's upgrade and one transaction at a time
+//! ([`PgQueue::in_tx`]).
 
-use super::node::NodeConfig;
-use super::url::Database;
-use super::{PgQueue, listen, schema, tls};
-use crate::queue::{QueueError, Result};
+use super::error::PgError;
+use super::{listen, schema};
+use crate::queue::Result;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use std::time::Duration;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Longest wait for a new connection to the database.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,89 +16,40 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections a node keeps at most.
 const POOL_SIZE: usize = 8;
 
-/// Why the shared queue cannot be opened or used.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// The URL does not parse; the message never repeats the URL, which may
-    /// hold a password.
-    #[error("invalid database URL: {0}")]
-    Url(#[source] tokio_postgres::Error),
-    #[error("database: {}", chain(.0))]
-    Sql(#[from] tokio_postgres::Error),
-    #[error("cannot connect to the database: {}", chain(.0))]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("cannot set up the database connections: {0}")]
-    Build(#[from] deadpool_postgres::BuildError),
-    #[error(
-        "the database's schema is version {found}, newer than this vidvard understands \
-         ({known}): upgrade vidvard; the database was left untouched"
-    )]
-    NewerSchema { found: i32, known: usize },
-    #[error(
-        "node name {name:?} is taken by a live node: pid {pid} on {host}, last heartbeat \
-         {age:.0} s ago; give this node another --node-name"
-    )]
-    DuplicateNode {
-        name: String,
-        host: String,
-        pid: i32,
-        age: f64,
-    },
-    #[error("cannot read this process's identity: {0}")]
-    Identity(#[source] std::io::Error),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("invalid stored {what}: {value:?}")]
-    BadValue { what: &'static str, value: String },
+/// Where and how to connect to the database: tokio-postgres's settings and
+/// the TLS connector that `sslmode` asks for.
+#[derive(Clone)]
+pub struct Database {
+    pub config: tokio_postgres::Config,
+    pub tls: MakeRustlsConnect,
 }
 
-/// `err` and its sources, `: `-separated: tokio-postgres says "error
-/// performing TLS handshake" and keeps the reason (a certificate that does
-/// not name the host, say) in its source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-impl From<PgError> for QueueError {
-    fn from(err: PgError) -> Self {
-        QueueError::Backend(Box::new(err))
+impl std::fmt::Debug for Database {
+    /// The settings' own `Debug`, which hides the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.config.fmt(f)
     }
 }
 
-impl From<tokio_postgres::Error> for QueueError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        // A closed connection, a failed connect or a server shutting down
-        // or starting (SQLSTATE classes 08 and 57P) is an outage, not a
-        // fault of the request.
-        let outage = err.code().map_or_else(
-            || {
-                err.is_closed()
-                    || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>())
-            },
-            |code| code.code().starts_with("08") || code.code().starts_with("57P"),
-        );
-        if outage {
-            QueueError::Unavailable(Box::new(PgError::Sql(err)))
-        } else {
-            PgError::Sql(err).into()
-        }
-    }
+/// Who this node is in the shared queue.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Unique among live nodes.
+    pub name: String,
+    /// `max_parallel`, shown by `vidvarctl nodes`.
+    pub slots: u32,
+    /// How long a claim stays this node's without a heartbeat.
+    pub lease_timeout: Duration,
 }
 
-impl From<deadpool_postgres::PoolError> for QueueError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        QueueError::Unavailable(Box::new(PgError::Pool(err)))
-    }
+/// The queue in a PostgreSQL database, as one node sees it.
+pub struct PgQueue {
+    pub(super) pool: Pool,
+    /// Bumped by every change a node announces ([`listen`]).
+    pub(super) changes: tokio::sync::watch::Receiver<u64>,
+    pub(super) node: String,
+    /// The lease time in seconds, as SQL `make_interval` takes it.
+    pub(super) lease_secs: f64,
 }
 
 impl PgQueue {

@@ -2,24 +2,9 @@
 //! into tokio-postgres's settings, with the TLS that `sslmode` asks for and
 //! the password file's password, and described for logs without secrets.
 
-use super::store::{CONNECT_TIMEOUT, PgError};
+use super::error::PgError;
+use super::store::{CONNECT_TIMEOUT, Database};
 use super::{pgpass, tls};
-use tokio_postgres_rustls::MakeRustlsConnect;
-
-/// Where and how to connect to the database: tokio-postgres's settings and
-/// the TLS connector that `sslmode` asks for.
-#[derive(Clone)]
-pub struct Database {
-    pub config: tokio_postgres::Config,
-    pub tls: MakeRustlsConnect,
-}
-
-impl std::fmt::Debug for Database {
-    /// The settings' own `Debug`, which hides the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.config.fmt(f)
-    }
-}
 
 /// Whether `url` itself holds a password (not the password file).
 pub fn url_has_password(url: &str) -> bool {

@@ -5,10 +5,10 @@
 //! identity). One daemon owns the file, so a claim is never lost
 //! ([`crate::queue::Sharing::OneDaemon`]).
 
-use super::rows::{owner_of, path_of, place_of, sole_lease, text_of};
+use super::error::{Result, StoreError};
+use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
 use super::settle::settle_job_of_file;
-use super::store::{Result, Store, StoreError};
-use crate::effects::Effects;
+use super::store::Store;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};
@@ -97,12 +97,7 @@ impl Store {
                             interlaced: r.get(22)?,
                         },
                         variations: r.get(23)?,
-                        effects: Effects {
-                            rotation: r.get(8)?,
-                            brightness: r.get(9)?,
-                            contrast: r.get(10)?,
-                            saturation: r.get(11)?,
-                        },
+                        effects: effects_of(r, 8)?,
                         owner: owner_of(r, 12)?,
                         previous: None,
                     },

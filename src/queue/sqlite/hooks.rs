@@ -3,8 +3,9 @@
 //! one that reopens it), claimed to run, its process recorded, removed
 //! once it ran. Running the hook is the engine's.
 
+use super::error::Result;
 use super::rows::owner_of;
-use super::store::{Result, Store};
+use super::store::Store;
 use crate::job::JobId;
 use crate::process::ProcessIdentity;
 use crate::queue::HookRun;

@@ -4,10 +4,12 @@
 //! Claims, outcomes and recovery are elsewhere ([`super::claims`],
 //! [`super::settle`], [`super::recovery`]).
 
-use super::rows::{groups_text, job_state, parse_file_state, path_of, quality_of, text_of};
+use super::error::Result;
+use super::rows::{
+    effects_of, groups_text, job_state, parse_file_state, path_of, quality_of, text_of,
+};
 use super::settle::{settle_file, variation_counts};
-use super::store::{Result, Store};
-use crate::effects::Effects;
+use super::store::Store;
 use crate::job::{self, FileState, JobId, JobState};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow};
 use rusqlite::{OptionalExtension, params};
@@ -102,11 +104,8 @@ impl Store {
     /// One job, or `None` if there is no such job.
     pub fn job(&self, id: JobId) -> Result<Option<JobRow>> {
         let sql = format!("SELECT {} FROM jobs j WHERE j.id = ?1", Self::JOB_COLUMNS);
-        self.conn
-            .query_row(&sql, [id], Self::job_row)
-            .optional()?
-            .map(|row| self.with_files(row))
-            .transpose()
+        let row = self.conn.query_row(&sql, [id], Self::job_row).optional()?;
+        Ok(self.with_files(Vec::from_iter(row))?.pop())
     }
 
     /// The jobs `filter` selects, by id ascending.
@@ -129,24 +128,30 @@ impl Store {
             ],
             Self::job_row,
         )?;
-        rows.map(|r| self.with_files(r?)).collect()
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        self.with_files(rows)
     }
 
     /// Set a job's priority; returns its state, `None` for no such job.
     pub fn set_priority(&mut self, job_id: JobId, priority: i32) -> Result<Option<JobState>> {
-        self.conn.execute(
-            "UPDATE jobs SET priority = ?2 WHERE id = ?1",
-            params![job_id, priority],
-        )?;
-        job_state(&self.conn, job_id)
+        self.set_job_column(job_id, "priority", &priority)
     }
 
     /// Pause or resume a job; returns its state, `None` for no such job.
     pub fn set_job_paused(&mut self, job_id: JobId, paused: bool) -> Result<Option<JobState>> {
-        self.conn.execute(
-            "UPDATE jobs SET paused = ?2 WHERE id = ?1",
-            params![job_id, paused],
-        )?;
+        self.set_job_column(job_id, "paused", &paused)
+    }
+
+    /// Set `column` (a name of ours, never a client's) of job `job_id` to
+    /// `value`; returns its state, `None` for no such job.
+    fn set_job_column(
+        &mut self,
+        job_id: JobId,
+        column: &'static str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<Option<JobState>> {
+        let sql = format!("UPDATE jobs SET {column} = ?2 WHERE id = ?1");
+        self.conn.execute(&sql, params![job_id, value])?;
         job_state(&self.conn, job_id)
     }
 
@@ -199,12 +204,7 @@ impl Store {
                 size: r.get::<_, i64>(1)? as u64,
                 input: path_of(r.get(2)?),
                 index: r.get(3)?,
-                effects: Effects {
-                    rotation: r.get(4)?,
-                    brightness: r.get(5)?,
-                    contrast: r.get(6)?,
-                    saturation: r.get(7)?,
-                },
+                effects: effects_of(r, 4)?,
                 node: None,
                 quality: quality_of(r, 8)?,
             })

@@ -9,6 +9,7 @@
 //! that goes away does not stop a change once sent.
 
 mod claims;
+mod error;
 mod hooks;
 mod jobs;
 mod node;
@@ -18,8 +19,9 @@ mod schema;
 mod settle;
 mod store;
 
+pub use error::StoreError;
 pub use recovery::INTERRUPTED;
-pub use store::{BUSY_TIMEOUT, Store, StoreError};
+pub use store::{BUSY_TIMEOUT, Store};
 
 use super::{
     Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,

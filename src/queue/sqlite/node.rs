@@ -2,7 +2,8 @@
 //! restarts: whether it is paused (it claims nothing) and whether jobs
 //! that end owe a completion hook.
 
-use super::store::{Result, Store};
+use super::error::Result;
+use super::store::Store;
 use rusqlite::OptionalExtension;
 
 impl Store {

@@ -3,9 +3,10 @@
 //! processes), the idle jobs a clean stop queues again, and the rest,
 //! which fails as interrupted ([`crate::queue::Sharing::OneDaemon`]).
 
+use super::error::Result;
 use super::rows::{path_of, place_of, sole_lease};
 use super::settle::{settle_file, settle_job};
-use super::store::{Result, Store};
+use super::store::Store;
 use crate::job::{FileIdentity, JobId};
 use crate::process::ProcessIdentity;
 use crate::queue::Interrupted;

@@ -3,10 +3,13 @@
 //! with its inputs and progress counted from its files. No rule of the
 //! queue lives here, only how its values are spelled in SQLite.
 
-use super::store::{Result, Store, StoreError};
+use super::error::{Result, StoreError};
+use super::store::Store;
+use crate::effects::Effects;
 use crate::job::{self, Credentials, FileIdentity, FileState, JobId, JobState, Lease, Quality};
 use crate::queue::{JobRow, Place};
 use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A [`Place`] from three columns from `first` on: real path, device and
@@ -71,6 +74,17 @@ pub(super) fn groups_text(groups: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A variation's effects stored in four columns from `first` on: rotation,
+/// brightness, contrast, saturation.
+pub(super) fn effects_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Effects> {
+    Ok(Effects {
+        rotation: r.get(first)?,
+        brightness: r.get(first + 1)?,
+        contrast: r.get(first + 2)?,
+        saturation: r.get(first + 3)?,
+    })
 }
 
 /// The owner stored in three columns from `first` on: uid, gid, groups.
@@ -158,18 +172,31 @@ impl Store {
         ))
     }
 
-    /// `row` with its state parsed, and its inputs and progress counted
-    /// from its files ([`job::job_progress`], the one formula of a job's
-    /// progress).
-    pub(super) fn with_files(&self, (mut row, state): (JobRow, String)) -> Result<JobRow> {
-        row.state = parse_job_state(&state)?;
-        let files: Vec<f64> = self
-            .conn
-            .prepare_cached("SELECT progress FROM files WHERE job_id = ?1 ORDER BY idx")?
-            .query_map([row.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        row.inputs = files.len() as u32;
-        row.progress = job::job_progress(files);
-        Ok(row)
+    /// `rows` with their states parsed, and their inputs and progress
+    /// counted from their files ([`job::job_progress`], the one formula of
+    /// a job's progress), read in one query for all of them.
+    pub(super) fn with_files(&self, rows: Vec<(JobRow, String)>) -> Result<Vec<JobRow>> {
+        let ids: Vec<String> = rows.iter().map(|(row, _)| row.id.to_string()).collect();
+        let mut files: HashMap<JobId, Vec<f64>> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT job_id, progress FROM files
+             WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, idx",
+        )?;
+        let found = stmt.query_map([format!("[{}]", ids.join(","))], |r| {
+            Ok((r.get::<_, JobId>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        for file in found {
+            let (job, progress) = file?;
+            files.entry(job).or_default().push(progress);
+        }
+        rows.into_iter()
+            .map(|(mut row, state)| {
+                row.state = parse_job_state(&state)?;
+                let progress = files.remove(&row.id).unwrap_or_default();
+                row.inputs = progress.len() as u32;
+                row.progress = job::job_progress(progress);
+                Ok(row)
+            })
+            .collect()
     }
 }

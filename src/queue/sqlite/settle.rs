@@ -4,8 +4,9 @@
 //! and the running files' progress. Every write that ends work settles
 //! through here.
 
+use super::error::Result;
 use super::rows::{count, parse_job_state, text_of};
-use super::store::{Result, Store};
+use super::store::Store;
 use crate::job::{self, FileCounts, JobId, JobState, VariationCounts};
 use crate::queue::Outcome;
 use rusqlite::params;

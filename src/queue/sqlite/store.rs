@@ -1,50 +1,20 @@
 //! The SQLite store: one file in WAL mode with `synchronous=FULL`, so
 //! every state change is on disk when a method returns, before anyone is
-//! told about it. This file opens it (creating and upgrading the schema)
-//! and names its errors; the store's methods are split by concern into the
+//! told about it. This file opens it (creating and upgrading the schema);
+//! its errors are [`super::error`]'s, and the store's methods are split by concern into the
 //! sibling modules (jobs, claims, settle, hooks, recovery, node), with how
 //! values are spelled in SQLite in [`super::rows`]. Methods are synchronous
 //! and short; the actor in [`super`] owns each connection on a thread of
 //! its own. The store knows nothing of sockets or processes.
 
+use super::error::{Result, StoreError};
 use super::schema;
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// How long a writer waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A store operation that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open database {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "database {} has schema version {found}, newer than this vidvard understands ({known})",
-        path.display()
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: usize,
-    },
-    #[error("database query failed: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error("database holds an unknown state {0:?}")]
-    BadState(String),
-    #[error("cannot start the database thread: {0}")]
-    Thread(#[source] std::io::Error),
-    #[error("the database thread ended while opening the database")]
-    ThreadDied,
-}
-
-/// The result of a store operation.
-pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The job queue in one SQLite file.
 pub struct Store {
@@ -127,7 +97,7 @@ impl Store {
 mod tests {
     //! The schema's upgrades, which only SQLite's own files have; the
     //! queue's rules are checked on every backend by
-    //! `tests/queue_conformance.rs`.
+    //! `tests/queue_conformance/`.
     use super::*;
     use crate::job::Media;
     use crate::queue::{Place, Work};

@@ -1,0 +1,293 @@
+//! Conformance rules: which work comes next and the claims on it: order (priority, then
+//! jobs in turn, then inputs and variations in order), paused jobs, what a
+//! claim carries, fencing, and an input that cannot be used.
+
+use super::*;
+
+/// A probe claim names the input as given and as vetted, and the owner; an
+/// encode claim carries the probe's findings, the variation's effects, the
+/// output directory and its temporary file's recorded path.
+pub(super) async fn claim_carries_what_the_work_needs(bed: Bed) {
+    let q = &*bed.queue;
+    let job = new_job(1, 2, 1000);
+    let effects = job.inputs[0].2.clone();
+    let a = submit_job(q, job).await;
+    let Some(Work::Probe {
+        job_id,
+        lease,
+        path,
+        input,
+        owner: who,
+    }) = q.claim(0).await.unwrap()
+    else {
+        panic!("a probe comes first");
+    };
+    assert_eq!((job_id, path.as_path()), (a, Path::new("/in/0.mp4")));
+    let place = |path: &str, ino| Place {
+        path: path.into(),
+        identity: Some(FileIdentity { dev: 1, ino }),
+    };
+    assert_eq!(input, place("/in/0.mp4", 2));
+    assert_eq!(who, owner(1000));
+    assert_eq!(file_states(q, a).await, [FileState::Running]);
+    assert_eq!(state(q, a).await, JobState::Running);
+    assert!(q.finish_probe(lease, media()).await.unwrap());
+    let Some(Work::Encode(work)) = q.claim(0).await.unwrap() else {
+        panic!("then its first variation");
+    };
+    let file = &q.files(a).await.unwrap()[0];
+    assert_eq!(file.duration_us, Some(1_000_000));
+    assert_eq!((work.job_id, work.file_id), (a, file.id));
+    assert_eq!((work.index, work.variations), (1, 2));
+    assert_eq!(work.input, Path::new("/in/0.mp4"));
+    assert_eq!(work.input_place, place("/in/0.mp4", 2));
+    assert_eq!(work.output_dir, place("/out", 1));
+    assert_eq!(work.media, media());
+    assert_eq!(work.effects, effects[0]);
+    assert_eq!(work.owner, owner(1000));
+    assert_eq!(work.previous, None);
+    let interrupted = q.interrupted().await.unwrap();
+    let temp = vidvar::naming::temp_name(&work.input, 1, work.lease);
+    assert_eq!(interrupted.len(), 1);
+    assert_eq!(interrupted[0].lease, work.lease);
+    assert_eq!(interrupted[0].temp_path, Some(Path::new("/out").join(temp)));
+}
+
+/// Among jobs of one priority, each claim goes to the next job after the
+/// one served last, wrapping around to the oldest; within a job, inputs
+/// and variations go in order (README, "Scheduling").
+pub(super) async fn round_robin(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 3, 1, 0).await;
+    let b = submit(q, 1, 1, 0).await;
+    let c = submit(q, 1, 1, 0).await;
+    let probe = |job, i| Some((job, format!("probe /in/{i}.mp4")));
+    let Some(first) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    assert_eq!(Some(what(&first)), probe(a, 0));
+    assert_eq!(claim(q, a).await, probe(b, 0));
+    assert_eq!(claim(q, b).await, probe(c, 0));
+    assert_eq!(claim(q, c).await, probe(a, 1), "wraps around to the oldest");
+    // a's first input is probed: its variation comes before its next probe.
+    let Work::Probe { lease, .. } = first else {
+        unreachable!()
+    };
+    assert!(q.finish_probe(lease, media()).await.unwrap());
+    assert_eq!(
+        claim(q, c).await,
+        Some((a, "encode /in/0.mp4 #1".into())),
+        "inputs in order within a job"
+    );
+    // b and c have nothing claimable: a's turn again.
+    assert_eq!(claim(q, a).await, probe(a, 2));
+    assert_eq!(claim(q, a).await, None);
+}
+
+/// Work of the highest priority goes first; jobs of one priority take
+/// turns; a lower one waits until they have nothing claimable.
+pub(super) async fn priority_first(bed: Bed) {
+    let q = &*bed.queue;
+    let (low, high_a, high_b) = (
+        submit(q, 2, 1, 0).await,
+        submit(q, 2, 1, 0).await,
+        submit(q, 2, 1, 0).await,
+    );
+    q.set_priority(low, -1).await.unwrap();
+    q.set_priority(high_a, 5).await.unwrap();
+    let set = q.set_priority(high_b, 5).await.unwrap();
+    assert_eq!(set, Some(JobState::Queued));
+    assert_eq!(q.set_priority(999, 5).await.unwrap(), None);
+    assert_eq!(q.job(high_a).await.unwrap().unwrap().priority, 5);
+    let job = |w: Option<(JobId, String)>| w.map(|(job, _)| job);
+    assert_eq!(job(claim(q, 0).await), Some(high_a));
+    assert_eq!(job(claim(q, high_a).await), Some(high_b));
+    assert_eq!(job(claim(q, high_b).await), Some(high_a));
+    assert_eq!(job(claim(q, high_a).await), Some(high_b));
+    assert_eq!(job(claim(q, high_b).await), Some(low), "the top is done");
+    // A job submitted with a higher priority goes first at once.
+    let urgent = submit_job(
+        q,
+        NewJob {
+            priority: 9,
+            ..new_job(1, 1, 0)
+        },
+    )
+    .await;
+    assert_eq!(job(claim(q, low).await), Some(urgent));
+}
+
+/// None of a paused job's work is claimed, probes nor variations, until
+/// it is resumed.
+pub(super) async fn paused_jobs_wait(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 1, 1, 0).await;
+    let b = submit(q, 1, 1, 0).await;
+    assert_eq!(
+        q.set_job_paused(a, true).await.unwrap(),
+        Some(JobState::Queued)
+    );
+    assert_eq!(q.set_job_paused(999, true).await.unwrap(), None);
+    assert!(q.job(a).await.unwrap().unwrap().paused);
+    let Some(Work::Probe { job_id, lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("b's probe");
+    };
+    assert_eq!(job_id, b);
+    // Paused once probed: its queued variation waits too.
+    q.set_job_paused(b, true).await.unwrap();
+    assert!(q.finish_probe(lease, media()).await.unwrap());
+    assert_eq!(claim(q, 0).await, None, "all paused");
+    q.set_job_paused(b, false).await.unwrap();
+    assert_eq!(claim(q, 0).await, Some((b, "encode /in/0.mp4 #1".into())));
+    q.set_job_paused(a, false).await.unwrap();
+    assert!(!q.job(a).await.unwrap().unwrap().paused);
+    assert_eq!(claim(q, b).await, Some((a, "probe /in/0.mp4".into())));
+}
+
+/// Every write about claimed work is fenced by its lease. Where claims
+/// expire ([`Sharing::Nodes`]), a node that lost its claim to another
+/// (its lease expired and another node claimed the work with the next
+/// attempt) can record nothing: not a probe, not a temporary file, not an
+/// outcome, and its heartbeat tells it to stop; the new claim gets what
+/// the lost one left. Where one daemon owns the queue, a claim is never
+/// lost: it stays held however long the work takes.
+pub(super) async fn fencing(bed: Bed) {
+    let q = &*bed.queue;
+    let job = submit(q, 1, 1, 0).await;
+    match q.sharing() {
+        Sharing::OneDaemon => {
+            let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+                panic!("a probe");
+            };
+            assert_eq!(lease.attempt, 1);
+            assert!(q.finish_probe(lease, media()).await.unwrap());
+            let Some(Work::Encode(work)) = q.claim(0).await.unwrap() else {
+                panic!("a variation");
+            };
+            let identity = FileIdentity { dev: 1, ino: 50 };
+            q.set_temp(work.lease, identity).await.unwrap();
+            let beat = Beat {
+                variations: vec![work.lease],
+                ..Beat::default()
+            };
+            assert_eq!(q.heartbeat(beat).await.unwrap(), []);
+            assert!(q.confirm(work.lease).await.unwrap());
+            assert_eq!(ok(q, work.lease).await, Some(JobState::Succeeded));
+        }
+        Sharing::Nodes => {
+            let short = Duration::from_secs(1);
+            let lost = bed.other_node("lost", short).await;
+            let taker = bed.other_node("taker", short).await;
+            let Some(Work::Probe { lease: old, .. }) = lost.claim(0).await.unwrap() else {
+                panic!("a probe");
+            };
+            let Work::Probe { lease: new, .. } = claim_when_free(&*taker).await else {
+                panic!("the same probe, taken over");
+            };
+            assert_eq!((new.id, new.attempt), (old.id, old.attempt + 1));
+            assert!(!lost.finish_probe(old, media()).await.unwrap());
+            assert_eq!(lost.fail_file(old, "x".into()).await.unwrap(), None);
+            assert!(taker.finish_probe(new, media()).await.unwrap());
+
+            let Some(Work::Encode(old)) = lost.claim(0).await.unwrap() else {
+                panic!("a variation");
+            };
+            let identity = FileIdentity { dev: 1, ino: 50 };
+            lost.set_temp(old.lease, identity).await.unwrap();
+            lost.set_process(old.lease, process(4242)).await.unwrap();
+            let Work::Encode(new) = claim_when_free(&*taker).await else {
+                panic!("the same variation, taken over");
+            };
+            assert_eq!(new.lease.id, old.lease.id);
+            assert_eq!(new.lease.attempt, old.lease.attempt + 1);
+            let previous = new.previous.expect("what the lost claim left");
+            assert_eq!(previous.lease, old.lease);
+            assert_eq!(previous.temp_identity, Some(identity));
+            assert_eq!(previous.process, Some(process(4242)));
+            let old_temp = vidvar::naming::temp_name(&old.input, 1, old.lease);
+            assert_eq!(previous.temp_path, Some(Path::new("/out").join(old_temp)));
+
+            // The lost claim writes nothing more.
+            assert!(!lost.confirm(old.lease).await.unwrap());
+            let beat = Beat {
+                variations: vec![old.lease],
+                ..Beat::default()
+            };
+            assert_eq!(lost.heartbeat(beat).await.unwrap(), [old.lease]);
+            lost.set_temp(old.lease, identity).await.unwrap();
+            assert!(
+                !taker.confirm(new.lease).await.unwrap(),
+                "no temporary file recorded under the new claim"
+            );
+            assert_eq!(ok(&*lost, old.lease).await, None);
+            taker.set_temp(new.lease, identity).await.unwrap();
+            assert!(taker.confirm(new.lease).await.unwrap());
+            assert_eq!(ok(&*taker, new.lease).await, Some(JobState::Succeeded));
+            let outputs = q.outputs(job).await.unwrap();
+            assert_eq!(outputs.len(), 1);
+            assert_eq!(outputs[0].node.as_deref(), Some("taker"));
+            // The lost claim's FFmpeg is its own node's to judge, once.
+            assert_eq!(lost.orphaned_processes().await.unwrap(), [process(4242)]);
+            assert_eq!(lost.orphaned_processes().await.unwrap(), []);
+        }
+    }
+    assert_eq!(state(q, job).await, JobState::Succeeded);
+}
+
+/// An input that cannot be used fails with its queued variations; the job
+/// goes on with its other inputs.
+pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 2, 2, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
+    assert_eq!(failed, Some(JobState::Running));
+    let file = &q.files(a).await.unwrap()[0];
+    assert_eq!(file.state, FileState::Failed);
+    assert_eq!(file.error.as_deref(), Some("not a video"));
+    for lease in leases_of_next_file(q).await {
+        ok(q, lease).await;
+    }
+    assert_eq!(state(q, a).await, JobState::Partial);
+    let b = submit(q, 1, 1, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    let failed = q.fail_file(lease, "gone".into()).await.unwrap();
+    assert_eq!(failed, Some(JobState::Failed));
+    assert_eq!(state(q, b).await, JobState::Failed);
+    // Its variation failed with it: a retry queues it again.
+    assert_eq!(q.retry(b).await.unwrap(), Some((JobState::Failed, 1)));
+}
+
+/// A cancel does not take a claim away: the probe of a job cancelled while
+/// it ran is still acknowledged (the claim was held), but revives nothing:
+/// the job stays cancelled, with nothing to claim.
+pub(super) async fn cancel_while_probing(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 1, 1, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    assert_eq!(q.cancel(a).await.unwrap(), Some(JobState::Running));
+    assert!(q.finish_probe(lease, media()).await.unwrap(), "still held");
+    assert_eq!(state(q, a).await, JobState::Cancelled);
+    assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
+    assert_eq!(claim(q, 0).await, None);
+
+    let b = submit(q, 1, 1, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+        panic!("a probe");
+    };
+    q.cancel(b).await.unwrap();
+    let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
+    assert_eq!(failed, Some(JobState::Cancelled), "still held");
+    let file = &q.files(b).await.unwrap()[0];
+    assert_eq!(
+        (file.state, file.error.as_deref()),
+        (FileState::Cancelled, None)
+    );
+    assert_eq!(claim(q, 0).await, None);
+}
