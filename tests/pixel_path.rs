@@ -6,9 +6,10 @@
 //! mandelbrot and a portrait clip, at 0.001, 0.01, -0.001 and -0.01 rad
 //! with the extreme eq values of the v1 ranges, at the ends of what the
 //! configuration allows (one turn each way, eq's own limits) and at two
-//! large angles with middling eq values. The
-//! stage matches FFmpeg 5.1 to the byte; the message counts differing
-//! bytes when it does not.
+//! large angles with middling eq values. Beyond those floors the stage
+//! must match FFmpeg byte for byte (it does FFmpeg 5.1's integer
+//! arithmetic): a rounding slip of one level keeps SSIM at 0.99997 and
+//! PSNR at 66 dB, so only the byte count sees it.
 
 mod common;
 
@@ -155,14 +156,14 @@ fn the_stage_gives_ffmpegs_rotate_and_eq_pictures() {
             );
             eprintln!("{case}");
             let low = ssim.iter().any(|&v| v < 0.999) || psnr.iter().any(|&v| v < 45.0);
-            if low || a.len() != r.len() {
+            if low || differing > 0 || a.len() != r.len() {
                 failures.push(case);
             }
         }
     }
     assert!(
         failures.is_empty(),
-        "a plane below SSIM 0.999 or PSNR 45 dB:\n{}",
+        "a plane below SSIM 0.999 or PSNR 45 dB, or a byte off FFmpeg's:\n{}",
         failures.join("\n")
     );
 }
