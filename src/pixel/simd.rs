@@ -7,8 +7,8 @@
 //! whole per-frame loop, vectorized by the compiler for that instruction
 //! set (the span loop has no gathers and no 64-bit products). The build
 //! never uses `target-cpu=native`: the baseline is the target's (SSE2 on
-//! x86-64, NEON on aarch64), and AVX2 is added only where
-//! `is_x86_feature_detected!` finds it. Must not hold pixel arithmetic of
+//! x86-64, NEON on aarch64), and SSE4.1 and AVX2 are added only where
+//! `is_x86_feature_detected!` finds them. Must not hold pixel arithmetic of
 //! its own.
 
 use super::{Job, frame};
@@ -21,6 +21,9 @@ pub enum Level {
     Portable,
     /// x86-64 with SSE2 named explicitly (x86-64's baseline).
     Sse2,
+    /// x86-64 with SSE4.1 (its 32-bit multiply `pmulld`, which SSE2
+    /// lacks and the blend uses six times a pixel).
+    Sse41,
     /// x86-64 with AVX2, when the CPU has it.
     Avx2,
     /// aarch64 with NEON named explicitly (aarch64's baseline).
@@ -44,6 +47,9 @@ impl Level {
         #[cfg(target_arch = "x86_64")]
         {
             levels.push(Level::Sse2);
+            if std::arch::is_x86_feature_detected!("sse4.1") {
+                levels.push(Level::Sse41);
+            }
             if std::arch::is_x86_feature_detected!("avx2") {
                 levels.push(Level::Avx2);
             }
@@ -60,6 +66,7 @@ impl Level {
         match self {
             Level::Portable => "portable",
             Level::Sse2 => "sse2",
+            Level::Sse41 => "sse4.1",
             Level::Avx2 => "avx2",
             Level::Neon => "neon",
         }
@@ -77,6 +84,8 @@ impl Level {
             #[cfg(target_arch = "x86_64")]
             Level::Sse2 => unsafe { frame_sse2(job) },
             #[cfg(target_arch = "x86_64")]
+            Level::Sse41 => unsafe { frame_sse41(job) },
+            #[cfg(target_arch = "x86_64")]
             Level::Avx2 => unsafe { frame_avx2(job) },
             #[cfg(target_arch = "aarch64")]
             Level::Neon => unsafe { frame_neon(job) },
@@ -89,6 +98,12 @@ impl Level {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn frame_sse2(job: &mut Job) {
+    frame(job)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.1")]
+fn frame_sse41(job: &mut Job) {
     frame(job)
 }
 
