@@ -11,8 +11,9 @@
 //! (the 64 MiB budget at 1080p with five outputs is nearly all frame
 //! buffers and pipes), its whole interface is its argv, and a stage
 //! process can never be mistaken for, or turn into, a daemon start. It is
-//! installed next to vidvard and started by that path, never through
-//! PATH.
+//! a helper, not a command: installed as /usr/lib/vidvar/vidvar-stage
+//! (the .deb, README's "From source") and started by that path, never
+//! looked up in PATH.
 //!
 //! Failure isolation: an output whose write fails (EPIPE when its reader
 //! is gone; SIGPIPE is ignored so that the write returns the error) is
