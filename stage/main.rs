@@ -182,7 +182,18 @@ fn raise_pipe(name: &str, fd: BorrowedFd) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vidvar-stage: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The stage's whole life: arguments, pipes, then frame after frame.
+fn run() -> anyhow::Result<()> {
     // Writes to an output whose reader is gone return EPIPE instead of
     // killing the stage, so that only that output stops.
     // SAFETY: no other thread exists yet; SIG_IGN installs no handler code.

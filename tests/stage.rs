@@ -18,7 +18,7 @@ use std::time::Duration;
 
 const STAGE: &str = env!("CARGO_BIN_EXE_vidvar-stage");
 const SIZE: &str = "320x240";
-const FRAMES: usize = 50;
+const FRAMES: usize = 100;
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// The decoding FFmpeg: `FRAMES` frames of testsrc2 as raw yuv420p on its
