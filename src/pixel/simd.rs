@@ -2,7 +2,7 @@
 //! and chosen at run time.
 //!
 //! Owns CPU detection and the unsafe calls into `#[target_feature]`
-//! functions. The frame body ([`super::frame`]) and everything it calls
+//! functions. The frame body (`pixel::frame`) and everything it calls
 //! are `#[inline(always)]`, so each level below gets its own copy of the
 //! whole per-frame loop, vectorized by the compiler for that instruction
 //! set (the span loop has no gathers and no 64-bit products). The build

@@ -20,8 +20,8 @@
 //! at least 1x1 and below 32768 on each side (vf_rotate.c keeps positions
 //! in 32-bit 16.16 fixed point).
 //!
-//! Two ways through a plane, both bit-exact: [`pixels`], FFmpeg's own
-//! per-pixel loop, for any angle; and [`spans`] for small angles: a row
+//! Two ways through a plane, both bit-exact: `pixels`, FFmpeg's own
+//! per-pixel loop, for any angle; and `spans` for small angles: a row
 //! is cut into spans in which the two source rows and the source column
 //! offset stay fixed and both fractions change linearly, so the inner
 //! loop reads contiguous slices and vectorizes (see [`super::simd`],
