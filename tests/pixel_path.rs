@@ -5,8 +5,9 @@
 //! SSIM >= 0.999 and PSNR >= 45 dB on each of Y, U and V, on lavfi testsrc2, smptehdbars,
 //! mandelbrot and a portrait clip, at 0.001, 0.01, -0.001 and -0.01 rad
 //! with the extreme eq values of the v1 ranges, at the ends of what the
-//! configuration allows (one turn each way, eq's own limits) and at two
-//! large angles with middling eq values. Beyond those floors the stage
+//! configuration allows (one turn each way, eq's own limits), at two
+//! large angles with middling eq values, and at FFmpeg's shortcuts (quarter
+//! turns of a square clip, half turns). Beyond those floors the stage
 //! must match FFmpeg byte for byte (it does FFmpeg 5.1's integer
 //! arithmetic): a rounding slip of one level keeps SSIM at 0.99997 and
 //! PSNR at 66 dB, so only the byte count sees it.
@@ -14,7 +15,7 @@
 mod common;
 
 use common::*;
-use std::f64::consts::TAU;
+use std::f64::consts::{FRAC_PI_2, PI, TAU};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -22,15 +23,16 @@ const STAGE: &str = env!("CARGO_BIN_EXE_vidvar-stage");
 const FRAMES: &str = "3";
 
 /// (name, lavfi source, size): small sizes, as the machine is shared.
-const SOURCES: [(&str, &str, &str); 4] = [
+const SOURCES: [(&str, &str, &str); 5] = [
     ("testsrc2", "testsrc2=r=25", "320x240"),
     ("smptehdbars", "smptehdbars=r=25", "320x180"),
     ("mandelbrot", "mandelbrot=r=25", "256x192"),
     ("portrait", "testsrc2=r=25", "180x320"),
+    ("square", "testsrc2=r=25", "192x192"),
 ];
 
 /// (angle, brightness, contrast, saturation).
-const CASES: [[f64; 4]; 9] = [
+const CASES: [[f64; 4]; 12] = [
     [0.001, -0.05, 0.95, 1.05],
     [0.01, 0.05, 1.05, 0.95],
     [-0.001, 0.05, 1.05, 1.05],
@@ -40,6 +42,10 @@ const CASES: [[f64; 4]; 9] = [
     [-TAU, -1.0, -1000.0, 0.0],
     [0.7, 0.2, 1.5, 2.0],
     [-2.5, -0.3, 0.5, 0.2],
+    // FFmpeg's shortcuts: quarter turns of square frames, half turns.
+    [FRAC_PI_2, 0.0, 1.0, 1.0],
+    [PI, 0.01, 1.02, 0.9],
+    [3.0 * FRAC_PI_2, 0.0, 1.0, 1.0],
 ];
 
 /// FFmpeg's rawvideo input options for `size`.
