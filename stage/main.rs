@@ -8,8 +8,9 @@
 //! Why a binary of its own rather than a hidden mode of vidvard: the
 //! stage needs none of the daemon (no runtime, configuration, queue,
 //! socket or logging set-up), so its image and resident set stay small
-//! (the 64 MiB budget at 1080p with five outputs is nearly all frame
-//! buffers and pipes), its whole interface is its argv, and a stage
+//! (8.5 MiB peak at 1080p with five outputs, `benches/warp_bench.rs`:
+//! the binary and two frame buffers), its whole interface is its argv,
+//! and a stage
 //! process can never be mistaken for, or turn into, a daemon start. It is
 //! a helper, not a command: installed as /usr/lib/vidvar/vidvar-stage
 //! (the .deb, README's "From source") and started by that path, never
@@ -18,9 +19,11 @@
 //! Failure isolation: an output whose write fails (EPIPE when its reader
 //! is gone; SIGPIPE is ignored so that the write returns the error) is
 //! closed and named on stderr, and the other outputs go on. Exit status:
-//! 0 when the input ended at a frame boundary; 1 with a message for a bad
-//! argument, a short last frame, an input read error, or when no output is
-//! left to write to (the stage then stops reading).
+//! 0 when the input ended at a frame boundary; 2 with clap's message when
+//! the command line does not parse (a bad size or output value); 1 with a
+//! message for an output descriptor not open for writing or given twice,
+//! a short last frame, an input read error, or when no output is left to
+//! write to (the stage then stops reading).
 
 mod pipes;
 
@@ -42,7 +45,7 @@ struct Args {
     #[arg(long, value_parser = parse_size)]
     size: Size,
     /// One output: FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION. FD is an open,
-    /// writable descriptor this process inherited (not 0); ANGLE is in
+    /// writable descriptor this process inherited (not 0 or 2); ANGLE is in
     /// radians, clockwise (FFmpeg rotate, within one turn); the others as
     /// FFmpeg eq takes them (brightness -1..1, contrast -1000..1000,
     /// saturation 0..3). Repeat for each variation.
@@ -80,8 +83,10 @@ fn parse_output(text: &str) -> Result<OutputSpec, String> {
     let fd: RawFd = fd
         .parse()
         .map_err(|e| format!("{text:?}: descriptor {fd:?}: {e}"))?;
-    if fd < 1 {
-        return Err(format!("{text:?}: descriptor {fd} is not an output"));
+    if fd < 1 || fd == 2 {
+        return Err(format!(
+            "{text:?}: descriptor {fd} is not an output (0 is the input, 2 the messages)"
+        ));
     }
     let turn = std::f64::consts::TAU;
     let mut values = [0.0; 4];

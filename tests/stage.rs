@@ -251,10 +251,11 @@ fn a_short_frame_is_an_error() {
 #[test]
 fn bad_arguments_are_refused_with_a_message() {
     let (_readers, writers) = pipes(1);
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--size", "321x240", "--output", "3:0:0:1:1"], "even"),
         (&["--size", "320", "--output", "3:0:0:1:1"], "WIDTHxHEIGHT"),
         (&["--size", SIZE, "--output", "0:0:0:1:1"], "not an output"),
+        (&["--size", SIZE, "--output", "2:0:0:1:1"], "not an output"),
         (&["--size", SIZE, "--output", "3:0:0:1"], "FD:ANGLE"),
         (
             &["--size", SIZE, "--output", "3:7:0:1:1"],
