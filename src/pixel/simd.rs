@@ -30,35 +30,47 @@ pub enum Level {
     Neon,
 }
 
+/// Every level, worst first.
+const ALL: [Level; 5] = [
+    Level::Portable,
+    Level::Sse2,
+    Level::Sse41,
+    Level::Avx2,
+    Level::Neon,
+];
+
 impl Level {
-    /// The best level this CPU runs (cheap: the standard library caches
-    /// the CPU's answer, so calling this once a frame costs nothing).
+    /// The best level this CPU runs. Cheap, without allocation: the
+    /// standard library caches the CPU's answer, so calling this once a
+    /// frame costs nothing.
     pub fn detect() -> Level {
-        *Level::available()
-            .last()
-            .expect("Portable is always available")
+        ALL.into_iter()
+            .rev()
+            .find(|l| l.runs_here())
+            .unwrap_or(Level::Portable)
     }
 
     /// Every level this CPU runs, worst first; always starts with
     /// [`Level::Portable`].
     pub fn available() -> Vec<Level> {
-        #[allow(unused_mut)]
-        let mut levels = vec![Level::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            levels.push(Level::Sse2);
-            if std::arch::is_x86_feature_detected!("sse4.1") {
-                levels.push(Level::Sse41);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                levels.push(Level::Avx2);
-            }
+        ALL.into_iter().filter(|l| l.runs_here()).collect()
+    }
+
+    /// Whether this build and this CPU run the level.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Level::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Sse2 => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Sse41 => std::arch::is_x86_feature_detected!("sse4.1"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        #[cfg(target_arch = "aarch64")]
-        if std::arch::is_aarch64_feature_detected!("neon") {
-            levels.push(Level::Neon);
-        }
-        levels
     }
 
     /// Lower-case name, as the bench prints it.
@@ -72,15 +84,15 @@ impl Level {
         }
     }
 
-    /// Runs `job` compiled for this level; a level this CPU lacks (not in
-    /// [`Level::available`]) runs the portable build instead.
+    /// Runs `job` compiled for this level; a level this CPU lacks (see
+    /// [`Level::runs_here`]) runs the portable build instead.
     pub(super) fn run(self, job: &mut Job) {
-        if !Level::available().contains(&self) {
+        if !self.runs_here() {
             return frame(job);
         }
         match self {
             Level::Portable => frame(job),
-            // SAFETY: `available` found each feature on this CPU.
+            // SAFETY: `runs_here` found each feature on this CPU.
             #[cfg(target_arch = "x86_64")]
             Level::Sse2 => unsafe { frame_sse2(job) },
             #[cfg(target_arch = "x86_64")]

@@ -242,3 +242,25 @@ fn sizes_and_lengths_are_checked() {
         "a 4x2 yuv420p frame is 12 bytes, the input has 11"
     );
 }
+
+#[test]
+fn detection_picks_the_best_level_this_cpu_runs() {
+    let levels = Level::available();
+    assert_eq!(levels[0], Level::Portable);
+    assert_eq!(levels.last(), Some(&Level::detect()));
+    #[cfg(target_arch = "x86_64")]
+    assert!(levels.contains(&Level::Sse2), "SSE2 is x86-64's baseline");
+    // A level the CPU lacks still runs (the portable build).
+    let missing = [Level::Avx2, Level::Neon]
+        .into_iter()
+        .find(|l| !l.runs_here());
+    if let Some(level) = missing {
+        let size = Size::new(4, 4).unwrap();
+        let src = noise(size.frame_bytes(), 3);
+        let e = effects(0.01, 0.0, 1.0, 1.0);
+        assert_eq!(
+            run(level, &e, size, &src),
+            run(Level::Portable, &e, size, &src)
+        );
+    }
+}
