@@ -38,6 +38,11 @@ use vidvar::effects::Effects;
 use vidvar::pixel::{Level, Size, Warp};
 
 /// Warp raw yuv420p frames from stdin into one stream per variation.
+///
+/// Reads frames of --size from stdin until it ends and writes each one,
+/// rotated and equalized as FFmpeg's rotate and eq would, to every
+/// --output. An output whose reader is gone is closed and the others go
+/// on. Meant to be started by vidvard as part of a pipeline, not by hand.
 #[derive(Debug, Parser)]
 #[command(name = "vidvar-stage", version)]
 struct Args {
@@ -49,7 +54,12 @@ struct Args {
     /// radians, clockwise (FFmpeg rotate, within one turn); the others as
     /// FFmpeg eq takes them (brightness -1..1, contrast -1000..1000,
     /// saturation 0..3). Repeat for each variation.
-    #[arg(long = "output", value_parser = parse_output, required = true)]
+    #[arg(
+        long = "output",
+        value_name = "FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION",
+        value_parser = parse_output,
+        required = true
+    )]
     outputs: Vec<OutputSpec>,
 }
 
@@ -140,7 +150,7 @@ fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Output>> {
         // descriptor of that number is open.
         let borrowed = unsafe { BorrowedFd::borrow_raw(spec.fd) };
         let flags = fcntl(borrowed, FcntlArg::F_GETFL)
-            .with_context(|| format!("output {}: descriptor {}", index + 1, spec.fd))?;
+            .with_context(|| format!("output {}: descriptor {} is not open", index + 1, spec.fd))?;
         let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
         if mode == OFlag::O_RDONLY {
             bail!(

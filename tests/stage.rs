@@ -272,7 +272,10 @@ fn bad_arguments_are_refused_with_a_message() {
             ],
             "more than one",
         ),
-        (&["--size", SIZE, "--output", "9:0:0:1:1"], "descriptor 9"),
+        (
+            &["--size", SIZE, "--output", "9:0:0:1:1"],
+            "descriptor 9 is not open",
+        ),
     ];
     for (args, message) in cases {
         let fds: Vec<i32> = writers.iter().map(AsRawFd::as_raw_fd).collect();
