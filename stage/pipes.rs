@@ -13,24 +13,16 @@ use std::os::fd::BorrowedFd;
 /// Where the system's pipe size limit is published (proc(5)).
 const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
 
-/// What was done to one descriptor.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Raised {
-    /// The pipe now holds this many bytes.
-    To(usize),
-    /// Not a pipe (a file or a terminal): nothing to raise.
-    NotAPipe,
-}
-
 /// Raises the pipe `fd` to /proc/sys/fs/pipe-max-size bytes, halving the
 /// request while the kernel refuses it for the user's pipe quota (EPERM,
-/// pipe-user-pages-soft) down to the pipe's current size.
+/// pipe-user-pages-soft) down to the pipe's current size. A descriptor
+/// that is not a pipe (a file, a terminal) is left alone.
 ///
 /// Errors: an unreadable limit file, or fcntl(2) failing otherwise.
-pub fn raise(fd: BorrowedFd) -> Result<Raised, std::io::Error> {
+pub fn raise(fd: BorrowedFd) -> Result<(), std::io::Error> {
     let current = match fcntl(fd, FcntlArg::F_GETPIPE_SZ) {
         Ok(size) => size,
-        Err(Errno::EBADF) => return Ok(Raised::NotAPipe),
+        Err(Errno::EBADF) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let text = std::fs::read_to_string(PIPE_MAX_SIZE)?;
@@ -43,10 +35,10 @@ pub fn raise(fd: BorrowedFd) -> Result<Raised, std::io::Error> {
     let mut want = max;
     while want > current {
         match fcntl(fd, FcntlArg::F_SETPIPE_SZ(want)) {
-            Ok(size) => return Ok(Raised::To(size as usize)),
+            Ok(_) => return Ok(()),
             Err(Errno::EPERM | Errno::EBUSY) => want /= 2,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Raised::To(current as usize))
+    Ok(())
 }
