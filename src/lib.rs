@@ -13,7 +13,9 @@
 //!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
 //!   `recovery`, `node`, `rows`, `schema`, `store`, `error`). [`naming`]:
 //!   the names of the files a variation makes.
-//! - [`effects`]: the seeded variation recipe (pure).
+//! - [`effects`]: the seeded variation recipe (pure). [`pixel`]: the
+//!   same effects applied to raw frames (FFmpeg's `rotate` and `eq`,
+//!   vectorized), for the `vidvar-stage` binary.
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`engine`]: the request API ([`engine::jobs`]), what runs next
 //!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
@@ -41,6 +43,7 @@ pub mod job;
 pub mod logging;
 pub mod naming;
 pub mod paths;
+pub mod pixel;
 pub mod process;
 pub mod proto;
 pub mod queue;

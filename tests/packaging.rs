@@ -251,6 +251,7 @@ fn deb_assets_exist_and_ship_every_page_and_unit() {
     let mut expected = vec![
         "target/release/vidvard".to_string(),
         "target/release/vidvarctl".to_string(),
+        "target/release/vidvar-stage".to_string(),
         "packaging/init.d/vidvard".to_string(),
     ];
     for dir in ["man", "packaging/systemd"] {

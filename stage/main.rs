@@ -1,0 +1,251 @@
+//! `vidvar-stage`: the warp stage of a pipeline. Reads raw `yuv420p`
+//! frames of one size from stdin (the decoding FFmpeg's output) and
+//! writes each frame, warped with one variation's effects, to each output
+//! descriptor it inherited (the encoding FFmpegs' inputs). The pixel work
+//! is [`vidvar::pixel`]; this binary owns only the arguments, the pipes
+//! and the frame loop.
+//!
+//! Why a binary of its own rather than a hidden mode of vidvard: the
+//! stage needs none of the daemon (no runtime, configuration, queue,
+//! socket or logging set-up), so its image and resident set stay small
+//! (8.5 MiB peak at 1080p with five outputs, `benches/warp_bench.rs`:
+//! the binary and two frame buffers), its whole interface is its argv,
+//! and a stage
+//! process can never be mistaken for, or turn into, a daemon start. It is
+//! a helper, not a command: installed as /usr/lib/vidvar/vidvar-stage
+//! (the .deb, README's "From source") and started by that path, never
+//! looked up in PATH.
+//!
+//! Failure isolation: an output whose write fails (EPIPE when its reader
+//! is gone; SIGPIPE is ignored so that the write returns the error) is
+//! closed and named on stderr, and the other outputs go on. Exit status:
+//! 0 when the input ended at a frame boundary; 2 with clap's message when
+//! the command line does not parse (a bad size or output value); 1 with a
+//! message for an output descriptor not open for writing or given twice,
+//! a short last frame, an input read error, or when no output is left to
+//! write to (the stage then stops reading).
+
+mod pipes;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, RawFd};
+use vidvar::effects::Effects;
+use vidvar::pixel::{Level, Size, Warp};
+
+/// Warp raw yuv420p frames from stdin into one stream per variation.
+///
+/// Reads frames of --size from stdin until it ends and writes each one,
+/// rotated and equalized as FFmpeg's rotate and eq would, to every
+/// --output. An output whose reader is gone is closed and the others go
+/// on. Meant to be started by vidvard as part of a pipeline, not by hand.
+#[derive(Debug, Parser)]
+#[command(name = "vidvar-stage", version)]
+struct Args {
+    /// Frame size in pixels, WIDTHxHEIGHT, both even and at least 2.
+    #[arg(long, value_parser = parse_size)]
+    size: Size,
+    /// One output: FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION. FD is an open,
+    /// writable descriptor this process inherited (not 0 or 2); ANGLE is in
+    /// radians, clockwise (FFmpeg rotate, within one turn); the others as
+    /// FFmpeg eq takes them (brightness -1..1, contrast -1000..1000,
+    /// saturation 0..3). Repeat for each variation.
+    #[arg(
+        long = "output",
+        value_name = "FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION",
+        value_parser = parse_output,
+        required = true
+    )]
+    outputs: Vec<OutputSpec>,
+}
+
+#[derive(Debug, Clone)]
+struct OutputSpec {
+    fd: RawFd,
+    effects: Effects,
+}
+
+fn parse_size(text: &str) -> Result<Size, String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT"))?;
+    let side = |s: &str| {
+        s.parse::<usize>()
+            .map_err(|e| format!("{text:?}: {s:?}: {e}"))
+    };
+    Size::new(side(w)?, side(h)?).map_err(|e| e.to_string())
+}
+
+fn parse_output(text: &str) -> Result<OutputSpec, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [fd, numbers @ ..] = parts.as_slice() else {
+        unreachable!("split yields at least one part")
+    };
+    if numbers.len() != 4 {
+        return Err(format!(
+            "{text:?} is not FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION"
+        ));
+    }
+    let fd: RawFd = fd
+        .parse()
+        .map_err(|e| format!("{text:?}: descriptor {fd:?}: {e}"))?;
+    if fd < 1 || fd == 2 {
+        return Err(format!(
+            "{text:?}: descriptor {fd} is not an output (0 is the input, 2 the messages)"
+        ));
+    }
+    let turn = std::f64::consts::TAU;
+    let mut values = [0.0; 4];
+    for (((name, limits), part), value) in [
+        ("angle", -turn..=turn),
+        ("brightness", -1.0..=1.0),
+        ("contrast", -1000.0..=1000.0),
+        ("saturation", 0.0..=3.0),
+    ]
+    .into_iter()
+    .zip(numbers)
+    .zip(&mut values)
+    {
+        let v: f64 = part
+            .parse()
+            .map_err(|e| format!("{text:?}: {name} {part:?}: {e}"))?;
+        if !limits.contains(&v) {
+            return Err(format!("{text:?}: {name} {v} is not within {limits:?}"));
+        }
+        *value = v;
+    }
+    let [rotation, brightness, contrast, saturation] = values;
+    Ok(OutputSpec {
+        fd,
+        effects: Effects {
+            rotation,
+            brightness,
+            contrast,
+            saturation,
+        },
+    })
+}
+
+/// One live output: where it goes and what it applies.
+struct Output {
+    index: usize,
+    fd: RawFd,
+    file: File,
+    warp: Warp,
+}
+
+/// Takes ownership of the inherited descriptors, after checking each is
+/// open for writing and named once.
+fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Output>> {
+    let mut outputs = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.iter().enumerate() {
+        if specs[..index].iter().any(|s| s.fd == spec.fd) {
+            bail!("descriptor {} is given to more than one output", spec.fd);
+        }
+        // SAFETY: only checks the number; fcntl fails with EBADF when no
+        // descriptor of that number is open.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(spec.fd) };
+        let flags = fcntl(borrowed, FcntlArg::F_GETFL)
+            .with_context(|| format!("output {}: descriptor {} is not open", index + 1, spec.fd))?;
+        let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
+        if mode == OFlag::O_RDONLY {
+            bail!(
+                "output {}: descriptor {} is not open for writing",
+                index + 1,
+                spec.fd
+            );
+        }
+        outputs.push(Output {
+            index: index + 1,
+            fd: spec.fd,
+            // SAFETY: the descriptor is open (checked above), inherited for
+            // this process's use, and owned by nothing else here (each
+            // number is taken once).
+            file: unsafe { File::from_raw_fd(spec.fd) },
+            warp: Warp::new(&spec.effects),
+        });
+    }
+    Ok(outputs)
+}
+
+/// Fills `frame` from `input`: `Ok(false)` at a clean end (no byte of a
+/// new frame), an error for a frame cut short.
+fn read_frame(input: &mut impl Read, frame: &mut [u8], number: u64) -> anyhow::Result<bool> {
+    let mut filled = 0;
+    while filled < frame.len() {
+        match input.read(&mut frame[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => bail!(
+                "short frame: frame {number} ended after {filled} of {} bytes",
+                frame.len()
+            ),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("reading frame {number} from stdin")),
+        }
+    }
+    Ok(true)
+}
+
+fn raise_pipe(name: &str, fd: BorrowedFd) {
+    if let Err(e) = pipes::raise(fd) {
+        eprintln!("vidvar-stage: {name}: pipe size left as it was: {e}");
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vidvar-stage: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The stage's whole life: arguments, pipes, then frame after frame.
+fn run() -> anyhow::Result<()> {
+    // Writes to an output whose reader is gone return EPIPE instead of
+    // killing the stage, so that only that output stops.
+    // SAFETY: no other thread exists yet; SIG_IGN installs no handler code.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.context("ignoring SIGPIPE")?;
+    let args = Args::parse();
+    let mut outputs = open_outputs(&args.outputs)?;
+    let stdin = std::io::stdin();
+    raise_pipe("stdin", stdin.as_fd());
+    for o in &outputs {
+        raise_pipe(&format!("output {}", o.index), o.file.as_fd());
+    }
+    let bytes = args.size.frame_bytes();
+    let mut input = stdin.lock();
+    let (mut frame, mut warped) = (vec![0u8; bytes], vec![0u8; bytes]);
+    let mut number = 0u64;
+    while read_frame(&mut input, &mut frame, number + 1)? {
+        number += 1;
+        let level = Level::detect();
+        outputs.retain_mut(|o| {
+            o.warp
+                .apply(level, args.size, &frame, &mut warped)
+                .expect("both buffers are frame_bytes long");
+            match o.file.write_all(&warped) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!(
+                        "vidvar-stage: output {} (fd {}) stopped at frame {number}: {e}; \
+                         the other outputs go on",
+                        o.index, o.fd
+                    );
+                    false
+                }
+            }
+        });
+        if outputs.is_empty() {
+            bail!("every output has failed; stopped at frame {number}");
+        }
+    }
+    Ok(())
+}
