@@ -26,8 +26,9 @@ use crate::engine::supervisor::{self, End};
 use crate::escape::logged;
 use crate::ffmpeg::DEFAULT_FRAME_RATE;
 use crate::ffmpeg::argv::{self, EncodePlan};
-use crate::ffmpeg::check::{self, Samples};
+use crate::ffmpeg::check;
 use crate::ffmpeg::probe;
+use crate::ffmpeg::samples::{self, Samples};
 use crate::job::{Credentials, JobId, JobState, Quality};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
@@ -611,10 +612,10 @@ fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), Failure> {
 
 /// Whether `encoded` µs (FFmpeg's last `out_time_us`: where its last
 /// frame or audio packet starts) is a whole encode of streams that last
-/// `expected` µs: within [`check::allowed_difference`], plus one output
+/// `expected` µs: within [`samples::allowed_difference`], plus one output
 /// frame of `frame_us` (the last one's own length).
 fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Failure> {
-    let allowed = check::allowed_difference(expected);
+    let allowed = samples::allowed_difference(expected);
     if encoded + allowed + frame_us < expected {
         return Err(Failure::TooShort { expected, encoded });
     }

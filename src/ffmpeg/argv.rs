@@ -15,7 +15,7 @@
 //! concat script cannot make FFmpeg read further files, by path, with
 //! the daemon's access.
 
-use super::check::Samples;
+use super::samples::Samples;
 use super::{EncodeSettings, RateControl};
 use crate::effects::Effects;
 use crate::job::FrameRate;
