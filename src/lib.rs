@@ -15,7 +15,7 @@
 //!   of the files a variation makes.
 //! - [`effects`]: the seeded variation recipe (pure).
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
-//! - [`engine`]: the request API ([`engine::jobs`]), what runs next
+//! - [`engine`]: the request API ([`engine::requests`]), what runs next
 //!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
 //!   encode, verify, publish) and the FFmpeg processes
 //!   ([`engine::supervisor`]); [`engine::admission`] checks submissions.

@@ -7,7 +7,7 @@
 //! all files in one call. At shutdown, running FFmpeg processes are
 //! stopped and unfinished work is left to the queue's interrupted marking.
 
-use super::{Engine, Running, Stop, jobs::running_sum, worker};
+use super::{Engine, Running, Stop, worker};
 use crate::engine::supervisor::Progress;
 use crate::queue::{Beat, Lease, QueueError, Work};
 use std::sync::Arc;
@@ -164,7 +164,7 @@ impl Engine {
             files.dedup();
             let progress = files
                 .into_iter()
-                .map(|f| (f, running_sum(&live, f)))
+                .map(|f| (f, live.running_sum(f)))
                 .collect::<Vec<_>>();
             Beat {
                 variations,

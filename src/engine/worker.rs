@@ -20,7 +20,7 @@
 use super::failure::Failure;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Want};
-use crate::config::{Config, Tunables};
+use crate::config::{Settings, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
 use crate::escape::logged;
@@ -52,7 +52,7 @@ pub trait Context: Send + Sync {
     /// The job queue, where outcomes are recorded.
     fn queue(&self) -> &dyn Queue;
     /// The FFmpeg programs and the encoding settings.
-    fn config(&self) -> &Config;
+    fn settings(&self) -> &Settings;
     /// The settings in force now (SIGHUP may change them).
     fn tunables(&self) -> Tunables;
     /// Whose permissions decide what a job of `owner` may use.
@@ -124,7 +124,7 @@ pub async fn probe(
 /// `on node NAME` in a shared queue, so that a reason says which node
 /// could not read or write a file; `None` on one machine.
 fn on_node(s: &dyn Context) -> Option<String> {
-    let shared = s.config().shared.as_ref()?;
+    let shared = s.settings().shared.as_ref()?;
     Some(format!("on node {}", shared.node.name))
 }
 
@@ -169,7 +169,7 @@ async fn open_and_probe(
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
     let file =
         blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
-    probe::probe(&s.config().ffprobe, file.as_fd(), run_as)
+    probe::probe(&s.settings().ffprobe, file.as_fd(), run_as)
         .await
         .map_err(Failure::Probe)
 }
@@ -462,7 +462,7 @@ async fn run_encode(
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
-    let settings = &s.config().encode;
+    let settings = &s.settings().encode;
     let rate = settings
         .frame_rate
         .or(work.media.frame_rate)
@@ -470,7 +470,7 @@ async fn run_encode(
     // Which video stream to encode (see probe::parse): probed again, as the
     // store keeps only the stream's figures.
     let probed = tokio::select! {
-        probed = probe::probe(&s.config().ffprobe, input.as_fd(), run_as) => probed,
+        probed = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as) => probed,
         () = cancel.cancelled() => return Ok(None),
     };
     let samples = Samples::plan(work.media.video_us.or(work.media.duration_us), rate);
@@ -489,7 +489,7 @@ async fn run_encode(
     ];
     let end = supervisor::run(
         supervisor::FfmpegRun {
-            program: &s.config().ffmpeg,
+            program: &s.settings().ffmpeg,
             args: argv::encode(fds[0], fds[1], fds[2], &plan),
             duration_us: work.media.duration_us,
             grace: tunables.grace,
@@ -650,7 +650,7 @@ async fn check_output(
     let compare = floor.is_some().then(|| refs.as_raw_fd());
     let run = |keyframes_only| {
         check::run(
-            &s.config().ffmpeg,
+            &s.settings().ffmpeg,
             target.temp.as_raw_fd(),
             compare,
             samples,
