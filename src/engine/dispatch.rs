@@ -78,7 +78,13 @@ impl Engine {
 
     async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
         loop {
-            if self.is_stopping() || self.paused.load(Ordering::SeqCst) {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            if self.paused.load(Ordering::SeqCst) {
+                // Each pass a paused daemon makes (at every wake and
+                // heartbeat): the record that it looked and took nothing.
+                log::trace!("paused: no work claimed");
                 return Ok(());
             }
             // 0 slots: the node drains (takes no new work).

@@ -198,6 +198,18 @@ impl Env {
         job
     }
 
+    /// Hooks owed or running in the daemon's SQLite queue (rows of its
+    /// `hooks` table, read-only): 0 once every completion hook owed has run
+    /// to its end, so none can start again.
+    pub fn hooks_owed(&self) -> i64 {
+        let db = self.state_dir().join(vidvar::paths::DATABASE_NAME);
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+        conn.query_row("SELECT count(*) FROM hooks", [], |r| r.get(0))
+            .unwrap()
+    }
+
     /// The job's detail as JSON.
     pub fn status(&self, job: i64) -> serde_json::Value {
         self.json(&["status", &job.to_string()])
@@ -229,6 +241,18 @@ impl Daemon {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Wait until the daemon's log, past its first `from` bytes, holds a
+    /// record containing `what` (a daemon started with `--log-level trace`
+    /// records each pass of its claim loop while paused: "paused: no work
+    /// claimed", the proof that it looked and started nothing). Returns the
+    /// log's length then, for the next wait.
+    pub fn wait_record(&self, what: &str, from: usize, limit: Duration) -> usize {
+        wait_for(&format!("the record {what:?} in the log"), limit, || {
+            let log = self.log();
+            log.get(from..)?.contains(what).then_some(log.len())
+        })
+    }
     /// Send a signal and wait for the exit; returns the status and the time
     /// the exit took.
     pub fn signal_and_wait(
@@ -251,6 +275,16 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The lines of a daemon's `log` holding `what` that come before its first
+/// line holding `marker` (all of them when there is none): what the daemon
+/// did before an event, by the order of its own records, without a clock.
+pub fn records_before<'a>(log: &'a str, marker: &str, what: &str) -> Vec<&'a str> {
+    log.lines()
+        .take_while(|l| !l.contains(marker))
+        .filter(|l| l.contains(what))
+        .collect()
 }
 
 /// Job ids in the order their first output was published, from the
