@@ -39,6 +39,17 @@ pub const INPUT_LIMITS: [&str; 4] = [
     INPUT_FORMATS,
 ];
 
+/// The options an encode opens with: no banner, no reading of stdin, no
+/// statistics line, and warnings and errors only on stderr
+/// (ffmpeg(1), "Generic options" and "Advanced options").
+pub const QUIET_ENCODE: [&str; 5] = [
+    "-hide_banner",
+    "-nostdin",
+    "-nostats",
+    "-loglevel",
+    "warning",
+];
+
 /// The `file:` URL of the inherited descriptor `fd`: `file:/dev/fd/N`.
 pub fn fd_url(fd: RawFd) -> OsString {
     format!("file:/dev/fd/{fd}").into()
@@ -165,21 +176,13 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
 /// The sampled frames are keyframes (`-force_key_frames` at their times),
 /// so the check decodes only them.
 pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "warning",
-        "-progress",
-        "pipe:1",
-        "-y",
-    ]
-    .iter()
-    .chain(&INPUT_LIMITS)
-    .chain(&["-i"])
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = QUIET_ENCODE
+        .iter()
+        .chain(&["-progress", "pipe:1", "-y"])
+        .chain(&INPUT_LIMITS)
+        .chain(&["-i"])
+        .map(OsString::from)
+        .collect();
     args.push(fd_url(input));
     // IDR frames (libx264, libx265; other encoders ignore the option), so
     // that the keyframes are keyframes to a decoder too.

@@ -5,6 +5,7 @@
 //! ([`nowhere`]), which the queue stores and never opens.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use vidvar::effects::{self, Ranges};
 use vidvar::job::{Credentials, FileIdentity, Media, Vetted};
 use vidvar::queue::{Limits, NewJob, Outcome, Queue, QueueError, Work, unix_now};
@@ -80,12 +81,16 @@ pub async fn finished_jobs(
     Ok(())
 }
 
-/// Claim and finish the open work until none is left: each probe finds
-/// [`SEEDED_DURATION_US`], each variation succeeds. Returns the number of
-/// variations finished.
-pub async fn drain(queue: &dyn Queue) -> Result<u64, QueueError> {
-    let (mut after, mut finished) = (0, 0);
+/// Claim and finish the open work until no job is open: each probe finds
+/// [`SEEDED_DURATION_US`], each variation succeeds. Several loops may
+/// drain one queue at once: a loop that finds nothing to claim while
+/// others' probes still make work claimable waits 5 ms and looks again.
+/// Returns the time of each claim and its recorded outcome.
+pub async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>, QueueError> {
+    let mut times = Vec::new();
+    let mut after = 0;
     loop {
+        let start = Instant::now();
         match queue.claim(after).await? {
             Some(Work::Probe { job_id, lease, .. }) => {
                 after = job_id;
@@ -106,9 +111,13 @@ pub async fn drain(queue: &dyn Queue) -> Result<u64, QueueError> {
                 };
                 let recorded = queue.finish_variation(work.lease, outcome).await?;
                 assert!(recorded.is_some(), "lease held");
-                finished += 1;
             }
-            None => return Ok(finished),
+            None if queue.queue_depth().await? > 0 => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            None => return Ok(times),
         }
+        times.push(start.elapsed());
     }
 }
