@@ -1,8 +1,8 @@
 //! The benchmark of the shared queue (issue 12): several vidvard nodes on
 //! one PostgreSQL database, measured against a private cluster that the
 //! benchmark starts in a temporary directory with the test kit's
-//! `Cluster` (tests/common/postgres.rs: it must run as root, the cluster
-//! as the `postgres` user). Stored jobs are seeded through the queue's own
+//! `Cluster` (tests/common/postgres.rs; fsync on; it must run as root,
+//! the cluster as the `postgres` user). Stored jobs are seeded through the queue's own
 //! API (`vidvar::queue::open`), as a node would have left them.
 //!
 //! ```sh
@@ -89,7 +89,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let pg = Cluster::start();
+    let pg = Cluster::start_durable();
     println!("# Shared queue (PostgreSQL)\n");
     let variations = if args.quick { 400 } else { 2000 };
     runtime.block_on(claims(&pg, 4, 4, variations))?;
