@@ -12,56 +12,24 @@
 //! `Store::create_job`, each of one input and 3 variations, and no file is
 //! read: a claim of a probe records the claim only.
 
-use std::path::PathBuf;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{seed, stats::percentile};
 use std::time::{Duration, Instant};
-use vidvar::effects::Effects;
-use vidvar::job::{Credentials, FileIdentity, Vetted};
+use vidvar::queue::Work;
 use vidvar::queue::sqlite::Store;
-use vidvar::queue::{NewJob, Work};
 
 /// Claims timed per store size.
 const CLAIMS: usize = 200;
 
-fn vetted(path: &str, ino: u64) -> Vetted {
-    Vetted {
-        real: path.into(),
-        identity: FileIdentity { dev: 1, ino },
-    }
-}
-
-fn new_job(i: u64) -> NewJob {
-    let input = format!("/bench/in/{i}.mp4");
-    NewJob {
-        seed: i,
-        output_dir: (PathBuf::from("/bench/out"), vetted("/bench/out", 1)),
-        variations: 3,
-        inputs: vec![(
-            PathBuf::from(&input),
-            vetted(&input, 2 + i),
-            vec![
-                Effects {
-                    rotation: 0.0,
-                    brightness: 0.0,
-                    contrast: 1.0,
-                    saturation: 1.0,
-                };
-                3
-            ],
-        )],
-        created_at: 0,
-        owner: Credentials {
-            uid: 1000,
-            gid: 1000,
-            groups: vec![],
-        },
-        priority: if i.is_multiple_of(2) { 5 } else { 0 },
-        labels: vec![format!("batch-{}", i % 10)],
-    }
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() - 1) as f64 * p).round() as usize]
+/// Job `i` of the store: one input, 3 variations; every other job at
+/// priority 5, the jobs in 10 label groups.
+fn new_job(i: u64) -> vidvar::queue::NewJob {
+    let mut job = seed::new_job(i, 1, 3);
+    job.priority = if i.is_multiple_of(2) { 5 } else { 0 };
+    job.labels = vec![format!("batch-{}", i % 10)];
+    job
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,7 +44,7 @@ fn main() -> anyhow::Result<()> {
                 store.set_job_paused(id, true)?;
             }
         }
-        let mut samples = Vec::with_capacity(CLAIMS);
+        let mut samples: Vec<Duration> = Vec::with_capacity(CLAIMS);
         let mut after = 0;
         for _ in 0..CLAIMS {
             let started = Instant::now();
@@ -90,8 +58,8 @@ fn main() -> anyhow::Result<()> {
         }
         println!(
             "| {open} | {:.3} ms | {:.3} ms |",
-            percentile(&mut samples, 0.5).as_secs_f64() * 1e3,
-            percentile(&mut samples, 0.99).as_secs_f64() * 1e3
+            percentile(&samples, 50.0),
+            percentile(&samples, 99.0)
         );
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! The benchmark of the shared queue (issue 12): several vidvard nodes on
 //! one PostgreSQL database, measured against a private cluster that the
-//! benchmark starts with `packaging/private-postgres.sh` in a temporary
-//! directory (as root it runs as the `postgres` user).
+//! benchmark starts in a temporary directory with the test kit's
+//! `Cluster` (tests/common/postgres.rs; fsync on; it must run as root,
+//! the cluster as the `postgres` user). Stored jobs are seeded through the queue's own
+//! API (`vidvar::queue::open`), as a node would have left them.
 //!
 //! ```sh
 //! cargo bench --bench shared_queue_bench              # about a minute
@@ -9,8 +11,8 @@
 //! ```
 //!
 //! 1. **Queue overhead per variation**: 4 nodes x 4 slots (16 claim loops,
-//!    4 connection pools: `vidvar::queue::postgres::PgQueue` as vidvard
-//!    uses it) drain 2,000 variations, each a claim and a recorded
+//!    4 connection pools: the queue `vidvar::queue::open` gives vidvard)
+//!    drain 2,000 variations, each a claim and a recorded
 //!    outcome, no FFmpeg: claims per second (target: over 200/s).
 //! 2. **Control plane**: `submit` and `status` round trips to a real vidvard
 //!    node on the shared queue with 0 and 10,000 finished jobs stored
@@ -22,19 +24,20 @@
 //! Figures are printed, with PASS/FAIL against the targets; nothing is
 //! asserted.
 
-use anyhow::{Context, Result, bail, ensure};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use anyhow::{Result, bail, ensure};
 use clap::Parser;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::postgres::Cluster;
+use common::stats::percentile;
+use common::{Daemon, Env, make_video, seed};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vidvar::effects::Effects;
-use vidvar::job::{Credentials, FileIdentity, Media, Vetted};
 use vidvar::proto::{Request, Response, SubmitRequest};
-use vidvar::queue::postgres::{NodeConfig, PgQueue, parse_url};
-use vidvar::queue::{Limits, NewJob, Outcome, Queue, Work, unix_now};
-
-const VIDVARD: &str = env!("CARGO_BIN_EXE_vidvard");
+use vidvar::queue::postgres::{NodeConfig, parse_url};
+use vidvar::queue::{Backend, Queue};
 
 const TARGET_CLAIMS_PER_SEC: f64 = 200.0;
 const TARGET_P50_MS: f64 = 3.0;
@@ -55,57 +58,26 @@ struct Args {
     bench: bool,
 }
 
-/// A private PostgreSQL cluster, stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    url: String,
+/// The queue on `pg` as node `name` with `slots` slots and a 30 s lease,
+/// opened as vidvard opens it.
+async fn open_queue(pg: &Cluster, name: &str, slots: u32) -> Result<Arc<dyn Queue>> {
+    let backend = Backend::Postgres {
+        database: Box::new(parse_url(&pg.url())?),
+        node: NodeConfig {
+            name: name.into(),
+            slots,
+            lease_timeout: Duration::from_secs(30),
+        },
+    };
+    Ok(vidvar::queue::open(&backend).await?)
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/private-postgres.sh")
-}
-
-impl Cluster {
-    fn start() -> Result<Cluster> {
-        let dir = tempfile::Builder::new().prefix("vvbench-pg").tempdir()?;
-        let out = Command::new(script())
-            .arg(dir.path())
-            .stderr(Stdio::inherit())
-            .output()
-            .context("run packaging/private-postgres.sh")?;
-        ensure!(out.status.success(), "private-postgres.sh failed");
-        let url = String::from_utf8(out.stdout)?.trim().to_string();
-        Ok(Cluster { dir, url })
-    }
-
-    async fn client(&self) -> Result<tokio_postgres::Client> {
-        let database = parse_url(&self.url)?;
-        let (client, connection) = database.config.connect(database.tls).await?;
-        tokio::spawn(connection);
-        Ok(client)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// The `p`-th percentile (0..=100) of `samples`, in ms.
-fn percentile(samples: &[Duration], p: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    ms(sorted[i])
+/// A plain client of the cluster's database, for reading what nodes do.
+async fn sql_client(pg: &Cluster) -> Result<tokio_postgres::Client> {
+    let database = parse_url(&pg.url())?;
+    let (client, connection) = database.config.connect(database.tls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 fn verdict(pass: bool) -> &'static str {
@@ -117,7 +89,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let pg = Cluster::start()?;
+    let pg = Cluster::start_durable();
     println!("# Shared queue (PostgreSQL)\n");
     let variations = if args.quick { 400 } else { 2000 };
     runtime.block_on(claims(&pg, 4, 4, variations))?;
@@ -132,71 +104,22 @@ fn main() -> Result<()> {
 // 1. Queue overhead per variation
 // ---------------------------------------------------------------------------
 
-/// A vetted place that the queue stores but never opens here.
-fn nowhere(path: &str) -> Vetted {
-    Vetted {
-        real: path.into(),
-        identity: FileIdentity { dev: 1, ino: 1 },
-    }
-}
-
 async fn claims(pg: &Cluster, nodes: usize, slots: usize, variations: u32) -> Result<()> {
     let mut queues = Vec::new();
     for n in 0..nodes {
-        let node = NodeConfig {
-            name: format!("bench-{n}"),
-            slots: slots as u32,
-            lease_timeout: Duration::from_secs(30),
-        };
-        queues.push(Arc::new(
-            PgQueue::connect(parse_url(&pg.url)?, &node).await?,
-        ));
+        queues.push(open_queue(pg, &format!("bench-{n}"), slots as u32).await?);
     }
     let (inputs, per_input) = (variations / 100, 100);
-    let effects = Effects {
-        rotation: 0.0,
-        brightness: 0.0,
-        contrast: 1.0,
-        saturation: 1.0,
-    };
-    let job = NewJob {
-        seed: 1,
-        output_dir: ("/bench/out".into(), nowhere("/bench/out")),
-        variations: per_input,
-        inputs: (0..inputs)
-            .map(|i| {
-                let path = format!("/bench/in{i}.mp4");
-                (
-                    path.clone().into(),
-                    nowhere(&path),
-                    vec![effects; per_input as usize],
-                )
-            })
-            .collect(),
-        created_at: unix_now(),
-        priority: 0,
-        labels: Vec::new(),
-        owner: Credentials {
-            uid: 0,
-            gid: 0,
-            groups: vec![],
-        },
-    };
-    let limits = Limits {
-        max_jobs: u64::MAX,
-        max_owner_variations: None,
-    };
     queues[0]
-        .submit(job, limits)
+        .submit(seed::new_job(1, inputs, per_input), seed::NO_LIMITS)
         .await?
-        .ok()
-        .context("queue full")?;
+        .expect("no limits");
     let started = Instant::now();
     let mut loops = Vec::new();
     for queue in &queues {
         for _ in 0..slots {
             let queue = Arc::clone(queue);
-            loops.push(tokio::spawn(async move { drain(&*queue).await }));
+            loops.push(tokio::spawn(async move { seed::drain(&*queue).await }));
         }
     }
     let mut latencies = Vec::new();
@@ -229,165 +152,62 @@ async fn claims(pg: &Cluster, nodes: usize, slots: usize, variations: u32) -> Re
     Ok(())
 }
 
-/// Claim and finish work until none is left; the time of each round.
-async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>> {
-    let mut times = Vec::new();
-    let mut after = 0;
-    loop {
-        let start = Instant::now();
-        match queue.claim(after).await? {
-            Some(Work::Probe { job_id, lease, .. }) => {
-                after = job_id;
-                ensure!(
-                    queue
-                        .finish_probe(
-                            lease,
-                            Media {
-                                duration_us: Some(1_000_000),
-                                ..Media::default()
-                            }
-                        )
-                        .await?
-                );
-            }
-            Some(Work::Encode(work)) => {
-                after = work.job_id;
-                let output = format!("/bench/out/{}.mp4", work.lease.id).into();
-                let outcome = Outcome::Succeeded {
-                    output,
-                    size: 1,
-                    quality: None,
-                };
-                ensure!(queue.finish_variation(work.lease, outcome).await?.is_some());
-            }
-            // Probes of other loops may still make work claimable.
-            None if queue.queue_depth().await? > 0 => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            None => return Ok(times),
-        }
-        times.push(start.elapsed());
-    }
-}
-
 // ---------------------------------------------------------------------------
 // 2. Control plane
 // ---------------------------------------------------------------------------
 
-/// A vidvard node on the cluster, killed when dropped.
+/// A vidvard node on the cluster: the kit's daemon harness with an empty
+/// configuration, killed when dropped.
 struct Node {
-    child: Child,
-    socket: PathBuf,
+    env: Env,
+    daemon: Daemon,
 }
 
 impl Node {
-    fn start(pg: &Cluster, root: &Path, name: &str, lease: u64, slots: u32) -> Result<Node> {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir)?;
-        let config = dir.join("empty.conf");
-        std::fs::write(&config, "")?;
-        let socket = dir.join("run/vidvard.sock");
-        let child = Command::new(VIDVARD)
-            .arg("--foreground")
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--pidfile")
-            .arg(dir.join("run/vidvard.pid"))
-            .args(["--database-url", &pg.url, "--node-name", name])
-            .args(["--lease-timeout", &lease.to_string()])
-            .args(["--max-parallel", &slots.to_string()])
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("vidvard.log"))?)
-            .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            ensure!(Instant::now() < deadline, "node {name} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Node { child, socket })
+    fn start(pg: &Cluster, root: &Path, name: &str, lease: u64, slots: u32) -> Node {
+        let env = Env::new_in(root);
+        let config = env.path("empty.conf");
+        std::fs::write(&config, "").expect("write the empty configuration");
+        let (url, lease, slots) = (pg.url(), lease.to_string(), slots.to_string());
+        let daemon = env.start(&[
+            "--config",
+            common::s(&config),
+            "--database-url",
+            &url,
+            "--node-name",
+            name,
+            "--lease-timeout",
+            &lease,
+            "--max-parallel",
+            &slots,
+        ]);
+        Node { env, daemon }
     }
 
     async fn client(&self) -> Result<vidvar::client::Client> {
         let trusted = vidvar::client::Trusted::new(vidvar::paths::SERVICE_USER);
-        Ok(vidvar::client::Client::connect(&self.socket, &trusted, "shared_queue_bench").await?)
+        let socket = self.env.socket();
+        Ok(vidvar::client::Client::connect(&socket, &trusted, "shared_queue_bench").await?)
     }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn make_video(path: &Path, seconds: f64, size: &str) -> Result<()> {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=25:duration={seconds}"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(path)
-        .status()
-        .context("run ffmpeg")?;
-    ensure!(status.success(), "ffmpeg failed");
-    Ok(())
-}
-
-/// Store `jobs` finished jobs of one input and one variation each, as
-/// earlier work would have left them.
-async fn seed(pg: &Cluster, jobs: u32) -> Result<()> {
-    pg.client()
-        .await?
-        .batch_execute(&format!(
-            "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
-                               output_ino, created_at, finished_at, owner_uid, owner_gid,
-                               owner_groups)
-             SELECT 'succeeded', 1, g, '/out', '/out', 1, 1, 0, 0, 0, 0, '{{}}'
-             FROM generate_series(1, {jobs}) g;
-             INSERT INTO files (job_id, idx, path, real_path, dev, ino, state, probed,
-                                duration_us, progress)
-             SELECT id, 0, '/in.mp4', '/in.mp4', 1, 1, 'succeeded', true, 1000000, 100
-             FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.job_id = j.id);
-             INSERT INTO variations (file_id, idx, rotation, brightness, contrast,
-                                     saturation, state, output_path, size_bytes)
-             SELECT id, 1, 0, 0, 1, 1, 'succeeded', '/out/in_v01.mp4', 1
-             FROM files f WHERE NOT EXISTS (SELECT 1 FROM variations v WHERE v.file_id = f.id);
-             ANALYZE;"
-        ))
-        .await?;
-    Ok(())
 }
 
 async fn control_plane(pg: &Cluster, root: &Path, stored: u32, args: &Args) -> Result<()> {
     let input = root.join("tiny.mp4");
-    make_video(&input, 1.0, "64x64")?;
+    make_video(&input, 1.0, "64x64", false);
     let out = root.join("out");
     std::fs::create_dir_all(&out)?;
     // A draining node (max_parallel 0): the jobs submitted are not
     // probed or encoded, so nothing but the requests runs.
-    let node = Node::start(pg, root, "control", 30, 0)?;
+    let node = Node::start(pg, root, "control", 30, 0);
     let samples = if args.quick { 100 } else { 500 };
     println!("**Control plane**: round trips on one connection to a vidvard node.\n");
     println!("| jobs stored | request | p50 ms | p99 ms | target p50 | |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for level in [0, stored] {
         if level > 0 {
-            seed(pg, level).await?;
+            let seeder = open_queue(pg, "bench-seed", 1).await?;
+            seed::finished_jobs(&*seeder, level, 1).await?;
+            seeder.leave().await?;
         }
         let mut client = node.client().await?;
         let (mut submits, mut statuses) = (Vec::new(), Vec::new());
@@ -430,11 +250,11 @@ async fn control_plane(pg: &Cluster, root: &Path, stored: u32, args: &Args) -> R
 
 async fn takeover(pg: &Cluster, root: &Path, lease: u64) -> Result<()> {
     let input = root.join("long.mp4");
-    make_video(&input, 60.0, "640x360")?;
+    make_video(&input, 60.0, "640x360", false);
     let out = root.join("takeover");
     std::fs::create_dir_all(&out)?;
-    let db = pg.client().await?;
-    let mut a = Node::start(pg, root, "takeover-a", lease, 2)?;
+    let db = sql_client(pg).await?;
+    let mut a = Node::start(pg, root, "takeover-a", lease, 2);
     let job = match a
         .client()
         .await?
@@ -470,8 +290,9 @@ async fn takeover(pg: &Cluster, root: &Path, lease: u64) -> Result<()> {
         ensure!(Instant::now() < deadline, "A never ran FFmpeg");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _b = Node::start(pg, root, "takeover-b", lease, 2)?;
-    a.kill();
+    let _b = Node::start(pg, root, "takeover-b", lease, 2);
+    a.daemon
+        .signal_and_wait(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(10));
     let killed = Instant::now();
     while !running_on("takeover-b").await? {
         ensure!(

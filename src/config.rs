@@ -118,13 +118,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Pidfile, locked for the daemon's life.
     pub pidfile: PathBuf,
-    /// The `ffmpeg` program (looked up in `PATH` when not absolute).
-    pub ffmpeg: PathBuf,
-    /// The `ffprobe` program.
-    pub ffprobe: PathBuf,
-    pub encode: EncodeSettings,
-    /// Ranges the effects of new jobs are drawn from.
-    pub effects: Ranges,
+    /// The settings SIGHUP may change, as they are at start: the engine
+    /// takes them over and keeps the one live copy
+    /// ([`crate::engine::Engine::tunables`]).
     pub tunables: Tunables,
     /// System mode (root or the `vidvar` service user): clients are other
     /// users, so their access to inputs and outputs is checked, FFmpeg runs
@@ -134,6 +130,22 @@ pub struct Config {
     /// Group allowed to connect in system mode (socket 0660, directory
     /// 0750); `None` keeps the socket to the daemon's user (0600/0700).
     pub socket_group: Option<u32>,
+    /// What the engine runs with, fixed for the daemon's life.
+    pub engine: Settings,
+}
+
+/// The settings the engine runs with that SIGHUP does not change: the
+/// programs, the encoding, the effect ranges, the shared queue and the
+/// completion hook.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `ffmpeg` program (looked up in `PATH` when not absolute).
+    pub ffmpeg: PathBuf,
+    /// The `ffprobe` program.
+    pub ffprobe: PathBuf,
+    pub encode: EncodeSettings,
+    /// Ranges the effects of new jobs are drawn from.
+    pub effects: Ranges,
     /// The queue shared with other nodes in PostgreSQL (`database_url`);
     /// `None`: the SQLite file in `state_dir`.
     pub shared: Option<SharedQueue>,
@@ -187,15 +199,17 @@ impl Config {
             socket,
             state_dir,
             pidfile,
-            ffmpeg: "ffmpeg".into(),
-            ffprobe: "ffprobe".into(),
-            encode: EncodeSettings::default(),
-            effects: Ranges::default(),
             tunables: Tunables::default(),
             system_mode: crate::paths::is_system_mode(),
             socket_group: None,
-            shared: None,
-            hook: None,
+            engine: Settings {
+                ffmpeg: "ffmpeg".into(),
+                ffprobe: "ffprobe".into(),
+                encode: EncodeSettings::default(),
+                effects: Ranges::default(),
+                shared: None,
+                hook: None,
+            },
         }
     }
 
@@ -206,7 +220,7 @@ impl Config {
 
     /// Where the queue is: the shared database, else [`Config::database`].
     pub fn queue(&self) -> crate::queue::Backend {
-        match &self.shared {
+        match &self.engine.shared {
             Some(shared) => crate::queue::Backend::Postgres {
                 database: Box::new(shared.database.clone()),
                 node: shared.node.clone(),
@@ -221,8 +235,8 @@ impl Config {
     /// the configuration file (for `vidvard --check-config`).
     pub fn describe(&self) -> String {
         let t = &self.tunables;
-        let e = &self.encode;
-        let r = &self.effects;
+        let e = &self.engine.encode;
+        let r = &self.engine.effects;
         let range = |x: &RangeInclusive<f64>| format!("[{}, {}]", x.start(), x.end());
         let rate = match e.rate {
             RateControl::BitrateKbps(kbps) => format!("video_bitrate_kbps = {kbps}"),
@@ -241,12 +255,12 @@ impl Config {
                 self.socket_group
                     .map_or("none (socket 0600)".into(), |g| g.to_string())
             ),
-            format!("ffmpeg = {:?}", self.ffmpeg.display().to_string()),
-            format!("ffprobe = {:?}", self.ffprobe.display().to_string()),
+            format!("ffmpeg = {:?}", self.engine.ffmpeg.display().to_string()),
+            format!("ffprobe = {:?}", self.engine.ffprobe.display().to_string()),
             t.settings()
                 .map(|(key, value)| format!("{key} = {value}"))
                 .join("\n"),
-            match &self.shared {
+            match &self.engine.shared {
                 Some(shared) => format!(
                     "database_url = {:?}\nnode_name = {:?}\nlease_timeout = {}",
                     crate::queue::postgres::describe(&shared.database.config),
@@ -255,7 +269,7 @@ impl Config {
                 ),
                 None => format!("database = {:?}", self.database().display().to_string()),
             },
-            match &self.hook {
+            match &self.engine.hook {
                 Some(hook) => format!(
                     "on_job_end = {:?}\nhook_timeout = {}",
                     hook.argv,

@@ -529,7 +529,7 @@ pub async fn run(
     let queue = crate::queue::open(&backend).await?;
     // Before recovery, which may end jobs: those owe a hook too.
     queue
-        .set_hooks(config.hook.is_some())
+        .set_hooks(config.engine.hook.is_some())
         .await
         .map_err(DaemonError::Recovery)?;
     recovery::recover(&*queue)

@@ -17,7 +17,7 @@
 //!   same effects applied to raw frames (FFmpeg's `rotate` and `eq`,
 //!   vectorized), for the `vidvar-stage` binary.
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
-//! - [`engine`]: the request API ([`engine::jobs`]), what runs next
+//! - [`engine`]: the request API ([`engine::requests`]), what runs next
 //!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
 //!   encode, verify, publish) and the FFmpeg processes
 //!   ([`engine::supervisor`]); [`engine::admission`] checks submissions.

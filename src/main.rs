@@ -256,17 +256,27 @@ impl Args {
             ),
         );
         for (slot, flag, key, name) in [
-            (&mut config.ffmpeg, &self.ffmpeg, &file.ffmpeg, "ffmpeg"),
-            (&mut config.ffprobe, &self.ffprobe, &file.ffprobe, "ffprobe"),
+            (
+                &mut config.engine.ffmpeg,
+                &self.ffmpeg,
+                &file.ffmpeg,
+                "ffmpeg",
+            ),
+            (
+                &mut config.engine.ffprobe,
+                &self.ffprobe,
+                &file.ffprobe,
+                "ffprobe",
+            ),
         ] {
             let program = pick(flag, key, name.into());
             *slot = config::find_program(&program)
                 .map_err(|reason| anyhow::anyhow!("{name}: {reason}"))?;
         }
         config.tunables = self.tunables(&file)?;
-        config.encode = file.encode(&self.config_file())?;
-        config.effects = file.effects(&self.config_file())?;
-        config.hook = file.hook(&self.config_file())?;
+        config.engine.encode = file.encode(&self.config_file())?;
+        config.engine.effects = file.effects(&self.config_file())?;
+        config.engine.hook = file.hook(&self.config_file())?;
         let group = match (&self.socket_group, &file.socket_group) {
             (Some(flag), _) => Some(flag.clone()),
             (None, Some(key)) => Some(key.to_string()),
@@ -287,7 +297,7 @@ impl Args {
             *path = std::path::absolute(&*path)
                 .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
         }
-        config.shared = self.shared_queue(&file, config.tunables.max_parallel)?;
+        config.engine.shared = self.shared_queue(&file, config.tunables.max_parallel)?;
         // Compared where they really are: a symlinked directory must not
         // let the socket or pidfile land on the database or the state lock.
         let database = real_location(&config.database());

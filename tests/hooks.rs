@@ -274,7 +274,10 @@ fn each_hook_starts_exactly_once_across_kill_9() {
     let daemon = start();
     let last = env.submit(&["-n", "1", "-o", s(&out), s(&short)]);
     hook.wait_done(last, LIMIT);
-    std::thread::sleep(Duration::from_secs(1));
+    // Every hook owed or running has ended: none can run again.
+    wait_for("no hook owed or running", LIMIT, || {
+        (env.hooks_owed() == 0).then_some(())
+    });
     for job in [slow, cut, last] {
         assert_eq!(hook.runs(job).len(), 1, "job {job}: {}", daemon.log());
     }

@@ -703,14 +703,22 @@ impl FakeSyslog {
 
     /// Wait for a record holding `needle`; returns it.
     fn expect(&self, needle: &str) -> String {
-        let mut seen = Vec::new();
         wait_for(&format!("syslog to get {needle:?}"), LIMIT, || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = self.0.recv(&mut buf) {
-                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-            seen.iter().find(|r| r.contains(needle)).cloned()
+            self.try_get(needle)
         })
+    }
+
+    /// The first record holding `needle` among those received by now
+    /// (waiting at most the read timeout for one), discarding the others.
+    fn try_get(&self, needle: &str) -> Option<String> {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = self.0.recv(&mut buf) {
+            let record = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if record.contains(needle) {
+                return Some(record);
+            }
+        }
+        None
     }
 }
 
@@ -773,10 +781,16 @@ fn a_running_daemon_logs_to_syslog_again_once_syslog_comes_back() {
             .contains("resumed by uid")
             .then_some(())
     });
+    // Syslog back: records reach it again once the daemon reconnects (at
+    // most once a second); until then they go to the file. Pause and resume
+    // in turn until one arrives.
     let syslog = FakeSyslog::bind(&log_socket);
-    std::thread::sleep(Duration::from_millis(1100));
-    control("pause");
-    syslog.expect("paused by uid");
+    let mut paused = false;
+    wait_for("a record to reach syslog again", LIMIT, || {
+        paused = !paused;
+        control(if paused { "pause" } else { "resume" });
+        syslog.try_get("by uid")
+    });
     stop_daemonized(&env, pid);
 }
 

@@ -17,7 +17,8 @@ use vidvar::config::DEFAULT_MIN_SSIM;
 use vidvar::effects::Effects;
 use vidvar::ffmpeg::EncodeSettings;
 use vidvar::ffmpeg::argv::{self, EncodePlan};
-use vidvar::ffmpeg::check::{self, Checked, Samples};
+use vidvar::ffmpeg::check::{self, Checked};
+use vidvar::ffmpeg::samples::{self as sampling, Samples};
 use vidvar::job::{FrameRate, Quality};
 
 const SECONDS: f64 = 3.0;
@@ -142,7 +143,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn figures(output: &Path, refs: &File) -> Quality {
     let (expected, checked) = check(output, refs);
-    assert_eq!(expected, check::SAMPLES, "a reference per sample");
+    assert_eq!(expected, sampling::SAMPLES, "a reference per sample");
     assert_eq!(checked.decoded as u64, expected, "every sample decodes");
     checked.quality.expect("compared")
 }
@@ -255,7 +256,7 @@ fn an_output_shorter_than_the_input_video_stream_fails() {
     );
     let real = encode_stream(dir.path(), &input, "real", None, 1, &samples);
     let (expected, checked) = check_samples(&real.output, &real.refs, &samples, video_us);
-    assert_eq!(expected, check::SAMPLES);
+    assert_eq!(expected, sampling::SAMPLES);
     assert_eq!(checked.decoded as u64, expected, "the real stream passes");
 }
 

@@ -14,14 +14,18 @@ use vidvar::proto::{JobPage, ListRequest, MAX_PAGE, Request, Response, SubmitReq
 
 const LIMIT: Duration = Duration::from_secs(240);
 
-/// A daemon with `parallel` slots, an input of `secs` seconds of `size`
+/// The record of a pass of the claim loop of a paused daemon (at log
+/// level trace).
+const PAUSED_PASS: &str = "paused: no work claimed";
+
+/// A daemon with `parallel` slots, logging at level trace, an input of `secs` seconds of `size`
 /// and an output directory.
 fn setup(secs: f64, size: &str, parallel: &str) -> (Env, PathBuf, PathBuf, Daemon) {
     let env = Env::new();
     let clip = env.path("clip.mp4");
     make_video(&clip, secs, size, false);
     let out = env.out_dir();
-    let daemon = env.start(&["--max-parallel", parallel]);
+    let daemon = env.start(&["--max-parallel", parallel, "--log-level", "trace"]);
     (env, clip, out, daemon)
 }
 
@@ -31,7 +35,7 @@ fn code(out: &std::process::Output) -> i32 {
 
 #[test]
 fn priority_decides_what_a_resumed_daemon_starts_first() {
-    let (env, clip, out, _daemon) = setup(1.0, "160x120", "1");
+    let (env, clip, out, daemon) = setup(1.0, "160x120", "1");
 
     let paused = env.json(&["pause"]);
     assert_eq!(paused["paused"], true, "{paused}");
@@ -68,7 +72,8 @@ fn priority_decides_what_a_resumed_daemon_starts_first() {
     let negative = env.ctl(&["priority", &j4.to_string(), "-1001"]);
     assert_eq!(code(&negative), 2, "out of range is a usage error");
 
-    std::thread::sleep(Duration::from_millis(500));
+    // The claim loop looked at the queue holding all four and took nothing.
+    daemon.wait_record(PAUSED_PASS, daemon.log().len(), LIMIT);
     assert_eq!(
         env.status(j2)["summary"]["state"],
         "queued",
@@ -86,9 +91,13 @@ fn priority_decides_what_a_resumed_daemon_starts_first() {
     env.ctl_ok(&["resume", &j1.to_string()]);
     assert_eq!(code(&env.ctl(&["wait", &j1.to_string()])), 0);
 
+    // Nothing started while paused: every job's first work, its probe,
+    // is recorded after the resume.
+    let log = std::fs::read_to_string(env.path("vidvard.log")).unwrap();
+    let early = records_before(&log, "resumed by uid", ": probed ");
+    assert!(early.is_empty(), "started while paused: {early:?}\n{log}");
     // Higher priority first; jobs of one priority take turns (from the
     // job after the one served last), the lowest priority comes last.
-    let log = std::fs::read_to_string(env.path("vidvard.log")).unwrap();
     let order = publish_order(&log);
     assert_eq!(order.len(), 4, "{log}");
     let mut middle = order[1..3].to_vec();
@@ -123,9 +132,11 @@ fn a_pause_survives_a_restart_and_pause_stop_queues_running_work_again() {
 
     let (status, _) = daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM, LIMIT);
     assert!(status.success());
-    let _daemon = env.start(&["--max-parallel", "1"]);
+    // Each FFmpeg start is recorded ("ffmpeg pid"), as is each pass of the
+    // claim loop while paused.
+    let daemon = env.start(&["--max-parallel", "1", "--log-level", "trace"]);
     assert_eq!(env.json(&["ping"])["paused"], true, "the pause was kept");
-    std::thread::sleep(Duration::from_secs(1));
+    daemon.wait_record(PAUSED_PASS, 0, LIMIT);
     let detail = env.status(job);
     assert_eq!(detail["summary"]["state"], "queued", "{detail}");
     assert!(
@@ -135,6 +146,13 @@ fn a_pause_survives_a_restart_and_pause_stop_queues_running_work_again() {
 
     assert_eq!(env.json(&["resume"])["paused"], false);
     assert_eq!(code(&env.ctl(&["wait", &job.to_string()])), 0);
+    let log = daemon.log();
+    let early = records_before(&log, "resumed by uid", "ffmpeg pid");
+    assert!(early.is_empty(), "started while paused: {early:?}\n{log}");
+    assert!(
+        log.contains("ffmpeg pid"),
+        "FFmpeg starts are recorded: {log}"
+    );
     assert_eq!(
         env.json(&["outputs", &job.to_string()])
             .as_array()

@@ -632,9 +632,11 @@ fn on_a_shared_queue_each_jobs_hook_runs_once_on_one_node() {
         let nodes = a.status(job)["files"][0]["nodes"].clone();
         assert_eq!(nodes, serde_json::json!(["node b"]), "job {job}");
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Every hook owed or running has ended: none can run again.
+    wait_for("no hook owed or running", Duration::from_secs(120), || {
+        (pg.psql("SELECT count(*) FROM hooks").trim() == "0").then_some(())
+    });
     for &job in &jobs {
         assert_eq!(hook.runs(job).len(), 1, "job {job}");
     }
-    assert_eq!(pg.psql("SELECT count(*) FROM hooks").trim(), "0");
 }

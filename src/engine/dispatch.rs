@@ -7,7 +7,7 @@
 //! all files in one call. At shutdown, running FFmpeg processes are
 //! stopped and unfinished work is left to the queue's interrupted marking.
 
-use super::{Engine, Running, Stop, jobs::running_sum, worker};
+use super::{Engine, Running, Stop, worker};
 use crate::engine::supervisor::Progress;
 use crate::queue::{Beat, Lease, QueueError, Work};
 use std::sync::Arc;
@@ -78,7 +78,13 @@ impl Engine {
 
     async fn dispatch(self: &Arc<Self>) -> Result<(), QueueError> {
         loop {
-            if self.is_stopping() || self.paused.load(Ordering::SeqCst) {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            if self.paused.load(Ordering::SeqCst) {
+                // Each pass a paused daemon makes (at every wake and
+                // heartbeat): the record that it looked and took nothing.
+                log::trace!("paused: no work claimed");
                 return Ok(());
             }
             // 0 slots: the node drains (takes no new work).
@@ -164,7 +170,7 @@ impl Engine {
             files.dedup();
             let progress = files
                 .into_iter()
-                .map(|f| (f, running_sum(&live, f)))
+                .map(|f| (f, live.running_sum(f)))
                 .collect::<Vec<_>>();
             Beat {
                 variations,

@@ -57,7 +57,7 @@ impl Engine {
     /// Until shutdown: run the hooks owed, first waiting for those that a
     /// stop left running. Returns at once when no hook is configured.
     pub async fn run_hooks(self: Arc<Self>) {
-        let Some(hook) = self.config.hook.clone() else {
+        let Some(hook) = self.settings.hook.clone() else {
             return;
         };
         let hook = Arc::new(hook);

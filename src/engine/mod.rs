@@ -3,12 +3,14 @@
 //! (that is [`crate::server`]) nor a database (that is behind
 //! [`crate::queue::Queue`]).
 //!
-//! - [`jobs`]: one method per request (submit, status, list, outputs,
+//! - [`requests`]: one method per request (submit, status, list, outputs,
 //!   cancel, retry, prune, ping), with the access rules and the one mapping
-//!   from internal errors to the wire ([`jobs::ApiError`]).
+//!   from internal errors to the wire ([`requests::ApiError`]).
+//! - [`live`]: the live state of running work and the progress views
+//!   built on it.
 //! - [`control`]: pause, resume and priority.
 //! - [`hooks`]: the completion hook run when a job becomes final.
-//! - [`dispatch`]: the slots, the claim loop, live progress and the stop.
+//! - [`dispatch`]: the slots, the claim loop, the heartbeat and the stop.
 //! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
 //!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
 //!   submissions; [`failure`] says why work failed.
@@ -18,16 +20,15 @@ pub mod control;
 pub mod dispatch;
 pub mod failure;
 pub mod hooks;
-pub mod jobs;
+pub mod live;
+pub mod requests;
 pub mod supervisor;
 pub mod worker;
 
 use crate::access::Judge;
-use crate::config::{Config, Tunables};
+use crate::config::{Config, Settings, Tunables};
 use crate::job::Credentials;
-use crate::proto::JobId;
-use crate::queue::{Lease, Queue};
-use std::collections::HashMap;
+use crate::queue::Queue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -36,18 +37,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use jobs::ApiError;
+pub use requests::ApiError;
 
-/// A variation being encoded now.
-pub(crate) struct Running {
-    pub(crate) lease: Lease,
-    pub(crate) job_id: JobId,
-    pub(crate) file_id: i64,
-    /// 1-based index of the variation of its input.
-    pub(crate) index: u32,
-    pub(crate) progress: Progress,
-    pub(crate) stop: Stop,
-}
+use live::{Live, Running};
 
 /// How a running variation is told to stop, and why: cancelled (its job
 /// was cancelled, its claim lost, the daemon stops) or to be queued again
@@ -89,22 +81,13 @@ impl Stop {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct Live {
-    pub(crate) running: HashMap<i64, Running>,
-    /// The claims of the probes in flight; each holds a slot.
-    pub(crate) probing: std::collections::HashSet<Lease>,
-    /// Claims sent to the queue and not yet registered here.
-    pub(crate) claiming: usize,
-    /// The job served last; the next slot goes to the job after it.
-    pub(crate) last_job: JobId,
-}
-
 /// The job engine shared by the server and the worker tasks.
 pub struct Engine {
-    pub(crate) config: Config,
-    /// Settings SIGHUP may change; starts as `config.tunables`.
-    pub(crate) tunables: Mutex<Tunables>,
+    /// What it runs with; the tunables are not part of it.
+    pub(crate) settings: Settings,
+    /// Settings SIGHUP may change: the one copy, read by
+    /// [`Engine::tunables`].
+    tunables: Mutex<Tunables>,
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) live: Mutex<Live>,
     /// Woken when work may be startable: a submit, a slot freed.
@@ -123,10 +106,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine on `queue` with the settings of `config`; its tunables are
+    /// the starting point of those [`Engine::apply_tunables`] replaces.
     pub fn new(config: Config, queue: Arc<dyn Queue>) -> Arc<Engine> {
         Arc::new(Engine {
             tunables: Mutex::new(config.tunables),
-            config,
+            settings: config.engine,
             queue,
             live: Mutex::new(Live::default()),
             wake: Notify::new(),
@@ -198,7 +183,7 @@ impl Engine {
 
     /// This daemon's node name in a shared queue; `None` on one machine.
     pub fn node_name(&self) -> Option<&str> {
-        self.config.shared.as_ref().map(|s| s.node.name.as_str())
+        self.settings.shared.as_ref().map(|s| s.node.name.as_str())
     }
 
     /// Whether shutdown has begun.
@@ -235,8 +220,8 @@ impl worker::Context for Engine {
     fn queue(&self) -> &dyn Queue {
         &*self.queue
     }
-    fn config(&self) -> &Config {
-        &self.config
+    fn settings(&self) -> &Settings {
+        &self.settings
     }
     fn tunables(&self) -> Tunables {
         Engine::tunables(self)

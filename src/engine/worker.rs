@@ -20,14 +20,15 @@
 use super::failure::Failure;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Want};
-use crate::config::{Config, Tunables};
+use crate::config::{Settings, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
 use crate::escape::logged;
 use crate::ffmpeg::DEFAULT_FRAME_RATE;
 use crate::ffmpeg::argv::{self, EncodePlan};
-use crate::ffmpeg::check::{self, Samples};
+use crate::ffmpeg::check;
 use crate::ffmpeg::probe;
+use crate::ffmpeg::samples::{self, Samples};
 use crate::job::{Credentials, JobId, JobState, Quality};
 use crate::naming::{output_name, temp_name};
 use crate::process::RunAs;
@@ -51,7 +52,7 @@ pub trait Context: Send + Sync {
     /// The job queue, where outcomes are recorded.
     fn queue(&self) -> &dyn Queue;
     /// The FFmpeg programs and the encoding settings.
-    fn config(&self) -> &Config;
+    fn settings(&self) -> &Settings;
     /// The settings in force now (SIGHUP may change them).
     fn tunables(&self) -> Tunables;
     /// Whose permissions decide what a job of `owner` may use.
@@ -123,7 +124,7 @@ pub async fn probe(
 /// `on node NAME` in a shared queue, so that a reason says which node
 /// could not read or write a file; `None` on one machine.
 fn on_node(s: &dyn Context) -> Option<String> {
-    let shared = s.config().shared.as_ref()?;
+    let shared = s.settings().shared.as_ref()?;
     Some(format!("on node {}", shared.node.name))
 }
 
@@ -168,7 +169,7 @@ async fn open_and_probe(
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
     let file =
         blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
-    probe::probe(&s.config().ffprobe, file.as_fd(), run_as)
+    probe::probe(&s.settings().ffprobe, file.as_fd(), run_as)
         .await
         .map_err(Failure::Probe)
 }
@@ -461,7 +462,7 @@ async fn run_encode(
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
-    let settings = &s.config().encode;
+    let settings = &s.settings().encode;
     let rate = settings
         .frame_rate
         .or(work.media.frame_rate)
@@ -469,7 +470,7 @@ async fn run_encode(
     // Which video stream to encode (see probe::parse): probed again, as the
     // store keeps only the stream's figures.
     let probed = tokio::select! {
-        probed = probe::probe(&s.config().ffprobe, input.as_fd(), run_as) => probed,
+        probed = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as) => probed,
         () = cancel.cancelled() => return Ok(None),
     };
     let samples = Samples::plan(work.media.video_us.or(work.media.duration_us), rate);
@@ -488,7 +489,7 @@ async fn run_encode(
     ];
     let end = supervisor::run(
         supervisor::FfmpegRun {
-            program: &s.config().ffmpeg,
+            program: &s.settings().ffmpeg,
             args: argv::encode(fds[0], fds[1], fds[2], &plan),
             duration_us: work.media.duration_us,
             grace: tunables.grace,
@@ -611,10 +612,10 @@ fn check_free_space(dir: &Walked, min_free: u64) -> Result<(), Failure> {
 
 /// Whether `encoded` µs (FFmpeg's last `out_time_us`: where its last
 /// frame or audio packet starts) is a whole encode of streams that last
-/// `expected` µs: within [`check::allowed_difference`], plus one output
+/// `expected` µs: within [`samples::allowed_difference`], plus one output
 /// frame of `frame_us` (the last one's own length).
 fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Failure> {
-    let allowed = check::allowed_difference(expected);
+    let allowed = samples::allowed_difference(expected);
     if encoded + allowed + frame_us < expected {
         return Err(Failure::TooShort { expected, encoded });
     }
@@ -649,7 +650,7 @@ async fn check_output(
     let compare = floor.is_some().then(|| refs.as_raw_fd());
     let run = |keyframes_only| {
         check::run(
-            &s.config().ffmpeg,
+            &s.settings().ffmpeg,
             target.temp.as_raw_fd(),
             compare,
             samples,

@@ -15,7 +15,7 @@
 //! concat script cannot make FFmpeg read further files, by path, with
 //! the daemon's access.
 
-use super::check::Samples;
+use super::samples::Samples;
 use super::{EncodeSettings, RateControl};
 use crate::effects::Effects;
 use crate::job::FrameRate;
@@ -39,6 +39,17 @@ pub const INPUT_LIMITS: [&str; 4] = [
     INPUT_FORMATS,
 ];
 
+/// The options an encode opens with: no banner, no reading of stdin, no
+/// statistics line, and warnings and errors only on stderr
+/// (ffmpeg(1), "Generic options" and "Advanced options").
+pub const QUIET_ENCODE: [&str; 5] = [
+    "-hide_banner",
+    "-nostdin",
+    "-nostats",
+    "-loglevel",
+    "warning",
+];
+
 /// The `file:` URL of the inherited descriptor `fd`: `file:/dev/fd/N`.
 pub fn fd_url(fd: RawFd) -> OsString {
     format!("file:/dev/fd/{fd}").into()
@@ -52,6 +63,43 @@ pub fn effects_chain(effects: &Effects) -> String {
         "rotate={:.6}:fillcolor=black@0,eq=brightness={:.6}:contrast={:.6}:saturation={:.6}",
         effects.rotation, effects.brightness, effects.contrast, effects.saturation
     )
+}
+
+/// The output's picture from frames at the output rate: the effects
+/// ([`effects_chain`]), even dimensions of at least 2x2 (libx264 refuses
+/// odd ones; `trunc` alone would turn a 1-pixel side into 0, which `scale`
+/// reads as "keep") and `yuv420p`, which players need.
+pub fn picture_chain(effects: &Effects) -> String {
+    format!(
+        "{},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p",
+        effects_chain(effects)
+    )
+}
+
+/// The output frame rate from time 0 (FFmpeg's `fps` filter with
+/// `start_time=0`): a video that starts after the audio begins with its
+/// first frame repeated, so the two stay in sync, and frame times are the
+/// output's.
+pub fn rate_filter(rate: FrameRate) -> String {
+    format!("fps={rate}:start_time=0")
+}
+
+/// The output options of `settings`, last before an output URL: the video
+/// encoder (`-c:v`, `-preset`, `-b:v` or `-crf`), the audio encoder
+/// (`-c:a`, used when the input has audio) and the container (`-f mp4`).
+pub fn codec_args(settings: &EncodeSettings) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-c:v".into(),
+        settings.video_codec.clone(),
+        "-preset".into(),
+        settings.preset.clone(),
+    ];
+    args.extend(match settings.rate {
+        RateControl::BitrateKbps(kbps) => ["-b:v".to_string(), format!("{kbps}k")],
+        RateControl::Crf(crf) => ["-crf".to_string(), crf.to_string()],
+    });
+    args.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
+    args
 }
 
 /// Width and height every sampled frame is scaled to before the check
@@ -87,13 +135,9 @@ pub struct EncodePlan<'a> {
 }
 
 /// The `-filter_complex` graph of one encode: the plan's video stream,
-/// deinterlaced when asked, at the output frame rate from time 0 (`fps`
-/// with `start_time=0`: a video that starts after the audio begins with
-/// its first frame repeated, so the two stay in sync, and the graph's
-/// frame times are the output's), split in two. `[out]` carries the effects, even dimensions of at least 2x2
-/// (libx264 refuses odd ones; `trunc` alone would turn a 1-pixel side into
-/// 0, which `scale` reads as "keep") and `yuv420p`, which players need;
-/// `[ref]` carries only the sampled frames, with the same effects applied
+/// deinterlaced when asked, at the output frame rate from time 0
+/// ([`rate_filter`]), split in two. `[out]` carries the output's picture
+/// ([`picture_chain`]); `[ref]` carries only the sampled frames, with the same effects applied
 /// at the input's shape, shrunk to about [`REFERENCE_AREA`] pixels (at
 /// full size they cost 6% of a 720p encode; a rotation applied after
 /// squashing to 16:9 would differ from the output's), then scaled to
@@ -107,12 +151,12 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
     let effects = effects_chain(plan.effects);
     let (w, h) = CHECK_SIZE;
     format!(
-        "[0:{stream}]{deinterlace}fps={rate}:start_time=0,split[v][r];\
-         [v]{effects},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p[out];\
+        "[0:{stream}]{deinterlace}{rate},split[v][r];[v]{picture}[out];\
          [r]select='{select}',scale='{shrunk_w}':'{shrunk_h}',{effects},scale={w}:{h},\
          format=yuv420p[ref]",
         stream = plan.video_stream,
-        rate = plan.rate,
+        rate = rate_filter(plan.rate),
+        picture = picture_chain(plan.effects),
         select = plan.samples.select_expr(),
         shrunk_w = shrunk("iw"),
         shrunk_h = shrunk("ih"),
@@ -132,23 +176,16 @@ pub fn encode_graph(plan: &EncodePlan) -> String {
 /// The sampled frames are keyframes (`-force_key_frames` at their times),
 /// so the check decodes only them.
 pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "warning",
-        "-progress",
-        "pipe:1",
-        "-y",
-    ]
-    .iter()
-    .chain(&INPUT_LIMITS)
-    .chain(&["-i"])
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = QUIET_ENCODE
+        .iter()
+        .chain(&["-progress", "pipe:1", "-y"])
+        .chain(&INPUT_LIMITS)
+        .chain(&["-i"])
+        .map(OsString::from)
+        .collect();
     args.push(fd_url(input));
-    let settings = plan.settings;
+    // IDR frames (libx264, libx265; other encoders ignore the option), so
+    // that the keyframes are keyframes to a decoder too.
     let mut tail: Vec<String> = vec![
         "-filter_complex".into(),
         encode_graph(plan),
@@ -156,24 +193,12 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
         "[out]".into(),
         "-map".into(),
         "0:a:0?".into(),
-        "-c:v".into(),
-        settings.video_codec.clone(),
-        "-preset".into(),
-        settings.preset.clone(),
-    ];
-    tail.extend(match settings.rate {
-        RateControl::BitrateKbps(kbps) => ["-b:v".to_string(), format!("{kbps}k")],
-        RateControl::Crf(crf) => ["-crf".to_string(), crf.to_string()],
-    });
-    // IDR frames (libx264, libx265; other encoders ignore the option), so
-    // that the keyframes are keyframes to a decoder too.
-    tail.extend([
         "-force_key_frames".into(),
         plan.samples.keyframe_times(),
         "-forced-idr".into(),
         "1".into(),
-    ]);
-    tail.extend(["-c:a", &settings.audio_codec, "-f", "mp4"].map(String::from));
+    ];
+    tail.extend(codec_args(plan.settings));
     args.extend(tail.into_iter().map(OsString::from));
     args.push(fd_url(output));
     args.extend(

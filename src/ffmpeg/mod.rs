@@ -2,13 +2,15 @@
 //!
 //! [`argv`] builds every argument vector (the only place that does),
 //! [`progress`] parses `-progress` output, [`probe`] runs and parses
-//! ffprobe, [`check`] runs and reads the check of an encoded output.
+//! ffprobe, [`samples`] picks the frames the check of an encoded output
+//! compares, [`check`] runs and reads that check.
 //! Encodes are owned by the `supervisor`, not here.
 
 pub mod argv;
 pub mod check;
 pub mod probe;
 pub mod progress;
+pub mod samples;
 
 use crate::job::FrameRate;
 use std::os::fd::RawFd;

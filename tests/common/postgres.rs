@@ -3,7 +3,11 @@
 //! temp directory, listening on a unix socket there and on no TCP port.
 //! initdb refuses to run as root, so the cluster belongs to the `postgres`
 //! user and its programs run as that user (setpriv); the test itself must
-//! be root. Stopped (immediate mode) when dropped.
+//! be root. Stopped (immediate mode) when dropped. The one private cluster
+//! of tests and benchmarks; `packaging/private-postgres.sh` is the user's
+//! own tool for trying a shared queue (README, "Shared queue"), kept apart
+//! because it must run without Rust, keeps its cluster across runs and
+//! works without root.
 
 use super::users::require_root;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,9 @@ pub struct Cluster {
     bin: PathBuf,
     /// With TLS: the TCP port on localhost, besides the unix socket.
     tls_port: Option<u16>,
+    /// Commits reach the disk (`fsync=on`, the server's default); tests
+    /// turn it off for speed.
+    fsync: bool,
 }
 
 /// The bin directory of the newest PostgreSQL under /usr/lib/postgresql.
@@ -53,17 +60,23 @@ fn postgres_ids() -> (u32, u32) {
 impl Cluster {
     /// Create and start a cluster; panics with what is missing.
     pub fn start() -> Cluster {
-        Self::create(false)
+        Self::create(false, false)
+    }
+
+    /// [`Cluster::start`] with durable commits (`fsync=on`, as a real
+    /// server runs), for figures that count what a commit costs.
+    pub fn start_durable() -> Cluster {
+        Self::create(false, true)
     }
 
     /// [`Cluster::start`], also listening on a localhost TCP port with TLS
     /// (`ssl=on`), its certificate for `localhost` signed by a CA of its
     /// own ([`Cluster::ca`]), made with openssl(1).
     pub fn start_with_tls() -> Cluster {
-        Self::create(true)
+        Self::create(true, false)
     }
 
-    fn create(tls: bool) -> Cluster {
+    fn create(tls: bool, fsync: bool) -> Cluster {
         require_root("a private PostgreSQL cluster runs as the postgres user");
         let bin = find_bin();
         let (uid, gid) = postgres_ids();
@@ -74,7 +87,12 @@ impl Cluster {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         });
-        let cluster = Cluster { dir, bin, tls_port };
+        let cluster = Cluster {
+            dir,
+            bin,
+            tls_port,
+            fsync,
+        };
         let data = cluster.data();
         cluster.run_ok(
             "initdb",
@@ -245,10 +263,11 @@ impl Cluster {
     /// Start the server (again) and wait until it accepts connections.
     pub fn pg_ctl_start(&self) {
         let dir = self.socket_dir().display();
+        let fsync = if self.fsync { "on" } else { "off" };
         let options = match self.tls_port {
-            None => format!("-k {dir} -c listen_addresses='' -c fsync=off"),
+            None => format!("-k {dir} -c listen_addresses='' -c fsync={fsync}"),
             Some(port) => format!(
-                "-k {dir} -c listen_addresses=localhost -p {port} -c fsync=off -c ssl=on \
+                "-k {dir} -c listen_addresses=localhost -p {port} -c fsync={fsync} -c ssl=on \
                  -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key"
             ),
         };

@@ -66,15 +66,15 @@ impl User {
     }
 
     /// `program args...` as this user, with its groups (setpriv(1)).
-    pub fn command(&self, program: &str) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("setpriv");
         cmd.args([
             &format!("--reuid={}", self.uid),
             &format!("--regid={}", self.gid),
             "--init-groups",
             "--",
-            program,
         ])
+        .arg(program)
         .stdin(Stdio::null());
         cmd
     }

@@ -3,13 +3,12 @@
 //! whose permissions judge a submission) and the limits on pending work.
 //! [`ApiError`] is the one place that maps internal errors to the wire.
 
-use super::{Engine, Live, admission};
+use super::{Engine, admission};
 use crate::effects;
-use crate::engine::supervisor::Progress;
 use crate::job::{self, Credentials, JobState};
 use crate::proto::{
-    ErrorKind, FileState, FileStatus, JobDetail, JobId, JobPage, JobSummary, ListRequest, MAX_PAGE,
-    NodeInfo, NodeState, OutputInfo, Pong, RunningVariation, SubmitRequest, WireError,
+    ErrorKind, FileStatus, JobDetail, JobId, JobPage, JobSummary, ListRequest, MAX_PAGE, NodeInfo,
+    NodeState, OutputInfo, Pong, SubmitRequest, WireError,
 };
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, QueueError, unix_now};
 use std::sync::Arc;
@@ -124,7 +123,7 @@ impl Engine {
         let seed = req.seed.unwrap_or_else(effects::random_seed);
         let mut inputs = Vec::with_capacity(admitted.inputs.len());
         for (i, (path, vetted)) in admitted.inputs.into_iter().enumerate() {
-            let sets = effects::generate(&self.config.effects, seed, i as u32, req.variations)
+            let sets = effects::generate(&self.settings.effects, seed, i as u32, req.variations)
                 .map_err(|e| ApiError::Internal(format!("the daemon's effect ranges: {e}")))?;
             inputs.push((path, vetted, sets));
         }
@@ -177,23 +176,9 @@ impl Engine {
         let live = self.live();
         let statuses: Vec<FileStatus> = files
             .iter()
-            .map(|f| file_status(f, row.variations, &live))
+            .map(|f| live.file_status(f, row.variations))
             .collect();
-        let eta_secs = if row.state.is_final() {
-            Some(0.0)
-        } else {
-            let left: Option<u64> = files
-                .iter()
-                .map(|f| remaining_us(f, row.variations, &live))
-                .sum();
-            let speed = live
-                .running
-                .values()
-                .filter(|r| r.job_id == row.id)
-                .filter_map(|r| r.progress.speed)
-                .sum();
-            left.and_then(|left| job::eta_secs(left, speed))
-        };
+        let eta_secs = live.job_eta_secs(row, files);
         let progress = job::job_progress(statuses.iter().map(|f| f.progress));
         (summary(row, progress, eta_secs), statuses)
     }
@@ -434,79 +419,6 @@ fn summary(row: &JobRow, progress: f64, eta_secs: Option<f64>) -> JobSummary {
     }
 }
 
-fn running_of(live: &Live, file_id: i64) -> impl Iterator<Item = &Progress> {
-    live.running
-        .values()
-        .filter(move |r| r.file_id == file_id)
-        .map(|r| &r.progress)
-}
-
-/// Media time a file still has to encode on this node's reckoning
-/// ([`job::remaining_media_us`]), microseconds: 0 once final, `None` while
-/// its duration is unknown.
-fn remaining_us(row: &FileRow, variations: u32, live: &Live) -> Option<u64> {
-    if row.state.is_final() {
-        return Some(0);
-    }
-    let running: Vec<u64> = running_of(live, row.id).map(|p| p.out_time_us).collect();
-    row.duration_us.map(|d| {
-        job::remaining_media_us(d, variations.into(), row.done_variations.into(), &running)
-    })
-}
-
-pub(crate) fn running_sum(live: &Live, file_id: i64) -> f64 {
-    running_of(live, file_id).map(|p| p.percent).sum()
-}
-
-fn file_status(row: &FileRow, variations: u32, live: &Live) -> FileStatus {
-    let progress = match row.state {
-        FileState::Succeeded => 100.0,
-        FileState::Running => job::file_progress(
-            variations.into(),
-            row.done_variations.into(),
-            running_sum(live, row.id),
-        )
-        .max(row.progress),
-        _ => row.progress,
-    };
-    // Without a duration there is no percent to show: the media time is.
-    let encoded_secs = (row.state == FileState::Running && row.duration_us.is_none())
-        .then(|| running_of(live, row.id).map(|p| p.out_time_us).max())
-        .flatten()
-        .map(|us| us as f64 / 1e6);
-    let mut running: Vec<RunningVariation> = live
-        .running
-        .values()
-        .filter(|r| r.file_id == row.id)
-        .map(|r| RunningVariation {
-            index: r.index,
-            percent: r.progress.percent,
-            encoded_secs: r.progress.out_time_us as f64 / 1e6,
-            speed: r.progress.speed,
-            fps: r.progress.fps,
-        })
-        .collect();
-    running.sort_by_key(|r| r.index);
-    let speed = running.iter().filter_map(|r| r.speed).sum();
-    let eta_secs = match remaining_us(row, variations, live) {
-        Some(0) if row.state.is_final() => Some(0.0),
-        Some(left) => job::eta_secs(left, speed),
-        None => None,
-    };
-    FileStatus {
-        running,
-        eta_secs,
-        encoded_secs,
-        path: row.path.clone(),
-        state: row.state,
-        progress,
-        done_variations: row.done_variations,
-        duration_secs: row.duration_us.map(|us| us as f64 / 1e6),
-        error: row.error.clone(),
-        nodes: row.nodes.clone(),
-    }
-}
-
 /// An output as the wire shows it (`vidvarctl outputs`, the hook's stdin).
 impl From<crate::queue::OutputRow> for OutputInfo {
     fn from(o: crate::queue::OutputRow) -> OutputInfo {
@@ -529,8 +441,9 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::engine::supervisor::Progress;
     use crate::engine::{Running, Stop};
-    use crate::proto::JobState;
+    use crate::proto::{FileState, JobState};
     use crate::queue::Work;
     use crate::queue::sqlite::SqliteQueue;
     use std::os::unix::fs::PermissionsExt;
