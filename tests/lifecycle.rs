@@ -20,7 +20,13 @@ fn start_long_job(env: &Env, variations: &str) -> i64 {
 
 fn assert_interrupted(env: &Env, job: i64) {
     let detail = env.status(job);
-    assert_eq!(detail["summary"]["state"], "failed", "{detail}");
+    // Partial when a variation was published before the stop, else failed.
+    let expected = if detail["files"][0]["done_variations"].as_u64() > Some(0) {
+        "partial"
+    } else {
+        "failed"
+    };
+    assert_eq!(detail["summary"]["state"], expected, "{detail}");
     let error = detail["files"][0]["error"].as_str().unwrap();
     assert!(error.contains("interrupted: daemon restarted"), "{error}");
 }
@@ -828,38 +834,5 @@ fn a_state_directory_of_another_user_is_refused_with_who_owns_it() {
     assert!(
         said.contains("belongs to nobody") && said.contains("runuser -u nobody"),
         "{said}"
-    );
-}
-
-/// An outcome the database cannot take is kept, and written once it can,
-/// however long the outage: past the eighth attempt (two minutes) the
-/// job still ends succeeded. Its slot stays taken meanwhile, so the job of
-/// lower priority behind it starts only once the outcome is recorded.
-#[test]
-fn an_outcome_outlasts_a_long_database_outage_and_keeps_its_slot() {
-    let env = Env::new();
-    let (_mount, daemon, input, job) = encoding_over_a_small_disk(&env);
-    let out = env.out_dir();
-    let behind = env.submit(&["-n", "1", "-p", "-1", "-o", s(&out), s(&input)]);
-    let filler = fill(&env.state_dir());
-
-    wait_for(
-        "a ninth try at the outcome (never given up)",
-        Duration::from_secs(240),
-        || daemon.log().contains("(attempt 9)").then_some(()),
-    );
-    assert_eq!(env.status(behind)["summary"]["state"], "queued");
-    std::fs::remove_file(filler).unwrap();
-    let done = env.wait_job(job, LIMIT, |d| d["summary"]["state"] != "running");
-    assert_eq!(done["summary"]["state"], "succeeded", "{done}");
-    assert_eq!(
-        env.ctl(&["wait", &behind.to_string()]).status.code(),
-        Some(0)
-    );
-    assert_eq!(
-        publish_order(&daemon.log()),
-        [job, behind],
-        "{}",
-        daemon.log()
     );
 }
