@@ -330,25 +330,25 @@ fn a_socket_group_members_lock_on_the_pidfile_cannot_keep_the_daemon_down() {
     let member = User::create("vvn", &[&group_owner.name]);
     let group = ["--socket-group", group_owner.name.as_str()];
     let mut daemon = env.start(&group);
-    // The pidfile is readable by the group, so a member may flock it, and
-    // hold the lock past the daemon's end.
+    // An unclean stop (kill -9, OOM) leaves the pidfile behind. It is
+    // readable by the group, so a member may flock it meanwhile.
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGKILL, LIMIT);
+    assert!(env.pidfile().exists());
     let mut holder = member
         .command("flock")
         .args(["-s", s(&env.pidfile()), "sleep", "600"])
         .spawn()
         .unwrap();
     let _holder = KillOnDrop(&mut holder);
+    let ino = std::fs::metadata(env.pidfile()).unwrap().ino();
     wait_for("the member's lock", LIMIT, || {
         let locks = std::fs::read_to_string("/proc/locks").unwrap();
-        let ino = std::fs::metadata(env.pidfile()).unwrap().ino();
+        // Held, not waited for (`N: -> FLOCK ...`).
         locks
             .lines()
-            .any(|l| l.contains(" READ ") && l.contains(&format!(":{ino} ")))
+            .any(|l| !l.contains("->") && l.contains(" READ ") && l.contains(&format!(":{ino} ")))
             .then_some(())
     });
-    // An unclean stop (kill -9, OOM) leaves the pidfile behind, locked.
-    daemon.signal_and_wait(nix::sys::signal::Signal::SIGKILL, LIMIT);
-    assert!(env.pidfile().exists());
     let restarted = env.start(&group);
     let pid: i32 = std::fs::read_to_string(env.pidfile())
         .unwrap()
