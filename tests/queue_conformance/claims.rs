@@ -216,10 +216,19 @@ pub(super) async fn batch_claims(bed: Bed) {
             };
             let stop = q.heartbeat(beat).await.unwrap();
             assert_eq!(stop, [one], "only the stale one stops");
-            let identity = FileIdentity { dev: 1, ino: 60 };
-            q.set_temp(one, identity).await.unwrap();
+            // The new claim's temporary file exists: the stale claim can
+            // neither replace it nor publish.
+            let new = FileIdentity { dev: 1, ino: 62 };
+            q.set_temp(again.lease, new).await.unwrap();
+            q.set_temp(one, FileIdentity { dev: 1, ino: 60 })
+                .await
+                .unwrap();
             assert!(!q.confirm(one).await.unwrap(), "the stale lease is refused");
             assert_eq!(ok(q, one).await, None);
+            let left = q.interrupted().await.unwrap();
+            let of_one = left.iter().find(|i| i.lease.id == one.id);
+            let held = of_one.map(|i| (i.lease, i.temp_identity));
+            assert_eq!(held, Some((again.lease, Some(new))));
         }
     }
     // Its sibling's writes go on under its own lease, and so do its own.
