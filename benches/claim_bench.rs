@@ -48,11 +48,11 @@ fn main() -> anyhow::Result<()> {
         let mut after = 0;
         for _ in 0..CLAIMS {
             let started = Instant::now();
-            let work = store.claim(after)?;
+            let work = store.claim(after, 1)?;
             samples.push(started.elapsed());
             after = match work {
                 Some(Work::Probe { job_id, .. }) => job_id,
-                Some(Work::Encode(e)) => e.job_id,
+                Some(Work::Encode(batch)) => batch[0].job_id,
                 None => break,
             };
         }

@@ -232,7 +232,7 @@ mod tests {
                 },
             })
             .unwrap();
-        let Some(Work::Probe { lease, .. }) = store.next_work(0).unwrap() else {
+        let Some(Work::Probe { lease, .. }) = store.next_work(0, 1).unwrap() else {
             panic!("a probe comes first")
         };
         store.start_probe(lease.id).unwrap();
@@ -246,7 +246,8 @@ mod tests {
             )
             .unwrap();
         let mut temps = Vec::new();
-        while let Some(Work::Encode(work)) = store.next_work(0).unwrap() {
+        while let Some(Work::Encode(batch)) = store.next_work(0, 1).unwrap() {
+            let work = &batch[0];
             let temp = out.join(format!(".a_v{:02}.part", work.index));
             assert!(store.start_variation(work.lease.id, &temp).unwrap());
             std::fs::write(&temp, "encoded").unwrap();

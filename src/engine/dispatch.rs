@@ -1,8 +1,9 @@
-//! Dispatch: whenever one of `max_parallel` slots is free, claim the next
-//! work from the queue and hand it to a [`worker`] task on the runtime.
-//! Jobs take turns in submission order (round robin), and within a job
-//! inputs and variations go in order, so a job of many inputs shares the
-//! slots with later jobs instead of starving them. The progress of running
+//! Dispatch: whenever some of `max_parallel` slots are free, claim the
+//! next turn from the queue (a probe, or up to the free slots of one
+//! file's variations) and hand each piece to a [`worker`] task on the
+//! runtime. Jobs take turns in submission order (round robin), and within
+//! a job inputs go in order, so a job of many inputs shares the slots with
+//! later jobs instead of starving them. The progress of running
 //! variations is kept in memory and written to the queue once a second,
 //! all files in one call. At shutdown, running FFmpeg processes are
 //! stopped and unfinished work is left to the queue's interrupted marking.
@@ -20,7 +21,7 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// The dispatch loop: start work while slots are free, until shutdown.
-    /// Slots go to jobs in turn (see [`Queue::claim`](crate::queue::Queue::claim)), so a job of many
+    /// Turns go to jobs in turn (see [`Queue::claim`](crate::queue::Queue::claim)), so a job of many
     /// inputs shares them with later jobs instead of starving them.
     /// Then stop every running FFmpeg process (SIGTERM, SIGKILL after the
     /// grace period), wait for the workers, and mark unfinished work
@@ -89,23 +90,24 @@ impl Engine {
             }
             // 0 slots: the node drains (takes no new work).
             let slots = self.tunables().max_parallel;
-            let after = {
+            let (after, free) = {
                 let mut live = self.live();
-                if live.running.len() + live.probing.len() >= slots {
+                let busy = live.running.len() + live.probing.len();
+                if busy >= slots {
                     return Ok(());
                 }
                 live.claiming += 1;
-                live.last_job
+                (live.last_job, slots - busy)
             };
             // Until the claim is registered, a cancel waits for it.
             let claiming = Claiming(self);
-            let Some(work) = self.queue.claim(after).await? else {
+            let Some(work) = self.queue.claim(after, free).await? else {
                 return Ok(());
             };
             let mut live = self.live();
             live.last_job = match &work {
                 Work::Probe { job_id, .. } => *job_id,
-                Work::Encode(e) => e.job_id,
+                Work::Encode(batch) => batch.first().map_or(live.last_job, |e| e.job_id),
             };
             match work {
                 Work::Probe {
@@ -122,23 +124,26 @@ impl Engine {
                         worker::probe(s, job_id, lease, &path, &input, &owner).await;
                     });
                 }
-                Work::Encode(work) => {
-                    let stop = Stop::child_of(&self.stopping);
-                    live.running.insert(
-                        work.lease.id,
-                        Running {
-                            lease: work.lease,
-                            job_id: work.job_id,
-                            file_id: work.file_id,
-                            index: work.index,
-                            progress: Progress::default(),
-                            stop: stop.clone(),
-                        },
-                    );
-                    let slot = Slot::Encode(Arc::clone(self), work.lease.id);
-                    self.tasks.spawn(async move {
-                        worker::encode(slot.scheduler(), &work, &stop).await;
-                    });
+                Work::Encode(batch) => {
+                    // One worker task per variation, each holding a slot.
+                    for work in batch {
+                        let stop = Stop::child_of(&self.stopping);
+                        live.running.insert(
+                            work.lease.id,
+                            Running {
+                                lease: work.lease,
+                                job_id: work.job_id,
+                                file_id: work.file_id,
+                                index: work.index,
+                                progress: Progress::default(),
+                                stop: stop.clone(),
+                            },
+                        );
+                        let slot = Slot::Encode(Arc::clone(self), work.lease.id);
+                        self.tasks.spawn(async move {
+                            worker::encode(slot.scheduler(), &work, &stop).await;
+                        });
+                    }
                 }
             }
             drop(live);

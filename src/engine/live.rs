@@ -30,7 +30,7 @@ pub(crate) struct Live {
     pub(crate) probing: HashSet<Lease>,
     /// Claims sent to the queue and not yet registered here.
     pub(crate) claiming: usize,
-    /// The job served last; the next slot goes to the job after it.
+    /// The job served last; the next turn goes to the job after it.
     pub(crate) last_job: JobId,
 }
 

@@ -744,7 +744,7 @@ mod tests {
             .await
             .unwrap();
         let queue = Arc::clone(&f.engine.queue);
-        let Some(Work::Probe { lease, .. }) = queue.claim(0).await.unwrap() else {
+        let Some(Work::Probe { lease, .. }) = queue.claim(0, 1).await.unwrap() else {
             panic!("a probe comes first");
         };
         let file_id = lease.id;
@@ -758,9 +758,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let Some(Work::Encode(first)) = queue.claim(0).await.unwrap() else {
+        let Some(Work::Encode(mut batch)) = queue.claim(0, 1).await.unwrap() else {
             panic!("then a variation");
         };
+        let first = batch.remove(0);
         f.engine.live().running.insert(
             first.lease.id,
             Running {

@@ -130,7 +130,8 @@ pub struct NodeRow {
     pub running: u32,
 }
 
-/// The next thing the scheduler should start, in submission order.
+/// The next thing the scheduler should start: one job's turn (README,
+/// "Scheduling").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
     /// The file has not been probed yet.
@@ -143,8 +144,11 @@ pub enum Work {
         input: Place,
         owner: Credentials,
     },
-    /// A queued variation of a probed file.
-    Encode(VariationWork),
+    /// Queued variations of one probed file: never empty, all of the same
+    /// job and file (`job_id`, `file_id`), at most the `slots` asked for,
+    /// by index ascending. Each is claimed on its own ([`VariationWork::lease`])
+    /// and holds one slot.
+    Encode(Vec<VariationWork>),
 }
 
 /// Where a vetted file is and which file it must be: its real path and
@@ -372,13 +376,19 @@ pub trait Queue: Send + Sync {
     /// returned, to be waited for while their processes live.
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>>;
 
-    /// Claim the next work of the unpaused jobs of highest priority, among
-    /// them of the first job after `after` (jobs take turns): a probe,
-    /// or a variation with its temporary file's path recorded (named by
-    /// [`crate::naming::temp_name`]) before the file exists. The claim is
-    /// a lease: kept by [`Queue::heartbeat`], and lost when not renewed in
-    /// time on a shared queue.
-    async fn claim(&self, after: JobId) -> Result<Option<Work>>;
+    /// Claim the next turn: it goes to the unpaused jobs of highest
+    /// priority with claimable work, among them to the first job after
+    /// `after` (by id, wrapping around to the oldest: jobs take turns), and
+    /// takes that job's first input still to be probed or with queued
+    /// variations: its probe (one slot), or up to `slots` (the caller's
+    /// free slots, at least 1) of its queued variations, by index, each
+    /// with its temporary file's path recorded (named by
+    /// [`crate::naming::temp_name`]) before the file exists. A turn never
+    /// takes variations of two files. Each claim (the probe's, each
+    /// variation's) is a lease of its own: kept by [`Queue::heartbeat`],
+    /// lost when not renewed in time on a shared queue, and fencing only
+    /// the writes about its own work.
+    async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>>;
     /// A probe succeeded: the file's variations become claimable. False
     /// when the lease was lost (nothing was written). A cancel meanwhile
     /// does not lose it: the probe is acknowledged and nothing recorded.

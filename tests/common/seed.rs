@@ -81,7 +81,8 @@ pub async fn finished_jobs(
     Ok(())
 }
 
-/// Claim and finish the open work until no job is open: each probe finds
+/// Claim and finish the open work until no job is open, one slot's worth
+/// at a time (each claim takes a probe or one variation): each probe finds
 /// [`SEEDED_DURATION_US`], each variation succeeds. Several loops may
 /// drain one queue at once: a loop that finds nothing to claim while
 /// others' probes still make work claimable waits 5 ms and looks again.
@@ -91,7 +92,7 @@ pub async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>, QueueError> {
     let mut after = 0;
     loop {
         let start = Instant::now();
-        match queue.claim(after).await? {
+        match queue.claim(after, 1).await? {
             Some(Work::Probe { job_id, lease, .. }) => {
                 after = job_id;
                 let media = Media {
@@ -100,17 +101,19 @@ pub async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>, QueueError> {
                 };
                 assert!(queue.finish_probe(lease, media).await?, "lease held");
             }
-            Some(Work::Encode(work)) => {
-                after = work.job_id;
-                let stem = work.input.file_stem().unwrap_or_default().to_string_lossy();
-                let output = PathBuf::from(format!("/bench/out/{stem}_v{:02}.mp4", work.index));
-                let outcome = Outcome::Succeeded {
-                    output,
-                    size: SEEDED_OUTPUT_BYTES,
-                    quality: None,
-                };
-                let recorded = queue.finish_variation(work.lease, outcome).await?;
-                assert!(recorded.is_some(), "lease held");
+            Some(Work::Encode(batch)) => {
+                for work in batch {
+                    after = work.job_id;
+                    let stem = work.input.file_stem().unwrap_or_default().to_string_lossy();
+                    let output = PathBuf::from(format!("/bench/out/{stem}_v{:02}.mp4", work.index));
+                    let outcome = Outcome::Succeeded {
+                        output,
+                        size: SEEDED_OUTPUT_BYTES,
+                        quality: None,
+                    };
+                    let recorded = queue.finish_variation(work.lease, outcome).await?;
+                    assert!(recorded.is_some(), "lease held");
+                }
             }
             None if queue.queue_depth().await? > 0 => {
                 tokio::time::sleep(Duration::from_millis(5)).await;

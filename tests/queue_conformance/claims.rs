@@ -1,6 +1,7 @@
-//! Conformance rules: which work comes next and the claims on it: order (priority, then
-//! jobs in turn, then inputs and variations in order), paused jobs, what a
-//! claim carries, fencing, and an input that cannot be used.
+//! Conformance rules: which work comes next and the claims on it: order
+//! (priority, then jobs in turn, then inputs in order), turns that take a
+//! probe or a batch of one file's variations, paused jobs, what a claim
+//! carries, fencing, and an input that cannot be used.
 
 use super::*;
 
@@ -18,7 +19,7 @@ pub(super) async fn claim_carries_what_the_work_needs(bed: Bed) {
         path,
         input,
         owner: who,
-    }) = q.claim(0).await.unwrap()
+    }) = q.claim(0, 2).await.unwrap()
     else {
         panic!("a probe comes first");
     };
@@ -32,9 +33,7 @@ pub(super) async fn claim_carries_what_the_work_needs(bed: Bed) {
     assert_eq!(file_states(q, a).await, [FileState::Running]);
     assert_eq!(state(q, a).await, JobState::Running);
     assert!(q.finish_probe(lease, media()).await.unwrap());
-    let Some(Work::Encode(work)) = q.claim(0).await.unwrap() else {
-        panic!("then its first variation");
-    };
+    let work = single(q.claim(0, 1).await.unwrap());
     let file = &q.files(a).await.unwrap()[0];
     assert_eq!(file.duration_us, Some(1_000_000));
     assert_eq!((work.job_id, work.file_id), (a, file.id));
@@ -53,45 +52,73 @@ pub(super) async fn claim_carries_what_the_work_needs(bed: Bed) {
     assert_eq!(interrupted[0].temp_path, Some(Path::new("/out").join(temp)));
 }
 
-/// Among jobs of one priority, each claim goes to the next job after the
-/// one served last, wrapping around to the oldest; within a job, inputs
-/// and variations go in order (README, "Scheduling").
-pub(super) async fn round_robin(bed: Bed) {
-    let q = &*bed.queue;
-    let a = submit(q, 3, 1, 0).await;
-    let b = submit(q, 1, 1, 0).await;
-    let c = submit(q, 1, 1, 0).await;
-    let probe = |job, i| Some((job, format!("probe /in/{i}.mp4")));
-    let Some(first) = q.claim(0).await.unwrap() else {
-        panic!("a probe");
-    };
-    assert_eq!(Some(what(&first)), probe(a, 0));
-    assert_eq!(claim(q, a).await, probe(b, 0));
-    assert_eq!(claim(q, b).await, probe(c, 0));
-    assert_eq!(claim(q, c).await, probe(a, 1), "wraps around to the oldest");
-    // a's first input is probed: its variation comes before its next probe.
-    let Work::Probe { lease, .. } = first else {
-        unreachable!()
-    };
-    assert!(q.finish_probe(lease, media()).await.unwrap());
-    assert_eq!(
-        claim(q, c).await,
-        Some((a, "encode /in/0.mp4 #1".into())),
-        "inputs in order within a job"
-    );
-    // b and c have nothing claimable: a's turn again.
-    assert_eq!(claim(q, a).await, probe(a, 2));
-    assert_eq!(claim(q, a).await, None);
+/// Claim one probe per turn, each after job `after` with `slots` free
+/// slots and of input `input` of job `job`, then finish them all.
+async fn probe_turns(q: &dyn Queue, slots: usize, turns: &[(JobId, JobId, usize)]) {
+    let mut probes = Vec::new();
+    for &(after, job, input) in turns {
+        let work = q.claim(after, slots).await.unwrap();
+        let probe = Some((job, format!("probe /in/{input}.mp4")));
+        assert_eq!(
+            work.as_ref().map(what),
+            probe,
+            "a probe is a turn of one slot"
+        );
+        let Some(Work::Probe { lease, .. }) = work else {
+            unreachable!()
+        };
+        probes.push(lease);
+    }
+    for lease in probes {
+        assert!(q.finish_probe(lease, media()).await.unwrap());
+    }
 }
 
-/// Work of the highest priority goes first; jobs of one priority take
-/// turns; a lower one waits until they have nothing claimable.
+/// Claim each turn `(after, slots, job, "encode ...", why)` in order.
+async fn turns(q: &dyn Queue, turns: &[(JobId, usize, JobId, &str, &str)]) {
+    for &(after, slots, job, said, why) in turns {
+        let got = claim(q, after, slots).await;
+        assert_eq!(got, Some((job, said.to_string())), "{why}");
+    }
+}
+
+/// Among jobs of one priority, each turn goes to the next job after the
+/// one served last, wrapping around to the oldest; a turn takes the job's
+/// first input still to be probed or with queued variations: its probe
+/// (one slot), or up to the free slots of its variations, by index
+/// (README, "Scheduling").
+pub(super) async fn round_robin(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 3, 3, 0).await;
+    let b = submit(q, 1, 2, 0).await;
+    let c = submit(q, 1, 1, 0).await;
+    let wraps = (c, a, 1);
+    probe_turns(q, 2, &[(0, a, 0), (a, b, 0), (b, c, 0), wraps]).await;
+    turns(
+        q,
+        &[
+            (a, 2, b, "encode /in/0.mp4 #1 #2", "the next job"),
+            (b, 2, c, "encode /in/0.mp4 #1", "what its file has"),
+            (c, 2, a, "encode /in/0.mp4 #1 #2", "wraps around"),
+            // b and c have nothing claimable: a's turn again, and again.
+            (a, 2, a, "encode /in/0.mp4 #3", "a turn takes one file"),
+            (a, 2, a, "encode /in/1.mp4 #1 #2", "inputs in order"),
+            (a, 2, a, "encode /in/1.mp4 #3", "the rest of it"),
+            (a, 2, a, "probe /in/2.mp4", "its probed inputs first"),
+        ],
+    )
+    .await;
+    assert_eq!(claim(q, a, 2).await, None);
+}
+
+/// Turns go to the jobs of the highest priority first, in turn among
+/// them; a lower one waits until they have nothing claimable.
 pub(super) async fn priority_first(bed: Bed) {
     let q = &*bed.queue;
     let (low, high_a, high_b) = (
-        submit(q, 2, 1, 0).await,
-        submit(q, 2, 1, 0).await,
-        submit(q, 2, 1, 0).await,
+        submit(q, 1, 3, 0).await,
+        submit(q, 1, 3, 0).await,
+        submit(q, 1, 3, 0).await,
     );
     q.set_priority(low, -1).await.unwrap();
     q.set_priority(high_a, 5).await.unwrap();
@@ -99,12 +126,25 @@ pub(super) async fn priority_first(bed: Bed) {
     assert_eq!(set, Some(JobState::Queued));
     assert_eq!(q.set_priority(999, 5).await.unwrap(), None);
     assert_eq!(q.job(high_a).await.unwrap().unwrap().priority, 5);
-    let job = |w: Option<(JobId, String)>| w.map(|(job, _)| job);
-    assert_eq!(job(claim(q, 0).await), Some(high_a));
-    assert_eq!(job(claim(q, high_a).await), Some(high_b));
-    assert_eq!(job(claim(q, high_b).await), Some(high_a));
-    assert_eq!(job(claim(q, high_a).await), Some(high_b));
-    assert_eq!(job(claim(q, high_b).await), Some(low), "the top is done");
+    // The top has nothing claimable while its files are probed.
+    probe_turns(
+        q,
+        2,
+        &[(0, high_a, 0), (high_a, high_b, 0), (high_b, low, 0)],
+    )
+    .await;
+    let top = "the top first, in turn";
+    turns(
+        q,
+        &[
+            (low, 2, high_a, "encode /in/0.mp4 #1 #2", top),
+            (high_a, 2, high_b, "encode /in/0.mp4 #1 #2", top),
+            (high_b, 2, high_a, "encode /in/0.mp4 #3", top),
+            (high_a, 2, high_b, "encode /in/0.mp4 #3", top),
+            (high_b, 2, low, "encode /in/0.mp4 #1 #2", "the top is done"),
+        ],
+    )
+    .await;
     // A job submitted with a higher priority goes first at once.
     let urgent = submit_job(
         q,
@@ -114,7 +154,97 @@ pub(super) async fn priority_first(bed: Bed) {
         },
     )
     .await;
-    assert_eq!(job(claim(q, low).await), Some(urgent));
+    let first = "the new top first";
+    turns(q, &[(low, 2, urgent, "probe /in/0.mp4", first)]).await;
+}
+
+/// A turn takes up to the free slots of queued variations of one file of
+/// the job in turn, by index: never more than the slots, never two files,
+/// a single free slot takes one; the next turn goes to the next job. Each
+/// variation of a batch is claimed on its own: its own lease and
+/// temporary file, finished or requeued alone; where a lease can go stale
+/// ([`Sharing::Nodes`]), a stale one is refused while its siblings' writes
+/// succeed.
+pub(super) async fn batch_claims(bed: Bed) {
+    let q = &*bed.queue;
+    let a = submit(q, 2, 3, 0).await;
+    let b = submit(q, 1, 2, 0).await;
+    probe_turns(q, 4, &[(0, a, 0), (a, b, 0), (b, a, 1)]).await;
+    let Some(Work::Encode(first)) = q.claim(b, 2).await.unwrap() else {
+        panic!("a's variations");
+    };
+    let temp = |w: &VariationWork| {
+        let name = vidvar::naming::temp_name(&w.input, w.index, w.lease);
+        (w.lease, Some(Path::new("/out").join(name)))
+    };
+    let claimed: Vec<_> = first.iter().map(temp).collect();
+    let mut left = q.interrupted().await.unwrap();
+    left.sort_by_key(|i| i.lease.id);
+    let recorded: Vec<_> = left
+        .iter()
+        .map(|i| (i.lease, i.temp_path.clone()))
+        .collect();
+    assert_eq!(recorded, claimed, "a lease and temporary file each");
+    let indexes: Vec<_> = first.iter().map(|w| (w.file_id, w.index)).collect();
+    let file = q.files(a).await.unwrap()[0].id;
+    assert_eq!(indexes, [(file, 1), (file, 2)], "up to the slots");
+    turns(
+        q,
+        &[
+            (a, 8, b, "encode /in/0.mp4 #1 #2", "the next job's turn"),
+            (b, 8, a, "encode /in/0.mp4 #3", "never two files"),
+            (a, 1, a, "encode /in/1.mp4 #1", "one slot, one variation"),
+            (a, 8, a, "encode /in/1.mp4 #2 #3", "the rest of that file"),
+        ],
+    )
+    .await;
+    assert_eq!(claim(q, a, 8).await, None);
+
+    // The first of the first batch is stopped to be claimed again.
+    let (one, two) = (first[0].lease, first[1].lease);
+    let requeued = q.finish_variation(one, Outcome::Requeued).await.unwrap();
+    assert_eq!(requeued, Some(JobState::Running));
+    let again = single(q.claim(0, 8).await.unwrap());
+    assert_eq!(again.lease.id, one.id);
+    match q.sharing() {
+        Sharing::OneDaemon => assert_eq!(again.lease, one, "never lost, never stale"),
+        Sharing::Nodes => {
+            assert_eq!(again.lease.attempt, one.attempt + 1);
+            let beat = Beat {
+                variations: vec![one, two],
+                ..Beat::default()
+            };
+            let stop = q.heartbeat(beat).await.unwrap();
+            assert_eq!(stop, [one], "only the stale one stops");
+            // The new claim's temporary file exists: the stale claim can
+            // neither replace it nor publish.
+            let new = FileIdentity { dev: 1, ino: 62 };
+            q.set_temp(again.lease, new).await.unwrap();
+            q.set_temp(one, FileIdentity { dev: 1, ino: 60 })
+                .await
+                .unwrap();
+            assert!(!q.confirm(one).await.unwrap(), "the stale lease is refused");
+            assert_eq!(ok(q, one).await, None);
+            let left = q.interrupted().await.unwrap();
+            let of_one = left.iter().find(|i| i.lease.id == one.id);
+            let held = of_one.map(|i| (i.lease, i.temp_identity));
+            assert_eq!(held, Some((again.lease, Some(new))));
+        }
+    }
+    // Its sibling's writes go on under its own lease, and so do its own.
+    for (lease, ino) in [(two, 61), (again.lease, 62)] {
+        q.set_temp(lease, FileIdentity { dev: 1, ino })
+            .await
+            .unwrap();
+        q.set_process(lease, process(4000 + ino as i32))
+            .await
+            .unwrap();
+        assert!(q.confirm(lease).await.unwrap());
+        assert_eq!(ok(q, lease).await, Some(JobState::Running));
+    }
+    let outputs = q.outputs(a).await.unwrap();
+    let made: Vec<_> = outputs.iter().map(|o| (o.input.clone(), o.index)).collect();
+    assert_eq!(made, [("/in/0.mp4".into(), 1), ("/in/0.mp4".into(), 2)]);
 }
 
 /// None of a paused job's work is claimed, probes nor variations, until
@@ -129,19 +259,22 @@ pub(super) async fn paused_jobs_wait(bed: Bed) {
     );
     assert_eq!(q.set_job_paused(999, true).await.unwrap(), None);
     assert!(q.job(a).await.unwrap().unwrap().paused);
-    let Some(Work::Probe { job_id, lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { job_id, lease, .. }) = q.claim(0, 2).await.unwrap() else {
         panic!("b's probe");
     };
     assert_eq!(job_id, b);
     // Paused once probed: its queued variation waits too.
     q.set_job_paused(b, true).await.unwrap();
     assert!(q.finish_probe(lease, media()).await.unwrap());
-    assert_eq!(claim(q, 0).await, None, "all paused");
+    assert_eq!(claim(q, 0, 2).await, None, "all paused");
     q.set_job_paused(b, false).await.unwrap();
-    assert_eq!(claim(q, 0).await, Some((b, "encode /in/0.mp4 #1".into())));
+    assert_eq!(
+        claim(q, 0, 2).await,
+        Some((b, "encode /in/0.mp4 #1".into()))
+    );
     q.set_job_paused(a, false).await.unwrap();
     assert!(!q.job(a).await.unwrap().unwrap().paused);
-    assert_eq!(claim(q, b).await, Some((a, "probe /in/0.mp4".into())));
+    assert_eq!(claim(q, b, 2).await, Some((a, "probe /in/0.mp4".into())));
 }
 
 /// Every write about claimed work is fenced by its lease. Where claims
@@ -156,14 +289,12 @@ pub(super) async fn fencing(bed: Bed) {
     let job = submit(q, 1, 1, 0).await;
     match q.sharing() {
         Sharing::OneDaemon => {
-            let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+            let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
                 panic!("a probe");
             };
             assert_eq!(lease.attempt, 1);
             assert!(q.finish_probe(lease, media()).await.unwrap());
-            let Some(Work::Encode(work)) = q.claim(0).await.unwrap() else {
-                panic!("a variation");
-            };
+            let work = single(q.claim(0, 1).await.unwrap());
             let identity = FileIdentity { dev: 1, ino: 50 };
             q.set_temp(work.lease, identity).await.unwrap();
             let beat = Beat {
@@ -178,7 +309,7 @@ pub(super) async fn fencing(bed: Bed) {
             let short = Duration::from_secs(1);
             let lost = bed.other_node("lost", short).await;
             let taker = bed.other_node("taker", short).await;
-            let Some(Work::Probe { lease: old, .. }) = lost.claim(0).await.unwrap() else {
+            let Some(Work::Probe { lease: old, .. }) = lost.claim(0, 1).await.unwrap() else {
                 panic!("a probe");
             };
             let Work::Probe { lease: new, .. } = claim_when_free(&*taker).await else {
@@ -189,15 +320,11 @@ pub(super) async fn fencing(bed: Bed) {
             assert_eq!(lost.fail_file(old, "x".into()).await.unwrap(), None);
             assert!(taker.finish_probe(new, media()).await.unwrap());
 
-            let Some(Work::Encode(old)) = lost.claim(0).await.unwrap() else {
-                panic!("a variation");
-            };
+            let old = single(lost.claim(0, 1).await.unwrap());
             let identity = FileIdentity { dev: 1, ino: 50 };
             lost.set_temp(old.lease, identity).await.unwrap();
             lost.set_process(old.lease, process(4242)).await.unwrap();
-            let Work::Encode(new) = claim_when_free(&*taker).await else {
-                panic!("the same variation, taken over");
-            };
+            let new = single(Some(claim_when_free(&*taker).await));
             assert_eq!(new.lease.id, old.lease.id);
             assert_eq!(new.lease.attempt, old.lease.attempt + 1);
             let previous = new.previous.expect("what the lost claim left");
@@ -239,7 +366,7 @@ pub(super) async fn fencing(bed: Bed) {
 pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     let q = &*bed.queue;
     let a = submit(q, 2, 2, 0).await;
-    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
     let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
@@ -252,7 +379,7 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     }
     assert_eq!(state(q, a).await, JobState::Partial);
     let b = submit(q, 1, 1, 0).await;
-    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
     let failed = q.fail_file(lease, "gone".into()).await.unwrap();
@@ -268,17 +395,17 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
 pub(super) async fn cancel_while_probing(bed: Bed) {
     let q = &*bed.queue;
     let a = submit(q, 1, 1, 0).await;
-    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
     assert_eq!(q.cancel(a).await.unwrap(), Some(JobState::Running));
     assert!(q.finish_probe(lease, media()).await.unwrap(), "still held");
     assert_eq!(state(q, a).await, JobState::Cancelled);
     assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
-    assert_eq!(claim(q, 0).await, None);
+    assert_eq!(claim(q, 0, 2).await, None);
 
     let b = submit(q, 1, 1, 0).await;
-    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
     q.cancel(b).await.unwrap();
@@ -289,5 +416,5 @@ pub(super) async fn cancel_while_probing(bed: Bed) {
         (file.state, file.error.as_deref()),
         (FileState::Cancelled, None)
     );
-    assert_eq!(claim(q, 0).await, None);
+    assert_eq!(claim(q, 0, 2).await, None);
 }

@@ -67,11 +67,11 @@ pub(super) async fn cancel(bed: Bed) {
 
     assert_eq!(q.cancel(b).await.unwrap(), Some(JobState::Queued));
     assert_eq!(file_states(q, b).await, [FileState::Cancelled]);
-    assert_eq!(claim(q, 0).await, None, "nothing left to claim");
+    assert_eq!(claim(q, 0, 2).await, None, "nothing left to claim");
     assert_eq!(q.queue_depth().await.unwrap(), 0);
     // Its variations were cancelled with it: a retry queues them again.
     assert_eq!(q.retry(b).await.unwrap(), Some((JobState::Cancelled, 1)));
-    assert_eq!(claim(q, 0).await, Some((b, "probe /in/0.mp4".into())));
+    assert_eq!(claim(q, 0, 2).await, Some((b, "probe /in/0.mp4".into())));
 }
 
 /// A retry queues again what did not succeed in a final job (verified

@@ -163,6 +163,7 @@ conformance!(
     claims::claim_carries_what_the_work_needs,
     claims::round_robin,
     claims::priority_first,
+    claims::batch_claims,
     claims::paused_jobs_wait,
     claims::fencing,
     claims::unusable_input_fails_its_file,
@@ -241,19 +242,38 @@ async fn submit(q: &dyn Queue, inputs: usize, variations: u32, uid: u32) -> JobI
     submit_job(q, new_job(inputs, variations, uid)).await
 }
 
-/// What a claim gave: its job and `probe PATH` or `encode PATH #INDEX`.
+/// What a claim gave: its job and `probe PATH`, or `encode PATH #INDEX...`
+/// naming each variation's input and index (`encode /in/0.mp4 #1 #2`, or
+/// `encode /in/0.mp4 #3 /in/1.mp4 #1` if a batch spanned two files).
 fn what(work: &Work) -> (JobId, String) {
     match work {
         Work::Probe { job_id, path, .. } => (*job_id, format!("probe {}", path.display())),
-        Work::Encode(e) => (
-            e.job_id,
-            format!("encode {} #{}", e.input.display(), e.index),
-        ),
+        Work::Encode(batch) => {
+            let mut said = String::from("encode");
+            let mut input = None;
+            for e in batch {
+                if input != Some(&e.input) {
+                    said += &format!(" {}", e.input.display());
+                    input = Some(&e.input);
+                }
+                said += &format!(" #{}", e.index);
+            }
+            (batch[0].job_id, said)
+        }
     }
 }
 
-async fn claim(q: &dyn Queue, after: JobId) -> Option<(JobId, String)> {
-    q.claim(after).await.unwrap().as_ref().map(what)
+/// What the turn after `after` claims with `slots` free slots.
+async fn claim(q: &dyn Queue, after: JobId, slots: usize) -> Option<(JobId, String)> {
+    q.claim(after, slots).await.unwrap().as_ref().map(what)
+}
+
+/// The one variation a claim of one free slot gave.
+fn single(work: Option<Work>) -> VariationWork {
+    match work {
+        Some(Work::Encode(batch)) if batch.len() == 1 => batch.into_iter().next().unwrap(),
+        other => panic!("one variation, not {:?}", other.as_ref().map(what)),
+    }
 }
 
 fn media() -> Media {
@@ -266,19 +286,22 @@ fn media() -> Media {
 }
 
 /// Claim and finish the probe of the next input, then claim every variation
-/// of it; returns their claims, by index.
+/// of it, two slots at a time; returns their claims, by index.
 async fn start_next_file(q: &dyn Queue) -> Vec<VariationWork> {
-    let Some(Work::Probe { lease, .. }) = q.claim(0).await.unwrap() else {
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 2).await.unwrap() else {
         panic!("a probe comes first");
     };
     assert!(q.finish_probe(lease, media()).await.unwrap());
-    let mut claimed = Vec::new();
-    while let Some(work) = q.claim(0).await.unwrap() {
-        let Work::Encode(work) = work else {
+    let mut claimed: Vec<VariationWork> = Vec::new();
+    while let Some(work) = q.claim(0, 2).await.unwrap() {
+        let Work::Encode(batch) = work else {
             panic!("the probed input's variations come before the next probe");
         };
-        assert_eq!(work.file_id, lease.id, "variations of the probed input");
-        claimed.push(work);
+        assert!(
+            batch.iter().all(|w| w.file_id == lease.id),
+            "of the probed input"
+        );
+        claimed.extend(batch);
         if claimed.len() == claimed[0].variations as usize {
             break;
         }
@@ -336,7 +359,7 @@ async fn ids(q: &dyn Queue, filter: JobFilter) -> Vec<JobId> {
 async fn claim_when_free(q: &dyn Queue) -> Work {
     let deadline = Instant::now() + LIMIT;
     loop {
-        if let Some(work) = q.claim(0).await.unwrap() {
+        if let Some(work) = q.claim(0, 1).await.unwrap() {
             return work;
         }
         assert!(Instant::now() < deadline, "no lease expired in {LIMIT:?}");

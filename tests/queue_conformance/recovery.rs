@@ -13,7 +13,7 @@ pub(super) async fn recovery_after_a_crash(bed: Bed) {
     let b = submit(q, 1, 1, 0).await;
     let c = submit(q, 1, 1, 0).await;
     let work = start_next_file(q).await.remove(0);
-    let probing = q.claim(b).await.unwrap().as_ref().map(what);
+    let probing = claim(q, b, 2).await;
     assert_eq!(probing, Some((c, "probe /in/0.mp4".into())));
     let identity = FileIdentity { dev: 1, ino: 77 };
     q.set_temp(work.lease, identity).await.unwrap();
@@ -38,19 +38,17 @@ pub(super) async fn recovery_after_a_crash(bed: Bed) {
                 let interrupted = |f: &FileRow| f.error.as_deref() == Some(INTERRUPTED);
                 assert!(files.iter().all(interrupted));
             }
-            assert_eq!(claim(q, 0).await, Some((b, "probe /in/0.mp4".into())));
-            assert_eq!(claim(q, b).await, None);
+            assert_eq!(claim(q, 0, 2).await, Some((b, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, b, 2).await, None);
         }
         Sharing::Nodes => {
             assert_eq!(state(q, a).await, JobState::Running);
-            let Some(Work::Encode(again)) = q.claim(0).await.unwrap() else {
-                panic!("the interrupted variation, queued again");
-            };
+            let again = single(q.claim(0, 1).await.unwrap());
             assert_eq!(again.lease.id, work.lease.id);
             assert_eq!(again.previous, None, "settled already");
             assert_eq!(state(q, c).await, JobState::Running);
-            assert_eq!(claim(q, a).await, Some((b, "probe /in/0.mp4".into())));
-            assert_eq!(claim(q, b).await, Some((c, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, a, 2).await, Some((b, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, b, 2).await, Some((c, "probe /in/0.mp4".into())));
         }
     }
 }
@@ -64,7 +62,7 @@ pub(super) async fn clean_stop(bed: Bed) {
     let busy = submit(q, 1, 1, 0).await;
     let idle = submit(q, 1, 1, 0).await;
     start_next_file(q).await;
-    let Some(Work::Probe { job_id, lease, .. }) = q.claim(busy).await.unwrap() else {
+    let Some(Work::Probe { job_id, lease, .. }) = q.claim(busy, 2).await.unwrap() else {
         panic!("the idle job's probe");
     };
     assert_eq!(job_id, idle);
@@ -75,18 +73,18 @@ pub(super) async fn clean_stop(bed: Bed) {
             assert_eq!(q.mark_interrupted().await.unwrap(), [busy]);
             assert_eq!(state(q, idle).await, JobState::Queued);
             assert_eq!(file_states(q, idle).await, [FileState::Queued]);
-            assert_eq!(claim(q, 0).await, Some((idle, "probe /in/0.mp4".into())));
+            assert_eq!(claim(q, 0, 2).await, Some((idle, "probe /in/0.mp4".into())));
         }
         Sharing::Nodes => {
             assert!(q.requeue_idle_jobs().await.unwrap().is_empty());
             assert_eq!(q.mark_interrupted().await.unwrap(), [busy]);
             assert_eq!(state(q, idle).await, JobState::Running);
             assert_eq!(
-                claim(q, 0).await,
+                claim(q, 0, 2).await,
                 Some((busy, "encode /in/0.mp4 #1".into()))
             );
             assert_eq!(
-                claim(q, busy).await,
+                claim(q, busy, 2).await,
                 Some((idle, "encode /in/0.mp4 #1".into()))
             );
         }

@@ -1,9 +1,10 @@
-//! Claims in the shared queue: which work comes next (priority, then
-//! jobs in turn, then inputs and variations in order: README,
-//! "Scheduling"), claimed with `FOR UPDATE SKIP LOCKED` in one short
-//! transaction as a lease; the writes about claimed work, each fenced by
-//! node and attempt; and the heartbeat that renews this node's leases and
-//! names those it lost.
+//! Claims in the shared queue: whose turn comes next (priority, then jobs
+//! in turn, then inputs in order; a turn takes a probe or up to the free
+//! slots of one file's variations: README, "Scheduling"), claimed with
+//! `FOR UPDATE SKIP LOCKED` in one short transaction, each probe and each
+//! variation as a lease of its own; the writes about claimed work, each
+//! fenced by node and attempt; and the heartbeat that renews this node's
+//! leases and names those it lost.
 
 use super::listen;
 use super::rows::{credentials, effects, exec, identity, one, opt, place, process, rows};
@@ -33,6 +34,19 @@ fn turn(r: &Row, after: JobId, priority: usize) -> Turn {
     )
 }
 
+/// The rows a claimable variation is read from: it, its file and its job.
+const VARIATIONS: &str =
+    "variations v JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id";
+
+/// The condition on [`VARIATIONS`] of a variation this node ($2, its lease
+/// time $3 in seconds) may claim: queued in a probed file of an unpaused
+/// job, or running under another node's claim that expired while that
+/// node is silent.
+const CLAIMABLE: &str = "f.probed AND NOT j.paused
+    AND ((v.state = 'queued' AND f.state = 'running')
+         OR (v.state = 'running' AND v.lease_until < now()
+             AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)))";
+
 impl PgQueue {
     /// The next probe (a queued file, or one whose probe claim by another
     /// node expired), locked with its job (the claim updates the job: locks
@@ -57,34 +71,44 @@ impl PgQueue {
         Ok(row.map(|r| (turn(&r, after, 11), r)))
     }
 
-    /// The next variation (queued in a probed file, or one whose claim by
-    /// another node expired), locked, with its turn key.
-    async fn next_variation(
+    /// The next turn's variations: of the first file in turn with a
+    /// claimable variation (queued in a probed file, or one whose claim by
+    /// another node expired), up to `slots` of them by index, locked, with
+    /// the file's turn key. Never empty when `Some`.
+    async fn next_variations(
         &self,
         tx: &Transaction<'_>,
         after: JobId,
-    ) -> Result<Option<(Turn, Row)>> {
-        let row = opt(
+        slots: usize,
+    ) -> Result<Option<(Turn, Vec<Row>)>> {
+        // One statement, so one snapshot: the file is chosen (its first
+        // claimable variation locked) and its batch read alike, however
+        // a pause or cancel elsewhere lands.
+        let limit = i64::try_from(slots.max(1)).unwrap_or(i64::MAX);
+        let found = rows(
             tx,
-            "SELECT v.id, v.attempt, f.job_id, f.idx, f.id, v.idx, f.path, f.real_path,
+            &format!(
+                "WITH first AS MATERIALIZED (
+                     SELECT f.id FROM {VARIATIONS} WHERE {CLAIMABLE}
+                     ORDER BY j.priority DESC, (f.job_id <= $1), f.job_id, f.idx, v.idx
+                     LIMIT 1 FOR UPDATE OF v SKIP LOCKED)
+                 SELECT v.id, v.attempt, f.job_id, f.idx, f.id, v.idx, f.path, f.real_path,
                         f.dev, f.ino, j.output_real, j.output_dev, j.output_ino, f.duration_us,
                         v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
                         v.pid, v.pid_start_time, v.boot_id,
                         f.frame_rate, f.interlaced, j.variations, f.video_us, j.priority
-                 FROM variations v JOIN files f ON f.id = v.file_id
-                 JOIN jobs j ON j.id = f.job_id
-                 WHERE f.probed AND NOT j.paused
-                   AND ((v.state = 'queued' AND f.state = 'running')
-                        OR (v.state = 'running' AND v.lease_until < now()
-                            AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)))
-                 ORDER BY j.priority DESC, (f.job_id <= $1), f.job_id, f.idx, v.idx
-                 LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-            &[&after, &self.node, &self.lease_secs],
+                 FROM {VARIATIONS} WHERE {CLAIMABLE} AND f.id = (SELECT id FROM first)
+                 ORDER BY v.idx LIMIT $4 FOR UPDATE OF v SKIP LOCKED"
+            ),
+            &[&after, &self.node, &self.lease_secs, &limit],
         )
         .await?;
-        Ok(row.map(|r| (turn(&r, after, 33), r)))
+        Ok(found
+            .first()
+            .map(|r| turn(r, after, 33))
+            .map(|key| (key, found)))
     }
 
     async fn claim_probe(&self, tx: &Transaction<'_>, r: &Row) -> Result<Work> {
@@ -116,7 +140,7 @@ impl PgQueue {
         })
     }
 
-    async fn claim_variation(&self, tx: &Transaction<'_>, r: &Row) -> Result<Work> {
+    async fn claim_variation(&self, tx: &Transaction<'_>, r: &Row) -> Result<VariationWork> {
         let lease = Lease {
             id: r.get(0),
             attempt: r.get::<_, i64>(1) + 1,
@@ -171,7 +195,7 @@ impl PgQueue {
             ],
         )
         .await?;
-        Ok(Work::Encode(VariationWork {
+        Ok(VariationWork {
             job_id: r.get(2),
             file_id: r.get(4),
             lease,
@@ -192,17 +216,25 @@ impl PgQueue {
             effects: effects(r, 14),
             owner: credentials(r, 18),
             previous,
-        }))
+        })
     }
 
-    pub(super) async fn claim(&self, after: JobId) -> Result<Option<Work>> {
+    /// The next turn after job `after`: a probe, or up to `slots`
+    /// variations of one file, each claimed with its own lease.
+    pub(super) async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let probe = self.next_probe(&tx, after).await?;
-        let variation = self.next_variation(&tx, after).await?;
-        let work = match (probe, variation) {
+        let variations = self.next_variations(&tx, after, slots).await?;
+        let work = match (probe, variations) {
             (Some((pk, p)), Some((vk, _))) if pk < vk => Some(self.claim_probe(&tx, &p).await?),
-            (_, Some((_, v))) => Some(self.claim_variation(&tx, &v).await?),
+            (_, Some((_, batch))) => {
+                let mut claimed = Vec::with_capacity(batch.len());
+                for r in &batch {
+                    claimed.push(self.claim_variation(&tx, r).await?);
+                }
+                Some(Work::Encode(claimed))
+            }
             (Some((_, p)), None) => Some(self.claim_probe(&tx, &p).await?),
             (None, None) => None,
         };

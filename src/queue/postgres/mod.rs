@@ -109,8 +109,8 @@ impl Queue for PgQueue {
     async fn set_job_paused(&self, job: JobId, paused: bool) -> Result<Option<JobState>> {
         PgQueue::set_job_paused(self, job, paused).await
     }
-    async fn claim(&self, after: JobId) -> Result<Option<Work>> {
-        PgQueue::claim(self, after).await
+    async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
+        PgQueue::claim(self, after, slots).await
     }
     async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
         PgQueue::finish_probe(self, lease, media).await

@@ -1,9 +1,9 @@
-//! Claims in the SQLite queue: which work comes next (priority, then
-//! jobs in turn, then inputs and variations in order: README,
-//! "Scheduling"), claiming it, and the writes about claimed work (a
-//! probe's findings, an unusable input, the temporary file and FFmpeg's
-//! identity). One daemon owns the file, so a claim is never lost
-//! ([`crate::queue::Sharing::OneDaemon`]).
+//! Claims in the SQLite queue: whose turn comes next (priority, then jobs
+//! in turn, then inputs in order; a turn takes a probe or up to the free
+//! slots of one file's variations: README, "Scheduling"), claiming it, and
+//! the writes about claimed work (a probe's findings, an unusable input,
+//! the temporary file and FFmpeg's identity). One daemon owns the file, so
+//! a claim is never lost ([`crate::queue::Sharing::OneDaemon`]).
 
 use super::error::{Result, StoreError};
 use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
@@ -12,7 +12,7 @@ use super::store::Store;
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// The condition on `jobs j` of a job with work to start: open, not
@@ -25,13 +25,14 @@ const STARTABLE: &str = "j.state IN ('queued', 'running') AND NOT j.paused
                              WHERE v.file_id = f.id AND v.state = 'queued'))))";
 
 impl Store {
-    /// The next piece of work: of the unpaused jobs that have any, those
-    /// of the highest priority; among them, the first job after `after`
-    /// (by id), wrapping around to the oldest: jobs of one priority take
-    /// turns, and within a job inputs and variations go in order. `None`
-    /// when nothing is startable. Does not claim it: call
-    /// [`Store::start_probe`] or [`Store::start_variation`].
-    pub fn next_work(&self, after: JobId) -> Result<Option<Work>> {
+    /// The next turn: of the unpaused jobs that have work, those of the
+    /// highest priority; among them, the first job after `after` (by id),
+    /// wrapping around to the oldest: jobs of one priority take turns.
+    /// The turn takes that job's first input still to be probed or with
+    /// queued variations (see [`Store::next_work_of`]). `None` when
+    /// nothing is startable. Does not claim it: call [`Store::start_probe`]
+    /// or [`Store::start_variation`].
+    pub fn next_work(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
         // Two walks of the index jobs_open_by_priority that stop at the
         // first job with work: the first such job of the top priority,
         // then the next one after `after` of that priority, if any.
@@ -55,12 +56,14 @@ impl Store {
             ))?
             .query_row(params![top, after], |r| r.get::<_, JobId>(0))
             .optional()?;
-        self.next_work_of(next.unwrap_or(first))
+        self.next_work_of(next.unwrap_or(first), slots)
     }
 
-    /// The first piece of work of job `job`: its first input still to be
-    /// probed or with a queued variation.
-    fn next_work_of(&self, job: JobId) -> Result<Option<Work>> {
+    /// The turn of job `job`: its first input still to be probed or with a
+    /// queued variation; for a probed one, up to `slots` of its queued
+    /// variations by index (at least one).
+    fn next_work_of(&self, job: JobId, slots: usize) -> Result<Option<Work>> {
+        let limit = i64::try_from(slots.max(1)).unwrap_or(i64::MAX);
         let encode = self
             .conn
             .prepare_cached(
@@ -72,11 +75,16 @@ impl Store {
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
-                 WHERE v.state = 'queued' AND f.state = 'running' AND f.probed = 1
-                   AND f.job_id = ?1
-                 ORDER BY f.idx, v.idx LIMIT 1",
+                 WHERE v.state = 'queued'
+                   AND v.file_id = (
+                       SELECT g.id FROM files g
+                       WHERE g.job_id = ?1 AND g.state = 'running' AND g.probed = 1
+                         AND EXISTS (SELECT 1 FROM variations w
+                                     WHERE w.file_id = g.id AND w.state = 'queued')
+                       ORDER BY g.idx LIMIT 1)
+                 ORDER BY v.idx LIMIT ?2",
             )?
-            .query_row([job], |r| {
+            .query_map(params![job, limit], |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                     VariationWork {
@@ -102,8 +110,8 @@ impl Store {
                         previous: None,
                     },
                 ))
-            })
-            .optional()?;
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let probe = self
             .conn
             .prepare_cached(
@@ -126,30 +134,37 @@ impl Store {
                 ))
             })
             .optional()?;
-        Ok(match (encode, probe) {
-            (Some((ek, e)), Some((pk, p))) => Some(if pk < ek { p } else { Work::Encode(e) }),
-            (Some((_, e)), None) => Some(Work::Encode(e)),
+        let encode_key = encode.first().map(|(key, _)| *key);
+        let batch = || Work::Encode(encode.into_iter().map(|(_, e)| e).collect());
+        Ok(match (encode_key, probe) {
+            (Some(ek), Some((pk, p))) => Some(if pk < ek { p } else { batch() }),
+            (Some(_), None) => Some(batch()),
             (None, Some((_, p))) => Some(p),
             (None, None) => None,
         })
     }
 
-    /// Claim the next work after job `after` (see [`Store::next_work`]):
-    /// a probe, or a variation with its temporary file's path (in the
-    /// output directory, named by [`crate::naming::temp_name`]) recorded.
-    pub fn claim(&mut self, after: JobId) -> Result<Option<Work>> {
-        let work = self.next_work(after)?;
+    /// Claim the next turn after job `after` (see [`Store::next_work`]):
+    /// a probe, or up to `slots` variations of one file, each with its
+    /// temporary file's path (in the output directory, named by
+    /// [`crate::naming::temp_name`]) recorded, all in one transaction.
+    pub fn claim(&mut self, after: JobId, slots: usize) -> Result<Option<Work>> {
+        let work = self.next_work(after, slots)?;
         match &work {
             Some(Work::Probe { lease, .. }) => self.start_probe(lease.id)?,
-            Some(Work::Encode(e)) => {
-                let name = crate::naming::temp_name(&e.input, e.index, e.lease);
-                let temp = e.output_dir.path.join(name);
-                if !self.start_variation(e.lease.id, &temp)? {
-                    return Err(StoreError::BadState(format!(
-                        "variation {} was claimed twice",
-                        e.lease.id
-                    )));
+            Some(Work::Encode(batch)) => {
+                let tx = self.conn.transaction()?;
+                for e in batch {
+                    let name = crate::naming::temp_name(&e.input, e.index, e.lease);
+                    let temp = e.output_dir.path.join(name);
+                    if !start_variation(&tx, e.lease.id, &temp)? {
+                        return Err(StoreError::BadState(format!(
+                            "variation {} was claimed twice",
+                            e.lease.id
+                        )));
+                    }
                 }
+                tx.commit()?;
             }
             None => {}
         }
@@ -211,13 +226,7 @@ impl Store {
     /// file its encode may create. Returns false if it was not queued any
     /// more (cancelled in between).
     pub fn start_variation(&mut self, variation_id: i64, temp_path: &Path) -> Result<bool> {
-        let changed = self.conn.execute(
-            "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL,
-                    temp_dev = NULL, temp_ino = NULL
-             WHERE id = ?1 AND state = 'queued'",
-            params![variation_id, text_of(temp_path)],
-        )?;
-        Ok(changed == 1)
+        start_variation(&self.conn, variation_id, temp_path)
     }
 
     /// Record which file the temporary file of a running variation is, once
@@ -243,4 +252,16 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// [`Store::start_variation`] on `conn` (the store's connection, or a
+/// transaction of it).
+fn start_variation(conn: &Connection, variation_id: i64, temp_path: &Path) -> Result<bool> {
+    let changed = conn.execute(
+        "UPDATE variations SET state = 'running', temp_path = ?2, error = NULL,
+                temp_dev = NULL, temp_ino = NULL
+         WHERE id = ?1 AND state = 'queued'",
+        params![variation_id, text_of(temp_path)],
+    )?;
+    Ok(changed == 1)
 }

@@ -187,8 +187,8 @@ impl Queue for SqliteQueue {
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
         self.write(|s| s.hooks_left_running()).await
     }
-    async fn claim(&self, after: JobId) -> Result<Option<Work>> {
-        self.write(move |s| s.claim(after)).await
+    async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
+        self.write(move |s| s.claim(after, slots)).await
     }
     async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
         self.write(move |s| s.finish_probe(lease.id, media))
@@ -253,7 +253,7 @@ mod tests {
             ..JobFilter::default()
         };
         assert_eq!(queue.jobs(all).await.unwrap(), Vec::new());
-        assert!(queue.claim(0).await.unwrap().is_none());
+        assert!(queue.claim(0, 1).await.unwrap().is_none());
         drop(queue);
     }
 

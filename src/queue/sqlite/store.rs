@@ -130,7 +130,7 @@ mod tests {
             .unwrap();
         }
         let mut store = Store::open(&path).unwrap();
-        let Some(Work::Probe { input, .. }) = store.claim(0).unwrap() else {
+        let Some(Work::Probe { input, .. }) = store.claim(0, 1).unwrap() else {
             panic!("the queued job's probe");
         };
         // No identity was recorded: the file is vetted again when used.
@@ -142,9 +142,10 @@ mod tests {
             }
         );
         store.finish_probe(1, media(1_000_000)).unwrap();
-        let Some(Work::Encode(work)) = store.claim(0).unwrap() else {
+        let Some(Work::Encode(batch)) = store.claim(0, 1).unwrap() else {
             panic!("then its variation");
         };
+        let work = &batch[0];
         assert_eq!(work.output_dir.path, Path::new("/out"));
         assert_eq!(work.output_dir.identity, None);
     }
