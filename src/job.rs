@@ -291,6 +291,19 @@ pub fn remaining_media_us(
     waiting * duration_us + left
 }
 
+/// Media an encode must have made before its speed counts, in
+/// microseconds: FFmpeg's `speed` is media time over wall time since it
+/// started, so its first reports (start-up, a loaded machine) can be a
+/// thousandth of the real rate and would put an ETA days away.
+pub const SPEED_MIN_MEDIA_US: u64 = 1_000_000;
+
+/// An encode's speed (FFmpeg's `-progress` `speed`, times real time) as
+/// progress views use it: `None` until [`SPEED_MIN_MEDIA_US`] of media is
+/// encoded, or while FFmpeg reports none.
+pub fn usable_speed(out_time_us: u64, speed: Option<f64>) -> Option<f64> {
+    speed.filter(|_| out_time_us >= SPEED_MIN_MEDIA_US)
+}
+
 /// Seconds until `remaining_us` of media is encoded at `speed` (the summed
 /// speeds of the encodes working on it, each a multiple of real time), or
 /// `None` when nothing encodes it (`speed` not above 0).
@@ -341,6 +354,9 @@ mod tests {
         assert_eq!(left, 2 * 10_000_000 + 6_000_000 + 4_000_000);
         assert_eq!(eta_secs(left, 2.0), Some(15.0));
         assert_eq!(eta_secs(left, 0.0), None);
+        // A speed counts once a second of media is made.
+        assert_eq!(usable_speed(40_000, Some(0.00004)), None);
+        assert_eq!(usable_speed(SPEED_MIN_MEDIA_US, Some(1.5)), Some(1.5));
         // A running encode past the probed duration has nothing left.
         assert_eq!(remaining_media_us(1_000, 1, 0, &[2_000]), 0);
     }

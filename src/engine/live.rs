@@ -88,7 +88,7 @@ impl Live {
                 index: r.index,
                 percent: r.progress.percent,
                 encoded_secs: r.progress.out_time_us as f64 / 1e6,
-                speed: r.progress.speed,
+                speed: job::usable_speed(r.progress.out_time_us, r.progress.speed),
                 fps: r.progress.fps,
             })
             .collect();
@@ -128,7 +128,7 @@ impl Live {
             .running
             .values()
             .filter(|r| r.job_id == row.id)
-            .filter_map(|r| r.progress.speed)
+            .filter_map(|r| job::usable_speed(r.progress.out_time_us, r.progress.speed))
             .sum();
         left.and_then(|left| job::eta_secs(left, speed))
     }
