@@ -13,7 +13,8 @@ video=""
 variations=3
 while [ $# -gt 0 ]; do
   case "$1" in
-    -n) variations="$2"; shift 2 ;;
+    -n) [ $# -ge 2 ] || { echo "-n needs a number of variations" >&2; exit 2; }
+        variations="$2"; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) video="$1"; shift ;;
   esac
@@ -36,8 +37,8 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
-echo "== building vidvar (release)"
-cargo build --release --locked --quiet
+echo "== building vidvar (release; the first build takes several minutes)"
+cargo build --release --locked
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 work=$(mktemp -d -t vidvar-quickstart.XXXXXX)
@@ -53,10 +54,17 @@ stop() {
 }
 trap stop EXIT
 
-# vidvard forks into the background and returns once it answers (or
-# prints why it could not start).
-"$bin/vidvard" --socket "$VIDVAR_SOCKET" --state-dir "$work/state" \
-  --pidfile "$work/vidvard.pid"
+# vidvard runs in the background, logging to a file beside its database;
+# the script goes on once it answers (or shows its log if it cannot start).
+"$bin/vidvard" --foreground --socket "$VIDVAR_SOCKET" --state-dir "$work/state" \
+  --pidfile "$work/vidvard.pid" 2>"$work/vidvard.log" &
+for _ in $(seq 1 100); do
+  "$bin/vidvarctl" ping >/dev/null 2>&1 && break
+  if ! kill -0 $! 2>/dev/null; then
+    echo "vidvard could not start:" >&2; cat "$work/vidvard.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
 "$bin/vidvarctl" ping
 
 if [ -z "$video" ]; then
@@ -74,4 +82,7 @@ status=0
 "$bin/vidvarctl" watch "$job" || status=$?
 echo "== outputs of job $job (path, bytes, input, index, effects, quality check)"
 "$bin/vidvarctl" outputs "$job"
+if [ "$status" -ne 0 ]; then
+  echo "== job $job did not succeed for every variation: see the reasons above" >&2
+fi
 exit "$status"

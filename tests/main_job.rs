@@ -158,6 +158,15 @@ fn missing_input_is_refused_at_submit() {
     );
     assert_eq!(env.json(&["list"]), serde_json::json!([]));
 
+    // A directory is refused as soon, not accepted to fail later.
+    let dir = env.path("clips");
+    std::fs::create_dir(&dir).unwrap();
+    let out = env.ctl(&["submit", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clips is a directory"), "{stderr}");
+    assert_eq!(env.json(&["list"]), serde_json::json!([]));
+
     let out = env.ctl(&["submit", "-n", "0", "/etc/hostname"]);
     assert_eq!(
         out.status.code(),

@@ -41,6 +41,11 @@ pub enum Rejection {
     PathTooLong { len: usize, start: String },
     #[error("path is not absolute: {}", .0.display())]
     NotAbsolute(PathBuf),
+    #[error(
+        "input {} is a directory, not a video file (name the videos in it, e.g. DIR/*.mp4)",
+        .0.display()
+    )]
+    InputIsDirectory(PathBuf),
     #[error("priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, not {0}")]
     Priority(i32),
     #[error("{0} labels on one job; at most {MAX_LABELS} are accepted")]
@@ -143,6 +148,9 @@ pub fn check(req: &SubmitRequest, judge: &Judge) -> Result<Admitted, Rejection> 
     let mut inputs = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
         let walked = vetted::vet(input, judge, Want::Read).map_err(unusable("input", input))?;
+        if walked.is_dir() {
+            return Err(Rejection::InputIsDirectory(input.clone()));
+        }
         inputs.push((input.clone(), walked.vetted()));
     }
     let out = &req.output_dir;
