@@ -8,7 +8,7 @@ mod common;
 
 use common::postgres::Cluster;
 use common::{
-    Daemon, Env, LOSES_A_VARIATION, Mount, ffmpeg_using, make_video, publish_order, s,
+    Daemon, Env, LOSES_A_VARIATION, Mount, ffmpeg_using, make_video, publish_order, running, s,
     submit_losing_a_variation, wait_for,
 };
 use nix::sys::signal::{Signal, kill};
@@ -779,13 +779,4 @@ fn the_hook_of_a_node_that_never_comes_back_is_taken_over() {
     );
     assert_eq!(hook.runs(job).len(), 1, "waited for, not run again");
     assert!(!running(pid), "held to its timeout");
-}
-
-/// Whether process `pid` exists (and is not a zombie).
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z'))
-    })
 }
