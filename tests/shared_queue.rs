@@ -718,7 +718,7 @@ fn a_database_stopped_as_a_hook_starts_never_runs_it_without_its_json_nor_twice(
     wait_for(
         "the hook to be claimed and wait to read its job",
         Duration::from_secs(60),
-        || (pg.psql(&claimed).trim() == "1" && pg.lock_waiters() == 1).then_some(()),
+        || (pg.psql(&claimed).trim() == "1" && pg.lock_waiters("%labels%") == 1).then_some(()),
     );
     // Its row locked too: the hook reads its job, then waits on its row
     // as the database stops.
@@ -730,14 +730,12 @@ fn a_database_stopped_as_a_hook_starts_never_runs_it_without_its_json_nor_twice(
     wait_for(
         "the hook to wait on its row",
         Duration::from_secs(10),
-        || (pg.lock_waiters() == 1).then_some(()),
+        || (pg.lock_waiters("UPDATE hooks%") == 1).then_some(()),
     );
+    let before_stop = daemon.log().len();
     pg.pg_ctl_stop();
-    daemon.wait_record(
-        &format!("job {job}"),
-        daemon.log().len(),
-        Duration::from_secs(30),
-    );
+    let said = format!("job {job}");
+    daemon.wait_record(&said, before_stop, Duration::from_secs(30));
     drop((reads, row));
     pg.pg_ctl_start();
     assert_hook_ran_once_with_its_json(&pg, &env, &hook, job);

@@ -383,12 +383,16 @@ impl Cluster {
         }
     }
 
-    /// How many of the server's backends wait for a lock now.
-    pub fn lock_waiters(&self) -> u32 {
-        self.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            .trim()
-            .parse()
-            .unwrap()
+    /// How many of the server's backends wait for a lock now in a
+    /// statement that matches `pattern` (SQL `LIKE`).
+    pub fn lock_waiters(&self, pattern: &str) -> u32 {
+        self.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '{pattern}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
     }
 }
 
