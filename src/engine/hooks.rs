@@ -162,7 +162,7 @@ impl Engine {
     async fn run_hook(&self, hook: &Hook, run: HookRun) {
         let job_id = run.job_id;
         let what = format!("read job {job_id} for its hook");
-        let Some(prepared) = self.persist(&what, || self.prepare(&run)).await else {
+        let Some(prepared) = self.persist(&what, || self.prepare(hook, &run)).await else {
             return;
         };
         let Some((mut command, stdin, state)) = prepared else {
@@ -219,16 +219,15 @@ impl Engine {
         self.hook_done(job_id).await;
     }
 
-    /// Read what the hook of a claimed job needs and make its command:
-    /// the command, its stdin (the job's outputs as JSON) and the job's
+    /// Read what the hook of a claimed job needs, before it is spawned:
+    /// its command (environment included), its stdin (the job's outputs as
+    /// JSON, as `vidvarctl --json outputs` prints them) and the job's
     /// state; `None` when the job is gone.
     async fn prepare(
         &self,
+        hook: &Hook,
         run: &HookRun,
     ) -> Result<Option<(tokio::process::Command, Vec<u8>, &'static str)>, QueueError> {
-        let Some(hook) = self.settings.hook.as_ref() else {
-            return Ok(None);
-        };
         let Some(job) = self.queue.job(run.job_id).await? else {
             return Ok(None);
         };
