@@ -155,18 +155,6 @@ fn a_failing_or_hanging_hook_is_logged_stopped_and_leaves_its_job_alone() {
     hook.wait_done(next, LIMIT);
 }
 
-/// Whether process `pid` still runs (a zombie no longer does: it waits
-/// only to be reaped by whoever inherited it).
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let state = stat.rsplit_once(") ")?.1.chars().next()?;
-            Some(state != 'Z')
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn what_a_hook_leaves_in_its_process_group_ends_with_it_and_its_last_words_are_logged() {
     let env = Env::new();

@@ -3,16 +3,24 @@
 //! environment and its outputs as JSON on its stdin.
 //!
 //! The hook owed is recorded by the queue in the write that ends the job
-//! (see [`Queue::set_hooks`]), claimed before the program is spawned, and
-//! its process recorded once it runs; the hook runs in a process group of
+//! (see [`Queue::set_hooks`]) and claimed; its JSON and environment are
+//! read, then the queue is told it starts ([`Queue::starting_hook`]: no
+//! spawn unless the row still says the claim is this node's), then it is
+//! spawned, its stdin written, its process recorded and its end recorded.
+//! A queue call that fails is tried again until it succeeds (or the
+//! daemon stops): a database error never drops an owed hook, nor leaves
+//! a spawned hook without its stdin. The hook runs in a process group of
 //! its own and outlives a killed daemon. That group is ended at the
 //! hook's timeout and when the hook exits; a descendant that left it
-//! (setsid) is on its own. So after any stop each owed hook
-//! is started once: one never claimed is started after the restart, one
-//! whose process was recorded is waited for (and held to its timeout) but
-//! not started again. Only a daemon killed between the spawn and the
-//! record of the process (a few milliseconds) starts that hook a second
-//! time after its restart.
+//! (setsid) is on its own. So after any stop each owed hook is started
+//! once: one never spawned is started after the restart, one whose
+//! process was recorded is waited for (and held to its timeout) but not
+//! started again. A hook runs twice only when the node running it is
+//! lost mid-run: a daemon killed between the spawn and the record of the
+//! process, a machine that rebooted while it ran, or, on a shared queue,
+//! a node silent for its lease time, whose hooks another node takes over
+//! ([`Queue::adopt_hooks`]): it waits for those whose process is on its
+//! own machine and runs the others again.
 //!
 //! Environment (nothing else of the daemon's is passed on): `VIDVAR_JOB`,
 //! `VIDVAR_STATE` (`succeeded`, `partial`, `failed` or `cancelled`),
@@ -33,6 +41,7 @@ use crate::proto::{JobId, OutputInfo};
 use crate::queue::{HookRun, JobRow, QueueError, unix_now};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Pid, Uid, User};
+use std::future::Future;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +53,11 @@ pub const MAX_RUNNING_HOOKS: usize = 4;
 /// How often owed hooks are looked for when nothing announced one (jobs
 /// ended by other nodes of a shared queue are announced too).
 const POLL: Duration = Duration::from_secs(5);
+/// First wait before a failed queue call about a hook is made again; the
+/// wait doubles after each failure, up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest wait between two tries of a queue call about a hook.
+const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often an adopted hook (started before a restart) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
 /// How often a hook's process group is looked at while it ends.
@@ -55,23 +69,45 @@ const HOOK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 impl Engine {
     /// Until shutdown: run the hooks owed, first waiting for those that a
-    /// stop left running. Returns at once when no hook is configured.
+    /// stop left running, and taking over those of lost nodes. Returns at
+    /// once when no hook is configured.
     pub async fn run_hooks(self: Arc<Self>) {
         let Some(hook) = self.settings.hook.clone() else {
             return;
         };
         let hook = Arc::new(hook);
-        match self.queue.hooks_left_running().await {
-            Ok(runs) => {
-                for run in runs {
-                    tokio::spawn(Arc::clone(&self).adopt(Arc::clone(&hook), run));
-                }
-            }
-            Err(err) => log::error!("cannot read the hooks a stop left running: {err}"),
+        let Some(runs) = self
+            .persist("read the hooks a stop left running", || {
+                self.queue.hooks_left_running()
+            })
+            .await
+        else {
+            return;
+        };
+        for run in runs {
+            tokio::spawn(Arc::clone(&self).adopt(Arc::clone(&hook), run));
         }
         let slots = Arc::new(Semaphore::new(MAX_RUNNING_HOOKS));
         let mut changes = self.subscribe();
+        let mut adopted_at: Option<tokio::time::Instant> = None;
         loop {
+            if adopted_at.is_none_or(|at| at.elapsed() >= POLL) {
+                adopted_at = Some(tokio::time::Instant::now());
+                match self.queue.adopt_hooks().await {
+                    Ok(runs) => {
+                        for run in runs {
+                            log::warn!(
+                                "job {}: its hook (pid {}) ran on a node that is lost; \
+                                 this node takes it over",
+                                run.job_id,
+                                run.process.as_ref().map_or(0, |p| p.pid)
+                            );
+                            tokio::spawn(Arc::clone(&self).adopt(Arc::clone(&hook), run));
+                        }
+                    }
+                    Err(err) => log::error!("cannot take over the hooks of lost nodes: {err}"),
+                }
+            }
             loop {
                 let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                     return;
@@ -99,24 +135,99 @@ impl Engine {
         }
     }
 
+    /// `call` until it succeeds, waiting longer after each failure (logged
+    /// with `what`, from [`RETRY_FIRST`] to [`RETRY_MAX`]); `None` once
+    /// the daemon stops. A hook's row is never given up on an error: what
+    /// a stop leaves is settled at the restart ([`Queue::hooks_left_running`]).
+    async fn persist<T, F: Future<Output = Result<T, QueueError>>>(
+        &self,
+        what: &str,
+        mut call: impl FnMut() -> F,
+    ) -> Option<T> {
+        let mut wait = RETRY_FIRST;
+        loop {
+            match call().await {
+                Ok(value) => return Some(value),
+                Err(err) => log::warn!("cannot {what}: {err}; trying again in {wait:?}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stopping.cancelled() => return None,
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    }
+
     /// Run one claimed hook to its end or its timeout, then record it done.
     async fn run_hook(&self, hook: &Hook, run: HookRun) {
         let job_id = run.job_id;
-        match self.start_hook(hook, &run).await {
-            Ok(None) => log::warn!("job {job_id}: gone before its hook ran (pruned)"),
-            Ok(Some(child)) => self.wait_hook(hook, job_id, child).await,
-            Err(err) => log::warn!("job {job_id}: hook {} not run: {err}", hook.argv[0]),
+        let what = format!("read job {job_id} for its hook");
+        let Some(prepared) = self.persist(&what, || self.prepare(hook, &run)).await else {
+            return;
+        };
+        let Some((mut command, stdin, state)) = prepared else {
+            log::warn!("job {job_id}: gone before its hook ran (pruned)");
+            return self.hook_done(job_id).await;
+        };
+        let what = format!("record that job {job_id}'s hook starts");
+        match self
+            .persist(&what, || self.queue.starting_hook(job_id))
+            .await
+        {
+            None => return,
+            Some(false) => {
+                return log::info!(
+                    "job {job_id}: its hook is no longer this node's to start (taken over, \
+                     or owed again for a new end of the job)"
+                );
+            }
+            Some(true) => {}
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(err) => {
+                log::warn!("job {job_id}: hook {} not run: {err}", hook.argv[0]);
+                return self.hook_done(job_id).await;
+            }
+        };
+        if let Some(mut pipe) = child.stdin.take() {
+            // A hook that does not read its stdin closes the pipe: no error.
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&stdin).await;
+            });
+        }
+        let pid = child.id().map(|p| p as i32);
+        log::info!(
+            "job {job_id}: hook {} started (pid {}), {state}",
+            hook.argv[0],
+            pid.unwrap_or(0),
+        );
+        let identity = pid.and_then(|p| ProcessIdentity::of(p).ok());
+        let what = format!("record the process of job {job_id}'s hook");
+        let record = async {
+            if let Some(identity) = identity {
+                let call = || self.queue.set_hook_process(job_id, identity.clone());
+                self.persist(&what, call).await;
+            }
+        };
+        let wait = self.wait_hook(hook, job_id, child);
+        tokio::pin!(wait);
+        tokio::select! {
+            () = &mut wait => {}
+            () = record => wait.await,
         }
         self.hook_done(job_id).await;
     }
 
-    /// Spawn the hook of a claimed job and record its process; `None` when
-    /// the job is gone.
-    async fn start_hook(
+    /// Read what the hook of a claimed job needs, before it is spawned:
+    /// its command (environment included), its stdin (the job's outputs as
+    /// JSON, as `vidvarctl --json outputs` prints them) and the job's
+    /// state; `None` when the job is gone.
+    async fn prepare(
         &self,
         hook: &Hook,
         run: &HookRun,
-    ) -> Result<Option<tokio::process::Child>, HookError> {
+    ) -> Result<Option<(tokio::process::Command, Vec<u8>, &'static str)>, QueueError> {
         let Some(job) = self.queue.job(run.job_id).await? else {
             return Ok(None);
         };
@@ -128,18 +239,19 @@ impl Engine {
             .into_iter()
             .map(OutputInfo::from)
             .collect();
-        let stdin = serde_json::to_vec(&outputs).map_err(std::io::Error::other)?;
+        let stdin = serde_json::to_vec(&outputs).unwrap_or_default();
         let run_as = RunAs::for_owner(&run.owner);
         let runs_as = match run_as {
             Some(_) => run.owner.uid,
             None => nix::unistd::geteuid().as_raw(),
         };
+        let owner_uid = job.owner_uid;
         let (owner, user) = tokio::task::spawn_blocking(move || {
             let name = |uid| User::from_uid(Uid::from_raw(uid)).ok().flatten();
-            (name(job.owner_uid), name(runs_as))
+            (name(owner_uid), name(runs_as))
         })
         .await
-        .map_err(std::io::Error::other)?;
+        .unwrap_or_default();
         let failed_inputs = files
             .iter()
             .filter(|f| f.state == FileState::Failed)
@@ -165,25 +277,7 @@ impl Engine {
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
         }
-        let mut child = command.spawn()?;
-        let pid = child.id().map(|p| p as i32);
-        if let Some(identity) = pid.and_then(|p| ProcessIdentity::of(p).ok()) {
-            self.queue.set_hook_process(run.job_id, identity).await?;
-        }
-        log::info!(
-            "job {}: hook {} started (pid {}), {}",
-            run.job_id,
-            hook.argv[0],
-            pid.unwrap_or(0),
-            job.state.as_str()
-        );
-        if let Some(mut pipe) = child.stdin.take() {
-            // A hook that does not read its stdin closes the pipe: no error.
-            tokio::spawn(async move {
-                let _ = pipe.write_all(&stdin).await;
-            });
-        }
-        Ok(Some(child))
+        Ok(Some((command, stdin, job.state.as_str())))
     }
 
     /// Wait for a hook this daemon spawned, stopping it at its timeout, and
@@ -258,8 +352,9 @@ impl Engine {
     /// process is gone, or its timeout (counted from its claim) stops it.
     async fn adopt(self: Arc<Self>, hook: Arc<Hook>, run: HookRun) {
         let job_id = run.job_id;
-        let Some(process) = run.process else {
-            return;
+        let Some(process) = run.process.clone() else {
+            // Never spawned: run it as a claimed hook.
+            return self.run_hook(&hook, run).await;
         };
         if process.is_alive() {
             log::info!(
@@ -294,10 +389,11 @@ impl Engine {
         self.hook_done(job_id).await;
     }
 
+    /// Record that the hook of `job_id` ran, however long the queue
+    /// takes to accept it.
     async fn hook_done(&self, job_id: JobId) {
-        if let Err(err) = self.queue.finish_hook(job_id).await {
-            log::error!("job {job_id}: cannot record that its hook ran: {err}");
-        }
+        let what = format!("record that job {job_id}'s hook ran");
+        self.persist(&what, || self.queue.finish_hook(job_id)).await;
     }
 }
 
@@ -352,15 +448,6 @@ fn last_line(tail: &[u8]) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-/// Why a hook could not be started.
-#[derive(Debug, thiserror::Error)]
-enum HookError {
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Spawn(#[from] std::io::Error),
 }
 
 #[cfg(test)]

@@ -227,9 +227,12 @@ pub struct HookRun {
     pub job_id: JobId,
     /// As whom the hook runs when the daemon is root.
     pub owner: Credentials,
-    /// Unix seconds when it was claimed: its timeout counts from there.
+    /// Unix seconds when it was claimed, then when its program was
+    /// started ([`Queue::starting_hook`]): its timeout counts from there.
     pub started_at: i64,
-    /// Its process, once spawned.
+    /// Its process, once spawned; a run handed back
+    /// ([`Queue::hooks_left_running`], [`Queue::adopt_hooks`]) always has
+    /// one, on this machine and its current boot.
     pub process: Option<ProcessIdentity>,
 }
 
@@ -367,14 +370,35 @@ pub trait Queue: Send + Sync {
     async fn set_hooks(&self, on: bool) -> Result<()>;
     /// Claim an owed hook to run now, the one of the oldest job first.
     async fn claim_hook(&self) -> Result<Option<HookRun>>;
+    /// Just before the program of a claimed hook is spawned: whether the
+    /// claim is still this daemon's (node's) and nothing was spawned for
+    /// it yet; the row then says the hook starts now (its timeout counts
+    /// from here). `false`: do not spawn it (another node took the hooks
+    /// of this one, found lost, or the job was retried and ended again:
+    /// that end owes a hook of its own, claimed anew).
+    async fn starting_hook(&self, job: JobId) -> Result<bool>;
     /// The process of a claimed hook was spawned.
     async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()>;
     /// A claimed hook has run (or its process is gone): nothing is owed.
+    /// Only its end is recorded so: a failed call leaves the hook owed.
     async fn finish_hook(&self, job: JobId) -> Result<()>;
-    /// At start: this daemon's (node's) hooks that a stop interrupted. Those
-    /// claimed but never spawned are owed again; those spawned are
-    /// returned, to be waited for while their processes live.
+    /// At start: this daemon's (node's) hooks that a stop interrupted.
+    /// Those claimed but never spawned, or spawned before the machine last
+    /// booted, are owed again; those spawned since the boot are returned,
+    /// to be waited for while their processes live.
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>>;
+    /// Take over the running hooks of the nodes that are lost: no
+    /// heartbeat for this node's lease time while the database was up
+    /// (a stopped node's too, once that time has passed), as claims are
+    /// taken over. Those never spawned, or spawned on another machine or
+    /// before this one's boot, are owed again (any node runs them anew);
+    /// those whose process is on this machine and boot become this node's
+    /// and are returned, to be waited for as [`Queue::hooks_left_running`]'s
+    /// are. Empty on a queue of one daemon ([`Sharing::OneDaemon`]): its
+    /// own restart settles them.
+    async fn adopt_hooks(&self) -> Result<Vec<HookRun>> {
+        Ok(Vec::new())
+    }
 
     /// Claim the next turn: it goes to the unpaused jobs of highest
     /// priority with claimable work, among them to the first job after

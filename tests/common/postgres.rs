@@ -329,6 +329,73 @@ impl Cluster {
     }
 }
 
+/// A psql session kept open on database `postgres`, fed one statement at
+/// a time: a transaction that holds locks while the test acts.
+pub struct Session {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Session {
+    /// Run `sql` (e.g. `BEGIN; LOCK TABLE ..`) and wait until it is done;
+    /// what it prints is dropped.
+    pub fn run(&mut self, sql: &str) {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{sql}; SELECT 'done';").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        while line.trim() != "done" {
+            line.clear();
+            let read = self.stdout.read_line(&mut line).unwrap();
+            assert!(read > 0, "psql ended before {sql:?} was done");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// Open a [`Session`].
+    pub fn session(&self) -> Session {
+        use std::process::Stdio;
+        let mut child = Command::new("setpriv")
+            .args(["--reuid", POSTGRES_USER, "--regid", POSTGRES_USER])
+            .args(["--init-groups", "--"])
+            .arg(self.bin.join("psql"))
+            .args(["-h", self.socket_dir().to_str().unwrap()])
+            .args(["-p", &self.port().to_string(), "-U", POSTGRES_USER])
+            .args(["-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run psql (setpriv installed?): {e}"));
+        Session {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// How many of the server's backends wait for a lock now in a
+    /// statement that matches `pattern` (SQL `LIKE`).
+    pub fn lock_waiters(&self, pattern: &str) -> u32 {
+        self.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE '{pattern}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.data();

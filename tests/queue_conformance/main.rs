@@ -179,6 +179,7 @@ conformance!(
     jobs::prune_keeps_owed_hooks,
     jobs::labels_and_paging,
     hooks::hook_rows,
+    hooks::lost_node_hooks,
     recovery::recovery_after_a_crash,
     recovery::clean_stop,
     node::daemon_pause_survives_restart,
@@ -367,6 +368,13 @@ async fn claim_when_free(q: &dyn Queue) -> Work {
     }
 }
 
+/// This test's own process: one that runs on this machine, since its
+/// boot.
+fn this_process() -> ProcessIdentity {
+    ProcessIdentity::of(std::process::id() as i32).unwrap()
+}
+
+/// A process of pid `pid` on a machine (boot) other than this one.
 fn process(pid: i32) -> ProcessIdentity {
     ProcessIdentity {
         pid,

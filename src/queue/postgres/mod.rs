@@ -136,6 +136,9 @@ impl Queue for PgQueue {
     async fn claim_hook(&self) -> Result<Option<HookRun>> {
         PgQueue::claim_hook(self).await
     }
+    async fn starting_hook(&self, job: JobId) -> Result<bool> {
+        PgQueue::starting_hook(self, job).await
+    }
     async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()> {
         PgQueue::set_hook_process(self, job, process).await
     }
@@ -144,6 +147,9 @@ impl Queue for PgQueue {
     }
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
         PgQueue::hooks_left_running(self).await
+    }
+    async fn adopt_hooks(&self) -> Result<Vec<HookRun>> {
+        PgQueue::adopt_hooks(self).await
     }
     async fn interrupted(&self) -> Result<Vec<Interrupted>> {
         PgQueue::interrupted(self).await

@@ -29,6 +29,8 @@ pub enum StoreError {
     Thread(#[source] std::io::Error),
     #[error("the database thread ended while opening the database")]
     ThreadDied,
+    #[error("cannot read the kernel's boot id: {0}")]
+    BootId(#[source] std::io::Error),
 }
 
 /// The result of a store operation.

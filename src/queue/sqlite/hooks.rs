@@ -1,7 +1,7 @@
 //! Completion hooks owed in the SQLite queue: a row written by the
 //! schema's triggers in the same write that ends a job (or dropped by the
-//! one that reopens it), claimed to run, its process recorded, removed
-//! once it ran. Running the hook is the engine's.
+//! one that reopens it), claimed to run, marked started just before its
+//! spawn, its process recorded, removed once it ran (never on an error). Running the hook is the engine's.
 
 use super::error::Result;
 use super::rows::owner_of;
@@ -42,6 +42,17 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Just before the claimed hook of `job_id` is spawned, at `now` (Unix
+    /// seconds): whether it is still claimed and not spawned yet.
+    pub fn starting_hook(&mut self, job_id: JobId, now: i64) -> Result<bool> {
+        let held = self.conn.execute(
+            "UPDATE hooks SET started_at = ?2
+             WHERE job_id = ?1 AND state = 'running' AND pid IS NULL",
+            params![job_id, now],
+        )?;
+        Ok(held == 1)
+    }
+
     /// The process of a claimed hook runs.
     pub fn set_hook_process(&mut self, job_id: JobId, process: &ProcessIdentity) -> Result<()> {
         self.conn.execute(
@@ -67,14 +78,16 @@ impl Store {
         Ok(())
     }
 
-    /// After a stop: hooks claimed but never spawned are due again; those
-    /// spawned are returned, with their processes.
-    pub fn hooks_left_running(&mut self) -> Result<Vec<HookRun>> {
+    /// After a stop: hooks claimed but never spawned, or spawned before
+    /// the boot `boot` (the kernel's boot id now), are due again; those
+    /// spawned since are returned, with their processes.
+    pub fn hooks_left_running(&mut self, boot: &str) -> Result<Vec<HookRun>> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE hooks SET state = 'due', started_at = NULL
-             WHERE state = 'running' AND pid IS NULL",
-            [],
+            "UPDATE hooks SET state = 'due', started_at = NULL,
+                    pid = NULL, pid_start_time = NULL, boot_id = NULL
+             WHERE state = 'running' AND (pid IS NULL OR boot_id IS NOT ?1)",
+            [boot],
         )?;
         let runs = tx
             .prepare(

@@ -178,6 +178,10 @@ impl Queue for SqliteQueue {
         let now = super::unix_now();
         self.write(move |s| s.claim_hook(now)).await
     }
+    async fn starting_hook(&self, job: JobId) -> Result<bool> {
+        let now = super::unix_now();
+        self.write(move |s| s.starting_hook(job, now)).await
+    }
     async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()> {
         self.write(move |s| s.set_hook_process(job, &process)).await
     }
@@ -185,7 +189,8 @@ impl Queue for SqliteQueue {
         self.write(move |s| s.finish_hook(job)).await
     }
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
-        self.write(|s| s.hooks_left_running()).await
+        let boot = crate::process::boot_id().map_err(StoreError::BootId)?;
+        self.write(move |s| s.hooks_left_running(&boot)).await
     }
     async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
         self.write(move |s| s.claim(after, slots)).await
