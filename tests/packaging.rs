@@ -316,7 +316,11 @@ fn debs() -> &'static [PathBuf; 2] {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deb");
         let release = target.join("release");
         std::fs::create_dir_all(&release).unwrap();
-        for binary in [VIDVARD, common::VIDVARCTL] {
+        for binary in [
+            VIDVARD,
+            common::VIDVARCTL,
+            env!("CARGO_BIN_EXE_vidvar-stage"),
+        ] {
             let name = Path::new(binary).file_name().unwrap();
             std::fs::copy(binary, release.join(name)).unwrap();
         }

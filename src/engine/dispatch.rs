@@ -137,7 +137,7 @@ impl Engine {
                     );
                     let slot = Slot::Encode(Arc::clone(self), work.lease.id);
                     self.tasks.spawn(async move {
-                        worker::encode(slot.scheduler(), &work, &stop).await;
+                        worker::encode(slot.scheduler(), &[(work, stop)]).await;
                     });
                 }
             }
