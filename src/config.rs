@@ -34,7 +34,8 @@ pub const DEFAULT_MIN_SSIM: f64 = 0.83;
 /// Settings that SIGHUP re-reads without interrupting running work.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tunables {
-    /// FFmpeg processes running at once, at least 1.
+    /// Slots of work running at once (a probe, or one variation's encode:
+    /// a lone FFmpeg or its share of a pipeline); 0 takes no new work.
     pub max_parallel: usize,
     /// Time between SIGTERM and SIGKILL when FFmpeg is stopped.
     pub grace: Duration,
