@@ -34,7 +34,8 @@ pub const DEFAULT_MIN_SSIM: f64 = 0.83;
 /// Settings that SIGHUP re-reads without interrupting running work.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tunables {
-    /// FFmpeg processes running at once, at least 1.
+    /// Slots of work running at once (a probe, or one variation's encode:
+    /// a lone FFmpeg or its share of a pipeline); 0 takes no new work.
     pub max_parallel: usize,
     /// Time between SIGTERM and SIGKILL when FFmpeg is stopped.
     pub grace: Duration,
@@ -52,6 +53,30 @@ pub struct Tunables {
     /// have (0..=1); `None` when the check is off (`quality_check =
     /// false`): sampled frames must still decode, but are not compared.
     pub min_ssim: Option<f64>,
+    /// Who applies the effects to the pictures (`pixel_path`).
+    pub pixel_path: PixelPath,
+}
+
+/// Who applies the effects (`pixel_path`; see README's "The pixel path").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelPath {
+    /// One FFmpeg decodes each input once for a batch of its variations,
+    /// `vidvar-stage` rotates and equalizes, one FFmpeg per variation
+    /// encodes (`"vidvar"`, the default).
+    Vidvar,
+    /// One FFmpeg per variation decodes, applies FFmpeg's `rotate` and
+    /// `eq`, and encodes (`"ffmpeg"`).
+    Ffmpeg,
+}
+
+impl PixelPath {
+    /// The configuration file's name of it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PixelPath::Vidvar => "vidvar",
+            PixelPath::Ffmpeg => "ffmpeg",
+        }
+    }
 }
 
 impl Tunables {
@@ -59,7 +84,7 @@ impl Tunables {
     /// value in the file's units (`none (...)` when unset): the one list
     /// that `vidvard --help`, the reload's log line and `--check-config`
     /// name them from.
-    pub fn settings(&self) -> [(&'static str, String); 8] {
+    pub fn settings(&self) -> [(&'static str, String); 9] {
         [
             ("max_parallel", self.max_parallel.to_string()),
             ("grace_period", self.grace.as_secs_f64().to_string()),
@@ -86,6 +111,7 @@ impl Tunables {
                 self.min_ssim
                     .map_or("none (no comparison)".into(), |f| f.to_string()),
             ),
+            ("pixel_path", format!("{:?}", self.pixel_path.as_str())),
         ]
     }
 }
@@ -105,6 +131,7 @@ impl Default for Tunables {
             retention: None,
             log_level: log::LevelFilter::Info,
             min_ssim: Some(DEFAULT_MIN_SSIM),
+            pixel_path: PixelPath::Vidvar,
         }
     }
 }
@@ -335,6 +362,8 @@ pub struct FileSettings {
     pub quality_check: Option<bool>,
     /// Lowest SSIM of a sampled frame, 0..=1.
     pub min_ssim: Option<f64>,
+    /// `"vidvar"` or `"ffmpeg"`.
+    pub pixel_path: Option<String>,
     /// `postgresql://` URL of a queue shared with other nodes.
     pub database_url: Option<String>,
     pub node_name: Option<String>,
@@ -547,6 +576,12 @@ impl FileSettings {
         }
         if self.quality_check == Some(false) {
             t.min_ssim = None;
+        }
+        if let Some(path) = &self.pixel_path {
+            t.pixel_path = [PixelPath::Vidvar, PixelPath::Ffmpeg]
+                .into_iter()
+                .find(|p| p.as_str() == path)
+                .ok_or_else(|| bad("pixel_path", format!("{path:?} is not vidvar or ffmpeg")))?;
         }
         Ok(t)
     }
@@ -855,6 +890,21 @@ mod tests {
 
     fn parse(text: &str) -> Result<FileSettings, toml::de::Error> {
         FileSettings::from_text(text)
+    }
+
+    #[test]
+    fn pixel_path_is_vidvar_unless_the_file_says_ffmpeg() {
+        let pick = |text: &str| {
+            parse(text)
+                .unwrap()
+                .tunables(Path::new("x"), Tunables::default())
+                .map(|t| t.pixel_path)
+        };
+        assert_eq!(pick("").unwrap(), PixelPath::Vidvar);
+        assert_eq!(pick("pixel_path = \"ffmpeg\"").unwrap(), PixelPath::Ffmpeg);
+        assert_eq!(pick("pixel_path = \"vidvar\"").unwrap(), PixelPath::Vidvar);
+        let err = pick("pixel_path = \"gpu\"").unwrap_err().to_string();
+        assert!(err.contains("line 1: pixel_path"), "{err}");
     }
 
     #[test]

@@ -545,7 +545,7 @@ pub async fn run(
     }
     let socket = config.socket.clone();
     log::info!(
-        "vidvard {} listening on {}, database {}, up to {} FFmpeg process(es)",
+        "vidvard {} listening on {}, database {}, up to {} slot(s) of work",
         env!("CARGO_PKG_VERSION"),
         socket.display(),
         backend.describe(),

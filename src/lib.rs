@@ -15,7 +15,8 @@
 //!   the names of the files a variation makes.
 //! - [`effects`]: the seeded variation recipe (pure). [`pixel`]: the
 //!   same effects applied to raw frames (FFmpeg's `rotate` and `eq`,
-//!   vectorized), for the `vidvar-stage` binary.
+//!   vectorized), for the `vidvar-stage` binary. [`pipes`]: pipe sizes
+//!   for the pipelines that binary runs in.
 //! - [`ffmpeg`]: argv building, `-progress` parsing, ffprobe.
 //! - [`engine`]: the request API ([`engine::requests`]), what runs next
 //!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
@@ -43,6 +44,7 @@ pub mod job;
 pub mod logging;
 pub mod naming;
 pub mod paths;
+pub mod pipes;
 pub mod pixel;
 pub mod process;
 pub mod proto;

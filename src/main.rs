@@ -55,8 +55,9 @@ struct Args {
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
 
-    /// FFmpeg processes to run at once, 0..=256; 0 takes no new work
-    /// (drains the node) [default: number of CPU cores]
+    /// Slots of work to run at once (a probe, or one variation's encode),
+    /// 0..=256; 0 takes no new work (drains the node) [default: number of
+    /// CPU cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=256))]
     max_parallel: Option<u32>,
 

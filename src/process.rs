@@ -230,6 +230,18 @@ impl ProcessIdentity {
         })
     }
 
+    /// The process group the process is in now (`/proc/PID/stat` field
+    /// 5): its own pid for a lone FFmpeg, the decoder's for every process
+    /// of a pipeline.
+    ///
+    /// Errors: as [`ProcessIdentity::of`].
+    pub fn group(&self) -> io::Result<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        stat_field(&stat, 2)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/PID/stat"))
+    }
+
     /// Whether `pid` still names this very process (same start time, same
     /// boot). False when the process is gone or the pid was reused.
     pub fn is_alive(&self) -> bool {
@@ -248,9 +260,15 @@ pub fn boot_id() -> io::Result<String> {
 /// parentheses and may hold spaces and `)`, so fields are counted after the
 /// last `)`.
 fn parse_start_time(stat: &str) -> Option<u64> {
+    // Field 22 is the 20th from field 3.
+    stat_field(stat, 19)?.parse().ok()
+}
+
+/// Field `n + 3` of a `/proc/PID/stat` line (`n` counts from field 3,
+/// the first after the command name).
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    // `rest` starts at field 3; field 22 is the 20th from there.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    rest.split_whitespace().nth(n)
 }
 
 #[cfg(test)]
@@ -274,5 +292,6 @@ mod tests {
             ..me.clone()
         };
         assert!(!other.is_alive());
+        assert_eq!(me.group().unwrap(), nix::unistd::getpgrp().as_raw());
     }
 }

@@ -89,15 +89,17 @@ pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
     Ok(report)
 }
 
-/// Kill the process group of an orphaned FFmpeg if `process` still names
-/// the same, live process.
+/// Kill the process group of an orphaned FFmpeg (a lone encode's own, or
+/// the whole pipeline an encoder of the pixel path is part of) if
+/// `process` still names the same, live process.
 fn kill_orphan(process: &ProcessIdentity, report: &mut Report) {
     if !process.is_alive() {
         return;
     }
-    match killpg(Pid::from_raw(process.pid), Signal::SIGKILL) {
+    let group = process.group().unwrap_or(process.pid);
+    match killpg(Pid::from_raw(group), Signal::SIGKILL) {
         Ok(()) => {
-            log::warn!("killed orphaned FFmpeg process group {}", process.pid);
+            log::warn!("killed orphaned FFmpeg process group {group}");
             report.killed += 1;
         }
         Err(err) => log::warn!("cannot kill orphan {}: {err}", process.pid),

@@ -371,43 +371,50 @@ impl Drop for Hogs {
     }
 }
 
-/// A live (not zombie) FFmpeg or ffprobe child of `parent`: its pid and
-/// start time (/proc/PID/stat field 22), so a reused pid is told apart.
-fn ffmpeg_child(pid: i32, parent: i32) -> Option<(i32, u64)> {
+/// A live (not zombie) FFmpeg, ffprobe or vidvar-stage child of
+/// `parent`: its pid and start time (/proc/PID/stat field 22), so a
+/// reused pid is told apart, and its process group (field 5).
+fn ffmpeg_child(pid: i32, parent: i32) -> Option<(i32, u64, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = &stat[open + 1..close];
     let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
     let (state, ppid, start) = (fields[0], fields[1].parse::<i32>().ok()?, fields[19]);
-    let start: u64 = start.parse().ok()?;
-    (matches!(comm, "ffmpeg" | "ffprobe") && state != "Z" && ppid == parent).then_some((pid, start))
+    let (start, group): (u64, i32) = (start.parse().ok()?, fields[2].parse().ok()?);
+    (matches!(comm, "ffmpeg" | "ffprobe" | "vidvar-stage") && state != "Z" && ppid == parent)
+        .then_some((pid, start, group))
 }
 
-/// How many FFmpeg processes (encodes, checks, probes) children of
-/// `parent` are alive at one moment. /proc is read twice: a process found
+/// How many units of FFmpeg work (encodes, checks, probes: a lone
+/// process, or the processes of one pipeline of the pixel path, which
+/// share a process group) of children of `parent` are alive at one
+/// moment. /proc is read twice: a process found
 /// in the first walk and still there in the second was alive from the
 /// first walk's read to the second's, so all those found twice were alive
 /// together (at the end of the first walk); one that ended while another
 /// started during the walk is not counted with it.
 fn ffmpeg_alive_together(parent: i32) -> usize {
-    let first: Vec<(i32, u64)> = std::fs::read_dir("/proc")
+    let first: Vec<(i32, u64, i32)> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter_map(|pid| ffmpeg_child(pid, parent))
         .collect();
-    first
+    let groups: std::collections::BTreeSet<i32> = first
         .iter()
-        .filter(|&&(pid, start)| ffmpeg_child(pid, parent) == Some((pid, start)))
-        .count()
+        .filter(|&&(pid, start, group)| ffmpeg_child(pid, parent) == Some((pid, start, group)))
+        .map(|&(_, _, group)| group)
+        .collect();
+    groups.len()
 }
 
 /// The rule a user relies on when giving a job a higher priority, on a
 /// loaded machine (busy loops on every core) with one slot: nothing of the
 /// lower-priority job starts (not even its probe: the job stays queued)
 /// until every variation of the higher-priority job is recorded as ended
-/// (the job is final); and never are more FFmpeg processes alive at once
-/// than `max_parallel`, the check and the probe counting as FFmpeg work.
+/// (the job is final); and never is more FFmpeg work alive at once
+/// than `max_parallel` (a lone FFmpeg or one pipeline each), the check
+/// and the probe counting as FFmpeg work.
 /// `daemon` runs with `--max-parallel 1`.
 async fn a_lower_priority_job_waits_for_a_higher_one(env: &Env, daemon: &Daemon) {
     use std::sync::Arc;
@@ -483,7 +490,7 @@ async fn a_lower_priority_job_waits_for_a_higher_one(env: &Env, daemon: &Daemon)
     assert_eq!(
         most.load(Ordering::SeqCst),
         1,
-        "FFmpeg processes alive at once with max_parallel 1"
+        "FFmpeg work (lone processes or pipelines) alive at once with max_parallel 1"
     );
     assert_eq!(
         publish_order(&daemon.log()),

@@ -125,7 +125,10 @@ impl Engine {
                     });
                 }
                 Work::Encode(batch) => {
-                    // One worker task per variation, each holding a slot.
+                    // One pipeline for the batch; each variation holds its
+                    // own slot until the pipeline has ended.
+                    let mut members = Vec::with_capacity(batch.len());
+                    let mut slots = Vec::with_capacity(batch.len());
                     for work in batch {
                         let stop = Stop::child_of(&self.stopping);
                         live.running.insert(
@@ -139,11 +142,13 @@ impl Engine {
                                 stop: stop.clone(),
                             },
                         );
-                        let slot = Slot::Encode(Arc::clone(self), work.lease.id);
-                        self.tasks.spawn(async move {
-                            worker::encode(slot.scheduler(), &work, &stop).await;
-                        });
+                        slots.push(Slot::Encode(Arc::clone(self), work.lease.id));
+                        members.push((work, stop));
                     }
+                    self.tasks.spawn(async move {
+                        worker::encode(slots[0].scheduler(), &members).await;
+                        drop(slots);
+                    });
                 }
             }
             drop(live);

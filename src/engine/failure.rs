@@ -86,6 +86,13 @@ pub enum Failure {
         status: ExitStatus,
         stderr_tail: String,
     },
+    #[error("the warp stage (vidvar-stage) failed ({status}){}", tail(stderr_tail))]
+    Stage {
+        status: ExitStatus,
+        stderr_tail: String,
+    },
+    #[error("cannot run the pipeline: {0}")]
+    Pipeline(String),
     #[error(
         "FFmpeg encoded {:.3} s but the input's video and audio last {:.3} s: the input \
          ends early (damaged or cut short)",

@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod failure;
 pub mod hooks;
 pub mod live;
+pub mod pipeline;
 pub mod requests;
 pub mod supervisor;
 pub mod worker;

@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,13 +70,31 @@ pub struct FfmpegRun<'a> {
     /// Time between SIGTERM and SIGKILL when stopping.
     pub grace: Duration,
     /// Longest time without progress (encoded media time not advancing)
-    /// before the process is stopped as stalled.
-    pub stall_timeout: Duration,
+    /// before the process is stopped as stalled; `None` for a process that
+    /// reports no progress (the stage).
+    pub stall_timeout: Option<Duration>,
     /// The job owner's credentials, when FFmpeg must not run as the daemon.
     pub run_as: Option<&'a RunAs>,
     /// Descriptors the child inherits: the files `args` name as
     /// `/dev/fd/N`.
     pub inherit: &'a [RawFd],
+    /// The child's standard input; `None`: /dev/null.
+    pub stdin: Option<OwnedFd>,
+    /// Which process group it runs in, and so what stopping it signals.
+    pub group: Group,
+}
+
+/// The process group of a supervised process (setpgid(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// A group of its own: stopping it signals the whole group.
+    Own,
+    /// It starts a group that the other processes of its pipeline join:
+    /// stopping it signals it alone (the pipeline's owner stops the group).
+    Lead,
+    /// It joins the group of that pid (a [`Group::Lead`]); stopping it
+    /// signals it alone.
+    Join(i32),
 }
 
 /// Progress of a running encode.
@@ -106,90 +124,169 @@ pub async fn run<F: std::future::Future<Output = ()>>(
     encode: FfmpegRun<'_>,
     cancel: &CancellationToken,
     on_spawn: impl FnOnce(ProcessIdentity) -> F,
-    mut on_progress: impl FnMut(Progress),
+    on_progress: impl FnMut(Progress),
 ) -> Result<End, SupervisorError> {
-    let mut command = process::command(encode.program, encode.run_as, encode.inherit);
-    command.args(&encode.args);
-    let mut child = command.spawn().map_err(|source| SupervisorError::Spawn {
-        program: encode.program.to_path_buf(),
+    let started = start(encode)?;
+    if let Some(identity) = started.identity() {
+        on_spawn(identity).await;
+    }
+    started.watch(cancel, on_progress).await
+}
+
+/// A process started by [`start`], not yet watched.
+pub struct Started<'a> {
+    run: FfmpegRun<'a>,
+    child: tokio::process::Child,
+    pid: Option<i32>,
+}
+
+/// Start the process `run` describes (see the module docs); [`Started::watch`]
+/// then follows it to its end. The descriptors it inherits may be closed
+/// once this returns.
+///
+/// Errors: [`SupervisorError::Spawn`] when it cannot be started.
+pub fn start(mut run: FfmpegRun<'_>) -> Result<Started<'_>, SupervisorError> {
+    let mut command = process::command(run.program, run.run_as, run.inherit);
+    command.args(&run.args);
+    if let Some(stdin) = run.stdin.take() {
+        command.stdin(std::process::Stdio::from(stdin));
+    }
+    if let Group::Join(leader) = run.group {
+        command.process_group(leader);
+    }
+    let child = command.spawn().map_err(|source| SupervisorError::Spawn {
+        program: run.program.to_path_buf(),
         source,
     })?;
     let pid = child.id().map(|p| p as i32);
-    if let Some(identity) = pid.and_then(|p| ProcessIdentity::of(p).ok()) {
-        on_spawn(identity).await;
-    }
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
+    Ok(Started { run, child, pid })
+}
 
-    // When the encoded media time last advanced, in ms after `spawned`.
-    let spawned = Instant::now();
-    let last_advance_ms = AtomicU64::new(0);
-    let progress = async {
-        let mut parser = ProgressParser::default();
-        let mut tracker = PercentTracker::new(encode.duration_us);
-        let mut furthest = None;
-        let mut lines = lines_of(stdout);
-        while let Some(line) = lines.next().await {
-            let Some(snapshot) = line.as_deref().and_then(|l| parser.feed(l)) else {
-                continue;
-            };
-            if snapshot.out_time_us > furthest || snapshot.end {
-                furthest = snapshot.out_time_us.max(furthest);
-                last_advance_ms.store(spawned.elapsed().as_millis() as u64, Ordering::Relaxed);
-            }
-            on_progress(Progress {
-                percent: tracker.update(&snapshot),
-                out_time_us: furthest.unwrap_or(0),
-                speed: snapshot.speed,
-                fps: snapshot.fps,
-            });
-        }
-        furthest
-    };
-    let stalled = async {
-        loop {
-            let last = Duration::from_millis(last_advance_ms.load(Ordering::Relaxed));
-            let deadline = spawned + last + encode.stall_timeout;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
-        }
-    };
-    let stderr_tail = async {
-        let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
-        let mut lines = lines_of(stderr);
-        while let Some(line) = lines.next().await {
-            let Some(line) = line.filter(|l| !l.trim().is_empty()) else {
-                continue;
-            };
-            if tail.len() == STDERR_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-        Vec::from(tail).join("\n")
-    };
-    let wait = async {
-        tokio::select! {
-            status = child.wait() => status.map(Ok),
-            () = cancel.cancelled() => {
-                stop_group(&mut child, pid, encode.grace).await.map(|()| Err(End::Stopped))
-            }
-            () = stalled => {
-                stop_group(&mut child, pid, encode.grace).await.map(|()| Err(End::Stalled))
-            }
-        }
-    };
-    let (encoded_us, stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
-    match status.map_err(SupervisorError::Wait)? {
-        Ok(status) => Ok(End::Exited {
-            status,
-            stderr_tail,
-            encoded_us,
-        }),
-        Err(stopped) => Ok(stopped),
+impl Started<'_> {
+    /// The process's pid; `None` once it has been reaped.
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
     }
+
+    /// The process's identity, for recovery; `None` when it is gone already.
+    pub fn identity(&self) -> Option<ProcessIdentity> {
+        self.pid.and_then(|p| ProcessIdentity::of(p).ok())
+    }
+
+    /// Follow the process to its end: `on_progress` receives the
+    /// [`Progress`] (never lower than before) after every `-progress`
+    /// block. When `cancel` fires, the process is stopped (its group, for
+    /// [`Group::Own`]) and [`End::Stopped`] returned; when the encoded
+    /// media time has not advanced for the stall timeout, [`End::Stalled`].
+    pub async fn watch(
+        self,
+        cancel: &CancellationToken,
+        mut on_progress: impl FnMut(Progress),
+    ) -> Result<End, SupervisorError> {
+        let Started {
+            run: encode,
+            mut child,
+            pid,
+        } = self;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        // When the encoded media time last advanced, in ms after `spawned`.
+        let spawned = Instant::now();
+        let last_advance_ms = AtomicU64::new(0);
+        let progress = async {
+            let mut parser = ProgressParser::default();
+            let mut tracker = PercentTracker::new(encode.duration_us);
+            let mut furthest = None;
+            let mut lines = lines_of(stdout);
+            while let Some(line) = lines.next().await {
+                let Some(snapshot) = line.as_deref().and_then(|l| parser.feed(l)) else {
+                    continue;
+                };
+                if snapshot.out_time_us > furthest || snapshot.end {
+                    furthest = snapshot.out_time_us.max(furthest);
+                    last_advance_ms.store(spawned.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
+                on_progress(Progress {
+                    percent: tracker.update(&snapshot),
+                    out_time_us: furthest.unwrap_or(0),
+                    speed: snapshot.speed,
+                    fps: snapshot.fps,
+                });
+            }
+            furthest
+        };
+        let stalled = async {
+            let Some(timeout) = encode.stall_timeout else {
+                return std::future::pending().await;
+            };
+            loop {
+                let last = Duration::from_millis(last_advance_ms.load(Ordering::Relaxed));
+                let deadline = spawned + last + timeout;
+                if Instant::now() >= deadline {
+                    return;
+                }
+                tokio::time::sleep_until(deadline.into()).await;
+            }
+        };
+        let stderr_tail = async {
+            let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
+            let mut lines = lines_of(stderr);
+            while let Some(line) = lines.next().await {
+                let Some(line) = line.filter(|l| !l.trim().is_empty()) else {
+                    continue;
+                };
+                if tail.len() == STDERR_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            Vec::from(tail).join("\n")
+        };
+        let whole_group = encode.group == Group::Own;
+        let wait = async {
+            tokio::select! {
+                status = child.wait() => status.map(Ok),
+                () = cancel.cancelled() => {
+                    stop(&mut child, pid, whole_group, encode.grace).await.map(|()| Err(End::Stopped))
+                }
+                () = stalled => {
+                    stop(&mut child, pid, whole_group, encode.grace).await.map(|()| Err(End::Stalled))
+                }
+            }
+        };
+        let (encoded_us, stderr_tail, status) = tokio::join!(progress, stderr_tail, wait);
+        match status.map_err(SupervisorError::Wait)? {
+            Ok(status) => Ok(End::Exited {
+                status,
+                stderr_tail,
+                encoded_us,
+            }),
+            Err(stopped) => Ok(stopped),
+        }
+    }
+}
+
+/// Stop a child: its whole group ([`stop_group`]) or, in a pipeline's
+/// shared group, the child alone (SIGTERM, SIGKILL after `grace`).
+async fn stop(
+    child: &mut tokio::process::Child,
+    pid: Option<i32>,
+    whole_group: bool,
+    grace: Duration,
+) -> std::io::Result<()> {
+    if whole_group {
+        return stop_group(child, pid, grace).await;
+    }
+    let Some(pid) = pid else {
+        return Ok(());
+    };
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        child.start_kill()?;
+        child.wait().await?;
+    }
+    Ok(())
 }
 
 /// SIGTERM the child's process group, SIGKILL it after `grace`, reap it.
@@ -240,9 +337,11 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             duration_us: Some(2_000_000),
             grace: Duration::from_millis(300),
-            stall_timeout: Duration::from_secs(60),
+            stall_timeout: Some(Duration::from_secs(60)),
             run_as: None,
             inherit: &[],
+            stdin: None,
+            group: Group::Own,
         }
     }
 
@@ -328,7 +427,7 @@ mod tests {
         let script = "trap '' TERM; while :; do \
                       printf 'out_time_us=5\\nprogress=continue\\n'; sleep 0.05; done";
         let encode = FfmpegRun {
-            stall_timeout: Duration::from_millis(400),
+            stall_timeout: Some(Duration::from_millis(400)),
             ..sh(script)
         };
         let started = std::time::Instant::now();

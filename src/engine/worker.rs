@@ -20,21 +20,22 @@
 use super::failure::Failure;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Want};
-use crate::config::{Settings, Tunables};
+use crate::config::{PixelPath, Settings, Tunables};
 use crate::engine::supervisor::Progress;
 use crate::engine::supervisor::{self, End};
 use crate::escape::logged;
 use crate::ffmpeg::DEFAULT_FRAME_RATE;
-use crate::ffmpeg::argv::{self, EncodePlan};
+use crate::ffmpeg::argv::{self, DecodePlan, EncodePlan};
 use crate::ffmpeg::check;
 use crate::ffmpeg::probe;
 use crate::ffmpeg::samples::{self, Samples};
-use crate::job::{Credentials, JobId, JobState, Quality};
+use crate::job::{Credentials, FrameRate, JobId, JobState, Quality};
 use crate::naming::{output_name, temp_name};
-use crate::process::RunAs;
+use crate::process::{ProcessIdentity, RunAs};
 use crate::queue::Queue;
 use crate::queue::{Interrupted, Lease, Outcome, Place, QueueError, VariationWork};
 use crate::recovery::{self, Settled};
+use futures_util::future::join_all;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::Mode;
@@ -223,43 +224,107 @@ struct Target {
     refs: File,
 }
 
-/// Encode, check and publish one claimed variation, then record the outcome.
-/// When stopped by shutdown, the outcome is left for the store's
-/// interrupted-work marking.
-pub async fn encode(s: &dyn Context, work: &VariationWork, stop: &super::Stop) {
-    let cancel = stop.token();
+/// One variation of a batch, ready to encode: its input open, its
+/// temporary file created and remembered.
+struct Ready<'a> {
+    work: &'a VariationWork,
+    stop: &'a super::Stop,
+    run_as: Option<RunAs>,
+    input: File,
+    target: Arc<Target>,
+}
+
+/// Encode, check and publish a batch of claimed variations of one input
+/// file (each holding a slot and its own lease), then record each
+/// outcome. With `pixel_path = "vidvar"` the batch is one pipeline (see
+/// [`super::pipeline`]), else one FFmpeg per variation. When stopped by
+/// shutdown, an outcome is left for the store's interrupted-work marking.
+pub async fn encode(s: &dyn Context, batch: &[(VariationWork, super::Stop)]) {
+    let ready: Vec<Ready> = join_all(batch.iter().map(|(work, stop)| get_ready(s, work, stop)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if ready.is_empty() {
+        return;
+    }
+    let results = match s.tunables().pixel_path {
+        PixelPath::Vidvar => run_pipeline(s, &ready).await,
+        PixelPath::Ffmpeg => run_each(s, &ready).await,
+    };
+    join_all(
+        ready
+            .into_iter()
+            .zip(results)
+            .map(|(r, result)| conclude(s, r, result)),
+    )
+    .await;
+}
+
+/// Settle an earlier claim's leftovers, open the files and create the
+/// temporary file of one variation; `None` when its outcome is recorded
+/// already (settled, or failed before it could start).
+async fn get_ready<'a>(
+    s: &dyn Context,
+    work: &'a VariationWork,
+    stop: &'a super::Stop,
+) -> Option<Ready<'a>> {
     let run_as = RunAs::for_owner(&work.owner);
     if let Some(previous) = &work.previous
         && let Some(settled) = settle_previous(work, previous, run_as.as_ref()).await
     {
         finish(s, work, settled).await;
-        return;
+        return None;
     }
-    let result = match prepare(s, work, run_as.as_ref()).await {
+    match prepare(s, work, run_as.as_ref()).await {
         Ok((input, target)) => {
             remember_temp(s, work, &target.temp).await;
-            let target = Arc::new(target);
-            let result = run_encode(s, work, input, &target, run_as.as_ref(), cancel).await;
-            if !matches!(result, Ok(Some(_))) {
-                remove_temp(target, run_as.as_ref()).await;
-            }
-            result
+            Some(Ready {
+                work,
+                stop,
+                run_as,
+                input,
+                target: Arc::new(target),
+            })
         }
-        Err(error) => Err(error),
-    };
+        Err(error) => {
+            conclude_failed(s, work, error).await;
+            None
+        }
+    }
+}
+
+/// Remove what a variation that did not publish left, and record its
+/// outcome.
+async fn conclude(s: &dyn Context, ready: Ready<'_>, result: Result<Option<Outcome>, Failure>) {
+    let Ready {
+        work,
+        stop,
+        run_as,
+        input,
+        target,
+    } = ready;
+    drop(input);
+    if !matches!(result, Ok(Some(_))) {
+        remove_temp(target, run_as.as_ref()).await;
+    }
     let outcome = match result {
         Ok(Some(published)) => published,
         Ok(None) if s.stopping().is_cancelled() => return,
         Ok(None) if stop.requeued() => Outcome::Requeued,
         Ok(None) => Outcome::Cancelled,
-        Err(error) => Outcome::Failed {
-            error: match on_node(s) {
-                Some(on) => format!("variation {} {on}: {error}", work.index),
-                None => format!("variation {}: {error}", work.index),
-            },
-        },
+        Err(error) => return conclude_failed(s, work, error).await,
     };
     finish(s, work, outcome).await;
+}
+
+/// Record a variation's failure, naming the node in a shared queue.
+async fn conclude_failed(s: &dyn Context, work: &VariationWork, error: Failure) {
+    let error = match on_node(s) {
+        Some(on) => format!("variation {} {on}: {error}", work.index),
+        None => format!("variation {}: {error}", work.index),
+    };
+    finish(s, work, Outcome::Failed { error }).await;
 }
 
 /// Log how a variation ended and record it, fenced by its lease.
@@ -450,30 +515,55 @@ async fn prepare(
     .await
 }
 
+/// The output frame rate of a variation: the settings' own, else the
+/// input's.
+fn output_rate(s: &dyn Context, work: &VariationWork) -> FrameRate {
+    s.settings()
+        .encode
+        .frame_rate
+        .or(work.media.frame_rate)
+        .unwrap_or(DEFAULT_FRAME_RATE)
+}
+
+/// The frames the check samples of a variation at `rate`.
+fn samples_of(work: &VariationWork, rate: FrameRate) -> Samples {
+    Samples::plan(work.media.video_us.or(work.media.duration_us), rate)
+}
+
+/// Record the encoder of a variation, for recovery.
+async fn remember_process(s: &dyn Context, work: &VariationWork, identity: ProcessIdentity) {
+    log::debug!(
+        "job {}: ffmpeg pid {} for variation {}",
+        work.job_id,
+        identity.pid,
+        work.index
+    );
+    if let Err(err) = s.queue().set_process(work.lease, identity).await {
+        log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
+    }
+}
+
 /// Encode the open `input` into the target's temporary file, check and
 /// publish it. `Ok(None)`: stopped by cancellation. `Err`: the reason it
 /// failed.
 async fn run_encode(
     s: &dyn Context,
     work: &VariationWork,
-    input: File,
+    input: &File,
     target: &Arc<Target>,
     run_as: Option<&RunAs>,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
     let tunables = s.tunables();
     let settings = &s.settings().encode;
-    let rate = settings
-        .frame_rate
-        .or(work.media.frame_rate)
-        .unwrap_or(DEFAULT_FRAME_RATE);
+    let rate = output_rate(s, work);
     // Which video stream to encode (see probe::parse): probed again, as the
     // store keeps only the stream's figures.
     let probed = tokio::select! {
         probed = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as) => probed,
         () = cancel.cancelled() => return Ok(None),
     };
-    let samples = Samples::plan(work.media.video_us.or(work.media.duration_us), rate);
+    let samples = samples_of(work, rate);
     let plan = EncodePlan {
         effects: &work.effects,
         settings,
@@ -493,32 +583,143 @@ async fn run_encode(
             args: argv::encode(fds[0], fds[1], fds[2], &plan),
             duration_us: work.media.duration_us,
             grace: tunables.grace,
-            stall_timeout: tunables.stall_timeout,
+            stall_timeout: Some(tunables.stall_timeout),
             run_as,
             inherit: &fds,
+            stdin: None,
+            group: supervisor::Group::Own,
         },
         cancel,
-        |identity| {
-            log::debug!(
-                "job {}: ffmpeg pid {} for variation {}",
-                work.job_id,
-                identity.pid,
-                work.index
-            );
-            async move {
-                if let Err(err) = s.queue().set_process(work.lease, identity).await {
-                    log::error!("job {}: cannot record ffmpeg pid: {err}", work.job_id);
-                }
-            }
-        },
+        |identity| remember_process(s, work, identity),
         |progress| s.report_progress(work.lease.id, progress),
     )
     .await
     .map_err(Failure::Supervisor)?;
-    drop(input);
+    verify_and_publish(s, work, target, end, &samples, run_as, cancel).await
+}
+
+/// Encode each variation of a batch by one FFmpeg of its own
+/// ([`run_encode`]), all at once: one result per member, in order.
+async fn run_each(s: &dyn Context, ready: &[Ready<'_>]) -> Vec<Result<Option<Outcome>, Failure>> {
+    join_all(ready.iter().map(|r| {
+        run_encode(
+            s,
+            r.work,
+            &r.input,
+            &r.target,
+            r.run_as.as_ref(),
+            r.stop.token(),
+        )
+    }))
+    .await
+}
+
+/// Encode a batch of variations of one input with the pixel path (see
+/// [`super::pipeline`]), check and publish each: one result per member of
+/// `ready`, in order. An input whose picture size ffprobe does not state
+/// is encoded by FFmpeg alone, with a log line.
+async fn run_pipeline(
+    s: &dyn Context,
+    ready: &[Ready<'_>],
+) -> Vec<Result<Option<Outcome>, Failure>> {
+    let first = &ready[0];
+    let (work, run_as) = (first.work, first.run_as.as_ref());
+    let all_stopped = join_all(ready.iter().map(|r| r.stop.token().cancelled()));
+    let probed = tokio::select! {
+        probed = probe::probe(&s.settings().ffprobe, first.input.as_fd(), run_as) => probed,
+        _ = all_stopped => return ready.iter().map(|_| Ok(None)).collect(),
+    };
+    let probed = match probed {
+        Ok(probed) => probed,
+        Err(err) => {
+            let why = err.to_string();
+            return ready
+                .iter()
+                .map(|_| Err(Failure::Pipeline(why.clone())))
+                .collect();
+        }
+    };
+    let Some(picture) = probed.picture else {
+        log::info!(
+            "job {}: {}: no picture size known: FFmpeg applies the effects",
+            work.job_id,
+            logged(&work.input)
+        );
+        return run_each(s, ready).await;
+    };
+    let tunables = s.tunables();
+    let rate = output_rate(s, work);
+    let samples = samples_of(work, rate);
+    let stage = super::pipeline::stage_program();
+    let members = ready
+        .iter()
+        .map(|r| super::pipeline::Member {
+            plan: EncodePlan {
+                effects: &r.work.effects,
+                settings: &s.settings().encode,
+                rate,
+                deinterlace: r.work.media.interlaced,
+                video_stream: probed.video_stream,
+                samples: &samples,
+            },
+            output: r.target.temp.as_raw_fd(),
+            refs: r.target.refs.as_raw_fd(),
+            duration_us: r.work.media.duration_us,
+            cancel: r.stop.token(),
+        })
+        .collect();
+    let ends = super::pipeline::run(
+        super::pipeline::Pipeline {
+            ffmpeg: &s.settings().ffmpeg,
+            stage: &stage,
+            input: first.input.as_raw_fd(),
+            size: argv::even_size(picture),
+            decode: DecodePlan {
+                rate,
+                deinterlace: work.media.interlaced,
+                video_stream: probed.video_stream,
+                samples: &samples,
+            },
+            grace: tunables.grace,
+            stall_timeout: tunables.stall_timeout,
+            run_as,
+            members,
+        },
+        |i, identity| remember_process(s, ready[i].work, identity),
+        |i, progress| s.report_progress(ready[i].work.lease.id, progress),
+    )
+    .await;
+    join_all(ready.iter().zip(ends).map(|(r, end)| async {
+        verify_and_publish(
+            s,
+            r.work,
+            &r.target,
+            end?,
+            &samples,
+            r.run_as.as_ref(),
+            r.stop.token(),
+        )
+        .await
+    }))
+    .await
+}
+
+/// What follows an encode that ended as `end`: its duration and the
+/// quality check, then, with the claim confirmed, publishing.
+/// `Ok(None)`: stopped by cancellation.
+async fn verify_and_publish(
+    s: &dyn Context,
+    work: &VariationWork,
+    target: &Arc<Target>,
+    end: End,
+    samples: &Samples,
+    run_as: Option<&RunAs>,
+    cancel: &CancellationToken,
+) -> Result<Option<Outcome>, Failure> {
+    let rate = output_rate(s, work);
     match end {
         End::Stopped => Ok(None),
-        End::Stalled => Err(Failure::Stalled(tunables.stall_timeout)),
+        End::Stalled => Err(Failure::Stalled(s.tunables().stall_timeout)),
         End::Exited {
             status,
             stderr_tail,
@@ -533,7 +734,7 @@ async fn run_encode(
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
             let quality = tokio::select! {
-                checked = check_output(s, target, &samples, work.media.video_us, run_as) => checked?,
+                checked = check_output(s, target, samples, work.media.video_us, run_as) => checked?,
                 // Dropping the check kills it (kill_on_drop).
                 () = cancel.cancelled() => return Ok(None),
             };

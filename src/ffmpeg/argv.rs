@@ -66,14 +66,20 @@ pub fn effects_chain(effects: &Effects) -> String {
 }
 
 /// The output's picture from frames at the output rate: the effects
-/// ([`effects_chain`]), even dimensions of at least 2x2 (libx264 refuses
-/// odd ones; `trunc` alone would turn a 1-pixel side into 0, which `scale`
-/// reads as "keep") and `yuv420p`, which players need.
+/// ([`effects_chain`]), then [`EVEN_YUV420P`].
 pub fn picture_chain(effects: &Effects) -> String {
-    format!(
-        "{},scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p",
-        effects_chain(effects)
-    )
+    format!("{},{EVEN_YUV420P}", effects_chain(effects))
+}
+
+/// Even dimensions of at least 2x2 (libx264 refuses odd ones; `trunc`
+/// alone would turn a 1-pixel side into 0, which `scale` reads as "keep")
+/// and `yuv420p`, which players need. [`even_size`] computes the same.
+pub const EVEN_YUV420P: &str = "scale='max(2,trunc(iw/2)*2)':'max(2,trunc(ih/2)*2)',format=yuv420p";
+
+/// The size in pixels [`EVEN_YUV420P`] gives a `width` x `height` picture.
+pub fn even_size((width, height): (u32, u32)) -> (u32, u32) {
+    let even = |side: u32| (side / 2 * 2).max(2);
+    (even(width), even(height))
 }
 
 /// The output frame rate from time 0 (FFmpeg's `fps` filter with
@@ -143,24 +149,213 @@ pub struct EncodePlan<'a> {
 /// squashing to 16:9 would differ from the output's), then scaled to
 /// [`CHECK_SIZE`]: the pictures the output must show there.
 pub fn encode_graph(plan: &EncodePlan) -> String {
-    let deinterlace = if plan.deinterlace {
+    format!(
+        "{source}split[v][r];[v]{picture}[out];[r]{sampled}{reference}[ref]",
+        source = source_chain(plan.video_stream, plan.deinterlace, plan.rate),
+        picture = picture_chain(plan.effects),
+        sampled = sampled_chain(plan.samples),
+        reference = reference_chain(plan.effects),
+    )
+}
+
+/// The start of every graph that decodes: the input's video stream
+/// `stream`, deinterlaced when asked (FFmpeg's `bwdif`, one frame per
+/// frame), at the output frame rate from time 0 ([`rate_filter`]),
+/// followed by a comma.
+fn source_chain(stream: usize, deinterlace: bool, rate: FrameRate) -> String {
+    let deinterlace = if deinterlace {
         "bwdif=mode=send_frame:parity=auto:deint=all,"
     } else {
         ""
     };
-    let effects = effects_chain(plan.effects);
-    let (w, h) = CHECK_SIZE;
+    format!("[0:{stream}]{deinterlace}{},", rate_filter(rate))
+}
+
+/// Only the sampled frames, shrunk to about [`REFERENCE_AREA`] pixels
+/// keeping the input's shape; a filter chain ending in a comma.
+fn sampled_chain(samples: &Samples) -> String {
     format!(
-        "[0:{stream}]{deinterlace}{rate},split[v][r];[v]{picture}[out];\
-         [r]select='{select}',scale='{shrunk_w}':'{shrunk_h}',{effects},scale={w}:{h},\
-         format=yuv420p[ref]",
-        stream = plan.video_stream,
-        rate = rate_filter(plan.rate),
-        picture = picture_chain(plan.effects),
-        select = plan.samples.select_expr(),
-        shrunk_w = shrunk("iw"),
-        shrunk_h = shrunk("ih"),
+        "select='{}',scale='{}':'{}',",
+        samples.select_expr(),
+        shrunk("iw"),
+        shrunk("ih")
     )
+}
+
+/// A reference picture from a sampled, shrunk frame: FFmpeg's own effects
+/// ([`effects_chain`]), then [`CHECK_SIZE`] in `yuv420p`.
+fn reference_chain(effects: &Effects) -> String {
+    let (w, h) = CHECK_SIZE;
+    format!("{},scale={w}:{h},format=yuv420p", effects_chain(effects))
+}
+
+/// What the decoder of a pipeline (see `engine::pipeline`) makes of its
+/// input, for all variations of a batch alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodePlan<'a> {
+    /// Frame rate of the outputs.
+    pub rate: FrameRate,
+    /// Deinterlace first.
+    pub deinterlace: bool,
+    /// Index of the input's video stream (FFmpeg's `0:N`).
+    pub video_stream: usize,
+    /// The frames the check samples.
+    pub samples: &'a Samples,
+}
+
+/// ffmpeg arguments (without the program) that decode the input open as
+/// descriptor `input` once for a batch of variations: its frames, as an
+/// encode would take them ([`source_chain`], then [`EVEN_YUV420P`]), go
+/// as raw `yuv420p` to descriptor `raw` (a pipe to the stage), one after
+/// the other, sized as [`even_size`] says; and for each `(descriptor,
+/// effects)` of `references`, the reference pictures of that variation's
+/// sampled frames, made by FFmpeg's own `rotate` and `eq` (never by the
+/// stage), raw `yuv420p` at [`CHECK_SIZE`], as [`encode`] writes them.
+/// Progress goes to stdout (`-progress pipe:1`). `references` must not be
+/// empty.
+pub fn decode(
+    input: RawFd,
+    raw: RawFd,
+    references: &[(RawFd, &Effects)],
+    plan: &DecodePlan,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = QUIET_ENCODE
+        .iter()
+        .chain(&["-progress", "pipe:1"])
+        .chain(&INPUT_LIMITS)
+        .chain(&["-i"])
+        .map(OsString::from)
+        .collect();
+    args.push(fd_url(input));
+    let labels: String = (0..references.len()).map(|i| format!("[r{i}]")).collect();
+    let mut graph = format!(
+        "{source}split[v][r];[v]{EVEN_YUV420P}[raw];[r]{sampled}split={k}{labels}",
+        source = source_chain(plan.video_stream, plan.deinterlace, plan.rate),
+        sampled = sampled_chain(plan.samples),
+        k = references.len(),
+    );
+    for (i, (_, effects)) in references.iter().enumerate() {
+        graph.push_str(&format!(";[r{i}]{}[ref{i}]", reference_chain(effects)));
+    }
+    args.extend(["-filter_complex".into(), graph.into()]);
+    let outputs = std::iter::once(("[raw]".to_string(), raw)).chain(
+        references
+            .iter()
+            .enumerate()
+            .map(|(i, (fd, _))| (format!("[ref{i}]"), *fd)),
+    );
+    for (label, fd) in outputs {
+        args.extend(raw_output(&label, fd));
+    }
+    args
+}
+
+/// An output of the filter graph's `label`, frame for frame as the graph
+/// timed them (`-fps_mode passthrough`), raw, to the descriptor `fd`
+/// itself (FFmpeg's `pipe:` protocol).
+fn raw_output(label: &str, fd: RawFd) -> Vec<OsString> {
+    [
+        "-map",
+        label,
+        "-fps_mode:v",
+        "passthrough",
+        "-c:v",
+        "rawvideo",
+        "-f",
+        "rawvideo",
+        &format!("pipe:{fd}"),
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// ffmpeg arguments (without the program) that encode one variation of a
+/// pipeline: its pictures, raw `yuv420p` frames of `size` (width, height)
+/// at the plan's rate from descriptor `raw` (the stage's pipe), and the
+/// first audio stream, if any, of the input open as descriptor `input`
+/// (its times as [`encode`] keeps them), into the output open as
+/// `output`, as [`encode`] does: the same keyframes, codecs and
+/// container, progress on stdout.
+pub fn encode_raw(
+    raw: RawFd,
+    size: (u32, u32),
+    input: RawFd,
+    output: RawFd,
+    plan: &EncodePlan,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = QUIET_ENCODE
+        .iter()
+        .chain(&["-progress", "pipe:1", "-y"])
+        .map(OsString::from)
+        .collect();
+    args.extend(raw_input(raw, size, &plan.rate.to_string()));
+    args.extend(INPUT_LIMITS.iter().chain(&["-i"]).map(OsString::from));
+    args.push(fd_url(input));
+    let mut tail: Vec<String> = vec!["-map".into(), "0:v".into(), "-map".into(), "1:a:0?".into()];
+    tail.extend(keyframe_args(plan.samples));
+    tail.extend(codec_args(plan.settings));
+    args.extend(tail.into_iter().map(OsString::from));
+    args.push(fd_url(output));
+    args
+}
+
+/// `vidvar-stage` arguments (without the program; see its `--help`):
+/// frames of `size` (width, height) on its stdin, and for each
+/// `(descriptor, effects)` of `outputs` one `--output`, the effects
+/// rounded as [`effects_chain`] hands them to FFmpeg, so that the stage
+/// and the check's reference pictures apply the same values.
+pub fn stage(size: (u32, u32), outputs: &[(RawFd, &Effects)]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--size".into(), format!("{}x{}", size.0, size.1).into()];
+    for (fd, e) in outputs {
+        args.push("--output".into());
+        args.push(
+            format!(
+                "{fd}:{:.6}:{:.6}:{:.6}:{:.6}",
+                e.rotation, e.brightness, e.contrast, e.saturation
+            )
+            .into(),
+        );
+    }
+    args
+}
+
+/// An input of raw `yuv420p` frames of `size` (width, height) at `rate`
+/// frames/s read from the descriptor `fd` itself (`pipe:`), with nothing
+/// else allowed (`-protocol_whitelist pipe -format_whitelist rawvideo`).
+fn raw_input(fd: RawFd, size: (u32, u32), rate: &str) -> Vec<OsString> {
+    [
+        "-protocol_whitelist",
+        "pipe",
+        "-format_whitelist",
+        "rawvideo",
+        "-f",
+        "rawvideo",
+        "-pixel_format",
+        "yuv420p",
+        "-video_size",
+        &format!("{}x{}", size.0, size.1),
+        "-framerate",
+        rate,
+        "-i",
+        &format!("pipe:{fd}"),
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// The sampled frames as keyframes (`-force_key_frames` at their times),
+/// IDR frames (libx264, libx265; other encoders ignore the option), so
+/// that the keyframes are keyframes to a decoder too and the check
+/// decodes only them.
+fn keyframe_args(samples: &Samples) -> [String; 4] {
+    [
+        "-force_key_frames".into(),
+        samples.keyframe_times(),
+        "-forced-idr".into(),
+        "1".into(),
+    ]
 }
 
 /// ffmpeg arguments (without the program) that encode one variation of
@@ -184,8 +379,6 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
         .map(OsString::from)
         .collect();
     args.push(fd_url(input));
-    // IDR frames (libx264, libx265; other encoders ignore the option), so
-    // that the keyframes are keyframes to a decoder too.
     let mut tail: Vec<String> = vec![
         "-filter_complex".into(),
         encode_graph(plan),
@@ -193,29 +386,12 @@ pub fn encode(input: RawFd, output: RawFd, refs: RawFd, plan: &EncodePlan) -> Ve
         "[out]".into(),
         "-map".into(),
         "0:a:0?".into(),
-        "-force_key_frames".into(),
-        plan.samples.keyframe_times(),
-        "-forced-idr".into(),
-        "1".into(),
     ];
+    tail.extend(keyframe_args(plan.samples));
     tail.extend(codec_args(plan.settings));
     args.extend(tail.into_iter().map(OsString::from));
     args.push(fd_url(output));
-    args.extend(
-        [
-            "-map",
-            "[ref]",
-            "-fps_mode:v",
-            "passthrough",
-            "-c:v",
-            "rawvideo",
-            "-f",
-            "rawvideo",
-        ]
-        .iter()
-        .map(OsString::from),
-    );
-    args.push(format!("pipe:{refs}").into());
+    args.extend(raw_output("[ref]", refs));
     args
 }
 
@@ -266,26 +442,7 @@ pub fn check(
     );
     let graph = match refs {
         Some(refs) => {
-            args.extend(
-                [
-                    "-protocol_whitelist",
-                    "pipe",
-                    "-format_whitelist",
-                    "rawvideo",
-                    "-f",
-                    "rawvideo",
-                    "-pixel_format",
-                    "yuv420p",
-                    "-video_size",
-                    &format!("{w}x{h}"),
-                    "-framerate",
-                    "1",
-                    "-i",
-                    &format!("pipe:{refs}"),
-                ]
-                .iter()
-                .map(OsString::from),
-            );
+            args.extend(raw_input(refs, (w, h), "1"));
             format!(
                 "{picked}[o];[1:v]setpts=N/TB,split[r1][r2];[o][r1]ssim=shortest=1[s];\
                  [s][r2]blend=all_mode=difference:shortest=1,signalstats,metadata=mode=print:file=-"
@@ -482,6 +639,73 @@ mod tests {
             bare.contains(",metadata=mode=add:key=sample:value=1,metadata=mode=print:file=-"),
             "{bare}"
         );
+    }
+
+    #[test]
+    fn a_pipeline_decodes_once_and_encodes_raw_frames_with_the_same_rules() {
+        let settings = EncodeSettings::default();
+        let rate = FrameRate { num: 25, den: 1 };
+        let samples = Samples::plan(Some(3_000_000), rate);
+        let other = Effects {
+            rotation: -0.002,
+            ..effects()
+        };
+        let decode_plan = DecodePlan {
+            rate,
+            deinterlace: true,
+            video_stream: 1,
+            samples: &samples,
+        };
+        let decode = joined(&decode(3, 4, &[(5, &effects()), (6, &other)], &decode_plan));
+        for needle in [
+            "-progress pipe:1 -protocol_whitelist file",
+            "-i file:/dev/fd/3",
+            "[0:1]bwdif=mode=send_frame:parity=auto:deint=all,fps=25/1:start_time=0,split[v][r];",
+            &format!("[v]{EVEN_YUV420P}[raw];[r]select="),
+            "split=2[r0][r1];",
+            &format!("[r0]{},scale=320:180", effects_chain(&effects())),
+            &format!("[r1]{},scale=320:180", effects_chain(&other)),
+            "-map [raw] -fps_mode:v passthrough -c:v rawvideo -f rawvideo pipe:4",
+            "-map [ref0] -fps_mode:v passthrough -c:v rawvideo -f rawvideo pipe:5",
+            "-map [ref1] -fps_mode:v passthrough -c:v rawvideo -f rawvideo pipe:6",
+        ] {
+            assert!(decode.contains(needle), "{needle:?} missing from {decode}");
+        }
+        let plan = EncodePlan {
+            effects: &effects(),
+            settings: &settings,
+            rate,
+            deinterlace: true,
+            video_stream: 1,
+            samples: &samples,
+        };
+        let args = encode_raw(7, (322, 2), 3, 9, &plan);
+        let urls: Vec<_> = args.iter().filter(is_file_url).collect();
+        assert_eq!(urls, ["file:/dev/fd/3", "file:/dev/fd/9"]);
+        let encode = joined(&args);
+        for needle in [
+            "-protocol_whitelist pipe -format_whitelist rawvideo -f rawvideo \
+             -pixel_format yuv420p -video_size 322x2 -framerate 25/1 -i pipe:7",
+            "-map 0:v -map 1:a:0? -force_key_frames 0.000000,",
+            "-forced-idr 1 -c:v libx264",
+            "-f mp4 file:/dev/fd/9",
+        ] {
+            assert!(encode.contains(needle), "{needle:?} missing from {encode}");
+        }
+        assert!(!encode.contains("rotate"), "{encode}");
+        let stage = joined(&stage((322, 2), &[(8, &effects()), (10, &other)]));
+        assert_eq!(
+            stage,
+            "--size 322x2 --output 8:0.004321:-0.012000:1.030000:0.960000 \
+             --output 10:-0.002000:-0.012000:1.030000:0.960000"
+        );
+    }
+
+    #[test]
+    fn even_sizes_are_at_least_two() {
+        assert_eq!(even_size((1, 1)), (2, 2));
+        assert_eq!(even_size((321, 240)), (320, 240));
+        assert_eq!(even_size((3, 1081)), (2, 1080));
     }
 
     #[test]

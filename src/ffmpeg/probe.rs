@@ -26,6 +26,11 @@ pub struct ProbeInfo {
     pub has_audio: bool,
     /// Duration, frame rate and field order of what is encoded.
     pub media: Media,
+    /// Width and height in pixels of that stream's pictures as FFmpeg
+    /// decodes them: turned a quarter when its display matrix says so
+    /// (FFmpeg's `-autorotate`, on by default); `None` when ffprobe states
+    /// no size.
+    pub picture: Option<(u32, u32)>,
 }
 
 /// Why a file cannot be used.
@@ -73,10 +78,21 @@ struct Stream {
     avg_frame_rate: Option<String>,
     r_frame_rate: Option<String>,
     field_order: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    #[serde(default)]
+    side_data_list: Vec<SideData>,
     #[serde(default)]
     disposition: Disposition,
     #[serde(default)]
     tags: Tags,
+}
+
+/// A stream's side data; only the display matrix's `rotation` (degrees)
+/// matters here.
+#[derive(Deserialize)]
+struct SideData {
+    rotation: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -158,7 +174,20 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
         .into_iter()
         .filter_map(|r| FrameRate::parse(r.as_deref()?))
         .find(|r| r.num <= MAX_FRAME_RATE * r.den);
+    let quarter_turned = video
+        .side_data_list
+        .iter()
+        .filter_map(|d| d.rotation)
+        .any(|degrees| (degrees.abs() / 90.0).round() as i64 % 2 == 1);
+    let picture = video
+        .width
+        .zip(video.height)
+        .map(|(w, h)| match quarter_turned {
+            true => (h, w),
+            false => (w, h),
+        });
     Ok(ProbeInfo {
+        picture,
         video_stream: video.index.unwrap_or(position),
         video_codec: video.codec_name.clone().unwrap_or_default(),
         has_audio: audio.is_some(),
@@ -269,7 +298,8 @@ mod tests {
     fn video_with_audio() {
         let info = parse(
             r#"{"streams":[{"codec_type":"video","codec_name":"h264","duration":"10.000000",
-                  "avg_frame_rate":"30000/1001","field_order":"progressive"},
+                  "avg_frame_rate":"30000/1001","field_order":"progressive",
+                  "width":1280,"height":720},
                 {"codec_type":"audio","codec_name":"aac","duration":"9.980000"}],
                "format":{"duration":"10.000000"}}"#,
         )
@@ -286,8 +316,23 @@ mod tests {
                     frame_rate: FrameRate::parse("30000/1001"),
                     interlaced: false,
                 },
+                picture: Some((1280, 720)),
             }
         );
+    }
+
+    #[test]
+    fn a_display_matrix_of_a_quarter_turn_swaps_the_picture_size() {
+        let turned = |rotation: &str| {
+            let json = format!(
+                r#"{{"streams":[{{"codec_type":"video","width":1280,"height":720,
+                    "side_data_list":[{{"side_data_type":"Display Matrix","rotation":{rotation}}}]}}]}}"#
+            );
+            parse(&json).unwrap().picture
+        };
+        assert_eq!(turned("-90"), Some((720, 1280)));
+        assert_eq!(turned("270"), Some((720, 1280)));
+        assert_eq!(turned("180"), Some((1280, 720)));
     }
 
     #[test]

@@ -25,8 +25,6 @@
 //! a short last frame, an input read error, or when no output is left to
 //! write to (the stage then stops reading).
 
-mod pipes;
-
 use anyhow::{Context, bail};
 use clap::Parser;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -192,7 +190,7 @@ fn read_frame(input: &mut impl Read, frame: &mut [u8], number: u64) -> anyhow::R
 }
 
 fn raise_pipe(name: &str, fd: BorrowedFd) {
-    if let Err(e) = pipes::raise(fd) {
+    if let Err(e) = vidvar::pipes::raise(fd) {
         eprintln!("vidvar-stage: {name}: pipe size left as it was: {e}");
     }
 }

@@ -1,4 +1,5 @@
-//! Pipe capacity: raising the stage's pipes to the largest size the
+//! Pipe capacity: raising a pipeline's pipes (see README's "The pixel
+//! path") to the largest size the
 //! system allows, so that a frame (1.38 MB at 720p) crosses in a few
 //! wake-ups instead of 21 of a default 64 KiB pipe.
 //!

@@ -1,0 +1,82 @@
+//! The pixel path in the daemon (issue 24): the quality check's reference
+//! pictures come from FFmpeg's own `rotate` and `eq`, never from the
+//! warp, so a grossly wrong warp is refused; and `pixel_path = "ffmpeg"`
+//! takes the stage out of the encode. The broken warp is the real
+//! `vidvar-stage` followed by FFmpeg shifting every frame down 16 rows,
+//! installed beside a link to this build's vidvard, where the daemon
+//! looks for its stage.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// An environment whose daemon finds a stage beside it that shifts the
+/// pictures down by 16 rows.
+fn env_with_broken_stage() -> Env {
+    let mut env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let daemon = bin.join("vidvard");
+    std::fs::hard_link(VIDVARD, &daemon)
+        .or_else(|_| std::fs::copy(VIDVARD, &daemon).map(drop))
+        .unwrap();
+    let stage = bin.join("vidvar-stage");
+    // vidvard starts the stage as: --size WxH --output FD:EFFECTS (one
+    // output per variation; jobs here have one variation per batch).
+    let script = format!(
+        "#!/bin/sh\nset -e\nsize=$2\nspec=$4\nfd=${{spec%%:*}}\n\
+         {real} --size \"$size\" --output \"1:${{spec#*:}}\" | \
+         ffmpeg -nostats -loglevel error -f rawvideo -pixel_format yuv420p \
+         -video_size \"$size\" -i - -vf 'crop=iw:ih-16:0:0,pad=iw:ih+16:0:16' \
+         -f rawvideo \"pipe:$fd\"\n",
+        real = env!("CARGO_BIN_EXE_vidvar-stage"),
+    );
+    std::fs::write(&stage, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stage, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.program = daemon;
+    env
+}
+
+/// Run a 2-variation job of a 2 s clip under `pixel_path`, with the
+/// broken stage beside the daemon; returns the job's final detail and
+/// the daemon's log.
+fn run_with_broken_stage(pixel_path: &str) -> (Env, serde_json::Value, String) {
+    let env = env_with_broken_stage();
+    let input = env.path("in.mp4");
+    make_video(&input, 2.0, "320x240", true);
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, format!("pixel_path = {pixel_path:?}\n")).unwrap();
+    let daemon = env.start(&["--config", s(&conf)]);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "2", "-o", s(&out), "--", s(&input)]);
+    let detail = env.wait_job(job, LIMIT, |d| {
+        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+    });
+    let log = daemon.log();
+    (env, detail, log)
+}
+
+#[test]
+fn a_warp_that_shifts_rows_is_refused_by_the_quality_check() {
+    let (env, detail, log) = run_with_broken_stage("vidvar");
+    assert_eq!(detail["summary"]["state"], "failed", "{detail:#}\n{log}");
+    assert_eq!(
+        log.matches("does not look like the input with its effects")
+            .count(),
+        2,
+        "{log}"
+    );
+    let left: Vec<_> = std::fs::read_dir(env.out_dir()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn pixel_path_ffmpeg_leaves_the_stage_out() {
+    let (_env, detail, log) = run_with_broken_stage("ffmpeg");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
+}
