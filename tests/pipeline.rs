@@ -26,7 +26,7 @@ fn env_with_broken_stage() -> Env {
         .unwrap();
     let stage = bin.join("vidvar-stage");
     // vidvard starts the stage as: --size WxH --output FD:EFFECTS (one
-    // output per variation; jobs here have one variation per batch).
+    // output per variation of a batch; one slot here makes batches of one).
     let script = format!(
         "#!/bin/sh\nset -e\nsize=$2\nspec=$4\nfd=${{spec%%:*}}\n\
          {real} --size \"$size\" --output \"1:${{spec#*:}}\" | \
@@ -51,7 +51,7 @@ fn run_with_broken_stage(pixel_path: &str) -> (Env, serde_json::Value, String) {
     make_video(&input, 2.0, "320x240", true);
     let conf = env.path("vidvard.conf");
     std::fs::write(&conf, format!("pixel_path = {pixel_path:?}\n")).unwrap();
-    let daemon = env.start(&["--config", s(&conf)]);
+    let daemon = env.start(&["--config", s(&conf), "--max-parallel", "1"]);
     let out = env.out_dir();
     let job = env.submit(&["-n", "2", "-o", s(&out), "--", s(&input)]);
     let detail = env.wait_job(job, LIMIT, |d| {
