@@ -173,8 +173,11 @@ fn wait_probed(env: &Env, job: i64) {
 fn an_input_swapped_for_a_symlink_after_the_probe_is_never_read() {
     let setup = Setup::new(&["--max-parallel", "1"]);
     swap_after_probe(&setup, |decoy| {
-        std::fs::remove_file(decoy).unwrap();
-        std::os::unix::fs::symlink(&setup.secret, decoy).unwrap();
+        // Swapped at once (rename(2)): the daemon sees the decoy or the
+        // symlink, never a missing file.
+        let link = decoy.with_extension("link");
+        std::os::unix::fs::symlink(&setup.secret, &link).unwrap();
+        std::fs::rename(&link, decoy).unwrap();
     });
 }
 
@@ -202,9 +205,19 @@ fn a_directory_on_the_way_swapped_for_a_symlink_is_refused() {
     // The secret's directory holds a file under the decoy's name.
     std::fs::hard_link(&setup.secret, setup.secret_dir.join("decoy.mp4")).unwrap();
     swap_after_probe(&setup, |_| {
+        // Swapped at once (renameat2(2) RENAME_EXCHANGE): the daemon sees
+        // the directory or the symlink, never a missing path.
         let vin = &setup.vin;
-        std::fs::rename(vin, vin.with_extension("orig")).unwrap();
-        std::os::unix::fs::symlink(&setup.secret_dir, vin).unwrap();
+        let link = vin.with_extension("orig");
+        std::os::unix::fs::symlink(&setup.secret_dir, &link).unwrap();
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &link,
+            nix::fcntl::AT_FDCWD,
+            vin.as_path(),
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .unwrap();
     });
 }
 
