@@ -405,7 +405,13 @@ mod tests {
         let identity = pid.expect("spawn reported");
         assert!(!identity.is_alive());
         // The whole group is gone, the background sleep included (a zombie
-        // waiting for init to reap it does not count).
+        // waiting for init to reap it does not count). SIGKILL is delivered
+        // at once but a process takes a moment to finish dying: wait for
+        // that, with a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while live_group_members(identity.pid) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(live_group_members(identity.pid), 0);
     }
 
