@@ -67,34 +67,80 @@ struct OutputSpec {
     effects: Effects,
 }
 
-fn parse_size(text: &str) -> Result<Size, String> {
-    let (w, h) = text
-        .split_once('x')
-        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT"))?;
-    let side = |s: &str| {
-        s.parse::<usize>()
-            .map_err(|e| format!("{text:?}: {s:?}: {e}"))
-    };
-    Size::new(side(w)?, side(h)?).map_err(|e| e.to_string())
+/// A bad `--size` or `--output`, as clap reports it (exit status 2).
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    #[error("{0:?} is not WIDTHxHEIGHT")]
+    NotASize(String),
+    #[error("{text:?}: {part:?}: {source}")]
+    Side {
+        text: String,
+        part: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error(transparent)]
+    Size(#[from] vidvar::pixel::PixelError),
+    #[error("{0:?} is not FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION")]
+    NotAnOutput(String),
+    #[error("{text:?}: descriptor {fd:?}: {source}")]
+    Descriptor {
+        text: String,
+        fd: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("{text:?}: descriptor {fd} is not an output (0 is the input, 2 the messages)")]
+    NotOutputDescriptor { text: String, fd: RawFd },
+    #[error("{text:?}: {name} {part:?}: {source}")]
+    Number {
+        text: String,
+        name: &'static str,
+        part: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    #[error("{text:?}: {name} {value} is not within {limits:?}")]
+    OutOfRange {
+        text: String,
+        name: &'static str,
+        value: f64,
+        limits: std::ops::RangeInclusive<f64>,
+    },
 }
 
-fn parse_output(text: &str) -> Result<OutputSpec, String> {
+fn parse_size(text: &str) -> Result<Size, ArgError> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| ArgError::NotASize(text.into()))?;
+    let side = |part: &str| {
+        part.parse::<usize>().map_err(|source| ArgError::Side {
+            text: text.into(),
+            part: part.into(),
+            source,
+        })
+    };
+    Ok(Size::new(side(w)?, side(h)?)?)
+}
+
+fn parse_output(text: &str) -> Result<OutputSpec, ArgError> {
     let parts: Vec<&str> = text.split(':').collect();
     let [fd, numbers @ ..] = parts.as_slice() else {
         unreachable!("split yields at least one part")
     };
     if numbers.len() != 4 {
-        return Err(format!(
-            "{text:?} is not FD:ANGLE:BRIGHTNESS:CONTRAST:SATURATION"
-        ));
+        return Err(ArgError::NotAnOutput(text.into()));
     }
-    let fd: RawFd = fd
-        .parse()
-        .map_err(|e| format!("{text:?}: descriptor {fd:?}: {e}"))?;
+    let fd: RawFd = fd.parse().map_err(|source| ArgError::Descriptor {
+        text: text.into(),
+        fd: (*fd).into(),
+        source,
+    })?;
     if fd < 1 || fd == 2 {
-        return Err(format!(
-            "{text:?}: descriptor {fd} is not an output (0 is the input, 2 the messages)"
-        ));
+        return Err(ArgError::NotOutputDescriptor {
+            text: text.into(),
+            fd,
+        });
     }
     let turn = std::f64::consts::TAU;
     let mut values = [0.0; 4];
@@ -108,11 +154,19 @@ fn parse_output(text: &str) -> Result<OutputSpec, String> {
     .zip(numbers)
     .zip(&mut values)
     {
-        let v: f64 = part
-            .parse()
-            .map_err(|e| format!("{text:?}: {name} {part:?}: {e}"))?;
+        let v: f64 = part.parse().map_err(|source| ArgError::Number {
+            text: text.into(),
+            name,
+            part: (*part).into(),
+            source,
+        })?;
         if !limits.contains(&v) {
-            return Err(format!("{text:?}: {name} {v} is not within {limits:?}"));
+            return Err(ArgError::OutOfRange {
+                text: text.into(),
+                name,
+                value: v,
+                limits,
+            });
         }
         *value = v;
     }
