@@ -124,7 +124,7 @@ pub fn reloadable_keys() -> Vec<&'static str> {
 impl Default for Tunables {
     fn default() -> Self {
         Tunables {
-            max_parallel: default_parallelism(),
+            max_parallel: default_parallelism(PixelPath::Vidvar),
             grace: DEFAULT_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             min_free_bytes: DEFAULT_MIN_FREE_MIB << 20,
@@ -332,9 +332,23 @@ fn is_executable_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The number of CPU cores available to this process.
-pub fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// Slots per CPU core by default with the pixel path: a variation there
+/// is one encoder sharing a decoder and a stage, about a third of a core,
+/// and enough slots at once let a file's variations share one decode
+/// while other pipelines keep the cores busy (6 was the fastest of 1 to
+/// 6 on 2 cores in `vidvar_bench -- --pixel-path`; README "Performance").
+const SLOTS_PER_CORE: usize = 6;
+
+/// The default `max_parallel`: the number of CPU cores available to this
+/// process, times [`SLOTS_PER_CORE`] with the pixel path (one FFmpeg per
+/// variation keeps a core busy, so one slot per core with
+/// `pixel_path = "ffmpeg"`).
+pub fn default_parallelism(pixel_path: PixelPath) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match pixel_path {
+        PixelPath::Vidvar => cores * SLOTS_PER_CORE,
+        PixelPath::Ffmpeg => cores,
+    }
 }
 
 /// The configuration file's keys; every one optional.
@@ -582,6 +596,9 @@ impl FileSettings {
                 .into_iter()
                 .find(|p| p.as_str() == path)
                 .ok_or_else(|| bad("pixel_path", format!("{path:?} is not vidvar or ffmpeg")))?;
+            if self.max_parallel.is_none() {
+                t.max_parallel = default_parallelism(t.pixel_path);
+            }
         }
         Ok(t)
     }
@@ -905,6 +922,23 @@ mod tests {
         assert_eq!(pick("pixel_path = \"vidvar\"").unwrap(), PixelPath::Vidvar);
         let err = pick("pixel_path = \"gpu\"").unwrap_err().to_string();
         assert!(err.contains("line 1: pixel_path"), "{err}");
+    }
+
+    #[test]
+    fn the_default_slots_follow_the_pixel_path_unless_the_file_sets_them() {
+        let slots = |text: &str| {
+            parse(text)
+                .unwrap()
+                .tunables(Path::new("x"), Tunables::default())
+                .unwrap()
+                .max_parallel
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(slots(""), cores * SLOTS_PER_CORE);
+        assert_eq!(slots("pixel_path = \"vidvar\""), cores * SLOTS_PER_CORE);
+        assert_eq!(slots("pixel_path = \"ffmpeg\""), cores);
+        assert_eq!(slots("pixel_path = \"ffmpeg\"\nmax_parallel = 7"), 7);
+        assert_eq!(slots("max_parallel = 7\npixel_path = \"vidvar\""), 7);
     }
 
     #[test]

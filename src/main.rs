@@ -56,8 +56,8 @@ struct Args {
     socket_group: Option<String>,
 
     /// Slots of work to run at once (a probe, or one variation's encode),
-    /// 0..=256; 0 takes no new work (drains the node) [default: number of
-    /// CPU cores]
+    /// 0..=256; 0 takes no new work (drains the node) [default: 6 per CPU
+    /// core, 1 per core with pixel_path = "ffmpeg"]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=256))]
     max_parallel: Option<u32>,
 

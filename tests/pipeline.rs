@@ -80,3 +80,83 @@ fn pixel_path_ffmpeg_leaves_the_stage_out() {
     let (_env, detail, log) = run_with_broken_stage("ffmpeg");
     assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
 }
+
+/// The `vidvar-stage` children of `daemon` alive now: pid and the number
+/// of variations each serves (its `--output`s).
+fn stages_of(daemon: i32) -> Vec<(i32, usize)> {
+    let mut found = Vec::new();
+    for pid in std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (state, ppid) = (fields[0], fields[1].parse::<i32>().unwrap_or(0));
+        if !head.ends_with("(vidvar-stage") || ppid != daemon || state == "Z" {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let outputs = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| *a == b"--output")
+                .count();
+            found.push((pid, outputs));
+        }
+    }
+    found
+}
+
+/// The scheduling rule of README "Scheduling" that makes the pixel path
+/// pay: while other work runs, a turn waits for half of `max_parallel`
+/// free slots, so that the variations of one input share one pipeline
+/// (one decode) instead of taking single slots as they free up. With 4
+/// slots, job A's 3 variations run as one pipeline; job B's probe takes
+/// the fourth slot and ends while A runs, leaving 1 free slot: B's 4
+/// variations wait for A and then run as one pipeline of 4, not as 1 + 3.
+#[test]
+fn a_files_variations_wait_for_half_the_slots_and_share_one_pipeline() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (long, short) = (env.path("long.mp4"), env.path("short.mp4"));
+    make_video(&long, 8.0, "640x360", false);
+    make_video(&short, 1.0, "320x240", false);
+    let daemon = env.start(&["--max-parallel", "4"]);
+    let pid = daemon.pid();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeMap::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.extend(stages_of(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        })
+    };
+    let out = env.out_dir();
+    let a = env.submit(&["-n", "3", "-o", s(&out), "--", s(&long)]);
+    wait_for("job A's pipeline", LIMIT, || {
+        stages_of(pid).iter().any(|&(_, n)| n == 3).then_some(())
+    });
+    let b = env.submit(&["-n", "4", "-o", s(&out), "--", s(&short)]);
+    for job in [a, b] {
+        let detail = env.wait_job(job, LIMIT, |d| {
+            !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+        });
+        assert_eq!(
+            detail["summary"]["state"],
+            "succeeded",
+            "{detail:#}\n{}",
+            daemon.log()
+        );
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut batches: Vec<usize> = sampler.join().unwrap().into_values().collect();
+    batches.sort_unstable();
+    assert_eq!(batches, [3, 4], "variations per pipeline");
+}

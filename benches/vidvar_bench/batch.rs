@@ -8,7 +8,9 @@ use crate::common::make_video;
 use crate::common::stats::percentile;
 use crate::control::seed_store;
 use crate::daemon::Daemon;
-use crate::loops::{BatchRun, LoopSpec, encodes, median, probe_cost, run_loop, run_vidvard};
+use crate::loops::{
+    BatchRun, DaemonSpec, LoopSpec, encodes, median, probe_cost, run_loop, run_vidvard,
+};
 use crate::report::{Report, Table};
 use crate::{
     LOAD_POLL, Plan, STUDY_NICE, TARGET_OVERHEAD_PCT, TARGET_OVERHEAD_PCT_SHORT, TARGET_SPEEDUP,
@@ -32,7 +34,6 @@ pub fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
     }
     let all = encodes(&inputs, plan.variations);
     let p = plan.parallel;
-    let daemon_parallel = (!plan.parallel_is_default).then_some(p);
     const THREADS_1: &[&str] = &["-threads", "1", "-filter_threads", "1"];
     let plain = |parallel| LoopSpec {
         parallel,
@@ -43,9 +44,9 @@ pub fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
     // loops run: what FFmpeg's CPU load alone does to the control plane.
     let idle_env = Daemon::prepare(&dir.join("idle-daemon"))?;
     seed_store(&Daemon::database(&idle_env), 1)?;
-    let idle = Daemon::start(idle_env, None)?;
+    let idle = Daemon::start(idle_env, "", None)?;
     let idle_socket = idle.socket();
-    let poll = (idle_socket.as_path(), 1);
+    let poll = Some((idle_socket.as_path(), 1));
 
     struct Row {
         label: String,
@@ -68,12 +69,12 @@ pub fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
             "vidvard (one job, submit + watch)".into(),
             p,
             Box::new(|| {
-                run_vidvard(
-                    &dir.join("vidvard"),
-                    &inputs,
-                    plan.variations,
-                    daemon_parallel,
-                )
+                let spec = DaemonSpec {
+                    max_parallel: Some(p),
+                    config: "",
+                    stages: false,
+                };
+                run_vidvard(&dir.join("vidvard"), &inputs, plan.variations, spec)
             }),
         ),
     ];
@@ -172,7 +173,7 @@ pub fn batch(root: &Path, plan: &Plan, report: &mut Report) -> Result<()> {
         plan.seconds,
         plan.size,
         if plan.parallel_is_default {
-            " (vidvard's default: CPU cores)"
+            " (the number of CPU cores)"
         } else {
             " (--max-parallel)"
         }

@@ -73,7 +73,7 @@ pub fn control_and_footprint(root: &Path, plan: &Plan, report: &mut Report) -> R
         eprintln!("[control] {jobs} jobs stored ...");
         let env = Daemon::prepare(&dir.join(format!("store-{jobs}")))?;
         seed_store(&Daemon::database(&env), jobs)?;
-        let daemon = Daemon::start(env, None)?;
+        let daemon = Daemon::start(env, "", None)?;
         let level = rt.block_on(measure_level(&daemon, jobs, plan, &tiny, &out_dir))?;
         daemon.stop()?;
         levels.push(level);

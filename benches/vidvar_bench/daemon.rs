@@ -44,11 +44,13 @@ impl Daemon {
         env.state_dir().join(vidvar::paths::DATABASE_NAME)
     }
 
-    /// Start it in `env`, with an empty configuration and `max_parallel`
-    /// slots (vidvard's default if `None`), and wait until it answers.
-    pub fn start(env: Env, max_parallel: Option<usize>) -> Result<Daemon> {
+    /// Start it in `env`, with `config` as its whole configuration file
+    /// (empty: every default) and `max_parallel` slots (the configuration's
+    /// or vidvard's default if `None`), and wait until it answers.
+    pub fn start(env: Env, config: &str, max_parallel: Option<usize>) -> Result<Daemon> {
+        let text = config;
         let config = env.path("vidvard.conf");
-        std::fs::write(&config, "")?;
+        std::fs::write(&config, text)?;
         let parallel = max_parallel.map(|n| n.to_string());
         let mut extra = vec!["--config", common::s(&config)];
         if let Some(n) = &parallel {
@@ -78,6 +80,11 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         self.daemon.log()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> i32 {
+        self.daemon.pid()
     }
 
     /// Resident set size (VmRSS) and its peak (VmHWM), MiB.

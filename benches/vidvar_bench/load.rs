@@ -22,7 +22,7 @@ const LOAD_P99_TARGET_MS: f64 = 2.0;
 /// connection) while [`LOAD_ENCODES`] encodes of a long clip run and
 /// report progress every second.
 pub fn submit_under_load(root: &Path, submits: usize, report: &mut Report) -> Result<()> {
-    let daemon = Daemon::start(Daemon::prepare(&root.join("load"))?, Some(LOAD_ENCODES))?;
+    let daemon = Daemon::start(Daemon::prepare(&root.join("load"))?, "", Some(LOAD_ENCODES))?;
     let dir = daemon.dir();
     let (long, tiny, out) = (dir.join("long.mp4"), dir.join("tiny.mp4"), dir.join("out"));
     make_video(&long, 120.0, "640x360", true);

@@ -4,9 +4,11 @@
 //! ([`probe_cost`]); each run's wall time, CPU time and the control
 //! plane's latency meanwhile. Printing is [`crate::batch`]'s.
 
+use crate::accounting::Accounting;
 use crate::common;
 use crate::daemon::{Client, Daemon, runtime};
 use crate::machine::{children_cpu, machine_busy};
+use crate::stages::{Observer, Stages};
 use crate::{BATCH_SEED, LOAD_POLL};
 use anyhow::{Result, ensure};
 use std::ffi::OsString;
@@ -36,6 +38,9 @@ pub struct BatchRun {
     pub note: String,
     /// vidvard only: status round trips sampled while it encodes.
     pub status_under_load: Vec<Duration>,
+    /// vidvard with [`DaemonSpec::stages`] only: its children's CPU by
+    /// stage.
+    pub stages: Option<Stages>,
 }
 
 impl BatchRun {
@@ -116,13 +121,14 @@ pub struct LoopSpec<'a> {
     pub nice: Option<i32>,
 }
 
-/// Run every encode with a plain loop, `spec.parallel` at a time; meanwhile
-/// time a `status` of `poll`'s job on an idle daemon every [`LOAD_POLL`].
+/// Run every encode with a plain loop, `spec.parallel` at a time; meanwhile,
+/// with `poll`, time a `status` of its job on an idle daemon every
+/// [`LOAD_POLL`].
 pub fn run_loop(
     all: &[Encode],
     spec: LoopSpec<'_>,
     out_dir: &Path,
-    poll: (&Path, JobId),
+    poll: Option<(&Path, JobId)>,
 ) -> Result<BatchRun> {
     if out_dir.exists() {
         std::fs::remove_dir_all(out_dir)?;
@@ -150,7 +156,10 @@ pub fn run_loop(
     let busy0 = machine_busy();
     let start = Instant::now();
     let (results, polled): (Vec<Result<()>>, _) = std::thread::scope(|scope| {
-        let poller = scope.spawn(|| poll_status(poll.0, poll.1, &stop));
+        let poller = scope.spawn(|| match poll {
+            Some((socket, job)) => poll_status(socket, job, &stop),
+            None => Ok(Vec::new()),
+        });
         let workers: Vec<_> = (0..spec.parallel.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
@@ -190,7 +199,20 @@ pub fn run_loop(
         other: ((busy - cpu) / wall).max(0.0),
         note: String::new(),
         status_under_load: polled?,
+        stages: None,
     })
+}
+
+/// How the batch runs through vidvard.
+#[derive(Clone, Copy)]
+pub struct DaemonSpec<'a> {
+    /// `--max-parallel`; `None`: the configuration's, else vidvard's default.
+    pub max_parallel: Option<usize>,
+    /// The daemon's whole configuration file.
+    pub config: &'a str,
+    /// Split its children's CPU by stage ([`crate::stages`]; needs root,
+    /// for process accounting).
+    pub stages: bool,
 }
 
 /// Run the batch as one vidvard job: `vidvarctl submit`, `vidvarctl watch`.
@@ -198,7 +220,7 @@ pub fn run_vidvard(
     dir: &Path,
     inputs: &[PathBuf],
     variations: u32,
-    max_parallel: Option<usize>,
+    spec: DaemonSpec<'_>,
 ) -> Result<BatchRun> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -206,7 +228,10 @@ pub fn run_vidvard(
     let out_dir = dir.join("out");
     std::fs::create_dir_all(&out_dir)?;
     let cpu0 = children_cpu();
-    let daemon = Daemon::start(Daemon::prepare(dir)?, max_parallel)?;
+    let accounting = spec.stages.then(|| Accounting::start(dir)).transpose()?;
+    let daemon = Daemon::start(Daemon::prepare(dir)?, spec.config, spec.max_parallel)?;
+    let pid = daemon.pid();
+    let observer = spec.stages.then(|| Observer::start(pid));
     let socket = daemon.socket();
     let (n, seed) = (variations.to_string(), BATCH_SEED.to_string());
     let mut submit = vec!["-n", &n, "--seed", &seed, "-o", common::s(&out_dir)];
@@ -233,6 +258,10 @@ pub fn run_vidvard(
     );
     let ctl_cpu = children_cpu() - cpu_ctl0;
     let cpu = daemon.stop()?;
+    let stages = match (accounting, observer) {
+        (Some(accounting), Some(observer)) => Some(observer.finish(pid, &accounting.finish()?)),
+        _ => None,
+    };
     let rusage_daemon = children_cpu() - cpu0 - ctl_cpu;
     let total = cpu.own + cpu.children;
     let outputs = std::fs::read_dir(&out_dir)?
@@ -253,6 +282,7 @@ pub fn run_vidvard(
             cpu.own, cpu.children, rusage_daemon, ctl_cpu
         ),
         status_under_load: status_under_load?,
+        stages,
     })
 }
 
@@ -294,6 +324,7 @@ pub fn probe_cost(files: &[PathBuf]) -> Result<BatchRun> {
         other: 0.0,
         note: String::new(),
         status_under_load: Vec::new(),
+        stages: None,
     })
 }
 

@@ -26,7 +26,7 @@ pub fn describe(root: &Path) -> Result<()> {
     let ffmpeg = ffmpeg.lines().next().unwrap_or("unknown");
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("# vidvar benchmark (issue 7)\n");
+    println!("# vidvar benchmark\n");
     println!(
         "- nproc: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -1,9 +1,11 @@
-//! The benchmark of issue 7: batch throughput, control-plane latency and
-//! memory footprint of the real release binaries against real FFmpeg.
+//! The benchmark of issues 7 and 24: batch throughput, control-plane
+//! latency and memory footprint of the real release binaries against real
+//! FFmpeg; and, with `--pixel-path`, the pixel path against the plain loop.
 //!
 //! ```sh
 //! cargo bench --bench vidvar_bench                 # full run, several minutes
 //! cargo bench --bench vidvar_bench -- --quick      # under a minute
+//! cargo bench --bench vidvar_bench -- --pixel-path # issue 24, about 20 minutes, root
 //! cargo bench --bench vidvar_bench -- --help
 //! ```
 //!
@@ -13,7 +15,8 @@
 //! configuration file so no user configuration leaks in. Inputs, daemons
 //! and stored jobs come from the test kit (tests/common); the modules
 //! here: [`batch`] and [`loops`] (1), [`control`] (2), [`footprint`] (3),
-//! [`load`] (4), [`machine`] (clocks, CPU and memory readings),
+//! [`load`] (4), [`pixel`] (issue 24, with [`stages`] and [`accounting`]
+//! for the CPU by stage), [`machine`] (clocks, CPU and memory readings),
 //! [`daemon`] (a measured daemon and its protocol client), [`report`]
 //! (tables and targets). The output is a set
 //! of Markdown tables; targets are printed PASS/FAIL, never asserted.
@@ -37,6 +40,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+mod accounting;
 mod batch;
 mod control;
 mod daemon;
@@ -44,7 +48,9 @@ mod footprint;
 mod load;
 mod loops;
 mod machine;
+mod pixel;
 mod report;
+mod stages;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -105,8 +111,9 @@ struct Args {
     /// Size of the inputs
     #[arg(long, default_value = "1280x720")]
     size: String,
-    /// Parallelism of vidvard and of the parallel loop [default: vidvard's
-    /// own default, the number of CPU cores]
+    /// Parallelism of vidvard and of the parallel loop [default: the number
+    /// of CPU cores]; with --pixel-path, vidvard's only [default: vidvard's
+    /// own]
     #[arg(long)]
     max_parallel: Option<usize>,
     /// Runs of each batch row; the median by wall time is reported
@@ -158,6 +165,29 @@ struct Args {
     /// Keep the temporary directory (inputs, outputs, databases, daemon logs)
     #[arg(long)]
     keep: bool,
+    /// Run issue 24's benchmark of the pixel path instead (root: it uses
+    /// process accounting for the CPU by stage): vidvard against the plain
+    /// loop 2 at a time on each of --shapes, --rounds times
+    #[arg(long)]
+    pixel_path: bool,
+    /// --pixel-path: the shapes of input, comma separated: 720p (4 x 10 s
+    /// 1280x720, 5 variations each), 1080p (4 x 10 s 1920x1080, 5), short
+    /// (4 x 3 s 1280x720, 5), camera (3 x 5 s 1280x720, 4) [default: all]
+    #[arg(long, value_delimiter = ',')]
+    shapes: Option<Vec<String>>,
+    /// --pixel-path: rounds per shape; the median is reported
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// --pixel-path: time vidvard once at each of these max_parallel values
+    /// (comma separated) instead of the rounds
+    #[arg(long, value_delimiter = ',')]
+    sweep: Option<Vec<usize>>,
+    /// --pixel-path: also run 3 copies of this real clip x 4 variations
+    #[arg(long, value_name = "FILE")]
+    clip: Option<PathBuf>,
+    /// --pixel-path: also run vidvard with pixel_path = "ffmpeg" each round
+    #[arg(long)]
+    ffmpeg_path: bool,
     /// Passed by `cargo bench`; ignored
     #[arg(long, hide = true)]
     bench: bool,
@@ -193,9 +223,9 @@ impl Plan {
             variations: args.variations.unwrap_or(if q { 2 } else { 5 }),
             seconds: args.seconds.unwrap_or(if q { 3.0 } else { 10.0 }),
             size: args.size.clone(),
-            parallel: args
-                .max_parallel
-                .unwrap_or_else(vidvar::config::default_parallelism),
+            parallel: args.max_parallel.unwrap_or_else(|| {
+                vidvar::config::default_parallelism(vidvar::config::PixelPath::Ffmpeg)
+            }),
             parallel_is_default: args.max_parallel.is_none(),
             repeat: args.repeat.max(1),
             stores: args.stores.clone().unwrap_or_else(|| {
@@ -217,6 +247,30 @@ impl Plan {
                 .then(|| args.load_submits.unwrap_or(if q { 50 } else { 200 })),
         }
     }
+}
+
+/// What `--pixel-path` runs, from the flags.
+fn pixel_plan(args: &Args) -> Result<pixel::PixelPlan> {
+    let shapes = match &args.shapes {
+        None => pixel::SHAPES.iter().collect(),
+        Some(keys) => keys
+            .iter()
+            .map(|k| {
+                pixel::SHAPES
+                    .iter()
+                    .find(|s| s.key == k)
+                    .with_context(|| format!("no shape {k:?}: 720p, 1080p, short or camera"))
+            })
+            .collect::<Result<_>>()?,
+    };
+    Ok(pixel::PixelPlan {
+        shapes,
+        rounds: args.rounds.max(1),
+        sweep: args.sweep.clone().unwrap_or_default(),
+        clip: args.clip.clone(),
+        ffmpeg_path: args.ffmpeg_path,
+        max_parallel: args.max_parallel,
+    })
 }
 
 /// The binary `--vidvard` named, else this build's.
@@ -248,14 +302,18 @@ fn main() -> Result<()> {
     let mut report = report::Report::default();
 
     machine::describe(&root)?;
-    if plan.batch {
-        batch::batch(&root, &plan, &mut report)?;
-    }
-    if plan.control || plan.footprint {
-        control::control_and_footprint(&root, &plan, &mut report)?;
-    }
-    if let Some(submits) = plan.load_submits {
-        load::submit_under_load(&root, submits, &mut report)?;
+    if args.pixel_path {
+        pixel::pixel_path(&root, &pixel_plan(&args)?, &mut report)?;
+    } else {
+        if plan.batch {
+            batch::batch(&root, &plan, &mut report)?;
+        }
+        if plan.control || plan.footprint {
+            control::control_and_footprint(&root, &plan, &mut report)?;
+        }
+        if let Some(submits) = plan.load_submits {
+            load::submit_under_load(&root, submits, &mut report)?;
+        }
     }
     report.print_targets();
     if args.keep {
