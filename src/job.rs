@@ -179,6 +179,36 @@ pub struct Media {
     /// The video is interlaced (ffprobe's `field_order` is `tt`, `bb`,
     /// `tb` or `bt`), so encodes deinterlace it.
     pub interlaced: bool,
+    /// The video stream that is encoded; `None` for a file probed by a
+    /// vidvard that did not store it (its encodes probe it again).
+    pub stream: Option<VideoStream>,
+}
+
+/// The video stream of an input that is encoded, as the probe found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoStream {
+    /// Index in the file (ffprobe's `index`, FFmpeg's `0:N`): see
+    /// [`crate::ffmpeg::probe::parse`] for which stream.
+    pub index: u32,
+    /// Width and height in pixels of its pictures as FFmpeg decodes them:
+    /// turned a quarter when its display matrix says so (FFmpeg's
+    /// `-autorotate`, on by default); `None` when ffprobe states no size.
+    pub picture: Option<(u32, u32)>,
+}
+
+impl VideoStream {
+    /// The stream as the queue stores it (index, width and height
+    /// columns): `None` without an index, no picture without both sides.
+    pub fn from_columns(
+        index: Option<u32>,
+        width: Option<u32>,
+        height: Option<u32>,
+    ) -> Option<VideoStream> {
+        index.map(|index| VideoStream {
+            index,
+            picture: width.zip(height),
+        })
+    }
 }
 
 /// A frame rate `num/den` frames per second, both positive.

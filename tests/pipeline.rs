@@ -82,7 +82,8 @@ fn pixel_path_ffmpeg_leaves_the_stage_out() {
 }
 
 /// The `vidvar-stage` children of `daemon` alive now: pid and the number
-/// of variations each serves (its `--output`s).
+/// of variations each serves (its `--output`s). A process that is exiting
+/// (or still in exec) shows an empty argv: it is left out.
 fn stages_of(daemon: i32) -> Vec<(i32, usize)> {
     let mut found = Vec::new();
     for pid in std::fs::read_dir("/proc")
@@ -105,7 +106,9 @@ fn stages_of(daemon: i32) -> Vec<(i32, usize)> {
                 .split(|&b| b == 0)
                 .filter(|a| *a == b"--output")
                 .count();
-            found.push((pid, outputs));
+            if outputs > 0 {
+                found.push((pid, outputs));
+            }
         }
     }
     found

@@ -243,7 +243,11 @@ fn an_output_shorter_than_the_input_video_stream_fails() {
     let input = dir.path().join("picture-first.mkv");
     make_picture_before_video(&input, 8.0);
     let info = vidvar::ffmpeg::probe::parse(&probe_json(&input).to_string()).unwrap();
-    assert_eq!(info.video_stream, 1, "the default, longer stream");
+    assert_eq!(
+        info.media.stream.unwrap().index,
+        1,
+        "the default, longer stream"
+    );
     let rate = EncodeSettings::default().frame_rate.unwrap();
     let samples = Samples::plan(info.media.video_us, rate);
     let picture = encode_stream(dir.path(), &input, "picture", None, 0, &samples);

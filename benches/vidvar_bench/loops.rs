@@ -259,7 +259,9 @@ pub fn run_vidvard(
     let ctl_cpu = children_cpu() - cpu_ctl0;
     let cpu = daemon.stop()?;
     let stages = match (accounting, observer) {
-        (Some(accounting), Some(observer)) => Some(observer.finish(pid, &accounting.finish()?)),
+        (Some(accounting), Some(observer)) => {
+            Some(observer.finish(pid, &accounting.finish()?, &cpu))
+        }
         _ => None,
     };
     let rusage_daemon = children_cpu() - cpu0 - ctl_cpu;

@@ -185,7 +185,8 @@ struct Args {
     /// --pixel-path: also run 3 copies of this real clip x 4 variations
     #[arg(long, value_name = "FILE")]
     clip: Option<PathBuf>,
-    /// --pixel-path: also run vidvard with pixel_path = "ffmpeg" each round
+    /// --pixel-path: also run vidvard with pixel_path = "ffmpeg" (as it was
+    /// before the pixel path) in the first round
     #[arg(long)]
     ffmpeg_path: bool,
     /// Passed by `cargo bench`; ignored

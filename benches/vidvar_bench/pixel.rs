@@ -81,7 +81,8 @@ pub struct PixelPlan {
     pub sweep: Vec<usize>,
     /// A real clip, run as the "camera" shape (3 copies x 4 variations).
     pub clip: Option<PathBuf>,
-    /// Also run vidvard with `pixel_path = "ffmpeg"` in each round.
+    /// Also run vidvard with `pixel_path = "ffmpeg"`, in the first round:
+    /// the daemon as it was before the pixel path.
     pub ffmpeg_path: bool,
     /// vidvard's `max_parallel` in the rounds; `None`: its default.
     pub max_parallel: Option<usize>,
@@ -159,7 +160,7 @@ fn rounds(root: &Path, sets: &[Inputs], plan: &PixelPlan, report: &mut Report) -
         "target",
     ];
     if plan.ffmpeg_path {
-        headers.push("vidvard, pixel_path = ffmpeg");
+        headers.push("before: vidvard, pixel_path = ffmpeg (round 1)");
     }
     let mut throughput = Table::new(&headers);
     let mut by_stage = Table::new(&[
@@ -170,7 +171,7 @@ fn rounds(root: &Path, sets: &[Inputs], plan: &PixelPlan, report: &mut Report) -
         "check",
         "probe",
         "daemon",
-        "other",
+        "unaccounted",
         "vidvard",
         "plain loop",
     ]);
@@ -199,7 +200,7 @@ fn rounds(root: &Path, sets: &[Inputs], plan: &PixelPlan, report: &mut Report) -
                 "vidvard",
                 run_vidvard(&dir.join("vidvard"), &set.files, set.variations, vidvar)?,
             ));
-            if plan.ffmpeg_path {
+            if plan.ffmpeg_path && round == 1 {
                 ffmpegs.push(logged(
                     "vidvard, pixel_path = ffmpeg",
                     run_vidvard(&dir.join("ffmpeg"), &set.files, set.variations, ffmpeg)?,
@@ -221,7 +222,8 @@ fn rounds(root: &Path, sets: &[Inputs], plan: &PixelPlan, report: &mut Report) -
             format!(">= {:.1}x", set.target),
         ];
         if plan.ffmpeg_path {
-            row.push(format!("{:.1} s", median(ffmpegs).wall));
+            let before = median(ffmpegs).wall;
+            row.push(format!("{before:.1} s ({:.2}x)", loops[0].wall / before));
         }
         throughput.row(row);
         report.target(
@@ -263,8 +265,9 @@ fn rounds(root: &Path, sets: &[Inputs], plan: &PixelPlan, report: &mut Report) -
     println!(
         "\nCPU seconds per variation by stage (the median round of vidvard; a decoder's and a \
          stage's time split evenly over the variations of their batch): from process \
-         accounting, exact per process; \"other\" is FFmpeg that ended before its role was \
-         seen.\n"
+         accounting, per process in whole ticks of 1/100 s; \"unaccounted\" is what those \
+         ticks cut off (the children's total is exact, from the daemon's zombie) and any FFmpeg \
+         that ended before its role was seen.\n"
     );
     by_stage.print();
     stage_rss(root, stage_peak, report)
@@ -287,15 +290,14 @@ fn stage_row(
             // An empty sum is -0.0.
             .fold(0.0, |a, b| a + b)
     };
-    let own = daemon.cpu - stages.total();
     let cells = [
         of(&[Role::Decode]),
         of(&[Role::Warp]),
         of(&[Role::Encode, Role::WholeEncode]),
         of(&[Role::Check]),
         of(&[Role::Probe]),
-        own,
-        of(&[Role::Unseen]),
+        stages.daemon,
+        of(&[Role::Unseen]) + stages.unaccounted,
         daemon.cpu,
         plain.cpu,
     ];

@@ -6,6 +6,7 @@
 //! each `vidvar-stage` with the number of variations it served.
 
 use crate::accounting::Exit;
+use crate::daemon::DaemonCpu;
 use crate::machine::rss_mib;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,24 +39,29 @@ pub enum Role {
 }
 
 impl Role {
-    fn of_argv(argv: &[String]) -> Role {
+    /// The role of a process running `argv`; `None` while it is not yet
+    /// one of ours (between the daemon's fork and the exec, a child still
+    /// shows the daemon's argv).
+    fn of_argv(argv: &[String]) -> Option<Role> {
         let program = argv
             .first()
             .and_then(|a| a.rsplit('/').next())
             .unwrap_or_default();
         let has = |s: &str| argv.iter().any(|a| a == s);
-        let codec = argv
+        let encoder = argv
             .windows(2)
-            .find(|w| w[0] == "-c:v")
-            .map(|w| w[1].as_str());
-        match program {
+            .any(|w| w[0] == "-c:v" && w[1] != "rawvideo");
+        Some(match program {
             "vidvar-stage" => Role::Warp,
             "ffprobe" => Role::Probe,
-            _ if argv.windows(2).any(|w| w[0] == "-f" && w[1] == "null") => Role::Check,
-            _ if has("-format_whitelist") => Role::Encode,
-            _ if codec.is_some_and(|c| c != "rawvideo") => Role::WholeEncode,
-            _ => Role::Decode,
-        }
+            "ffmpeg" if argv.windows(2).any(|w| w[0] == "-f" && w[1] == "null") => Role::Check,
+            // Raw frames in: the stage's output.
+            "ffmpeg" if has("-video_size") => Role::Encode,
+            "ffmpeg" if encoder => Role::WholeEncode,
+            // Raw frames out only.
+            "ffmpeg" => Role::Decode,
+            _ => return None,
+        })
     }
 
     fn of_comm(comm: &str) -> Role {
@@ -104,8 +110,9 @@ impl Observer {
     }
 
     /// Stop watching and split `exits` (the accounting records of the run)
-    /// among the roles: the daemon's children only.
-    pub fn finish(mut self, daemon: i32, exits: &[Exit]) -> Stages {
+    /// among the roles: the daemon's children only; `cpu` is the daemon's
+    /// own and its children's, read while it was a zombie.
+    pub fn finish(mut self, daemon: i32, exits: &[Exit], cpu: &DaemonCpu) -> Stages {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().expect("observer thread");
@@ -120,6 +127,8 @@ impl Observer {
             entry.0 += 1;
             entry.1 += exit.cpu;
         }
+        stages.daemon = cpu.own;
+        stages.unaccounted = cpu.children - stages.total();
         for s in seen.values().filter(|s| s.role == Role::Warp) {
             if s.peak_mib > stages.stage_peak.0 {
                 stages.stage_peak = (s.peak_mib, s.outputs);
@@ -156,8 +165,11 @@ fn look(daemon: i32, seen: &mut BTreeMap<u32, Seen>) {
                     .filter(|a| !a.is_empty())
                     .map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect();
+                let Some(role) = Role::of_argv(&argv) else {
+                    continue;
+                };
                 entry.insert(Seen {
-                    role: Role::of_argv(&argv),
+                    role,
                     outputs: argv.iter().filter(|a| *a == "--output").count(),
                     peak_mib: 0.0,
                 });
@@ -178,6 +190,11 @@ pub struct Stages {
     pub cpu: BTreeMap<Role, (usize, f64)>,
     /// The largest peak RSS of a `vidvar-stage` (MiB) and its variations.
     pub stage_peak: (f64, usize),
+    /// CPU seconds of the daemon itself.
+    pub daemon: f64,
+    /// CPU seconds of the daemon's children not in [`Stages::cpu`]: the
+    /// accounting records count whole ticks (1/100 s), cut short.
+    pub unaccounted: f64,
 }
 
 impl Stages {

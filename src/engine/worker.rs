@@ -29,7 +29,7 @@ use crate::ffmpeg::argv::{self, DecodePlan, EncodePlan};
 use crate::ffmpeg::check;
 use crate::ffmpeg::probe;
 use crate::ffmpeg::samples::{self, Samples};
-use crate::job::{Credentials, FrameRate, JobId, JobState, Quality};
+use crate::job::{Credentials, FrameRate, JobId, JobState, Media, Quality, VideoStream};
 use crate::naming::{output_name, temp_name};
 use crate::process::{ProcessIdentity, RunAs};
 use crate::queue::Queue;
@@ -557,10 +557,8 @@ async fn run_encode(
     let tunables = s.tunables();
     let settings = &s.settings().encode;
     let rate = output_rate(s, work);
-    // Which video stream to encode (see probe::parse): probed again, as the
-    // store keeps only the stream's figures.
-    let probed = tokio::select! {
-        probed = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as) => probed,
+    let stream = tokio::select! {
+        stream = video_stream(s, &work.media, input, run_as) => stream,
         () = cancel.cancelled() => return Ok(None),
     };
     let samples = samples_of(work, rate);
@@ -569,7 +567,7 @@ async fn run_encode(
         settings,
         rate,
         deinterlace: work.media.interlaced,
-        video_stream: probed.map_err(Failure::Probe)?.video_stream,
+        video_stream: stream.map_err(Failure::Probe)?.index as usize,
         samples: &samples,
     };
     let fds = [
@@ -596,6 +594,22 @@ async fn run_encode(
     .await
     .map_err(Failure::Supervisor)?;
     verify_and_publish(s, work, target, end, &samples, run_as, cancel).await
+}
+
+/// The video stream to encode (see [`probe::parse`]) as the input's probe
+/// stored it; for a file probed by an older vidvard, which did not store
+/// it, ffprobe is asked again.
+async fn video_stream(
+    s: &dyn Context,
+    media: &Media,
+    input: &File,
+    run_as: Option<&RunAs>,
+) -> Result<VideoStream, probe::ProbeError> {
+    if let Some(stream) = media.stream {
+        return Ok(stream);
+    }
+    let info = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as).await?;
+    info.media.stream.ok_or(probe::ProbeError::NoVideo)
 }
 
 /// Encode each variation of a batch by one FFmpeg of its own
@@ -625,12 +639,12 @@ async fn run_pipeline(
     let first = &ready[0];
     let (work, run_as) = (first.work, first.run_as.as_ref());
     let all_stopped = join_all(ready.iter().map(|r| r.stop.token().cancelled()));
-    let probed = tokio::select! {
-        probed = probe::probe(&s.settings().ffprobe, first.input.as_fd(), run_as) => probed,
+    let stream = tokio::select! {
+        stream = video_stream(s, &work.media, &first.input, run_as) => stream,
         _ = all_stopped => return ready.iter().map(|_| Ok(None)).collect(),
     };
-    let probed = match probed {
-        Ok(probed) => probed,
+    let stream = match stream {
+        Ok(stream) => stream,
         Err(err) => {
             let why = err.to_string();
             return ready
@@ -639,7 +653,7 @@ async fn run_pipeline(
                 .collect();
         }
     };
-    let Some(picture) = probed.picture else {
+    let Some(picture) = stream.picture else {
         log::info!(
             "job {}: {}: no picture size known: FFmpeg applies the effects",
             work.job_id,
@@ -659,7 +673,7 @@ async fn run_pipeline(
                 settings: &s.settings().encode,
                 rate,
                 deinterlace: r.work.media.interlaced,
-                video_stream: probed.video_stream,
+                video_stream: stream.index as usize,
                 samples: &samples,
             },
             output: r.target.temp.as_raw_fd(),
@@ -677,7 +691,7 @@ async fn run_pipeline(
             decode: DecodePlan {
                 rate,
                 deinterlace: work.media.interlaced,
-                video_stream: probed.video_stream,
+                video_stream: stream.index as usize,
                 samples: &samples,
             },
             grace: tunables.grace,

@@ -4,7 +4,7 @@
 //! (argv from [`super::argv`]) with a timeout on a file the caller opened,
 //! started like every child (see [`crate::process::command`]).
 
-use crate::job::{FrameRate, Media};
+use crate::job::{FrameRate, Media, VideoStream};
 use crate::process::RunAs;
 use serde::Deserialize;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -17,20 +17,13 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What vidvar needs to know about an input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeInfo {
-    /// Index in the file (ffprobe's `index`, FFmpeg's `0:N`) of the video
-    /// stream that is encoded: see [`parse`].
-    pub video_stream: usize,
-    /// Codec name of that video stream.
+    /// Codec name of the video stream that is encoded.
     pub video_codec: String,
     /// Whether the file has an audio stream.
     pub has_audio: bool,
-    /// Duration, frame rate and field order of what is encoded.
+    /// Duration, frame rate, field order and the video stream (always
+    /// `Some` here) of what is encoded.
     pub media: Media,
-    /// Width and height in pixels of that stream's pictures as FFmpeg
-    /// decodes them: turned a quarter when its display matrix says so
-    /// (FFmpeg's `-autorotate`, on by default); `None` when ffprobe states
-    /// no size.
-    pub picture: Option<(u32, u32)>,
 }
 
 /// Why a file cannot be used.
@@ -187,8 +180,6 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
             false => (w, h),
         });
     Ok(ProbeInfo {
-        picture,
-        video_stream: video.index.unwrap_or(position),
         video_codec: video.codec_name.clone().unwrap_or_default(),
         has_audio: audio.is_some(),
         media: Media {
@@ -199,6 +190,10 @@ pub fn parse(json: &str) -> Result<ProbeInfo, ProbeError> {
                 video.field_order.as_deref(),
                 Some("tt" | "bb" | "tb" | "bt")
             ),
+            stream: Some(VideoStream {
+                index: video.index.map_or(position as u32, |i| i as u32),
+                picture,
+            }),
         },
     })
 }
@@ -307,7 +302,6 @@ mod tests {
         assert_eq!(
             info,
             ProbeInfo {
-                video_stream: 0,
                 video_codec: "h264".into(),
                 has_audio: true,
                 media: Media {
@@ -315,8 +309,11 @@ mod tests {
                     video_us: Some(10_000_000),
                     frame_rate: FrameRate::parse("30000/1001"),
                     interlaced: false,
+                    stream: Some(VideoStream {
+                        index: 0,
+                        picture: Some((1280, 720)),
+                    }),
                 },
-                picture: Some((1280, 720)),
             }
         );
     }
@@ -328,7 +325,7 @@ mod tests {
                 r#"{{"streams":[{{"codec_type":"video","width":1280,"height":720,
                     "side_data_list":[{{"side_data_type":"Display Matrix","rotation":{rotation}}}]}}]}}"#
             );
-            parse(&json).unwrap().picture
+            parse(&json).unwrap().media.stream.unwrap().picture
         };
         assert_eq!(turned("-90"), Some((720, 1280)));
         assert_eq!(turned("270"), Some((720, 1280)));
@@ -407,21 +404,23 @@ mod tests {
              "tags":{"DURATION":"00:00:08.023000000"}},
             {"index":2,"codec_type":"audio","tags":{"DURATION":"00:00:08.023000000"}}]}"#;
         let info = parse(picture_first).unwrap();
-        assert_eq!((info.video_stream, info.video_codec.as_str()), (1, "h264"));
+        let index = |info: ProbeInfo| info.media.stream.unwrap().index;
+        assert_eq!(info.video_codec, "h264");
         assert_eq!(info.media.video_us, Some(8_023_000));
+        assert_eq!(index(info), 1);
         // Default before longer; cover art never, however long or default.
         let default_first = r#"{"streams":[
             {"index":0,"codec_type":"video","disposition":{"attached_pic":1,"default":1},"duration":"9"},
             {"index":1,"codec_type":"video","disposition":{"default":0},"duration":"5"},
             {"index":2,"codec_type":"video","disposition":{"default":1},"duration":"2"}]}"#;
-        assert_eq!(parse(default_first).unwrap().video_stream, 2);
+        assert_eq!(index(parse(default_first).unwrap()), 2);
         // None default: the longest; of equals, the first.
         let longest = r#"{"streams":[
             {"index":0,"codec_type":"audio","duration":"9"},
             {"index":1,"codec_type":"video","duration":"2"},
             {"index":2,"codec_type":"video","duration":"5"},
             {"index":3,"codec_type":"video","duration":"5"}]}"#;
-        assert_eq!(parse(longest).unwrap().video_stream, 2);
+        assert_eq!(index(parse(longest).unwrap()), 2);
     }
 
     #[test]

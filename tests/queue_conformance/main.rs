@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vidvar::effects::{Effects, Ranges};
 use vidvar::job::{
-    Credentials, FileIdentity, FileState, FrameRate, JobId, JobState, Lease, Media, Quality, Vetted,
+    Credentials, FileIdentity, FileState, FrameRate, JobId, JobState, Lease, Media, Quality,
+    Vetted, VideoStream,
 };
 use vidvar::process::ProcessIdentity;
 use vidvar::queue::postgres::{NodeConfig, parse_url};
@@ -283,6 +284,10 @@ fn media() -> Media {
         video_us: Some(990_000),
         frame_rate: FrameRate::parse("30000/1001"),
         interlaced: true,
+        stream: Some(VideoStream {
+            index: 2,
+            picture: Some((1280, 720)),
+        }),
     }
 }
 

@@ -7,10 +7,12 @@
 //! leases and names those it lost.
 
 use super::listen;
-use super::rows::{credentials, effects, exec, identity, one, opt, place, process, rows};
+use super::rows::{
+    column_u32, credentials, effects, exec, identity, one, opt, place, process, rows,
+};
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
 use super::store::PgQueue;
-use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media};
+use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media, VideoStream};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
 use crate::queue::{Beat, Interrupted, Result, VariationWork, Work};
@@ -98,7 +100,8 @@ impl PgQueue {
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
                         v.pid, v.pid_start_time, v.boot_id,
-                        f.frame_rate, f.interlaced, j.variations, f.video_us, j.priority
+                        f.frame_rate, f.interlaced, j.variations, f.video_us, j.priority,
+                        f.video_stream, f.width, f.height
                  FROM {VARIATIONS} WHERE {CLAIMABLE} AND f.id = (SELECT id FROM first)
                  ORDER BY v.idx LIMIT $4 FOR UPDATE OF v SKIP LOCKED"
             ),
@@ -211,6 +214,11 @@ impl PgQueue {
                     .as_deref()
                     .and_then(FrameRate::parse),
                 interlaced: r.get(30),
+                stream: VideoStream::from_columns(
+                    column_u32(r, 34),
+                    column_u32(r, 35),
+                    column_u32(r, 36),
+                ),
             },
             variations: r.get::<_, i32>(31) as u32,
             effects: effects(r, 14),
@@ -247,13 +255,17 @@ impl PgQueue {
         let duration = media.duration_us.map(|d| d as i64);
         let rate = media.frame_rate.map(|r| r.to_string());
         let video = media.video_us.map(|d| d as i64);
+        let stream = media.stream.map(|s| s.index as i32);
+        let picture = media.stream.and_then(|s| s.picture);
+        let (width, height) = (picture.map(|p| p.0 as i32), picture.map(|p| p.1 as i32));
         // Held: still this claim's, though a cancel may have settled the
         // file meanwhile (then nothing is recorded).
         let held: bool = one(
             &client,
             "WITH held AS (SELECT id FROM files WHERE id = $1 AND node = $2 AND attempt = $3),
                   probed AS (UPDATE files SET probed = true, duration_us = $4, frame_rate = $5,
-                                 interlaced = $6, video_us = $7, lease_until = NULL
+                                 interlaced = $6, video_us = $7, video_stream = $8,
+                                 width = $9, height = $10, lease_until = NULL
                              WHERE id IN (SELECT id FROM held) AND state = 'running'
                                AND NOT probed)
              SELECT EXISTS (SELECT 1 FROM held)",
@@ -265,6 +277,9 @@ impl PgQueue {
                 &rate,
                 &media.interlaced,
                 &video,
+                &stream,
+                &width,
+                &height,
             ],
         )
         .await?

@@ -187,4 +187,11 @@ $$;
 CREATE TRIGGER hooks_follow_job AFTER UPDATE OF state ON jobs
     FOR EACH ROW EXECUTE FUNCTION hooks_follow_job();
 "#,
+    r#"
+-- The video stream the probe chose (FFmpeg's 0:N) and its picture size
+-- as decoded; NULL for files probed before (their encodes probe again).
+ALTER TABLE files ADD COLUMN video_stream integer;
+ALTER TABLE files ADD COLUMN width integer;
+ALTER TABLE files ADD COLUMN height integer;
+"#,
 ];

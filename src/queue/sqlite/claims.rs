@@ -9,7 +9,7 @@ use super::error::{Result, StoreError};
 use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
 use super::settle::settle_job_of_file;
 use super::store::Store;
-use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media};
+use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media, VideoStream};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -71,7 +71,8 @@ impl Store {
                         f.duration_us, v.rotation, v.brightness, v.contrast, v.saturation,
                         j.owner_uid, j.owner_gid, j.owner_groups,
                         f.real_path, f.dev, f.ino, j.output_real, j.output_dev, j.output_ino,
-                        f.frame_rate, f.interlaced, j.variations, f.video_us
+                        f.frame_rate, f.interlaced, j.variations, f.video_us,
+                        f.video_stream, f.width, f.height
                  FROM variations v
                  JOIN files f ON f.id = v.file_id
                  JOIN jobs j ON j.id = f.job_id
@@ -103,6 +104,7 @@ impl Store {
                                 .as_deref()
                                 .and_then(FrameRate::parse),
                             interlaced: r.get(22)?,
+                            stream: VideoStream::from_columns(r.get(25)?, r.get(26)?, r.get(27)?),
                         },
                         variations: r.get(23)?,
                         effects: effects_of(r, 8)?,
@@ -191,14 +193,17 @@ impl Store {
     pub fn finish_probe(&mut self, file_id: i64, media: Media) -> Result<()> {
         self.conn.execute(
             "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4,
-                    video_us = ?5
+                    video_us = ?5, video_stream = ?6, width = ?7, height = ?8
              WHERE id = ?1 AND state = 'running'",
             params![
                 file_id,
                 media.duration_us.map(|d| d as i64),
                 media.frame_rate.map(|r| r.to_string()),
                 media.interlaced,
-                media.video_us.map(|d| d as i64)
+                media.video_us.map(|d| d as i64),
+                media.stream.map(|s| s.index),
+                media.stream.and_then(|s| s.picture).map(|p| p.0),
+                media.stream.and_then(|s| s.picture).map(|p| p.1)
             ],
         )?;
         Ok(())

@@ -133,4 +133,11 @@ BEGIN
     DELETE FROM hooks WHERE job_id = NEW.id AND state = 'due';
 END;
 "#,
+    r#"
+-- The video stream the probe chose (FFmpeg's 0:N) and its picture size
+-- as decoded; NULL for files probed before (their encodes probe again).
+ALTER TABLE files ADD COLUMN video_stream INTEGER;
+ALTER TABLE files ADD COLUMN width INTEGER;
+ALTER TABLE files ADD COLUMN height INTEGER;
+"#,
 ];
