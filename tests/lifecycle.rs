@@ -38,6 +38,13 @@ fn temp_files(env: &Env) -> Vec<String> {
         .collect()
 }
 
+/// kill -9 of the daemon mid-pipeline (the pixel path: a decoder, the
+/// stage and two encoders, one process group): once the daemon is back,
+/// no process of the pipeline runs (the death signal ends them with the
+/// daemon; recovery kills the group of any that survived, see
+/// `recovery_kills_a_matching_orphan_group_and_spares_a_reused_pid`),
+/// the job is marked interrupted, the temporary files are gone, and a
+/// retry finishes the job.
 #[test]
 fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
     let env = Env::new();
@@ -48,6 +55,10 @@ fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
         !temp_files(&env).is_empty(),
         "encodes write temporary files"
     );
+    let pipeline = wait_for("the decoder, the stage and 2 encoders", LIMIT, || {
+        let found = children_named(daemon.pid(), &["ffmpeg", "vidvar-stage"]);
+        (found.len() == 4).then_some(found)
+    });
     daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
     assert!(
         env.pidfile().exists() && env.socket().exists(),
@@ -56,6 +67,9 @@ fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
 
     let _daemon = env.start(&["--max-parallel", "2"]);
     assert_interrupted(&env, job);
+    wait_for("no process of the pipeline left", LIMIT, || {
+        (!pipeline.iter().any(|&p| still_running(p))).then_some(())
+    });
     assert_eq!(ffmpeg_using(out.to_str().unwrap()), Vec::<i32>::new());
     assert_eq!(temp_files(&env), Vec::<String>::new());
 
@@ -235,35 +249,50 @@ fn spawn_sleeper() -> std::process::Child {
         .unwrap()
 }
 
+/// A variation's recorded process is an encoder of a pipeline, in the
+/// group its decoder leads (stand-ins here: a sleeping leader and a
+/// sleeping member of its group). After a kill -9 of the daemon,
+/// recovery kills the member's whole group when the recorded identity
+/// matches, and nothing when the pid was reused.
 #[test]
-fn recovery_kills_a_matching_orphan_and_spares_a_reused_pid() {
+fn recovery_kills_a_matching_orphan_group_and_spares_a_reused_pid() {
+    use std::os::unix::process::CommandExt;
     let env = Env::new();
     for matching in [false, true] {
         let mut daemon = env.start(&["--max-parallel", "1"]);
         let job = start_long_job(&env, "1");
         daemon.signal_and_wait(Signal::SIGKILL, LIMIT);
 
-        let mut sleeper = spawn_sleeper();
-        let identity = vidvar::process::ProcessIdentity::of(sleeper.id() as i32).unwrap();
+        let mut leader = spawn_sleeper();
+        let mut member = Command::new("sleep")
+            .arg("300")
+            .process_group(leader.id() as i32)
+            .spawn()
+            .unwrap();
+        let identity = vidvar::process::ProcessIdentity::of(member.id() as i32).unwrap();
         // A reused pid: same number, different start time than recorded.
         let start_time = identity.start_time as i64 + if matching { 0 } else { 1 };
         store_process(&env, identity.pid, start_time, &identity.boot_id);
 
         let _daemon = env.start(&[]);
         assert_interrupted(&env, job);
-        let gone = wait_for("recovery's verdict", Duration::from_secs(5), || {
-            sleeper
-                .try_wait()
-                .unwrap()
-                .map(|_| true)
-                .or((!matching).then_some(false))
-        });
-        assert_eq!(
-            gone, matching,
-            "only a process whose identity matches is killed"
-        );
-        let _ = sleeper.kill();
-        let _ = sleeper.wait();
+        for sleeper in [&mut member, &mut leader] {
+            let gone = wait_for("recovery's verdict", Duration::from_secs(5), || {
+                sleeper
+                    .try_wait()
+                    .unwrap()
+                    .map(|_| true)
+                    .or((!matching).then_some(false))
+            });
+            assert_eq!(
+                gone, matching,
+                "only the group of a process whose identity matches is killed"
+            );
+        }
+        for sleeper in [&mut member, &mut leader] {
+            let _ = sleeper.kill();
+            let _ = sleeper.wait();
+        }
         std::fs::remove_dir_all(env.out_dir()).unwrap();
     }
 }

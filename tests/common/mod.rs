@@ -125,3 +125,41 @@ pub fn running(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A process told apart from a later one that reuses its pid: pid and
+/// start time (/proc/PID/stat field 22, clock ticks after boot).
+pub type Incarnation = (i32, u64);
+
+/// Command name (/proc/PID/comm), parent pid and start time of `pid`,
+/// while it runs (not a zombie).
+fn live_stat(pid: i32) -> Option<(String, i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once('(')?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((
+        comm,
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// The running children of `parent` whose command name is one of `comms`.
+pub fn children_named(parent: i32, comms: &[&str]) -> Vec<Incarnation> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let (comm, ppid, start) = live_stat(pid)?;
+            (ppid == parent && comms.contains(&comm.as_str())).then_some((pid, start))
+        })
+        .collect()
+}
+
+/// Whether that very process still runs (not its pid reused).
+pub fn still_running((pid, start): Incarnation) -> bool {
+    live_stat(pid).is_some_and(|(_, _, s)| s == start)
+}
