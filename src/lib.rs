@@ -40,6 +40,7 @@ pub mod effects;
 pub mod engine;
 pub mod escape;
 pub mod ffmpeg;
+pub mod folder;
 pub mod job;
 pub mod logging;
 pub mod naming;
