@@ -541,8 +541,8 @@ pub trait Queue: Send + Sync {
     /// Take a settled file as `job`, in one write: its ledger entry and the
     /// job are stored together or not at all. `Ok(None)` when the folder's
     /// ledger has this file already (taken before: by this node, another,
-    /// or before a restart) or when it is a verified output of a job (then
-    /// entered as taken, with no job); [`Full`] when the job would pass
+    /// or before a restart) or when it is a job's output, published or
+    /// still temporary (then entered as taken, with no job); [`Full`] when the job would pass
     /// `limits` (nothing stored).
     async fn take_file(
         &self,

@@ -222,8 +222,7 @@ impl PgQueue {
         }
         let output = opt(
             &tx,
-            "SELECT 1 FROM variations WHERE temp_dev = $1 AND temp_ino = $2
-                AND state = 'succeeded' LIMIT 1",
+            "SELECT 1 FROM variations WHERE temp_dev = $1 AND temp_ino = $2 LIMIT 1",
             &[&dev, &ino],
         )
         .await?;

@@ -167,8 +167,7 @@ impl Store {
         }
         let output: Option<i64> = tx
             .query_row(
-                "SELECT 1 FROM variations WHERE temp_dev = ?1 AND temp_ino = ?2
-                    AND state = 'succeeded' LIMIT 1",
+                "SELECT 1 FROM variations WHERE temp_dev = ?1 AND temp_ino = ?2 LIMIT 1",
                 params![key.dev as i64, key.ino as i64],
                 |r| r.get(0),
             )
