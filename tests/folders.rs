@@ -450,7 +450,7 @@ fn two_nodes_watching_one_folder_take_each_file_once() {
         ])
     };
     let (a, b) = (Env::new(), Env::new());
-    let mut nodes = vec![Some(start(&a, "node-a")), Some(start(&b, "node-b"))];
+    let mut nodes = [Some(start(&a, "node-a")), Some(start(&b, "node-b"))];
     let (dir, out) = dirs(&a);
     let id = add(
         &a,

@@ -6,7 +6,7 @@
 //! that a backend may lose, every write about claimed work is fenced by
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
 //! same rules in files of the same names (jobs, claims, settle, hooks,
-//! recovery, node, rows, schema, store, error), checked on each by the
+//! recovery, node, folders, rows, schema, store, error), checked on each by the
 //! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
 

@@ -17,6 +17,7 @@ pub mod tracker;
 use super::Engine;
 use crate::folder::FolderId;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -49,9 +50,8 @@ impl Engine {
                         kept
                     });
                     for row in rows {
-                        if !running.contains_key(&row.id) {
-                            let stop = self.stopping.child_token();
-                            running.insert(row.id, stop.clone());
+                        if let Entry::Vacant(slot) = running.entry(row.id) {
+                            let stop = slot.insert(self.stopping.child_token()).clone();
                             tokio::spawn(task::watch(Arc::clone(&self), row, stop));
                         }
                     }

@@ -89,11 +89,9 @@ pub async fn watch(engine: Arc<Engine>, row: FolderRow, stop: CancellationToken)
                     for (path, key) in &found.files {
                         tracker.observe(path, *key, seen);
                     }
-                    if let Some(n) = notifier.as_mut() {
-                        if let Err(err) = watch_dirs(n, &found.dirs) {
-                            falls_back(id, &err, poll);
-                            notifier = None;
-                        }
+                    if let Some(Err(err)) = notifier.as_mut().map(|n| watch_dirs(n, &found.dirs)) {
+                        falls_back(id, &err, poll);
+                        notifier = None;
                     }
                 }
                 Err(reason) if !scan_failed => {
