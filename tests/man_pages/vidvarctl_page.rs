@@ -108,7 +108,10 @@ fn render() -> String {
             page.roff(|r| {
                 r.control("SS", [name.as_str()]);
             });
-            page.add(|w| Man::new(sub.clone()).render_description_section(w), true);
+            page.add(
+                |w| Man::new(sub.clone()).render_description_section(w),
+                true,
+            );
             for child in children {
                 let child_name = format!("{name} {}", child.get_name());
                 command_section(&mut page, &child_name, child);
