@@ -50,13 +50,19 @@ fn input_of(env: &Env, job: &serde_json::Value) -> String {
     detail["files"][0]["path"].as_str().unwrap().to_owned()
 }
 
-/// Wait until folder `id` has `count` jobs, all final; returns them.
+/// Wait until folder `id` has `count` jobs, all final; returns them. More
+/// than `count` fails at once: a file was taken twice.
 fn final_jobs(env: &Env, id: i64, count: usize) -> Vec<serde_json::Value> {
     wait_for(
         &format!("{count} final job(s) of folder {id}"),
         LIMIT,
         || {
             let jobs = jobs_of(env, id);
+            assert!(
+                jobs.len() <= count,
+                "{} jobs of folder {id}, not {count}: {jobs:?}",
+                jobs.len()
+            );
             let done = jobs.len() == count
                 && jobs
                     .iter()

@@ -285,6 +285,76 @@ mod tests {
         assert!(refusal(&relative).contains("not absolute"));
     }
 
+    /// A folder spec watching `dir`, writing to `out`.
+    fn folder(dir: &Path, out: &Path) -> FolderSpec {
+        FolderSpec {
+            dir: dir.into(),
+            output_dir: out.into(),
+            variations: 1,
+            priority: 0,
+            labels: Vec::new(),
+            settle_secs: 1,
+            poll_secs: 1,
+            poll_only: false,
+            recursive: false,
+            after: AfterAction::Keep,
+            failed: FailedAction::Keep,
+        }
+    }
+
+    #[test]
+    fn folders_that_would_feed_themselves_or_are_out_of_range_are_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let base = base.path().canonicalize().unwrap();
+        let (dir, out, done) = (base.join("in"), base.join("out"), base.join("in/done"));
+        for d in [&dir, &out, &done] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let refusal =
+            |spec: FolderSpec| check_folder(&spec, &Judge::Daemon).unwrap_err().to_string();
+        let ok = check_folder(&folder(&dir, &out), &Judge::Daemon).unwrap();
+        assert_eq!((ok.dir, ok.output_dir), (dir.clone(), out.clone()));
+        assert!(refusal(folder(&dir, &done)).contains("inside one another"));
+        assert!(refusal(folder(&done, &dir)).contains("inside one another"));
+        assert!(
+            refusal(FolderSpec {
+                settle_secs: 0,
+                ..folder(&dir, &out)
+            })
+            .contains("--settle")
+        );
+        assert!(
+            refusal(FolderSpec {
+                poll_secs: 86_401,
+                ..folder(&dir, &out)
+            })
+            .contains("--poll")
+        );
+        let labels = vec!["l".to_string(); MAX_LABELS];
+        assert!(
+            refusal(FolderSpec {
+                labels,
+                ..folder(&dir, &out)
+            })
+            .contains("labels")
+        );
+        let into = |recursive| FolderSpec {
+            recursive,
+            after: AfterAction::Move(done.clone()),
+            ..folder(&dir, &out)
+        };
+        assert!(
+            check_folder(&into(false), &Judge::Daemon).is_ok(),
+            "not scanned"
+        );
+        assert!(refusal(into(true)).contains("watched again"));
+        let same = FolderSpec {
+            failed: FailedAction::Move(dir.clone()),
+            ..folder(&dir, &out)
+        };
+        assert!(refusal(same).contains("watched again"));
+    }
+
     #[test]
     fn missing_paths_and_non_directories_are_bad_input() {
         let mut r = req(1, 1);

@@ -43,6 +43,10 @@ pub enum ActionError {
     Access(#[from] AccessError),
     #[error("{} is no longer the file that was taken: left alone", path.display())]
     Changed { path: PathBuf },
+    /// Its directory is sticky and the folder's owner owns neither it nor
+    /// the file: they could not remove it themselves.
+    #[error("{} is another user's in a sticky directory: left alone", path.display())]
+    Sticky { path: PathBuf },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -84,6 +88,21 @@ fn key_of(stat: &FileStat) -> FileKey {
     }
 }
 
+/// Whether `judge` may remove `file` from `dir`, a directory it may
+/// write: from a sticky one (`S_ISVTX`, as /tmp) only the owner of the
+/// file or of the directory may (and root), as unlink(2) says.
+fn may_unlink(judge: &Judge, dir: &FileStat, file: &FileStat) -> bool {
+    match judge {
+        Judge::Daemon => true,
+        Judge::User(peer) => {
+            peer.is_root()
+                || dir.st_mode & Mode::S_ISVTX.bits() == 0
+                || peer.uid == file.st_uid
+                || peer.uid == dir.st_uid
+        }
+    }
+}
+
 /// Do what `spec` says with the input of `ended`, judged for `judge` (the
 /// folder's owner).
 ///
@@ -110,6 +129,10 @@ pub fn settle_input(
     let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
     if !regular || key_of(&stat) != ended.file.key {
         return Err(changed());
+    }
+    let dir_stat = nix::sys::stat::fstat(dir.fd()).map_err(io("look at", parent))?;
+    if !may_unlink(judge, &dir_stat, &stat) {
+        return Err(ActionError::Sticky { path: path.clone() });
     }
     match action {
         AfterAction::Keep => Ok(Done::Kept),
@@ -240,6 +263,28 @@ fn copy_over(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_owner_removes_from_a_sticky_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.mp4");
+        std::fs::write(&file, "x").unwrap();
+        let stat_of = |p: &Path| nix::sys::stat::stat(p).unwrap();
+        let (mut sticky, file) = (stat_of(dir.path()), stat_of(&file));
+        let user = |uid| {
+            Judge::User(crate::job::Credentials {
+                uid,
+                gid: uid,
+                groups: vec![],
+            })
+        };
+        let stranger = user(file.st_uid.wrapping_add(4_000_001));
+        assert!(may_unlink(&stranger, &sticky, &file), "not sticky");
+        sticky.st_mode |= Mode::S_ISVTX.bits();
+        assert!(!may_unlink(&stranger, &sticky, &file));
+        assert!(may_unlink(&user(file.st_uid), &sticky, &file));
+        assert!(may_unlink(&Judge::Daemon, &sticky, &file));
+    }
 
     #[test]
     fn names_are_tried_with_a_number_before_the_extension() {
