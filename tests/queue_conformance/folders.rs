@@ -150,6 +150,10 @@ pub(super) async fn ended_files_are_owed_their_action(bed: Bed) {
     let lease = leases_of_next_file(q).await[0];
     ok(q, lease).await;
     assert_eq!(state(q, done).await, JobState::Succeeded);
+    let Some(Work::Probe { lease: probe, .. }) = q.claim(0, 1).await.unwrap() else {
+        panic!("the other job's probe");
+    };
+    assert_eq!(state(q, open).await, JobState::Running, "not ended");
     let ended = q.ended_files(folder).await.unwrap();
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0].file, taken(folder, key(1, 1, 1)));
@@ -158,10 +162,10 @@ pub(super) async fn ended_files_are_owed_their_action(bed: Bed) {
     assert_eq!(q.ended_files(folder).await.unwrap(), []);
 
     // A job pruned before its action ran: owed, of no known state.
-    q.cancel(open).await.unwrap();
+    q.fail_file(probe, "not a video".into()).await.unwrap();
     assert_eq!(
         q.ended_files(folder).await.unwrap()[0].state,
-        Some(JobState::Cancelled)
+        Some(JobState::Failed)
     );
     assert_eq!(q.prune(None, i64::MAX).await.unwrap(), 2);
     let ended = q.ended_files(folder).await.unwrap();
