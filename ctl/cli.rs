@@ -42,8 +42,9 @@ fn state(text: &str) -> Result<JobState, String> {
     after_help = format!(
         "Exit status: 0 success; 1 a job did not produce every variation, or another error; 2 \
          usage error; 3 vidvard not reachable, not answering, or gone, or its socket not \
-         trustworthy, or its shared queue's database unreachable; 4 no such job; 5 request \
-         refused (missing or unreadable input, out-of-range value, full queue, non-UTF-8 path, \
+         trustworthy, or its shared queue's database unreachable; 4 no such job or watch \
+         folder; 5 request refused (missing or unreadable input or directory, out-of-range \
+         value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
          and {} bytes per path, refused before it is sent.",
