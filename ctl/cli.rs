@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use vidvar::proto::{JobId, JobState, MAX_PRIORITY, MAX_VARIATIONS, MIN_PRIORITY};
+use vidvar::proto::{FolderId, JobId, JobState, MAX_PRIORITY, MAX_VARIATIONS, MIN_PRIORITY};
 
 /// A `--priority` value: an integer in the protocol's range.
 fn priority(text: &str) -> Result<i32, String> {
@@ -42,8 +42,9 @@ fn state(text: &str) -> Result<JobState, String> {
     after_help = format!(
         "Exit status: 0 success; 1 a job did not produce every variation, or another error; 2 \
          usage error; 3 vidvard not reachable, not answering, or gone, or its socket not \
-         trustworthy, or its shared queue's database unreachable; 4 no such job; 5 request \
-         refused (missing or unreadable input, out-of-range value, full queue, non-UTF-8 path, \
+         trustworthy, or its shared queue's database unreachable; 4 no such job or watch \
+         folder; 5 request refused (missing or unreadable input or directory, out-of-range \
+         value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
          and {} bytes per path, refused before it is sent.",
@@ -231,8 +232,113 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         older_than: Option<std::time::Duration>,
     },
+    /// Watch folders: each video that lands in one becomes a job
+    ///
+    /// A file is taken once its size and modification time have not
+    /// changed for --settle seconds, so a file still being copied is never
+    /// taken; each file is taken once (by device, inode, size and mtime),
+    /// whatever renames, rescans, restarts or other nodes. Hidden files
+    /// and partial downloads (.part, .crdownload, .tmp, ~) are ignored.
+    /// Each job carries the folder's labels and folder:ID. A folder is
+    /// seen and changed by its owner only (and root).
+    Folder {
+        #[command(subcommand)]
+        action: FolderCommand,
+    },
     /// Print a shell completion script
     ///
     /// For bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
+}
+
+/// A `--settle` or `--poll` value: whole seconds, 1 to a day.
+fn interval(text: &str) -> Result<u32, String> {
+    let max = vidvar::folder::MAX_INTERVAL_SECS;
+    match text.parse::<u32>() {
+        Ok(secs) if (1..=max).contains(&secs) => Ok(secs),
+        _ => Err(format!("{text:?} is not a number of seconds in 1..={max}")),
+    }
+}
+
+/// A `--after` value.
+fn after(text: &str) -> Result<vidvar::folder::AfterAction, vidvar::folder::ActionError> {
+    vidvar::folder::AfterAction::parse(text)
+}
+
+/// A `--failed` value.
+fn failed(text: &str) -> Result<vidvar::folder::FailedAction, vidvar::folder::ActionError> {
+    vidvar::folder::FailedAction::parse(text)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FolderCommand {
+    /// Watch DIR: each settled video in it becomes a job; prints the
+    /// folder's id
+    ///
+    /// You must be able to read DIR and write OUTDIR; each file is checked
+    /// again, as yours, when it is taken. OUTDIR may not be inside DIR
+    /// (nor DIR inside OUTDIR).
+    Add {
+        /// The directory to watch
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Directory for the outputs
+        #[arg(short = 'o', long, value_name = "OUTDIR", required = true)]
+        output_dir: PathBuf,
+        /// Variations per file (1..=1000)
+        #[arg(
+            short = 'n',
+            long,
+            default_value_t = 3,
+            value_name = "N",
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VARIATIONS))
+        )]
+        variations: u32,
+        /// Priority of its jobs (-1000..=1000)
+        #[arg(
+            short = 'p',
+            long,
+            default_value_t = 0,
+            value_name = "N",
+            allow_negative_numbers = true,
+            value_parser = priority
+        )]
+        priority: i32,
+        /// A label for its jobs (repeatable, at most 15)
+        #[arg(short = 'l', long = "label", value_name = "TEXT", value_parser = label)]
+        labels: Vec<String>,
+        /// Seconds a file's size and mtime must stay the same before it is
+        /// taken
+        #[arg(long, value_name = "SECS", default_value_t = vidvar::folder::DEFAULT_SETTLE_SECS, value_parser = interval)]
+        settle: u32,
+        /// Seconds between rescans of the folder (use a short one on NFS or
+        /// SMB mounts, where inotify sees nothing)
+        #[arg(long, value_name = "SECS", default_value_t = vidvar::folder::DEFAULT_POLL_SECS, value_parser = interval)]
+        poll: u32,
+        /// No inotify watch: find files by the rescans only
+        #[arg(long)]
+        poll_only: bool,
+        /// Take files in subdirectories too
+        #[arg(long)]
+        recursive: bool,
+        /// What to do with a file whose job succeeded: keep, delete, or
+        /// move:DIR
+        #[arg(long, value_name = "ACTION", default_value = "keep", value_parser = after)]
+        after: vidvar::folder::AfterAction,
+        /// What to do with a file whose job failed or was partial: keep or
+        /// move:DIR (never deleted)
+        #[arg(long, value_name = "ACTION", default_value = "keep", value_parser = failed)]
+        failed: vidvar::folder::FailedAction,
+    },
+    /// List your folders: id, state, files taken, directory and output
+    /// directory
+    List,
+    /// Show one folder with its settings
+    Show { folder: FolderId },
+    /// Stop watching a folder (its jobs stay)
+    Remove { folder: FolderId },
+    /// Pause a folder: nothing is taken from it until resume
+    Pause { folder: FolderId },
+    /// Resume a paused folder (it is scanned at once)
+    Resume { folder: FolderId },
 }

@@ -4,7 +4,7 @@
 //! turns into a message and an exit status.
 
 use crate::cli::{Args, Command};
-use crate::{out, render, watch};
+use crate::{folders, out, render, watch};
 use serde::Serialize;
 use std::path::PathBuf;
 use vidvar::client::{self, Client, ClientError};
@@ -30,12 +30,15 @@ impl From<ClientError> for Failure {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub fn print_json<T: Serialize>(value: &T) {
     let text = serde_json::to_string_pretty(value).expect("wire types serialize to JSON");
     out!("{text}\n");
 }
 
-fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Result<T, Failure> {
+pub fn expect<T>(
+    response: Response,
+    pick: impl FnOnce(Response) -> Option<T>,
+) -> Result<T, Failure> {
     match response {
         Response::Error(err) => Err(Failure::Daemon(err)),
         other => {
@@ -49,7 +52,7 @@ fn expect<T>(response: Response, pick: impl FnOnce(Response) -> Option<T>) -> Re
 /// resolved (symlinks, `..`) when it exists, its own name kept as given, so
 /// a symlinked input names its outputs. A missing path is made absolute
 /// as it is, and the daemon says what is wrong with it.
-fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
+pub fn absolute(path: &std::path::Path) -> Result<PathBuf, Failure> {
     if path.to_str().is_none() {
         return Err(Failure::Refused(format!(
             "{} is not valid UTF-8; vidvar handles UTF-8 paths only (rename it)",
@@ -416,6 +419,7 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             let text = |v: &serde_json::Value| format!("{} job record(s) removed\n", v["pruned"]);
             show(c, json, Request::Prune { older_than_secs }, pick, text).await
         }
+        Command::Folder { action } => folders::run(c, json, action).await,
         Command::Submit { .. } | Command::Completions { .. } => {
             unreachable!("run handles {command:?}")
         }

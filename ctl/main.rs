@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod folders;
 mod render;
 mod watch;
 

@@ -54,7 +54,8 @@ fn state_of(s: &JobSummary) -> String {
     format!("{}{mark}", s.state.as_str())
 }
 
-fn time(unix: i64) -> String {
+/// Unix seconds as RFC 3339 (UTC, seconds).
+pub fn time(unix: i64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
         .to_string()
 }

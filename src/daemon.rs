@@ -556,6 +556,7 @@ pub async fn run(
     tokio::spawn(Arc::clone(&engine).enforce_retention());
     tokio::spawn(Arc::clone(&engine).hear_queue_changes());
     tokio::spawn(Arc::clone(&engine).run_hooks());
+    tokio::spawn(Arc::clone(&engine).watch_folders());
     let stop_serving = CancellationToken::new();
     let server = tokio::spawn(server::serve(
         listener,

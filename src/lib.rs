@@ -11,8 +11,9 @@
 //!   threads of its own (the only module that imports rusqlite),
 //!   [`queue::postgres`] in PostgreSQL for several nodes, each in files of
 //!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
-//!   `recovery`, `node`, `rows`, `schema`, `store`, `error`). [`naming`]:
-//!   the names of the files a variation makes.
+//!   `recovery`, `node`, `folders`, `rows`, `schema`, `store`, `error`).
+//!   [`naming`]: the names of the files a variation makes. [`folder`]:
+//!   the rules of watch folders (pure).
 //! - [`effects`]: the seeded variation recipe (pure). [`pixel`]: the
 //!   same effects applied to raw frames (FFmpeg's `rotate` and `eq`,
 //!   vectorized), for the `vidvar-stage` binary. [`pipes`]: pipe sizes
@@ -21,7 +22,8 @@
 //! - [`engine`]: the request API ([`engine::requests`]), what runs next
 //!   ([`engine::dispatch`]), one slot's work ([`engine::worker`]: probe,
 //!   encode, verify, publish) and the FFmpeg processes
-//!   ([`engine::supervisor`]); [`engine::admission`] checks submissions.
+//!   ([`engine::supervisor`]); [`engine::admission`] checks submissions;
+//!   [`engine::watch`] watches folders and takes their files as jobs.
 //! - [`access`] judges permissions; [`access::vetted`] opens only the
 //!   files vetted for a job.
 //! - [`recovery`]: cleanup after an unclean stop.
@@ -40,6 +42,7 @@ pub mod effects;
 pub mod engine;
 pub mod escape;
 pub mod ffmpeg;
+pub mod folder;
 pub mod job;
 pub mod logging;
 pub mod naming;

@@ -303,6 +303,22 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .map(|jobs| Response::Pruned { jobs }),
         Request::Ping => scheduler.pong().await.map(Response::Pong),
         Request::Nodes => scheduler.nodes().await.map(Response::Nodes),
+        Request::FolderAdd(spec) => scheduler
+            .add_folder(peer, spec)
+            .await
+            .map(|folder| Response::FolderAdded { folder }),
+        Request::Folders => scheduler.folders(peer).await.map(Response::Folders),
+        Request::FolderShow { folder } => {
+            scheduler.folder(peer, folder).await.map(Response::Folder)
+        }
+        Request::FolderRemove { folder } => scheduler
+            .remove_folder(peer, folder)
+            .await
+            .map(Response::Folder),
+        Request::FolderPause { folder, paused } => scheduler
+            .pause_folder(peer, folder, paused)
+            .await
+            .map(Response::Folder),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))

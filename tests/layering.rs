@@ -268,7 +268,11 @@ fn the_domain_model_and_the_queue_know_neither_the_wire_nor_access() {
     for (module, allowed) in [
         ("job", &[][..]),
         ("effects", &[][..]),
-        ("queue", &["job", "effects", "process", "naming"][..]),
+        ("folder", &[][..]),
+        (
+            "queue",
+            &["job", "effects", "folder", "process", "naming"][..],
+        ),
     ] {
         let used = &top[module];
         let beyond: Vec<_> = used

@@ -22,6 +22,9 @@ _vidvarctl() {
             vidvarctl,completions)
                 cmd="vidvarctl__subcmd__completions"
                 ;;
+            vidvarctl,folder)
+                cmd="vidvarctl__subcmd__folder"
+                ;;
             vidvarctl,help)
                 cmd="vidvarctl__subcmd__help"
                 ;;
@@ -64,11 +67,56 @@ _vidvarctl() {
             vidvarctl,watch)
                 cmd="vidvarctl__subcmd__watch"
                 ;;
+            vidvarctl__subcmd__folder,add)
+                cmd="vidvarctl__subcmd__folder__subcmd__add"
+                ;;
+            vidvarctl__subcmd__folder,help)
+                cmd="vidvarctl__subcmd__folder__subcmd__help"
+                ;;
+            vidvarctl__subcmd__folder,list)
+                cmd="vidvarctl__subcmd__folder__subcmd__list"
+                ;;
+            vidvarctl__subcmd__folder,pause)
+                cmd="vidvarctl__subcmd__folder__subcmd__pause"
+                ;;
+            vidvarctl__subcmd__folder,remove)
+                cmd="vidvarctl__subcmd__folder__subcmd__remove"
+                ;;
+            vidvarctl__subcmd__folder,resume)
+                cmd="vidvarctl__subcmd__folder__subcmd__resume"
+                ;;
+            vidvarctl__subcmd__folder,show)
+                cmd="vidvarctl__subcmd__folder__subcmd__show"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,add)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__add"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,help)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__help"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,list)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__list"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,pause)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__pause"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,remove)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__remove"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,resume)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__resume"
+                ;;
+            vidvarctl__subcmd__folder__subcmd__help,show)
+                cmd="vidvarctl__subcmd__folder__subcmd__help__subcmd__show"
+                ;;
             vidvarctl__subcmd__help,cancel)
                 cmd="vidvarctl__subcmd__help__subcmd__cancel"
                 ;;
             vidvarctl__subcmd__help,completions)
                 cmd="vidvarctl__subcmd__help__subcmd__completions"
+                ;;
+            vidvarctl__subcmd__help,folder)
+                cmd="vidvarctl__subcmd__help__subcmd__folder"
                 ;;
             vidvarctl__subcmd__help,help)
                 cmd="vidvarctl__subcmd__help__subcmd__help"
@@ -112,6 +160,24 @@ _vidvarctl() {
             vidvarctl__subcmd__help,watch)
                 cmd="vidvarctl__subcmd__help__subcmd__watch"
                 ;;
+            vidvarctl__subcmd__help__subcmd__folder,add)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__add"
+                ;;
+            vidvarctl__subcmd__help__subcmd__folder,list)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__list"
+                ;;
+            vidvarctl__subcmd__help__subcmd__folder,pause)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__pause"
+                ;;
+            vidvarctl__subcmd__help__subcmd__folder,remove)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__remove"
+                ;;
+            vidvarctl__subcmd__help__subcmd__folder,resume)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__resume"
+                ;;
+            vidvarctl__subcmd__help__subcmd__folder,show)
+                cmd="vidvarctl__subcmd__help__subcmd__folder__subcmd__show"
+                ;;
             *)
                 ;;
         esac
@@ -119,7 +185,7 @@ _vidvarctl() {
 
     case "${cmd}" in
         vidvarctl)
-            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help"
+            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes prune folder completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,8 +250,322 @@ _vidvarctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vidvarctl__subcmd__folder)
+            opts="-h --socket --service-user --json --help add list show remove pause resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__add)
+            opts="-o -n -p -l -h --output-dir --variations --priority --label --settle --poll --poll-only --recursive --after --failed --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --variations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --settle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --poll)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --failed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help)
+            opts="add list show remove pause resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__list)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__pause)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__remove)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__resume)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__folder__subcmd__show)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vidvarctl__subcmd__help)
-            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help"
+            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes prune folder completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,6 +595,104 @@ _vidvarctl() {
         vidvarctl__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder)
+            opts="add list show remove pause resume"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__folder__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -49,6 +49,9 @@ pub enum Want {
     Read,
     /// Create files in a directory (write and search permission).
     CreateIn,
+    /// List a directory and open what is in it (read and search
+    /// permission): a watch folder.
+    List,
 }
 
 /// Permission bits of one class (owner, group or other).
@@ -62,6 +65,7 @@ impl Want {
         match self {
             Want::Read => R,
             Want::CreateIn => W | X,
+            Want::List => R | X,
         }
     }
 }

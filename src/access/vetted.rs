@@ -97,7 +97,7 @@ enum Symlinks {
 }
 
 /// Resolve `path` (absolute) for `judge`, following symlinks, and judge
-/// `want` on the file reached (for [`Want::CreateIn`] it must be a
+/// `want` on the file reached (for [`Want::CreateIn`] and [`Want::List`] it must be a
 /// directory). Returns the walk, from which [`Walked::vetted`] gives what
 /// to store.
 ///
@@ -188,8 +188,12 @@ impl Walked {
         self.fd
     }
 
-    fn check(&self, judge: &Judge, want: Want) -> Result<(), AccessError> {
-        if want == Want::CreateIn && !self.is_dir() {
+    /// Judge `want` on the file reached, for `judge` (as [`vet`] did for
+    /// its own `want`): a second right on the same walk.
+    ///
+    /// Errors: [`AccessError::Denied`], [`AccessError::NotDirectory`].
+    pub fn check(&self, judge: &Judge, want: Want) -> Result<(), AccessError> {
+        if matches!(want, Want::CreateIn | Want::List) && !self.is_dir() {
             return Err(AccessError::NotDirectory {
                 path: self.real.clone(),
             });
@@ -206,6 +210,7 @@ impl Walked {
             let mode = match want {
                 Want::Read => AccessFlags::R_OK,
                 Want::CreateIn => AccessFlags::W_OK | AccessFlags::X_OK,
+                Want::List => AccessFlags::R_OK | AccessFlags::X_OK,
             };
             let flags = AtFlags::AT_EACCESS | AtFlags::AT_SYMLINK_NOFOLLOW;
             nix::unistd::faccessat(&self.parent, self.name.as_os_str(), mode, flags)

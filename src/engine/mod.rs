@@ -10,6 +10,8 @@
 //!   built on it.
 //! - [`control`]: pause, resume and priority.
 //! - [`hooks`]: the completion hook run when a job becomes final.
+//! - [`folders`]: the requests about watch folders; [`watch`] watches
+//!   them and takes each settled file as a job.
 //! - [`dispatch`]: the slots, the claim loop, the heartbeat and the stop.
 //! - [`worker`]: one slot's work, through a narrow [`worker::Context`];
 //!   [`supervisor`] owns the FFmpeg processes; [`admission`] checks
@@ -19,11 +21,13 @@ pub mod admission;
 pub mod control;
 pub mod dispatch;
 pub mod failure;
+pub mod folders;
 pub mod hooks;
 pub mod live;
 pub mod pipeline;
 pub mod requests;
 pub mod supervisor;
+pub mod watch;
 pub mod worker;
 
 use crate::access::Judge;
@@ -34,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use supervisor::Progress;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -95,8 +99,10 @@ pub struct Engine {
     pub(crate) wake: Notify,
     /// Woken when a running variation ends (cancel waits on it).
     pub(crate) ended: Notify,
+    /// Woken when a watch folder was added, removed, paused or resumed.
+    pub(crate) folders_changed: Notify,
     /// Bumped on every visible change, for `watch` streams.
-    pub(crate) changes: watch::Sender<u64>,
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// Fires at shutdown: no new work, running work is stopped.
     pub(crate) stopping: CancellationToken,
     /// `vidvarctl pause`: no new work is claimed. Stored in the queue;
@@ -117,7 +123,8 @@ impl Engine {
             live: Mutex::new(Live::default()),
             wake: Notify::new(),
             ended: Notify::new(),
-            changes: watch::channel(0).0,
+            folders_changed: Notify::new(),
+            changes: tokio::sync::watch::channel(0).0,
             stopping: CancellationToken::new(),
             paused: AtomicBool::new(false),
             tasks: TaskTracker::new(),
@@ -178,7 +185,7 @@ impl Engine {
     }
 
     /// A receiver that sees every change to any job.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }
 

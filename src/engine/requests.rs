@@ -29,6 +29,8 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 pub enum ApiError {
     #[error("no such job: {0}")]
     NotFound(JobId),
+    #[error("no such folder: {0}")]
+    NoFolder(crate::folder::FolderId),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -63,7 +65,7 @@ impl ApiError {
     /// to the wire. Store failures are logged here and not detailed.
     pub fn to_wire(&self) -> WireError {
         let kind = match self {
-            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::NotFound(_) | ApiError::NoFolder(_) => ErrorKind::NotFound,
             ApiError::Invalid(_) => ErrorKind::InvalidRequest,
             ApiError::BadInput(_) => ErrorKind::BadInput,
             ApiError::ShuttingDown => ErrorKind::ShuttingDown,
@@ -111,10 +113,30 @@ impl Engine {
     /// Validate (see [`admission::check`]) and queue a job for `peer`; at
     /// most [`MAX_PENDING_JOBS`] jobs may be pending.
     pub async fn submit(&self, peer: &Credentials, req: SubmitRequest) -> Result<JobId, ApiError> {
+        let job = self.admit(peer, req).await?;
+        let (inputs, variations, seed) = (job.inputs.len(), job.variations, job.seed);
+        let id = self
+            .queue
+            .submit(job, self.limits_for(peer))
+            .await?
+            .map_err(refusal)?;
+        self.queued(id, peer, inputs, variations, seed);
+        Ok(id)
+    }
+
+    /// The job `req` asks for on behalf of `owner`, judged as a submission
+    /// of theirs ([`admission::check`], on a blocking thread), with its
+    /// seed and effects drawn: the one path every job takes into the queue,
+    /// a client's or a watch folder's.
+    pub(crate) async fn admit(
+        &self,
+        owner: &Credentials,
+        req: SubmitRequest,
+    ) -> Result<NewJob, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
         }
-        let judge = self.judge_for(peer);
+        let judge = self.judge_for(owner);
         let (req, admitted) = tokio::task::spawn_blocking(move || {
             admission::check(&req, &judge).map(|admitted| (req, admitted))
         })
@@ -130,45 +152,43 @@ impl Engine {
         let mut labels = req.labels;
         labels.sort_unstable();
         labels.dedup();
-        let job = NewJob {
+        Ok(NewJob {
             seed,
             output_dir: (req.output_dir, admitted.output_dir),
             variations: req.variations,
             inputs,
             created_at: unix_now(),
-            owner: peer.clone(),
+            owner: owner.clone(),
             priority: req.priority,
             labels,
-        };
-        let (inputs, variations) = (job.inputs.len(), job.variations);
-        let limits = Limits {
+        })
+    }
+
+    /// The limits a new job of `owner` must fit in.
+    pub(crate) fn limits_for(&self, owner: &Credentials) -> Limits {
+        Limits {
             max_jobs: MAX_PENDING_JOBS,
-            max_owner_variations: (!self.is_admin(peer)).then_some(MAX_PENDING_VARIATIONS_PER_USER),
-        };
-        let id = match self.queue.submit(job, limits).await? {
-            Ok(id) => id,
-            Err(Full::Jobs { pending }) => {
-                return Err(ApiError::Busy(format!(
-                    "the queue is full ({pending} jobs pending); try again when some have \
-                     finished"
-                )));
-            }
-            Err(Full::Owner { pending, asked }) => {
-                return Err(ApiError::Busy(format!(
-                    "you have {pending} variations pending and ask for {asked} more; at most \
-                     {MAX_PENDING_VARIATIONS_PER_USER} may be pending per user: try again when \
-                     some have finished"
-                )));
-            }
-        };
+            max_owner_variations: (!self.is_admin(owner))
+                .then_some(MAX_PENDING_VARIATIONS_PER_USER),
+        }
+    }
+
+    /// A job was stored: log it and wake the dispatch loop and watchers.
+    pub(crate) fn queued(
+        &self,
+        id: JobId,
+        owner: &Credentials,
+        inputs: usize,
+        variations: u32,
+        seed: u64,
+    ) {
         log::info!(
             "job {id}: queued {inputs} input(s) x {variations} variation(s), seed {seed}, \
              for uid {}",
-            peer.uid
+            owner.uid
         );
         self.wake.notify_one();
         self.notify_change();
-        Ok(id)
     }
 
     /// A job's summary and its files, with live progress and ETA.
@@ -400,6 +420,20 @@ impl Engine {
         self.wake.notify_one();
         self.notify_change();
         detail
+    }
+}
+
+/// Why a job that passed its checks does not fit in the queue now.
+pub(crate) fn refusal(full: Full) -> ApiError {
+    match full {
+        Full::Jobs { pending } => ApiError::Busy(format!(
+            "the queue is full ({pending} jobs pending); try again when some have finished"
+        )),
+        Full::Owner { pending, asked } => ApiError::Busy(format!(
+            "you have {pending} variations pending and ask for {asked} more; at most \
+             {MAX_PENDING_VARIATIONS_PER_USER} may be pending per user: try again when some \
+             have finished"
+        )),
     }
 }
 

@@ -212,6 +212,38 @@ mod tests {
         }
     }
 
+    fn folder_spec() -> FolderSpec {
+        FolderSpec {
+            dir: "/in ü".into(),
+            output_dir: "/out".into(),
+            variations: 3,
+            priority: -2,
+            labels: vec!["x".into()],
+            settle_secs: 10,
+            poll_secs: 60,
+            poll_only: true,
+            recursive: false,
+            after: AfterAction::Move("/done".into()),
+            failed: FailedAction::Keep,
+        }
+    }
+
+    fn folder_info() -> FolderInfo {
+        FolderInfo {
+            id: 4,
+            spec: FolderSpec {
+                after: AfterAction::Delete,
+                failed: FailedAction::Move("/failed".into()),
+                ..folder_spec()
+            },
+            owner_uid: 1000,
+            paused: true,
+            created_at: 1_700_000_000,
+            node: Some("node-a".into()),
+            taken: 12,
+        }
+    }
+
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(msg: T) {
         let bytes = encode(&msg).unwrap();
         assert_eq!(decode::<T>(&bytes).unwrap(), msg);
@@ -284,6 +316,14 @@ mod tests {
             Request::Prune {
                 older_than_secs: 86_400,
             },
+            Request::FolderAdd(folder_spec()),
+            Request::Folders,
+            Request::FolderShow { folder: 2 },
+            Request::FolderRemove { folder: 2 },
+            Request::FolderPause {
+                folder: 2,
+                paused: true,
+            },
         ] {
             round_trip(req);
         }
@@ -337,6 +377,9 @@ mod tests {
                 kind: ErrorKind::NotFound,
                 message: "no such job: 3".into(),
             }),
+            Response::FolderAdded { folder: 4 },
+            Response::Folders(vec![folder_info()]),
+            Response::Folder(folder_info()),
         ] {
             round_trip(resp);
         }
@@ -539,6 +582,9 @@ mod tests {
                 job.prop_map(|job| Request::Outputs { job }),
                 job.prop_map(|job| Request::Cancel { job }),
                 job.prop_map(|job| Request::Retry { job }),
+                job.prop_map(|folder| Request::FolderRemove { folder }),
+                (job, any::<bool>())
+                    .prop_map(|(folder, paused)| Request::FolderPause { folder, paused }),
                 (any::<Option<String>>(), any::<i64>(), any::<u32>()).prop_map(
                     |(label, after, limit)| Request::List(ListRequest {
                         state: None,

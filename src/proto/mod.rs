@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use crate::effects::Effects;
+pub use crate::folder::{AfterAction, FailedAction, FolderId, FolderSpec};
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +91,20 @@ pub enum Request {
     /// Change the priority of a job that is not final (running variations
     /// go on). Answer: [`Response::Job`].
     SetPriority { job: JobId, priority: i32 },
+    /// Watch a folder for the client: each settled file in it becomes a
+    /// job of the client's. Answer: [`Response::FolderAdded`].
+    FolderAdd(FolderSpec),
+    /// The client's folders (everyone's for root and the daemon's user).
+    /// Answer: [`Response::Folders`].
+    Folders,
+    /// One folder. Answer: [`Response::Folder`].
+    FolderShow { folder: FolderId },
+    /// Stop watching a folder and forget it (its jobs stay). Answer:
+    /// [`Response::Folder`], as it was.
+    FolderRemove { folder: FolderId },
+    /// Pause (nothing is taken from it) or resume a folder. Answer:
+    /// [`Response::Folder`].
+    FolderPause { folder: FolderId, paused: bool },
 }
 
 /// Lowest job priority ([`SubmitRequest::priority`]).
@@ -206,6 +221,29 @@ pub enum Response {
     },
     Error(WireError),
     Nodes(Vec<NodeInfo>),
+    FolderAdded {
+        folder: FolderId,
+    },
+    Folders(Vec<FolderInfo>),
+    Folder(FolderInfo),
+}
+
+/// A watch folder as `vidvarctl folder list` and `show` give it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderInfo {
+    pub id: FolderId,
+    /// As added, with its directories' real paths.
+    pub spec: FolderSpec,
+    /// Uid of the user it belongs to: its jobs are theirs.
+    pub owner_uid: u32,
+    /// Paused by `vidvarctl folder pause`.
+    pub paused: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The node that scans it now (shared queue only).
+    pub node: Option<String>,
+    /// Files taken from it so far, each as one job.
+    pub taken: u64,
 }
 
 /// Whether a node takes part in the queue now.
@@ -379,7 +417,7 @@ pub struct WireError {
 pub enum ErrorKind {
     /// The request is malformed or its values are out of range.
     InvalidRequest,
-    /// The job does not exist.
+    /// The job (or watch folder) does not exist, or is another user's.
     NotFound,
     /// An input path does not exist or is not a regular file.
     BadInput,

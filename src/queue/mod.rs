@@ -6,7 +6,7 @@
 //! that a backend may lose, every write about claimed work is fenced by
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
 //! same rules in files of the same names (jobs, claims, settle, hooks,
-//! recovery, node, rows, schema, store, error), checked on each by the
+//! recovery, node, folders, rows, schema, store, error), checked on each by the
 //! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
 
@@ -19,6 +19,7 @@ pub use backend::{Backend, OpenError, open};
 pub use crate::job::Lease;
 
 use crate::effects::Effects;
+use crate::folder::{FileKey, FolderId, FolderSpec};
 use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Media, Quality, Vetted};
 use crate::process::ProcessIdentity;
 use std::path::PathBuf;
@@ -251,6 +252,50 @@ pub struct Interrupted {
     pub process: Option<ProcessIdentity>,
 }
 
+/// A watch folder to store.
+#[derive(Debug, Clone)]
+pub struct NewFolder {
+    /// As set up, its directories by their real paths (as vetted).
+    pub spec: FolderSpec,
+    /// The client that added it: its jobs are this user's.
+    pub owner: Credentials,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A stored watch folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderRow {
+    pub id: FolderId,
+    pub spec: FolderSpec,
+    pub owner: Credentials,
+    /// Paused by its owner: not scanned, nothing taken.
+    pub paused: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The node that scans it now (shared queue only).
+    pub node: Option<String>,
+    /// Files taken from it so far (ledger entries with a job).
+    pub taken: u64,
+}
+
+/// A file a folder takes: which file ([`FileKey`]) and where it was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TakenFile {
+    pub folder: FolderId,
+    pub key: FileKey,
+    /// Its real path when it was taken.
+    pub path: PathBuf,
+}
+
+/// A taken file whose job ended, its after-action not yet done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedFile {
+    pub file: TakenFile,
+    /// How its job ended; `None` when the job's record was pruned first.
+    pub state: Option<JobState>,
+}
+
 /// Unix time now, in seconds: what the queue's times are counted in.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -466,8 +511,48 @@ pub trait Queue: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
-    /// This daemon stops cleanly: another may take its node name at once.
+    /// This daemon stops cleanly: another may take its node name at once
+    /// (and, on a shared queue, another node its folders).
     async fn leave(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Store a watch folder, unless its owner has `max_per_owner` already
+    /// (`None`: no cap); returns its id, or the owner's count of folders.
+    async fn add_folder(
+        &self,
+        folder: NewFolder,
+        max_per_owner: Option<u64>,
+    ) -> Result<std::result::Result<FolderId, u64>>;
+    /// One folder, `None` for no such folder.
+    async fn folder(&self, id: FolderId) -> Result<Option<FolderRow>>;
+    /// The folders of `owner` (everyone's for `None`), by id.
+    async fn folders(&self, owner: Option<u32>) -> Result<Vec<FolderRow>>;
+    /// Forget a folder and its ledger (its jobs stay). False: no such folder.
+    async fn remove_folder(&self, id: FolderId) -> Result<bool>;
+    /// Pause (not scanned) or resume a folder. False: no such folder.
+    async fn set_folder_paused(&self, id: FolderId, paused: bool) -> Result<bool>;
+    /// The unpaused folders this daemon (node) is to scan now. On a shared
+    /// queue one node at a time scans a folder: this takes the scan lease
+    /// of each folder nobody holds (or whose node is lost, as claims are
+    /// taken over) and renews this node's, for a lease time; call it
+    /// again within that time to keep them.
+    async fn watched_folders(&self) -> Result<Vec<FolderRow>>;
+    /// Take a settled file as `job`, in one write: its ledger entry and the
+    /// job are stored together or not at all. `Ok(None)` when the folder's
+    /// ledger has this file already (taken before: by this node, another,
+    /// or before a restart) or when it is a job's output, published or
+    /// still temporary (then entered as taken, with no job); [`Full`] when the job would pass
+    /// `limits` (nothing stored).
+    async fn take_file(
+        &self,
+        file: TakenFile,
+        job: NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<Option<JobId>, Full>>;
+    /// A folder's taken files whose job is final (or pruned) and whose
+    /// after-action is not done yet.
+    async fn ended_files(&self, folder: FolderId) -> Result<Vec<EndedFile>>;
+    /// The after-action of a taken file is done (or given up).
+    async fn file_done(&self, folder: FolderId, key: FileKey) -> Result<()>;
 }

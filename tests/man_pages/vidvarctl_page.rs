@@ -52,9 +52,32 @@ impl Page {
     }
 }
 
+/// One `.SS` for command `name`: synopsis, description, its own arguments
+/// and options (global options and --help are described once, above).
+fn command_section(page: &mut Page, name: &str, sub: &clap::Command) {
+    let sub = sub.clone().mut_args(|a| {
+        if a.is_global_set() || a.get_id() == "help" {
+            a.hide(true)
+        } else {
+            a
+        }
+    });
+    let sub_man = Man::new(sub);
+    page.roff(|r| {
+        r.control("SS", [name]);
+    });
+    page.add(|w| sub_man.render_synopsis_section(w), true);
+    page.roff(|r| {
+        r.control("PP", []);
+    });
+    page.add(|w| sub_man.render_description_section(w), true);
+    page.add(|w| sub_man.render_options_section(w), true);
+}
+
 /// The whole page: the top-level command as clap_mangen renders it, one
 /// `.SS` per subcommand under COMMANDS (synopsis, description, its own
-/// arguments and options), then exit status, environment and see also.
+/// arguments and options; one per command of a command of commands, as
+/// `folder add`), then exit status, environment and see also.
 fn render() -> String {
     let mut cmd = Args::command().disable_help_subcommand(true);
     cmd.build();
@@ -76,24 +99,24 @@ fn render() -> String {
     });
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = sub.get_bin_name().unwrap_or(sub.get_name()).to_string();
-        // Global options and --help are described once, above.
-        let sub = sub.clone().mut_args(|a| {
-            if a.is_global_set() || a.get_id() == "help" {
-                a.hide(true)
-            } else {
-                a
+        // A command of commands (`folder`): its description, then one
+        // section per command under it (`folder add`...).
+        let children: Vec<&clap::Command> = sub.get_subcommands().collect();
+        if children.is_empty() {
+            command_section(&mut page, &name, sub);
+        } else {
+            page.roff(|r| {
+                r.control("SS", [name.as_str()]);
+            });
+            page.add(
+                |w| Man::new(sub.clone()).render_description_section(w),
+                true,
+            );
+            for child in children {
+                let child_name = format!("{name} {}", child.get_name());
+                command_section(&mut page, &child_name, child);
             }
-        });
-        let sub_man = Man::new(sub);
-        page.roff(|r| {
-            r.control("SS", [name.as_str()]);
-        });
-        page.add(|w| sub_man.render_synopsis_section(w), true);
-        page.roff(|r| {
-            r.control("PP", []);
-        });
-        page.add(|w| sub_man.render_description_section(w), true);
-        page.add(|w| sub_man.render_options_section(w), true);
+        }
     }
     let exit_status = cmd
         .get_after_help()

@@ -5,7 +5,7 @@
 //! backends by design, the test asks the backend's [`Queue::sharing`] and
 //! checks the side that [`Sharing`] documents; no test is skipped. The
 //! rules live in one module per concern, named as the backends' files are
-//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`), so that a
+//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`, `folders`), so that a
 //! rule and its test sit at the same place.
 //!
 //! Real databases: an SQLite file in a temp directory per test; for
@@ -17,6 +17,7 @@
 mod common;
 
 mod claims;
+mod folders;
 mod hooks;
 mod jobs;
 mod node;
@@ -184,6 +185,10 @@ conformance!(
     recovery::recovery_after_a_crash,
     recovery::clean_stop,
     node::daemon_pause_survives_restart,
+    folders::folders_are_their_owners,
+    folders::ledger_takes_a_file_once,
+    folders::ended_files_are_owed_their_action,
+    folders::one_node_scans_a_folder,
 );
 
 // ---- helpers for the rules, which live in one module per concern, named

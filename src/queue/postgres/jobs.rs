@@ -12,6 +12,7 @@ use super::settle::{locked_job_state, settle_file, variation_counts};
 use super::store::PgQueue;
 use crate::job::{self, JobId, JobState, Quality};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow, Result};
+use deadpool_postgres::Transaction;
 use std::path::PathBuf;
 use tokio_postgres::types::ToSql;
 
@@ -23,116 +24,13 @@ impl PgQueue {
     ) -> Result<std::result::Result<JobId, Full>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // One submission at a time, so that two cannot pass a limit together.
-        exec(
-            &tx,
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&schema::SUBMIT_LOCK],
-        )
-        .await?;
-        let pending: i64 = one(
-            &tx,
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
-            &[],
-        )
-        .await?
-        .get(0);
-        if pending as u64 >= limits.max_jobs {
-            return Ok(Err(Full::Jobs {
-                pending: pending as u64,
-            }));
-        }
-        if let Some(max) = limits.max_owner_variations {
-            let pending: i64 = one(
-                &tx,
-                "SELECT COUNT(*) FROM variations v
-                     JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
-                     WHERE j.state IN ('queued', 'running') AND j.owner_uid = $1
-                       AND v.state IN ('queued', 'running')",
-                &[&(job.owner.uid as i64)],
-            )
-            .await?
-            .get(0);
-            let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
-            if pending as u64 + asked > max {
-                return Ok(Err(Full::Owner {
-                    pending: pending as u64,
-                    asked,
-                }));
-            }
-        }
-        let groups: Vec<i64> = job.owner.groups.iter().map(|&g| g as i64).collect();
-        let job_id: i64 = one(
-            &tx,
-            "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
-                                   output_ino, created_at, owner_uid, owner_gid, owner_groups,
-                                   priority)
-                 VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            &[
-                &(job.variations as i32),
-                &(job.seed as i64),
-                &text(&job.output_dir.0),
-                &text(&job.output_dir.1.real),
-                &(job.output_dir.1.identity.dev as i64),
-                &(job.output_dir.1.identity.ino as i64),
-                &job.created_at,
-                &(job.owner.uid as i64),
-                &(job.owner.gid as i64),
-                &groups,
-                &job.priority,
-            ],
-        )
-        .await?
-        .get(0);
-        exec(
-            &tx,
-            "INSERT INTO labels (label, job_id)
-             SELECT DISTINCT l, $2::bigint FROM unnest($1::text[]) l",
-            &[&job.labels, &job_id],
-        )
-        .await?;
-
-        for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
-            let file_id: i64 = one(
-                &tx,
-                "INSERT INTO files (job_id, idx, path, real_path, dev, ino, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
-                &[
-                    &job_id,
-                    &(idx as i32),
-                    &text(path),
-                    &text(&vetted.real),
-                    &(vetted.identity.dev as i64),
-                    &(vetted.identity.ino as i64),
-                ],
-            )
-            .await?
-            .get(0);
-            let (rotation, brightness, contrast, saturation): (
-                Vec<f64>,
-                Vec<f64>,
-                Vec<f64>,
-                Vec<f64>,
-            ) = (
-                effects.iter().map(|e| e.rotation).collect(),
-                effects.iter().map(|e| e.brightness).collect(),
-                effects.iter().map(|e| e.contrast).collect(),
-                effects.iter().map(|e| e.saturation).collect(),
-            );
-            exec(
-                &tx,
-                "INSERT INTO variations
-                     (file_id, idx, rotation, brightness, contrast, saturation, state)
-                 SELECT $1, n::integer, r, b, c, s, 'queued'
-                 FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::float8[])
-                      WITH ORDINALITY AS e(r, b, c, s, n)",
-                &[&file_id, &rotation, &brightness, &contrast, &saturation],
-            )
-            .await?;
-        }
+        let id = match insert_job_within(&tx, &job, limits).await? {
+            Ok(id) => id,
+            Err(full) => return Ok(Err(full)),
+        };
         announce(&tx).await?;
         tx.commit().await?;
-        Ok(Ok(job_id))
+        Ok(Ok(id))
     }
 
     pub(super) async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
@@ -387,4 +285,117 @@ impl PgQueue {
         tx.commit().await?;
         state.map(|r| job_state(r.get(0))).transpose()
     }
+}
+
+/// Insert `job`, all of it queued, in the caller's transaction `tx`, if
+/// it fits in `limits` (one submission at a time: an advisory lock held to
+/// the end of `tx`).
+pub(super) async fn insert_job_within(
+    tx: &Transaction<'_>,
+    job: &NewJob,
+    limits: Limits,
+) -> Result<std::result::Result<JobId, Full>> {
+    // One submission at a time, so that two cannot pass a limit together.
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&schema::SUBMIT_LOCK],
+    )
+    .await?;
+    let pending: i64 = one(
+        tx,
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+        &[],
+    )
+    .await?
+    .get(0);
+    if pending as u64 >= limits.max_jobs {
+        return Ok(Err(Full::Jobs {
+            pending: pending as u64,
+        }));
+    }
+    if let Some(max) = limits.max_owner_variations {
+        let pending: i64 = one(
+            tx,
+            "SELECT COUNT(*) FROM variations v
+                 JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
+                 WHERE j.state IN ('queued', 'running') AND j.owner_uid = $1
+                   AND v.state IN ('queued', 'running')",
+            &[&(job.owner.uid as i64)],
+        )
+        .await?
+        .get(0);
+        let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
+        if pending as u64 + asked > max {
+            return Ok(Err(Full::Owner {
+                pending: pending as u64,
+                asked,
+            }));
+        }
+    }
+    let groups: Vec<i64> = job.owner.groups.iter().map(|&g| g as i64).collect();
+    let job_id: i64 = one(
+        tx,
+        "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
+                               output_ino, created_at, owner_uid, owner_gid, owner_groups,
+                               priority)
+             VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        &[
+            &(job.variations as i32),
+            &(job.seed as i64),
+            &text(&job.output_dir.0),
+            &text(&job.output_dir.1.real),
+            &(job.output_dir.1.identity.dev as i64),
+            &(job.output_dir.1.identity.ino as i64),
+            &job.created_at,
+            &(job.owner.uid as i64),
+            &(job.owner.gid as i64),
+            &groups,
+            &job.priority,
+        ],
+    )
+    .await?
+    .get(0);
+    exec(
+        tx,
+        "INSERT INTO labels (label, job_id)
+         SELECT DISTINCT l, $2::bigint FROM unnest($1::text[]) l",
+        &[&job.labels, &job_id],
+    )
+    .await?;
+
+    for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
+        let file_id: i64 = one(
+            tx,
+            "INSERT INTO files (job_id, idx, path, real_path, dev, ino, state)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
+            &[
+                &job_id,
+                &(idx as i32),
+                &text(path),
+                &text(&vetted.real),
+                &(vetted.identity.dev as i64),
+                &(vetted.identity.ino as i64),
+            ],
+        )
+        .await?
+        .get(0);
+        let (rotation, brightness, contrast, saturation): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) = (
+            effects.iter().map(|e| e.rotation).collect(),
+            effects.iter().map(|e| e.brightness).collect(),
+            effects.iter().map(|e| e.contrast).collect(),
+            effects.iter().map(|e| e.saturation).collect(),
+        );
+        exec(
+            tx,
+            "INSERT INTO variations
+                 (file_id, idx, rotation, brightness, contrast, saturation, state)
+             SELECT $1, n::integer, r, b, c, s, 'queued'
+             FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::float8[])
+                  WITH ORDINALITY AS e(r, b, c, s, n)",
+            &[&file_id, &rotation, &brightness, &contrast, &saturation],
+        )
+        .await?;
+    }
+    Ok(Ok(job_id))
 }

@@ -14,8 +14,8 @@
 //!
 //! The settle rules and the progress formulas are [`crate::job`]'s, as in
 //! the SQLite queue, and the files are split by concern as the SQLite
-//! queue's are (jobs, claims, settle, hooks, recovery, node, rows, schema,
-//! store, error), so that a rule lives at the same place in each; this
+//! queue's are (jobs, claims, settle, hooks, recovery, node, folders, rows,
+//! schema, store, error), so that a rule lives at the same place in each; this
 //! file only answers [`Queue`] from them, and `url`, `listen`, `tls` and
 //! `pgpass` are the connection's own. Connections come from a pool
 //! (deadpool-postgres); a connection attempt gives up after
@@ -24,6 +24,7 @@
 
 mod claims;
 mod error;
+mod folders;
 mod hooks;
 mod jobs;
 mod listen;
@@ -42,9 +43,10 @@ pub use store::{CONNECT_TIMEOUT, Database, NodeConfig, PgQueue};
 pub use url::{describe, parse_url, url_has_password};
 
 use super::{
-    Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits, NewJob, NodeRow, Outcome,
-    OutputRow, Queue, Result, Sharing, Work,
+    Beat, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits,
+    NewFolder, NewJob, NodeRow, Outcome, OutputRow, Queue, Result, Sharing, TakenFile, Work,
 };
+use crate::folder::{FileKey, FolderId};
 use crate::job::{FileIdentity, JobId, JobState, Lease, Media};
 use crate::process::ProcessIdentity;
 
@@ -70,6 +72,7 @@ impl Queue for PgQueue {
         PgQueue::nodes(self).await
     }
     async fn leave(&self) -> Result<()> {
+        PgQueue::release_folders(self).await?;
         PgQueue::leave(self).await
     }
     async fn submit(
@@ -162,5 +165,41 @@ impl Queue for PgQueue {
     }
     async fn mark_interrupted(&self) -> Result<Vec<JobId>> {
         PgQueue::mark_interrupted(self).await
+    }
+    async fn add_folder(
+        &self,
+        folder: NewFolder,
+        max_per_owner: Option<u64>,
+    ) -> Result<std::result::Result<FolderId, u64>> {
+        PgQueue::add_folder(self, folder, max_per_owner).await
+    }
+    async fn folder(&self, id: FolderId) -> Result<Option<FolderRow>> {
+        PgQueue::folder(self, id).await
+    }
+    async fn folders(&self, owner: Option<u32>) -> Result<Vec<FolderRow>> {
+        PgQueue::folders(self, owner).await
+    }
+    async fn remove_folder(&self, id: FolderId) -> Result<bool> {
+        PgQueue::remove_folder(self, id).await
+    }
+    async fn set_folder_paused(&self, id: FolderId, paused: bool) -> Result<bool> {
+        PgQueue::set_folder_paused(self, id, paused).await
+    }
+    async fn watched_folders(&self) -> Result<Vec<FolderRow>> {
+        PgQueue::watched_folders(self).await
+    }
+    async fn take_file(
+        &self,
+        file: TakenFile,
+        job: NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<Option<JobId>, Full>> {
+        PgQueue::take_file(self, file, job, limits).await
+    }
+    async fn ended_files(&self, folder: FolderId) -> Result<Vec<EndedFile>> {
+        PgQueue::ended_files(self, folder).await
+    }
+    async fn file_done(&self, folder: FolderId, key: FileKey) -> Result<()> {
+        PgQueue::file_done(self, folder, key).await
     }
 }

@@ -194,4 +194,54 @@ ALTER TABLE files ADD COLUMN video_stream integer;
 ALTER TABLE files ADD COLUMN width integer;
 ALTER TABLE files ADD COLUMN height integer;
 "#,
+    r#"
+-- Watch folders (vidvarctl folder add): each settled file of `dir` becomes
+-- a job of its owner. `after` and `failed` are spelled as --after and
+-- --failed take them. One node at a time scans a folder: `node` holds its
+-- scan lease until `lease_until`, taken over as claims are when that node
+-- is silent (owner_silent).
+CREATE TABLE folders (
+    id           bigserial PRIMARY KEY,
+    owner_uid    bigint   NOT NULL,
+    owner_gid    bigint   NOT NULL,
+    owner_groups bigint[] NOT NULL,
+    dir          text     NOT NULL,  -- real path, as vetted
+    output_dir   text     NOT NULL,
+    variations   integer  NOT NULL,
+    priority     integer  NOT NULL,
+    labels       text[]   NOT NULL,
+    settle_secs  integer  NOT NULL,
+    poll_secs    integer  NOT NULL,
+    poll_only    boolean  NOT NULL,
+    recursive    boolean  NOT NULL,
+    after        text     NOT NULL,
+    failed       text     NOT NULL,
+    paused       boolean  NOT NULL DEFAULT false,
+    created_at   bigint   NOT NULL,  -- unix seconds
+    node         text,
+    lease_until  timestamptz
+);
+CREATE INDEX folders_by_owner ON folders (owner_uid, id);
+-- The ledger: each file a folder took, by identity and content (st_dev,
+-- st_ino as i64 bit patterns, size, mtime in ns), taken once by any node.
+-- job_id is NULL for a file that was a job's output (never taken) or whose
+-- job was pruned; done once its after-action ran.
+CREATE TABLE folder_files (
+    folder_id bigint  NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+    dev       bigint  NOT NULL,
+    ino       bigint  NOT NULL,
+    size      bigint  NOT NULL,
+    mtime_ns  bigint  NOT NULL,
+    path      text    NOT NULL,
+    job_id    bigint  REFERENCES jobs (id) ON DELETE SET NULL,
+    taken_at  bigint  NOT NULL,
+    done      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (folder_id, dev, ino, size, mtime_ns)
+);
+CREATE INDEX folder_files_open ON folder_files (folder_id) WHERE NOT done;
+CREATE INDEX folder_files_by_job ON folder_files (job_id);
+-- Outputs are found by identity (a published output is its temporary
+-- file's inode), so that a folder never takes one.
+CREATE INDEX variations_by_temp ON variations (temp_dev, temp_ino) WHERE temp_dev IS NOT NULL;
+"#,
 ];

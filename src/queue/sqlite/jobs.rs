@@ -12,7 +12,7 @@ use super::settle::{settle_file, variation_counts};
 use super::store::Store;
 use crate::job::{self, FileState, JobId, JobState};
 use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, OutputRow};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 impl Store {
     /// Insert a job as [`Store::create_job`] does if it fits in `limits`
@@ -23,82 +23,38 @@ impl Store {
         job: &NewJob,
         limits: Limits,
     ) -> Result<std::result::Result<JobId, Full>> {
-        let pending = self.queue_depth()?;
-        if pending >= limits.max_jobs {
-            return Ok(Err(Full::Jobs { pending }));
-        }
-        if let Some(max) = limits.max_owner_variations {
-            let pending = self.pending_variations(job.owner.uid)?;
-            let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
-            if pending + asked > max {
-                return Ok(Err(Full::Owner { pending, asked }));
-            }
-        }
-        self.create_job(job).map(Ok)
+        let tx = self.conn.transaction()?;
+        let id = Store::insert_job_within(&tx, job, limits)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Insert a job with its files and variations, all queued.
     pub fn create_job(&mut self, job: &NewJob) -> Result<JobId> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
-                               owner_uid, owner_gid, owner_groups,
-                               output_real, output_dev, output_ino, priority)
-             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                job.variations,
-                job.seed as i64,
-                text_of(&job.output_dir.0),
-                job.created_at,
-                job.owner.uid,
-                job.owner.gid,
-                groups_text(&job.owner.groups),
-                text_of(&job.output_dir.1.real),
-                job.output_dir.1.identity.dev as i64,
-                job.output_dir.1.identity.ino as i64,
-                job.priority
-            ],
-        )?;
-        let job_id = tx.last_insert_rowid();
-        {
-            let mut label_stmt =
-                tx.prepare("INSERT OR IGNORE INTO labels (label, job_id) VALUES (?1, ?2)")?;
-            for label in &job.labels {
-                label_stmt.execute(params![label, job_id])?;
-            }
-            let mut file_stmt = tx.prepare(
-                "INSERT INTO files (job_id, idx, path, state, real_path, dev, ino)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
-            )?;
-            let mut var_stmt = tx.prepare(
-                "INSERT INTO variations
-                 (file_id, idx, rotation, brightness, contrast, saturation, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued')",
-            )?;
-            for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
-                file_stmt.execute(params![
-                    job_id,
-                    idx as i64,
-                    text_of(path),
-                    text_of(&vetted.real),
-                    vetted.identity.dev as i64,
-                    vetted.identity.ino as i64
-                ])?;
-                let file_id = tx.last_insert_rowid();
-                for (v, e) in effects.iter().enumerate() {
-                    var_stmt.execute(params![
-                        file_id,
-                        v as i64 + 1,
-                        e.rotation,
-                        e.brightness,
-                        e.contrast,
-                        e.saturation
-                    ])?;
-                }
+        let id = insert_job(&tx, job)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// [`Store::create_job_within`] inside the caller's transaction `tx`.
+    pub(super) fn insert_job_within(
+        tx: &Connection,
+        job: &NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<JobId, Full>> {
+        let pending = queue_depth(tx)?;
+        if pending >= limits.max_jobs {
+            return Ok(Err(Full::Jobs { pending }));
+        }
+        if let Some(max) = limits.max_owner_variations {
+            let pending = pending_variations(tx, job.owner.uid)?;
+            let asked = job.inputs.iter().map(|(_, _, e)| e.len() as u64).sum();
+            if pending + asked > max {
+                return Ok(Err(Full::Owner { pending, asked }));
             }
         }
-        tx.commit()?;
-        Ok(job_id)
+        insert_job(tx, job).map(Ok)
     }
 
     /// One job, or `None` if there is no such job.
@@ -214,23 +170,12 @@ impl Store {
 
     /// Number of variations queued or running in the open jobs of `owner`.
     pub fn pending_variations(&self, owner: u32) -> Result<u64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM variations v
-             JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
-             WHERE j.state IN ('queued', 'running') AND j.owner_uid = ?1
-               AND v.state IN ('queued', 'running')",
-            [owner],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        pending_variations(&self.conn, owner)
     }
 
     /// Number of jobs queued or running.
     pub fn queue_depth(&self) -> Result<u64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
+        queue_depth(&self.conn)
     }
 
     /// Cancel a job: it becomes cancelled, its queued files and variations
@@ -333,4 +278,85 @@ impl Store {
         )?;
         Ok(removed as u64)
     }
+}
+
+/// Variations queued or running of `owner`'s open jobs.
+fn pending_variations(conn: &Connection, owner: u32) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM variations v
+         JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
+         WHERE j.state IN ('queued', 'running') AND j.owner_uid = ?1
+           AND v.state IN ('queued', 'running')",
+        [owner],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// Number of jobs queued or running.
+fn queue_depth(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// Insert a job with its files and variations, all queued, on `tx`.
+fn insert_job(tx: &Connection, job: &NewJob) -> Result<JobId> {
+    tx.execute(
+        "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
+                           owner_uid, owner_gid, owner_groups,
+                           output_real, output_dev, output_ino, priority)
+         VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            job.variations,
+            job.seed as i64,
+            text_of(&job.output_dir.0),
+            job.created_at,
+            job.owner.uid,
+            job.owner.gid,
+            groups_text(&job.owner.groups),
+            text_of(&job.output_dir.1.real),
+            job.output_dir.1.identity.dev as i64,
+            job.output_dir.1.identity.ino as i64,
+            job.priority
+        ],
+    )?;
+    let job_id = tx.last_insert_rowid();
+    let mut label_stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO labels (label, job_id) VALUES (?1, ?2)")?;
+    for label in &job.labels {
+        label_stmt.execute(params![label, job_id])?;
+    }
+    let mut file_stmt = tx.prepare_cached(
+        "INSERT INTO files (job_id, idx, path, state, real_path, dev, ino)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)",
+    )?;
+    let mut var_stmt = tx.prepare_cached(
+        "INSERT INTO variations
+         (file_id, idx, rotation, brightness, contrast, saturation, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued')",
+    )?;
+    for (idx, (path, vetted, effects)) in job.inputs.iter().enumerate() {
+        file_stmt.execute(params![
+            job_id,
+            idx as i64,
+            text_of(path),
+            text_of(&vetted.real),
+            vetted.identity.dev as i64,
+            vetted.identity.ino as i64
+        ])?;
+        let file_id = tx.last_insert_rowid();
+        for (v, e) in effects.iter().enumerate() {
+            var_stmt.execute(params![
+                file_id,
+                v as i64 + 1,
+                e.rotation,
+                e.brightness,
+                e.contrast,
+                e.saturation
+            ])?;
+        }
+    }
+    Ok(job_id)
 }

@@ -10,6 +10,7 @@
 
 mod claims;
 mod error;
+mod folders;
 mod hooks;
 mod jobs;
 mod node;
@@ -24,9 +25,11 @@ pub use recovery::INTERRUPTED;
 pub use store::{BUSY_TIMEOUT, Store};
 
 use super::{
-    Beat, FileRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease, Limits, NewJob, Outcome,
-    OutputRow, Queue, QueueError, Result, Sharing, Work,
+    Beat, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease,
+    Limits, NewFolder, NewJob, Outcome, OutputRow, Queue, QueueError, Result, Sharing, TakenFile,
+    Work,
 };
+use crate::folder::{FileKey, FolderId};
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use std::path::Path;
@@ -236,6 +239,43 @@ impl Queue for SqliteQueue {
     }
     async fn mark_interrupted(&self) -> Result<Vec<JobId>> {
         self.write(|s| s.mark_interrupted()).await
+    }
+    async fn add_folder(
+        &self,
+        folder: NewFolder,
+        max_per_owner: Option<u64>,
+    ) -> Result<std::result::Result<FolderId, u64>> {
+        self.write(move |s| s.add_folder(&folder, max_per_owner))
+            .await
+    }
+    async fn folder(&self, id: FolderId) -> Result<Option<FolderRow>> {
+        self.read(move |s| s.folder(id)).await
+    }
+    async fn folders(&self, owner: Option<u32>) -> Result<Vec<FolderRow>> {
+        self.read(move |s| s.folders(owner)).await
+    }
+    async fn remove_folder(&self, id: FolderId) -> Result<bool> {
+        self.write(move |s| s.remove_folder(id)).await
+    }
+    async fn set_folder_paused(&self, id: FolderId, paused: bool) -> Result<bool> {
+        self.write(move |s| s.set_folder_paused(id, paused)).await
+    }
+    async fn watched_folders(&self) -> Result<Vec<FolderRow>> {
+        self.read(|s| s.watched_folders()).await
+    }
+    async fn take_file(
+        &self,
+        file: TakenFile,
+        job: NewJob,
+        limits: Limits,
+    ) -> Result<std::result::Result<Option<JobId>, Full>> {
+        self.write(move |s| s.take_file(&file, &job, limits)).await
+    }
+    async fn ended_files(&self, folder: FolderId) -> Result<Vec<EndedFile>> {
+        self.read(move |s| s.ended_files(folder)).await
+    }
+    async fn file_done(&self, folder: FolderId, key: FileKey) -> Result<()> {
+        self.write(move |s| s.file_done(folder, key)).await
     }
 }
 

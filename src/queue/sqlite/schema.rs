@@ -140,4 +140,50 @@ ALTER TABLE files ADD COLUMN video_stream INTEGER;
 ALTER TABLE files ADD COLUMN width INTEGER;
 ALTER TABLE files ADD COLUMN height INTEGER;
 "#,
+    r#"
+-- Watch folders (vidvarctl folder add): each settled file of `dir` becomes
+-- a job of its owner. Labels are separated by char(31); `after` and
+-- `failed` are spelled as --after and --failed take them.
+CREATE TABLE folders (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_uid    INTEGER NOT NULL,
+    owner_gid    INTEGER NOT NULL,
+    owner_groups TEXT    NOT NULL,   -- gids, space-separated
+    dir          TEXT    NOT NULL,   -- real path, as vetted
+    output_dir   TEXT    NOT NULL,
+    variations   INTEGER NOT NULL,
+    priority     INTEGER NOT NULL,
+    labels       TEXT    NOT NULL,
+    settle_secs  INTEGER NOT NULL,
+    poll_secs    INTEGER NOT NULL,
+    poll_only    INTEGER NOT NULL,
+    recursive    INTEGER NOT NULL,
+    after        TEXT    NOT NULL,
+    failed       TEXT    NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL    -- unix seconds
+);
+CREATE INDEX folders_by_owner ON folders (owner_uid, id);
+-- The ledger: each file a folder took, by identity and content (st_dev,
+-- st_ino as i64 bit patterns, size, mtime in ns), taken once. job_id is
+-- NULL for a file that was a job's output (never taken) or whose job was
+-- pruned; done once its after-action ran.
+CREATE TABLE folder_files (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    dev       INTEGER NOT NULL,
+    ino       INTEGER NOT NULL,
+    size      INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    path      TEXT    NOT NULL,
+    job_id    INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+    taken_at  INTEGER NOT NULL,
+    done      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (folder_id, dev, ino, size, mtime_ns)
+) WITHOUT ROWID;
+CREATE INDEX folder_files_open ON folder_files (folder_id) WHERE done = 0;
+CREATE INDEX folder_files_by_job ON folder_files (job_id);
+-- Outputs are found by identity (a published output is its temporary
+-- file's inode), so that a folder never takes one.
+CREATE INDEX variations_by_temp ON variations (temp_dev, temp_ino) WHERE temp_dev IS NOT NULL;
+"#,
 ];
