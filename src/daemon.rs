@@ -105,6 +105,11 @@ impl StateLock {
     }
 }
 
+/// How long a start waits for a held pidfile or state lock before it
+/// reports the holder as running, and how often it tries meanwhile.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A pidfile locked with `flock` for as long as this value lives (BSD
 /// pidfile(3) semantics). When dropped, the file is removed if this value
 /// created it or wrote its pid into it, and the path still names it: a
@@ -137,9 +142,18 @@ impl Pidfile {
         if let Some(dir) = path.parent() {
             create_dir(dir, 0o755, None)?;
         }
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
         loop {
-            let Some((file, created)) = Self::lock_once(path, mode)? else {
-                continue;
+            let (file, created) = match Self::lock_once(path, mode) {
+                Ok(Some(locked)) => locked,
+                Ok(None) => continue,
+                // A child that a killed daemon forked holds the lock until
+                // it execs (close-on-exec) or exits: moments.
+                Err(DaemonError::AlreadyRunning { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             // A daemon that was stopping may have removed the file after we
             // opened it: then our lock is on a dead inode; start over.

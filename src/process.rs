@@ -122,8 +122,10 @@ fn prepared(
             // After the credential change, which clears the death signal.
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
             if nix::unistd::getppid() != daemon {
-                // The daemon died before the signal was armed.
-                return Err(io::Error::other("vidvard exited"));
+                // The daemon died before the signal was armed. (Nothing
+                // here may allocate: another thread may have held the
+                // allocator's lock at the fork.)
+                return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             Ok(())
         });
