@@ -222,6 +222,16 @@ pub enum Command {
     /// Name, state (up, lost or stopped), slots, running variations, last
     /// heartbeat.
     Nodes,
+    /// Print the daemon's metrics for Prometheus
+    ///
+    /// In Prometheus's text format 0.0.4: variations by outcome, hook runs,
+    /// claims, lease takeovers and database errors (counters that survive
+    /// restarts and prune), the queue's depth, slots, running encodes and
+    /// their frames per second, histograms of each variation's wall and
+    /// encoded seconds and of its output's lowest SSIM, and on a shared
+    /// queue each node's heartbeat. Figures only, no paths or labels: any
+    /// user of the socket may read them. With --json, {"metrics": TEXT}.
+    Metrics,
     /// Remove the records of finished jobs
     ///
     /// Yours; everyone's as root or the daemon's user. Output files are

@@ -407,6 +407,14 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             };
             show(c, json, Request::Nodes, pick, |n| render::nodes(n)).await
         }
+        Command::Metrics => {
+            let pick = |r| match r {
+                Response::Metrics(text) => Some(serde_json::json!({ "metrics": text })),
+                _ => None,
+            };
+            let text = |v: &serde_json::Value| v["metrics"].as_str().unwrap_or_default().to_owned();
+            show(c, json, Request::Metrics, pick, text).await
+        }
         Command::Prune { older_than } => {
             let older_than_secs = older_than.map_or(0, |d| d.as_secs());
             let pick = |r| match r {

@@ -303,6 +303,10 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .map(|jobs| Response::Pruned { jobs }),
         Request::Ping => scheduler.pong().await.map(Response::Pong),
         Request::Nodes => scheduler.nodes().await.map(Response::Nodes),
+        Request::Metrics => scheduler
+            .metrics()
+            .await
+            .map(|snapshot| Response::Metrics(crate::metrics::render(&snapshot))),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
     };
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))

@@ -21,6 +21,8 @@ pub mod dispatch;
 pub mod failure;
 pub mod hooks;
 pub mod live;
+pub mod meter;
+pub mod observe;
 pub mod pipeline;
 pub mod requests;
 pub mod supervisor;

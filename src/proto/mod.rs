@@ -21,7 +21,7 @@ pub use crate::effects::Effects;
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +90,10 @@ pub enum Request {
     /// Change the priority of a job that is not final (running variations
     /// go on). Answer: [`Response::Job`].
     SetPriority { job: JobId, priority: i32 },
+    /// The daemon's metrics in Prometheus's text format 0.0.4 (see
+    /// [`crate::metrics`]); any client may read them. Answer:
+    /// [`Response::Metrics`].
+    Metrics,
 }
 
 /// Lowest job priority ([`SubmitRequest::priority`]).
@@ -206,6 +210,8 @@ pub enum Response {
     },
     Error(WireError),
     Nodes(Vec<NodeInfo>),
+    /// The text of [`Request::Metrics`].
+    Metrics(String),
 }
 
 /// Whether a node takes part in the queue now.

@@ -5,7 +5,7 @@
 //! backends by design, the test asks the backend's [`Queue::sharing`] and
 //! checks the side that [`Sharing`] documents; no test is skipped. The
 //! rules live in one module per concern, named as the backends' files are
-//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`), so that a
+//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`, `history`), so that a
 //! rule and its test sit at the same place.
 //!
 //! Real databases: an SQLite file in a temp directory per test; for
@@ -17,6 +17,7 @@
 mod common;
 
 mod claims;
+mod history;
 mod hooks;
 mod jobs;
 mod node;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vidvar::effects::{Effects, Ranges};
+use vidvar::history::RunFigures;
 use vidvar::job::{
     Credentials, FileIdentity, FileState, FrameRate, JobId, JobState, Lease, Media, Quality, Vetted,
 };
@@ -183,6 +185,10 @@ conformance!(
     recovery::recovery_after_a_crash,
     recovery::clean_stop,
     node::daemon_pause_survives_restart,
+    history::runs_and_counters_outlive_their_jobs,
+    history::runs_by_filter_and_age,
+    history::census,
+    history::takeovers,
 );
 
 // ---- helpers for the rules, which live in one module per concern, named
@@ -323,14 +329,18 @@ fn succeeded(lease: Lease) -> Outcome {
 }
 
 async fn ok(q: &dyn Queue, lease: Lease) -> Option<JobState> {
-    q.finish_variation(lease, succeeded(lease)).await.unwrap()
+    q.finish_variation(lease, succeeded(lease), RunFigures::default())
+        .await
+        .unwrap()
 }
 
 async fn failed(q: &dyn Queue, lease: Lease, error: &str) -> Option<JobState> {
     let outcome = Outcome::Failed {
         error: error.into(),
     };
-    q.finish_variation(lease, outcome).await.unwrap()
+    q.finish_variation(lease, outcome, RunFigures::default())
+        .await
+        .unwrap()
 }
 
 async fn state(q: &dyn Queue, job: JobId) -> JobState {
