@@ -25,6 +25,10 @@
 //! - [`access`] judges permissions; [`access::vetted`] opens only the
 //!   files vetted for a job.
 //! - [`recovery`]: cleanup after an unclean stop.
+//! - [`history`]: the record of variation runs and the counters that
+//!   never go down (domain rules; the queue keeps them); [`rusage`]: CPU
+//!   time of child processes at exit; [`metrics`]: their Prometheus text;
+//!   [`exporter`]: that text on a socket of its own and in a textfile.
 //! - [`server`]: accept loop and request dispatch.
 //! - [`daemon`]: pidfile, socket, startup and orderly stop;
 //!   [`readiness`] reports the outcome of a start, [`logging`] picks stderr
@@ -39,6 +43,7 @@ pub mod daemon;
 pub mod effects;
 pub mod engine;
 pub mod escape;
+pub mod exporter;
 pub mod ffmpeg;
 pub mod history;
 pub mod job;

@@ -268,7 +268,8 @@ fn the_domain_model_and_the_queue_know_neither_the_wire_nor_access() {
     for (module, allowed) in [
         ("job", &[][..]),
         ("effects", &[][..]),
-        ("queue", &["job", "effects", "process", "naming"][..]),
+        ("history", &[][..]),
+        ("queue", &["job", "effects", "history", "process", "naming"][..]),
     ] {
         let used = &top[module];
         let beyond: Vec<_> = used

@@ -28,6 +28,9 @@ _vidvarctl() {
             vidvarctl,list)
                 cmd="vidvarctl__subcmd__list"
                 ;;
+            vidvarctl,metrics)
+                cmd="vidvarctl__subcmd__metrics"
+                ;;
             vidvarctl,nodes)
                 cmd="vidvarctl__subcmd__nodes"
                 ;;
@@ -76,6 +79,9 @@ _vidvarctl() {
             vidvarctl__subcmd__help,list)
                 cmd="vidvarctl__subcmd__help__subcmd__list"
                 ;;
+            vidvarctl__subcmd__help,metrics)
+                cmd="vidvarctl__subcmd__help__subcmd__metrics"
+                ;;
             vidvarctl__subcmd__help,nodes)
                 cmd="vidvarctl__subcmd__help__subcmd__nodes"
                 ;;
@@ -119,7 +125,7 @@ _vidvarctl() {
 
     case "${cmd}" in
         vidvarctl)
-            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help"
+            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +191,7 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help)
-            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes prune completions help"
+            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +247,20 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -445,6 +465,28 @@ _vidvarctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__metrics)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
