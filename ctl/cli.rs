@@ -232,6 +232,24 @@ pub enum Command {
     /// queue each node's heartbeat. Figures only, no paths or labels: any
     /// user of the socket may read them. With --json, {"metrics": TEXT}.
     Metrics,
+    /// Summarize the variations that ended lately
+    ///
+    /// Of your jobs (everyone's as root or the daemon's user): variations
+    /// succeeded, failed, cancelled and requeued, media seconds encoded,
+    /// CPU and wall seconds and the mean speed, the distribution of the
+    /// outputs' lowest SSIM, failures by class (input, output, no_space,
+    /// claim_lost, stalled, ffmpeg, stage, process, duration, check,
+    /// quality, probe, internal) and, on a shared queue, the same per node.
+    /// The daemon keeps 90 days of history; prune does not shorten it.
+    Stats {
+        /// How far back, e.g. 24h, 7d, 90m
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+              default_value = "24h")]
+        since: std::time::Duration,
+        /// Only variations of jobs with this label
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
     /// Remove the records of finished jobs
     ///
     /// Yours; everyone's as root or the daemon's user. Output files are

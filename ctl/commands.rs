@@ -407,6 +407,17 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             };
             show(c, json, Request::Nodes, pick, |n| render::nodes(n)).await
         }
+        Command::Stats { since, label } => {
+            let pick = |r| match r {
+                Response::Stats(report) => Some(report),
+                _ => None,
+            };
+            let request = Request::Stats {
+                since_secs: since.as_secs(),
+                label,
+            };
+            show(c, json, request, pick, render::stats).await
+        }
         Command::Metrics => {
             let pick = |r| match r {
                 Response::Metrics(text) => Some(serde_json::json!({ "metrics": text })),

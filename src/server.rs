@@ -303,6 +303,10 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .map(|jobs| Response::Pruned { jobs }),
         Request::Ping => scheduler.pong().await.map(Response::Pong),
         Request::Nodes => scheduler.nodes().await.map(Response::Nodes),
+        Request::Stats { since_secs, label } => scheduler
+            .stats(peer, since_secs, label)
+            .await
+            .map(Response::Stats),
         Request::Metrics => scheduler
             .metrics()
             .await

@@ -269,7 +269,10 @@ fn the_domain_model_and_the_queue_know_neither_the_wire_nor_access() {
         ("job", &[][..]),
         ("effects", &[][..]),
         ("history", &[][..]),
-        ("queue", &["job", "effects", "history", "process", "naming"][..]),
+        (
+            "queue",
+            &["job", "effects", "history", "process", "naming"][..],
+        ),
     ] {
         let used = &top[module];
         let beyond: Vec<_> = used

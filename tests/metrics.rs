@@ -3,7 +3,7 @@
 //! check metrics`, counts what ran (variations, CPU and media seconds from
 //! the encoders' rusage and progress), is served over HTTP on its own
 //! socket and written to the textfile, and its counters survive `prune`
-//! and a restart.
+//! and a restart; `vidvarctl stats` summarizes the same runs, by label.
 
 mod common;
 
@@ -84,7 +84,7 @@ fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
     make_video(&input, 1.0, "160x120", true);
     let daemon = env.start(&["--config", s(&config), "--max-parallel", "2"]);
     let out = env.out_dir();
-    let job = env.submit(&["-n", "2", "-o", s(&out), s(&input)]);
+    let job = env.submit(&["-n", "2", "-l", "promo", "-o", s(&out), s(&input)]);
     env.wait_job(job, Duration::from_secs(120), |d| {
         d["summary"]["state"] == "succeeded"
     });
@@ -147,6 +147,23 @@ fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
         value(&text, "vidvar_variations_total{outcome=\"succeeded\"}"),
         2.
     );
+
+    // The history outlives the job too: `stats` counts what ran.
+    let stats = env.json(&["stats", "--label", "promo"]);
+    assert_eq!(stats["total"]["succeeded"], 2, "{stats}");
+    assert_eq!(stats["total"]["failed"], 0);
+    assert!(
+        stats["total"]["cpu_secs"].as_f64().unwrap() > 0.05,
+        "{stats}"
+    );
+    let encoded = stats["total"]["encoded_secs"].as_f64().unwrap();
+    assert!((1.9..=2.2).contains(&encoded), "{stats}");
+    assert_eq!(stats["ssim"]["checked"], 2);
+    assert_eq!(stats["everyone"], true, "the daemon's own user sees all");
+    let other = env.json(&["stats", "--label", "other"]);
+    assert_eq!(other["total"]["succeeded"], 0, "{other}");
+    let text = env.ctl_ok(&["stats", "--since", "1h"]);
+    assert!(text.contains("2 succeeded, 0 failed"), "{text}");
     drop(daemon);
     let _daemon = env.start(&["--config", s(&config)]);
     let text = env.ctl_ok(&["metrics"]);

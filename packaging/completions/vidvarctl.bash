@@ -55,6 +55,9 @@ _vidvarctl() {
             vidvarctl,retry)
                 cmd="vidvarctl__subcmd__retry"
                 ;;
+            vidvarctl,stats)
+                cmd="vidvarctl__subcmd__stats"
+                ;;
             vidvarctl,status)
                 cmd="vidvarctl__subcmd__status"
                 ;;
@@ -106,6 +109,9 @@ _vidvarctl() {
             vidvarctl__subcmd__help,retry)
                 cmd="vidvarctl__subcmd__help__subcmd__retry"
                 ;;
+            vidvarctl__subcmd__help,stats)
+                cmd="vidvarctl__subcmd__help__subcmd__stats"
+                ;;
             vidvarctl__subcmd__help,status)
                 cmd="vidvarctl__subcmd__help__subcmd__status"
                 ;;
@@ -125,7 +131,7 @@ _vidvarctl() {
 
     case "${cmd}" in
         vidvarctl)
-            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics prune completions help"
+            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics stats prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +197,7 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help)
-            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics prune completions help"
+            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics stats prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,6 +379,20 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -667,6 +687,36 @@ _vidvarctl() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__stats)
+            opts="-h --since --label --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -94,6 +94,14 @@ pub enum Request {
     /// [`crate::metrics`]); any client may read them. Answer:
     /// [`Response::Metrics`].
     Metrics,
+    /// A summary of the variation runs that ended in the last
+    /// `since_secs` seconds (the history keeps 90 days): the client's own
+    /// jobs' (everyone's for root and the daemon's user), only of jobs
+    /// labelled `label` if set. Answer: [`Response::Stats`].
+    Stats {
+        since_secs: u64,
+        label: Option<String>,
+    },
 }
 
 /// Lowest job priority ([`SubmitRequest::priority`]).
@@ -212,6 +220,72 @@ pub enum Response {
     Nodes(Vec<NodeInfo>),
     /// The text of [`Request::Metrics`].
     Metrics(String),
+    Stats(StatsReport),
+}
+
+/// The answer to [`Request::Stats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// Unix seconds: runs that ended from then on are counted.
+    pub since: i64,
+    pub label: Option<String>,
+    /// Whether everyone's runs are counted (root, the daemon's user), or
+    /// only the client's.
+    pub everyone: bool,
+    /// All of them.
+    pub total: RunTotals,
+    /// By the node that ran them, by name (empty on one machine).
+    pub nodes: Vec<NodeTotals>,
+    /// Failed runs by failure class, most first.
+    pub failures: Vec<ReasonCount>,
+    /// The lowest SSIM of the checked outputs.
+    pub ssim: SsimSummary,
+}
+
+/// Figures of a set of variation runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Stopped by `pause --stop` and queued again.
+    pub requeued: u64,
+    /// Media seconds encoded.
+    pub encoded_secs: f64,
+    /// CPU seconds (user + system) of their processes.
+    pub cpu_secs: f64,
+    /// Wall-clock seconds, each run from its claim to its end, added up.
+    pub wall_secs: f64,
+    /// `encoded_secs / wall_secs`: a multiple of real time per slot;
+    /// `None` without wall time.
+    pub mean_speed: Option<f64>,
+}
+
+/// [`RunTotals`] of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeTotals {
+    pub node: String,
+    pub totals: RunTotals,
+}
+
+/// How many failed runs had one failure class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    /// E.g. `ffmpeg`, `stalled`, `input` (vidvarctl(1), STATS).
+    pub reason: String,
+    pub count: u64,
+}
+
+/// The distribution of the checked outputs' lowest SSIM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SsimSummary {
+    /// Outputs checked.
+    pub checked: u64,
+    pub lowest: Option<f64>,
+    pub median: Option<f64>,
+    /// `(upper bound, outputs at most it and above the previous bound)`,
+    /// by bound; the last bound is 1.
+    pub buckets: Vec<(f64, u64)>,
 }
 
 /// Whether a node takes part in the queue now.
