@@ -222,6 +222,17 @@ pub enum Command {
     /// Name, state (up, lost or stopped), slots, running variations, last
     /// heartbeat.
     Nodes,
+    /// Watch everything at a glance, full screen
+    ///
+    /// The daemon's slots, queue depth and throughput, the running
+    /// variations with their progress, speed and ETA, your jobs
+    /// (everyone's as root or the daemon's user) by priority, those that
+    /// ended lately with their worst SSIM, and recent failures; pushed by
+    /// the daemon as they change. Keys: arrows or j/k select a job, Enter
+    /// shows it, c cancels it, r retries it, p/P pause/resume it (the
+    /// daemon with no job selected), ? help, q or Ctrl-C quit. NO_COLOR
+    /// turns colour off.
+    Top,
     /// Print the daemon's metrics for Prometheus
     ///
     /// In Prometheus's text format 0.0.4: variations by outcome, hook runs,

@@ -299,6 +299,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             let mut client = connect(socket, &service_user).await?;
             submit(&mut client, json, request, follow).await
         }
+        Command::Top => {
+            let stream = connect(socket.clone(), &service_user).await?;
+            let actions = connect(socket, &service_user).await?;
+            crate::top::top(stream, actions).await
+        }
         command => serve(&mut connect(socket, &service_user).await?, json, command).await,
     }
 }
@@ -435,7 +440,7 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             let text = |v: &serde_json::Value| format!("{} job record(s) removed\n", v["pruned"]);
             show(c, json, Request::Prune { older_than_secs }, pick, text).await
         }
-        Command::Submit { .. } | Command::Completions { .. } => {
+        Command::Submit { .. } | Command::Completions { .. } | Command::Top => {
             unreachable!("run handles {command:?}")
         }
     }

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod render;
+mod top;
 mod watch;
 
 /// Write to stdout. When the reader has gone (`vidvarctl list | head`),

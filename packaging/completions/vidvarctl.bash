@@ -64,6 +64,9 @@ _vidvarctl() {
             vidvarctl,submit)
                 cmd="vidvarctl__subcmd__submit"
                 ;;
+            vidvarctl,top)
+                cmd="vidvarctl__subcmd__top"
+                ;;
             vidvarctl,wait)
                 cmd="vidvarctl__subcmd__wait"
                 ;;
@@ -118,6 +121,9 @@ _vidvarctl() {
             vidvarctl__subcmd__help,submit)
                 cmd="vidvarctl__subcmd__help__subcmd__submit"
                 ;;
+            vidvarctl__subcmd__help,top)
+                cmd="vidvarctl__subcmd__help__subcmd__top"
+                ;;
             vidvarctl__subcmd__help,wait)
                 cmd="vidvarctl__subcmd__help__subcmd__wait"
                 ;;
@@ -131,7 +137,7 @@ _vidvarctl() {
 
     case "${cmd}" in
         vidvarctl)
-            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics stats prune completions help"
+            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes top metrics stats prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,7 +203,7 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help)
-            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes metrics stats prune completions help"
+            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes top metrics stats prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +427,20 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help__subcmd__submit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -797,6 +817,28 @@ _vidvarctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__top)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

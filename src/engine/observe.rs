@@ -9,7 +9,10 @@ use super::{ApiError, Engine};
 use crate::history::{RunFilter, RunOutcome, RunRow, SSIM_BUCKETS};
 use crate::job::Credentials;
 use crate::metrics::Snapshot;
-use crate::proto::{NodeTotals, ReasonCount, RunTotals, SsimSummary, StatsReport};
+use crate::proto::{
+    JobState, ListRequest, NodeTotals, ReasonCount, RunTotals, SsimSummary, StatsReport,
+    Throughput, TopFailure, TopFinished, TopRunning, TopView,
+};
 use crate::queue::unix_now;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -72,6 +75,121 @@ impl Engine {
             everyone,
             ..summarize(&runs)
         })
+    }
+}
+
+/// Jobs that ended lately shown in `top`, at most.
+const TOP_RECENT: usize = 8;
+/// Open jobs shown in `top`, at most.
+const TOP_OPEN: u32 = 200;
+
+impl Engine {
+    /// One frame of `vidvarctl top` for `peer`.
+    ///
+    /// Errors: [`ApiError`] when the queue cannot be read.
+    pub async fn top(&self, peer: &Credentials) -> Result<TopView, ApiError> {
+        let daemon = self.pong().await?;
+        let snapshot = self.metrics().await?;
+        let now = unix_now();
+        let hour = self
+            .queue
+            .runs(RunFilter {
+                since: now - 3600,
+                ..RunFilter::default()
+            })
+            .await?;
+        let everyone = self.is_admin(peer);
+        let mut open = Vec::new();
+        for state in [JobState::Running, JobState::Queued] {
+            let request = ListRequest {
+                state: Some(state),
+                label: None,
+                after: 0,
+                limit: TOP_OPEN,
+            };
+            open.extend(self.list(peer, request).await?.jobs);
+        }
+        open.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+        let mut running = Vec::new();
+        for job in open.iter().filter(|j| j.state == JobState::Running) {
+            let Ok(detail) = self.detail(peer, job.id).await else {
+                continue;
+            };
+            for file in &detail.files {
+                running.extend(file.running.iter().map(|r| TopRunning {
+                    job: job.id,
+                    input: file.path.clone(),
+                    index: r.index,
+                    node: file.nodes.last().cloned(),
+                    percent: r.percent,
+                    fps: r.fps,
+                    speed: r.speed,
+                    eta_secs: file.eta_secs,
+                }));
+            }
+        }
+        let (mut failures, mut finished) = (Vec::new(), Vec::new());
+        let mut recent: Vec<i64> = Vec::new();
+        for run in hour.iter().rev() {
+            if (everyone || run.owner_uid == peer.uid) && !recent.contains(&run.job_id) {
+                recent.push(run.job_id);
+            }
+        }
+        for job in recent {
+            if finished.len() == TOP_RECENT {
+                break;
+            }
+            let Ok(detail) = self.detail(peer, job).await else {
+                continue;
+            };
+            if !detail.summary.state.is_final() {
+                continue;
+            }
+            failures.extend(detail.files.iter().filter_map(|f| {
+                Some(TopFailure {
+                    job,
+                    input: f.path.clone(),
+                    error: f.error.clone()?,
+                })
+            }));
+            let outputs = self.outputs(peer, job).await.unwrap_or_default();
+            let worst_ssim = outputs
+                .iter()
+                .filter_map(|o| o.quality.map(|q| q.ssim_min))
+                .min_by(f64::total_cmp);
+            finished.push(TopFinished {
+                job,
+                state: detail.summary.state,
+                worst_ssim,
+            });
+        }
+        failures.truncate(TOP_RECENT);
+        Ok(TopView {
+            daemon,
+            slots: snapshot.slots,
+            busy: snapshot.busy,
+            jobs_by_state: snapshot.census.jobs,
+            variations_queued: snapshot.census.variations_queued,
+            last_minute: throughput(&hour, now - 60, 60.0),
+            last_hour: throughput(&hour, now - 3600, 3600.0),
+            everyone,
+            running,
+            open,
+            failures,
+            finished,
+        })
+    }
+}
+
+/// Variations per minute and media seconds per second of the runs that
+/// ended from `since` on, over a window of `secs` seconds.
+fn throughput(runs: &[RunRow], since: i64, secs: f64) -> Throughput {
+    let ended: Vec<&RunRow> = runs.iter().filter(|r| r.ended_at >= since).collect();
+    // `0.0 +`: an empty sum of f64 is -0.0.
+    let encoded: f64 = 0.0 + ended.iter().map(|r| r.media_seconds).sum::<f64>();
+    Throughput {
+        variations_per_min: ended.len() as f64 * 60.0 / secs,
+        encoded_per_sec: encoded / secs,
     }
 }
 

@@ -102,6 +102,10 @@ pub enum Request {
         since_secs: u64,
         label: Option<String>,
     },
+    /// The dashboard of `vidvarctl top`: a stream of [`Response::Top`],
+    /// one now and one whenever something changes (at most 4 a second, at
+    /// least one a second), until the client closes the connection.
+    Top,
 }
 
 /// Lowest job priority ([`SubmitRequest::priority`]).
@@ -221,6 +225,73 @@ pub enum Response {
     /// The text of [`Request::Metrics`].
     Metrics(String),
     Stats(StatsReport),
+    Top(Box<TopView>),
+}
+
+/// One frame of `vidvarctl top`: daemon-wide figures for everyone, jobs
+/// in detail only those the client may see (its own; everyone's for root
+/// and the daemon's user).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopView {
+    pub daemon: Pong,
+    /// This daemon's slots and those held now.
+    pub slots: u32,
+    pub busy: u32,
+    /// Jobs stored by state (of everyone).
+    pub jobs_by_state: Vec<(JobState, u64)>,
+    pub variations_queued: u64,
+    pub last_minute: Throughput,
+    pub last_hour: Throughput,
+    /// Whether the jobs shown are everyone's.
+    pub everyone: bool,
+    /// Running variations of the jobs shown.
+    pub running: Vec<TopRunning>,
+    /// Queued and running jobs shown, by priority (highest first), then id.
+    pub open: Vec<JobSummary>,
+    /// Failed inputs of jobs that ended lately, latest first.
+    pub failures: Vec<TopFailure>,
+    /// Jobs that ended lately, latest first.
+    pub finished: Vec<TopFinished>,
+}
+
+/// Variation runs that ended in a window, of everyone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub variations_per_min: f64,
+    /// Media seconds encoded per wall-clock second.
+    pub encoded_per_sec: f64,
+}
+
+/// A running variation in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopRunning {
+    pub job: JobId,
+    pub input: PathBuf,
+    pub index: u32,
+    /// The node running its input (shared queue).
+    pub node: Option<String>,
+    pub percent: f64,
+    pub fps: Option<f64>,
+    pub speed: Option<f64>,
+    /// Seconds left of its input, as `status` estimates them.
+    pub eta_secs: Option<f64>,
+}
+
+/// A failed input in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopFailure {
+    pub job: JobId,
+    pub input: PathBuf,
+    pub error: String,
+}
+
+/// A job that ended, in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopFinished {
+    pub job: JobId,
+    pub state: JobState,
+    /// The lowest SSIM over its checked outputs.
+    pub worst_ssim: Option<f64>,
 }
 
 /// The answer to [`Request::Stats`].
