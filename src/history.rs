@@ -378,6 +378,20 @@ mod tests {
     }
 
     #[test]
+    fn database_errors_are_written_once_or_given_back() {
+        let tally = ErrorTally::default();
+        tally.note();
+        tally.note();
+        let (counts, taken) = tally.take_into(vec![Count::new(Counter::Claims, "", 1.)]);
+        assert_eq!(taken, 2);
+        assert!(counts.contains(&Count::new(Counter::DatabaseErrors, "", 2.)));
+        assert_eq!(tally.take_into(Vec::new()), (Vec::new(), 0), "taken once");
+        tally.give_back(taken);
+        let (counts, _) = tally.take_into(Vec::new());
+        assert_eq!(counts, vec![Count::new(Counter::DatabaseErrors, "", 2.)]);
+    }
+
+    #[test]
     fn sorting_adds_up_the_counts_of_one_series() {
         let counts = sorted(vec![
             Count::new(Counter::Takeovers, "", 1.),

@@ -10,7 +10,7 @@
 //!   opened by [`queue::open`]; [`queue::sqlite`] keeps it in SQLite, on
 //!   threads of its own (the only module that imports rusqlite),
 //!   [`queue::postgres`] in PostgreSQL for several nodes, each in files of
-//!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
+//!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`, `history`,
 //!   `recovery`, `node`, `rows`, `schema`, `store`, `error`). [`naming`]:
 //!   the names of the files a variation makes.
 //! - [`effects`]: the seeded variation recipe (pure). [`pixel`]: the

@@ -165,7 +165,20 @@ fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
     let text = env.ctl_ok(&["stats", "--since", "1h"]);
     assert!(text.contains("2 succeeded, 0 failed"), "{text}");
     drop(daemon);
+    // Restarted with a group for the socket: 0660 to that group.
+    let gid = nix::unistd::getegid().as_raw();
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_socket = {:?}\nmetrics_socket_group = {gid}\n",
+            s(&socket)
+        ),
+    )
+    .unwrap();
     let _daemon = env.start(&["--config", s(&config)]);
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
     let text = env.ctl_ok(&["metrics"]);
     assert_eq!(
         value(&text, "vidvar_variations_total{outcome=\"succeeded\"}"),

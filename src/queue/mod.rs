@@ -5,7 +5,7 @@
 //! between them. Nothing here names a database: a claim is a [`Lease`]
 //! that a backend may lose, every write about claimed work is fenced by
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
-//! same rules in files of the same names (jobs, claims, settle, hooks,
+//! same rules in files of the same names (jobs, claims, settle, hooks, history,
 //! recovery, node, rows, schema, store, error), checked on each by the
 //! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.

@@ -14,7 +14,7 @@
 //!
 //! The settle rules and the progress formulas are [`crate::job`]'s, as in
 //! the SQLite queue, and the files are split by concern as the SQLite
-//! queue's are (jobs, claims, settle, hooks, recovery, node, rows, schema,
+//! queue's are (jobs, claims, settle, hooks, history, recovery, node, rows, schema,
 //! store, error), so that a rule lives at the same place in each; this
 //! file only answers [`Queue`] from them, and `url`, `listen`, `tls` and
 //! `pgpass` are the connection's own. Connections come from a pool
