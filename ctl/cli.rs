@@ -223,6 +223,45 @@ pub enum Command {
     /// Name, state (up, lost or stopped), slots, running variations, last
     /// heartbeat.
     Nodes,
+    /// Watch everything at a glance, full screen
+    ///
+    /// The daemon's slots, queue depth and throughput, the running
+    /// variations with their progress, speed and ETA, your jobs
+    /// (everyone's as root or the daemon's user) by priority, those that
+    /// ended lately with their worst SSIM, and recent failures; pushed by
+    /// the daemon as they change. Keys: arrows or j/k select a job, Enter
+    /// shows it, c cancels it, r retries it, p/P pause/resume it (the
+    /// daemon with no job selected), ? help, q or Ctrl-C quit. NO_COLOR
+    /// turns colour off.
+    Top,
+    /// Print the daemon's metrics for Prometheus
+    ///
+    /// In Prometheus's text format 0.0.4: variations by outcome, hook runs,
+    /// claims, lease takeovers and database errors (counters that survive
+    /// restarts and prune), the queue's depth, slots, running encodes and
+    /// their frames per second, histograms of each variation's wall and
+    /// encoded seconds and of its output's lowest SSIM, and on a shared
+    /// queue each node's heartbeat. Figures only, no paths or labels: any
+    /// user of the socket may read them. With --json, {"metrics": TEXT}.
+    Metrics,
+    /// Summarize the variations that ended lately
+    ///
+    /// Of your jobs (everyone's as root or the daemon's user): variations
+    /// succeeded, failed, cancelled and requeued, media seconds encoded,
+    /// CPU and wall seconds and the mean speed, the distribution of the
+    /// outputs' lowest SSIM, failures by class (input, output, no_space,
+    /// claim_lost, stalled, ffmpeg, stage, process, duration, check,
+    /// quality, probe, internal) and, on a shared queue, the same per node.
+    /// The daemon keeps 90 days of history; prune does not shorten it.
+    Stats {
+        /// How far back, e.g. 24h, 7d, 90m
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+              default_value = "24h")]
+        since: std::time::Duration,
+        /// Only variations of jobs with this label
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+    },
     /// Remove the records of finished jobs
     ///
     /// Yours; everyone's as root or the daemon's user. Output files are

@@ -302,6 +302,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             let mut client = connect(socket, &service_user).await?;
             submit(&mut client, json, request, follow).await
         }
+        Command::Top => {
+            let stream = connect(socket.clone(), &service_user).await?;
+            let actions = connect(socket, &service_user).await?;
+            crate::top::top(stream, actions).await
+        }
         command => serve(&mut connect(socket, &service_user).await?, json, command).await,
     }
 }
@@ -410,6 +415,25 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             };
             show(c, json, Request::Nodes, pick, |n| render::nodes(n)).await
         }
+        Command::Stats { since, label } => {
+            let pick = |r| match r {
+                Response::Stats(report) => Some(report),
+                _ => None,
+            };
+            let request = Request::Stats {
+                since_secs: since.as_secs(),
+                label,
+            };
+            show(c, json, request, pick, render::stats).await
+        }
+        Command::Metrics => {
+            let pick = |r| match r {
+                Response::Metrics(text) => Some(serde_json::json!({ "metrics": text })),
+                _ => None,
+            };
+            let text = |v: &serde_json::Value| v["metrics"].as_str().unwrap_or_default().to_owned();
+            show(c, json, Request::Metrics, pick, text).await
+        }
         Command::Prune { older_than } => {
             let older_than_secs = older_than.map_or(0, |d| d.as_secs());
             let pick = |r| match r {
@@ -420,7 +444,7 @@ async fn serve(c: &mut Client, json: bool, command: Command) -> Result<(), Failu
             show(c, json, Request::Prune { older_than_secs }, pick, text).await
         }
         Command::Folder { action } => folders::run(c, json, action).await,
-        Command::Submit { .. } | Command::Completions { .. } => {
+        Command::Submit { .. } | Command::Completions { .. } | Command::Top => {
             unreachable!("run handles {command:?}")
         }
     }

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod folders;
 mod render;
+mod top;
 mod watch;
 
 /// Write to stdout. When the reader has gone (`vidvarctl list | head`),

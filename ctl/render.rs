@@ -9,7 +9,10 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
-use vidvar::proto::{FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong};
+use vidvar::proto::{
+    FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong, RunTotals,
+    StatsReport,
+};
 
 pub use vidvar::escape::escape;
 
@@ -200,6 +203,63 @@ pub fn nodes(list: &[NodeInfo]) -> String {
         ));
     }
     out
+}
+
+/// `stats`: whose runs since when, the totals, the SSIM distribution, the
+/// failures by class, then the totals per node.
+pub fn stats(r: &StatsReport) -> String {
+    let whose = if r.everyone { "all jobs" } else { "your jobs" };
+    let label = r
+        .label
+        .as_ref()
+        .map_or(String::new(), |l| format!(" labelled {}", escape(l)));
+    let mut out = format!(
+        "Variations ended since {} ({whose}{label}):\n",
+        time(r.since)
+    );
+    out.push_str(&totals(&r.total));
+    let s = &r.ssim;
+    if s.checked > 0 {
+        let figure = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+        let spread: Vec<String> = s
+            .buckets
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(bound, n)| format!("<={bound}: {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  SSIM (lowest)  {} checked, lowest {}, median {}; {}",
+            s.checked,
+            figure(s.lowest),
+            figure(s.median),
+            spread.join(", ")
+        );
+    }
+    if !r.failures.is_empty() {
+        let classes: Vec<String> = r
+            .failures
+            .iter()
+            .map(|f| format!("{} {}", escape(&f.reason), f.count))
+            .collect();
+        let _ = writeln!(out, "  failures       {}", classes.join(", "));
+    }
+    for n in &r.nodes {
+        let _ = writeln!(out, "node {}:", escape(&n.node));
+        out.push_str(&totals(&n.totals));
+    }
+    out
+}
+
+/// Two lines of [`stats`]: outcomes, then time and speed.
+fn totals(t: &RunTotals) -> String {
+    let speed = t.mean_speed.map_or("-".into(), |s| format!("{s:.2}x"));
+    format!(
+        "  variations     {} succeeded, {} failed, {} cancelled, {} requeued\n\
+         \x20 encoded        {:.1} s of media in {:.1} s of wall time (mean speed {speed}), \
+         {:.1} CPU s\n",
+        t.succeeded, t.failed, t.cancelled, t.requeued, t.encoded_secs, t.wall_secs, t.cpu_secs
+    )
 }
 
 /// Inputs named on one `watch` line; the others are counted.

@@ -55,6 +55,14 @@ fi
 if ! command -v adduser >/dev/null; then
   packages+=(adduser)
 fi
+# promtool (Debian's prometheus package) checks the metrics' text format.
+if ! command -v promtool >/dev/null; then
+  packages+=(prometheus)
+fi
+# tmux runs `vidvarctl top` in a pseudo-terminal for its tests.
+if ! command -v tmux >/dev/null; then
+  packages+=(tmux)
+fi
 if ! command -v deb-systemd-helper >/dev/null; then
   packages+=(init-system-helpers)
 fi

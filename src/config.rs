@@ -159,6 +159,22 @@ pub struct Config {
     pub socket_group: Option<u32>,
     /// What the engine runs with, fixed for the daemon's life.
     pub engine: Settings,
+    /// Where the metrics are served for scrapers.
+    pub metrics: MetricsOutputs,
+}
+
+/// Where the metrics go besides `vidvarctl metrics` (see
+/// [`crate::exporter`]); fixed for the daemon's life.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsOutputs {
+    /// `metrics_socket`: a Unix socket answering `GET /metrics`.
+    pub socket: Option<PathBuf>,
+    /// `metrics_socket_group`: the group the socket is 0660 to; `None`:
+    /// 0600.
+    pub socket_group: Option<u32>,
+    /// `metrics_textfile`: the file for node_exporter's textfile
+    /// collector.
+    pub textfile: Option<PathBuf>,
 }
 
 /// The settings the engine runs with that SIGHUP does not change: the
@@ -229,6 +245,7 @@ impl Config {
             tunables: Tunables::default(),
             system_mode: crate::paths::is_system_mode(),
             socket_group: None,
+            metrics: MetricsOutputs::default(),
             engine: Settings {
                 ffmpeg: "ffmpeg".into(),
                 ffprobe: "ffprobe".into(),
@@ -307,6 +324,20 @@ impl Config {
                     DEFAULT_HOOK_TIMEOUT.as_secs_f64()
                 ),
             },
+            format!(
+                "metrics_socket = {}\nmetrics_socket_group = {}\nmetrics_textfile = {}",
+                self.metrics
+                    .socket
+                    .as_ref()
+                    .map_or("none".into(), |p| format!("{:?}", p.display().to_string())),
+                self.metrics
+                    .socket_group
+                    .map_or("none (socket 0600)".into(), |g| g.to_string()),
+                self.metrics
+                    .textfile
+                    .as_ref()
+                    .map_or("none".into(), |p| format!("{:?}", p.display().to_string())),
+            ),
             "[encode]".into(),
             format!("video_codec = {:?}", e.video_codec),
             format!("preset = {:?}", e.preset),
@@ -387,6 +418,12 @@ pub struct FileSettings {
     pub on_job_end: Option<Vec<String>>,
     /// Seconds.
     pub hook_timeout: Option<f64>,
+    /// Unix socket serving `GET /metrics`.
+    pub metrics_socket: Option<PathBuf>,
+    /// Group name or number the metrics socket is 0660 to.
+    pub metrics_socket_group: Option<GroupSpec>,
+    /// File rewritten every 15 s for node_exporter's textfile collector.
+    pub metrics_textfile: Option<PathBuf>,
     pub encode: Option<EncodeFile>,
     pub effects: Option<EffectsFile>,
     /// Where each key is set, for messages (not a key of the file).
@@ -605,6 +642,38 @@ impl FileSettings {
 }
 
 impl FileSettings {
+    /// Where the metrics are served: `metrics_socket` (with
+    /// `metrics_socket_group`) and `metrics_textfile`.
+    ///
+    /// Errors: [`ConfigError::Value`] for a path that is not absolute, a
+    /// group that does not exist, or a group without a socket.
+    pub fn metrics(&self, path: &Path) -> Result<MetricsOutputs, ConfigError> {
+        let bad = |key, reason: String| self.bad(path, key, reason);
+        let absolute = |key, value: &Option<PathBuf>| match value {
+            Some(p) if !p.is_absolute() => {
+                Err(bad(key, format!("{} is not an absolute path", p.display())))
+            }
+            other => Ok(other.clone()),
+        };
+        let socket = absolute("metrics_socket", &self.metrics_socket)?;
+        let textfile = absolute("metrics_textfile", &self.metrics_textfile)?;
+        let socket_group = match &self.metrics_socket_group {
+            Some(_) if socket.is_none() => {
+                return Err(bad("metrics_socket_group", "set metrics_socket too".into()));
+            }
+            Some(group) => Some(
+                group_id(&group.to_string())
+                    .map_err(|e| bad("metrics_socket_group", e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(MetricsOutputs {
+            socket,
+            socket_group,
+            textfile,
+        })
+    }
+
     /// The completion hook, if `on_job_end` is set.
     ///
     /// Errors: [`ConfigError::Value`] for an empty argv, a program that is

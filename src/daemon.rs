@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(transparent)]
+    Metrics(#[from] crate::exporter::ExporterError),
     #[error("already running (pid {pid}): {} is locked", path.display())]
     AlreadyRunning { pid: String, path: PathBuf },
     #[error("cannot use pidfile {}: {source}", path.display())]
@@ -514,6 +516,29 @@ fn listen(
     Ok(listener)
 }
 
+/// Serve the metrics on `listener` (bound at `metrics.socket`) and write
+/// `metrics.textfile`, until `stop` fires; returns their tasks.
+fn spawn_exporters(
+    metrics: &crate::config::MetricsOutputs,
+    listener: Option<tokio::net::UnixListener>,
+    engine: &Arc<Engine>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let (Some(listener), Some(path)) = (listener, &metrics.socket) {
+        log::info!("serving GET /metrics on {}", path.display());
+        let serving =
+            crate::exporter::serve(listener, path.clone(), Arc::clone(engine), stop.clone());
+        tasks.push(tokio::spawn(serving));
+    }
+    if let Some(path) = &metrics.textfile {
+        let writing =
+            crate::exporter::write_textfile(path.clone(), Arc::clone(engine), stop.clone());
+        tasks.push(tokio::spawn(writing));
+    }
+    tasks
+}
+
 /// Run the daemon until `shutdown` resolves, then stop in order: refuse new
 /// submissions, stop FFmpeg (SIGTERM, SIGKILL after the grace period), mark
 /// unfinished work interrupted, remove the socket.
@@ -558,6 +583,11 @@ pub async fn run(
         );
     }
     let socket = config.socket.clone();
+    let metrics = config.metrics.clone();
+    let metrics_listener = match &metrics.socket {
+        Some(path) => Some(crate::exporter::bind(path, metrics.socket_group)?),
+        None => None,
+    };
     log::info!(
         "vidvard {} listening on {}, database {}, up to {} slot(s) of work",
         env!("CARGO_PKG_VERSION"),
@@ -577,6 +607,7 @@ pub async fn run(
         Arc::clone(&engine),
         stop_serving.clone(),
     ));
+    let exporters = spawn_exporters(&metrics, metrics_listener, &engine, &stop_serving);
     let reloader = {
         let engine = Arc::clone(&engine);
         tokio::spawn(async move {
@@ -595,6 +626,9 @@ pub async fn run(
     }
     stop_serving.cancel();
     let _ = server.await;
+    for exporter in exporters {
+        let _ = exporter.await;
+    }
     engine.notify_change();
     if let Err(err) = std::fs::remove_file(&socket)
         && err.kind() != io::ErrorKind::NotFound

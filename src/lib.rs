@@ -10,7 +10,7 @@
 //!   opened by [`queue::open`]; [`queue::sqlite`] keeps it in SQLite, on
 //!   threads of its own (the only module that imports rusqlite),
 //!   [`queue::postgres`] in PostgreSQL for several nodes, each in files of
-//!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`,
+//!   the same names by concern (`jobs`, `claims`, `settle`, `hooks`, `history`,
 //!   `recovery`, `node`, `folders`, `rows`, `schema`, `store`, `error`).
 //!   [`naming`]: the names of the files a variation makes. [`folder`]:
 //!   the rules of watch folders (pure).
@@ -27,6 +27,10 @@
 //! - [`access`] judges permissions; [`access::vetted`] opens only the
 //!   files vetted for a job.
 //! - [`recovery`]: cleanup after an unclean stop.
+//! - [`history`]: the record of variation runs and the counters that
+//!   never go down (domain rules; the queue keeps them); [`rusage`]: CPU
+//!   time of child processes at exit; [`metrics`]: their Prometheus text;
+//!   [`exporter`]: that text on a socket of its own and in a textfile.
 //! - [`server`]: accept loop and request dispatch.
 //! - [`daemon`]: pidfile, socket, startup and orderly stop;
 //!   [`readiness`] reports the outcome of a start, [`logging`] picks stderr
@@ -41,10 +45,13 @@ pub mod daemon;
 pub mod effects;
 pub mod engine;
 pub mod escape;
+pub mod exporter;
 pub mod ffmpeg;
 pub mod folder;
+pub mod history;
 pub mod job;
 pub mod logging;
+pub mod metrics;
 pub mod naming;
 pub mod paths;
 pub mod pipes;
@@ -54,5 +61,6 @@ pub mod proto;
 pub mod queue;
 pub mod readiness;
 pub mod recovery;
+pub mod rusage;
 pub mod server;
 pub mod state_dir;

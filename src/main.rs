@@ -278,6 +278,7 @@ impl Args {
         config.engine.encode = file.encode(&self.config_file())?;
         config.engine.effects = file.effects(&self.config_file())?;
         config.engine.hook = file.hook(&self.config_file())?;
+        config.metrics = file.metrics(&self.config_file())?;
         let group = match (&self.socket_group, &file.socket_group) {
             (Some(flag), _) => Some(flag.clone()),
             (None, Some(key)) => Some(key.to_string()),

@@ -64,7 +64,14 @@ pub async fn recover(queue: &dyn Queue) -> Result<Report, QueueError> {
                     size,
                     quality: None,
                 };
-                queue.finish_variation(leftover.lease, outcome).await?;
+                // What the run used died with it: its figures are unknown.
+                let now = crate::queue::unix_now();
+                let run = crate::history::RunFigures {
+                    started_at: now,
+                    ended_at: now,
+                    ..Default::default()
+                };
+                queue.finish_variation(leftover.lease, outcome, run).await?;
                 report.adopted += 1;
             }
             Ok(Settled::Removed) => report.removed += 1,

@@ -225,6 +225,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match request {
             Request::Watch { job } => watch(&mut conn, scheduler, peer, job).await?,
+            Request::Top => return top(&mut conn, scheduler, peer).await,
             other => {
                 let response = respond(scheduler, peer, other).await;
                 send(&mut conn, &response).await?;
@@ -319,9 +320,42 @@ async fn respond(scheduler: &Engine, peer: &Credentials, request: Request) -> Re
             .pause_folder(peer, folder, paused)
             .await
             .map(Response::Folder),
+        Request::Stats { since_secs, label } => scheduler
+            .stats(peer, since_secs, label)
+            .await
+            .map(Response::Stats),
+        Request::Metrics => scheduler
+            .metrics()
+            .await
+            .map(|snapshot| Response::Metrics(crate::metrics::render(&snapshot))),
         Request::Watch { .. } => unreachable!("watch streams are served by watch()"),
+        Request::Top => unreachable!("top streams are served by top()"),
     };
     result.unwrap_or_else(|err: ApiError| Response::Error(err.to_wire()))
+}
+
+/// Push [`Response::Top`] frames until the client goes: one now, then one
+/// whenever something changes or [`WATCH_MAX_INTERVAL`] passed, never two
+/// within [`WATCH_MIN_INTERVAL`] (at most 4 a second).
+async fn top<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    scheduler: &Engine,
+    peer: &Credentials,
+) -> Result<(), CodecError> {
+    let mut changes = scheduler.subscribe();
+    loop {
+        changes.mark_unchanged();
+        let next = tokio::time::Instant::now() + WATCH_MIN_INTERVAL;
+        let frame = match scheduler.top(peer).await {
+            Ok(view) => Response::Top(Box::new(view)),
+            Err(err) => Response::Error(err.to_wire()),
+        };
+        if send(conn, &frame).await.is_err() {
+            return Ok(()); // the client closed: top has quit
+        }
+        let _ = tokio::time::timeout(WATCH_MAX_INTERVAL, changes.changed()).await;
+        tokio::time::sleep_until(next).await;
+    }
 }
 
 /// Push [`Response::Progress`] frames whenever the job changes until it is

@@ -269,9 +269,10 @@ fn the_domain_model_and_the_queue_know_neither_the_wire_nor_access() {
         ("job", &[][..]),
         ("effects", &[][..]),
         ("folder", &[][..]),
+        ("history", &[][..]),
         (
             "queue",
-            &["job", "effects", "folder", "process", "naming"][..],
+            &["job", "effects", "folder", "history", "process", "naming"][..],
         ),
     ] {
         let used = &top[module];

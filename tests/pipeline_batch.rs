@@ -12,6 +12,7 @@ use common::*;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use vidvar::effects::Effects;
@@ -22,6 +23,7 @@ use vidvar::ffmpeg::argv::{DecodePlan, EncodePlan};
 use vidvar::ffmpeg::samples::Samples;
 use vidvar::job::FrameRate;
 use vidvar::process::ProcessIdentity;
+use vidvar::rusage::CpuMeter;
 
 const RATE: FrameRate = FrameRate { num: 25, den: 1 };
 
@@ -45,6 +47,8 @@ struct Batch {
     settings: EncodeSettings,
     samples: Samples,
     seconds: f64,
+    /// Each member's CPU time.
+    cpu: Vec<Arc<CpuMeter>>,
 }
 
 impl Batch {
@@ -62,6 +66,7 @@ impl Batch {
             settings: EncodeSettings::default(),
             samples: Samples::plan(Some((seconds * 1e6) as u64), RATE),
             seconds,
+            cpu: (0..k).map(|_| Arc::default()).collect(),
         }
     }
 
@@ -85,6 +90,7 @@ impl Batch {
                 refs: self.refs[i].as_raw_fd(),
                 duration_us: Some((self.seconds * 1e6) as u64),
                 cancel: &self.cancels[i],
+                cpu: &self.cpu[i],
             })
             .collect();
         pipeline::run(
@@ -187,6 +193,11 @@ async fn a_full_disk_fails_one_encoder_and_the_others_finish_whole() {
     for refs in &batch.refs {
         assert!(refs.metadata().unwrap().len() > 0);
     }
+    // Each member's CPU time is its encoder's and a third of the decoder's
+    // and the stage's (the failed encoder's is near nothing).
+    let cpu: Vec<f64> = batch.cpu.iter().map(|m| m.seconds()).collect();
+    assert!(cpu.iter().all(|&s| s > 0.0), "{cpu:?}");
+    assert!(cpu[0] > cpu[1] && cpu[2] > cpu[1], "{cpu:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

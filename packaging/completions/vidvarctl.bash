@@ -31,6 +31,9 @@ _vidvarctl() {
             vidvarctl,list)
                 cmd="vidvarctl__subcmd__list"
                 ;;
+            vidvarctl,metrics)
+                cmd="vidvarctl__subcmd__metrics"
+                ;;
             vidvarctl,nodes)
                 cmd="vidvarctl__subcmd__nodes"
                 ;;
@@ -55,11 +58,17 @@ _vidvarctl() {
             vidvarctl,retry)
                 cmd="vidvarctl__subcmd__retry"
                 ;;
+            vidvarctl,stats)
+                cmd="vidvarctl__subcmd__stats"
+                ;;
             vidvarctl,status)
                 cmd="vidvarctl__subcmd__status"
                 ;;
             vidvarctl,submit)
                 cmd="vidvarctl__subcmd__submit"
+                ;;
+            vidvarctl,top)
+                cmd="vidvarctl__subcmd__top"
                 ;;
             vidvarctl,wait)
                 cmd="vidvarctl__subcmd__wait"
@@ -124,6 +133,9 @@ _vidvarctl() {
             vidvarctl__subcmd__help,list)
                 cmd="vidvarctl__subcmd__help__subcmd__list"
                 ;;
+            vidvarctl__subcmd__help,metrics)
+                cmd="vidvarctl__subcmd__help__subcmd__metrics"
+                ;;
             vidvarctl__subcmd__help,nodes)
                 cmd="vidvarctl__subcmd__help__subcmd__nodes"
                 ;;
@@ -148,11 +160,17 @@ _vidvarctl() {
             vidvarctl__subcmd__help,retry)
                 cmd="vidvarctl__subcmd__help__subcmd__retry"
                 ;;
+            vidvarctl__subcmd__help,stats)
+                cmd="vidvarctl__subcmd__help__subcmd__stats"
+                ;;
             vidvarctl__subcmd__help,status)
                 cmd="vidvarctl__subcmd__help__subcmd__status"
                 ;;
             vidvarctl__subcmd__help,submit)
                 cmd="vidvarctl__subcmd__help__subcmd__submit"
+                ;;
+            vidvarctl__subcmd__help,top)
+                cmd="vidvarctl__subcmd__help__subcmd__top"
                 ;;
             vidvarctl__subcmd__help,wait)
                 cmd="vidvarctl__subcmd__help__subcmd__wait"
@@ -185,7 +203,7 @@ _vidvarctl() {
 
     case "${cmd}" in
         vidvarctl)
-            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes prune folder completions help"
+            opts="-h -V --socket --service-user --json --help --version submit status watch outputs list priority pause resume wait cancel retry ping nodes top metrics stats prune folder completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,7 +583,7 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help)
-            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes prune folder completions help"
+            opts="submit status watch outputs list priority pause resume wait cancel retry ping nodes top metrics stats prune folder completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +750,20 @@ _vidvarctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vidvarctl__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vidvarctl__subcmd__help__subcmd__nodes)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -844,6 +876,20 @@ _vidvarctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vidvarctl__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vidvarctl__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -859,6 +905,20 @@ _vidvarctl() {
             return 0
             ;;
         vidvarctl__subcmd__help__subcmd__submit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -923,6 +983,28 @@ _vidvarctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__metrics)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1118,6 +1200,36 @@ _vidvarctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        vidvarctl__subcmd__stats)
+            opts="-h --since --label --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         vidvarctl__subcmd__status)
             opts="-h --socket --service-user --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1183,6 +1295,28 @@ _vidvarctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        vidvarctl__subcmd__top)
+            opts="-h --socket --service-user --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -140,6 +140,45 @@ pub enum Failure {
     Probe(ProbeError),
 }
 
+impl Failure {
+    /// The class of this failure, for the history and `vidvarctl stats`
+    /// (README, "History"): `input`, `output`, `no_space`, `claim_lost`,
+    /// `stalled`, `ffmpeg`, `stage`, `process`, `duration`, `check`,
+    /// `quality`, `probe` or `internal`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Failure::InputChanged(_)
+            | Failure::InputDenied
+            | Failure::InputIo(_)
+            | Failure::InputUnusable(_)
+            | Failure::InputIsDirectory
+            | Failure::InputNotRegular
+            | Failure::InputEmpty => "input",
+            Failure::OutputDirChanged(_)
+            | Failure::OutputDirDenied(_)
+            | Failure::OutputDirUnusable(_)
+            | Failure::FreeSpaceUnknown { .. }
+            | Failure::CreateTemp { .. }
+            | Failure::Publish(_)
+            | Failure::RemoveTemp(_) => "output",
+            Failure::NoSpace { .. } => "no_space",
+            Failure::LostClaimLeftovers(_) | Failure::ClaimLost => "claim_lost",
+            Failure::Stalled(_) => "stalled",
+            Failure::Ffmpeg { .. } => "ffmpeg",
+            Failure::Stage { .. } => "stage",
+            Failure::Supervisor(_) | Failure::Pipeline(_) => "process",
+            Failure::TooShort { .. }
+            | Failure::TooLong { .. }
+            | Failure::NothingEncoded
+            | Failure::NoFrame => "duration",
+            Failure::Check(_) | Failure::SamplesMissing { .. } | Failure::NoFigures => "check",
+            Failure::LooksWrong { .. } => "quality",
+            Failure::Probe(_) => "probe",
+            Failure::Credentials(_) | Failure::Blocking(_) | Failure::CheckFile(_) => "internal",
+        }
+    }
+}
+
 /// Why the check failed, in words for the job's owner: a broken output, or
 /// a check that could not be done (which says nothing of the output).
 fn check_failed(err: &CheckError) -> String {

@@ -35,6 +35,7 @@
 
 use super::Engine;
 use crate::config::Hook;
+use crate::history::{Count, Counter, HookResult};
 use crate::job::FileState;
 use crate::process::{ProcessIdentity, RunAs};
 use crate::proto::{JobId, OutputInfo};
@@ -167,7 +168,7 @@ impl Engine {
         };
         let Some((mut command, stdin, state)) = prepared else {
             log::warn!("job {job_id}: gone before its hook ran (pruned)");
-            return self.hook_done(job_id).await;
+            return self.hook_done(job_id, None).await;
         };
         let what = format!("record that job {job_id}'s hook starts");
         match self
@@ -187,7 +188,7 @@ impl Engine {
             Ok(child) => child,
             Err(err) => {
                 log::warn!("job {job_id}: hook {} not run: {err}", hook.argv[0]);
-                return self.hook_done(job_id).await;
+                return self.hook_done(job_id, Some(HookResult::NotStarted)).await;
             }
         };
         if let Some(mut pipe) = child.stdin.take() {
@@ -212,11 +213,11 @@ impl Engine {
         };
         let wait = self.wait_hook(hook, job_id, child);
         tokio::pin!(wait);
-        tokio::select! {
-            () = &mut wait => {}
+        let result = tokio::select! {
+            result = &mut wait => result,
             () = record => wait.await,
-        }
-        self.hook_done(job_id).await;
+        };
+        self.hook_done(job_id, Some(result)).await;
     }
 
     /// Read what the hook of a claimed job needs, before it is spawned:
@@ -281,10 +282,15 @@ impl Engine {
     }
 
     /// Wait for a hook this daemon spawned, stopping it at its timeout, and
-    /// log how it ended, with the last line of its stderr. At its timeout
-    /// and when it exits, whatever it left in its process group is ended
-    /// too ([`end_group`]).
-    async fn wait_hook(&self, hook: &Hook, job_id: JobId, mut child: tokio::process::Child) {
+    /// log how it ended, with the last line of its stderr, and return it.
+    /// At its timeout and when it exits, whatever it left in its process
+    /// group is ended too ([`end_group`]).
+    async fn wait_hook(
+        &self,
+        hook: &Hook,
+        job_id: JobId,
+        mut child: tokio::process::Child,
+    ) -> HookResult {
         let started = std::time::Instant::now();
         let pid = child.id().map(|p| Pid::from_raw(p as i32));
         let tail = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -334,17 +340,29 @@ impl Engine {
             format!(": {said}")
         };
         match status {
-            None => log::warn!(
-                "job {job_id}: hook {} stopped after its timeout of {:?}{said}",
-                hook.argv[0],
-                hook.timeout
-            ),
-            Some(Ok(s)) if s.success() => log::info!(
-                "job {job_id}: hook exited 0 after {:.1} s",
-                started.elapsed().as_secs_f64()
-            ),
-            Some(Ok(s)) => log::warn!("job {job_id}: hook {} failed ({s}){said}", hook.argv[0]),
-            Some(Err(err)) => log::warn!("job {job_id}: cannot wait for its hook: {err}"),
+            None => {
+                log::warn!(
+                    "job {job_id}: hook {} stopped after its timeout of {:?}{said}",
+                    hook.argv[0],
+                    hook.timeout
+                );
+                HookResult::TimedOut
+            }
+            Some(Ok(s)) if s.success() => {
+                log::info!(
+                    "job {job_id}: hook exited 0 after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                HookResult::Succeeded
+            }
+            Some(Ok(s)) => {
+                log::warn!("job {job_id}: hook {} failed ({s}){said}", hook.argv[0]);
+                HookResult::Failed
+            }
+            Some(Err(err)) => {
+                log::warn!("job {job_id}: cannot wait for its hook: {err}");
+                HookResult::Unknown
+            }
         }
     }
 
@@ -377,6 +395,7 @@ impl Engine {
                     "job {job_id}: hook stopped after its timeout of {:?}",
                     hook.timeout
                 );
+                return self.hook_done(job_id, Some(HookResult::TimedOut)).await;
             }
             log::info!("job {job_id}: its hook ended (exit status unknown after the restart)");
         } else {
@@ -386,14 +405,29 @@ impl Engine {
                 process.pid
             );
         }
-        self.hook_done(job_id).await;
+        self.hook_done(job_id, Some(HookResult::Unknown)).await;
     }
 
-    /// Record that the hook of `job_id` ran, however long the queue
-    /// takes to accept it.
-    async fn hook_done(&self, job_id: JobId) {
+    /// Record that the hook of `job_id` ran, then count its `result`
+    /// (`None`: its job was gone, nothing ran), however long the queue
+    /// takes to accept each.
+    async fn hook_done(&self, job_id: JobId, result: Option<HookResult>) {
         let what = format!("record that job {job_id}'s hook ran");
-        self.persist(&what, || self.queue.finish_hook(job_id)).await;
+        if self
+            .persist(&what, || self.queue.finish_hook(job_id))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        if let Some(result) = result {
+            let what = format!("count job {job_id}'s hook run");
+            let count = || {
+                let ran = Count::new(Counter::HookRuns, result.as_str(), 1.);
+                self.queue.add_counts(vec![ran])
+            };
+            self.persist(&what, count).await;
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub mod failure;
 pub mod folders;
 pub mod hooks;
 pub mod live;
+pub mod meter;
+pub mod observe;
 pub mod pipeline;
 pub mod requests;
 pub mod supervisor;

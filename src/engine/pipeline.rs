@@ -23,9 +23,11 @@ use super::supervisor::{self, End, FfmpegRun, Group, Progress, Started};
 use crate::effects::Effects;
 use crate::ffmpeg::argv::{self, DecodePlan, EncodePlan};
 use crate::process::{ProcessIdentity, RunAs};
+use crate::rusage::CpuMeter;
 use futures_util::future::join_all;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +60,9 @@ pub struct Member<'a> {
     pub duration_us: Option<u64>,
     /// Fires when this variation must stop.
     pub cancel: &'a CancellationToken,
+    /// Where the CPU time of its encoder, and its share of the decoder's
+    /// and the stage's, goes.
+    pub cpu: &'a Arc<CpuMeter>,
 }
 
 /// Where `vidvar-stage` is: beside the running daemon's executable (a
@@ -126,6 +131,7 @@ pub async fn run<F: std::future::Future<Output = ()>>(
         .zip(&p.members)
         .map(|(r, m)| [r.as_raw_fd(), p.input, m.output])
         .collect();
+    let shared: Vec<Arc<CpuMeter>> = p.members.iter().map(|m| Arc::clone(m.cpu)).collect();
     let base = |program, args, inherit, group| FfmpegRun {
         program,
         args,
@@ -136,6 +142,7 @@ pub async fn run<F: std::future::Future<Output = ()>>(
         inherit,
         stdin: None,
         group,
+        cpu: &shared,
     };
 
     let decoder = supervisor::start(base(
@@ -170,6 +177,7 @@ pub async fn run<F: std::future::Future<Output = ()>>(
     for (member, fds) in p.members.iter().zip(&encoder_fds) {
         let started = supervisor::start(FfmpegRun {
             duration_us: member.duration_us,
+            cpu: std::slice::from_ref(member.cpu),
             ..base(
                 p.ffmpeg,
                 argv::encode_raw(fds[0], p.size, p.input, member.output, &member.plan),

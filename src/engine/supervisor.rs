@@ -11,6 +11,7 @@
 
 use crate::ffmpeg::progress::{PercentTracker, ProgressParser};
 use crate::process::{self, ProcessIdentity, RunAs};
+use crate::rusage::{self, CpuMeter, ExitWatch};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -19,6 +20,7 @@ use std::ffi::OsString;
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
@@ -82,6 +84,9 @@ pub struct FfmpegRun<'a> {
     pub stdin: Option<OwnedFd>,
     /// Which process group it runs in, and so what stopping it signals.
     pub group: Group,
+    /// Where its CPU time goes when it exits (its rusage, split evenly
+    /// over them: see [`rusage::share`]); empty: not counted.
+    pub cpu: &'a [Arc<CpuMeter>],
 }
 
 /// The process group of a supervised process (setpgid(2)).
@@ -136,8 +141,31 @@ pub async fn run<F: std::future::Future<Output = ()>>(
 /// A process started by [`start`], not yet watched.
 pub struct Started<'a> {
     run: FfmpegRun<'a>,
-    child: tokio::process::Child,
+    child: Child,
     pid: Option<i32>,
+}
+
+/// A child and what it used: reaped only through [`Child::reap`], which
+/// first reads its CPU time.
+struct Child {
+    process: tokio::process::Child,
+    /// `None` once its CPU time was read, or if it could not be watched.
+    exit: Option<ExitWatch>,
+}
+
+impl Child {
+    /// Wait for the process to exit, add its CPU time to `cpu`, reap it.
+    /// Cancel-safe: dropped before the end, nothing is lost.
+    async fn reap(&mut self, cpu: &[Arc<CpuMeter>]) -> std::io::Result<ExitStatus> {
+        if let Some(exit) = &self.exit {
+            match exit.exited().await {
+                Ok(time) => rusage::share(cpu, time),
+                Err(err) => log::debug!("cannot read a child's CPU time: {err}"),
+            }
+            self.exit = None;
+        }
+        self.process.wait().await
+    }
 }
 
 /// Start the process `run` describes (see the module docs); [`Started::watch`]
@@ -154,11 +182,19 @@ pub fn start(mut run: FfmpegRun<'_>) -> Result<Started<'_>, SupervisorError> {
     if let Group::Join(leader) = run.group {
         command.process_group(leader);
     }
-    let child = command.spawn().map_err(|source| SupervisorError::Spawn {
+    let process = command.spawn().map_err(|source| SupervisorError::Spawn {
         program: run.program.to_path_buf(),
         source,
     })?;
-    let pid = child.id().map(|p| p as i32);
+    let pid = process.id().map(|p| p as i32);
+    let exit = pid.and_then(|pid| match ExitWatch::of(pid) {
+        Ok(watch) => Some(watch),
+        Err(err) => {
+            log::debug!("cannot watch pid {pid} for its CPU time: {err}");
+            None
+        }
+    });
+    let child = Child { process, exit };
     Ok(Started { run, child, pid })
 }
 
@@ -188,8 +224,8 @@ impl Started<'_> {
             mut child,
             pid,
         } = self;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.process.stdout.take().expect("stdout is piped");
+        let stderr = child.process.stderr.take().expect("stderr is piped");
 
         // When the encoded media time last advanced, in ms after `spawned`.
         let spawned = Instant::now();
@@ -244,14 +280,15 @@ impl Started<'_> {
             Vec::from(tail).join("\n")
         };
         let whole_group = encode.group == Group::Own;
+        let cpu = encode.cpu;
         let wait = async {
             tokio::select! {
-                status = child.wait() => status.map(Ok),
+                status = child.reap(cpu) => status.map(Ok),
                 () = cancel.cancelled() => {
-                    stop(&mut child, pid, whole_group, encode.grace).await.map(|()| Err(End::Stopped))
+                    stop(&mut child, pid, whole_group, encode.grace, cpu).await.map(|()| Err(End::Stopped))
                 }
                 () = stalled => {
-                    stop(&mut child, pid, whole_group, encode.grace).await.map(|()| Err(End::Stalled))
+                    stop(&mut child, pid, whole_group, encode.grace, cpu).await.map(|()| Err(End::Stalled))
                 }
             }
         };
@@ -268,41 +305,44 @@ impl Started<'_> {
 }
 
 /// Stop a child: its whole group ([`stop_group`]) or, in a pipeline's
-/// shared group, the child alone (SIGTERM, SIGKILL after `grace`).
+/// shared group, the child alone (SIGTERM, SIGKILL after `grace`); its
+/// CPU time goes to `cpu`.
 async fn stop(
-    child: &mut tokio::process::Child,
+    child: &mut Child,
     pid: Option<i32>,
     whole_group: bool,
     grace: Duration,
+    cpu: &[Arc<CpuMeter>],
 ) -> std::io::Result<()> {
     if whole_group {
-        return stop_group(child, pid, grace).await;
+        return stop_group(child, pid, grace, cpu).await;
     }
     let Some(pid) = pid else {
         return Ok(());
     };
     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        child.start_kill()?;
-        child.wait().await?;
+    if tokio::time::timeout(grace, child.reap(cpu)).await.is_err() {
+        child.process.start_kill()?;
+        child.reap(cpu).await?;
     }
     Ok(())
 }
 
 /// SIGTERM the child's process group, SIGKILL it after `grace`, reap it.
-pub(crate) async fn stop_group(
-    child: &mut tokio::process::Child,
+async fn stop_group(
+    child: &mut Child,
     pid: Option<i32>,
     grace: Duration,
+    cpu: &[Arc<CpuMeter>],
 ) -> std::io::Result<()> {
     let Some(pid) = pid else {
         return Ok(()); // already reaped
     };
     let group = Pid::from_raw(pid);
     let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+    if tokio::time::timeout(grace, child.reap(cpu)).await.is_err() {
         let _ = killpg(group, Signal::SIGKILL);
-        child.wait().await?;
+        child.reap(cpu).await?;
     }
     // Anything the child started in its group goes too.
     let _ = killpg(group, Signal::SIGKILL);
@@ -342,7 +382,50 @@ mod tests {
             inherit: &[],
             stdin: None,
             group: Group::Own,
+            cpu: &[],
         }
+    }
+
+    #[tokio::test]
+    async fn a_processs_cpu_time_goes_to_its_meters_split_evenly() {
+        let meters: Vec<Arc<CpuMeter>> = (0..2).map(|_| Arc::default()).collect();
+        let busy = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
+        let ended = run(
+            FfmpegRun {
+                cpu: &meters,
+                ..sh(busy)
+            },
+            &CancellationToken::new(),
+            |_| async {},
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(matches!(ended, End::Exited { .. }), "{ended:?}");
+        assert!(meters[0].seconds() > 0.02, "{meters:?}");
+        assert_eq!(meters[0].seconds(), meters[1].seconds());
+        // A stopped process's time is counted too.
+        let stopped = Arc::new(CpuMeter::default());
+        let cancel = CancellationToken::new();
+        let spin = "trap '' TERM; while :; do :; done";
+        let stopping = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cancel.cancel();
+        };
+        let (end, ()) = tokio::join!(
+            run(
+                FfmpegRun {
+                    cpu: std::slice::from_ref(&stopped),
+                    ..sh(spin)
+                },
+                &cancel,
+                |_| async {},
+                |_| {}
+            ),
+            stopping
+        );
+        assert!(matches!(end.unwrap(), End::Stopped));
+        assert!(stopped.seconds() > 0.1, "{stopped:?}");
     }
 
     #[tokio::test]

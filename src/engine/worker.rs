@@ -18,6 +18,7 @@
 //! temporary file. A failed or stopped encode leaves no file behind.
 
 use super::failure::Failure;
+use super::meter::Meter;
 use crate::access::vetted::{self, AccessError, FileIdentity, Walked};
 use crate::access::{Judge, Want};
 use crate::config::{PixelPath, Settings, Tunables};
@@ -29,6 +30,7 @@ use crate::ffmpeg::argv::{self, DecodePlan, EncodePlan};
 use crate::ffmpeg::check;
 use crate::ffmpeg::probe;
 use crate::ffmpeg::samples::{self, Samples};
+use crate::history::RunFigures;
 use crate::job::{Credentials, FrameRate, JobId, JobState, Media, Quality, VideoStream};
 use crate::naming::{output_name, temp_name};
 use crate::process::{ProcessIdentity, RunAs};
@@ -232,6 +234,7 @@ struct Ready<'a> {
     run_as: Option<RunAs>,
     input: File,
     target: Arc<Target>,
+    meter: Meter,
 }
 
 /// Encode, check and publish a batch of claimed variations of one input
@@ -270,10 +273,12 @@ async fn get_ready<'a>(
     stop: &'a super::Stop,
 ) -> Option<Ready<'a>> {
     let run_as = RunAs::for_owner(&work.owner);
+    let meter = Meter::start();
     if let Some(previous) = &work.previous
         && let Some(settled) = settle_previous(work, previous, run_as.as_ref()).await
     {
-        finish(s, work, settled).await;
+        let reason = matches!(settled, Outcome::Failed { .. }).then_some("claim_lost");
+        finish(s, work, settled, meter.figures(reason)).await;
         return None;
     }
     match prepare(s, work, run_as.as_ref()).await {
@@ -285,10 +290,11 @@ async fn get_ready<'a>(
                 run_as,
                 input,
                 target: Arc::new(target),
+                meter,
             })
         }
         Err(error) => {
-            conclude_failed(s, work, error).await;
+            conclude_failed(s, work, error, &meter).await;
             None
         }
     }
@@ -303,6 +309,7 @@ async fn conclude(s: &dyn Context, ready: Ready<'_>, result: Result<Option<Outco
         run_as,
         input,
         target,
+        meter,
     } = ready;
     drop(input);
     if !matches!(result, Ok(Some(_))) {
@@ -313,22 +320,24 @@ async fn conclude(s: &dyn Context, ready: Ready<'_>, result: Result<Option<Outco
         Ok(None) if s.stopping().is_cancelled() => return,
         Ok(None) if stop.requeued() => Outcome::Requeued,
         Ok(None) => Outcome::Cancelled,
-        Err(error) => return conclude_failed(s, work, error).await,
+        Err(error) => return conclude_failed(s, work, error, &meter).await,
     };
-    finish(s, work, outcome).await;
+    finish(s, work, outcome, meter.figures(None)).await;
 }
 
 /// Record a variation's failure, naming the node in a shared queue.
-async fn conclude_failed(s: &dyn Context, work: &VariationWork, error: Failure) {
+async fn conclude_failed(s: &dyn Context, work: &VariationWork, error: Failure, meter: &Meter) {
+    let run = meter.figures(Some(error.class()));
     let error = match on_node(s) {
         Some(on) => format!("variation {} {on}: {error}", work.index),
         None => format!("variation {}: {error}", work.index),
     };
-    finish(s, work, Outcome::Failed { error }).await;
+    finish(s, work, Outcome::Failed { error }, run).await;
 }
 
-/// Log how a variation ended and record it, fenced by its lease.
-async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
+/// Log how a variation ended and record it with its run's figures
+/// (`run`, for the history), fenced by its lease.
+async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome, run: RunFigures) {
     match &outcome {
         Outcome::Succeeded {
             output,
@@ -357,7 +366,8 @@ async fn finish(s: &dyn Context, work: &VariationWork, outcome: Outcome) {
         ),
     }
     let recorded = record(s, work.job_id, || {
-        s.queue().finish_variation(work.lease, outcome.clone())
+        s.queue()
+            .finish_variation(work.lease, outcome.clone(), run.clone())
     });
     if let Some(state) = recorded.await {
         log_recorded(work.job_id, state);
@@ -548,12 +558,11 @@ async fn remember_process(s: &dyn Context, work: &VariationWork, identity: Proce
 /// failed.
 async fn run_encode(
     s: &dyn Context,
-    work: &VariationWork,
+    ready: &Ready<'_>,
     input: &File,
-    target: &Arc<Target>,
-    run_as: Option<&RunAs>,
     cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
+    let (work, target, run_as) = (ready.work, &ready.target, ready.run_as.as_ref());
     let tunables = s.tunables();
     let settings = &s.settings().encode;
     let rate = output_rate(s, work);
@@ -586,10 +595,14 @@ async fn run_encode(
             inherit: &fds,
             stdin: None,
             group: supervisor::Group::Own,
+            cpu: std::slice::from_ref(&ready.meter.cpu),
         },
         cancel,
         |identity| remember_process(s, work, identity),
-        |progress| s.report_progress(work.lease.id, progress),
+        |progress| {
+            ready.meter.saw(&progress);
+            s.report_progress(work.lease.id, progress)
+        },
     )
     .await
     .map_err(Failure::Supervisor)?;
@@ -615,16 +628,11 @@ async fn video_stream(
 /// Encode each variation of a batch by one FFmpeg of its own
 /// ([`run_encode`]), all at once: one result per member, in order.
 async fn run_each(s: &dyn Context, ready: &[Ready<'_>]) -> Vec<Result<Option<Outcome>, Failure>> {
-    join_all(ready.iter().map(|r| {
-        run_encode(
-            s,
-            r.work,
-            &r.input,
-            &r.target,
-            r.run_as.as_ref(),
-            r.stop.token(),
-        )
-    }))
+    join_all(
+        ready
+            .iter()
+            .map(|r| run_encode(s, r, &r.input, r.stop.token())),
+    )
     .await
 }
 
@@ -680,6 +688,7 @@ async fn run_pipeline(
             refs: r.target.refs.as_raw_fd(),
             duration_us: r.work.media.duration_us,
             cancel: r.stop.token(),
+            cpu: &r.meter.cpu,
         })
         .collect();
     let ends = super::pipeline::run(
@@ -700,7 +709,10 @@ async fn run_pipeline(
             members,
         },
         |i, identity| remember_process(s, ready[i].work, identity),
-        |i, progress| s.report_progress(ready[i].work.lease.id, progress),
+        |i, progress| {
+            ready[i].meter.saw(&progress);
+            s.report_progress(ready[i].work.lease.id, progress)
+        },
     )
     .await;
     join_all(ready.iter().zip(ends).map(|(r, end)| async {

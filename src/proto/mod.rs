@@ -22,7 +22,7 @@ pub use crate::folder::{AfterAction, FailedAction, FolderId, FolderSpec};
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +105,22 @@ pub enum Request {
     /// Pause (nothing is taken from it) or resume a folder. Answer:
     /// [`Response::Folder`].
     FolderPause { folder: FolderId, paused: bool },
+    /// The daemon's metrics in Prometheus's text format 0.0.4 (see
+    /// [`crate::metrics`]); any client may read them. Answer:
+    /// [`Response::Metrics`].
+    Metrics,
+    /// A summary of the variation runs that ended in the last
+    /// `since_secs` seconds (the history keeps 90 days): the client's own
+    /// jobs' (everyone's for root and the daemon's user), only of jobs
+    /// labelled `label` if set. Answer: [`Response::Stats`].
+    Stats {
+        since_secs: u64,
+        label: Option<String>,
+    },
+    /// The dashboard of `vidvarctl top`: a stream of [`Response::Top`],
+    /// one now and one whenever something changes (at most 4 a second, at
+    /// least one a second), until the client closes the connection.
+    Top,
 }
 
 /// Lowest job priority ([`SubmitRequest::priority`]).
@@ -226,6 +242,10 @@ pub enum Response {
     },
     Folders(Vec<FolderInfo>),
     Folder(FolderInfo),
+    /// The text of [`Request::Metrics`].
+    Metrics(String),
+    Stats(StatsReport),
+    Top(Box<TopView>),
 }
 
 /// A watch folder as `vidvarctl folder list` and `show` give it.
@@ -244,6 +264,137 @@ pub struct FolderInfo {
     pub node: Option<String>,
     /// Files taken from it so far, each as one job.
     pub taken: u64,
+}
+
+/// One frame of `vidvarctl top`: daemon-wide figures for everyone, jobs
+/// in detail only those the client may see (its own; everyone's for root
+/// and the daemon's user).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopView {
+    pub daemon: Pong,
+    /// This daemon's slots and those held now.
+    pub slots: u32,
+    pub busy: u32,
+    /// Jobs stored by state (of everyone).
+    pub jobs_by_state: Vec<(JobState, u64)>,
+    pub variations_queued: u64,
+    pub last_minute: Throughput,
+    pub last_hour: Throughput,
+    /// Whether the jobs shown are everyone's.
+    pub everyone: bool,
+    /// Running variations of the jobs shown.
+    pub running: Vec<TopRunning>,
+    /// Queued and running jobs shown, by priority (highest first), then id.
+    pub open: Vec<JobSummary>,
+    /// Failed inputs of jobs that ended lately, latest first.
+    pub failures: Vec<TopFailure>,
+    /// Jobs that ended lately, latest first.
+    pub finished: Vec<TopFinished>,
+}
+
+/// Variation runs that ended in a window, of everyone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    pub variations_per_min: f64,
+    /// Media seconds encoded per wall-clock second.
+    pub encoded_per_sec: f64,
+}
+
+/// A running variation in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopRunning {
+    pub job: JobId,
+    pub input: PathBuf,
+    pub index: u32,
+    /// The node running its input (shared queue).
+    pub node: Option<String>,
+    pub percent: f64,
+    pub fps: Option<f64>,
+    pub speed: Option<f64>,
+    /// Seconds left of its input, as `status` estimates them.
+    pub eta_secs: Option<f64>,
+}
+
+/// A failed input in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopFailure {
+    pub job: JobId,
+    pub input: PathBuf,
+    pub error: String,
+}
+
+/// A job that ended, in `top`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopFinished {
+    pub job: JobId,
+    pub state: JobState,
+    /// The lowest SSIM over its checked outputs.
+    pub worst_ssim: Option<f64>,
+}
+
+/// The answer to [`Request::Stats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// Unix seconds: runs that ended from then on are counted.
+    pub since: i64,
+    pub label: Option<String>,
+    /// Whether everyone's runs are counted (root, the daemon's user), or
+    /// only the client's.
+    pub everyone: bool,
+    /// All of them.
+    pub total: RunTotals,
+    /// By the node that ran them, by name (empty on one machine).
+    pub nodes: Vec<NodeTotals>,
+    /// Failed runs by failure class, most first.
+    pub failures: Vec<ReasonCount>,
+    /// The lowest SSIM of the checked outputs.
+    pub ssim: SsimSummary,
+}
+
+/// Figures of a set of variation runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Stopped by `pause --stop` and queued again.
+    pub requeued: u64,
+    /// Media seconds encoded.
+    pub encoded_secs: f64,
+    /// CPU seconds (user + system) of their processes.
+    pub cpu_secs: f64,
+    /// Wall-clock seconds, each run from its claim to its end, added up.
+    pub wall_secs: f64,
+    /// `encoded_secs / wall_secs`: a multiple of real time per slot;
+    /// `None` without wall time.
+    pub mean_speed: Option<f64>,
+}
+
+/// [`RunTotals`] of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeTotals {
+    pub node: String,
+    pub totals: RunTotals,
+}
+
+/// How many failed runs had one failure class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    /// E.g. `ffmpeg`, `stalled`, `input` (vidvarctl(1), STATS).
+    pub reason: String,
+    pub count: u64,
+}
+
+/// The distribution of the checked outputs' lowest SSIM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SsimSummary {
+    /// Outputs checked.
+    pub checked: u64,
+    pub lowest: Option<f64>,
+    pub median: Option<f64>,
+    /// `(upper bound, outputs at most it and above the previous bound)`,
+    /// by bound; the last bound is 1.
+    pub buckets: Vec<(f64, u64)>,
 }
 
 /// Whether a node takes part in the queue now.

@@ -5,7 +5,7 @@
 //! between them. Nothing here names a database: a claim is a [`Lease`]
 //! that a backend may lose, every write about claimed work is fenced by
 //! it, and every call may fail with [`QueueError`]. Both backends keep the
-//! same rules in files of the same names (jobs, claims, settle, hooks,
+//! same rules in files of the same names (jobs, claims, settle, hooks, history,
 //! recovery, node, folders, rows, schema, store, error), checked on each by the
 //! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
@@ -20,6 +20,7 @@ pub use crate::job::Lease;
 
 use crate::effects::Effects;
 use crate::folder::{FileKey, FolderId, FolderSpec};
+use crate::history::{Count, CounterRow, RunFigures, RunFilter, RunOutcome, RunRow};
 use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Media, Quality, Vetted};
 use crate::process::ProcessIdentity;
 use std::path::PathBuf;
@@ -207,6 +208,21 @@ pub enum Outcome {
     Requeued,
 }
 
+impl Outcome {
+    /// How the history spells this outcome, and the lowest SSIM of a
+    /// checked output.
+    pub fn run_outcome(&self) -> (RunOutcome, Option<f64>) {
+        match self {
+            Outcome::Succeeded { quality, .. } => {
+                (RunOutcome::Succeeded, quality.map(|q| q.ssim_min))
+            }
+            Outcome::Failed { .. } => (RunOutcome::Failed, None),
+            Outcome::Cancelled => (RunOutcome::Cancelled, None),
+            Outcome::Requeued => (RunOutcome::Requeued, None),
+        }
+    }
+}
+
 /// What a node reports every heartbeat.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Beat {
@@ -294,6 +310,15 @@ pub struct EndedFile {
     pub file: TakenFile,
     /// How its job ended; `None` when the job's record was pruned first.
     pub state: Option<JobState>,
+}
+
+/// The queue's depth ([`Queue::census`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Census {
+    /// Jobs by state; states without jobs are left out.
+    pub jobs: Vec<(JobState, u64)>,
+    pub variations_queued: u64,
+    pub variations_running: u64,
 }
 
 /// Unix time now, in seconds: what the queue's times are counted in.
@@ -482,8 +507,18 @@ pub trait Queue: Send + Sync {
     /// on its own: a crash may lose the last figures, never an outcome.
     async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>>;
     /// How a claimed variation ended. Returns the job's state afterwards;
-    /// `None` when the lease was lost (nothing was written).
-    async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>>;
+    /// `None` when the lease was lost (nothing was written). In the same
+    /// write, the run joins the history ([`Queue::runs`]: `run`'s figures,
+    /// the job's owner and labels, this node, the outcome's lowest SSIM)
+    /// and its counts ([`crate::history::counts_of_run`]) are added to this
+    /// node's counters; runs older than [`crate::history::HISTORY_DAYS`]
+    /// are deleted.
+    async fn finish_variation(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        run: RunFigures,
+    ) -> Result<Option<JobState>>;
 
     /// Variations left claimed by an earlier run of this daemon (this
     /// node) that did not stop cleanly.
@@ -501,6 +536,18 @@ pub trait Queue: Send + Sync {
     /// its jobs become interrupted (a user retries them); on a shared queue
     /// the work is queued again for any node. Returns the jobs.
     async fn mark_interrupted(&self) -> Result<Vec<JobId>>;
+
+    /// Add `counts` to this daemon's (node's) counters, together with the
+    /// database errors counted since the last such write. Counters never go
+    /// down: neither `prune` nor `retention_days` touches them.
+    async fn add_counts(&self, counts: Vec<Count>) -> Result<()>;
+    /// Every counter's value, of every node, by node, counter and key.
+    async fn counters(&self) -> Result<Vec<CounterRow>>;
+    /// The runs of the history that `filter` selects, oldest end first.
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunRow>>;
+    /// How many jobs are in each state, and variations queued and running
+    /// (of every node): the queue's depth for metrics.
+    async fn census(&self) -> Result<Census>;
 
     /// The nodes sharing this queue; empty for a queue of one machine.
     async fn nodes(&self) -> Result<Vec<NodeRow>> {

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vidvar::effects::{self, Ranges};
+use vidvar::history::RunFigures;
 use vidvar::job::{Credentials, FileIdentity, Media, Vetted};
 use vidvar::queue::{Limits, NewJob, Outcome, Queue, QueueError, Work, unix_now};
 
@@ -111,7 +112,9 @@ pub async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>, QueueError> {
                         size: SEEDED_OUTPUT_BYTES,
                         quality: None,
                     };
-                    let recorded = queue.finish_variation(work.lease, outcome).await?;
+                    let recorded = queue
+                        .finish_variation(work.lease, outcome, RunFigures::default())
+                        .await?;
                     assert!(recorded.is_some(), "lease held");
                 }
             }

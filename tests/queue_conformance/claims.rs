@@ -4,6 +4,7 @@
 //! carries, fencing, and an input that cannot be used.
 
 use super::*;
+use vidvar::history::RunFigures;
 
 /// A probe claim names the input as given and as vetted, and the owner; an
 /// encode claim carries the probe's findings, the variation's effects, the
@@ -202,7 +203,10 @@ pub(super) async fn batch_claims(bed: Bed) {
 
     // The first of the first batch is stopped to be claimed again.
     let (one, two) = (first[0].lease, first[1].lease);
-    let requeued = q.finish_variation(one, Outcome::Requeued).await.unwrap();
+    let requeued = q
+        .finish_variation(one, Outcome::Requeued, RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(requeued, Some(JobState::Running));
     let again = single(q.claim(0, 8).await.unwrap());
     assert_eq!(again.lease.id, one.id);

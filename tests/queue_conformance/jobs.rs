@@ -2,6 +2,7 @@
 //! retry, prune, labels and paging.
 
 use super::*;
+use vidvar::history::RunFigures;
 
 /// A job is inserted only within the limits, counted in the same step:
 /// jobs queued or running, and the owner's variations queued or running.
@@ -54,7 +55,9 @@ pub(super) async fn cancel(bed: Bed) {
         Sharing::OneDaemon => assert_eq!(stop, []),
         Sharing::Nodes => assert_eq!(stop, [leases[1]]),
     }
-    let ended = q.finish_variation(leases[1], Outcome::Cancelled).await;
+    let ended = q
+        .finish_variation(leases[1], Outcome::Cancelled, RunFigures::default())
+        .await;
     assert_eq!(ended.unwrap(), Some(JobState::Cancelled));
     assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
     assert_eq!(
@@ -90,7 +93,7 @@ pub(super) async fn retry(bed: Bed) {
     };
     q.heartbeat(beat).await.unwrap();
     q.cancel(a).await.unwrap();
-    q.finish_variation(leases[1], Outcome::Cancelled)
+    q.finish_variation(leases[1], Outcome::Cancelled, RunFigures::default())
         .await
         .unwrap();
     assert_eq!(q.retry(a).await.unwrap(), Some((JobState::Cancelled, 1)));
@@ -142,7 +145,9 @@ pub(super) async fn prune(bed: Bed) {
     q.cancel(open).await.unwrap();
     assert_eq!(q.prune(None, soon()).await.unwrap(), 1, "theirs only");
     assert!(q.job(open).await.unwrap().is_some());
-    q.finish_variation(lease, Outcome::Cancelled).await.unwrap();
+    q.finish_variation(lease, Outcome::Cancelled, RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(q.prune(None, soon()).await.unwrap(), 1);
     assert!(ids(q, filter(|_| {})).await.is_empty());
 }

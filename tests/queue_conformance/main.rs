@@ -5,7 +5,7 @@
 //! backends by design, the test asks the backend's [`Queue::sharing`] and
 //! checks the side that [`Sharing`] documents; no test is skipped. The
 //! rules live in one module per concern, named as the backends' files are
-//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`, `folders`), so that a
+//! (`claims`, `settle`, `jobs`, `hooks`, `recovery`, `node`, `folders`, `history`), so that a
 //! rule and its test sit at the same place.
 //!
 //! Real databases: an SQLite file in a temp directory per test; for
@@ -18,6 +18,7 @@ mod common;
 
 mod claims;
 mod folders;
+mod history;
 mod hooks;
 mod jobs;
 mod node;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vidvar::effects::{Effects, Ranges};
+use vidvar::history::RunFigures;
 use vidvar::job::{
     Credentials, FileIdentity, FileState, FrameRate, JobId, JobState, Lease, Media, Quality,
     Vetted, VideoStream,
@@ -189,6 +191,10 @@ conformance!(
     folders::ledger_takes_a_file_once,
     folders::ended_files_are_owed_their_action,
     folders::one_node_scans_a_folder,
+    history::runs_and_counters_outlive_their_jobs,
+    history::runs_by_filter_and_age,
+    history::census,
+    history::takeovers,
 );
 
 // ---- helpers for the rules, which live in one module per concern, named
@@ -333,14 +339,18 @@ fn succeeded(lease: Lease) -> Outcome {
 }
 
 async fn ok(q: &dyn Queue, lease: Lease) -> Option<JobState> {
-    q.finish_variation(lease, succeeded(lease)).await.unwrap()
+    q.finish_variation(lease, succeeded(lease), RunFigures::default())
+        .await
+        .unwrap()
 }
 
 async fn failed(q: &dyn Queue, lease: Lease, error: &str) -> Option<JobState> {
     let outcome = Outcome::Failed {
         error: error.into(),
     };
-    q.finish_variation(lease, outcome).await.unwrap()
+    q.finish_variation(lease, outcome, RunFigures::default())
+        .await
+        .unwrap()
 }
 
 async fn state(q: &dyn Queue, job: JobId) -> JobState {

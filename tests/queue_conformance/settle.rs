@@ -2,6 +2,7 @@
 //! variation stopped to be claimed again.
 
 use super::*;
+use vidvar::history::RunFigures;
 
 /// A file settles once none of its variations is open (succeeded if all
 /// did, failed if any failed, with the first failure's error); a job once
@@ -92,7 +93,9 @@ pub(super) async fn outputs_in_order(bed: Bed) {
                 size: 100 + work.index as u64,
                 quality,
             };
-            q.finish_variation(work.lease, outcome).await.unwrap();
+            q.finish_variation(work.lease, outcome, RunFigures::default())
+                .await
+                .unwrap();
             made.push((work.input, work.index, output, work.effects, quality));
         }
     }
@@ -133,7 +136,9 @@ pub(super) async fn requeue(bed: Bed) {
     let q = &*bed.queue;
     let a = submit(q, 1, 2, 0).await;
     let leases = leases_of_next_file(q).await;
-    let requeued = q.finish_variation(leases[0], Outcome::Requeued).await;
+    let requeued = q
+        .finish_variation(leases[0], Outcome::Requeued, RunFigures::default())
+        .await;
     assert_eq!(requeued.unwrap(), Some(JobState::Running));
     let again = single(q.claim(0, 2).await.unwrap());
     assert_eq!(again.lease.id, leases[0].id);
@@ -147,11 +152,13 @@ pub(super) async fn requeue(bed: Bed) {
     assert_eq!(file_states(q, a).await, [FileState::Running]);
     // Cancelled while being stopped: it does not come back.
     q.cancel(a).await.unwrap();
-    q.finish_variation(leases[1], Outcome::Requeued)
+    q.finish_variation(leases[1], Outcome::Requeued, RunFigures::default())
         .await
         .unwrap();
     assert_eq!(claim(q, 0, 2).await, None);
-    let ended = q.finish_variation(again.lease, Outcome::Cancelled).await;
+    let ended = q
+        .finish_variation(again.lease, Outcome::Cancelled, RunFigures::default())
+        .await;
     assert_eq!(ended.unwrap(), Some(JobState::Cancelled));
     assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
 }

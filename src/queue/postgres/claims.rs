@@ -12,6 +12,7 @@ use super::rows::{
 };
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
 use super::store::PgQueue;
+use crate::history::{Count, Counter};
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media, VideoStream};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
@@ -59,7 +60,8 @@ impl PgQueue {
         let row = opt(
             tx,
             "SELECT f.id, f.attempt, f.job_id, f.idx, f.path, f.real_path, f.dev, f.ino,
-                        j.owner_uid, j.owner_gid, j.owner_groups, j.priority
+                        j.owner_uid, j.owner_gid, j.owner_groups, j.priority,
+                        f.state = 'running'
                  FROM files f JOIN jobs j ON j.id = f.job_id
                  WHERE j.state IN ('queued', 'running') AND NOT j.paused
                    AND (f.state = 'queued'
@@ -234,8 +236,8 @@ impl PgQueue {
         let tx = client.transaction().await?;
         let probe = self.next_probe(&tx, after).await?;
         let variations = self.next_variations(&tx, after, slots).await?;
-        let work = match (probe, variations) {
-            (Some((pk, p)), Some((vk, _))) if pk < vk => Some(self.claim_probe(&tx, &p).await?),
+        let work = match (&probe, variations) {
+            (Some((pk, p)), Some((vk, _))) if *pk < vk => Some(self.claim_probe(&tx, p).await?),
             (_, Some((_, batch))) => {
                 let mut claimed = Vec::with_capacity(batch.len());
                 for r in &batch {
@@ -243,9 +245,25 @@ impl PgQueue {
                 }
                 Some(Work::Encode(claimed))
             }
-            (Some((_, p)), None) => Some(self.claim_probe(&tx, &p).await?),
+            (Some((_, p)), None) => Some(self.claim_probe(&tx, p).await?),
             (None, None) => None,
         };
+        // A probe claimed while its file runs, or a variation with what
+        // a lost claim left, takes over another node's claim.
+        let (claims, takeovers) = match (&work, &probe) {
+            (Some(Work::Encode(batch)), _) => (
+                batch.len(),
+                batch.iter().filter(|w| w.previous.is_some()).count(),
+            ),
+            (Some(Work::Probe { .. }), Some((_, p))) => (1, usize::from(p.get::<_, bool>(12))),
+            _ => (0, 0),
+        };
+        let counts = [
+            Count::new(Counter::Claims, "", claims as f64),
+            Count::new(Counter::Takeovers, "", takeovers as f64),
+        ];
+        let counts: Vec<Count> = counts.into_iter().filter(|c| c.by > 0.).collect();
+        super::history::add_counts(&tx, &self.node, &counts).await?;
         tx.commit().await?;
         Ok(work)
     }
@@ -377,6 +395,9 @@ impl PgQueue {
         Ok(held == 1)
     }
 
+    /// Renew this node's leases (see [`crate::queue::Queue::heartbeat`]);
+    /// the database errors counted since the last beat are written to its
+    /// counters in the same transaction.
     pub(super) async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>> {
         let Beat {
             variations: held,
@@ -385,41 +406,44 @@ impl PgQueue {
             slots,
         } = beat;
         let (node, lease_secs) = (self.node.clone(), self.lease_secs);
-        self.in_tx(move |tx| {
-            Box::pin(async move {
-                exec(
-                    tx,
-                    "UPDATE nodes SET heartbeat_at = now(), slots = $2 WHERE name = $1",
-                    &[&node, &(slots as i32)],
-                )
-                .await?;
-                let ids: Vec<i64> = held.iter().map(|l| l.id).collect();
-                let attempts: Vec<i64> = held.iter().map(|l| l.attempt).collect();
-                // Renew what is still ours; an expired lease not yet taken
-                // over is ours again.
-                exec(
-                    tx,
-                    "UPDATE variations v SET lease_until = now() + make_interval(secs => $2)
+        let (errors, taken) = self.errors.take_into(Vec::new());
+        let beat = self
+            .in_tx(move |tx| {
+                Box::pin(async move {
+                    exec(
+                        tx,
+                        "UPDATE nodes SET heartbeat_at = now(), slots = $2 WHERE name = $1",
+                        &[&node, &(slots as i32)],
+                    )
+                    .await?;
+                    super::history::add_counts(tx, &node, &errors).await?;
+                    let ids: Vec<i64> = held.iter().map(|l| l.id).collect();
+                    let attempts: Vec<i64> = held.iter().map(|l| l.attempt).collect();
+                    // Renew what is still ours; an expired lease not yet taken
+                    // over is ours again.
+                    exec(
+                        tx,
+                        "UPDATE variations v SET lease_until = now() + make_interval(secs => $2)
                      FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
                      WHERE v.id = h.id AND v.attempt = h.attempt AND v.node = $1
                        AND v.state = 'running'",
-                    &[&node, &lease_secs, &ids, &attempts],
-                )
-                .await?;
-                let (files, file_attempts): (Vec<i64>, Vec<i64>) =
-                    probes.iter().map(|l| (l.id, l.attempt)).unzip();
-                exec(
-                    tx,
-                    "UPDATE files f SET lease_until = now() + make_interval(secs => $2)
+                        &[&node, &lease_secs, &ids, &attempts],
+                    )
+                    .await?;
+                    let (files, file_attempts): (Vec<i64>, Vec<i64>) =
+                        probes.iter().map(|l| (l.id, l.attempt)).unzip();
+                    exec(
+                        tx,
+                        "UPDATE files f SET lease_until = now() + make_interval(secs => $2)
                      FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
                      WHERE f.id = h.id AND f.attempt = h.attempt AND f.node = $1
                        AND f.state = 'running' AND NOT f.probed",
-                    &[&node, &lease_secs, &files, &file_attempts],
-                )
-                .await?;
-                let stop = rows(
-                    tx,
-                    "SELECT h.id, h.attempt
+                        &[&node, &lease_secs, &files, &file_attempts],
+                    )
+                    .await?;
+                    let stop = rows(
+                        tx,
+                        "SELECT h.id, h.attempt
                          FROM unnest($2::bigint[], $3::bigint[]) AS h(id, attempt)
                          LEFT JOIN variations v ON v.id = h.id
                          LEFT JOIN files f ON f.id = v.file_id
@@ -427,19 +451,23 @@ impl PgQueue {
                          WHERE v.id IS NULL OR v.node IS DISTINCT FROM $1
                             OR v.attempt <> h.attempt OR v.state <> 'running'
                             OR j.state = 'cancelled'",
-                    &[&node, &ids, &attempts],
-                )
-                .await?
-                .iter()
-                .map(|r| Lease {
-                    id: r.get(0),
-                    attempt: r.get(1),
+                        &[&node, &ids, &attempts],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| Lease {
+                        id: r.get(0),
+                        attempt: r.get(1),
+                    })
+                    .collect();
+                    raise_running_progress(tx, &progress).await?;
+                    Ok(stop)
                 })
-                .collect();
-                raise_running_progress(tx, &progress).await?;
-                Ok(stop)
             })
-        })
-        .await
+            .await;
+        if beat.is_err() {
+            self.errors.give_back(taken);
+        }
+        beat
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! The settle rules and the progress formulas are [`crate::job`]'s, as in
 //! the SQLite queue, and the files are split by concern as the SQLite
-//! queue's are (jobs, claims, settle, hooks, recovery, node, folders, rows,
+//! queue's are (jobs, claims, settle, hooks, history, recovery, node, folders, rows,
 //! schema, store, error), so that a rule lives at the same place in each; this
 //! file only answers [`Queue`] from them, and `url`, `listen`, `tls` and
 //! `pgpass` are the connection's own. Connections come from a pool
@@ -25,6 +25,7 @@
 mod claims;
 mod error;
 mod folders;
+mod history;
 mod hooks;
 mod jobs;
 mod listen;
@@ -43,14 +44,27 @@ pub use store::{CONNECT_TIMEOUT, Database, NodeConfig, PgQueue};
 pub use url::{describe, parse_url, url_has_password};
 
 use super::{
-    Beat, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow, Limits,
-    NewFolder, NewJob, NodeRow, Outcome, OutputRow, Queue, Result, Sharing, TakenFile, Work,
+    Beat, Census, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow,
+    Limits, NewFolder, NewJob, NodeRow, Outcome, OutputRow, Queue, Result, Sharing, TakenFile,
+    Work,
 };
 use crate::folder::{FileKey, FolderId};
+use crate::history::{Count, CounterRow, RunFigures, RunFilter, RunRow};
 use crate::job::{FileIdentity, JobId, JobState, Lease, Media};
 use crate::process::ProcessIdentity;
 
-/// Each call is answered by the file of its concern.
+impl PgQueue {
+    /// `result`, its database error counted.
+    fn tally<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.errors.note();
+        }
+        result
+    }
+}
+
+/// Each call is answered by the file of its concern; every database error
+/// is counted ([`PgQueue::tally`]).
 #[async_trait::async_trait]
 impl Queue for PgQueue {
     fn sharing(&self) -> Sharing {
@@ -60,111 +74,128 @@ impl Queue for PgQueue {
         Some(self.changes.clone())
     }
     async fn paused(&self) -> Result<bool> {
-        PgQueue::paused(self).await
+        self.tally(PgQueue::paused(self).await)
     }
     async fn set_paused(&self, paused: bool) -> Result<()> {
-        PgQueue::set_paused(self, paused).await
+        self.tally(PgQueue::set_paused(self, paused).await)
     }
     async fn set_hooks(&self, on: bool) -> Result<()> {
-        PgQueue::set_hooks(self, on).await
+        self.tally(PgQueue::set_hooks(self, on).await)
     }
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
-        PgQueue::nodes(self).await
+        self.tally(PgQueue::nodes(self).await)
     }
     async fn leave(&self) -> Result<()> {
-        PgQueue::release_folders(self).await?;
-        PgQueue::leave(self).await
+        self.tally(PgQueue::release_folders(self).await)?;
+        self.tally(PgQueue::leave(self).await)
     }
     async fn submit(
         &self,
         job: NewJob,
         limits: Limits,
     ) -> Result<std::result::Result<JobId, Full>> {
-        PgQueue::submit(self, job, limits).await
+        self.tally(PgQueue::submit(self, job, limits).await)
     }
     async fn job(&self, id: JobId) -> Result<Option<JobRow>> {
-        PgQueue::job(self, id).await
+        self.tally(PgQueue::job(self, id).await)
     }
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobRow>> {
-        PgQueue::jobs(self, filter).await
+        self.tally(PgQueue::jobs(self, filter).await)
     }
     async fn files(&self, job: JobId) -> Result<Vec<FileRow>> {
-        PgQueue::files(self, job).await
+        self.tally(PgQueue::files(self, job).await)
     }
     async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>> {
-        PgQueue::outputs(self, job).await
+        self.tally(PgQueue::outputs(self, job).await)
     }
     async fn queue_depth(&self) -> Result<u64> {
-        PgQueue::queue_depth(self).await
+        self.tally(PgQueue::queue_depth(self).await)
     }
     async fn cancel(&self, job: JobId) -> Result<Option<JobState>> {
-        PgQueue::cancel(self, job).await
+        self.tally(PgQueue::cancel(self, job).await)
     }
     async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>> {
-        PgQueue::retry(self, job).await
+        self.tally(PgQueue::retry(self, job).await)
     }
     async fn prune(&self, owner: Option<u32>, finished_before: i64) -> Result<u64> {
-        PgQueue::prune(self, owner, finished_before).await
+        self.tally(PgQueue::prune(self, owner, finished_before).await)
     }
     async fn set_priority(&self, job: JobId, priority: i32) -> Result<Option<JobState>> {
-        PgQueue::set_priority(self, job, priority).await
+        self.tally(PgQueue::set_priority(self, job, priority).await)
     }
     async fn set_job_paused(&self, job: JobId, paused: bool) -> Result<Option<JobState>> {
-        PgQueue::set_job_paused(self, job, paused).await
+        self.tally(PgQueue::set_job_paused(self, job, paused).await)
     }
     async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
-        PgQueue::claim(self, after, slots).await
+        self.tally(PgQueue::claim(self, after, slots).await)
     }
     async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
-        PgQueue::finish_probe(self, lease, media).await
+        self.tally(PgQueue::finish_probe(self, lease, media).await)
     }
     async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
-        PgQueue::fail_file(self, lease, error).await
+        self.tally(PgQueue::fail_file(self, lease, error).await)
     }
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()> {
-        PgQueue::set_temp(self, lease, temp).await
+        self.tally(PgQueue::set_temp(self, lease, temp).await)
     }
     async fn set_process(&self, lease: Lease, process: ProcessIdentity) -> Result<()> {
-        PgQueue::set_process(self, lease, process).await
+        self.tally(PgQueue::set_process(self, lease, process).await)
     }
     async fn confirm(&self, lease: Lease) -> Result<bool> {
-        PgQueue::confirm(self, lease).await
+        self.tally(PgQueue::confirm(self, lease).await)
     }
     async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>> {
-        PgQueue::heartbeat(self, beat).await
+        self.tally(PgQueue::heartbeat(self, beat).await)
     }
-    async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>> {
-        PgQueue::finish_variation(self, lease, outcome).await
+    async fn finish_variation(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        run: RunFigures,
+    ) -> Result<Option<JobState>> {
+        self.tally(PgQueue::finish_variation(self, lease, outcome, run).await)
+    }
+    async fn add_counts(&self, counts: Vec<Count>) -> Result<()> {
+        self.tally(PgQueue::add_counts(self, counts).await)
+    }
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.tally(PgQueue::counters(self).await)
+    }
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunRow>> {
+        self.tally(PgQueue::runs(self, filter).await)
+    }
+    async fn census(&self) -> Result<Census> {
+        self.tally(PgQueue::census(self).await)
     }
     async fn claim_hook(&self) -> Result<Option<HookRun>> {
-        PgQueue::claim_hook(self).await
+        self.tally(PgQueue::claim_hook(self).await)
     }
     async fn starting_hook(&self, job: JobId) -> Result<bool> {
-        PgQueue::starting_hook(self, job).await
+        self.tally(PgQueue::starting_hook(self, job).await)
     }
     async fn set_hook_process(&self, job: JobId, process: ProcessIdentity) -> Result<()> {
-        PgQueue::set_hook_process(self, job, process).await
+        self.tally(PgQueue::set_hook_process(self, job, process).await)
     }
     async fn finish_hook(&self, job: JobId) -> Result<()> {
-        PgQueue::finish_hook(self, job).await
+        self.tally(PgQueue::finish_hook(self, job).await)
     }
     async fn hooks_left_running(&self) -> Result<Vec<HookRun>> {
-        PgQueue::hooks_left_running(self).await
+        self.tally(PgQueue::hooks_left_running(self).await)
     }
     async fn adopt_hooks(&self) -> Result<Vec<HookRun>> {
-        PgQueue::adopt_hooks(self).await
+        self.tally(PgQueue::adopt_hooks(self).await)
     }
     async fn interrupted(&self) -> Result<Vec<Interrupted>> {
-        PgQueue::interrupted(self).await
+        self.tally(PgQueue::interrupted(self).await)
     }
     async fn orphaned_processes(&self) -> Result<Vec<ProcessIdentity>> {
-        PgQueue::orphaned_processes(self).await
+        self.tally(PgQueue::orphaned_processes(self).await)
     }
     async fn requeue_idle_jobs(&self) -> Result<Vec<JobId>> {
-        PgQueue::requeue_idle_jobs(self).await
+        self.tally(PgQueue::requeue_idle_jobs(self).await)
     }
     async fn mark_interrupted(&self) -> Result<Vec<JobId>> {
-        PgQueue::mark_interrupted(self).await
+        self.tally(PgQueue::mark_interrupted(self).await)
     }
     async fn add_folder(
         &self,

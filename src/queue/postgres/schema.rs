@@ -244,4 +244,35 @@ CREATE INDEX folder_files_by_job ON folder_files (job_id);
 -- file's inode), so that a folder never takes one.
 CREATE INDEX variations_by_temp ON variations (temp_dev, temp_ino) WHERE temp_dev IS NOT NULL;
 "#,
+    r#"
+-- History (issue 26), kept apart from the job rows: no foreign key, so
+-- prune and retention_days leave it. `runs`: one row per variation run
+-- when it ends (times unix seconds), deleted history::HISTORY_DAYS after
+-- its end. `counters`: values that never go down, each node its own rows
+-- (a histogram's key is its bucket's bound).
+CREATE TABLE runs (
+    id            bigserial PRIMARY KEY,
+    job_id        bigint  NOT NULL,
+    idx           integer NOT NULL,
+    owner_uid     bigint  NOT NULL,
+    labels        text[]  NOT NULL,
+    node          text,
+    outcome       text    NOT NULL,
+    reason        text,
+    started_at    bigint  NOT NULL,
+    ended_at      bigint  NOT NULL,
+    wall_seconds  double precision NOT NULL,
+    cpu_seconds   double precision NOT NULL,
+    media_seconds double precision NOT NULL,
+    ssim_min      double precision
+);
+CREATE INDEX runs_by_end ON runs (ended_at);
+CREATE TABLE counters (
+    node  text NOT NULL,
+    name  text NOT NULL,
+    key   text NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (node, name, key)
+);
+"#,
 ];

@@ -6,6 +6,7 @@
 
 use super::rows::{announce, exec, job_state, one, opt, text};
 use super::store::PgQueue;
+use crate::history::RunFigures;
 use crate::job::{self, FileCounts, JobId, JobState, Lease, VariationCounts};
 use crate::queue::{Outcome, Result};
 use deadpool_postgres::Transaction;
@@ -170,6 +171,7 @@ impl PgQueue {
         &self,
         lease: Lease,
         outcome: Outcome,
+        run: RunFigures,
     ) -> Result<Option<JobState>> {
         let node = self.node.clone();
         self.in_tx(move |tx| {
@@ -253,6 +255,8 @@ impl PgQueue {
                 if changed != 1 {
                     return Ok(None);
                 }
+                let ended = outcome.run_outcome();
+                super::history::record_run(tx, &node, lease.id, ended, &run).await?;
                 let file_id: i64 = one(
                     tx,
                     "SELECT file_id FROM variations WHERE id = $1",

@@ -50,6 +50,8 @@ pub struct PgQueue {
     pub(super) node: String,
     /// The lease time in seconds, as SQL `make_interval` takes it.
     pub(super) lease_secs: f64,
+    /// Database errors not yet written to this node's counters.
+    pub(super) errors: crate::history::ErrorTally,
 }
 
 impl PgQueue {
@@ -104,6 +106,7 @@ impl PgQueue {
             changes,
             node: node.name.clone(),
             lease_secs: node.lease_timeout.as_secs_f64(),
+            errors: crate::history::ErrorTally::default(),
         };
         queue.migrate().await?;
         queue.register(node).await?;

@@ -9,6 +9,7 @@ use super::error::{Result, StoreError};
 use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
 use super::settle::settle_job_of_file;
 use super::store::Store;
+use crate::history::{Count, Counter};
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media, VideoStream};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};
@@ -166,6 +167,8 @@ impl Store {
                         )));
                     }
                 }
+                let claims = Count::new(Counter::Claims, "", batch.len() as f64);
+                super::history::add_counts(&tx, &[claims])?;
                 tx.commit()?;
             }
             None => {}
@@ -173,9 +176,11 @@ impl Store {
         Ok(work)
     }
 
-    /// Claim a file for probing: the file and its job become running.
+    /// Claim a file for probing: the file and its job become running, and
+    /// the claim is counted.
     pub fn start_probe(&mut self, file_id: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
+        super::history::add_counts(&tx, &[Count::new(Counter::Claims, "", 1.)])?;
         tx.execute(
             "UPDATE files SET state = 'running' WHERE id = ?1 AND state = 'queued'",
             [file_id],

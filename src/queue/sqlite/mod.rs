@@ -11,6 +11,7 @@
 mod claims;
 mod error;
 mod folders;
+mod history;
 mod hooks;
 mod jobs;
 mod node;
@@ -25,11 +26,12 @@ pub use recovery::INTERRUPTED;
 pub use store::{BUSY_TIMEOUT, Store};
 
 use super::{
-    Beat, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow, Lease,
-    Limits, NewFolder, NewJob, Outcome, OutputRow, Queue, QueueError, Result, Sharing, TakenFile,
-    Work,
+    Beat, Census, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow,
+    Lease, Limits, NewFolder, NewJob, Outcome, OutputRow, Queue, QueueError, Result, Sharing,
+    TakenFile, Work,
 };
 use crate::folder::{FileKey, FolderId};
+use crate::history::{Count, CounterRow, ErrorTally, RunFigures, RunFilter, RunRow};
 use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
 use std::path::Path;
@@ -50,6 +52,8 @@ impl From<StoreError> for QueueError {
 pub struct SqliteQueue {
     writer: mpsc::Sender<Command>,
     reader: mpsc::Sender<Command>,
+    /// Database errors not yet written to the counters.
+    errors: ErrorTally,
 }
 
 /// Start a thread named `name` that opens a store with `open` and then runs
@@ -93,10 +97,16 @@ impl SqliteQueue {
         let writer = spawn("vidvard-db", move || Store::open(&write_path))?;
         // After the writer: the schema is current once it has opened.
         let reader = spawn("vidvard-db-read", move || Store::open_read_only(&read_path))?;
-        Ok(SqliteQueue { writer, reader })
+        Ok(SqliteQueue {
+            writer,
+            reader,
+            errors: ErrorTally::default(),
+        })
     }
 
+    /// Run `f` on `thread`; a database error is counted.
     async fn on<T: Send + 'static>(
+        &self,
         thread: &mpsc::Sender<Command>,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
@@ -106,7 +116,24 @@ impl SqliteQueue {
                 let _ = reply.send(f(store));
             }))
             .map_err(|_| QueueError::Closed)?;
-        Ok(answer.await.map_err(|_| QueueError::Closed)??)
+        let done = answer.await.map_err(|_| QueueError::Closed)?;
+        if done.is_err() {
+            self.errors.note();
+        }
+        Ok(done?)
+    }
+
+    /// Add `counts` and the database errors counted so far.
+    async fn write_counts(&self, counts: Vec<Count>) -> Result<()> {
+        let (counts, taken) = self.errors.take_into(counts);
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let written = self.write(move |s| s.add_counts(&counts)).await;
+        if written.is_err() {
+            self.errors.give_back(taken);
+        }
+        written
     }
 
     /// Run a change on the writer thread.
@@ -114,7 +141,7 @@ impl SqliteQueue {
         &self,
         f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
-        Self::on(&self.writer, f).await
+        self.on(&self.writer, f).await
     }
 
     /// Run a query on the reader thread.
@@ -122,7 +149,7 @@ impl SqliteQueue {
         &self,
         f: impl FnOnce(&Store) -> std::result::Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
-        Self::on(&self.reader, move |store| f(store)).await
+        self.on(&self.reader, move |store| f(store)).await
     }
 }
 
@@ -218,18 +245,37 @@ impl Queue for SqliteQueue {
         Ok(true)
     }
     /// One daemon owns the file: no lease is ever lost, and a cancel stops
-    /// this daemon's own work directly, so nothing comes back.
+    /// this daemon's own work directly, so nothing comes back. Database
+    /// errors counted since the last beat are written to the counters.
     async fn heartbeat(&self, beat: Beat) -> Result<Vec<Lease>> {
         if !beat.progress.is_empty() {
             let progress = beat.progress;
             self.write(move |s| s.set_files_progress(&progress)).await?;
         }
+        self.write_counts(Vec::new()).await?;
         Ok(Vec::new())
     }
-    async fn finish_variation(&self, lease: Lease, outcome: Outcome) -> Result<Option<JobState>> {
-        self.write(move |s| s.finish_variation(lease.id, &outcome))
+    async fn finish_variation(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        run: RunFigures,
+    ) -> Result<Option<JobState>> {
+        self.write(move |s| s.finish_variation(lease.id, &outcome, &run))
             .await
             .map(Some)
+    }
+    async fn add_counts(&self, counts: Vec<Count>) -> Result<()> {
+        self.write_counts(counts).await
+    }
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.read(|s| s.counters()).await
+    }
+    async fn runs(&self, filter: RunFilter) -> Result<Vec<RunRow>> {
+        self.read(move |s| s.runs(&filter)).await
+    }
+    async fn census(&self) -> Result<Census> {
+        self.read(|s| s.census()).await
     }
     async fn interrupted(&self) -> Result<Vec<Interrupted>> {
         self.read(|s| s.interrupted()).await

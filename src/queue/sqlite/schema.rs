@@ -186,4 +186,35 @@ CREATE INDEX folder_files_by_job ON folder_files (job_id);
 -- file's inode), so that a folder never takes one.
 CREATE INDEX variations_by_temp ON variations (temp_dev, temp_ino) WHERE temp_dev IS NOT NULL;
 "#,
+    r#"
+-- History (issue 26), kept apart from the job rows: no foreign key, so
+-- prune and retention_days leave it. `runs`: one row per variation run
+-- when it ends (labels newline-separated, times unix seconds), deleted
+-- history::HISTORY_DAYS after its end. `counters`: values that never go
+-- down (node '' on one machine; a histogram's key is its bucket's bound).
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,
+    job_id        INTEGER NOT NULL,
+    idx           INTEGER NOT NULL,
+    owner_uid     INTEGER NOT NULL,
+    labels        TEXT    NOT NULL,
+    node          TEXT,
+    outcome       TEXT    NOT NULL,
+    reason        TEXT,
+    started_at    INTEGER NOT NULL,
+    ended_at      INTEGER NOT NULL,
+    wall_seconds  REAL    NOT NULL,
+    cpu_seconds   REAL    NOT NULL,
+    media_seconds REAL    NOT NULL,
+    ssim_min      REAL
+);
+CREATE INDEX runs_by_end ON runs (ended_at);
+CREATE TABLE counters (
+    node  TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (node, name, key)
+) WITHOUT ROWID;
+"#,
 ];

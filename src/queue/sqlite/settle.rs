@@ -7,6 +7,7 @@
 use super::error::Result;
 use super::rows::{count, parse_job_state, text_of};
 use super::store::Store;
+use crate::history::RunFigures;
 use crate::job::{self, FileCounts, JobId, JobState, VariationCounts};
 use crate::queue::Outcome;
 use rusqlite::params;
@@ -38,11 +39,17 @@ impl Store {
         Ok(())
     }
 
-    /// Record how a running variation ended, then settle its file and job.
+    /// Record how a running variation ended and its run in the history
+    /// (see [`super::history::record_run`]), then settle its file and job.
     /// Returns the job's state afterwards.
-    pub fn finish_variation(&mut self, variation_id: i64, outcome: &Outcome) -> Result<JobState> {
+    pub fn finish_variation(
+        &mut self,
+        variation_id: i64,
+        outcome: &Outcome,
+        run: &RunFigures,
+    ) -> Result<JobState> {
         let tx = self.conn.transaction()?;
-        match outcome {
+        let changed = match outcome {
             Outcome::Succeeded {
                 output,
                 size,
@@ -82,6 +89,10 @@ impl Store {
                 [variation_id],
             )?,
         };
+        if changed == 1 {
+            let (ended, ssim_min) = outcome.run_outcome();
+            super::history::record_run(&tx, variation_id, ended, ssim_min, run)?;
+        }
         let file_id: i64 = tx.query_row(
             "SELECT file_id FROM variations WHERE id = ?1",
             [variation_id],

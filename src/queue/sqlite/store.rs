@@ -2,7 +2,7 @@
 //! every state change is on disk when a method returns, before anyone is
 //! told about it. This file opens it (creating and upgrading the schema);
 //! its errors are [`super::error`]'s, and the store's methods are split by concern into the
-//! sibling modules (jobs, claims, settle, hooks, recovery, node, folders), with how
+//! sibling modules (jobs, claims, settle, hooks, history, recovery, node, folders), with how
 //! values are spelled in SQLite in [`super::rows`]. Methods are synchronous
 //! and short; the actor in [`super`] owns each connection on a thread of
 //! its own. The store knows nothing of sockets or processes.

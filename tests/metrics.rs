@@ -1,0 +1,188 @@
+//! `vidvarctl metrics`, `metrics_socket` and `metrics_textfile` against a
+//! real daemon that ran a real job: the text passes Debian's `promtool
+//! check metrics`, counts what ran (variations, CPU and media seconds from
+//! the encoders' rusage and progress), is served over HTTP on its own
+//! socket and written to the textfile, and its counters survive `prune`
+//! and a restart; `vidvarctl stats` summarizes the same runs, by label.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `promtool check metrics` of `text`: its complaints, empty when clean.
+/// Fails the test when promtool is missing.
+fn promtool_complaints(text: &str) -> String {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool not found ({e}): install Debian's prometheus package (packaging/test.sh does)")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        String::new()
+    } else {
+        said
+    }
+}
+
+/// The value of the sample `series` (name and labels as written).
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// `GET PATH` on the Unix socket `socket`: status line and body.
+fn get(socket: &Path, path: &str) -> (String, String) {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+#[test]
+fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
+    let env = Env::new();
+    let socket = env.path("metrics.sock");
+    let textfile = env.path("vidvar.prom");
+    let config = env.path("vidvard.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_socket = {:?}\nmetrics_textfile = {:?}\n",
+            s(&socket),
+            s(&textfile)
+        ),
+    )
+    .unwrap();
+    let input = env.path("in.mp4");
+    make_video(&input, 1.0, "160x120", true);
+    let daemon = env.start(&["--config", s(&config), "--max-parallel", "2"]);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "2", "-l", "promo", "-o", s(&out), s(&input)]);
+    env.wait_job(job, Duration::from_secs(120), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+
+    let text = env.ctl_ok(&["metrics"]);
+    assert_eq!(promtool_complaints(&text), "", "{text}");
+    assert_eq!(
+        value(&text, "vidvar_variations_total{outcome=\"succeeded\"}"),
+        2.
+    );
+    assert_eq!(
+        value(&text, "vidvar_variations_total{outcome=\"failed\"}"),
+        0.
+    );
+    assert_eq!(
+        value(&text, "vidvar_claims_total"),
+        3.,
+        "a probe, two variations"
+    );
+    let media = value(&text, "vidvar_variation_media_seconds_total");
+    assert!((1.9..=2.2).contains(&media), "two 1 s encodes: {media}");
+    let cpu = value(&text, "vidvar_variation_cpu_seconds_total");
+    assert!(cpu > 0.05, "the encoders' rusage: {cpu}");
+    assert_eq!(value(&text, "vidvar_output_ssim_min_count"), 2.);
+    assert_eq!(value(&text, "vidvar_jobs{state=\"succeeded\"}"), 1.);
+    assert_eq!(value(&text, "vidvar_slots"), 2.);
+    assert!(
+        !text.contains(s(&out)) && !text.contains("in.mp4"),
+        "no paths"
+    );
+
+    let (status, body) = get(&socket, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(promtool_complaints(&body), "", "{body}");
+    assert_eq!(
+        value(&body, "vidvar_variations_total{outcome=\"succeeded\"}"),
+        2.
+    );
+    assert_eq!(get(&socket, "/").0, "HTTP/1.1 404 Not Found");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "no metrics_socket_group: the daemon's user only"
+    );
+
+    let written = wait_for("the textfile", Duration::from_secs(20), || {
+        std::fs::read_to_string(&textfile).ok()
+    });
+    assert_eq!(promtool_complaints(&written), "", "{written}");
+    assert!(written.contains("vidvar_build_info{version="));
+
+    env.ctl_ok(&["prune"]);
+    assert!(
+        !env.ctl(&["status", &job.to_string()]).status.success(),
+        "pruned"
+    );
+    let text = env.ctl_ok(&["metrics"]);
+    assert_eq!(
+        value(&text, "vidvar_variations_total{outcome=\"succeeded\"}"),
+        2.
+    );
+
+    // The history outlives the job too: `stats` counts what ran.
+    let stats = env.json(&["stats", "--label", "promo"]);
+    assert_eq!(stats["total"]["succeeded"], 2, "{stats}");
+    assert_eq!(stats["total"]["failed"], 0);
+    assert!(
+        stats["total"]["cpu_secs"].as_f64().unwrap() > 0.05,
+        "{stats}"
+    );
+    let encoded = stats["total"]["encoded_secs"].as_f64().unwrap();
+    assert!((1.9..=2.2).contains(&encoded), "{stats}");
+    assert_eq!(stats["ssim"]["checked"], 2);
+    assert_eq!(stats["everyone"], true, "the daemon's own user sees all");
+    let other = env.json(&["stats", "--label", "other"]);
+    assert_eq!(other["total"]["succeeded"], 0, "{other}");
+    let text = env.ctl_ok(&["stats", "--since", "1h"]);
+    assert!(text.contains("2 succeeded, 0 failed"), "{text}");
+    drop(daemon);
+    // Restarted with a group for the socket: 0660 to that group.
+    let gid = nix::unistd::getegid().as_raw();
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_socket = {:?}\nmetrics_socket_group = {gid}\n",
+            s(&socket)
+        ),
+    )
+    .unwrap();
+    let _daemon = env.start(&["--config", s(&config)]);
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
+    let text = env.ctl_ok(&["metrics"]);
+    assert_eq!(
+        value(&text, "vidvar_variations_total{outcome=\"succeeded\"}"),
+        2.
+    );
+    assert_eq!(value(&text, "vidvar_jobs{state=\"succeeded\"}"), 0.);
+}
