@@ -366,21 +366,26 @@ fn is_executable_file(path: &Path) -> bool {
 /// Slots per CPU core by default with the pixel path: a variation there
 /// is one encoder sharing a decoder and a stage, about a third of a core,
 /// and enough slots at once let a file's variations share one decode
-/// while other pipelines keep the cores busy (6 was the fastest of 1 to
-/// 6 on 2 cores in `vidvar_bench -- --pixel-path`; README "Performance").
+/// while other pipelines keep the cores busy (12 slots on 2 cores were as
+/// fast as 16 and faster than 4 to 10 in `vidvar_bench -- --pixel-path
+/// --sweep`; README "Performance").
 const SLOTS_PER_CORE: usize = 6;
 
 /// The default `max_parallel`: the number of CPU cores available to this
 /// process, times [`SLOTS_PER_CORE`] with the pixel path (one FFmpeg per
 /// variation keeps a core busy, so one slot per core with
-/// `pixel_path = "ffmpeg"`).
+/// `pixel_path = "ffmpeg"`); at most [`MAX_PARALLEL`].
 pub fn default_parallelism(pixel_path: PixelPath) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match pixel_path {
+    let slots = match pixel_path {
         PixelPath::Vidvar => cores * SLOTS_PER_CORE,
         PixelPath::Ffmpeg => cores,
-    }
+    };
+    slots.min(MAX_PARALLEL)
 }
+
+/// The largest `max_parallel` the configuration and `--max-parallel` take.
+pub const MAX_PARALLEL: usize = 256;
 
 /// The configuration file's keys; every one optional.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -590,8 +595,11 @@ impl FileSettings {
         let bad = |key, reason: String| self.bad(path, key, reason);
         let mut t = base;
         if let Some(n) = self.max_parallel {
-            if n > 256 {
-                return Err(bad("max_parallel", format!("{n} is not in 0..=256")));
+            if n as usize > MAX_PARALLEL {
+                return Err(bad(
+                    "max_parallel",
+                    format!("{n} is not in 0..={MAX_PARALLEL}"),
+                ));
             }
             t.max_parallel = n as usize;
         }
@@ -1003,8 +1011,9 @@ mod tests {
                 .max_parallel
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(slots(""), cores * SLOTS_PER_CORE);
-        assert_eq!(slots("pixel_path = \"vidvar\""), cores * SLOTS_PER_CORE);
+        let vidvar = (cores * SLOTS_PER_CORE).min(MAX_PARALLEL);
+        assert_eq!(slots(""), vidvar);
+        assert_eq!(slots("pixel_path = \"vidvar\""), vidvar);
         assert_eq!(slots("pixel_path = \"ffmpeg\""), cores);
         assert_eq!(slots("pixel_path = \"ffmpeg\"\nmax_parallel = 7"), 7);
         assert_eq!(slots("max_parallel = 7\npixel_path = \"vidvar\""), 7);

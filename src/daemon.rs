@@ -107,10 +107,19 @@ impl StateLock {
     }
 }
 
-/// How long a start waits for a held pidfile or state lock before it
-/// reports the holder as running, and how often it tries meanwhile.
+/// How long a start waits for a pidfile or state lock held although the
+/// daemon named in it is gone, and how often it tries meanwhile.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether `pid` (a pidfile's text) names a process that exists (kill(2)
+/// with no signal); an unreadable pid is taken to exist.
+fn process_exists(pid: &str) -> bool {
+    pid.parse::<i32>().map_or(true, |pid| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            != Err(nix::errno::Errno::ESRCH)
+    })
+}
 
 /// A pidfile locked with `flock` for as long as this value lives (BSD
 /// pidfile(3) semantics). When dropped, the file is removed if this value
@@ -149,9 +158,12 @@ impl Pidfile {
             let (file, created) = match Self::lock_once(path, mode) {
                 Ok(Some(locked)) => locked,
                 Ok(None) => continue,
-                // A child that a killed daemon forked holds the lock until
-                // it execs (close-on-exec) or exits: moments.
-                Err(DaemonError::AlreadyRunning { .. }) if std::time::Instant::now() < deadline => {
+                // The daemon named in the file is gone, but a child it had
+                // just forked holds the lock until it execs (close-on-exec)
+                // or exits: moments.
+                Err(DaemonError::AlreadyRunning { pid, .. })
+                    if !process_exists(&pid) && std::time::Instant::now() < deadline =>
+                {
                     std::thread::sleep(LOCK_RETRY);
                     continue;
                 }

@@ -118,9 +118,10 @@ fn stages_of(daemon: i32) -> Vec<(i32, usize)> {
 /// pay: while other work runs, a turn waits for half of `max_parallel`
 /// free slots, so that the variations of one input share one pipeline
 /// (one decode) instead of taking single slots as they free up. With 4
-/// slots, job A's 3 variations run as one pipeline; job B's probe takes
-/// the fourth slot and ends while A runs, leaving 1 free slot: B's 4
-/// variations wait for A and then run as one pipeline of 4, not as 1 + 3.
+/// slots, job A's 3 variations run as one pipeline, leaving 1 free slot:
+/// job B waits for A (its probe too), then its 4 variations run as one
+/// pipeline of 4. A turn on every free slot would have run B's probe and
+/// then its first variation beside A, and the rest as a pipeline of 3.
 #[test]
 fn a_files_variations_wait_for_half_the_slots_and_share_one_pipeline() {
     let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));

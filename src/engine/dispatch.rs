@@ -1,6 +1,7 @@
-//! Dispatch: whenever some of `max_parallel` slots are free, claim the
-//! next turn from the queue (a probe, or up to the free slots of one
-//! file's variations) and hand each piece to a [`worker`] task on the
+//! Dispatch: whenever enough of `max_parallel` slots are free (any when
+//! nothing runs; with the pixel path, otherwise half of them: [`gather`]),
+//! claim the next turn from the queue (a probe, or up to the free slots of
+//! one file's variations) and hand each piece to a [`worker`] task on the
 //! runtime. Jobs take turns in submission order (round robin), and within
 //! a job inputs go in order, so a job of many inputs shares the slots with
 //! later jobs instead of starving them. The progress of running
@@ -9,6 +10,7 @@
 //! stopped and unfinished work is left to the queue's interrupted marking.
 
 use super::{Engine, Running, Stop, worker};
+use crate::config::PixelPath;
 use crate::engine::supervisor::Progress;
 use crate::queue::{Beat, Lease, QueueError, Work};
 use std::sync::Arc;
@@ -19,13 +21,17 @@ use std::time::Duration;
 /// running files is written to the queue.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Free slots a turn waits for while other work runs: half of them,
-/// rounded up, so that the variations of one file go to one pipeline
-/// (one decode) instead of one each as single slots free up.
-/// (Measured in `vidvar_bench -- --pixel-path`: a turn on every single
-/// free slot made pipelines of one or two variations on 2 cores.)
-fn gather(slots: usize) -> usize {
-    slots.div_ceil(2)
+/// Free slots a turn waits for while other work runs. With the pixel
+/// path, half of them, rounded up, so that the variations of one file go
+/// to one pipeline (one decode) instead of one each as single slots free
+/// up (measured in `vidvar_bench -- --pixel-path`: a turn on every single
+/// free slot made pipelines of one or two variations on 2 cores). With
+/// `pixel_path = "ffmpeg"` nothing is shared: one.
+fn gather(slots: usize, pixel_path: PixelPath) -> usize {
+    match pixel_path {
+        PixelPath::Vidvar => slots.div_ceil(2),
+        PixelPath::Ffmpeg => 1,
+    }
 }
 
 impl Engine {
@@ -98,11 +104,13 @@ impl Engine {
                 return Ok(());
             }
             // 0 slots: the node drains (takes no new work).
-            let slots = self.tunables().max_parallel;
+            let tunables = self.tunables();
+            let slots = tunables.max_parallel;
             let (after, free) = {
                 let mut live = self.live();
                 let busy = live.running.len() + live.probing.len();
-                if busy >= slots || (busy > 0 && slots - busy < gather(slots)) {
+                let wanted = gather(slots, tunables.pixel_path);
+                if busy >= slots || (busy > 0 && slots - busy < wanted) {
                     return Ok(());
                 }
                 live.claiming += 1;
@@ -260,5 +268,19 @@ impl Drop for Slot {
         }
         s.wake.notify_one();
         s.notify_change();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_pixel_path_waits_for_half_the_slots() {
+        let halves: Vec<usize> = [1, 2, 3, 4, 12]
+            .map(|slots| gather(slots, PixelPath::Vidvar))
+            .to_vec();
+        assert_eq!(halves, [1, 1, 2, 2, 6]);
+        assert_eq!(gather(12, PixelPath::Ffmpeg), 1);
     }
 }

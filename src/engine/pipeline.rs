@@ -147,7 +147,13 @@ pub async fn run<F: std::future::Future<Output = ()>>(
 
     let decoder = supervisor::start(base(
         p.ffmpeg,
-        argv::decode(p.input, decoded_write.as_raw_fd(), &references, &p.decode),
+        argv::decode(
+            p.input,
+            decoded_write.as_raw_fd(),
+            &references,
+            p.size,
+            &p.decode,
+        ),
         &decoder_fds,
         Group::Lead,
     ));

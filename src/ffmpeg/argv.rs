@@ -205,9 +205,13 @@ pub struct DecodePlan<'a> {
 
 /// ffmpeg arguments (without the program) that decode the input open as
 /// descriptor `input` once for a batch of variations: its frames, as an
-/// encode would take them ([`source_chain`], then [`EVEN_YUV420P`]), go
-/// as raw `yuv420p` to descriptor `raw` (a pipe to the stage), one after
-/// the other, sized as [`even_size`] says; and for each `(descriptor,
+/// encode would take them ([`source_chain`]), go as raw `yuv420p` to
+/// descriptor `raw` (a pipe to the stage), one after the other, every one
+/// scaled to `size` (width, height: the input's probed size as
+/// [`even_size`] makes it, which the stage reads; so a picture size that
+/// changes mid-stream, or a file rewritten since its probe, still gives
+/// frames of that size, where [`EVEN_YUV420P`] would follow it); and for
+/// each `(descriptor,
 /// effects)` of `references`, the reference pictures of that variation's
 /// sampled frames, made by FFmpeg's own `rotate` and `eq` (never by the
 /// stage), raw `yuv420p` at [`CHECK_SIZE`], as [`encode`] writes them.
@@ -217,6 +221,7 @@ pub fn decode(
     input: RawFd,
     raw: RawFd,
     references: &[(RawFd, &Effects)],
+    size: (u32, u32),
     plan: &DecodePlan,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = QUIET_ENCODE
@@ -229,8 +234,10 @@ pub fn decode(
     args.push(fd_url(input));
     let labels: String = (0..references.len()).map(|i| format!("[r{i}]")).collect();
     let mut graph = format!(
-        "{source}split[v][r];[v]{EVEN_YUV420P}[raw];[r]{sampled}split={k}{labels}",
+        "{source}split[v][r];[v]scale={w}:{h},format=yuv420p[raw];[r]{sampled}split={k}{labels}",
         source = source_chain(plan.video_stream, plan.deinterlace, plan.rate),
+        w = size.0,
+        h = size.1,
         sampled = sampled_chain(plan.samples),
         k = references.len(),
     );
@@ -656,12 +663,13 @@ mod tests {
             video_stream: 1,
             samples: &samples,
         };
-        let decode = joined(&decode(3, 4, &[(5, &effects()), (6, &other)], &decode_plan));
+        let refs = [(5, &effects()), (6, &other)];
+        let decode = joined(&decode(3, 4, &refs, (322, 2), &decode_plan));
         for needle in [
             "-progress pipe:1 -protocol_whitelist file",
             "-i file:/dev/fd/3",
             "[0:1]bwdif=mode=send_frame:parity=auto:deint=all,fps=25/1:start_time=0,split[v][r];",
-            &format!("[v]{EVEN_YUV420P}[raw];[r]select="),
+            "[v]scale=322:2,format=yuv420p[raw];[r]select=",
             "split=2[r0][r1];",
             &format!("[r0]{},scale=320:180", effects_chain(&effects())),
             &format!("[r1]{},scale=320:180", effects_chain(&other)),

@@ -148,7 +148,7 @@ pub(super) fn file_state(text: &str) -> Result<FileState> {
 
 /// An `integer` column that holds a count or an index: `None` when NULL
 /// (or, never written so, negative).
-pub fn column_u32(r: &Row, i: usize) -> Option<u32> {
+pub(super) fn column_u32(r: &Row, i: usize) -> Option<u32> {
     r.get::<_, Option<i32>>(i)
         .and_then(|v| u32::try_from(v).ok())
 }
