@@ -16,25 +16,30 @@ pub mod tracker;
 
 use super::Engine;
 use crate::folder::FolderId;
+use crate::queue::Sharing;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Longest time between two reads of the folders to watch; on a shared
-/// queue at most a third of the lease time, so that scan leases are
-/// renewed in time.
+/// Longest time between two reads of the folders to watch on a shared
+/// queue (at most a third of the lease time, so that scan leases are
+/// renewed in time, and folders of lost nodes taken over soon).
 pub const REFRESH: Duration = Duration::from_secs(2);
+/// The same on a queue of one daemon, whose folders change only through
+/// its own requests (which wake it at once): a safety net.
+pub const LOCAL_REFRESH: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Until shutdown: keep one watching task per folder to scan, reading
-    /// the list every [`REFRESH`] (and at once when a folder request
-    /// changed it).
+    /// the list every [`REFRESH`] ([`LOCAL_REFRESH`] on a queue of one
+    /// daemon), and at once when a folder request changed it.
     pub async fn watch_folders(self: Arc<Self>) {
-        let refresh = match &self.settings.shared {
-            Some(shared) => REFRESH.min(shared.node.lease_timeout / 3),
-            None => REFRESH,
+        let refresh = match (&self.settings.shared, self.queue.sharing()) {
+            (_, Sharing::OneDaemon) => LOCAL_REFRESH,
+            (Some(shared), Sharing::Nodes) => REFRESH.min(shared.node.lease_timeout / 3),
+            (None, Sharing::Nodes) => REFRESH,
         };
         let mut running: HashMap<FolderId, CancellationToken> = HashMap::new();
         let mut failing = false;

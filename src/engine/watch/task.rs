@@ -4,7 +4,10 @@
 //! then one log line, and polling), each file looked at again every
 //! [`TICK`] while it settles, each settled file taken as a job of the
 //! folder's owner ([`Engine::take_settled`]), and the after-actions of
-//! ended jobs done every [`ACTIONS_EVERY`].
+//! ended jobs done when the engine hears of a change (a job's end here or,
+//! on a shared queue, on another node), at most every [`ACTIONS_EVERY`],
+//! and every [`ACTIONS_POLL`] in any case: an idle folder costs a scan
+//! every `--poll` seconds and nothing else.
 
 use super::after::{self, Done};
 use super::notify::{Event, Notifier, NotifyError};
@@ -25,8 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a file being settled is looked at again.
 pub const TICK: Duration = Duration::from_millis(250);
-/// How often a folder's ended jobs are looked for, for their after-actions.
+/// Shortest time between two looks for a folder's ended jobs, for their
+/// after-actions.
 pub const ACTIONS_EVERY: Duration = Duration::from_secs(1);
+/// Longest time between two such looks, whatever the engine heard.
+pub const ACTIONS_POLL: Duration = Duration::from_secs(30);
 
 /// What became of a settled file.
 enum Taken {
@@ -63,7 +69,9 @@ pub async fn watch(engine: Arc<Engine>, row: FolderRow, stop: CancellationToken)
     let mut tracker = Tracker::default();
     let mut fresh: Vec<PathBuf> = Vec::new();
     let mut next_scan = Instant::now();
-    let mut next_actions = Instant::now();
+    let mut changes = engine.subscribe();
+    let (mut actions_due, mut next_actions, mut actions_poll) =
+        (true, Instant::now(), Instant::now());
     let mut scan_failed = false;
     log::debug!("folder {id}: watching {}", logged(&spec.dir));
     loop {
@@ -123,17 +131,27 @@ pub async fn watch(engine: Arc<Engine>, row: FolderRow, stop: CancellationToken)
                 }
             }
         }
-        if Instant::now() >= next_actions {
+        let now = Instant::now();
+        if (actions_due && now >= next_actions) || now >= actions_poll {
             engine.do_after_actions(&row).await;
+            actions_due = false;
             next_actions = Instant::now() + ACTIONS_EVERY;
+            actions_poll = Instant::now() + ACTIONS_POLL;
         }
-        let mut wake = next_scan.min(next_actions);
+        let mut wake = next_scan.min(actions_poll);
+        if actions_due {
+            wake = wake.min(next_actions);
+        }
         if !tracker.is_empty() {
             wake = wake.min(Instant::now() + TICK);
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep_until(wake) => {}
+            changed = changes.changed() => match changed {
+                Ok(()) => actions_due = true,
+                Err(_) => return,
+            },
             events = next_events(&mut notifier) => match events {
                 Ok(events) => for event in events {
                     match event {
