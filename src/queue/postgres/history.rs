@@ -51,9 +51,7 @@ pub(super) async fn record_run<C: GenericClient>(
         c,
         "INSERT INTO runs (job_id, idx, owner_uid, labels, node, outcome, reason, started_at,
                            ended_at, wall_seconds, cpu_seconds, media_seconds, ssim_min)
-         SELECT j.id, v.idx, j.owner_uid,
-                ARRAY(SELECT l.label FROM labels l WHERE l.job_id = j.id ORDER BY l.label),
-                $2, $3, $4, $5, $6, $7, $8, $9, $10
+         SELECT j.id, v.idx, j.owner_uid, j.label_list, $2, $3, $4, $5, $6, $7, $8, $9, $10
          FROM variations v JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
          WHERE v.id = $1",
         &[

@@ -338,8 +338,8 @@ pub(super) async fn insert_job_within(
         tx,
         "INSERT INTO jobs (state, variations, seed, output_dir, output_real, output_dev,
                                output_ino, created_at, owner_uid, owner_gid, owner_groups,
-                               priority)
-             VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                               priority, label_list)
+             VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         &[
             &(job.variations as i32),
             &(job.seed as i64),
@@ -352,6 +352,7 @@ pub(super) async fn insert_job_within(
             &(job.owner.gid as i64),
             &groups,
             &job.priority,
+            &job.labels,
         ],
     )
     .await?

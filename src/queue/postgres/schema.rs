@@ -267,6 +267,12 @@ CREATE TABLE runs (
     ssim_min      double precision
 );
 CREATE INDEX runs_by_end ON runs (ended_at);
+-- A job's labels on its own row too (as submitted, sorted), so that a
+-- run's end copies them from the row it has locked, without reading the
+-- labels table.
+ALTER TABLE jobs ADD COLUMN label_list text[] NOT NULL DEFAULT '{}';
+UPDATE jobs j SET label_list = ARRAY(SELECT l.label FROM labels l WHERE l.job_id = j.id
+                                     ORDER BY l.label);
 CREATE TABLE counters (
     node  text NOT NULL,
     name  text NOT NULL,

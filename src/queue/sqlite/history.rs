@@ -36,11 +36,7 @@ pub(super) fn record_run(
     tx.prepare_cached(
         "INSERT INTO runs (job_id, idx, owner_uid, labels, node, outcome, reason, started_at,
                            ended_at, wall_seconds, cpu_seconds, media_seconds, ssim_min)
-         SELECT j.id, v.idx, j.owner_uid,
-                COALESCE((SELECT group_concat(label, char(10))
-                          FROM (SELECT label FROM labels WHERE job_id = j.id ORDER BY label)),
-                         ''),
-                NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+         SELECT j.id, v.idx, j.owner_uid, j.label_list, NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
          FROM variations v JOIN files f ON f.id = v.file_id JOIN jobs j ON j.id = f.job_id
          WHERE v.id = ?1",
     )?

@@ -306,8 +306,8 @@ fn insert_job(tx: &Connection, job: &NewJob) -> Result<JobId> {
     tx.execute(
         "INSERT INTO jobs (state, variations, seed, output_dir, created_at,
                            owner_uid, owner_gid, owner_groups,
-                           output_real, output_dev, output_ino, priority)
-         VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           output_real, output_dev, output_ino, priority, label_list)
+         VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             job.variations,
             job.seed as i64,
@@ -319,7 +319,8 @@ fn insert_job(tx: &Connection, job: &NewJob) -> Result<JobId> {
             text_of(&job.output_dir.1.real),
             job.output_dir.1.identity.dev as i64,
             job.output_dir.1.identity.ino as i64,
-            job.priority
+            job.priority,
+            job.labels.join("\n")
         ],
     )?;
     let job_id = tx.last_insert_rowid();

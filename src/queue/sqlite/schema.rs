@@ -209,6 +209,11 @@ CREATE TABLE runs (
     ssim_min      REAL
 );
 CREATE INDEX runs_by_end ON runs (ended_at);
+-- A job's labels on its own row too (newline-separated, as submitted),
+-- so that a run's end copies them without reading the labels table.
+ALTER TABLE jobs ADD COLUMN label_list TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET label_list = COALESCE((SELECT group_concat(label, char(10))
+    FROM (SELECT label FROM labels WHERE job_id = jobs.id ORDER BY label)), '');
 CREATE TABLE counters (
     node  TEXT NOT NULL,
     name  TEXT NOT NULL,
