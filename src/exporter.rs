@@ -42,10 +42,23 @@ pub enum ExporterError {
     },
     #[error("metrics socket {}: a {kind} is in the way, not a socket", path.display())]
     NotASocket { path: PathBuf, kind: &'static str },
+    #[error("metrics socket {}: a process is listening on it (the control socket, or another daemon's)", path.display())]
+    InUse { path: PathBuf },
+    #[error("metrics socket {}: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::daemon::DaemonError>,
+    },
 }
 
-/// Bind the metrics socket at `path` (a stale socket there is replaced),
-/// mode 0660 with group `group`, or 0600 without.
+/// Bind the metrics socket at `path` (a stale socket there is replaced;
+/// one a process listens on, such as the control socket, is refused),
+/// mode 0660 with group `group`, or 0600 without, in a directory judged
+/// and created as the control socket's is (owned by the daemon's user or
+/// root, writable by nobody else unless sticky: see
+/// [`crate::daemon::create_socket_dir`]), so that nobody else can swap
+/// what the path names.
 ///
 /// Errors: [`ExporterError`] naming the path.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterError> {
@@ -53,6 +66,10 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterErr
         path: path.to_path_buf(),
         source,
     };
+    crate::daemon::create_socket_dir(path, group).map_err(|e| ExporterError::Directory {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
             use std::os::unix::fs::FileTypeExt;
@@ -60,6 +77,11 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterErr
                 return Err(ExporterError::NotASocket {
                     path: path.to_path_buf(),
                     kind: crate::state_dir::kind_of(&meta),
+                });
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ExporterError::InUse {
+                    path: path.to_path_buf(),
                 });
             }
             std::fs::remove_file(path).map_err(err)?;
@@ -234,34 +256,57 @@ pub async fn write_textfile(path: PathBuf, engine: Arc<Engine>, stop: Cancellati
     }
 }
 
-/// Replace `path` by a file holding `text`, atomically.
+/// Replace `path` by a file holding `text`, atomically: a new temporary
+/// file of a random name beside it (created exclusively, `O_EXCL`, so no
+/// file or symlink planted in the directory is ever opened), written,
+/// synced, made 0644 (node_exporter reads it as its own user), then
+/// renamed over `path`.
 fn replace(path: &Path, text: &str) -> io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)?;
-        // Whatever the umask took away: node_exporter reads it as its user.
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(text.as_bytes())?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_textfile_replaces_a_planted_symlink_and_never_writes_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("vidvard.db");
+        std::fs::write(&victim, "records").unwrap();
+        let path = dir.path().join("vidvar.prom");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        replace(&path, "vidvar_up 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "records");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "a regular file now");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "vidvar_up 1\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
+    }
+
+    #[test]
+    fn a_listening_socket_is_never_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let _control = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = bind(&path, None).unwrap_err();
+        assert!(matches!(err, ExporterError::InUse { .. }), "{err}");
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+    }
 
     #[test]
     fn only_get_and_head_of_metrics_are_served() {

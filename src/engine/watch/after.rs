@@ -21,6 +21,7 @@ use nix::unistd::UnlinkatFlags;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::BorrowedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Most names tried in the target directory (`name`, `name-1`, ...) before
@@ -182,7 +183,8 @@ fn move_into(
     target: &Path,
 ) -> Result<PathBuf, (&'static str, Errno)> {
     let mut copied: Option<OsString> = None;
-    for n in 0..MAX_NAME_TRIES {
+    let mut n = 0;
+    while n < MAX_NAME_TRIES {
         let new = try_name(name, n);
         let renamed = match &copied {
             None => renameat2(
@@ -203,12 +205,20 @@ fn move_into(
         match renamed {
             Ok(()) => {
                 if copied.is_some() {
-                    nix::unistd::unlinkat(from, name, UnlinkatFlags::NoRemoveDir)
-                        .map_err(|e| ("remove the moved", e))?;
+                    // The copy's name is on disk before the input goes.
+                    nix::unistd::fsync(to).map_err(|e| ("sync the target directory", e))?;
+                    // Only while the name is still the file that was
+                    // copied: a new upload under it stays.
+                    let now = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW);
+                    if now.is_ok_and(|now| key_of(&now) == key_of(stat)) {
+                        nix::unistd::unlinkat(from, name, UnlinkatFlags::NoRemoveDir)
+                            .map_err(|e| ("remove the moved", e))?;
+                    }
                 }
                 return Ok(target.join(new));
             }
-            Err(Errno::EEXIST) => continue,
+            Err(Errno::EEXIST) => n += 1,
+            // Another file system: copy, then try the same name again.
             Err(Errno::EXDEV) if copied.is_none() => {
                 copied = Some(copy_over(from, name, stat, to).map_err(|e| ("copy", e))?);
             }
@@ -242,15 +252,17 @@ fn copy_over(
     let mut temp = OsString::from(".");
     temp.push(name);
     temp.push(".vidvar-move.part");
-    let mode = Mode::from_bits_truncate(stat.st_mode & 0o7777);
+    // Private until it has its owner; then the input's permission bits,
+    // never set-id ones.
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let target = openat(to, temp.as_os_str(), flags, mode)?;
+    let target = openat(to, temp.as_os_str(), flags, Mode::from_bits_truncate(0o600))?;
     let mut target = File::from(target);
     let copied = std::io::copy(&mut source, &mut target).and_then(|_| {
         if nix::unistd::geteuid().is_root() {
             std::os::unix::fs::fchown(&target, Some(stat.st_uid), Some(stat.st_gid))?;
         }
+        target.set_permissions(std::fs::Permissions::from_mode(stat.st_mode & 0o777))?;
         target.sync_all()
     });
     if let Err(err) = copied {

@@ -202,22 +202,22 @@ impl Queue for PgQueue {
         folder: NewFolder,
         max_per_owner: Option<u64>,
     ) -> Result<std::result::Result<FolderId, u64>> {
-        PgQueue::add_folder(self, folder, max_per_owner).await
+        self.tally(PgQueue::add_folder(self, folder, max_per_owner).await)
     }
     async fn folder(&self, id: FolderId) -> Result<Option<FolderRow>> {
-        PgQueue::folder(self, id).await
+        self.tally(PgQueue::folder(self, id).await)
     }
     async fn folders(&self, owner: Option<u32>) -> Result<Vec<FolderRow>> {
-        PgQueue::folders(self, owner).await
+        self.tally(PgQueue::folders(self, owner).await)
     }
     async fn remove_folder(&self, id: FolderId) -> Result<bool> {
-        PgQueue::remove_folder(self, id).await
+        self.tally(PgQueue::remove_folder(self, id).await)
     }
     async fn set_folder_paused(&self, id: FolderId, paused: bool) -> Result<bool> {
-        PgQueue::set_folder_paused(self, id, paused).await
+        self.tally(PgQueue::set_folder_paused(self, id, paused).await)
     }
     async fn watched_folders(&self) -> Result<Vec<FolderRow>> {
-        PgQueue::watched_folders(self).await
+        self.tally(PgQueue::watched_folders(self).await)
     }
     async fn take_file(
         &self,
@@ -225,12 +225,12 @@ impl Queue for PgQueue {
         job: NewJob,
         limits: Limits,
     ) -> Result<std::result::Result<Option<JobId>, Full>> {
-        PgQueue::take_file(self, file, job, limits).await
+        self.tally(PgQueue::take_file(self, file, job, limits).await)
     }
     async fn ended_files(&self, folder: FolderId) -> Result<Vec<EndedFile>> {
-        PgQueue::ended_files(self, folder).await
+        self.tally(PgQueue::ended_files(self, folder).await)
     }
     async fn file_done(&self, folder: FolderId, key: FileKey) -> Result<()> {
-        PgQueue::file_done(self, folder, key).await
+        self.tally(PgQueue::file_done(self, folder, key).await)
     }
 }
