@@ -597,7 +597,11 @@ pub async fn run(
     let socket = config.socket.clone();
     let metrics = config.metrics.clone();
     let metrics_listener = match &metrics.socket {
-        Some(path) => Some(crate::exporter::bind(path, metrics.socket_group)?),
+        Some(path) => {
+            // Its directory judged (or made) as the control socket's.
+            create_socket_dir(path, metrics.socket_group)?;
+            Some(crate::exporter::bind(path, metrics.socket_group)?)
+        }
         None => None,
     };
     log::info!(

@@ -44,21 +44,14 @@ pub enum ExporterError {
     NotASocket { path: PathBuf, kind: &'static str },
     #[error("metrics socket {}: a process is listening on it (the control socket, or another daemon's)", path.display())]
     InUse { path: PathBuf },
-    #[error("metrics socket {}: {source}", path.display())]
-    Directory {
-        path: PathBuf,
-        #[source]
-        source: Box<crate::daemon::DaemonError>,
-    },
 }
 
 /// Bind the metrics socket at `path` (a stale socket there is replaced;
 /// one a process listens on, such as the control socket, is refused),
-/// mode 0660 with group `group`, or 0600 without, in a directory judged
-/// and created as the control socket's is (owned by the daemon's user or
-/// root, writable by nobody else unless sticky: see
-/// [`crate::daemon::create_socket_dir`]), so that nobody else can swap
-/// what the path names.
+/// mode 0660 with group `group`, or 0600 without. The caller has judged
+/// (or created) its directory as the control socket's is (owned by the
+/// daemon's user or root, writable by nobody else unless sticky), so that
+/// nobody else can swap what the path names.
 ///
 /// Errors: [`ExporterError`] naming the path.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterError> {
@@ -66,10 +59,6 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterErr
         path: path.to_path_buf(),
         source,
     };
-    crate::daemon::create_socket_dir(path, group).map_err(|e| ExporterError::Directory {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    })?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
             use std::os::unix::fs::FileTypeExt;

@@ -310,6 +310,9 @@ fn after_actions_run_only_after_success_and_failed_inputs_are_moved_not_deleted(
         std::fs::create_dir(&path).unwrap();
         path
     });
+    // Successes move to another file system (a copy, synced, then the
+    // input removed), failures within one (a rename).
+    let _done_fs = Mount::tmpfs(&done, "64m");
     let quick = ["-n", "1", "--settle", "1", "--poll", "1"];
     let del = add(
         &env,
@@ -340,7 +343,8 @@ fn after_actions_run_only_after_success_and_failed_inputs_are_moved_not_deleted(
         assert_eq!(job["state"], "failed");
     }
     move_in(&env, &deleting, "good.mp4");
-    move_in(&env, &moving, "good.mp4");
+    let good = move_in(&env, &moving, "good.mp4");
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o640)).unwrap();
     final_jobs(&env, del, 2);
     final_jobs(&env, mov, 2);
     wait_for("the after-actions", LIMIT, || {
@@ -349,7 +353,13 @@ fn after_actions_run_only_after_success_and_failed_inputs_are_moved_not_deleted(
     });
     assert!(deleting.join("bad.mp4").exists(), "removed after a failure");
     assert_eq!(names(&moving), [] as [String; 0]);
-    assert_eq!(names(&done), ["good.mp4"]);
+    assert_eq!(
+        names(&done),
+        ["good.mp4"],
+        "the free name, not a numbered one"
+    );
+    let moved = std::fs::metadata(done.join("good.mp4")).unwrap();
+    assert_eq!(moved.mode() & 0o7777, 0o640, "the input's permission bits");
     assert_eq!(names(&failed), ["bad.mp4"]);
     assert_eq!(names(&out).len(), 2, "{:?}", names(&out));
 }

@@ -205,8 +205,10 @@ fn move_into(
         match renamed {
             Ok(()) => {
                 if copied.is_some() {
-                    // The copy's name is on disk before the input goes.
-                    nix::unistd::fsync(to).map_err(|e| ("sync the target directory", e))?;
+                    // The copy's name is on disk before the input goes
+                    // (`to` is an O_PATH descriptor: fsync needs an open
+                    // directory).
+                    sync_dir(to).map_err(|e| ("sync the target directory", e))?;
                     // Only while the name is still the file that was
                     // copied: a new upload under it stays.
                     let now = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW);
@@ -229,6 +231,13 @@ fn move_into(
         let _ = nix::unistd::unlinkat(to, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     }
     Err(("find a free name to move", Errno::EEXIST))
+}
+
+/// fsync(2) the directory `dir` names (an `O_PATH` descriptor).
+fn sync_dir(dir: BorrowedFd<'_>) -> Result<(), Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let open = openat(dir, ".", flags, Mode::empty())?;
+    nix::unistd::fsync(&open)
 }
 
 /// Copy `name` in `from` (the file `stat` describes) into a new hidden
