@@ -112,8 +112,8 @@ fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
     assert_eq!(value(&text, "vidvar_jobs{state=\"succeeded\"}"), 1.);
     assert_eq!(value(&text, "vidvar_slots"), 2.);
     assert!(
-        !text.contains(s(&out)) && !text.contains("in.mp4"),
-        "no paths"
+        !text.contains(s(&out)) && !text.contains("in.mp4") && !text.contains("promo"),
+        "no paths and no job labels"
     );
 
     let (status, body) = get(&socket, "/metrics");

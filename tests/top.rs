@@ -2,7 +2,7 @@
 //! daemon with running, queued and failed work: what a person sees (the
 //! running variation, the queued job's label, the failed input and its
 //! reason, the slots), and keys that act: `c` really cancels the selected
-//! job, `q` quits.
+//! job, `q` quits; when the daemon goes away, top exits 1 saying so.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn top_shows_the_work_and_its_keys_act() {
     let bytes = std::fs::read(&whole).unwrap();
     let bad = env.path("cut.mkv");
     std::fs::write(&bad, &bytes[..bytes.len() * 4 / 10]).unwrap();
-    let _daemon = env.start(&["--max-parallel", "1"]);
+    let mut daemon = env.start(&["--max-parallel", "1"]);
     let out = env.out_dir();
     let failed = env.submit(&["-n", "1", "-o", s(&out), s(&bad)]);
     env.wait_job(failed, Duration::from_secs(60), |d| {
@@ -108,7 +108,6 @@ fn top_shows_the_work_and_its_keys_act() {
     assert!(text.contains(&format!("{running} running")), "{text}");
     let waiting = text.lines().find(|l| l.contains("blue")).unwrap();
     assert!(waiting.contains(&format!("{queued} ")), "{text}");
-    assert!(text.lines().count() <= 24 && text.lines().all(|l| l.chars().count() <= 80));
 
     // The running job is listed first (same priority, lower id): `c`
     // cancels it for real.
@@ -125,4 +124,24 @@ fn top_shows_the_work_and_its_keys_act() {
     wait_for("top to quit on q", Duration::from_secs(10), || {
         (!tmux(&["has-session", "-t", &session.0]).status.success()).then_some(())
     });
+
+    // Again, with the shell saying how it exited; then the daemon stops.
+    let gone = Session(format!("vidvar-top-gone-{}", std::process::id()));
+    let wrapped = format!("sh -c '{command}; echo top exited $?; sleep 60'");
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &gone.0,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &wrapped,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    shows(&gone.0, &["slots 1/1"]);
+    daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60));
+    let text = shows(&gone.0, &["top exited 1"]);
+    assert!(text.contains("the daemon went away"), "{text}");
 }
