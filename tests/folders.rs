@@ -35,6 +35,13 @@ fn add(env: &Env, args: &[&str]) -> i64 {
         .expect("folder add prints the folder's id")
 }
 
+/// `folder add DIR -o OUT -n 1 --settle 1` and `extra`: a folder quick
+/// enough for a test.
+fn add_quick(env: &Env, dir: &Path, out: &Path, extra: &[&str]) -> i64 {
+    let quick = [s(dir), "-o", s(out), "-n", "1", "--settle", "1"];
+    add(env, &[&quick[..], extra].concat())
+}
+
 /// The jobs of folder `id`, by id.
 fn jobs_of(env: &Env, id: i64) -> Vec<serde_json::Value> {
     let label = format!("folder:{id}");
@@ -155,20 +162,7 @@ fn each_file_is_taken_once_through_renames_rescans_and_restarts() {
     let env = Env::new();
     let mut daemon = env.start(&[]);
     let (dir, out) = dirs(&env);
-    let id = add(
-        &env,
-        &[
-            s(&dir),
-            "-o",
-            s(&out),
-            "-n",
-            "1",
-            "--settle",
-            "1",
-            "--poll",
-            "1",
-        ],
-    );
+    let id = add_quick(&env, &dir, &out, &["--poll", "1"]);
     let moved = move_in(&env, &dir, "a.mp4");
     final_jobs(&env, id, 1);
     // Renamed inside: the same file. A file added after it is the proof
@@ -209,21 +203,7 @@ fn poll_only_finds_files_within_the_interval_with_no_inotify_watch() {
     let notified = env.path("notified");
     std::fs::create_dir(&notified).unwrap();
     let (poll, settle) = (Duration::from_secs(2), Duration::from_secs(1));
-    let id = add(
-        &env,
-        &[
-            s(&polled),
-            "-o",
-            s(&out),
-            "-n",
-            "1",
-            "--settle",
-            "1",
-            "--poll",
-            "2",
-            "--poll-only",
-        ],
-    );
+    let id = add_quick(&env, &polled, &out, &["--poll", "2", "--poll-only"]);
     add(&env, &[s(&notified), "-o", s(&out), "--settle", "1"]);
     let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
     wait_for("an inotify watch on the other folder", LIMIT, || {
@@ -266,20 +246,7 @@ fn loops_are_refused_and_outputs_and_partial_files_never_taken() {
         );
     }
     std::fs::remove_dir(&inside).unwrap();
-    let id = add(
-        &env,
-        &[
-            s(&dir),
-            "-o",
-            s(&out),
-            "-n",
-            "1",
-            "--settle",
-            "1",
-            "--poll",
-            "1",
-        ],
-    );
+    let id = add_quick(&env, &dir, &out, &["--poll", "1"]);
     // A job of the client's own writes its output into the folder.
     let elsewhere = env.path("elsewhere.mp4");
     make_video(&elsewhere, 1.0, "160x120", false);
@@ -468,20 +435,7 @@ fn two_nodes_watching_one_folder_take_each_file_once() {
     let (a, b) = (Env::new(), Env::new());
     let mut nodes = [Some(start(&a, "node-a")), Some(start(&b, "node-b"))];
     let (dir, out) = dirs(&a);
-    let id = add(
-        &a,
-        &[
-            s(&dir),
-            "-o",
-            s(&out),
-            "-n",
-            "1",
-            "--settle",
-            "1",
-            "--poll",
-            "1",
-        ],
-    );
+    let id = add_quick(&a, &dir, &out, &["--poll", "1"]);
     let scanner = wait_for("a node to scan the folder", LIMIT, || {
         let node = a.json(&["folder", "show", &id.to_string()])["node"].clone();
         node.as_str().map(String::from)
@@ -510,20 +464,7 @@ fn a_crash_between_settling_and_storing_takes_the_file_exactly_once() {
     let env = Env::new();
     let mut daemon = env.start(&[]);
     let (dir, out) = dirs(&env);
-    let id = add(
-        &env,
-        &[
-            s(&dir),
-            "-o",
-            s(&out),
-            "-n",
-            "1",
-            "--settle",
-            "1",
-            "--poll",
-            "60",
-        ],
-    );
+    let id = add_quick(&env, &dir, &out, &["--poll", "60"]);
     move_in(&env, &dir, "a.mp4");
     daemon.wait_record("a.mp4 settled; taking it", 0, LIMIT);
     daemon.signal_and_wait(Signal::SIGKILL, LIMIT);

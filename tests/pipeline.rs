@@ -85,33 +85,17 @@ fn pixel_path_ffmpeg_leaves_the_stage_out() {
 /// of variations each serves (its `--output`s). A process that is exiting
 /// (or still in exec) shows an empty argv: it is left out.
 fn stages_of(daemon: i32) -> Vec<(i32, usize)> {
-    let mut found = Vec::new();
-    for pid in std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-    {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (state, ppid) = (fields[0], fields[1].parse::<i32>().unwrap_or(0));
-        if !head.ends_with("(vidvar-stage") || ppid != daemon || state == "Z" {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+    children_named(daemon, &["vidvar-stage"])
+        .into_iter()
+        .filter_map(|(pid, _)| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let outputs = cmdline
                 .split(|&b| b == 0)
                 .filter(|a| *a == b"--output")
                 .count();
-            if outputs > 0 {
-                found.push((pid, outputs));
-            }
-        }
-    }
-    found
+            (outputs > 0).then_some((pid, outputs))
+        })
+        .collect()
 }
 
 /// The scheduling rule of README "Scheduling" that makes the pixel path

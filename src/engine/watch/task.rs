@@ -13,6 +13,7 @@ use super::after::{self, Done};
 use super::notify::{Event, Notifier, NotifyError};
 use super::scan::{self, Found};
 use super::tracker::Tracker;
+use crate::access::vetted::AccessError;
 use crate::engine::Engine;
 use crate::engine::requests::{ApiError, refusal};
 use crate::escape::logged;
@@ -51,7 +52,7 @@ enum Taken {
 /// What one look at the folder gave: a full scan's findings, or the keys
 /// of the files looked at again (`None`: gone or not a file to take).
 struct Look {
-    scan: Option<Result<Found, String>>,
+    scan: Option<Result<Found, AccessError>>,
     keys: Vec<(PathBuf, Option<FileKey>)>,
 }
 
@@ -219,7 +220,7 @@ async fn look(
     let (dir, recursive) = (row.spec.dir.clone(), row.spec.recursive);
     let judge = engine.judge_for(&row.owner);
     tokio::task::spawn_blocking(move || Look {
-        scan: full.then(|| scan::scan(&dir, recursive, &judge).map_err(|e| e.to_string())),
+        scan: full.then(|| scan::scan(&dir, recursive, &judge)),
         keys: paths
             .into_iter()
             .map(|p| {
