@@ -36,11 +36,25 @@ pub struct Linear {
 impl Linear {
     /// The copy vf_eq.c makes for contrast 1 and brightness 0.
     pub const IDENTITY: Linear = Linear { c: 4096, b: 0 };
+
+    /// The contrast in 1/4096 steps, |c| < 32359 (7.9 * 4096).
+    pub(crate) fn contrast(self) -> i32 {
+        self.c
+    }
+
+    /// The offset in sample levels, -1140 < b < 1400.
+    pub(crate) fn offset(self) -> i32 {
+        self.b
+    }
 }
 
 /// Maps a sample in 0..=255 (held in a `u32`) to its output level.
 pub(crate) trait Apply: Copy {
     fn apply(self, v: u32) -> u8;
+
+    /// The formula when this tone is one, for kernels that compute it
+    /// in vector lanes; `None` for the table.
+    fn linear(self) -> Option<Linear>;
 }
 
 impl Apply for Linear {
@@ -48,12 +62,22 @@ impl Apply for Linear {
     fn apply(self, v: u32) -> u8 {
         (((v as i32 * self.c) >> 12) + self.b).clamp(0, 255) as u8
     }
+
+    #[inline(always)]
+    fn linear(self) -> Option<Linear> {
+        Some(self)
+    }
 }
 
 impl Apply for &[u8; 256] {
     #[inline(always)]
     fn apply(self, v: u32) -> u8 {
         self[(v & 255) as usize]
+    }
+
+    #[inline(always)]
+    fn linear(self) -> Option<Linear> {
+        None
     }
 }
 

@@ -6,7 +6,7 @@
 //! Owns the frame layout and the per-variation [`Warp`]; the plane
 //! geometry is [`warp`] (from libavfilter's vf_rotate.c), the sample
 //! mapping [`eq`] (vf_eq.c with gamma 1), the instruction-set levels
-//! [`simd`]. Used by the `vidvar-stage` binary; the daemon itself never
+//! [`simd`], the hand-written AVX2 inner loop `avx2`. Used by the `vidvar-stage` binary; the daemon itself never
 //! touches pixels. No I/O, no threads, no allocation per frame.
 //!
 //! A raw `yuv420p` frame of [`Size`] W x H (even, at least 2x2) is
@@ -17,6 +17,10 @@
 //! (Y 16, U and V 128), then Y goes through eq's contrast and brightness
 //! and U and V through its saturation.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod eq;
 pub mod simd;
 pub mod warp;
@@ -24,7 +28,7 @@ pub mod warp;
 use crate::effects::Effects;
 use eq::Tone;
 pub use simd::Level;
-use warp::{Plane, PlaneMut, Rotation};
+use warp::{Blend, Plane, PlaneMut, Rotation};
 
 /// What a frame or its size was refused for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,9 +172,10 @@ struct Job<'a> {
     dst: &'a mut [u8],
 }
 
-/// The whole per-frame loop; inlined into each [`Level`]'s function.
+/// The whole per-frame loop, with `kernel` as the span path's inner
+/// loop; inlined into each [`Level`]'s function.
 #[inline(always)]
-fn frame(job: &mut Job) {
+fn frame<B: Blend>(job: &mut Job, kernel: B) {
     for (index, (offset, width, height)) in job.size.planes().into_iter().enumerate() {
         let bytes = offset..offset + width * height;
         let src = Plane {
@@ -192,8 +197,8 @@ fn frame(job: &mut Job) {
         };
         let rotation = &job.warp.rotation;
         match tone {
-            Tone::Linear(l) => warp::plane(&src, &mut dst, rotation, *l, FILL[index]),
-            Tone::Table(t) => warp::plane(&src, &mut dst, rotation, &**t, FILL[index]),
+            Tone::Linear(l) => warp::plane(&src, &mut dst, rotation, *l, FILL[index], kernel),
+            Tone::Table(t) => warp::plane(&src, &mut dst, rotation, &**t, FILL[index], kernel),
         }
     }
 }

@@ -5,12 +5,15 @@
 //! functions. The frame body (`pixel::frame`) and everything it calls
 //! are `#[inline(always)]`, so each level below gets its own copy of the
 //! whole per-frame loop, vectorized by the compiler for that instruction
-//! set (the span loop has no gathers and no 64-bit products). The build
-//! never uses `target-cpu=native`: the baseline is the target's (SSE2 on
-//! x86-64, NEON on aarch64), and SSE4.1 and AVX2 are added only where
-//! `is_x86_feature_detected!` finds them. Must not hold pixel arithmetic of
-//! its own.
+//! set (the span loop has no gathers and no 64-bit products); AVX2 and
+//! AVX-512 run the span path's inner loop written by hand instead
+//! (`super::avx2`, `super::avx512`: the compiler's takes more steps per
+//! sample). The build never uses `target-cpu=native`: the baseline is
+//! the target's (SSE2 on x86-64, NEON on aarch64), and SSE4.1, AVX2 and
+//! AVX-512 are added only where `is_x86_feature_detected!` finds them.
+//! Must not hold pixel arithmetic of its own.
 
+use super::warp::Compiled;
 use super::{Job, frame};
 
 /// An instruction set the warp can run with.
@@ -26,16 +29,19 @@ pub enum Level {
     Sse41,
     /// x86-64 with AVX2, when the CPU has it.
     Avx2,
+    /// x86-64 with AVX-512 F, BW and VL, when the CPU has them.
+    Avx512,
     /// aarch64 with NEON named explicitly (aarch64's baseline).
     Neon,
 }
 
 /// Every level, worst first.
-const ALL: [Level; 5] = [
+const ALL: [Level; 6] = [
     Level::Portable,
     Level::Sse2,
     Level::Sse41,
     Level::Avx2,
+    Level::Avx512,
     Level::Neon,
 ];
 
@@ -66,6 +72,12 @@ impl Level {
             Level::Sse41 => std::arch::is_x86_feature_detected!("sse4.1"),
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
             #[cfg(target_arch = "aarch64")]
             Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -80,6 +92,7 @@ impl Level {
             Level::Sse2 => "sse2",
             Level::Sse41 => "sse4.1",
             Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
             Level::Neon => "neon",
         }
     }
@@ -88,10 +101,10 @@ impl Level {
     /// [`Level::runs_here`]) runs the portable build instead.
     pub(super) fn run(self, job: &mut Job) {
         if !self.runs_here() {
-            return frame(job);
+            return frame(job, Compiled);
         }
         match self {
-            Level::Portable => frame(job),
+            Level::Portable => frame(job, Compiled),
             // SAFETY: `runs_here` found each feature on this CPU.
             #[cfg(target_arch = "x86_64")]
             Level::Sse2 => unsafe { frame_sse2(job) },
@@ -99,10 +112,12 @@ impl Level {
             Level::Sse41 => unsafe { frame_sse41(job) },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => unsafe { frame_avx2(job) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { frame_avx512(job) },
             #[cfg(target_arch = "aarch64")]
             Level::Neon => unsafe { frame_neon(job) },
             #[allow(unreachable_patterns)]
-            _ => frame(job),
+            _ => frame(job, Compiled),
         }
     }
 }
@@ -110,23 +125,31 @@ impl Level {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn frame_sse2(job: &mut Job) {
-    frame(job)
+    frame(job, Compiled)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.1")]
 fn frame_sse41(job: &mut Job) {
-    frame(job)
+    frame(job, Compiled)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn frame_avx2(job: &mut Job) {
-    frame(job)
+    // SAFETY: this function runs only where the CPU has AVX2.
+    frame(job, unsafe { super::avx2::Avx2::new() })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn frame_avx512(job: &mut Job) {
+    // SAFETY: this function runs only where the CPU has these features.
+    frame(job, unsafe { super::avx512::Avx512::new() })
 }
 
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
 fn frame_neon(job: &mut Job) {
-    frame(job)
+    frame(job, Compiled)
 }

@@ -25,7 +25,8 @@
 //! is cut into spans in which the two source rows and the source column
 //! offset stay fixed and both fractions change linearly, so the inner
 //! loop reads contiguous slices and vectorizes (see [`super::simd`],
-//! which compiles these bodies once per instruction set). Nothing here
+//! which compiles these bodies once per instruction set, and [`Blend`],
+//! the inner loop an instruction set may write by hand). Nothing here
 //! does I/O or allocates.
 
 use super::eq::Apply;
@@ -196,18 +197,20 @@ fn sample(src: &Plane, x: i64, y: i64) -> Option<u32> {
 
 /// Rotates `src` into `dst` (same width and height), mapping every
 /// written sample, `fill` included, through `tone`: vf_rotate.c's
-/// shortcut when the angle has one, else [`spans`] or [`pixels`].
+/// shortcut when the angle has one, else [`spans`] (its inner loop by
+/// `kernel`) or [`pixels`].
 #[inline(always)]
-pub(crate) fn plane<T: Apply>(
+pub(crate) fn plane<T: Apply, B: Blend>(
     src: &Plane,
     dst: &mut PlaneMut,
     rotation: &Rotation,
     tone: T,
     fill: u8,
+    kernel: B,
 ) {
     match rotation.shortcut(src.width, src.height) {
         Some(shortcut) => shortcut_plane(src, dst, shortcut, tone),
-        None if rotation.suits_spans() => spans(src, dst, rotation, tone, fill),
+        None if rotation.suits_spans() => spans(src, dst, rotation, tone, fill, kernel),
         None => pixels(src, dst, rotation, tone, fill),
     }
 }
@@ -281,15 +284,16 @@ fn steps_within_pixel(rem: i64, slope: i64) -> i64 {
 /// [`Rotation::suits_spans`]). A span is a run of output pixels whose
 /// source row and column offset (source column - output column) stay
 /// fixed; inside it the columns clear of the plane's left and right
-/// edges go through [`blend`], the few edge columns through FFmpeg's
-/// clamped sample, the rest are fill.
+/// edges go through `kernel` ([`Blend`]), the few edge columns through
+/// FFmpeg's clamped sample, the rest are fill.
 #[inline(always)]
-pub(crate) fn spans<T: Apply>(
+pub(crate) fn spans<T: Apply, B: Blend>(
     src: &Plane,
     dst: &mut PlaneMut,
     rotation: &Rotation,
     tone: T,
     fill: u8,
+    kernel: B,
 ) {
     let g = Geometry::new(rotation, src.width, src.height);
     let (w, h) = (src.width as i64, src.height as i64);
@@ -321,7 +325,10 @@ pub(crate) fn spans<T: Apply>(
             let cut = |k: i64| k.clamp(i, end);
             let (left_fill, left_edge) = (cut(-1 - offset), cut(-offset));
             let (inner, right_edge) = (cut(w - 1 - offset), cut(w + 1 - offset));
-            row[i as usize..left_fill as usize].fill(fill_out);
+            // Most spans have no fill: skip the call to memset.
+            if left_fill > i {
+                row[i as usize..left_fill as usize].fill(fill_out);
+            }
             for k in left_fill..left_edge {
                 row[k as usize] = edge(k);
             }
@@ -330,51 +337,84 @@ pub(crate) fn spans<T: Apply>(
                 let r1 = (r0 + 1).min(h - 1);
                 let (col, n) = ((left_edge + offset) as usize, (inner - left_edge) as usize);
                 let skip = left_edge - i;
-                blend(
-                    &mut row[left_edge as usize..inner as usize],
-                    &src_row(r0)[col..col + n + 1],
-                    &src_row(r1)[col..col + n + 1],
-                    [(fx + skip * (g.cos - ONE)) as i32, (g.cos - ONE) as i32],
-                    [(fy - skip * g.sin) as i32, -g.sin as i32],
-                    tone,
-                );
+                let source = Source {
+                    top: &src_row(r0)[col..col + n + 1],
+                    bottom: &src_row(r1)[col..col + n + 1],
+                    x: [(fx + skip * (g.cos - ONE)) as i32, (g.cos - ONE) as i32],
+                    y: [(fy - skip * g.sin) as i32, -g.sin as i32],
+                };
+                kernel.blend(&mut row[left_edge as usize..inner as usize], &source, tone);
             }
             for k in inner..right_edge {
                 row[k as usize] = edge(k);
             }
-            row[right_edge as usize..end as usize].fill(fill_out);
+            if end > right_edge {
+                row[right_edge as usize..end as usize].fill(fill_out);
+            }
             i = end;
         }
     }
 }
 
-/// The inner loop: `out[k]` is the bilinear blend of `top[k..k+2]` and
-/// `bottom[k..k+2]` with 16-bit fractions `fx = x[0] + k * x[1]` and
-/// `fy = y[0] + k * y[1]` (each staying in 0..2^16 over the span),
-/// truncated as FFmpeg's 64-bit `((1-fy)*s0 + fy*s1) >> 32`, in 32-bit
-/// lanes: with s = 2^16 * hi + lo, that is
-/// `(hi0*(1-fy) + hi1*fy + ((lo0*(1-fy) + lo1*fy) >> 16)) >> 16`.
-/// `top` and `bottom` hold `out.len() + 1` samples.
+/// What one span blends from: `out[k]` (see [`Blend`]) is the bilinear
+/// blend of `top[k..k+2]` and `bottom[k..k+2]` with 16-bit fractions
+/// `fx = x[0] + k * x[1]` and `fy = y[0] + k * y[1]`, each staying in
+/// 0..2^16 over the span. `top` and `bottom` hold `out.len() + 1`
+/// samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub top: &'a [u8],
+    pub bottom: &'a [u8],
+    pub x: [i32; 2],
+    pub y: [i32; 2],
+}
+
+/// The span path's inner loop: writes every `out[k]` as blended from
+/// `source`, truncated as FFmpeg's 64-bit `((1-fy)*s0 + fy*s1) >> 32`,
+/// then mapped through `tone`. Every implementation gives [`blend`]'s
+/// bytes.
+pub(crate) trait Blend: Copy {
+    fn blend<T: Apply>(self, out: &mut [u8], source: &Source, tone: T);
+}
+
+/// [`blend`] as written, vectorized by the compiler for the level it is
+/// compiled in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Compiled;
+
+impl Blend for Compiled {
+    #[inline(always)]
+    fn blend<T: Apply>(self, out: &mut [u8], source: &Source, tone: T) {
+        blend(out, source, tone)
+    }
+}
+
+/// The portable [`Blend`], in 32-bit lanes (the hand-written kernels take
+/// the same steps). FFmpeg's sum `(2^16 - fy) * s0 + fy * s1` is
+/// `2^16 * s0 + fy * D` with `D = s1 - s0` (|D| < 2^24); with
+/// `D = 2^16 * Dh + Dl` (Dh arithmetic, 0 <= Dl < 2^16) its value
+/// truncated by 2^32 is `(s0 + fy * Dh + ((fy * Dl) >> 16)) >> 16`,
+/// where `fy * Dl` is below 2^32 as an unsigned product.
 #[inline(always)]
-fn blend<T: Apply>(out: &mut [u8], top: &[u8], bottom: &[u8], x: [i32; 2], y: [i32; 2], tone: T) {
+pub(crate) fn blend<T: Apply>(out: &mut [u8], source: &Source, tone: T) {
+    let Source { top, bottom, x, y } = *source;
     let n = out.len();
     let (a, b) = (&top[..n], &top[1..n + 1]);
     let (c, d) = (&bottom[..n], &bottom[1..n + 1]);
     for k in 0..n {
         let fx = x[0] + k as i32 * x[1];
-        let fy = (y[0] + k as i32 * y[1]) as u32;
+        let fy = y[0] + k as i32 * y[1];
         let (a, b, c, d) = (
             i32::from(a[k]),
             i32::from(b[k]),
             i32::from(c[k]),
             i32::from(d[k]),
         );
-        let s0 = ((a << 16) + fx * (b - a)) as u32;
-        let s1 = ((c << 16) + fx * (d - c)) as u32;
-        let gy = (1 << 16) - fy;
-        let hi = (s0 >> 16) * gy + (s1 >> 16) * fy;
-        let lo = (s0 & 0xFFFF) * gy + (s1 & 0xFFFF) * fy;
-        out[k] = tone.apply((hi + (lo >> 16)) >> 16);
+        let s0 = (a << 16) + fx * (b - a);
+        let s1 = (c << 16) + fx * (d - c);
+        let diff = s1 - s0;
+        let low = ((fy as u32).wrapping_mul((diff & 0xFFFF) as u32) >> 16) as i32;
+        out[k] = tone.apply(((s0 + fy * (diff >> 16) + low) >> 16) as u32);
     }
 }
 
@@ -417,14 +457,13 @@ mod tests {
         for (fx, dfx) in [(0, 0), (65535, -1), (40000, -7)] {
             for (fy, dfy) in [(0, 0), (65535, -655), (1, 600)] {
                 let mut out = [0u8; 3];
-                blend(
-                    &mut out,
-                    &top,
-                    &bottom,
-                    [fx, dfx],
-                    [fy, dfy],
-                    Linear::IDENTITY,
-                );
+                let source = Source {
+                    top: &top,
+                    bottom: &bottom,
+                    x: [fx, dfx],
+                    y: [fy, dfy],
+                };
+                blend(&mut out, &source, Linear::IDENTITY);
                 for (k, &got) in out.iter().enumerate() {
                     let (fx, fy) = (
                         i64::from(fx + k as i32 * dfx),
