@@ -248,7 +248,8 @@ pub enum Command {
     ///
     /// Of your jobs (everyone's as root or the daemon's user): variations
     /// succeeded, failed, cancelled and requeued, media seconds encoded,
-    /// CPU and wall seconds and the mean speed, the distribution of the
+    /// CPU seconds (encode, check and a share of the input's probe) and
+    /// wall seconds and the mean speed, the distribution of the
     /// outputs' lowest SSIM, failures by class (input, output, no_space,
     /// claim_lost, stalled, ffmpeg, stage, process, duration, check,
     /// quality, probe, internal) and, on a shared queue, the same per node.

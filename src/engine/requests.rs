@@ -789,6 +789,7 @@ mod tests {
                     duration_us: Some(2_000_000),
                     ..Default::default()
                 },
+                0.,
             )
             .await
             .unwrap();
