@@ -225,8 +225,9 @@ pub enum Command {
     Nodes,
     /// Watch everything at a glance, full screen
     ///
-    /// The daemon's slots, queue depth and throughput, the running
-    /// variations with their progress, speed and ETA, your jobs
+    /// The daemon's slots (on a shared queue, every live node's running
+    /// variations and slots), queue depth and throughput, the running
+    /// variations with their node, progress, speed and ETA, your jobs
     /// (everyone's as root or the daemon's user) by priority, those that
     /// ended lately with their worst SSIM, and recent failures; pushed by
     /// the daemon as they change. Keys: arrows or j/k select a job, Enter

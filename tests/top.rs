@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::postgres::Cluster;
 use common::tty::Pane;
 use common::*;
 use std::time::Duration;
@@ -80,4 +81,40 @@ fn top_shows_the_work_and_its_keys_act() {
     daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60));
     let text = gone.shows(&["top exited 1"]);
     assert!(text.contains("the daemon went away"), "{text}");
+}
+
+/// On a shared queue (two real nodes on one private PostgreSQL cluster),
+/// top on a node shows every live node's running variations and slots,
+/// and its own running variations with its name.
+#[test]
+fn top_shows_every_node_of_a_shared_queue() {
+    let pg = Cluster::start();
+    let url = pg.url();
+    let node = |name: &str, slots: &str| {
+        let env = Env::new();
+        let daemon = env.start(&[
+            "--database-url",
+            &url,
+            "--node-name",
+            name,
+            "--max-parallel",
+            slots,
+        ]);
+        (env, daemon)
+    };
+    let (a, _node_a) = node("node-a", "2");
+    let (b, _node_b) = node("node-b", "1");
+    let input = a.path("long.mp4");
+    make_video(&input, 120.0, "640x480", false);
+    let out = a.out_dir();
+    let job = a.submit(&["-n", "3", "-o", s(&out), s(&input)]);
+
+    let command = format!("{VIDVARCTL} --socket {} top", s(&b.socket()));
+    let pane = Pane::sized("vidvar-top-nodes", &command, &[], (120, 30));
+    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b"]);
+    assert!(screen.contains("node node-b  slots 1/1"), "{screen}");
+    let running: Vec<&str> = screen.lines().filter(|l| l.contains(" on node-")).collect();
+    assert_eq!(running.len(), 1, "node-b's own: {screen}");
+    assert!(running[0].contains(&format!("{job} ")), "{screen}");
+    a.ctl_ok(&["cancel", &job.to_string()]);
 }

@@ -3,9 +3,8 @@
 //! (plain, or with its SGR escapes), whether it is in the alternate
 //! screen, and keys sent to it. Fails the test when tmux is missing.
 
-use super::wait_for;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// tmux with `args`; fails the test when tmux is missing.
 pub fn tmux(args: &[&str]) -> Output {
@@ -54,15 +53,20 @@ impl Pane {
     }
 
     /// Wait until the pane shows every one of `wanted`; returns the screen.
+    /// Fails the test with the last screen after 30 s.
     pub fn shows(&self, wanted: &[&str]) -> String {
-        wait_for(
-            &format!("the pane to show {wanted:?}"),
-            Duration::from_secs(30),
-            || {
-                let text = self.screen();
-                wanted.iter().all(|w| text.contains(w)).then_some(text)
-            },
-        )
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.screen();
+            if wanted.iter().all(|w| text.contains(w)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the pane to show {wanted:?}; it shows:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Send `keys` as tmux `send-keys` names them (`q`, `Enter`, `C-c`).
