@@ -2,7 +2,11 @@
 //! daemon with running, queued and failed work: what a person sees (the
 //! running variation, the queued job's label, the failed input and its
 //! reason, the slots), and keys that act: `c` really cancels the selected
-//! job, `q` quits; when the daemon goes away, top exits 1 saying so.
+//! job, `q` quits; when the daemon goes away, top exits 1 saying so. On a
+//! shared queue it shows every node. Every key acts as the CLI does
+//! (`p`/`P` on the daemon and on a job, `?`, `Enter`, `r` really retries),
+//! the terminal is given back (out of the alternate screen, `stty` cooked
+//! with echo) on `q`, Ctrl-C and SIGTERM, and `NO_COLOR` leaves no colour.
 
 mod common;
 
@@ -117,4 +121,165 @@ fn top_shows_every_node_of_a_shared_queue() {
     assert_eq!(running.len(), 1, "node-b's own: {screen}");
     assert!(running[0].contains(&format!("{job} ")), "{screen}");
     a.ctl_ok(&["cancel", &job.to_string()]);
+}
+
+/// `vidvarctl top` run by a shell in a pane of its own that, once top has
+/// ended, says how and prints `stty -a`, so that the test reads the
+/// terminal top left behind.
+fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
+    let command = format!(
+        "sh -c '{VIDVARCTL} --socket {} top; echo top exited $?; stty -a; sleep 600'",
+        s(&env.socket())
+    );
+    Pane::start(name, &command, vars)
+}
+
+/// The terminal is as top found it: out of the alternate screen (tmux's
+/// `#{alternate_on}`), and `stty -a` shows canonical mode, echo and
+/// signals back on (raw mode turns them off).
+fn assert_given_back(pane: &Pane) {
+    let screen = pane.shows(&["top exited", "speed"]);
+    assert!(
+        !pane.alternate_on(),
+        "still in the alternate screen:\n{screen}"
+    );
+    let words: Vec<&str> = screen
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .collect();
+    for flag in ["icanon", "echo", "isig"] {
+        assert!(
+            words.contains(&flag) && !words.contains(&format!("-{flag}").as_str()),
+            "{flag} not back on:\n{screen}"
+        );
+    }
+}
+
+/// The pid of the `vidvarctl top` that talks to `socket`.
+fn top_pid(socket: &std::path::Path) -> i32 {
+    wait_for("vidvarctl top to run", Duration::from_secs(10), || {
+        std::fs::read_dir("/proc").unwrap().find_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let ours = args.first()?.ends_with(b"vidvarctl")
+                && args.contains(&s(socket).as_bytes())
+                && args.contains(&b"top".as_slice());
+            ours.then_some(pid)
+        })
+    })
+}
+
+/// The keys act as the CLI does: `p`/`P` pause and resume the daemon with
+/// no job selected, `?` shows the help, `Enter` a job's detail, `r` really
+/// retries a failed job (it succeeds once its input is fixed), `p`/`P`
+/// pause and resume the selected job; and the terminal is given back on
+/// `q`, Ctrl-C and SIGTERM.
+#[test]
+fn top_keys_act_and_the_terminal_is_given_back() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let pane = top_in_shell(&env, "vidvar-top-keys", &[]);
+    pane.shows(&["slots 0/1", "q quit"]);
+
+    pane.keys(&["p"]);
+    pane.shows(&["pause the daemon: done", "PAUSED"]);
+    assert_eq!(env.json(&["ping"])["paused"], true);
+    pane.keys(&["P"]);
+    pane.shows(&["resume the daemon: done"]);
+    assert_eq!(env.json(&["ping"])["paused"], false);
+
+    pane.keys(&["?"]);
+    pane.shows(&[" keys ", "this help; any key closes it"]);
+    pane.keys(&["x"]);
+    wait_for("the help to close", Duration::from_secs(10), || {
+        (!pane.screen().contains("any key closes it")).then_some(())
+    });
+
+    // An input that is no video fails; fixed in place (the same file), a
+    // retry from top runs it again, and it succeeds.
+    let input = env.path("flaky.mp4");
+    std::fs::write(&input, b"not a video at all").unwrap();
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "1", "-o", s(&out), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    pane.shows(&[&format!("{job} failed")]);
+    pane.keys(&["Enter"]);
+    pane.shows(&[" job ", &format!("job {job}: failed"), "flaky.mp4"]);
+    pane.keys(&["x"]);
+    let good = env.path("good.mp4");
+    make_video(&good, 1.0, "160x120", false);
+    std::fs::write(&input, std::fs::read(&good).unwrap()).unwrap();
+    pane.keys(&["r"]);
+    env.wait_job(job, Duration::from_secs(120), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    pane.shows(&[&format!("retry job {job}: now")]);
+
+    // A queued job (the daemon paused): p pauses it, P resumes it.
+    env.ctl_ok(&["pause"]);
+    let queued = env.submit(&["-n", "1", "-o", s(&out), s(&good)]);
+    pane.shows(&[&format!("{queued} queued")]);
+    // The selection stayed on the retried job, now below the queued one.
+    pane.keys(&["k", "p"]);
+    pane.shows(&[&format!("pause job {queued}: now")]);
+    assert_eq!(env.status(queued)["summary"]["paused"], true);
+    pane.keys(&["P"]);
+    pane.shows(&[&format!("resume job {queued}: now")]);
+    assert_eq!(env.status(queued)["summary"]["paused"], false);
+    env.ctl_ok(&["resume"]);
+
+    pane.keys(&["q"]);
+    assert_given_back(&pane);
+
+    let pane = top_in_shell(&env, "vidvar-top-ctrl-c", &[]);
+    pane.shows(&["q quit"]);
+    pane.keys(&["C-c"]);
+    assert_given_back(&pane);
+
+    let pane = top_in_shell(&env, "vidvar-top-sigterm", &[]);
+    pane.shows(&["q quit"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(top_pid(&env.socket())),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_given_back(&pane);
+}
+
+/// Whether `screen` (captured with `capture-pane -e`) sets a colour: an
+/// SGR sequence with a foreground or background colour parameter.
+fn has_colour(screen: &str) -> bool {
+    screen.split("\x1b[").skip(1).any(|seq| {
+        let Some(end) = seq.find('m') else {
+            return false;
+        };
+        seq[..end].split(';').any(|p| {
+            p.parse::<u32>()
+                .is_ok_and(|n| matches!(n, 30..=37 | 38 | 40..=47 | 48 | 90..=97 | 100..=107))
+        })
+    })
+}
+
+/// Colour by default; with `NO_COLOR` set, not one colour escape (bold and
+/// reverse video stay: they are not colour).
+#[test]
+fn no_color_turns_colour_off() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let coloured = Pane::start("vidvar-top-colour", &command, &[]);
+    coloured.shows(&["q quit"]);
+    let screen = coloured.screen_escaped();
+    assert!(has_colour(&screen), "colour by default: {screen:?}");
+    let plain = Pane::start("vidvar-top-no-colour", &command, &[("NO_COLOR", "1")]);
+    plain.shows(&["q quit"]);
+    let screen = plain.screen_escaped();
+    assert!(!has_colour(&screen), "{screen:?}");
+    assert!(
+        screen.contains("\x1b["),
+        "attributes are still drawn: {screen:?}"
+    );
 }
