@@ -7,6 +7,7 @@
 //! (`p`/`P` on the daemon and on a job, `?`, `Enter`, `r` really retries),
 //! the terminal is given back (out of the alternate screen, `stty` cooked
 //! with echo) on `q`, Ctrl-C and SIGTERM, and `NO_COLOR` leaves no colour.
+//! A second user (nobody) sees only their own jobs in top and `stats`.
 
 mod common;
 
@@ -282,4 +283,96 @@ fn no_color_turns_colour_off() {
         screen.contains("\x1b["),
         "attributes are still drawn: {screen:?}"
     );
+}
+
+/// nobody, in the socket group, sees in top and in `stats --json` only
+/// their own job's name and label; root's running and failed work shows
+/// only in the daemon-wide figures (slots, jobs by state).
+#[test]
+fn a_user_sees_only_their_own_work_in_top_and_stats() {
+    common::users::require_root("it acts as a second user");
+    const GROUP: &str = "4242";
+    let env = Env::new();
+    std::fs::set_permissions(
+        env.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let _daemon = env.start(&["--socket-group", GROUP, "--max-parallel", "1"]);
+    let as_nobody =
+        |program: &str| format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}");
+    let out = env.out_dir();
+    let broken = env.path("roots-broken.mp4");
+    std::fs::write(&broken, b"not a video").unwrap();
+    let failed = env.submit(&["-n", "1", "-l", "rootfail", "-o", s(&out), s(&broken)]);
+    env.wait_job(failed, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    let secret = env.path("roots-secret.mp4");
+    make_video(&secret, 30.0, "640x480", false);
+    let running = env.submit(&["-n", "1", "-l", "rootlabel", "-o", s(&out), s(&secret)]);
+    env.wait_job(running, Duration::from_secs(60), |d| {
+        d["files"][0]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mine = env.path("mine.mp4");
+    make_video(&mine, 1.0, "160x120", false);
+    let submitted = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{} --socket {} submit -n 1 -l minelabel -o {} {}",
+                as_nobody(VIDVARCTL),
+                s(&env.socket()),
+                s(&shared),
+                s(&mine)
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+
+    let command = as_nobody(&format!("{VIDVARCTL} --socket {} top", s(&env.socket())));
+    let pane = Pane::start("vidvar-top-nobody", &command, &[]);
+    let screen = pane.shows(&["minelabel", "slots 1/1", "running 1"]);
+    for theirs in ["roots-secret", "rootlabel", "roots-broken", "rootfail"] {
+        assert!(
+            !screen.contains(theirs),
+            "{theirs} shown to nobody:\n{screen}"
+        );
+    }
+    assert!(screen.contains("your jobs"), "{screen}");
+    assert!(
+        screen.contains("failed 1"),
+        "root's failure counted: {screen}"
+    );
+
+    let stats = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{} --socket {} --json stats",
+                as_nobody(VIDVARCTL),
+                s(&env.socket())
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{stats:?}");
+    let text = String::from_utf8_lossy(&stats.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["everyone"], false, "{text}");
+    assert_eq!(
+        json["total"]["failed"], 0,
+        "root's failed run left out: {text}"
+    );
+    for theirs in ["roots-secret", "rootlabel", "roots-broken", "rootfail"] {
+        assert!(!text.contains(theirs), "{theirs} in nobody's stats: {text}");
+    }
+    assert_eq!(env.json(&["stats"])["total"]["failed"], 1, "root sees it");
+    env.ctl_ok(&["cancel", &running.to_string()]);
 }
