@@ -225,8 +225,9 @@ pub enum Command {
     Nodes,
     /// Watch everything at a glance, full screen
     ///
-    /// The daemon's slots, queue depth and throughput, the running
-    /// variations with their progress, speed and ETA, your jobs
+    /// The daemon's slots (on a shared queue, every live node's running
+    /// variations and slots), queue depth and throughput, the running
+    /// variations with their node, progress, speed and ETA, your jobs
     /// (everyone's as root or the daemon's user) by priority, those that
     /// ended lately with their worst SSIM, and recent failures; pushed by
     /// the daemon as they change. Keys: arrows or j/k select a job, Enter
@@ -248,7 +249,8 @@ pub enum Command {
     ///
     /// Of your jobs (everyone's as root or the daemon's user): variations
     /// succeeded, failed, cancelled and requeued, media seconds encoded,
-    /// CPU and wall seconds and the mean speed, the distribution of the
+    /// CPU seconds (encode, check and a share of the input's probe) and
+    /// wall seconds and the mean speed, the distribution of the
     /// outputs' lowest SSIM, failures by class (input, output, no_space,
     /// claim_lost, stalled, ffmpeg, stage, process, duration, check,
     /// quality, probe, internal) and, on a shared queue, the same per node.

@@ -1,6 +1,6 @@
 //! `vidvarctl top`: a full-screen dashboard (ratatui on crossterm) fed by
-//! the daemon's push stream ([`Request::Top`]): the daemon's slots, queue
-//! depth and throughput, the running variations, the jobs the user may
+//! the daemon's push stream ([`Request::Top`]): the daemon's slots (every
+//! live node's on a shared queue), queue depth and throughput, the running variations, the jobs the user may
 //! see (queued and running by priority, then those that ended lately),
 //! recent failures. Keys act through a second connection with the CLI's
 //! own requests, so permissions are exactly the CLI's. Owns the terminal
@@ -291,8 +291,9 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
         return;
     };
     let area = f.area();
+    let nodes = nodes_line(v);
     let [header, running, jobs, recent, footer] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(3 + u16::from(nodes.is_some())),
         Constraint::Min(4),
         Constraint::Min(5),
         Constraint::Length(5),
@@ -310,7 +311,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
         .node
         .as_ref()
         .map_or(String::new(), |n| format!(" node {}", escape(n)));
-    let lines = vec![
+    let mut lines = vec![
         Line::styled(
             format!(
                 "vidvard {}{node}  slots {}/{}{}  queued variations {}",
@@ -331,6 +332,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             v.last_hour.encoded_per_sec
         )),
     ];
+    lines.extend(nodes.map(Line::raw));
     f.render_widget(Paragraph::new(lines), header);
 
     let bar_width = usize::from(running.width.saturating_sub(68)).clamp(5, 40);
@@ -430,6 +432,20 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     } else if state.help {
         popup(f, area, " keys ", HELP);
     }
+}
+
+/// On a shared queue, every live node's running variations and slots:
+/// `nodes: a 2/2, b 0/1`; `None` on one machine.
+fn nodes_line(v: &TopView) -> Option<String> {
+    if v.nodes.is_empty() {
+        return None;
+    }
+    let nodes: Vec<String> = v
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}/{}", escape(&n.name), n.running, n.slots))
+        .collect();
+    Some(format!("nodes: {}", nodes.join(", ")))
 }
 
 /// `text` in a box over the middle of `area`.

@@ -58,9 +58,10 @@ pub struct RunFigures {
     pub ended_at: i64,
     /// Seconds from claim to end, by the monotonic clock.
     pub wall_seconds: f64,
-    /// CPU seconds (user + system) of its processes, from each process's
-    /// rusage at its exit (waitid(2)); a pipeline's decoder and stage,
-    /// shared by its batch, count evenly for each of its variations.
+    /// CPU seconds (user + system) of its processes (its encode, the
+    /// check of its output), from each process's rusage at its exit
+    /// (waitid(2)); a pipeline's decoder and stage, shared by its batch,
+    /// count evenly for each of its variations.
     pub cpu_seconds: f64,
     /// Media seconds encoded: FFmpeg's last `out_time_us` over 10^6; 0 when
     /// it reported none.
@@ -68,6 +69,21 @@ pub struct RunFigures {
     /// For a failed run, the class of its failure (e.g. `ffmpeg`,
     /// `stalled`, `input`; see the worker's `Failure::class`).
     pub reason: Option<String>,
+}
+
+impl RunFigures {
+    /// One of `n` even shares of a run that `n` variations took part in
+    /// (a failed probe's, say): its CPU, wall and media seconds divided by
+    /// `n` (at least 1), its times and reason kept.
+    pub fn share(&self, n: usize) -> RunFigures {
+        let n = n.max(1) as f64;
+        RunFigures {
+            wall_seconds: self.wall_seconds / n,
+            cpu_seconds: self.cpu_seconds / n,
+            media_seconds: self.media_seconds / n,
+            ..self.clone()
+        }
+    }
 }
 
 /// One run of the history, as [`crate::queue::Queue::runs`] returns it.
@@ -89,6 +105,9 @@ pub struct RunRow {
     /// Unix seconds.
     pub ended_at: i64,
     pub wall_seconds: f64,
+    /// [`RunFigures::cpu_seconds`] plus the run's share of its input's
+    /// probe (see [`crate::queue::Queue::finish_probe`]): the whole CPU
+    /// cost of the variation.
     pub cpu_seconds: f64,
     pub media_seconds: f64,
     /// The quality check's lowest SSIM, for a checked output.

@@ -241,7 +241,7 @@ pub fn render(s: &Snapshot) -> String {
         (
             "vidvar_variation_cpu_seconds_total",
             Counter::CpuSeconds,
-            "CPU seconds (user + system) of ended variation runs' processes.",
+            "CPU seconds (user + system) of ended variation runs' processes: encode, check and a share of the input's probe.",
         ),
         (
             "vidvar_variation_media_seconds_total",

@@ -252,6 +252,7 @@ mod tests {
                     duration_us: Some(1_000_000),
                     ..Default::default()
                 },
+                0.,
             )
             .unwrap();
         let mut temps = Vec::new();

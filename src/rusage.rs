@@ -3,7 +3,9 @@
 //! child to exit without reaping it (a pidfd, pidfd_open(2), readable
 //! once it has exited; then waitid(2) with `WNOWAIT`, which fills the
 //! zombie's rusage), so that its owner reaps it afterwards as usual.
-//! [`CpuMeter`] adds up what a variation's processes used. Must not reap,
+//! [`CpuMeter`] adds up what a variation's processes used;
+//! [`output_metered`] is `wait_with_output` for a short-lived child (the
+//! probe, the check) that adds its CPU time to a meter. Must not reap,
 //! signal or wait for anything but the one child.
 
 use std::io;
@@ -119,6 +121,47 @@ impl ExitWatch {
     }
 }
 
+/// Read all of `child`'s piped stdout and stderr and wait for it to exit,
+/// as tokio's `Child::wait_with_output` does, adding its CPU time (see
+/// [`ExitWatch::exited`]) to `cpu` before it is reaped. A child that cannot
+/// be watched (pidfd_open(2) fails) is waited for all the same, its CPU
+/// time not counted. Dropped before the end, the child is killed if it was
+/// started with `kill_on_drop`, and its CPU time is not counted.
+///
+/// Errors: reading its output or waitpid(2)'s.
+pub async fn output_metered(
+    mut child: tokio::process::Child,
+    cpu: &CpuMeter,
+) -> io::Result<std::process::Output> {
+    use tokio::io::AsyncReadExt;
+    let watch = child.id().and_then(|pid| {
+        ExitWatch::of(pid as i32)
+            .inspect_err(|err| log::debug!("cannot watch pid {pid} for its CPU time: {err}"))
+            .ok()
+    });
+    async fn read_all(pipe: Option<impl AsyncReadExt + Unpin>) -> io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_end(&mut all).await?;
+        }
+        Ok(all)
+    }
+    let (stdout, stderr) =
+        tokio::try_join!(read_all(child.stdout.take()), read_all(child.stderr.take()))?;
+    if let Some(watch) = watch {
+        match watch.exited().await {
+            Ok(time) => cpu.add(time),
+            Err(err) => log::debug!("cannot read a child's CPU time: {err}"),
+        }
+    }
+    let status = child.wait().await?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
 /// pidfd_open(2) sets close-on-exec itself; set it again so that no child
 /// spawned later could inherit the descriptor on any kernel.
 fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
@@ -143,6 +186,23 @@ mod tests {
         assert!(cpu > Duration::from_millis(20), "{cpu:?}");
         // Not reaped by the watch: the owner still gets the status.
         assert!(child.wait().await.unwrap().success());
+    }
+
+    #[tokio::test]
+    async fn a_short_childs_output_and_cpu_time_are_both_kept() {
+        let child = crate::process::command(std::path::Path::new("sh"), None, &[])
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo out; echo err >&2; exit 3",
+            ])
+            .spawn()
+            .unwrap();
+        let meter = CpuMeter::default();
+        let output = output_metered(child, &meter).await.unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(output.stdout, b"out\n");
+        assert_eq!(output.stderr, b"err\n");
+        assert!(meter.seconds() > 0.02, "{}", meter.seconds());
     }
 
     #[test]

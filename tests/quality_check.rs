@@ -20,6 +20,7 @@ use vidvar::ffmpeg::argv::{self, EncodePlan};
 use vidvar::ffmpeg::check::{self, Checked};
 use vidvar::ffmpeg::samples::{self as sampling, Samples};
 use vidvar::job::{FrameRate, Quality};
+use vidvar::rusage::CpuMeter;
 
 const SECONDS: f64 = 3.0;
 
@@ -121,6 +122,7 @@ fn check_samples(
     let expected = samples.required(references, video_us);
     (&*refs).rewind().unwrap();
     let out = File::open(output).unwrap();
+    let cpu = CpuMeter::default();
     let checked = runtime()
         .block_on(check::run(
             Path::new("ffmpeg"),
@@ -129,8 +131,10 @@ fn check_samples(
             samples,
             true,
             None,
+            &cpu,
         ))
         .unwrap();
+    assert!(cpu.seconds() > 0.0, "the check's CPU time is counted");
     (expected, checked)
 }
 
@@ -281,6 +285,7 @@ fn a_garbage_output_does_not_decode() {
             &Samples::plan(Some(3_000_000), rate),
             true,
             None,
+            &CpuMeter::default(),
         ))
         .unwrap_err();
     assert!(matches!(err, check::CheckError::Undecodable(_)), "{err:?}");

@@ -2,47 +2,19 @@
 //! daemon with running, queued and failed work: what a person sees (the
 //! running variation, the queued job's label, the failed input and its
 //! reason, the slots), and keys that act: `c` really cancels the selected
-//! job, `q` quits; when the daemon goes away, top exits 1 saying so.
+//! job, `q` quits; when the daemon goes away, top exits 1 saying so. On a
+//! shared queue it shows every node. Every key acts as the CLI does
+//! (`p`/`P` on the daemon and on a job, `?`, `Enter`, `r` really retries),
+//! the terminal is given back (out of the alternate screen, `stty` cooked
+//! with echo) on `q`, Ctrl-C and SIGTERM, and `NO_COLOR` leaves no colour.
+//! A second user (nobody) sees only their own jobs in top and `stats`.
 
 mod common;
 
+use common::postgres::Cluster;
+use common::tty::Pane;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
-
-/// tmux with `args`; fails the test when tmux is missing.
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("tmux not found ({e}): install it (packaging/test.sh does)"))
-}
-
-/// What the pane shows now.
-fn screen(session: &str) -> String {
-    String::from_utf8_lossy(&tmux(&["capture-pane", "-t", session, "-p"]).stdout).into_owned()
-}
-
-/// Wait until the pane shows every one of `wanted`; returns the screen.
-fn shows(session: &str, wanted: &[&str]) -> String {
-    wait_for(
-        &format!("top to show {wanted:?}"),
-        Duration::from_secs(30),
-        || {
-            let text = screen(session);
-            wanted.iter().all(|w| text.contains(w)).then_some(text)
-        },
-    )
-}
-
-/// Kills the tmux session when the test ends, however it ends.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
-    }
-}
 
 #[test]
 fn top_shows_the_work_and_its_keys_act() {
@@ -80,68 +52,327 @@ fn top_shows_the_work_and_its_keys_act() {
             .is_some_and(|r| !r.is_empty())
     });
 
-    let session = Session(format!("vidvar-top-{}", std::process::id()));
     let command = format!("{} --socket {} top", VIDVARCTL, s(&env.socket()));
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session.0,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        &command,
+    let session = Pane::start("vidvar-top", &command, &[]);
+    let text = session.shows(&[
+        "slots 1/1",
+        "long.mp4",
+        "#1",
+        "blue",
+        "cut.mkv: variation 1",
+        "worst SSIM",
     ]);
-    assert!(started.status.success(), "{started:?}");
-    let text = shows(
-        &session.0,
-        &[
-            "slots 1/1",
-            "long.mp4",
-            "#1",
-            "blue",
-            "cut.mkv: variation 1",
-            "worst SSIM",
-        ],
-    );
     assert!(text.contains(&format!("{running} running")), "{text}");
     let waiting = text.lines().find(|l| l.contains("blue")).unwrap();
     assert!(waiting.contains(&format!("{queued} ")), "{text}");
 
     // The running job is listed first (same priority, lower id): `c`
     // cancels it for real.
-    tmux(&["send-keys", "-t", &session.0, "c"]);
+    session.keys(&["c"]);
     env.wait_job(running, Duration::from_secs(30), |d| {
         d["summary"]["state"] == "cancelled"
     });
-    shows(
-        &session.0,
-        &[&format!("cancel job {running}: now cancelled")],
-    );
+    session.shows(&[&format!("cancel job {running}: now cancelled")]);
 
-    tmux(&["send-keys", "-t", &session.0, "q"]);
+    session.keys(&["q"]);
     wait_for("top to quit on q", Duration::from_secs(10), || {
-        (!tmux(&["has-session", "-t", &session.0]).status.success()).then_some(())
+        (!session.alive()).then_some(())
     });
 
     // Again, with the shell saying how it exited; then the daemon stops.
-    let gone = Session(format!("vidvar-top-gone-{}", std::process::id()));
     let wrapped = format!("sh -c '{command}; echo top exited $?; sleep 60'");
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &gone.0,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        &wrapped,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    shows(&gone.0, &["slots 1/1"]);
+    let gone = Pane::start("vidvar-top-gone", &wrapped, &[]);
+    gone.shows(&["slots 1/1"]);
     daemon.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60));
-    let text = shows(&gone.0, &["top exited 1"]);
+    let text = gone.shows(&["top exited 1"]);
     assert!(text.contains("the daemon went away"), "{text}");
+}
+
+/// On a shared queue (two real nodes on one private PostgreSQL cluster),
+/// top on a node shows every live node's running variations and slots,
+/// and its own running variations with its name.
+#[test]
+fn top_shows_every_node_of_a_shared_queue() {
+    let pg = Cluster::start();
+    let url = pg.url();
+    let node = |name: &str, slots: &str| {
+        let env = Env::new();
+        let daemon = env.start(&[
+            "--database-url",
+            &url,
+            "--node-name",
+            name,
+            "--max-parallel",
+            slots,
+        ]);
+        (env, daemon)
+    };
+    let (a, _node_a) = node("node-a", "2");
+    let (b, _node_b) = node("node-b", "1");
+    let input = a.path("long.mp4");
+    make_video(&input, 120.0, "640x480", false);
+    let out = a.out_dir();
+    let job = a.submit(&["-n", "3", "-o", s(&out), s(&input)]);
+
+    let command = format!("{VIDVARCTL} --socket {} top", s(&b.socket()));
+    let pane = Pane::sized("vidvar-top-nodes", &command, &[], (120, 30));
+    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b"]);
+    assert!(screen.contains("node node-b  slots 1/1"), "{screen}");
+    let running: Vec<&str> = screen.lines().filter(|l| l.contains(" on node-")).collect();
+    assert_eq!(running.len(), 1, "node-b's own: {screen}");
+    assert!(running[0].contains(&format!("{job} ")), "{screen}");
+    a.ctl_ok(&["cancel", &job.to_string()]);
+}
+
+/// `vidvarctl top` run by a shell in a pane of its own that, once top has
+/// ended, says how and prints `stty -a`, so that the test reads the
+/// terminal top left behind.
+fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
+    let command = format!(
+        "sh -c '{VIDVARCTL} --socket {} top; echo top exited $?; stty -a; sleep 600'",
+        s(&env.socket())
+    );
+    Pane::start(name, &command, vars)
+}
+
+/// The terminal is as top found it: out of the alternate screen (tmux's
+/// `#{alternate_on}`), and `stty -a` shows canonical mode, echo and
+/// signals back on (raw mode turns them off).
+fn assert_given_back(pane: &Pane) {
+    let screen = pane.shows(&["top exited", "speed"]);
+    assert!(
+        !pane.alternate_on(),
+        "still in the alternate screen:\n{screen}"
+    );
+    let words: Vec<&str> = screen
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .collect();
+    for flag in ["icanon", "echo", "isig"] {
+        assert!(
+            words.contains(&flag) && !words.contains(&format!("-{flag}").as_str()),
+            "{flag} not back on:\n{screen}"
+        );
+    }
+}
+
+/// The pid of the `vidvarctl top` that talks to `socket`.
+fn top_pid(socket: &std::path::Path) -> i32 {
+    wait_for("vidvarctl top to run", Duration::from_secs(10), || {
+        std::fs::read_dir("/proc").unwrap().find_map(|e| {
+            let e = e.ok()?;
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let ours = args.first()?.ends_with(b"vidvarctl")
+                && args.contains(&s(socket).as_bytes())
+                && args.contains(&b"top".as_slice());
+            ours.then_some(pid)
+        })
+    })
+}
+
+/// The keys act as the CLI does: `p`/`P` pause and resume the daemon with
+/// no job selected, `?` shows the help, `Enter` a job's detail, `r` really
+/// retries a failed job (it succeeds once its input is fixed), `p`/`P`
+/// pause and resume the selected job; and the terminal is given back on
+/// `q`, Ctrl-C and SIGTERM.
+#[test]
+fn top_keys_act_and_the_terminal_is_given_back() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let pane = top_in_shell(&env, "vidvar-top-keys", &[]);
+    pane.shows(&["slots 0/1", "q quit"]);
+
+    pane.keys(&["p"]);
+    pane.shows(&["pause the daemon: done", "PAUSED"]);
+    assert_eq!(env.json(&["ping"])["paused"], true);
+    pane.keys(&["P"]);
+    pane.shows(&["resume the daemon: done"]);
+    assert_eq!(env.json(&["ping"])["paused"], false);
+
+    pane.keys(&["?"]);
+    pane.shows(&[" keys ", "this help; any key closes it"]);
+    pane.keys(&["x"]);
+    wait_for("the help to close", Duration::from_secs(10), || {
+        (!pane.screen().contains("any key closes it")).then_some(())
+    });
+
+    // An input that is no video fails; fixed in place (the same file), a
+    // retry from top runs it again, and it succeeds.
+    let input = env.path("flaky.mp4");
+    std::fs::write(&input, b"not a video at all").unwrap();
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "1", "-o", s(&out), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    pane.shows(&[&format!("{job} failed")]);
+    pane.keys(&["Enter"]);
+    pane.shows(&[" job ", &format!("job {job}: failed"), "flaky.mp4"]);
+    pane.keys(&["x"]);
+    let good = env.path("good.mp4");
+    make_video(&good, 1.0, "160x120", false);
+    std::fs::write(&input, std::fs::read(&good).unwrap()).unwrap();
+    pane.keys(&["r"]);
+    env.wait_job(job, Duration::from_secs(120), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    pane.shows(&[&format!("retry job {job}: now")]);
+
+    // A queued job (the daemon paused): p pauses it, P resumes it.
+    env.ctl_ok(&["pause"]);
+    let queued = env.submit(&["-n", "1", "-o", s(&out), s(&good)]);
+    pane.shows(&[&format!("{queued} queued")]);
+    // The selection stayed on the retried job, now below the queued one.
+    pane.keys(&["k", "p"]);
+    pane.shows(&[&format!("pause job {queued}: now")]);
+    assert_eq!(env.status(queued)["summary"]["paused"], true);
+    pane.keys(&["P"]);
+    pane.shows(&[&format!("resume job {queued}: now")]);
+    assert_eq!(env.status(queued)["summary"]["paused"], false);
+    env.ctl_ok(&["resume"]);
+
+    pane.keys(&["q"]);
+    assert_given_back(&pane);
+
+    let pane = top_in_shell(&env, "vidvar-top-ctrl-c", &[]);
+    pane.shows(&["q quit"]);
+    pane.keys(&["C-c"]);
+    assert_given_back(&pane);
+
+    let pane = top_in_shell(&env, "vidvar-top-sigterm", &[]);
+    pane.shows(&["q quit"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(top_pid(&env.socket())),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_given_back(&pane);
+}
+
+/// Whether `screen` (captured with `capture-pane -e`) sets a colour: an
+/// SGR sequence with a foreground or background colour parameter.
+fn has_colour(screen: &str) -> bool {
+    screen.split("\x1b[").skip(1).any(|seq| {
+        let Some(end) = seq.find('m') else {
+            return false;
+        };
+        seq[..end].split(';').any(|p| {
+            p.parse::<u32>()
+                .is_ok_and(|n| matches!(n, 30..=37 | 38 | 40..=47 | 48 | 90..=97 | 100..=107))
+        })
+    })
+}
+
+/// Colour by default; with `NO_COLOR` set, not one colour escape (bold and
+/// reverse video stay: they are not colour).
+#[test]
+fn no_color_turns_colour_off() {
+    let env = Env::new();
+    let _daemon = env.start(&[]);
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let coloured = Pane::start("vidvar-top-colour", &command, &[]);
+    coloured.shows(&["q quit"]);
+    let screen = coloured.screen_escaped();
+    assert!(has_colour(&screen), "colour by default: {screen:?}");
+    let plain = Pane::start("vidvar-top-no-colour", &command, &[("NO_COLOR", "1")]);
+    plain.shows(&["q quit"]);
+    let screen = plain.screen_escaped();
+    assert!(!has_colour(&screen), "{screen:?}");
+    assert!(
+        screen.contains("\x1b["),
+        "attributes are still drawn: {screen:?}"
+    );
+}
+
+/// nobody, in the socket group, sees in top and in `stats --json` only
+/// their own job's name and label; root's running and failed work shows
+/// only in the daemon-wide figures (slots, jobs by state).
+#[test]
+fn a_user_sees_only_their_own_work_in_top_and_stats() {
+    common::users::require_root("it acts as a second user");
+    const GROUP: &str = "4242";
+    let env = Env::new();
+    std::fs::set_permissions(
+        env.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let _daemon = env.start(&["--socket-group", GROUP, "--max-parallel", "1"]);
+    let as_nobody =
+        |program: &str| format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}");
+    let out = env.out_dir();
+    let broken = env.path("roots-broken.mp4");
+    std::fs::write(&broken, b"not a video").unwrap();
+    let failed = env.submit(&["-n", "1", "-l", "rootfail", "-o", s(&out), s(&broken)]);
+    env.wait_job(failed, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    let secret = env.path("roots-secret.mp4");
+    make_video(&secret, 30.0, "640x480", false);
+    let running = env.submit(&["-n", "1", "-l", "rootlabel", "-o", s(&out), s(&secret)]);
+    env.wait_job(running, Duration::from_secs(60), |d| {
+        d["files"][0]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mine = env.path("mine.mp4");
+    make_video(&mine, 1.0, "160x120", false);
+    let submitted = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{} --socket {} submit -n 1 -l minelabel -o {} {}",
+                as_nobody(VIDVARCTL),
+                s(&env.socket()),
+                s(&shared),
+                s(&mine)
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+
+    let command = as_nobody(&format!("{VIDVARCTL} --socket {} top", s(&env.socket())));
+    let pane = Pane::start("vidvar-top-nobody", &command, &[]);
+    let screen = pane.shows(&["minelabel", "slots 1/1", "running 1"]);
+    for theirs in ["roots-secret", "rootlabel", "roots-broken", "rootfail"] {
+        assert!(
+            !screen.contains(theirs),
+            "{theirs} shown to nobody:\n{screen}"
+        );
+    }
+    assert!(screen.contains("your jobs"), "{screen}");
+    assert!(
+        screen.contains("failed 1"),
+        "root's failure counted: {screen}"
+    );
+
+    let stats = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{} --socket {} --json stats",
+                as_nobody(VIDVARCTL),
+                s(&env.socket())
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{stats:?}");
+    let text = String::from_utf8_lossy(&stats.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["everyone"], false, "{text}");
+    assert_eq!(
+        json["total"]["failed"], 0,
+        "root's failed run left out: {text}"
+    );
+    for theirs in ["roots-secret", "rootlabel", "roots-broken", "rootfail"] {
+        assert!(!text.contains(theirs), "{theirs} in nobody's stats: {text}");
+    }
+    assert_eq!(env.json(&["stats"])["total"]["failed"], 1, "root sees it");
+    env.ctl_ok(&["cancel", &running.to_string()]);
 }

@@ -120,7 +120,7 @@ impl Engine {
                     job: job.id,
                     input: file.path.clone(),
                     index: r.index,
-                    node: file.nodes.last().cloned(),
+                    node: self.node_name().map(String::from),
                     percent: r.percent,
                     fps: r.fps,
                     speed: r.speed,
@@ -168,6 +168,12 @@ impl Engine {
             daemon,
             slots: snapshot.slots,
             busy: snapshot.busy,
+            nodes: snapshot
+                .nodes
+                .into_iter()
+                .filter(|n| n.up)
+                .map(super::requests::node_info)
+                .collect(),
             jobs_by_state: snapshot.census.jobs,
             variations_queued: snapshot.census.variations_queued,
             last_minute: throughput(&hour, now - 60, 60.0),

@@ -10,7 +10,9 @@ use crate::proto::{
     ErrorKind, FileStatus, JobDetail, JobId, JobPage, JobSummary, ListRequest, MAX_PAGE, NodeInfo,
     NodeState, OutputInfo, Pong, SubmitRequest, WireError,
 };
-use crate::queue::{FileRow, Full, JobFilter, JobRow, Limits, NewJob, QueueError, unix_now};
+use crate::queue::{
+    FileRow, Full, JobFilter, JobRow, Limits, NewJob, NodeRow, QueueError, unix_now,
+};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -327,21 +329,7 @@ impl Engine {
                 last_heartbeat: unix_now(),
             }]);
         }
-        Ok(rows
-            .into_iter()
-            .map(|n| NodeInfo {
-                state: match (n.up, n.stopped) {
-                    (true, _) => NodeState::Up,
-                    (false, true) => NodeState::Stopped,
-                    (false, false) => NodeState::Lost,
-                },
-                name: n.name,
-                host: n.host,
-                slots: n.slots,
-                running: n.running,
-                last_heartbeat: n.last_heartbeat,
-            })
-            .collect())
+        Ok(rows.into_iter().map(node_info).collect())
     }
 
     /// Cancel a job and wait until its FFmpeg processes are gone and their
@@ -465,6 +453,22 @@ impl From<crate::queue::OutputRow> for OutputInfo {
             node: o.node,
             quality: o.quality,
         }
+    }
+}
+
+/// A node of the shared queue as `nodes` and `top` show it.
+pub(super) fn node_info(n: NodeRow) -> NodeInfo {
+    NodeInfo {
+        state: match (n.up, n.stopped) {
+            (true, _) => NodeState::Up,
+            (false, true) => NodeState::Stopped,
+            (false, false) => NodeState::Lost,
+        },
+        name: n.name,
+        host: n.host,
+        slots: n.slots,
+        running: n.running,
+        last_heartbeat: n.last_heartbeat,
     }
 }
 
@@ -789,6 +793,7 @@ mod tests {
                     duration_us: Some(2_000_000),
                     ..Default::default()
                 },
+                0.,
             )
             .await
             .unwrap();

@@ -37,6 +37,7 @@ use crate::process::{ProcessIdentity, RunAs};
 use crate::queue::Queue;
 use crate::queue::{Interrupted, Lease, Outcome, Place, QueueError, VariationWork};
 use crate::recovery::{self, Settled};
+use crate::rusage::{self, CpuMeter};
 use futures_util::future::join_all;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
@@ -48,6 +49,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a worker needs from the engine that runs it, and nothing more.
@@ -69,7 +71,10 @@ pub trait Context: Send + Sync {
 
 /// Probe one input; on success its variations become startable, on failure
 /// the file fails with a reason a person can act on. `path` is the input
-/// as given, for the log; `input` the file as vetted.
+/// as given, for the log; `input` the file as vetted. ffprobe's CPU time is
+/// recorded with the outcome: shared by the file's variations' runs (see
+/// [`crate::queue::Queue::finish_probe`] and
+/// [`crate::queue::Queue::fail_file`]).
 pub async fn probe(
     s: &dyn Context,
     job_id: JobId,
@@ -79,8 +84,9 @@ pub async fn probe(
     owner: &Credentials,
 ) {
     let run_as = RunAs::for_owner(owner);
+    let meter = Meter::start();
     let result = tokio::select! {
-        r = open_and_probe(s, input, owner, run_as.as_ref()) => r,
+        r = open_and_probe(s, input, owner, run_as.as_ref(), &meter.cpu) => r,
         () = s.stopping().cancelled() => return,
     };
     match result {
@@ -105,18 +111,23 @@ pub async fn probe(
                     .duration_us
                     .map_or("unknown".into(), |d| format!("{:.3}s", d as f64 / 1e6))
             );
-            if record(s, job_id, || s.queue().finish_probe(lease, media)).await == Some(false) {
+            let cpu = meter.cpu.seconds();
+            let recorded = record(s, job_id, || s.queue().finish_probe(lease, media, cpu)).await;
+            if recorded == Some(false) {
                 log::warn!("job {job_id}: the probe's claim was lost: not recorded");
             }
         }
         Err(reason) => {
+            let run = meter.figures(Some(reason.class()));
             let reason = match on_node(s) {
                 Some(on) => format!("{on}: {reason}"),
                 None => reason.to_string(),
             };
             log::warn!("job {job_id}: {} failed: {reason}", logged(path));
-            if let Some(state) =
-                record(s, job_id, || s.queue().fail_file(lease, reason.clone())).await
+            if let Some(state) = record(s, job_id, || {
+                s.queue().fail_file(lease, reason.clone(), run.clone())
+            })
+            .await
             {
                 log_recorded(job_id, state);
             }
@@ -168,11 +179,12 @@ async fn open_and_probe(
     input: &Place,
     owner: &Credentials,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<probe::ProbeInfo, Failure> {
     let (input, judge, run_as_owned) = (input.clone(), s.judge_for(owner), run_as.cloned());
     let file =
         blocking(move || as_owner(run_as_owned.as_ref(), || open_input(&input, &judge))).await?;
-    probe::probe(&s.settings().ffprobe, file.as_fd(), run_as)
+    probe::probe(&s.settings().ffprobe, file.as_fd(), run_as, cpu)
         .await
         .map_err(Failure::Probe)
 }
@@ -567,7 +579,7 @@ async fn run_encode(
     let settings = &s.settings().encode;
     let rate = output_rate(s, work);
     let stream = tokio::select! {
-        stream = video_stream(s, &work.media, input, run_as) => stream,
+        stream = video_stream(s, &work.media, input, run_as, &ready.meter.cpu) => stream,
         () = cancel.cancelled() => return Ok(None),
     };
     let samples = samples_of(work, rate);
@@ -606,22 +618,23 @@ async fn run_encode(
     )
     .await
     .map_err(Failure::Supervisor)?;
-    verify_and_publish(s, work, target, end, &samples, run_as, cancel).await
+    verify_and_publish(s, ready, end, &samples).await
 }
 
 /// The video stream to encode (see [`probe::parse`]) as the input's probe
 /// stored it; for a file probed by an older vidvard, which did not store
-/// it, ffprobe is asked again.
+/// it, ffprobe is asked again (its CPU time going to `cpu`).
 async fn video_stream(
     s: &dyn Context,
     media: &Media,
     input: &File,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<VideoStream, probe::ProbeError> {
     if let Some(stream) = media.stream {
         return Ok(stream);
     }
-    let info = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as).await?;
+    let info = probe::probe(&s.settings().ffprobe, input.as_fd(), run_as, cpu).await?;
     info.media.stream.ok_or(probe::ProbeError::NoVideo)
 }
 
@@ -647,10 +660,14 @@ async fn run_pipeline(
     let first = &ready[0];
     let (work, run_as) = (first.work, first.run_as.as_ref());
     let all_stopped = join_all(ready.iter().map(|r| r.stop.token().cancelled()));
+    // A probe asked again is shared by the batch, as its decoder is.
+    let probe_cpu = CpuMeter::default();
     let stream = tokio::select! {
-        stream = video_stream(s, &work.media, &first.input, run_as) => stream,
+        stream = video_stream(s, &work.media, &first.input, run_as, &probe_cpu) => stream,
         _ = all_stopped => return ready.iter().map(|_| Ok(None)).collect(),
     };
+    let meters: Vec<Arc<CpuMeter>> = ready.iter().map(|r| Arc::clone(&r.meter.cpu)).collect();
+    rusage::share(&meters, Duration::from_secs_f64(probe_cpu.seconds()));
     let stream = match stream {
         Ok(stream) => stream,
         Err(err) => {
@@ -715,18 +732,12 @@ async fn run_pipeline(
         },
     )
     .await;
-    join_all(ready.iter().zip(ends).map(|(r, end)| async {
-        verify_and_publish(
-            s,
-            r.work,
-            &r.target,
-            end?,
-            &samples,
-            r.run_as.as_ref(),
-            r.stop.token(),
-        )
-        .await
-    }))
+    join_all(
+        ready
+            .iter()
+            .zip(ends)
+            .map(|(r, end)| async { verify_and_publish(s, r, end?, &samples).await }),
+    )
     .await
 }
 
@@ -735,13 +746,12 @@ async fn run_pipeline(
 /// `Ok(None)`: stopped by cancellation.
 async fn verify_and_publish(
     s: &dyn Context,
-    work: &VariationWork,
-    target: &Arc<Target>,
+    ready: &Ready<'_>,
     end: End,
     samples: &Samples,
-    run_as: Option<&RunAs>,
-    cancel: &CancellationToken,
 ) -> Result<Option<Outcome>, Failure> {
+    let (work, target, run_as) = (ready.work, &ready.target, ready.run_as.as_ref());
+    let cpu = &ready.meter.cpu;
     let rate = output_rate(s, work);
     match end {
         End::Stopped => Ok(None),
@@ -760,9 +770,9 @@ async fn verify_and_publish(
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
             let quality = tokio::select! {
-                checked = check_output(s, target, samples, work.media.video_us, run_as) => checked?,
+                checked = check_output(s, target, samples, work.media.video_us, run_as, cpu) => checked?,
                 // Dropping the check kills it (kill_on_drop).
-                () = cancel.cancelled() => return Ok(None),
+                () = ready.stop.token().cancelled() => return Ok(None),
             };
             // A node that lost its claim must not publish: the work may run
             // on another node already.
@@ -857,12 +867,14 @@ fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Fa
 /// reference picture for decodes, and those up to the end of the input's
 /// video stream at least ([`Samples::required`]), and, unless the check is off, none is
 /// less like its reference than `min_ssim` allows. Returns the figures.
+/// The check's CPU time goes to `cpu`, the variation's.
 async fn check_output(
     s: &dyn Context,
     target: &Target,
     samples: &Samples,
     video_us: Option<u64>,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<Option<Quality>, Failure> {
     use std::io::Seek;
     let mut refs = &target.refs;
@@ -883,6 +895,7 @@ async fn check_output(
             samples,
             keyframes_only,
             run_as,
+            cpu,
         )
     };
     let mut checked = run(true).await.map_err(Failure::Check)?;

@@ -16,6 +16,7 @@
 use super::samples::Samples;
 use crate::job::Quality;
 use crate::process::RunAs;
+use crate::rusage::{CpuMeter, output_metered};
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -84,7 +85,8 @@ pub fn parse(text: &str) -> Checked {
 
 /// Run the check ([`super::argv::check`]) on the output open as `output`,
 /// against the reference pictures open as `refs` (rewound) when given,
-/// decoding its keyframes only when `keyframes_only`.
+/// decoding its keyframes only when `keyframes_only`; FFmpeg's CPU time
+/// (its rusage) is added to `cpu`.
 ///
 /// Errors: [`CheckError::Spawn`], [`CheckError::Timeout`], and
 /// [`CheckError::Undecodable`] with FFmpeg's last message when it exits
@@ -96,6 +98,7 @@ pub async fn run(
     samples: &Samples,
     keyframes_only: bool,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<Checked, CheckError> {
     let spawn_error = |source| CheckError::Spawn {
         program: ffmpeg.display().to_string(),
@@ -107,7 +110,7 @@ pub async fn run(
         .args(args)
         .spawn()
         .map_err(spawn_error)?;
-    let out = tokio::time::timeout(CHECK_TIMEOUT, child.wait_with_output())
+    let out = tokio::time::timeout(CHECK_TIMEOUT, output_metered(child, cpu))
         .await
         .map_err(|_| CheckError::Timeout)?
         .map_err(spawn_error)?;

@@ -6,6 +6,7 @@
 
 use crate::job::{FrameRate, Media, VideoStream};
 use crate::process::RunAs;
+use crate::rusage::{CpuMeter, output_metered};
 use serde::Deserialize;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
@@ -230,14 +231,16 @@ fn seconds_us(text: &str) -> Option<u64> {
 /// message when it exits non-zero, and the errors of [`parse`].
 ///
 /// `run_as`: the job owner's credentials when ffprobe must not run as the
-/// daemon (see [`crate::process::command`]).
+/// daemon (see [`crate::process::command`]). ffprobe's CPU time (its
+/// rusage) is added to `cpu`.
 pub async fn probe(
     ffprobe: &Path,
     file: BorrowedFd<'_>,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<ProbeInfo, ProbeError> {
     let fd = file.as_raw_fd();
-    run(ffprobe, fd, super::argv::probe(fd), run_as).await
+    run(ffprobe, fd, super::argv::probe(fd), run_as, cpu).await
 }
 
 /// Run ffprobe with `args`, which name the inherited descriptor `fd`.
@@ -246,6 +249,7 @@ async fn run(
     fd: RawFd,
     args: Vec<std::ffi::OsString>,
     run_as: Option<&RunAs>,
+    cpu: &CpuMeter,
 ) -> Result<ProbeInfo, ProbeError> {
     let child = crate::process::command(ffprobe, run_as, &[fd])
         .args(args)
@@ -254,7 +258,7 @@ async fn run(
             program: ffprobe.display().to_string(),
             source,
         })?;
-    let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
+    let output = tokio::time::timeout(PROBE_TIMEOUT, output_metered(child, cpu))
         .await
         .map_err(|_| ProbeError::Timeout)?
         .map_err(|source| ProbeError::Spawn {

@@ -22,7 +22,7 @@ pub use crate::folder::{AfterAction, FailedAction, FolderId, FolderSpec};
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,6 +275,10 @@ pub struct TopView {
     /// This daemon's slots and those held now.
     pub slots: u32,
     pub busy: u32,
+    /// The live nodes of a shared queue (heartbeat within the lease time),
+    /// by name, with their slots and running variations as the queue
+    /// stores them; empty on one machine.
+    pub nodes: Vec<NodeInfo>,
     /// Jobs stored by state (of everyone).
     pub jobs_by_state: Vec<(JobState, u64)>,
     pub variations_queued: u64,
@@ -282,7 +286,7 @@ pub struct TopView {
     pub last_hour: Throughput,
     /// Whether the jobs shown are everyone's.
     pub everyone: bool,
-    /// Running variations of the jobs shown.
+    /// Running variations of the jobs shown, of this daemon (node).
     pub running: Vec<TopRunning>,
     /// Queued and running jobs shown, by priority (highest first), then id.
     pub open: Vec<JobSummary>,
@@ -306,7 +310,9 @@ pub struct TopRunning {
     pub job: JobId,
     pub input: PathBuf,
     pub index: u32,
-    /// The node running its input (shared queue).
+    /// The node running it, on a shared queue: the answering node, as a
+    /// node follows its own encodes' progress (other nodes' running
+    /// variations are counted in [`TopView::nodes`]).
     pub node: Option<String>,
     pub percent: f64,
     pub fps: Option<f64>,

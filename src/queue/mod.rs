@@ -486,11 +486,21 @@ pub trait Queue: Send + Sync {
     /// A probe succeeded: the file's variations become claimable. False
     /// when the lease was lost (nothing was written). A cancel meanwhile
     /// does not lose it: the probe is acknowledged and nothing recorded.
-    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool>;
+    /// `cpu_seconds`, the probe's CPU time, is shared evenly by the file's
+    /// variations: each one's share is added to its next run's record in
+    /// the history (once).
+    async fn finish_probe(&self, lease: Lease, media: Media, cpu_seconds: f64) -> Result<bool>;
     /// A file cannot be used: it and its queued variations fail with
-    /// `error` (unless a cancel settled them meanwhile). Returns the job's
+    /// `error` (unless a cancel settled them meanwhile), each failed
+    /// variation recorded as a failed run in the history with an even share
+    /// of `run` (the probe's figures and failure class). Returns the job's
     /// state; `None` when the lease was lost.
-    async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>>;
+    async fn fail_file(
+        &self,
+        lease: Lease,
+        error: String,
+        run: RunFigures,
+    ) -> Result<Option<JobState>>;
     /// The temporary file of a claimed variation exists: which file it is.
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()>;
     /// The FFmpeg process of a claimed variation runs.

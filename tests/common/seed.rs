@@ -100,7 +100,7 @@ pub async fn drain(queue: &dyn Queue) -> Result<Vec<Duration>, QueueError> {
                     duration_us: Some(SEEDED_DURATION_US),
                     ..Media::default()
                 };
-                assert!(queue.finish_probe(lease, media).await?, "lease held");
+                assert!(queue.finish_probe(lease, media, 0.).await?, "lease held");
             }
             Some(Work::Encode(batch)) => {
                 for work in batch {

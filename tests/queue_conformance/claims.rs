@@ -33,7 +33,7 @@ pub(super) async fn claim_carries_what_the_work_needs(bed: Bed) {
     assert_eq!(who, owner(1000));
     assert_eq!(file_states(q, a).await, [FileState::Running]);
     assert_eq!(state(q, a).await, JobState::Running);
-    assert!(q.finish_probe(lease, media()).await.unwrap());
+    assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
     let work = single(q.claim(0, 1).await.unwrap());
     let file = &q.files(a).await.unwrap()[0];
     assert_eq!(file.duration_us, Some(1_000_000));
@@ -71,7 +71,7 @@ async fn probe_turns(q: &dyn Queue, slots: usize, turns: &[(JobId, JobId, usize)
         probes.push(lease);
     }
     for lease in probes {
-        assert!(q.finish_probe(lease, media()).await.unwrap());
+        assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
     }
 }
 
@@ -269,7 +269,7 @@ pub(super) async fn paused_jobs_wait(bed: Bed) {
     assert_eq!(job_id, b);
     // Paused once probed: its queued variation waits too.
     q.set_job_paused(b, true).await.unwrap();
-    assert!(q.finish_probe(lease, media()).await.unwrap());
+    assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
     assert_eq!(claim(q, 0, 2).await, None, "all paused");
     q.set_job_paused(b, false).await.unwrap();
     assert_eq!(
@@ -297,7 +297,7 @@ pub(super) async fn fencing(bed: Bed) {
                 panic!("a probe");
             };
             assert_eq!(lease.attempt, 1);
-            assert!(q.finish_probe(lease, media()).await.unwrap());
+            assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
             let work = single(q.claim(0, 1).await.unwrap());
             let identity = FileIdentity { dev: 1, ino: 50 };
             q.set_temp(work.lease, identity).await.unwrap();
@@ -320,9 +320,14 @@ pub(super) async fn fencing(bed: Bed) {
                 panic!("the same probe, taken over");
             };
             assert_eq!((new.id, new.attempt), (old.id, old.attempt + 1));
-            assert!(!lost.finish_probe(old, media()).await.unwrap());
-            assert_eq!(lost.fail_file(old, "x".into()).await.unwrap(), None);
-            assert!(taker.finish_probe(new, media()).await.unwrap());
+            assert!(!lost.finish_probe(old, media(), 0.).await.unwrap());
+            assert_eq!(
+                lost.fail_file(old, "x".into(), RunFigures::default())
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert!(taker.finish_probe(new, media(), 0.).await.unwrap());
 
             let old = single(lost.claim(0, 1).await.unwrap());
             let identity = FileIdentity { dev: 1, ino: 50 };
@@ -373,7 +378,10 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
-    let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
+    let failed = q
+        .fail_file(lease, "not a video".into(), RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(failed, Some(JobState::Running));
     let file = &q.files(a).await.unwrap()[0];
     assert_eq!(file.state, FileState::Failed);
@@ -386,7 +394,10 @@ pub(super) async fn unusable_input_fails_its_file(bed: Bed) {
     let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
         panic!("a probe");
     };
-    let failed = q.fail_file(lease, "gone".into()).await.unwrap();
+    let failed = q
+        .fail_file(lease, "gone".into(), RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(failed, Some(JobState::Failed));
     assert_eq!(state(q, b).await, JobState::Failed);
     // Its variation failed with it: a retry queues it again.
@@ -403,7 +414,10 @@ pub(super) async fn cancel_while_probing(bed: Bed) {
         panic!("a probe");
     };
     assert_eq!(q.cancel(a).await.unwrap(), Some(JobState::Running));
-    assert!(q.finish_probe(lease, media()).await.unwrap(), "still held");
+    assert!(
+        q.finish_probe(lease, media(), 0.).await.unwrap(),
+        "still held"
+    );
     assert_eq!(state(q, a).await, JobState::Cancelled);
     assert_eq!(file_states(q, a).await, [FileState::Cancelled]);
     assert_eq!(claim(q, 0, 2).await, None);
@@ -413,7 +427,10 @@ pub(super) async fn cancel_while_probing(bed: Bed) {
         panic!("a probe");
     };
     q.cancel(b).await.unwrap();
-    let failed = q.fail_file(lease, "not a video".into()).await.unwrap();
+    let failed = q
+        .fail_file(lease, "not a video".into(), RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(failed, Some(JobState::Cancelled), "still held");
     let file = &q.files(b).await.unwrap()[0];
     assert_eq!(

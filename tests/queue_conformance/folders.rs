@@ -162,7 +162,9 @@ pub(super) async fn ended_files_are_owed_their_action(bed: Bed) {
     assert_eq!(q.ended_files(folder).await.unwrap(), []);
 
     // A job pruned before its action ran: owed, of no known state.
-    q.fail_file(probe, "not a video".into()).await.unwrap();
+    q.fail_file(probe, "not a video".into(), RunFigures::default())
+        .await
+        .unwrap();
     assert_eq!(
         q.ended_files(folder).await.unwrap()[0].state,
         Some(JobState::Failed)

@@ -3,7 +3,7 @@
 //! selects, old runs deleted, the queue's depth.
 
 use super::*;
-use vidvar::history::{Count, Counter, HISTORY_DAYS, HookResult, RunFilter, RunOutcome};
+use vidvar::history::{Count, Counter, HISTORY_DAYS, HookResult, RunFilter, RunOutcome, RunRow};
 
 /// The value of one counter's series, summed over nodes (0 when absent).
 async fn counter(q: &dyn Queue, counter: Counter, key: &str) -> f64 {
@@ -215,7 +215,7 @@ pub(super) async fn takeovers(bed: Bed) {
         panic!("the probe, taken over");
     };
     assert_eq!(new.id, lease.id);
-    assert!(taker.finish_probe(new, media()).await.unwrap());
+    assert!(taker.finish_probe(new, media(), 0.).await.unwrap());
     single(lost.claim(0, 1).await.unwrap());
     single(Some(claim_when_free(&*taker).await));
     let rows = q.counters().await.unwrap();
@@ -229,4 +229,69 @@ pub(super) async fn takeovers(bed: Bed) {
     assert_eq!(of("taker", Counter::Claims), 2.);
     assert_eq!(of("lost", Counter::Claims), 2.);
     assert_eq!(of("lost", Counter::Takeovers), 0.);
+}
+
+/// A probe's CPU seconds are shared evenly by its file's variations, each
+/// share taken by the variation's next run alone (a requeued run's retry
+/// does not count it again); a probe that fails records each queued
+/// variation as a failed run with an even share of its figures and reason.
+pub(super) async fn probe_cost_is_shared_by_the_runs(bed: Bed) {
+    let q = &*bed.queue;
+    let now = unix_now();
+    submit(q, 1, 2, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 2).await.unwrap() else {
+        panic!("a probe comes first");
+    };
+    assert!(q.finish_probe(lease, media(), 0.5).await.unwrap());
+    let Some(Work::Encode(batch)) = q.claim(0, 2).await.unwrap() else {
+        panic!("its variations");
+    };
+    assert_eq!(batch.len(), 2);
+    q.finish_variation(batch[0].lease, Outcome::Requeued, figures(now, 1.0, None))
+        .await
+        .unwrap();
+    q.finish_variation(
+        batch[1].lease,
+        succeeded(batch[1].lease),
+        figures(now, 1.0, None),
+    )
+    .await
+    .unwrap();
+    let Some(Work::Encode(again)) = q.claim(0, 2).await.unwrap() else {
+        panic!("the requeued variation");
+    };
+    let retried = figures(now + 1, 1.0, None);
+    q.finish_variation(again[0].lease, succeeded(again[0].lease), retried)
+        .await
+        .unwrap();
+    let runs = q.runs(RunFilter::default()).await.unwrap();
+    let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_seconds).collect();
+    assert_eq!(cpu, [1.25, 1.25, 1.0], "{runs:?}");
+    assert_eq!(counter(q, Counter::CpuSeconds, "").await, 3.5);
+
+    let failing = submit(q, 1, 2, 7).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 2).await.unwrap() else {
+        panic!("the second job's probe");
+    };
+    let probe = figures(now, 0.25, Some("probe"));
+    let ended = q
+        .fail_file(lease, "not a video".into(), probe)
+        .await
+        .unwrap();
+    assert_eq!(ended, Some(JobState::Failed));
+    let failed: Vec<RunRow> = q
+        .runs(RunFilter {
+            owner: Some(7),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for (run, index) in failed.iter().zip([1, 2]) {
+        assert_eq!((run.job_id, run.index), (failing, index));
+        assert_eq!(run.outcome, RunOutcome::Failed);
+        assert_eq!(run.reason.as_deref(), Some("probe"));
+        assert_eq!((run.cpu_seconds, run.wall_seconds), (0.125, 1.75));
+    }
+    assert_eq!(counter(q, Counter::Variations, "failed").await, 2.);
 }

@@ -195,6 +195,7 @@ conformance!(
     history::runs_by_filter_and_age,
     history::census,
     history::takeovers,
+    history::probe_cost_is_shared_by_the_runs,
 );
 
 // ---- helpers for the rules, which live in one module per concern, named
@@ -308,7 +309,7 @@ async fn start_next_file(q: &dyn Queue) -> Vec<VariationWork> {
     let Some(Work::Probe { lease, .. }) = q.claim(0, 2).await.unwrap() else {
         panic!("a probe comes first");
     };
-    assert!(q.finish_probe(lease, media()).await.unwrap());
+    assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
     let mut claimed: Vec<VariationWork> = Vec::new();
     while let Some(work) = q.claim(0, 2).await.unwrap() {
         let Work::Encode(batch) = work else {

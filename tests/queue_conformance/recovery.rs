@@ -66,7 +66,7 @@ pub(super) async fn clean_stop(bed: Bed) {
         panic!("the idle job's probe");
     };
     assert_eq!(job_id, idle);
-    q.finish_probe(lease, media()).await.unwrap();
+    q.finish_probe(lease, media(), 0.).await.unwrap();
     match q.sharing() {
         Sharing::OneDaemon => {
             assert_eq!(q.requeue_idle_jobs().await.unwrap(), [idle]);

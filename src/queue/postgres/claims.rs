@@ -12,7 +12,7 @@ use super::rows::{
 };
 use super::settle::{job_of_file, lock_job, raise_running_progress, settle_job};
 use super::store::PgQueue;
-use crate::history::{Count, Counter};
+use crate::history::{Count, Counter, RunFigures, RunOutcome};
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Lease, Media, VideoStream};
 use crate::naming::temp_name;
 use crate::process::ProcessIdentity;
@@ -268,7 +268,12 @@ impl PgQueue {
         Ok(work)
     }
 
-    pub(super) async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
+    pub(super) async fn finish_probe(
+        &self,
+        lease: Lease,
+        media: Media,
+        cpu_seconds: f64,
+    ) -> Result<bool> {
         let client = self.pool.get().await?;
         let duration = media.duration_us.map(|d| d as i64);
         let rate = media.frame_rate.map(|r| r.to_string());
@@ -285,7 +290,11 @@ impl PgQueue {
                                  interlaced = $6, video_us = $7, video_stream = $8,
                                  width = $9, height = $10, lease_until = NULL
                              WHERE id IN (SELECT id FROM held) AND state = 'running'
-                               AND NOT probed)
+                               AND NOT probed
+                             RETURNING id),
+                  shared AS (UPDATE variations SET probe_cpu_seconds = $11::float8
+                                 / (SELECT COUNT(*) FROM variations WHERE file_id = $1)
+                             WHERE file_id IN (SELECT id FROM probed))
              SELECT EXISTS (SELECT 1 FROM held)",
             &[
                 &lease.id,
@@ -298,6 +307,7 @@ impl PgQueue {
                 &stream,
                 &width,
                 &height,
+                &cpu_seconds.max(0.),
             ],
         )
         .await?
@@ -307,7 +317,12 @@ impl PgQueue {
         Ok(held)
     }
 
-    pub(super) async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
+    pub(super) async fn fail_file(
+        &self,
+        lease: Lease,
+        error: String,
+        run: RunFigures,
+    ) -> Result<Option<JobState>> {
         let node = self.node.clone();
         self.in_tx(move |tx| {
             Box::pin(async move {
@@ -330,13 +345,21 @@ impl PgQueue {
                 )
                 .await?;
                 if failed == 1 {
-                    exec(
+                    let failed: Vec<i64> = rows(
                         tx,
                         "UPDATE variations SET state = 'failed', error = $2
-                         WHERE file_id = $1 AND state = 'queued'",
+                         WHERE file_id = $1 AND state = 'queued' RETURNING id",
                         &[&lease.id, &error],
                     )
-                    .await?;
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                    let share = run.share(failed.len());
+                    for variation in failed {
+                        let ended = (RunOutcome::Failed, None);
+                        super::history::record_run(tx, &node, variation, ended, &share).await?;
+                    }
                 }
                 let job = job_of_file(tx, lease.id).await?;
                 settle_job(tx, job).await.map(Some)

@@ -6,7 +6,7 @@
 //! queue's depth. The rules are [`crate::history`]'s; nothing here deletes
 //! a counter.
 
-use super::rows::{exec, job_state, rows};
+use super::rows::{exec, job_state, one, rows};
 use super::store::PgQueue;
 use crate::history::{self, Count, Counter, CounterRow, RunFigures, RunFilter, RunOutcome, RunRow};
 use crate::queue::{Census, Result};
@@ -38,8 +38,10 @@ pub(super) async fn add_counts<C: GenericClient>(
 }
 
 /// Write the run of variation `variation_id` that ended as `outcome` on
-/// `node` to the history, with its job's owner and labels, add its counts,
-/// and delete runs older than [`history::HISTORY_DAYS`].
+/// `node` to the history, with its job's owner and labels and the
+/// variation's share of its input's probe added to its CPU seconds (the
+/// share is taken: 0 afterwards), add its counts, and delete runs older
+/// than [`history::HISTORY_DAYS`].
 pub(super) async fn record_run<C: GenericClient>(
     c: &C,
     node: &str,
@@ -47,6 +49,20 @@ pub(super) async fn record_run<C: GenericClient>(
     (outcome, ssim_min): (RunOutcome, Option<f64>),
     run: &RunFigures,
 ) -> Result<()> {
+    // The row is locked (its outcome was just written in this transaction):
+    // the share is read and taken once.
+    let probe_share: f64 = one(
+        c,
+        "UPDATE variations v SET probe_cpu_seconds = 0 FROM variations old
+         WHERE v.id = $1 AND old.id = v.id RETURNING old.probe_cpu_seconds",
+        &[&variation_id],
+    )
+    .await?
+    .get(0);
+    let run = &RunFigures {
+        cpu_seconds: run.cpu_seconds + probe_share,
+        ..run.clone()
+    };
     exec(
         c,
         "INSERT INTO runs (job_id, idx, owner_uid, labels, node, outcome, reason, started_at,

@@ -129,11 +129,16 @@ impl Queue for PgQueue {
     async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
         self.tally(PgQueue::claim(self, after, slots).await)
     }
-    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
-        self.tally(PgQueue::finish_probe(self, lease, media).await)
+    async fn finish_probe(&self, lease: Lease, media: Media, cpu_seconds: f64) -> Result<bool> {
+        self.tally(PgQueue::finish_probe(self, lease, media, cpu_seconds).await)
     }
-    async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
-        self.tally(PgQueue::fail_file(self, lease, error).await)
+    async fn fail_file(
+        &self,
+        lease: Lease,
+        error: String,
+        run: RunFigures,
+    ) -> Result<Option<JobState>> {
+        self.tally(PgQueue::fail_file(self, lease, error, run).await)
     }
     async fn set_temp(&self, lease: Lease, temp: FileIdentity) -> Result<()> {
         self.tally(PgQueue::set_temp(self, lease, temp).await)

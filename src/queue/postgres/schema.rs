@@ -281,4 +281,10 @@ CREATE TABLE counters (
     PRIMARY KEY (node, name, key)
 );
 "#,
+    r#"
+-- The probe's CPU seconds (issue 26), shared evenly by its file's
+-- variations: each one's share waits here until its next run is recorded
+-- in the history, which takes it (then 0).
+ALTER TABLE variations ADD COLUMN probe_cpu_seconds double precision NOT NULL DEFAULT 0;
+"#,
 ];

@@ -9,7 +9,7 @@ use super::error::{Result, StoreError};
 use super::rows::{effects_of, owner_of, path_of, place_of, sole_lease, text_of};
 use super::settle::settle_job_of_file;
 use super::store::Store;
-use crate::history::{Count, Counter};
+use crate::history::{Count, Counter, RunFigures, RunOutcome};
 use crate::job::{FileIdentity, FrameRate, JobId, JobState, Media, VideoStream};
 use crate::process::ProcessIdentity;
 use crate::queue::{VariationWork, Work};
@@ -194,9 +194,12 @@ impl Store {
         Ok(())
     }
 
-    /// Record a successful probe; the file's variations become startable.
-    pub fn finish_probe(&mut self, file_id: i64, media: Media) -> Result<()> {
-        self.conn.execute(
+    /// Record a successful probe; the file's variations become startable,
+    /// each with an even share of the probe's `cpu_seconds` (taken by its
+    /// next run's record, [`super::history::record_run`]).
+    pub fn finish_probe(&mut self, file_id: i64, media: Media, cpu_seconds: f64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let probed = tx.execute(
             "UPDATE files SET probed = 1, duration_us = ?2, frame_rate = ?3, interlaced = ?4,
                     video_us = ?5, video_stream = ?6, width = ?7, height = ?8
              WHERE id = ?1 AND state = 'running'",
@@ -211,18 +214,35 @@ impl Store {
                 media.stream.and_then(|s| s.picture).map(|p| p.1)
             ],
         )?;
+        if probed == 1 {
+            tx.execute(
+                "UPDATE variations SET probe_cpu_seconds = ?2
+                     / (SELECT COUNT(*) FROM variations WHERE file_id = ?1)
+                 WHERE file_id = ?1",
+                params![file_id, cpu_seconds.max(0.)],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
     /// Fail a file before any of its variations ran (it cannot be read as a
-    /// video). Its queued variations fail with it; returns the job's state.
-    pub fn fail_file(&mut self, file_id: i64, error: &str) -> Result<JobState> {
+    /// video). Its queued variations fail with it, each recorded in the
+    /// history as a failed run with an even share of `run`; returns the
+    /// job's state.
+    pub fn fail_file(&mut self, file_id: i64, error: &str, run: &RunFigures) -> Result<JobState> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE variations SET state = 'failed', error = ?2
-             WHERE file_id = ?1 AND state = 'queued'",
-            params![file_id, error],
-        )?;
+        let failed: Vec<i64> = tx
+            .prepare(
+                "UPDATE variations SET state = 'failed', error = ?2
+                 WHERE file_id = ?1 AND state = 'queued' RETURNING id",
+            )?
+            .query_map(params![file_id, error], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let share = run.share(failed.len());
+        for variation in failed {
+            super::history::record_run(&tx, variation, RunOutcome::Failed, None, &share)?;
+        }
         tx.execute(
             "UPDATE files SET state = 'failed', error = ?2 WHERE id = ?1 AND state = 'running'",
             params![file_id, error],

@@ -24,8 +24,10 @@ pub(super) fn add_counts(tx: &Transaction<'_>, counts: &[Count]) -> Result<()> {
 }
 
 /// Write the run of variation `variation_id` that ended as `outcome` to
-/// the history, with its job's owner and labels, add its counts, and
-/// delete runs older than [`history::HISTORY_DAYS`].
+/// the history, with its job's owner and labels and the variation's share
+/// of its input's probe added to its CPU seconds (the share is taken: 0
+/// afterwards), add its counts, and delete runs older than
+/// [`history::HISTORY_DAYS`].
 pub(super) fn record_run(
     tx: &Transaction<'_>,
     variation_id: i64,
@@ -33,6 +35,15 @@ pub(super) fn record_run(
     ssim_min: Option<f64>,
     run: &RunFigures,
 ) -> Result<()> {
+    let probe_share: f64 = tx
+        .prepare_cached("SELECT probe_cpu_seconds FROM variations WHERE id = ?1")?
+        .query_row([variation_id], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE variations SET probe_cpu_seconds = 0 WHERE id = ?1")?
+        .execute([variation_id])?;
+    let run = &RunFigures {
+        cpu_seconds: run.cpu_seconds + probe_share,
+        ..run.clone()
+    };
     tx.prepare_cached(
         "INSERT INTO runs (job_id, idx, owner_uid, labels, node, outcome, reason, started_at,
                            ended_at, wall_seconds, cpu_seconds, media_seconds, ssim_min)

@@ -225,13 +225,18 @@ impl Queue for SqliteQueue {
     async fn claim(&self, after: JobId, slots: usize) -> Result<Option<Work>> {
         self.write(move |s| s.claim(after, slots)).await
     }
-    async fn finish_probe(&self, lease: Lease, media: Media) -> Result<bool> {
-        self.write(move |s| s.finish_probe(lease.id, media))
+    async fn finish_probe(&self, lease: Lease, media: Media, cpu_seconds: f64) -> Result<bool> {
+        self.write(move |s| s.finish_probe(lease.id, media, cpu_seconds))
             .await
             .map(|()| true)
     }
-    async fn fail_file(&self, lease: Lease, error: String) -> Result<Option<JobState>> {
-        self.write(move |s| s.fail_file(lease.id, &error))
+    async fn fail_file(
+        &self,
+        lease: Lease,
+        error: String,
+        run: RunFigures,
+    ) -> Result<Option<JobState>> {
+        self.write(move |s| s.fail_file(lease.id, &error, &run))
             .await
             .map(Some)
     }

@@ -141,7 +141,7 @@ mod tests {
                 identity: None
             }
         );
-        store.finish_probe(1, media(1_000_000)).unwrap();
+        store.finish_probe(1, media(1_000_000), 0.).unwrap();
         let Some(Work::Encode(batch)) = store.claim(0, 1).unwrap() else {
             panic!("then its variation");
         };
