@@ -28,6 +28,7 @@ pub mod warp;
 use crate::effects::Effects;
 use eq::Tone;
 pub use simd::Level;
+use std::ops::Range;
 use warp::{Blend, Plane, PlaneMut, Rotation};
 
 /// What a frame or its size was refused for.
@@ -107,6 +108,50 @@ impl Size {
             (luma + cw * ch, cw, ch),
         ]
     }
+
+    /// The frame cut into [`Band`]s of at most `bytes` bytes each (but
+    /// at least one row), in the order of the raw frame's bytes: the Y
+    /// plane's rows top to bottom, then U's, then V's. One band per plane
+    /// for `bytes` of a whole plane or more.
+    pub fn bands(&self, bytes: usize) -> impl Iterator<Item = Band> + use<> {
+        self.planes()
+            .into_iter()
+            .enumerate()
+            .flat_map(move |(plane, (offset, width, height))| {
+                let step = (bytes / width).clamp(1, height);
+                (0..height).step_by(step).map(move |first| Band {
+                    plane,
+                    offset: offset + first * width,
+                    width,
+                    rows: first..(first + step).min(height),
+                })
+            })
+    }
+}
+
+/// Whole rows of one plane of a frame: the unit [`Warp::apply_band`]
+/// writes (see [`Size::bands`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Band {
+    /// 0 for Y, 1 for U, 2 for V.
+    plane: usize,
+    /// Where the band's first byte lies in a raw frame.
+    offset: usize,
+    /// The plane's width in samples.
+    width: usize,
+    rows: Range<usize>,
+}
+
+impl Band {
+    /// The band's length in bytes: its rows times its plane's width.
+    pub fn bytes(&self) -> usize {
+        self.width * self.rows.len()
+    }
+
+    /// Where the band lies in a raw frame, in bytes.
+    pub fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.bytes()
+    }
 }
 
 /// Fill of the Y plane and of the U and V planes: `fillcolor=black`.
@@ -143,63 +188,95 @@ impl Warp {
         src: &[u8],
         dst: &mut [u8],
     ) -> Result<(), PixelError> {
-        for (which, got) in [("the input", src.len()), ("the output", dst.len())] {
-            if got != size.frame_bytes() {
-                return Err(PixelError::Length {
-                    width: size.width,
-                    height: size.height,
-                    expected: size.frame_bytes(),
-                    got,
-                    which,
-                });
-            }
+        check_length(size, "the output", size.frame_bytes(), dst.len())?;
+        for band in size.bands(usize::MAX) {
+            let range = band.range();
+            self.apply_band(level, size, src, &band, &mut dst[range])?;
         }
+        Ok(())
+    }
+
+    /// Writes the rows of `band` of the warped `src` frame (a raw
+    /// `yuv420p` frame of `size`) to `dst`, [`Band::bytes`] long: what
+    /// [`Warp::apply`] writes to `band.range()` of its output.
+    ///
+    /// Errors: [`PixelError::Length`] when `src` is not
+    /// [`Size::frame_bytes`] long or `dst` not [`Band::bytes`].
+    pub fn apply_band(
+        &self,
+        level: Level,
+        size: Size,
+        src: &[u8],
+        band: &Band,
+        dst: &mut [u8],
+    ) -> Result<(), PixelError> {
+        check_length(size, "the input", size.frame_bytes(), src.len())?;
+        check_length(size, "the output", band.bytes(), dst.len())?;
         level.run(&mut Job {
             warp: self,
             size,
             src,
+            band,
             dst,
         });
         Ok(())
     }
 }
 
-/// One frame's work, handed to the level's compiled copy of [`frame`].
+fn check_length(
+    size: Size,
+    which: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), PixelError> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(PixelError::Length {
+        width: size.width,
+        height: size.height,
+        expected,
+        got,
+        which,
+    })
+}
+
+/// One band's work, handed to the level's compiled copy of [`frame`].
 struct Job<'a> {
     warp: &'a Warp,
     size: Size,
     src: &'a [u8],
+    band: &'a Band,
     dst: &'a mut [u8],
 }
 
-/// The whole per-frame loop, with `kernel` as the span path's inner
-/// loop; inlined into each [`Level`]'s function.
+/// The per-band loop, with `kernel` as the span path's inner loop;
+/// inlined into each [`Level`]'s function.
 #[inline(always)]
 fn frame<B: Blend>(job: &mut Job, kernel: B) {
-    for (index, (offset, width, height)) in job.size.planes().into_iter().enumerate() {
-        let bytes = offset..offset + width * height;
-        let src = Plane {
-            data: &job.src[bytes.clone()],
-            stride: width,
-            width,
-            height,
-        };
-        let mut dst = PlaneMut {
-            data: &mut job.dst[bytes],
-            stride: width,
-            width,
-            height,
-        };
-        let tone = if index == 0 {
-            &job.warp.luma
-        } else {
-            &job.warp.chroma
-        };
-        let rotation = &job.warp.rotation;
-        match tone {
-            Tone::Linear(l) => warp::plane(&src, &mut dst, rotation, *l, FILL[index], kernel),
-            Tone::Table(t) => warp::plane(&src, &mut dst, rotation, &**t, FILL[index], kernel),
-        }
+    let band = job.band;
+    let (offset, width, height) = job.size.planes()[band.plane];
+    let src = Plane {
+        data: &job.src[offset..offset + width * height],
+        stride: width,
+        width,
+        height,
+    };
+    let mut dst = PlaneMut {
+        data: job.dst,
+        stride: width,
+        width,
+        rows: band.rows.clone(),
+    };
+    let tone = if band.plane == 0 {
+        &job.warp.luma
+    } else {
+        &job.warp.chroma
+    };
+    let (rotation, fill) = (&job.warp.rotation, FILL[band.plane]);
+    match tone {
+        Tone::Linear(l) => warp::plane(&src, &mut dst, rotation, *l, fill, kernel),
+        Tone::Table(t) => warp::plane(&src, &mut dst, rotation, &**t, fill, kernel),
     }
 }
 

@@ -41,7 +41,7 @@ fn plane_by(spans: bool, angle: f64, w: usize, h: usize, src: &[u8]) -> Vec<u8> 
         data: &mut out,
         stride: w,
         width: w,
-        height: h,
+        rows: 0..h,
     };
     let r = Rotation::new(angle);
     let tone = eq::Linear::IDENTITY;
@@ -77,7 +77,7 @@ fn oracle(e: &Effects, size: Size, src: &[u8]) -> Vec<u8> {
                 data: &mut o,
                 stride: w,
                 width: w,
-                height: h,
+                rows: 0..h,
             };
             let fill = FILL[index];
             warp::pixels(
@@ -266,5 +266,37 @@ fn detection_picks_the_best_level_this_cpu_runs() {
             run(level, &e, size, &src),
             run(Level::Portable, &e, size, &src)
         );
+    }
+}
+
+#[test]
+fn bands_cover_the_frame_in_order_and_warp_as_the_whole_frame() {
+    let size = Size::new(322, 180).unwrap();
+    let src = noise(size.frame_bytes(), 5);
+    let e = effects(0.0073, -0.05, 1.05, 0.95);
+    let whole = run(Level::detect(), &e, size, &src);
+    // 1 byte: one row a band; 1000: three Y rows, six U or V rows; a
+    // whole plane or more: one band a plane.
+    for bytes in [1, 1000, 322 * 180, usize::MAX] {
+        let mut next = 0;
+        let mut count = 0;
+        for band in size.bands(bytes) {
+            assert_eq!(band.range().start, next, "{bytes}: bands follow each other");
+            assert!(band.bytes() <= bytes.max(322), "{bytes}: {band:?}");
+            let mut out = vec![0; band.bytes()];
+            Warp::new(&e)
+                .apply_band(Level::detect(), size, &src, &band, &mut out)
+                .unwrap();
+            assert!(out == whole[band.range()], "{bytes}: {band:?}");
+            next = band.range().end;
+            count += 1;
+        }
+        assert_eq!(next, size.frame_bytes(), "{bytes}: the whole frame");
+        let expected = match bytes {
+            1 => 180 + 90 + 90,
+            1000 => 180_usize.div_ceil(3) + 2 * 90_usize.div_ceil(6),
+            _ => 3,
+        };
+        assert_eq!(count, expected, "{bytes}");
     }
 }

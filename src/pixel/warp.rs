@@ -30,6 +30,7 @@
 //! does I/O or allocates.
 
 use super::eq::Apply;
+use std::ops::Range;
 
 /// 16.16 fixed point: one pixel.
 const ONE: i64 = 1 << 16;
@@ -126,19 +127,22 @@ pub struct Plane<'a> {
     pub height: usize,
 }
 
-/// A plane to write, of the same shape as [`Plane`].
+/// Some whole rows of a plane to write, of the same width as its
+/// [`Plane`]: rows `rows` of the plane, row `j` starting at byte
+/// `(j - rows.start) * stride` of `data`.
 #[derive(Debug)]
 pub struct PlaneMut<'a> {
     pub data: &'a mut [u8],
     pub stride: usize,
     pub width: usize,
-    pub height: usize,
+    pub rows: Range<usize>,
 }
 
 impl PlaneMut<'_> {
     #[inline(always)]
     fn row(&mut self, j: usize) -> &mut [u8] {
-        &mut self.data[j * self.stride..j * self.stride + self.width]
+        let at = (j - self.rows.start) * self.stride;
+        &mut self.data[at..at + self.width]
     }
 }
 
@@ -195,7 +199,7 @@ fn sample(src: &Plane, x: i64, y: i64) -> Option<u32> {
     Some((((ONE - fy) * s0 + fy * s1) >> 32) as u32)
 }
 
-/// Rotates `src` into `dst` (same width and height), mapping every
+/// Rotates `src` into the rows `dst` holds (same width), mapping every
 /// written sample, `fill` included, through `tone`: vf_rotate.c's
 /// shortcut when the angle has one, else [`spans`] (its inner loop by
 /// `kernel`) or [`pixels`].
@@ -219,7 +223,7 @@ pub(crate) fn plane<T: Apply, B: Blend>(
 fn shortcut_plane<T: Apply>(src: &Plane, dst: &mut PlaneMut, shortcut: Shortcut, tone: T) {
     let (w, h) = (src.width, src.height);
     let at = |col: usize, row: usize| u32::from(src.data[row * src.stride + col]);
-    for j in 0..h {
+    for j in dst.rows.clone() {
         let row = dst.row(j);
         match shortcut {
             Shortcut::Copy => {
@@ -259,7 +263,7 @@ pub(crate) fn pixels<T: Apply>(
 ) {
     let g = Geometry::new(rotation, src.width, src.height);
     let fill = tone.apply(u32::from(fill));
-    for j in 0..src.height {
+    for j in dst.rows.clone() {
         let (mut x, mut y) = g.row_start(j);
         for o in dst.row(j) {
             *o = sample(src, x, y).map_or(fill, |v| tone.apply(v));
@@ -299,7 +303,7 @@ pub(crate) fn spans<T: Apply, B: Blend>(
     let (w, h) = (src.width as i64, src.height as i64);
     let fill_out = tone.apply(u32::from(fill));
     let src_row = |r: i64| &src.data[r as usize * src.stride..r as usize * src.stride + src.width];
-    for j in 0..src.height {
+    for j in dst.rows.clone() {
         let (x0, y0) = g.row_start(j);
         let row = dst.row(j);
         let edge = |k: i64| {

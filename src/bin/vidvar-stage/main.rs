@@ -9,9 +9,9 @@
 //! stage needs none of the daemon (no runtime, configuration, queue,
 //! socket or logging set-up), so its image and resident set stay small
 //! (8.5 MiB peak at 1080p with five outputs, `benches/warp_bench.rs`:
-//! the binary and two frame buffers), its whole interface is its argv,
-//! and a stage
-//! process can never be mistaken for, or turn into, a daemon start. It is
+//! the binary, one frame and one band buffer), its whole interface is its
+//! argv, and a stage process can never be mistaken for, or turn into, a
+//! daemon start. It is
 //! a helper, not a command: installed as /usr/lib/vidvar/vidvar-stage
 //! (the .deb, README's "From source") and started by that path, never
 //! looked up in PATH.
@@ -243,6 +243,13 @@ fn read_frame(input: &mut impl Read, frame: &mut [u8], number: u64) -> anyhow::R
     Ok(true)
 }
 
+/// Bytes warped and written at a time: a frame goes band by band (see
+/// [`Size::bands`]), each band to every output in turn, so that the
+/// source rows a band reads stay in the CPU's cache over all the outputs
+/// and each warped band is still there when write(2) copies it into the
+/// pipe. 256 KiB: a band and its source rows fit a core's L2 cache.
+const BAND_BYTES: usize = 256 * 1024;
+
 fn raise_pipe(name: &str, fd: BorrowedFd) {
     if let Err(e) = vidvar::pipes::raise(fd) {
         eprintln!("vidvar-stage: {name}: pipe size left as it was: {e}");
@@ -274,27 +281,30 @@ fn run() -> anyhow::Result<()> {
     }
     let bytes = args.size.frame_bytes();
     let mut input = stdin.lock();
-    let (mut frame, mut warped) = (vec![0u8; bytes], vec![0u8; bytes]);
+    let (mut frame, mut warped) = (vec![0u8; bytes], vec![0u8; BAND_BYTES.min(bytes)]);
     let mut number = 0u64;
     while read_frame(&mut input, &mut frame, number + 1)? {
         number += 1;
         let level = Level::detect();
-        outputs.retain_mut(|o| {
-            o.warp
-                .apply(level, args.size, &frame, &mut warped)
-                .expect("both buffers are frame_bytes long");
-            match o.file.write_all(&warped) {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!(
-                        "vidvar-stage: output {} (fd {}) stopped at frame {number}: {e}; \
-                         the other outputs go on",
-                        o.index, o.fd
-                    );
-                    false
+        for band in args.size.bands(BAND_BYTES) {
+            let warped = &mut warped[..band.bytes()];
+            outputs.retain_mut(|o| {
+                o.warp
+                    .apply_band(level, args.size, &frame, &band, warped)
+                    .expect("the frame is frame_bytes long, the band's buffer its bytes");
+                match o.file.write_all(warped) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!(
+                            "vidvar-stage: output {} (fd {}) stopped at frame {number}: {e}; \
+                             the other outputs go on",
+                            o.index, o.fd
+                        );
+                        false
+                    }
                 }
-            }
-        });
+            });
+        }
         if outputs.is_empty() {
             bail!("every output has failed; stopped at frame {number}");
         }
