@@ -4,6 +4,7 @@
 //! no process.
 
 use super::file::{ConfigError, FileSettings};
+use super::programs::is_executable_file;
 use super::seconds::seconds_within;
 use std::path::Path;
 use std::time::Duration;
@@ -21,12 +22,6 @@ pub struct Hook {
 
 /// Default `hook_timeout`.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Whether `path` is a regular file (after symlinks) with an execute bit.
-fn is_executable_file(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
 
 impl FileSettings {
     /// The completion hook, if `on_job_end` is set.

@@ -21,20 +21,22 @@ pub enum ProgramError {
     },
 }
 
+/// Whether `path` is a regular file (after symlinks) with an execute bit.
+pub(super) fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The executable `program` names: itself when it holds a `/`, else the
 /// first match in `PATH`; made absolute, since the daemon runs from `/`.
 ///
 /// Errors: [`ProgramError`] when it is empty, missing or not executable.
 pub fn find_program(program: &Path) -> Result<PathBuf, ProgramError> {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     if program.as_os_str().is_empty() {
         return Err(ProgramError::Empty);
     }
     if program.components().count() > 1 {
-        return if runnable(program) {
+        return if is_executable_file(program) {
             std::path::absolute(program).map_err(|source| ProgramError::Resolve {
                 path: program.to_path_buf(),
                 source,
@@ -47,7 +49,7 @@ pub fn find_program(program: &Path) -> Result<PathBuf, ProgramError> {
         .iter()
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(program))
-        .find(|p| p.is_absolute() && runnable(p))
+        .find(|p| p.is_absolute() && is_executable_file(p))
         .ok_or_else(|| ProgramError::NotFound(program.to_path_buf()))
 }
 
