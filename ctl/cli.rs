@@ -23,6 +23,38 @@ fn label(text: &str) -> Result<String, vidvar::proto::LabelError> {
     vidvar::proto::check_label(text).map(|()| text.to_owned())
 }
 
+/// The options of the jobs that `submit` and `folder add` make: how many
+/// variations, the priority and the labels.
+#[derive(clap::Args, Debug)]
+pub struct JobOptions {
+    /// Variations per input file (1..=1000)
+    #[arg(
+        short = 'n',
+        long,
+        default_value_t = 3,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VARIATIONS))
+    )]
+    pub variations: u32,
+    /// Higher runs first: queued work of a job of higher priority is
+    /// started before any of lower priority; jobs of one priority take
+    /// turns (-1000..=1000)
+    #[arg(
+        short = 'p',
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = priority
+    )]
+    pub priority: i32,
+    /// A label for the job, to select it by with `list --label`
+    /// (repeatable, at most 16, or 15 for a folder, whose jobs also carry
+    /// folder:ID; 1 to 64 bytes, no control characters)
+    #[arg(short = 'l', long = "label", value_name = "TEXT", value_parser = label)]
+    pub labels: Vec<String>,
+}
+
 /// A `--state` value: a job state by its name.
 fn state(text: &str) -> Result<JobState, String> {
     JobState::ALL
@@ -88,15 +120,8 @@ pub enum Command {
     /// priority first; the job id printed is what the other subcommands
     /// take.
     Submit {
-        /// Variations per input file (1..=1000)
-        #[arg(
-            short = 'n',
-            long,
-            default_value_t = 3,
-            value_name = "N",
-            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VARIATIONS))
-        )]
-        variations: u32,
+        #[command(flatten)]
+        job: JobOptions,
         /// Seed of the effect generator, to reproduce a job's effects
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
@@ -106,22 +131,6 @@ pub enum Command {
         /// Follow the job until it ends, as `watch` does
         #[arg(long)]
         watch: bool,
-        /// Higher runs first: queued work of a job of higher priority is
-        /// started before any of lower priority; jobs of one priority take
-        /// turns (-1000..=1000)
-        #[arg(
-            short = 'p',
-            long,
-            default_value_t = 0,
-            value_name = "N",
-            allow_negative_numbers = true,
-            value_parser = priority
-        )]
-        priority: i32,
-        /// A label for the job, to select it by with `list --label`
-        /// (repeatable, at most 16; 1 to 64 bytes, no control characters)
-        #[arg(short = 'l', long = "label", value_name = "TEXT", value_parser = label)]
-        labels: Vec<String>,
         /// Input videos
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -326,28 +335,8 @@ pub enum FolderCommand {
         /// Directory for the outputs
         #[arg(short = 'o', long, value_name = "OUTDIR", required = true)]
         output_dir: PathBuf,
-        /// Variations per file (1..=1000)
-        #[arg(
-            short = 'n',
-            long,
-            default_value_t = 3,
-            value_name = "N",
-            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_VARIATIONS))
-        )]
-        variations: u32,
-        /// Priority of its jobs (-1000..=1000)
-        #[arg(
-            short = 'p',
-            long,
-            default_value_t = 0,
-            value_name = "N",
-            allow_negative_numbers = true,
-            value_parser = priority
-        )]
-        priority: i32,
-        /// A label for its jobs (repeatable, at most 15)
-        #[arg(short = 'l', long = "label", value_name = "TEXT", value_parser = label)]
-        labels: Vec<String>,
+        #[command(flatten)]
+        job: JobOptions,
         /// Seconds a file's size and mtime must stay the same before it is
         /// taken
         #[arg(long, value_name = "SECS", default_value_t = vidvar::folder::DEFAULT_SETTLE_SECS, value_parser = interval)]

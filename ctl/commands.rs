@@ -289,16 +289,21 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         Command::Submit {
-            variations,
+            job,
             seed,
             output_dir,
             watch: follow,
             files,
-            priority,
-            labels,
         } => {
             // Before connecting: a submission over the limits is never sent.
-            let request = submission(variations, seed, output_dir, &files, priority, labels)?;
+            let request = submission(
+                job.variations,
+                seed,
+                output_dir,
+                &files,
+                job.priority,
+                job.labels,
+            )?;
             let mut client = connect(socket, &service_user).await?;
             submit(&mut client, json, request, follow).await
         }

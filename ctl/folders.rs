@@ -38,9 +38,7 @@ pub async fn run(c: &mut Client, json: bool, action: FolderCommand) -> Result<()
         FolderCommand::Add {
             dir,
             output_dir,
-            variations,
-            priority,
-            labels,
+            job,
             settle,
             poll,
             poll_only,
@@ -51,9 +49,9 @@ pub async fn run(c: &mut Client, json: bool, action: FolderCommand) -> Result<()
             let spec = FolderSpec {
                 dir: absolute(&dir)?,
                 output_dir: absolute(&output_dir)?,
-                variations,
-                priority,
-                labels,
+                variations: job.variations,
+                priority: job.priority,
+                labels: job.labels,
                 settle_secs: settle,
                 poll_secs: poll,
                 poll_only,

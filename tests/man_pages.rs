@@ -128,13 +128,13 @@ fn vidvard_8_documents_exactly_the_flags_of_vidvard_help() {
     assert!(missing.is_empty(), "not in the SYNOPSIS: {missing:?}");
 }
 
-/// The fields of `FileSettings` in src/config.rs, which are the keys of the
+/// The fields of `FileSettings` in src/config/file.rs, which are the keys of the
 /// configuration file.
 fn file_settings_fields() -> BTreeSet<String> {
-    let source = include_str!("../src/config.rs");
+    let source = include_str!("../src/config/file.rs");
     let body = source
         .split_once("pub struct FileSettings {")
-        .expect("src/config.rs defines FileSettings")
+        .expect("src/config/file.rs defines FileSettings")
         .1;
     let body = body.split_once("\n}").expect("end of FileSettings").0;
     body.lines()

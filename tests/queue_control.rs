@@ -375,15 +375,9 @@ impl Drop for Hogs {
 /// `parent`: its pid and start time (/proc/PID/stat field 22), so a
 /// reused pid is told apart, and its process group (field 5).
 fn ffmpeg_child(pid: i32, parent: i32) -> Option<(i32, u64, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = &stat[open + 1..close];
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let (state, ppid, start) = (fields[0], fields[1].parse::<i32>().ok()?, fields[19]);
-    let (start, group): (u64, i32) = (start.parse().ok()?, fields[2].parse().ok()?);
-    (matches!(comm, "ffmpeg" | "ffprobe" | "vidvar-stage") && state != "Z" && ppid == parent)
-        .then_some((pid, start, group))
+    let stat = live_stat(pid)?;
+    (matches!(stat.comm.as_str(), "ffmpeg" | "ffprobe" | "vidvar-stage") && stat.ppid == parent)
+        .then_some((pid, stat.start, stat.group))
 }
 
 /// How many units of FFmpeg work (encodes, checks, probes: a lone

@@ -50,10 +50,10 @@ complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "folder" -d 'Wat
 complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c vidvarctl -n "__fish_vidvarctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s n -l variations -d 'Variations per input file (1..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s p -l priority -d 'Higher runs first: queued work of a job of higher priority is started before any of lower priority; jobs of one priority take turns (-1000..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s l -l label -d 'A label for the job, to select it by with `list --label` (repeatable, at most 16, or 15 for a folder, whose jobs also carry folder:ID; 1 to 64 bytes, no control characters)' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l seed -d 'Seed of the effect generator, to reproduce a job\'s effects' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s o -l output-dir -d 'Directory for the outputs [default: the current directory]' -r -F
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s p -l priority -d 'Higher runs first: queued work of a job of higher priority is started before any of lower priority; jobs of one priority take turns (-1000..=1000)' -r
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -s l -l label -d 'A label for the job, to select it by with `list --label` (repeatable, at most 16; 1 to 64 bytes, no control characters)' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand submit" -l watch -d 'Follow the job until it ends, as `watch` does'
@@ -144,9 +144,9 @@ complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and not __fi
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and not __fish_seen_subcommand_from add list show remove pause resume help" -f -a "resume" -d 'Resume a paused folder (it is scanned at once)'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and not __fish_seen_subcommand_from add list show remove pause resume help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s o -l output-dir -d 'Directory for the outputs' -r -F
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s n -l variations -d 'Variations per file (1..=1000)' -r
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s p -l priority -d 'Priority of its jobs (-1000..=1000)' -r
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s l -l label -d 'A label for its jobs (repeatable, at most 15)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s n -l variations -d 'Variations per input file (1..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s p -l priority -d 'Higher runs first: queued work of a job of higher priority is started before any of lower priority; jobs of one priority take turns (-1000..=1000)' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -s l -l label -d 'A label for the job, to select it by with `list --label` (repeatable, at most 16, or 15 for a folder, whose jobs also carry folder:ID; 1 to 64 bytes, no control characters)' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -l settle -d 'Seconds a file\'s size and mtime must stay the same before it is taken' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -l poll -d 'Seconds between rescans of the folder (use a short one on NFS or SMB mounts, where inotify sees nothing)' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand folder; and __fish_seen_subcommand_from add" -l after -d 'What to do with a file whose job succeeded: keep, delete, or move:DIR' -r

@@ -132,9 +132,21 @@ pub fn running(pid: i32) -> bool {
 /// start time (/proc/PID/stat field 22, clock ticks after boot).
 pub type Incarnation = (i32, u64);
 
-/// Command name (/proc/PID/comm), parent pid and start time of `pid`,
-/// while it runs (not a zombie).
-fn live_stat(pid: i32) -> Option<(String, i32, u64)> {
+/// What /proc/PID/stat tells of a running process (proc(5)).
+pub struct LiveStat {
+    /// Command name (field 2, as /proc/PID/comm).
+    pub comm: String,
+    /// Parent pid (field 4).
+    pub ppid: i32,
+    /// Process group (field 5).
+    pub group: i32,
+    /// Start time, clock ticks after boot (field 22).
+    pub start: u64,
+}
+
+/// The [`LiveStat`] of `pid` while it runs (not a zombie); `None` once it
+/// is gone or a zombie.
+pub fn live_stat(pid: i32) -> Option<LiveStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (head, rest) = stat.rsplit_once(") ")?;
     let comm = head.split_once('(')?.1.to_string();
@@ -142,11 +154,12 @@ fn live_stat(pid: i32) -> Option<(String, i32, u64)> {
     if fields.first() == Some(&"Z") {
         return None;
     }
-    Some((
+    Some(LiveStat {
         comm,
-        fields.get(1)?.parse().ok()?,
-        fields.get(19)?.parse().ok()?,
-    ))
+        ppid: fields.get(1)?.parse().ok()?,
+        group: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// The running children of `parent` whose command name is one of `comms`.
@@ -155,13 +168,14 @@ pub fn children_named(parent: i32, comms: &[&str]) -> Vec<Incarnation> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
-            let (comm, ppid, start) = live_stat(pid)?;
-            (ppid == parent && comms.contains(&comm.as_str())).then_some((pid, start))
+            let stat = live_stat(pid)?;
+            (stat.ppid == parent && comms.contains(&stat.comm.as_str()))
+                .then_some((pid, stat.start))
         })
         .collect()
 }
 
 /// Whether that very process still runs (not its pid reused).
 pub fn still_running((pid, start): Incarnation) -> bool {
-    live_stat(pid).is_some_and(|(_, _, s)| s == start)
+    live_stat(pid).is_some_and(|stat| stat.start == start)
 }

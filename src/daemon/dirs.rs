@@ -1,0 +1,70 @@
+//! The directories of the daemon's socket and pidfile: created with exact
+//! modes, or, when they exist, trusted only where no one else could swap
+//! what is in them. It creates no file in them, and the state directory is
+//! `state_dir`'s.
+
+use super::error::DaemonError;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Create `dir` (and missing parents) unless it exists. A directory created
+/// here gets exactly `mode` whatever the umask, and `group` when given. An
+/// existing one is left as it is, but must be trustworthy: a directory
+/// owned by the daemon's user or root, not a symlink of anyone else's, and
+/// not writable by others unless sticky (like /tmp). Otherwise someone else
+/// could swap the socket or plant a pidfile there.
+pub(super) fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<(), DaemonError> {
+    let err = |source| DaemonError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let exists = match std::fs::symlink_metadata(dir) {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(err(e)),
+    };
+    // Made here, or found (also when made by someone else meanwhile).
+    if !exists && crate::state_dir::make_dir(dir, mode).map_err(err)? {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+        }
+        return Ok(());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let untrusted = || DaemonError::Untrusted {
+        path: dir.to_path_buf(),
+    };
+    let link = std::fs::symlink_metadata(dir).map_err(err)?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(untrusted());
+    }
+    // A dangling symlink of ours is no directory either.
+    let meta = std::fs::metadata(dir).map_err(|_| untrusted())?;
+    let shared = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+    if !meta.is_dir() || shared {
+        return Err(untrusted());
+    }
+    if meta.uid() != me && meta.uid() != 0 {
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+            .ok()
+            .flatten()
+            .map_or(format!("uid {}", meta.uid()), |u| u.name);
+        return Err(DaemonError::OtherOwner {
+            path: dir.to_path_buf(),
+            owner,
+        });
+    }
+    Ok(())
+}
+
+/// Create the socket's directory unless it exists: mode 0750 and `group`
+/// with a group, 0700 without. Called before the pidfile is taken, since
+/// both usually share this directory.
+pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), DaemonError> {
+    if let Some(dir) = socket.parent() {
+        let mode = if group.is_some() { 0o750 } else { 0o700 };
+        create_dir(dir, mode, group)?;
+    }
+    Ok(())
+}
