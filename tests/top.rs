@@ -3,10 +3,12 @@
 //! running variation, the queued job's label, the failed input and its
 //! reason, the slots), and keys that act: `c` really cancels the selected
 //! job, `q` quits; when the daemon goes away, top exits 1 saying so. On a
-//! shared queue it shows every node. Every key acts as the CLI does
+//! shared queue it shows every node and every node's running variations.
+//! Every key acts as the CLI does
 //! (`p`/`P` on the daemon and on a job, `?`, `Enter`, `r` really retries),
 //! the terminal is given back (out of the alternate screen, `stty` cooked
-//! with echo) on `q`, Ctrl-C and SIGTERM, and `NO_COLOR` leaves no colour.
+//! with echo) on `q`, Ctrl-C and SIGTERM (exit status 143), and `NO_COLOR`
+//! leaves no colour.
 //! A second user (nobody) sees only their own jobs in top and `stats`.
 
 mod common;
@@ -90,7 +92,8 @@ fn top_shows_the_work_and_its_keys_act() {
 
 /// On a shared queue (two real nodes on one private PostgreSQL cluster),
 /// top on a node shows every live node's running variations and slots,
-/// and its own running variations with its name.
+/// its own running variations with its name and their progress, and the
+/// other node's with that node's name, their progress unknown ("-").
 #[test]
 fn top_shows_every_node_of_a_shared_queue() {
     let pg = Cluster::start();
@@ -116,11 +119,25 @@ fn top_shows_every_node_of_a_shared_queue() {
 
     let command = format!("{VIDVARCTL} --socket {} top", s(&b.socket()));
     let pane = Pane::sized("vidvar-top-nodes", &command, &[], (120, 30));
-    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b"]);
+    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b", "on node-a"]);
     assert!(screen.contains("node node-b  slots 1/1"), "{screen}");
-    let running: Vec<&str> = screen.lines().filter(|l| l.contains(" on node-")).collect();
-    assert_eq!(running.len(), 1, "node-b's own: {screen}");
-    assert!(running[0].contains(&format!("{job} ")), "{screen}");
+    let on = |node: &str| -> Vec<&str> {
+        let tail = format!(" on {node}");
+        screen.lines().filter(|l| l.contains(&tail)).collect()
+    };
+    let own = on("node-b");
+    assert_eq!(own.len(), 1, "node-b's own: {screen}");
+    assert!(own[0].contains(&format!("{job} long.mp4")), "{screen}");
+    assert!(own[0].contains('%'), "its progress: {screen}");
+    let theirs = on("node-a");
+    assert_eq!(theirs.len(), 2, "node-a's, from the queue: {screen}");
+    for line in theirs {
+        assert!(line.contains(&format!("{job} long.mp4")), "{screen}");
+        assert!(
+            !line.contains('%') && line.contains("  - fps"),
+            "progress unknown: {screen}"
+        );
+    }
     a.ctl_ok(&["cancel", &job.to_string()]);
 }
 
@@ -135,11 +152,15 @@ fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
     Pane::start(name, &command, vars)
 }
 
-/// The terminal is as top found it: out of the alternate screen (tmux's
-/// `#{alternate_on}`), and `stty -a` shows canonical mode, echo and
-/// signals back on (raw mode turns them off).
-fn assert_given_back(pane: &Pane) {
+/// top exited with `status`, and the terminal is as top found it: out of
+/// the alternate screen (tmux's `#{alternate_on}`), and `stty -a` shows
+/// canonical mode, echo and signals back on (raw mode turns them off).
+fn assert_given_back(pane: &Pane, status: u8) {
     let screen = pane.shows(&["top exited", "speed"]);
+    assert!(
+        screen.contains(&format!("top exited {status}\n")),
+        "not exit status {status}:\n{screen}"
+    );
     assert!(
         !pane.alternate_on(),
         "still in the alternate screen:\n{screen}"
@@ -175,7 +196,7 @@ fn top_pid(socket: &std::path::Path) -> i32 {
 /// no job selected, `?` shows the help, `Enter` a job's detail, `r` really
 /// retries a failed job (it succeeds once its input is fixed), `p`/`P`
 /// pause and resume the selected job; and the terminal is given back on
-/// `q`, Ctrl-C and SIGTERM.
+/// `q` and Ctrl-C (exit status 0) and SIGTERM (143).
 #[test]
 fn top_keys_act_and_the_terminal_is_given_back() {
     let env = Env::new();
@@ -233,12 +254,12 @@ fn top_keys_act_and_the_terminal_is_given_back() {
     env.ctl_ok(&["resume"]);
 
     pane.keys(&["q"]);
-    assert_given_back(&pane);
+    assert_given_back(&pane, 0);
 
     let pane = top_in_shell(&env, "vidvar-top-ctrl-c", &[]);
     pane.shows(&["q quit"]);
     pane.keys(&["C-c"]);
-    assert_given_back(&pane);
+    assert_given_back(&pane, 0);
 
     let pane = top_in_shell(&env, "vidvar-top-sigterm", &[]);
     pane.shows(&["q quit"]);
@@ -247,7 +268,8 @@ fn top_keys_act_and_the_terminal_is_given_back() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert_given_back(&pane);
+    // As a shell reports a process SIGTERM killed: 128 + 15.
+    assert_given_back(&pane, 143);
 }
 
 /// Whether `screen` (captured with `capture-pane -e`) sets a colour: an
