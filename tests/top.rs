@@ -93,13 +93,17 @@ fn top_shows_the_work_and_its_keys_act() {
 /// On a shared queue (two real nodes on one private PostgreSQL cluster),
 /// top on a node shows every live node's running variations and slots,
 /// its own running variations with its name and their progress, and the
-/// other node's with that node's name, their progress unknown ("-").
+/// other node's with that node's name, their progress unknown ("-");
+/// nobody, in the socket group, sees root's running work on either node
+/// only as counts.
 #[test]
 fn top_shows_every_node_of_a_shared_queue() {
+    common::users::require_root("it acts as a second user");
     let pg = Cluster::start();
     let url = pg.url();
     let node = |name: &str, slots: &str| {
         let env = Env::new();
+        open_to_nobody(&env);
         let daemon = env.start(&[
             "--database-url",
             &url,
@@ -107,6 +111,8 @@ fn top_shows_every_node_of_a_shared_queue() {
             name,
             "--max-parallel",
             slots,
+            "--socket-group",
+            GROUP,
         ]);
         (env, daemon)
     };
@@ -138,6 +144,17 @@ fn top_shows_every_node_of_a_shared_queue() {
             "progress unknown: {screen}"
         );
     }
+
+    let theirs = Pane::sized(
+        "vidvar-top-nodes-nobody",
+        &as_nobody(&command),
+        &[],
+        (120, 30),
+    );
+    let screen = theirs.shows(&["nodes: node-a 2/2, node-b 1/1", "your jobs"]);
+    assert!(screen.contains("jobs: running 1"), "counted: {screen}");
+    assert!(!screen.contains("long.mp4"), "root's input shown: {screen}");
+    assert!(!screen.contains(" on node-"), "root's variations: {screen}");
     a.ctl_ok(&["cancel", &job.to_string()]);
 }
 
@@ -307,22 +324,33 @@ fn no_color_turns_colour_off() {
     );
 }
 
+/// The socket group that nobody joins in [`as_nobody`].
+const GROUP: &str = "4242";
+
+/// `program` (a shell command) as nobody, also in [`GROUP`].
+fn as_nobody(program: &str) -> String {
+    format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}")
+}
+
+/// Let nobody reach `env`'s socket (its directory open to all): start the
+/// daemon with `--socket-group` [`GROUP`].
+fn open_to_nobody(env: &Env) {
+    std::fs::set_permissions(
+        env.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
 /// nobody, in the socket group, sees in top and in `stats --json` only
 /// their own job's name and label; root's running and failed work shows
 /// only in the daemon-wide figures (slots, jobs by state).
 #[test]
 fn a_user_sees_only_their_own_work_in_top_and_stats() {
     common::users::require_root("it acts as a second user");
-    const GROUP: &str = "4242";
     let env = Env::new();
-    std::fs::set_permissions(
-        env.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    open_to_nobody(&env);
     let _daemon = env.start(&["--socket-group", GROUP, "--max-parallel", "1"]);
-    let as_nobody =
-        |program: &str| format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}");
     let out = env.out_dir();
     let broken = env.path("roots-broken.mp4");
     std::fs::write(&broken, b"not a video").unwrap();
