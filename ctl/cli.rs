@@ -79,7 +79,8 @@ fn state(text: &str) -> Result<JobState, String> {
          value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
-         and {} bytes per path, refused before it is sent.",
+         and {} bytes per path, refused before it is sent; 128 + N top ended by signal N \
+         (SIGTERM, SIGINT or SIGHUP: 143, 130, 129), the terminal given back first.",
         vidvar::proto::MAX_INPUTS,
         vidvar::proto::MAX_PATH_BYTES
     )
@@ -236,7 +237,8 @@ pub enum Command {
     ///
     /// The daemon's slots (on a shared queue, every live node's running
     /// variations and slots), queue depth and throughput, the running
-    /// variations with their node, progress, speed and ETA, your jobs
+    /// variations with their node, progress, speed and ETA (another node's
+    /// with "-": only the node that runs one knows them), your jobs
     /// (everyone's as root or the daemon's user) by priority, those that
     /// ended lately with their worst SSIM, and recent failures; pushed by
     /// the daemon as they change. Keys: arrows or j/k select a job, Enter

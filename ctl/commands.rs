@@ -22,6 +22,10 @@ pub enum Failure {
     Refused(String),
     /// The job ended without producing every variation.
     JobNotSucceeded,
+    /// Ended by this signal (`top` on SIGTERM, SIGINT, SIGHUP), after
+    /// cleaning up: exit status 128 + its number, as a shell reports a
+    /// process the signal killed.
+    Signalled(i32),
 }
 
 impl From<ClientError> for Failure {

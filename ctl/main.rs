@@ -48,6 +48,9 @@ const EXIT_NOT_FOUND: u8 = 4;
 /// values, shutting down, protocol mismatch) or before it was sent (a
 /// non-UTF-8 path, a submission over the size limits).
 const EXIT_REFUSED: u8 = 5;
+/// Exit status of `top` ended by a signal: this plus the signal's number
+/// (143 for SIGTERM), as a shell reports a process the signal killed.
+const EXIT_SIGNALLED: u8 = 128;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -83,6 +86,7 @@ async fn main() -> ExitCode {
                 Failure::Local(message) => (Some(message), EXIT_FAILURE),
                 Failure::Refused(message) => (Some(message), EXIT_REFUSED),
                 Failure::JobNotSucceeded => (None, EXIT_FAILURE),
+                Failure::Signalled(number) => (None, EXIT_SIGNALLED + number as u8),
             };
             if let Some(message) = message {
                 if json {

@@ -1,6 +1,7 @@
 //! `vidvarctl top`: a full-screen dashboard (ratatui on crossterm) fed by
 //! the daemon's push stream ([`Request::Top`]): the daemon's slots (every
-//! live node's on a shared queue), queue depth and throughput, the running variations, the jobs the user may
+//! live node's on a shared queue), queue depth and throughput, the running
+//! variations (other nodes' too, their progress unknown), the jobs the user may
 //! see (queued and running by priority, then those that ended lately),
 //! recent failures. Keys act through a second connection with the CLI's
 //! own requests, so permissions are exactly the CLI's. Owns the terminal
@@ -35,8 +36,8 @@ enum Input {
     Gone(ClientError),
     Key(KeyEvent),
     Resize,
-    /// SIGTERM, SIGINT or SIGHUP.
-    Signal,
+    /// SIGTERM, SIGINT or SIGHUP, by number.
+    Signal(i32),
 }
 
 /// The terminal as `top` found it comes back when this is dropped.
@@ -102,8 +103,9 @@ impl State {
 
 /// Run the dashboard: frames from `stream`, actions over `actions`.
 ///
-/// Errors: the daemon went away ([`Failure::Client`]), or the terminal
-/// cannot be used ([`Failure::Local`]).
+/// Errors: the daemon went away ([`Failure::Client`]), the terminal
+/// cannot be used ([`Failure::Local`]), or a signal ended it
+/// ([`Failure::Signalled`], the terminal given back first).
 pub async fn top(mut stream: Client, mut actions: Client) -> Result<(), Failure> {
     stream.send(&Request::Top).await?;
     let first = match stream.next().await? {
@@ -139,17 +141,14 @@ pub async fn top(mut stream: Client, mut actions: Client) -> Result<(), Failure>
             }
         }
     });
-    for kind in [
-        tokio::signal::unix::SignalKind::terminate(),
-        tokio::signal::unix::SignalKind::interrupt(),
-        tokio::signal::unix::SignalKind::hangup(),
-    ] {
+    for number in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         let signals = tx.clone();
+        let kind = tokio::signal::unix::SignalKind::from_raw(number);
         let mut signal = tokio::signal::unix::signal(kind)
             .map_err(|e| Failure::Local(format!("cannot watch signals: {e}")))?;
         tokio::spawn(async move {
             signal.recv().await;
-            let _ = signals.send(Input::Signal);
+            let _ = signals.send(Input::Signal(number));
         });
     }
     drop(tx);
@@ -201,7 +200,7 @@ pub async fn top(mut stream: Client, mut actions: Client) -> Result<(), Failure>
             }
             Input::Gone(err) => break Err(Failure::Local(format!("the daemon went away: {err}"))),
             Input::Resize => terminal.autoresize().map_err(local)?,
-            Input::Signal => break Ok(()),
+            Input::Signal(number) => break Err(Failure::Signalled(number)),
             Input::Key(key) => {
                 if quits(&key) {
                     break Ok(());
@@ -340,18 +339,13 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
         .running
         .iter()
         .map(|r| {
-            let filled = ((r.percent / 100.0) * bar_width as f64).round() as usize;
-            let bar = format!(
-                "[{}{}]",
-                "#".repeat(filled.min(bar_width)),
-                ".".repeat(bar_width - filled.min(bar_width))
-            );
             ListItem::new(format!(
-                "{:>5} {:<16} #{:<3} {bar} {:>4} {:>5} fps {:>6} {}{}",
+                "{:>5} {:<16} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
                 r.job,
                 truncate(&escape(file_name(&r.input)), 16),
                 r.index,
-                percent(r.percent),
+                bar(r.percent, bar_width),
+                r.percent.map_or("-".into(), percent),
                 r.fps.map_or("-".into(), |f| format!("{f:.0}")),
                 r.speed.map_or("-".into(), |s| format!("{s:.2}x")),
                 eta(r.eta_secs),
@@ -432,6 +426,16 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     } else if state.help {
         popup(f, area, " keys ", HELP);
     }
+}
+
+/// A progress bar `width` characters inside its brackets: `[###...]`;
+/// blank when the progress is unknown (another node's variation).
+fn bar(percent: Option<f64>, width: usize) -> String {
+    let Some(percent) = percent else {
+        return format!("[{}]", " ".repeat(width));
+    };
+    let filled = (((percent / 100.0) * width as f64).round() as usize).min(width);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
 }
 
 /// On a shared queue, every live node's running variations and slots:

@@ -3,10 +3,12 @@
 //! running variation, the queued job's label, the failed input and its
 //! reason, the slots), and keys that act: `c` really cancels the selected
 //! job, `q` quits; when the daemon goes away, top exits 1 saying so. On a
-//! shared queue it shows every node. Every key acts as the CLI does
+//! shared queue it shows every node and every node's running variations.
+//! Every key acts as the CLI does
 //! (`p`/`P` on the daemon and on a job, `?`, `Enter`, `r` really retries),
 //! the terminal is given back (out of the alternate screen, `stty` cooked
-//! with echo) on `q`, Ctrl-C and SIGTERM, and `NO_COLOR` leaves no colour.
+//! with echo) on `q`, Ctrl-C and SIGTERM (exit status 143), and `NO_COLOR`
+//! leaves no colour.
 //! A second user (nobody) sees only their own jobs in top and `stats`.
 
 mod common;
@@ -90,13 +92,18 @@ fn top_shows_the_work_and_its_keys_act() {
 
 /// On a shared queue (two real nodes on one private PostgreSQL cluster),
 /// top on a node shows every live node's running variations and slots,
-/// and its own running variations with its name.
+/// its own running variations with its name and their progress, and the
+/// other node's with that node's name, their progress unknown ("-");
+/// nobody, in the socket group, sees root's running work on either node
+/// only as counts.
 #[test]
 fn top_shows_every_node_of_a_shared_queue() {
+    common::users::require_root("it acts as a second user");
     let pg = Cluster::start();
     let url = pg.url();
     let node = |name: &str, slots: &str| {
         let env = Env::new();
+        open_to_nobody(&env);
         let daemon = env.start(&[
             "--database-url",
             &url,
@@ -104,6 +111,8 @@ fn top_shows_every_node_of_a_shared_queue() {
             name,
             "--max-parallel",
             slots,
+            "--socket-group",
+            GROUP,
         ]);
         (env, daemon)
     };
@@ -116,11 +125,36 @@ fn top_shows_every_node_of_a_shared_queue() {
 
     let command = format!("{VIDVARCTL} --socket {} top", s(&b.socket()));
     let pane = Pane::sized("vidvar-top-nodes", &command, &[], (120, 30));
-    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b"]);
+    let screen = pane.shows(&["nodes: node-a 2/2, node-b 1/1", "on node-b", "on node-a"]);
     assert!(screen.contains("node node-b  slots 1/1"), "{screen}");
-    let running: Vec<&str> = screen.lines().filter(|l| l.contains(" on node-")).collect();
-    assert_eq!(running.len(), 1, "node-b's own: {screen}");
-    assert!(running[0].contains(&format!("{job} ")), "{screen}");
+    let on = |node: &str| -> Vec<&str> {
+        let tail = format!(" on {node}");
+        screen.lines().filter(|l| l.contains(&tail)).collect()
+    };
+    let own = on("node-b");
+    assert_eq!(own.len(), 1, "node-b's own: {screen}");
+    assert!(own[0].contains(&format!("{job} long.mp4")), "{screen}");
+    assert!(own[0].contains('%'), "its progress: {screen}");
+    let theirs = on("node-a");
+    assert_eq!(theirs.len(), 2, "node-a's, from the queue: {screen}");
+    for line in theirs {
+        assert!(line.contains(&format!("{job} long.mp4")), "{screen}");
+        assert!(
+            !line.contains('%') && line.contains("  - fps"),
+            "progress unknown: {screen}"
+        );
+    }
+
+    let theirs = Pane::sized(
+        "vidvar-top-nodes-nobody",
+        &as_nobody(&command),
+        &[],
+        (120, 30),
+    );
+    let screen = theirs.shows(&["nodes: node-a 2/2, node-b 1/1", "your jobs"]);
+    assert!(screen.contains("jobs: running 1"), "counted: {screen}");
+    assert!(!screen.contains("long.mp4"), "root's input shown: {screen}");
+    assert!(!screen.contains(" on node-"), "root's variations: {screen}");
     a.ctl_ok(&["cancel", &job.to_string()]);
 }
 
@@ -135,11 +169,15 @@ fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
     Pane::start(name, &command, vars)
 }
 
-/// The terminal is as top found it: out of the alternate screen (tmux's
-/// `#{alternate_on}`), and `stty -a` shows canonical mode, echo and
-/// signals back on (raw mode turns them off).
-fn assert_given_back(pane: &Pane) {
+/// top exited with `status`, and the terminal is as top found it: out of
+/// the alternate screen (tmux's `#{alternate_on}`), and `stty -a` shows
+/// canonical mode, echo and signals back on (raw mode turns them off).
+fn assert_given_back(pane: &Pane, status: u8) {
     let screen = pane.shows(&["top exited", "speed"]);
+    assert!(
+        screen.contains(&format!("top exited {status}\n")),
+        "not exit status {status}:\n{screen}"
+    );
     assert!(
         !pane.alternate_on(),
         "still in the alternate screen:\n{screen}"
@@ -175,7 +213,7 @@ fn top_pid(socket: &std::path::Path) -> i32 {
 /// no job selected, `?` shows the help, `Enter` a job's detail, `r` really
 /// retries a failed job (it succeeds once its input is fixed), `p`/`P`
 /// pause and resume the selected job; and the terminal is given back on
-/// `q`, Ctrl-C and SIGTERM.
+/// `q` and Ctrl-C (exit status 0) and SIGTERM (143).
 #[test]
 fn top_keys_act_and_the_terminal_is_given_back() {
     let env = Env::new();
@@ -233,12 +271,12 @@ fn top_keys_act_and_the_terminal_is_given_back() {
     env.ctl_ok(&["resume"]);
 
     pane.keys(&["q"]);
-    assert_given_back(&pane);
+    assert_given_back(&pane, 0);
 
     let pane = top_in_shell(&env, "vidvar-top-ctrl-c", &[]);
     pane.shows(&["q quit"]);
     pane.keys(&["C-c"]);
-    assert_given_back(&pane);
+    assert_given_back(&pane, 0);
 
     let pane = top_in_shell(&env, "vidvar-top-sigterm", &[]);
     pane.shows(&["q quit"]);
@@ -247,7 +285,8 @@ fn top_keys_act_and_the_terminal_is_given_back() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert_given_back(&pane);
+    // As a shell reports a process SIGTERM killed: 128 + 15.
+    assert_given_back(&pane, 143);
 }
 
 /// Whether `screen` (captured with `capture-pane -e`) sets a colour: an
@@ -285,22 +324,33 @@ fn no_color_turns_colour_off() {
     );
 }
 
+/// The socket group that nobody joins in [`as_nobody`].
+const GROUP: &str = "4242";
+
+/// `program` (a shell command) as nobody, also in [`GROUP`].
+fn as_nobody(program: &str) -> String {
+    format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}")
+}
+
+/// Let nobody reach `env`'s socket (its directory open to all): start the
+/// daemon with `--socket-group` [`GROUP`].
+fn open_to_nobody(env: &Env) {
+    std::fs::set_permissions(
+        env.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
 /// nobody, in the socket group, sees in top and in `stats --json` only
 /// their own job's name and label; root's running and failed work shows
 /// only in the daemon-wide figures (slots, jobs by state).
 #[test]
 fn a_user_sees_only_their_own_work_in_top_and_stats() {
     common::users::require_root("it acts as a second user");
-    const GROUP: &str = "4242";
     let env = Env::new();
-    std::fs::set_permissions(
-        env.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    open_to_nobody(&env);
     let _daemon = env.start(&["--socket-group", GROUP, "--max-parallel", "1"]);
-    let as_nobody =
-        |program: &str| format!("setpriv --reuid=65534 --regid=65534 --groups={GROUP} {program}");
     let out = env.out_dir();
     let broken = env.path("roots-broken.mp4");
     std::fs::write(&broken, b"not a video").unwrap();

@@ -121,13 +121,30 @@ impl Engine {
                     input: file.path.clone(),
                     index: r.index,
                     node: self.node_name().map(String::from),
-                    percent: r.percent,
+                    percent: Some(r.percent),
                     fps: r.fps,
                     speed: r.speed,
                     eta_secs: file.eta_secs,
                 }));
             }
         }
+        running.extend(
+            self.queue
+                .running_elsewhere()
+                .await?
+                .into_iter()
+                .filter(|v| self.may_access(peer, v.owner_uid))
+                .map(|v| TopRunning {
+                    job: v.job_id,
+                    input: v.input,
+                    index: v.index,
+                    node: Some(v.node),
+                    percent: None,
+                    fps: None,
+                    speed: None,
+                    eta_secs: None,
+                }),
+        );
         let (mut failures, mut finished) = (Vec::new(), Vec::new());
         let mut recent: Vec<i64> = Vec::new();
         for run in hour.iter().rev() {

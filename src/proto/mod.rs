@@ -22,7 +22,7 @@ pub use crate::folder::{AfterAction, FailedAction, FolderId, FolderSpec};
 pub use crate::job::{FileState, JobId, JobState, Quality};
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,7 +286,8 @@ pub struct TopView {
     pub last_hour: Throughput,
     /// Whether the jobs shown are everyone's.
     pub everyone: bool,
-    /// Running variations of the jobs shown, of this daemon (node).
+    /// Running variations of the jobs shown: this daemon's (node's), then
+    /// on a shared queue those other nodes hold claimed, by job.
     pub running: Vec<TopRunning>,
     /// Queued and running jobs shown, by priority (highest first), then id.
     pub open: Vec<JobSummary>,
@@ -310,12 +311,15 @@ pub struct TopRunning {
     pub job: JobId,
     pub input: PathBuf,
     pub index: u32,
-    /// The node running it, on a shared queue: the answering node, as a
-    /// node follows its own encodes' progress (other nodes' running
-    /// variations are counted in [`TopView::nodes`]).
+    /// The node running it, on a shared queue; `None` on one machine.
     pub node: Option<String>,
-    pub percent: f64,
+    /// Percent of it encoded, 0..=99 until verified. Progress, fps, speed
+    /// and ETA are known only to the node that runs it (FFmpeg's
+    /// `-progress` reports stay in its memory): `None` for another node's.
+    pub percent: Option<f64>,
+    /// Frames encoded per second (`fps`).
     pub fps: Option<f64>,
+    /// A multiple of real time (`speed`).
     pub speed: Option<f64>,
     /// Seconds left of its input, as `status` estimates them.
     pub eta_secs: Option<f64>,

@@ -132,6 +132,22 @@ pub struct NodeRow {
     pub running: u32,
 }
 
+/// A variation that another node of a shared queue encodes now, as the
+/// queue stores it: its claim's node, not its progress (that stays in the
+/// memory of the node that runs it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElsewhereRow {
+    pub job_id: JobId,
+    /// Uid of the job's owner.
+    pub owner_uid: u32,
+    /// The input as given at submit.
+    pub input: PathBuf,
+    /// 1-based index of the variation of its input.
+    pub index: u32,
+    /// The node whose claim it is.
+    pub node: String,
+}
+
 /// The next thing the scheduler should start: one job's turn (README,
 /// "Scheduling").
 #[derive(Debug, Clone, PartialEq)]
@@ -561,6 +577,12 @@ pub trait Queue: Send + Sync {
 
     /// The nodes sharing this queue; empty for a queue of one machine.
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        Ok(Vec::new())
+    }
+    /// The variations that other nodes (any but this one, up or lost)
+    /// hold claimed as running now, by job, input and index; empty for a
+    /// queue of one machine.
+    async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
         Ok(Vec::new())
     }
     /// A counter bumped whenever another node (or this one) changed the

@@ -187,6 +187,7 @@ conformance!(
     recovery::recovery_after_a_crash,
     recovery::clean_stop,
     node::daemon_pause_survives_restart,
+    node::running_elsewhere,
     folders::folders_are_their_owners,
     folders::ledger_takes_a_file_once,
     folders::ended_files_are_owed_their_action,

@@ -14,3 +14,45 @@ pub(super) async fn daemon_pause_survives_restart(mut bed: Bed) {
     bed.reopen().await;
     assert!(!bed.queue.paused().await.unwrap());
 }
+
+/// What other nodes run, as the queue stores it: on a shared queue
+/// ([`Sharing::Nodes`]) the variations another node holds claimed, each
+/// with its job, owner, input, index and node, none of this node's own,
+/// each gone once it is settled. One daemon owns an SQLite queue: nothing
+/// runs elsewhere.
+pub(super) async fn running_elsewhere(bed: Bed) {
+    let q = &*bed.queue;
+    let job = submit(q, 2, 2, 1000).await;
+    let own = leases_of_next_file(q).await;
+    assert_eq!(own.len(), 2);
+    let elsewhere = |q: Arc<dyn Queue>| async move {
+        let rows = q.running_elsewhere().await.unwrap();
+        rows.into_iter()
+            .map(|r| (r.job_id, r.owner_uid, r.input, r.index, r.node))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        elsewhere(bed.queue.clone()).await,
+        [],
+        "not this node's own"
+    );
+    if q.sharing() == Sharing::OneDaemon {
+        return;
+    }
+    let b = bed.other_node("b", LONG_LEASE).await;
+    let theirs = start_next_file(&*b).await;
+    let input = PathBuf::from("/in/1.mp4");
+    assert_eq!(
+        elsewhere(bed.queue.clone()).await,
+        [
+            (job, 1000, input.clone(), 1, "b".to_string()),
+            (job, 1000, input.clone(), 2, "b".to_string()),
+        ]
+    );
+    assert_eq!(elsewhere(b.clone()).await.len(), 2, "b sees a's");
+    ok(&*b, theirs[0].lease).await;
+    assert_eq!(
+        elsewhere(bed.queue.clone()).await,
+        [(job, 1000, input, 2, "b".to_string())]
+    );
+}

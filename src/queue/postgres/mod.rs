@@ -44,9 +44,9 @@ pub use store::{CONNECT_TIMEOUT, Database, NodeConfig, PgQueue};
 pub use url::{describe, parse_url, url_has_password};
 
 use super::{
-    Beat, Census, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted, JobFilter, JobRow,
-    Limits, NewFolder, NewJob, NodeRow, Outcome, OutputRow, Queue, Result, Sharing, TakenFile,
-    Work,
+    Beat, Census, ElsewhereRow, EndedFile, FileRow, FolderRow, Full, HookRun, Interrupted,
+    JobFilter, JobRow, Limits, NewFolder, NewJob, NodeRow, Outcome, OutputRow, Queue, Result,
+    Sharing, TakenFile, Work,
 };
 use crate::folder::{FileKey, FolderId};
 use crate::history::{Count, CounterRow, RunFigures, RunFilter, RunRow};
@@ -84,6 +84,9 @@ impl Queue for PgQueue {
     }
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
         self.tally(PgQueue::nodes(self).await)
+    }
+    async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
+        self.tally(PgQueue::running_elsewhere(self).await)
     }
     async fn leave(&self) -> Result<()> {
         self.tally(PgQueue::release_folders(self).await)?;

@@ -1,13 +1,15 @@
 //! This node in the shared queue: its row in `nodes` (registered at
 //! start, refused while a live node has its name, marked stopped when it
-//! leaves), its pause and hook flags, and the list of nodes.
+//! leaves), its pause and hook flags, the list of nodes, and what the
+//! other nodes run.
 
 use super::error::PgError;
 use super::rows::{exec, opt, rows};
 use super::schema;
 use super::store::{NodeConfig, PgQueue};
 use crate::process::ProcessIdentity;
-use crate::queue::{NodeRow, Result};
+use crate::queue::{ElsewhereRow, NodeRow, Result};
+use std::path::PathBuf;
 
 impl PgQueue {
     /// Enter this node in `nodes`. A live node of the same name (heartbeat
@@ -139,6 +141,32 @@ impl PgQueue {
                 stopped: r.get(3),
                 last_heartbeat: r.get(5),
                 running: r.get::<_, i64>(6) as u32,
+            })
+            .collect())
+    }
+
+    /// The variations other nodes hold claimed as running, by job, input
+    /// and index.
+    pub(super) async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
+        let client = self.pool.get().await?;
+        let rows = rows(
+            &client,
+            "SELECT f.job_id, j.owner_uid, f.path, v.idx, v.node
+                 FROM variations v JOIN files f ON f.id = v.file_id
+                      JOIN jobs j ON j.id = f.job_id
+                 WHERE v.state = 'running' AND v.node <> $1
+                 ORDER BY f.job_id, f.idx, v.idx",
+            &[&self.node],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ElsewhereRow {
+                job_id: r.get(0),
+                owner_uid: r.get::<_, i64>(1) as u32,
+                input: PathBuf::from(r.get::<_, String>(2)),
+                index: r.get::<_, i32>(3) as u32,
+                node: r.get(4),
             })
             .collect())
     }
