@@ -3,7 +3,8 @@
 //! `rotate=A:fillcolor=black@0,eq=brightness=B:contrast=C:saturation=S`
 //! on the same raw frames, judged by FFmpeg's `ssim` and `psnr` filters:
 //! SSIM >= 0.999 and PSNR >= 45 dB on each of Y, U and V, on lavfi testsrc2, smptehdbars,
-//! mandelbrot and a portrait clip, at 0.001, 0.01, -0.001 and -0.01 rad
+//! mandelbrot, a portrait clip and a clip the stage warps in two bands
+//! (its Y plane above 256 KiB), at 0.001, 0.01, -0.001 and -0.01 rad
 //! with the extreme eq values of the v1 ranges, at the ends of what the
 //! configuration allows (one turn each way, eq's own limits), at two
 //! large angles with middling eq values, and at FFmpeg's shortcuts (quarter
@@ -22,9 +23,12 @@ use std::process::{Command, Stdio};
 const STAGE: &str = env!("CARGO_BIN_EXE_vidvar-stage");
 const FRAMES: &str = "3";
 
-/// (name, lavfi source, size): small sizes, as the machine is shared.
-const SOURCES: [(&str, &str, &str); 5] = [
+/// (name, lavfi source, size): small sizes, as the machine is shared, and
+/// one large enough for two bands.
+const SOURCES: [(&str, &str, &str); 6] = [
     ("testsrc2", "testsrc2=r=25", "320x240"),
+    // A Y plane above the stage's band of 256 KiB: warped in two bands.
+    ("bands", "testsrc2=r=25", "720x480"),
     ("smptehdbars", "smptehdbars=r=25", "320x180"),
     ("mandelbrot", "mandelbrot=r=25", "256x192"),
     ("portrait", "testsrc2=r=25", "180x320"),

@@ -40,9 +40,11 @@ impl Blend for Avx2 {
 
 /// One span's steps and tone, broadcast once.
 struct Lanes {
-    /// `[0, 1, ..., 7] * x[1]` and `* y[1]`: each lane's step.
+    /// `[0, 1, ..., 7] * x[1]`: each lane's step of `fx` from the first.
     x: __m256i,
+    /// The same for `fy`: `[0, 1, ..., 7] * y[1]`.
     y: __m256i,
+    /// eq's contrast and offset ([`Linear`]) in every lane.
     contrast: __m256i,
     offset: __m256i,
 }

@@ -49,10 +49,10 @@ fn span(out: &mut [u8], source: &Source, tone: Linear) {
     let offset = _mm512_set1_epi32(tone.offset());
     let low16 = _mm512_set1_epi32(0xFFFF);
     let zero = _mm512_setzero_si512();
-    let step = |[first, slope]: [i32; 2], lanes| {
+    let step = |[first, slope]: [i32; 2], index| {
         _mm512_add_epi32(
             _mm512_set1_epi32(first),
-            _mm512_mullo_epi32(lanes, _mm512_set1_epi32(slope)),
+            _mm512_mullo_epi32(index, _mm512_set1_epi32(slope)),
         )
     };
     let (mut fx, mut fy) = (step(x, lanes), step(y, lanes));

@@ -6,8 +6,9 @@
 //! Owns the frame layout and the per-variation [`Warp`]; the plane
 //! geometry is [`warp`] (from libavfilter's vf_rotate.c), the sample
 //! mapping [`eq`] (vf_eq.c with gamma 1), the instruction-set levels
-//! [`simd`], the hand-written AVX2 inner loop `avx2`. Used by the `vidvar-stage` binary; the daemon itself never
-//! touches pixels. No I/O, no threads, no allocation per frame.
+//! [`simd`], the inner loops written by hand `avx2` and `avx512`. Used
+//! by the `vidvar-stage` binary; the daemon itself never touches pixels.
+//! No I/O, no threads, no allocation per frame.
 //!
 //! A raw `yuv420p` frame of [`Size`] W x H (even, at least 2x2) is
 //! W*H bytes of Y (rows of W), then (W/2)*(H/2) of U, then as many of V
@@ -114,12 +115,14 @@ impl Size {
     /// plane's rows top to bottom, then U's, then V's. One band per plane
     /// for `bytes` of a whole plane or more.
     pub fn bands(&self, bytes: usize) -> impl Iterator<Item = Band> + use<> {
+        let size = *self;
         self.planes()
             .into_iter()
             .enumerate()
             .flat_map(move |(plane, (offset, width, height))| {
                 let step = (bytes / width).clamp(1, height);
                 (0..height).step_by(step).map(move |first| Band {
+                    size,
                     plane,
                     offset: offset + first * width,
                     width,
@@ -133,6 +136,8 @@ impl Size {
 /// writes (see [`Size::bands`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Band {
+    /// The frame's size.
+    size: Size,
     /// 0 for Y, 1 for U, 2 for V.
     plane: usize,
     /// Where the band's first byte lies in a raw frame.
@@ -191,30 +196,30 @@ impl Warp {
         check_length(size, "the output", size.frame_bytes(), dst.len())?;
         for band in size.bands(usize::MAX) {
             let range = band.range();
-            self.apply_band(level, size, src, &band, &mut dst[range])?;
+            self.apply_band(level, src, &band, &mut dst[range])?;
         }
         Ok(())
     }
 
     /// Writes the rows of `band` of the warped `src` frame (a raw
-    /// `yuv420p` frame of `size`) to `dst`, [`Band::bytes`] long: what
-    /// [`Warp::apply`] writes to `band.range()` of its output.
+    /// `yuv420p` frame of the band's size, see [`Size::bands`]) to `dst`,
+    /// [`Band::bytes`] long: what [`Warp::apply`] writes to
+    /// `band.range()` of its output.
     ///
     /// Errors: [`PixelError::Length`] when `src` is not
     /// [`Size::frame_bytes`] long or `dst` not [`Band::bytes`].
     pub fn apply_band(
         &self,
         level: Level,
-        size: Size,
         src: &[u8],
         band: &Band,
         dst: &mut [u8],
     ) -> Result<(), PixelError> {
+        let size = band.size;
         check_length(size, "the input", size.frame_bytes(), src.len())?;
         check_length(size, "the output", band.bytes(), dst.len())?;
         level.run(&mut Job {
             warp: self,
-            size,
             src,
             band,
             dst,
@@ -244,7 +249,6 @@ fn check_length(
 /// One band's work, handed to the level's compiled copy of [`frame`].
 struct Job<'a> {
     warp: &'a Warp,
-    size: Size,
     src: &'a [u8],
     band: &'a Band,
     dst: &'a mut [u8],
@@ -255,7 +259,7 @@ struct Job<'a> {
 #[inline(always)]
 fn frame<B: Blend>(job: &mut Job, kernel: B) {
     let band = job.band;
-    let (offset, width, height) = job.size.planes()[band.plane];
+    let (offset, width, height) = band.size.planes()[band.plane];
     let src = Plane {
         data: &job.src[offset..offset + width * height],
         stride: width,

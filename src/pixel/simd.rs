@@ -1,8 +1,9 @@
 //! Instruction-set levels: the warp's frame loop compiled once per level
 //! and chosen at run time.
 //!
-//! Owns CPU detection and the unsafe calls into `#[target_feature]`
-//! functions. The frame body (`pixel::frame`) and everything it calls
+//! Owns CPU detection and the unsafe calls into the levels'
+//! `#[target_feature]` functions, which alone make the tokens
+//! (`Avx2::new`, `Avx512::new`) the hand-written kernels rely on. The frame body (`pixel::frame`) and everything it calls
 //! are `#[inline(always)]`, so each level below gets its own copy of the
 //! whole per-frame loop, vectorized by the compiler for that instruction
 //! set (the span loop has no gathers and no 64-bit products); AVX2 and
@@ -15,6 +16,11 @@
 
 use super::warp::Compiled;
 use super::{Job, frame};
+#[cfg(test)]
+use super::{
+    eq::Linear,
+    warp::{Blend, Source},
+};
 
 /// An instruction set the warp can run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +31,7 @@ pub enum Level {
     /// x86-64 with SSE2 named explicitly (x86-64's baseline).
     Sse2,
     /// x86-64 with SSE4.1 (its 32-bit multiply `pmulld`, which SSE2
-    /// lacks and the blend uses six times a pixel).
+    /// lacks and the blend uses five times a sample, eq's included).
     Sse41,
     /// x86-64 with AVX2, when the CPU has it.
     Avx2,
@@ -152,4 +158,23 @@ fn frame_avx512(job: &mut Job) {
 #[target_feature(enable = "neon")]
 fn frame_neon(job: &mut Job) {
     frame(job, Compiled)
+}
+
+/// The span path's inner loop of `level` alone, as [`Level::run`] would
+/// pick it (tests only: the kernels' bounds and bytes on every length).
+#[cfg(test)]
+pub(super) fn blend(level: Level, out: &mut [u8], source: &Source, tone: Linear) {
+    match level {
+        // SAFETY: each token is made only where `runs_here` found its
+        // features on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 if level.runs_here() => {
+            unsafe { super::avx2::Avx2::new() }.blend(out, source, tone)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 if level.runs_here() => {
+            unsafe { super::avx512::Avx512::new() }.blend(out, source, tone)
+        }
+        _ => Compiled.blend(out, source, tone),
+    }
 }

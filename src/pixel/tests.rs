@@ -271,32 +271,156 @@ fn detection_picks_the_best_level_this_cpu_runs() {
 
 #[test]
 fn bands_cover_the_frame_in_order_and_warp_as_the_whole_frame() {
-    let size = Size::new(322, 180).unwrap();
-    let src = noise(size.frame_bytes(), 5);
-    let e = effects(0.0073, -0.05, 1.05, 0.95);
-    let whole = run(Level::detect(), &e, size, &src);
-    // 1 byte: one row a band; 1000: three Y rows, six U or V rows; a
-    // whole plane or more: one band a plane.
-    for bytes in [1, 1000, 322 * 180, usize::MAX] {
-        let mut next = 0;
-        let mut count = 0;
-        for band in size.bands(bytes) {
-            assert_eq!(band.range().start, next, "{bytes}: bands follow each other");
-            assert!(band.bytes() <= bytes.max(322), "{bytes}: {band:?}");
-            let mut out = vec![0; band.bytes()];
-            Warp::new(&e)
-                .apply_band(Level::detect(), size, &src, &band, &mut out)
-                .unwrap();
-            assert!(out == whole[band.range()], "{bytes}: {band:?}");
-            next = band.range().end;
-            count += 1;
+    // The span path, FFmpeg's shortcuts (copy, half and quarter turns)
+    // and its per-pixel loop, at every level.
+    let cases = [
+        (322, 180, 0.0073),
+        (322, 180, 0.0),
+        (322, 180, PI),
+        (180, 180, FRAC_PI_2),
+        (322, 180, 0.5),
+    ];
+    for (w, h, angle) in cases {
+        let size = Size::new(w, h).unwrap();
+        let src = noise(size.frame_bytes(), 5);
+        let e = effects(angle, -0.05, 1.05, 0.95);
+        for level in Level::available() {
+            let whole = run(level, &e, size, &src);
+            let what = format!("{w}x{h} angle {angle} {level:?}");
+            // 1 byte: one row a band; 1000: a few rows; a whole plane or
+            // more: one band a plane.
+            for bytes in [1, 1000, w * h, usize::MAX] {
+                let mut next = 0;
+                let mut count = 0;
+                for band in size.bands(bytes) {
+                    assert_eq!(band.range().start, next, "{what} {bytes}: in order");
+                    assert!(band.bytes() <= bytes.max(w), "{what} {bytes}: {band:?}");
+                    let mut out = vec![0; band.bytes()];
+                    Warp::new(&e)
+                        .apply_band(level, &src, &band, &mut out)
+                        .unwrap();
+                    assert!(out == whole[band.range()], "{what} {bytes}: {band:?}");
+                    next = band.range().end;
+                    count += 1;
+                }
+                assert_eq!(next, size.frame_bytes(), "{what} {bytes}: the whole frame");
+                let (cw, ch) = (w / 2, h / 2);
+                let expected = match bytes {
+                    1 => h + 2 * ch,
+                    1000 => h.div_ceil(1000 / w) + 2 * ch.div_ceil(1000 / cw),
+                    _ => 3,
+                };
+                assert_eq!(count, expected, "{what} {bytes}");
+            }
         }
-        assert_eq!(next, size.frame_bytes(), "{bytes}: the whole frame");
-        let expected = match bytes {
-            1 => 180 + 90 + 90,
-            1000 => 180_usize.div_ceil(3) + 2 * 90_usize.div_ceil(6),
-            _ => 3,
-        };
-        assert_eq!(count, expected, "{bytes}");
+    }
+}
+
+/// `bytes` placed so that they end where a page that may not be touched
+/// begins: reading one byte past them faults (SIGSEGV ends the test).
+struct Guarded {
+    map: *mut libc::c_void,
+    page: usize,
+    len: usize,
+}
+
+impl Guarded {
+    fn new(bytes: &[u8]) -> Guarded {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        assert!(bytes.len() <= page);
+        // SAFETY: a fresh private anonymous mapping of two pages; the
+        // second is made inaccessible, the first written only within it.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED, "mmap");
+            let guard = map.cast::<u8>().add(page);
+            assert_eq!(libc::mprotect(guard.cast(), page, libc::PROT_NONE), 0);
+            let start = guard.sub(bytes.len());
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, bytes.len());
+            Guarded {
+                map,
+                page,
+                len: bytes.len(),
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the `len` bytes before the guard page, written in `new`,
+        // live as long as `self`.
+        unsafe {
+            let guard = self.map.cast::<u8>().add(self.page);
+            std::slice::from_raw_parts(guard.sub(self.len), self.len)
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer borrowed.
+        unsafe { libc::munmap(self.map, 2 * self.page) };
+    }
+}
+
+#[test]
+fn every_kernel_stays_inside_its_span_and_matches_the_portable_one() {
+    // Every span length around the vector widths, fractions at both ends
+    // of their range and steep slopes, eq's formula at its ends; the
+    // source rows end at an inaccessible page (an unmasked read past them
+    // faults) and the output sits between canaries.
+    const CANARY: u8 = 0xA5;
+    let tones: Vec<eq::Linear> = [
+        Tone::luma(1.05, -0.05),
+        Tone::luma(7.89, 1.0),
+        Tone::chroma(0.0),
+    ]
+    .into_iter()
+    .map(|t| match t {
+        Tone::Linear(l) => l,
+        Tone::Table(_) => unreachable!("formula tones"),
+    })
+    .collect();
+    for n in 0..=48usize {
+        let steps = (n.max(2) - 1) as i32;
+        let fractions = [
+            [0, 0],
+            [65535, 0],
+            [65535, -(65535 / steps)],
+            [0, 65535 / steps],
+        ];
+        let top = Guarded::new(&noise(n + 1, n as u64));
+        let bottom = Guarded::new(&noise(n + 1, 1000 + n as u64));
+        for x in fractions {
+            for y in fractions {
+                let source = warp::Source {
+                    top: top.bytes(),
+                    bottom: bottom.bytes(),
+                    x,
+                    y,
+                };
+                for &tone in &tones {
+                    let mut want = vec![0; n];
+                    warp::blend(&mut want, &source, tone);
+                    for level in Level::available() {
+                        let mut out = vec![CANARY; n + 64];
+                        simd::blend(level, &mut out[32..32 + n], &source, tone);
+                        let what = format!("{level:?} n {n} x {x:?} y {y:?} {tone:?}");
+                        assert!(out[32..32 + n] == want[..], "{what}");
+                        assert!(
+                            out[..32].iter().chain(&out[32 + n..]).all(|&b| b == CANARY),
+                            "{what}: wrote outside its span"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@
 //! is cut into spans in which the two source rows and the source column
 //! offset stay fixed and both fractions change linearly, so the inner
 //! loop reads contiguous slices and vectorizes (see [`super::simd`],
-//! which compiles these bodies once per instruction set, and [`Blend`],
+//! which compiles these bodies once per instruction set, and `Blend`,
 //! the inner loop an instruction set may write by hand). Nothing here
 //! does I/O or allocates.
 

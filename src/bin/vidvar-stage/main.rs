@@ -8,9 +8,9 @@
 //! Why a binary of its own rather than a hidden mode of vidvard: the
 //! stage needs none of the daemon (no runtime, configuration, queue,
 //! socket or logging set-up), so its image and resident set stay small
-//! (8.5 MiB peak at 1080p with five outputs, `benches/warp_bench.rs`:
-//! the binary, one frame and one band buffer), its whole interface is its
-//! argv, and a stage process can never be mistaken for, or turn into, a
+//! (its peak at 1080p with five outputs is in README's Performance,
+//! from `benches/warp_bench.rs`: the binary, one frame and one band
+//! buffer), its whole interface is its argv, and a stage process can never be mistaken for, or turn into, a
 //! daemon start. It is
 //! a helper, not a command: installed as /usr/lib/vidvar/vidvar-stage
 //! (the .deb, README's "From source") and started by that path, never
@@ -290,7 +290,7 @@ fn run() -> anyhow::Result<()> {
             let warped = &mut warped[..band.bytes()];
             outputs.retain_mut(|o| {
                 o.warp
-                    .apply_band(level, args.size, &frame, &band, warped)
+                    .apply_band(level, &frame, &band, warped)
                     .expect("the frame is frame_bytes long, the band's buffer its bytes");
                 match o.file.write_all(warped) {
                     Ok(()) => true,
