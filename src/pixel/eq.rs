@@ -38,11 +38,13 @@ impl Linear {
     pub const IDENTITY: Linear = Linear { c: 4096, b: 0 };
 
     /// The contrast in 1/4096 steps, |c| < 32359 (7.9 * 4096).
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn contrast(self) -> i32 {
         self.c
     }
 
     /// The offset in sample levels, -1140 < b < 1400.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn offset(self) -> i32 {
         self.b
     }
@@ -53,7 +55,8 @@ pub(crate) trait Apply: Copy {
     fn apply(self, v: u32) -> u8;
 
     /// The formula when this tone is one, for kernels that compute it
-    /// in vector lanes; `None` for the table.
+    /// in vector lanes (x86-64's); `None` for the table.
+    #[cfg(target_arch = "x86_64")]
     fn linear(self) -> Option<Linear>;
 }
 
@@ -63,6 +66,7 @@ impl Apply for Linear {
         (((v as i32 * self.c) >> 12) + self.b).clamp(0, 255) as u8
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn linear(self) -> Option<Linear> {
         Some(self)
@@ -75,6 +79,7 @@ impl Apply for &[u8; 256] {
         self[(v & 255) as usize]
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     fn linear(self) -> Option<Linear> {
         None
