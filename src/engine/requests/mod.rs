@@ -8,7 +8,7 @@
 //! `cancel` (cancel and retry), `prune` (finished records removed, on
 //! request and by the retention period) and `node` (ping and the nodes);
 //! `error` holds [`ApiError`]. Here is only the rule every request about
-//! one job goes through: [`Engine::visible_job`].
+//! one job goes through: `Engine::visible_job`.
 
 mod cancel;
 mod error;
