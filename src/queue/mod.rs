@@ -9,333 +9,36 @@
 //! recovery, node, folders, rows, schema, store, error), checked on each by the
 //! conformance suite (`tests/queue_conformance/`); [`Sharing`] names
 //! where they differ by design.
+//!
+//! The types that cross the boundary have files of their own: `records`
+//! (a new job and the limits it must fit in, the rows reads return, the
+//! census), `work` (claimed work, how it ends, what a heartbeat reports,
+//! what a stop interrupted, the hooks owed), `folders` (watch folders and
+//! the files they take) and `error` ([`QueueError`]); here are the
+//! [`Queue`] trait itself and [`Sharing`].
 
 mod backend;
+mod error;
+mod folders;
 pub mod postgres;
+mod records;
 pub mod sqlite;
+mod work;
 
 pub use backend::{Backend, OpenError, open};
+pub use error::{QueueError, Result};
+pub use folders::{EndedFile, FolderRow, NewFolder, TakenFile};
+pub use records::{
+    Census, ElsewhereRow, FileRow, Full, JobFilter, JobRow, Limits, NewJob, NodeRow, OutputRow,
+};
+pub use work::{Beat, HookRun, Interrupted, Outcome, Place, VariationWork, Work};
 
 pub use crate::job::Lease;
 
-use crate::effects::Effects;
-use crate::folder::{FileKey, FolderId, FolderSpec};
-use crate::history::{Count, CounterRow, RunFigures, RunFilter, RunOutcome, RunRow};
-use crate::job::{Credentials, FileIdentity, FileState, JobId, JobState, Media, Quality, Vetted};
+use crate::folder::{FileKey, FolderId};
+use crate::history::{Count, CounterRow, RunFigures, RunFilter, RunRow};
+use crate::job::{FileIdentity, JobId, JobState, Media};
 use crate::process::ProcessIdentity;
-use std::path::PathBuf;
-
-/// A job to insert: inputs and, per input, the effects of its variations.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub seed: u64,
-    /// The output directory as given, and as vetted.
-    pub output_dir: (PathBuf, Vetted),
-    /// Variations per input; every `effects` list has this length.
-    pub variations: u32,
-    /// Each input as given, as vetted, and its variations' effects.
-    pub inputs: Vec<(PathBuf, Vetted, Vec<Effects>)>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// The submitting client.
-    pub owner: Credentials,
-    /// Higher is claimed first; see [`crate::proto::PRIORITIES`].
-    pub priority: i32,
-    /// The job's labels, sorted, without duplicates.
-    pub labels: Vec<String>,
-}
-
-/// A job row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    pub id: JobId,
-    pub state: JobState,
-    pub variations: u32,
-    pub seed: u64,
-    pub output_dir: PathBuf,
-    pub created_at: i64,
-    /// Number of input files.
-    pub inputs: u32,
-    /// Its files' stored progress by [`crate::job::job_progress`], percent.
-    pub progress: f64,
-    /// Uid of the submitting client.
-    pub owner_uid: u32,
-    /// Higher is claimed first.
-    pub priority: i32,
-    /// Paused by its owner: none of its work is claimed.
-    pub paused: bool,
-    /// Sorted.
-    pub labels: Vec<String>,
-}
-
-/// Which jobs [`Queue::jobs`] returns: those matching every field that is
-/// set, by id ascending, at most `limit` of them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JobFilter {
-    /// Only this owner's jobs; `None` for everyone's.
-    pub owner: Option<u32>,
-    /// Only jobs in this state.
-    pub state: Option<JobState>,
-    /// Only jobs carrying this label.
-    pub label: Option<String>,
-    /// Only jobs with a larger id (0: from the first).
-    pub after: JobId,
-    /// At most this many.
-    pub limit: u32,
-}
-
-/// An input file row, with its count of verified variations.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileRow {
-    pub id: i64,
-    pub job_id: JobId,
-    pub idx: u32,
-    pub path: PathBuf,
-    pub state: FileState,
-    pub duration_us: Option<u64>,
-    /// Stored progress, percent.
-    pub progress: f64,
-    pub done_variations: u32,
-    pub error: Option<String>,
-    /// Nodes that ran or run its variations (shared queue only).
-    pub nodes: Vec<String>,
-}
-
-/// A verified output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputRow {
-    pub path: PathBuf,
-    pub size: u64,
-    pub input: PathBuf,
-    pub index: u32,
-    pub effects: Effects,
-    /// The node that made it; `None` on a queue of one machine.
-    pub node: Option<String>,
-    /// The quality check's figures; `None` when the check was off.
-    pub quality: Option<Quality>,
-}
-
-/// A node of a shared queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeRow {
-    pub name: String,
-    pub host: String,
-    /// Its `max_parallel` when it started.
-    pub slots: u32,
-    /// Heartbeat within the lease time and not stopped.
-    pub up: bool,
-    /// Stopped cleanly.
-    pub stopped: bool,
-    /// Unix seconds.
-    pub last_heartbeat: i64,
-    /// Variations it runs now.
-    pub running: u32,
-}
-
-/// A variation that another node of a shared queue encodes now, as the
-/// queue stores it: its claim's node, not its progress (that stays in the
-/// memory of the node that runs it).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ElsewhereRow {
-    pub job_id: JobId,
-    /// Uid of the job's owner.
-    pub owner_uid: u32,
-    /// The input as given at submit.
-    pub input: PathBuf,
-    /// 1-based index of the variation of its input.
-    pub index: u32,
-    /// The node whose claim it is.
-    pub node: String,
-}
-
-/// The next thing the scheduler should start: one job's turn (README,
-/// "Scheduling").
-#[derive(Debug, Clone, PartialEq)]
-pub enum Work {
-    /// The file has not been probed yet.
-    Probe {
-        job_id: JobId,
-        /// The claim; its id is the file's.
-        lease: Lease,
-        /// As given at submit, for messages.
-        path: PathBuf,
-        input: Place,
-        owner: Credentials,
-    },
-    /// Queued variations of one probed file: never empty, all of the same
-    /// job and file (`job_id`, `file_id`), at most the `slots` asked for,
-    /// by index ascending. Each is claimed on its own ([`VariationWork::lease`])
-    /// and holds one slot.
-    Encode(Vec<VariationWork>),
-}
-
-/// Where a vetted file is and which file it must be: its real path and
-/// identity, or for a job of an older version (no identity stored) the
-/// path as given, vetted again when used.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Place {
-    pub path: PathBuf,
-    pub identity: Option<FileIdentity>,
-}
-
-/// Everything needed to encode one variation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VariationWork {
-    pub job_id: JobId,
-    pub file_id: i64,
-    /// The claim; its id is the variation's.
-    pub lease: Lease,
-    /// 1-based.
-    pub index: u32,
-    /// Variations per input in the job: output numbers are padded to its
-    /// width.
-    pub variations: u32,
-    /// The input as given at submit: it names the outputs.
-    pub input: PathBuf,
-    /// The input as vetted.
-    pub input_place: Place,
-    /// The output directory as vetted.
-    pub output_dir: Place,
-    /// What the input's probe found.
-    pub media: Media,
-    pub effects: Effects,
-    /// The job's owner, as whom FFmpeg runs in system mode.
-    pub owner: Credentials,
-    /// What an earlier claim that was lost (its node died or stopped
-    /// renewing) may have left: settled before this claim encodes.
-    pub previous: Option<Box<Interrupted>>,
-}
-
-/// How a variation ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Succeeded {
-        output: PathBuf,
-        size: u64,
-        /// The quality check's figures; `None` when the check is off.
-        quality: Option<Quality>,
-    },
-    Failed {
-        error: String,
-    },
-    Cancelled,
-    /// Stopped to be claimed again later (`pause --stop`): the variation is
-    /// queued again, or cancelled if its job was cancelled meanwhile.
-    Requeued,
-}
-
-impl Outcome {
-    /// How the history spells this outcome, and the lowest SSIM of a
-    /// checked output.
-    pub fn run_outcome(&self) -> (RunOutcome, Option<f64>) {
-        match self {
-            Outcome::Succeeded { quality, .. } => {
-                (RunOutcome::Succeeded, quality.map(|q| q.ssim_min))
-            }
-            Outcome::Failed { .. } => (RunOutcome::Failed, None),
-            Outcome::Cancelled => (RunOutcome::Cancelled, None),
-            Outcome::Requeued => (RunOutcome::Requeued, None),
-        }
-    }
-}
-
-/// What a node reports every heartbeat.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Beat {
-    /// The claims of the variations it encodes.
-    pub variations: Vec<Lease>,
-    /// The claims of the files it probes.
-    pub probes: Vec<Lease>,
-    /// Progress of running files: `(file, sum of its running variations'
-    /// percents)`.
-    pub progress: Vec<(i64, f64)>,
-    /// Its `max_parallel` now.
-    pub slots: u32,
-}
-
-/// A completion hook owed to a job that became final, claimed by this
-/// daemon (node) to run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookRun {
-    pub job_id: JobId,
-    /// As whom the hook runs when the daemon is root.
-    pub owner: Credentials,
-    /// Unix seconds when it was claimed, then when its program was
-    /// started ([`Queue::starting_hook`]): its timeout counts from there.
-    pub started_at: i64,
-    /// Its process, once spawned; a run handed back
-    /// ([`Queue::hooks_left_running`], [`Queue::adopt_hooks`]) always has
-    /// one, on this machine and its current boot.
-    pub process: Option<ProcessIdentity>,
-}
-
-/// A variation that was running when the daemon last stopped.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interrupted {
-    /// The claim that was interrupted.
-    pub lease: Lease,
-    /// The name of its temporary file in the output directory.
-    pub temp_path: Option<PathBuf>,
-    /// The job's output directory as vetted.
-    pub output_dir: Place,
-    /// The temporary file's identity, once it was created.
-    pub temp_identity: Option<FileIdentity>,
-    /// FFmpeg's identity, when it had been spawned.
-    pub process: Option<ProcessIdentity>,
-}
-
-/// A watch folder to store.
-#[derive(Debug, Clone)]
-pub struct NewFolder {
-    /// As set up, its directories by their real paths (as vetted).
-    pub spec: FolderSpec,
-    /// The client that added it: its jobs are this user's.
-    pub owner: Credentials,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
-/// A stored watch folder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FolderRow {
-    pub id: FolderId,
-    pub spec: FolderSpec,
-    pub owner: Credentials,
-    /// Paused by its owner: not scanned, nothing taken.
-    pub paused: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// The node that scans it now (shared queue only).
-    pub node: Option<String>,
-    /// Files taken from it so far (ledger entries with a job).
-    pub taken: u64,
-}
-
-/// A file a folder takes: which file ([`FileKey`]) and where it was found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TakenFile {
-    pub folder: FolderId,
-    pub key: FileKey,
-    /// Its real path when it was taken.
-    pub path: PathBuf,
-}
-
-/// A taken file whose job ended, its after-action not yet done.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndedFile {
-    pub file: TakenFile,
-    /// How its job ended; `None` when the job's record was pruned first.
-    pub state: Option<JobState>,
-}
-
-/// The queue's depth ([`Queue::census`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Census {
-    /// Jobs by state; states without jobs are left out.
-    pub jobs: Vec<(JobState, u64)>,
-    pub variations_queued: u64,
-    pub variations_running: u64,
-}
 
 /// Unix time now, in seconds: what the queue's times are counted in.
 pub fn unix_now() -> i64 {
@@ -343,45 +46,6 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
-
-/// What a new job must fit in: checked and inserted in one step, so that
-/// concurrent submissions cannot pass a limit together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Most jobs queued or running at once.
-    pub max_jobs: u64,
-    /// Most variations queued or running for the job's owner; `None` for
-    /// no limit.
-    pub max_owner_variations: Option<u64>,
-}
-
-/// Which limit a new job would pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Full {
-    /// `pending` jobs are queued or running already.
-    Jobs { pending: u64 },
-    /// The owner has `pending` variations queued or running and asks for
-    /// `asked` more.
-    Owner { pending: u64, asked: u64 },
-}
-
-/// Why a queue operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The backend failed (a database error, I/O); the source says how.
-    #[error(transparent)]
-    Backend(Box<dyn std::error::Error + Send + Sync>),
-    /// The queue has shut down and takes no more calls.
-    #[error("the job queue has shut down")]
-    Closed,
-    /// The database of a shared queue cannot be reached now (down,
-    /// restarting, cut off); the call may succeed later.
-    #[error("the job queue's database cannot be reached: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// The result of a queue operation.
-pub type Result<T> = std::result::Result<T, QueueError>;
 
 /// Who shares a backend: the one documented difference between backends.
 /// Every other rule of [`Queue`] holds on each alike; where a rule depends

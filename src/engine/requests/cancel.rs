@@ -1,0 +1,124 @@
+//! Cancel and retry: a job's state changed in the queue, and its running
+//! variations stopped (also for `pause --stop`, which queues them again)
+//! until their FFmpeg processes are gone and their outcomes recorded.
+
+use super::ApiError;
+use crate::engine::Engine;
+use crate::job::Credentials;
+use crate::proto::{JobDetail, JobId};
+
+impl Engine {
+    /// Cancel a job and wait until its FFmpeg processes are gone and their
+    /// temporary files removed. A job already final is returned unchanged.
+    pub async fn cancel(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
+        self.visible_job(peer, job).await?;
+        let before = self
+            .queue
+            .cancel(job)
+            .await?
+            .ok_or(ApiError::NotFound(job))?;
+        if !before.is_final() {
+            log::info!("job {job}: cancelled");
+            self.stop_running(Some(job), false).await;
+            self.notify_change();
+        }
+        self.detail(peer, job).await
+    }
+
+    /// Stop the running variations of `job` (of every job for `None`), to
+    /// be queued again when `requeue`, else cancelled, and wait until their
+    /// FFmpeg processes are gone and their outcomes recorded. A claim in
+    /// flight may be of the job: it is waited for and stopped too.
+    pub(crate) async fn stop_running(&self, job: Option<JobId>, requeue: bool) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let any_left = {
+                let live = self.live();
+                let mut any = live.claiming > 0;
+                for run in live
+                    .running
+                    .values()
+                    .filter(|r| job.is_none_or(|j| r.job_id == j))
+                {
+                    if requeue {
+                        run.stop.requeue();
+                    } else {
+                        run.stop.cancel();
+                    }
+                    any = true;
+                }
+                any
+            };
+            if !any_left {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Re-queue what did not succeed in a failed, partial or cancelled job.
+    ///
+    /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
+    /// is still queued or running, or that succeeded.
+    pub async fn retry(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
+        if self.is_stopping() {
+            return Err(ApiError::ShuttingDown);
+        }
+        self.visible_job(peer, job).await?;
+        let (before, requeued) = self
+            .queue
+            .retry(job)
+            .await?
+            .ok_or(ApiError::NotFound(job))?;
+        if requeued == 0 {
+            return Err(ApiError::Invalid(format!(
+                "job {job} is {}: nothing to retry",
+                before.as_str()
+            )));
+        }
+        log::info!("job {job}: retrying {requeued} variation(s)");
+        // The answer shows the job as retried, before any of it starts.
+        let detail = self.detail(peer, job).await;
+        self.wake.notify_one();
+        self.notify_change();
+        detail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fixture, request, user};
+    use super::*;
+    use crate::proto::JobState;
+
+    #[tokio::test]
+    async fn cancel_and_retry_follow_the_job_state() {
+        let f = fixture();
+        let alice = user(4_000_001);
+        let job = f
+            .engine
+            .submit(&alice, request(&f, &[&f.clip], 2))
+            .await
+            .unwrap();
+        let err = f.engine.retry(&alice, job).await.unwrap_err();
+        assert!(
+            err.to_string().contains("is queued: nothing to retry"),
+            "{err}"
+        );
+        let cancelled = f.engine.cancel(&alice, job).await.unwrap();
+        assert_eq!(cancelled.summary.state, JobState::Cancelled);
+        let retried = f.engine.retry(&alice, job).await.unwrap();
+        assert_eq!(retried.summary.state, JobState::Queued);
+        // Pruning spares what is not final, and others' records.
+        assert_eq!(f.engine.prune(&alice, 0).await.unwrap(), 0);
+        f.engine.cancel(&alice, job).await.unwrap();
+        assert_eq!(f.engine.prune(&user(4_000_002), 0).await.unwrap(), 0);
+        assert_eq!(f.engine.prune(&alice, 0).await.unwrap(), 1);
+        assert!(matches!(
+            f.engine.detail(&alice, job).await,
+            Err(ApiError::NotFound(_))
+        ));
+    }
+}
