@@ -22,7 +22,8 @@ pub struct NewJob {
     pub created_at: i64,
     /// The submitting client.
     pub owner: Credentials,
-    /// Higher is claimed first; see [`crate::proto::PRIORITIES`].
+    /// Higher is claimed first, from [`crate::proto::MIN_PRIORITY`] to
+    /// [`crate::proto::MAX_PRIORITY`].
     pub priority: i32,
     /// The job's labels, sorted, without duplicates.
     pub labels: Vec<String>,
