@@ -163,7 +163,7 @@ fn top_shows_every_node_of_a_shared_queue() {
 /// terminal top left behind.
 fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
     let command = format!(
-        "sh -c '{VIDVARCTL} --socket {} top; echo top exited $?; stty -a; sleep 600'",
+        "sh -c '{VIDVARCTL} --socket {} top; echo top exited $?; stty -a; echo stty done; sleep 600'",
         s(&env.socket())
     );
     Pane::start(name, &command, vars)
@@ -173,7 +173,8 @@ fn top_in_shell(env: &Env, name: &str, vars: &[(&str, &str)]) -> Pane {
 /// the alternate screen (tmux's `#{alternate_on}`), and `stty -a` shows
 /// canonical mode, echo and signals back on (raw mode turns them off).
 fn assert_given_back(pane: &Pane, status: u8) {
-    let screen = pane.shows(&["top exited", "speed"]);
+    // stty -a prints several lines: wait for the line after its last.
+    let screen = pane.shows(&["top exited", "stty done"]);
     assert!(
         screen.contains(&format!("top exited {status}\n")),
         "not exit status {status}:\n{screen}"
