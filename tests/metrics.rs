@@ -5,7 +5,8 @@
 //! socket and written to the textfile, and its counters survive `prune`
 //! and a restart; `vidvarctl stats` summarizes the same runs, by label.
 //! The metrics socket's directory as the docs set it up lets a scraper of
-//! another group in.
+//! another group in; a textfile in a directory another user controls is
+//! refused at start.
 
 mod common;
 
@@ -251,5 +252,55 @@ fn the_documented_metrics_directory_lets_the_scraper_in() {
         !refused.status.success(),
         "{}",
         common::users::said(&refused)
+    );
+}
+
+/// `metrics_textfile` through another user's symlink (planted in a sticky
+/// directory, pointing at a directory of root's) would have the daemon
+/// replace, every 15 s, whatever file that user points it at: the start
+/// is refused, naming the directory, and the file there is untouched.
+#[test]
+fn a_textfile_in_a_directory_of_another_user_is_refused() {
+    common::users::require_root("the planted symlink belongs to nobody");
+    let env = Env::new();
+    let victim = env.path("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("vidvar.prom"), "important\n").unwrap();
+    let sticky = env.path("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let link = sticky.join("d");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let config = env.path("vidvard.conf");
+    let textfile = link.join("vidvar.prom");
+    std::fs::write(&config, format!("metrics_textfile = {:?}\n", s(&textfile))).unwrap();
+    let mut child = Command::new(VIDVARD)
+        .args(env.foreground_args())
+        .args(["--config", s(&config)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("vidvard started with a textfile in another user's directory");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let said = common::users::said(&out);
+    assert!(!out.status.success(), "vidvard started:\n{said}");
+    assert!(
+        said.contains(s(&link)),
+        "the directory is not named:\n{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("vidvar.prom")).unwrap(),
+        "important\n"
     );
 }

@@ -1,6 +1,6 @@
-//! The directories of the daemon's socket and pidfile: created with exact
-//! modes, or, when they exist, trusted only where no one else could swap
-//! what is in them. It creates no file in them, and the state directory is
+//! The directories of the daemon's socket, pidfile and metrics textfile:
+//! created with exact modes, or, when they exist, trusted only where no one
+//! else could swap what is in them. It creates no file in them, and the state directory is
 //! `state_dir`'s.
 
 use super::error::DaemonError;
@@ -67,4 +67,16 @@ pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), Daemon
         create_dir(dir, mode, group)?;
     }
     Ok(())
+}
+
+/// Create the directory of `metrics_textfile` unless it exists (mode 0755:
+/// node_exporter reads the file as its own user), or trust it as the
+/// socket's: the file is replaced there every 15 s by rename(2), so a
+/// directory, or a symlink to one, that another user controls would let
+/// that user choose what the daemon overwrites.
+pub fn create_textfile_dir(textfile: &Path) -> Result<(), DaemonError> {
+    match textfile.parent() {
+        Some(dir) => create_dir(dir, 0o755, None),
+        None => Ok(()),
+    }
 }

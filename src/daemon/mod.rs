@@ -100,6 +100,9 @@ pub async fn run(
     }
     let socket = config.socket.clone();
     let metrics = config.metrics.clone();
+    if let Some(path) = &metrics.textfile {
+        dirs::create_textfile_dir(path)?;
+    }
     let metrics_listener = match &metrics.socket {
         Some(path) => {
             // Its directory judged (or made) as the control socket's.
