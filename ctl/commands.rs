@@ -313,7 +313,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
         Command::Top => {
             let stream = connect(socket.clone(), &service_user).await?;
-            let actions = connect(socket, &service_user).await?;
+            let actions = async || connect(socket.clone(), &service_user).await;
             crate::top::top(stream, actions).await
         }
         command => serve(&mut connect(socket, &service_user).await?, json, command).await,

@@ -3,8 +3,10 @@
 //! live node's on a shared queue), queue depth and throughput, the running
 //! variations (other nodes' too, their progress unknown), the jobs the user may
 //! see (queued and running by priority, then those that ended lately),
-//! recent failures. Keys act through a second connection with the CLI's
-//! own requests, so permissions are exactly the CLI's. Owns the terminal
+//! recent failures. Keys act through a connection of their own, opened
+//! for each action (the daemon closes a connection idle for a minute, and
+//! top may sit idle for hours), with the CLI's own requests, so
+//! permissions are exactly the CLI's. Owns the terminal
 //! while it runs: raw mode and the alternate screen, given back on `q`,
 //! Ctrl-C, SIGTERM, SIGINT, SIGHUP, a panic, and when the daemon goes
 //! away. Redraws at most 4 times a second; `NO_COLOR` turns colour off.
@@ -101,12 +103,16 @@ impl State {
     }
 }
 
-/// Run the dashboard: frames from `stream`, actions over `actions`.
+/// Run the dashboard: frames from `stream`, each action over a connection
+/// `actions` opens for it.
 ///
 /// Errors: the daemon went away ([`Failure::Client`]), the terminal
 /// cannot be used ([`Failure::Local`]), or a signal ended it
 /// ([`Failure::Signalled`], the terminal given back first).
-pub async fn top(mut stream: Client, mut actions: Client) -> Result<(), Failure> {
+pub async fn top(
+    mut stream: Client,
+    actions: impl AsyncFn() -> Result<Client, ClientError>,
+) -> Result<(), Failure> {
     stream.send(&Request::Top).await?;
     let first = match stream.next().await? {
         Response::Top(view) => view,
@@ -205,7 +211,7 @@ pub async fn top(mut stream: Client, mut actions: Client) -> Result<(), Failure>
                 if quits(&key) {
                     break Ok(());
                 }
-                act(&mut state, &mut actions, key).await;
+                act(&mut state, &actions, key).await;
             }
         }
     };
@@ -221,7 +227,11 @@ fn quits(key: &KeyEvent) -> bool {
 }
 
 /// What a key does (see [`HELP`]).
-async fn act(state: &mut State, actions: &mut Client, key: KeyEvent) {
+async fn act(
+    state: &mut State,
+    actions: &impl AsyncFn() -> Result<Client, ClientError>,
+    key: KeyEvent,
+) {
     if state.detail.take().is_some() || std::mem::take(&mut state.help) {
         return;
     }
@@ -259,7 +269,11 @@ async fn act(state: &mut State, actions: &mut Client, key: KeyEvent) {
         _ => "resume",
     };
     let target = job.map_or("the daemon".into(), |j| format!("job {j}"));
-    state.said = match actions.request(&request).await {
+    let answer = match actions().await {
+        Ok(mut client) => client.request(&request).await,
+        Err(err) => Err(err),
+    };
+    state.said = match answer {
         Ok(Response::Job(detail)) if what == "detail" => {
             state.detail = Some(crate::render::detail(&detail));
             String::new()

@@ -427,3 +427,29 @@ fn a_user_sees_only_their_own_work_in_top_and_stats() {
     assert_eq!(env.json(&["stats"])["total"]["failed"], 1, "root sees it");
     env.ctl_ok(&["cancel", &running.to_string()]);
 }
+
+/// top may sit idle far longer than the daemon keeps a silent connection
+/// (a minute): a key pressed after that still acts (its own connection),
+/// instead of failing with "lost the connection".
+#[test]
+fn keys_still_act_after_top_sat_idle_past_the_daemons_idle_timeout() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let input = env.path("broken.mp4");
+    std::fs::write(&input, b"not a video at all").unwrap();
+    let job = env.submit(&["-n", "1", "-o", s(&env.out_dir()), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    let pane = Pane::start(
+        "vidvar-top-idle",
+        &format!("{VIDVARCTL} --socket {} top", s(&env.socket())),
+        &[],
+    );
+    pane.shows(&[&format!("{job} failed")]);
+    // vidvard's IDLE_TIMEOUT (src/server.rs) is 60 s.
+    std::thread::sleep(Duration::from_secs(65));
+    pane.keys(&["Enter"]);
+    let screen = pane.shows(&[&format!("job {job}: failed"), "broken.mp4"]);
+    assert!(!screen.contains("lost the connection"), "{screen}");
+}
