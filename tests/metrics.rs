@@ -72,7 +72,8 @@ fn get(socket: &Path, path: &str) -> (String, String) {
 fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
     let env = Env::new();
     let socket = env.path("metrics.sock");
-    let textfile = env.path("vidvar.prom");
+    // In a directory not made yet: the daemon makes it, 0755.
+    let textfile = env.path("node-exporter").join("vidvar.prom");
     let config = env.path("vidvard.conf");
     std::fs::write(
         &config,
@@ -134,6 +135,8 @@ fn metrics_count_what_ran_pass_promtool_and_outlive_prune_and_restart() {
         "no metrics_socket_group: the daemon's user only"
     );
 
+    let made = std::fs::metadata(textfile.parent().unwrap()).unwrap();
+    assert_eq!(made.permissions().mode() & 0o7777, 0o755);
     let written = wait_for("the textfile", Duration::from_secs(20), || {
         std::fs::read_to_string(&textfile).ok()
     });
