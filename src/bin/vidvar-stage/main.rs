@@ -3,7 +3,7 @@
 //! writes each frame, warped with one variation's effects, to each output
 //! descriptor it inherited (the encoding FFmpegs' inputs). The pixel work
 //! is [`vidvar::pixel`]; this binary owns only the arguments, the pipes
-//! and the frame loop.
+//! (`sink`: lent pages) and the frame loop.
 //!
 //! Why a binary of its own rather than a hidden mode of vidvard: the
 //! stage needs none of the daemon (no runtime, configuration, queue,
@@ -30,10 +30,13 @@ use clap::Parser;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, RawFd};
 use vidvar::effects::Effects;
 use vidvar::pixel::{Level, Size, Warp};
+
+mod sink;
+use sink::Sink;
 
 /// Warp raw yuv420p frames from stdin into one stream per variation.
 ///
@@ -186,13 +189,14 @@ fn parse_output(text: &str) -> Result<OutputSpec, ArgError> {
 struct Output {
     index: usize,
     fd: RawFd,
-    file: File,
+    sink: Sink,
     warp: Warp,
 }
 
 /// Takes ownership of the inherited descriptors, after checking each is
-/// open for writing and named once.
-fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Output>> {
+/// open for writing and named once, and raises the pipes among them (see
+/// [`vidvar::pipes::raise`]); `max_band`: the longest band, in bytes.
+fn open_outputs(specs: &[OutputSpec], max_band: usize) -> anyhow::Result<Vec<Output>> {
     let mut outputs = Vec::with_capacity(specs.len());
     for (index, spec) in specs.iter().enumerate() {
         if specs[..index].iter().any(|s| s.fd == spec.fd) {
@@ -211,13 +215,15 @@ fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Output>> {
                 spec.fd
             );
         }
+        // SAFETY: the descriptor is open (checked above), inherited for
+        // this process's use, and owned by nothing else here (each number
+        // is taken once).
+        let file = unsafe { File::from_raw_fd(spec.fd) };
+        raise_pipe(&format!("output {}", index + 1), file.as_fd());
         outputs.push(Output {
             index: index + 1,
             fd: spec.fd,
-            // SAFETY: the descriptor is open (checked above), inherited for
-            // this process's use, and owned by nothing else here (each
-            // number is taken once).
-            file: unsafe { File::from_raw_fd(spec.fd) },
+            sink: Sink::new(file, max_band),
             warp: Warp::new(&spec.effects),
         });
     }
@@ -243,11 +249,10 @@ fn read_frame(input: &mut impl Read, frame: &mut [u8], number: u64) -> anyhow::R
     Ok(true)
 }
 
-/// Bytes warped and written at a time: a frame goes band by band (see
+/// Bytes warped and handed on at a time: a frame goes band by band (see
 /// [`Size::bands`]), each band to every output in turn, so that the
-/// source rows a band reads stay in the CPU's cache over all the outputs
-/// and each warped band is still there when write(2) copies it into the
-/// pipe. 256 KiB: a band and its source rows fit a core's L2 cache.
+/// source rows a band reads stay in the CPU's cache over all the outputs.
+/// 256 KiB: a band and its source rows fit a core's L2 cache.
 const BAND_BYTES: usize = 256 * 1024;
 
 fn raise_pipe(name: &str, fd: BorrowedFd) {
@@ -273,26 +278,25 @@ fn run() -> anyhow::Result<()> {
     // SAFETY: no other thread exists yet; SIG_IGN installs no handler code.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.context("ignoring SIGPIPE")?;
     let args = Args::parse();
-    let mut outputs = open_outputs(&args.outputs)?;
+    let max_band = args.size.bands(BAND_BYTES).map(|b| b.bytes()).max();
+    let max_band = max_band.expect("a frame has three planes");
+    let mut outputs = open_outputs(&args.outputs, max_band)?;
     let stdin = std::io::stdin();
     raise_pipe("stdin", stdin.as_fd());
-    for o in &outputs {
-        raise_pipe(&format!("output {}", o.index), o.file.as_fd());
-    }
-    let bytes = args.size.frame_bytes();
     let mut input = stdin.lock();
-    let (mut frame, mut warped) = (vec![0u8; bytes], vec![0u8; BAND_BYTES.min(bytes)]);
+    let (mut frame, mut spare) = (vec![0u8; args.size.frame_bytes()], vec![0u8; max_band]);
     let mut number = 0u64;
     while read_frame(&mut input, &mut frame, number + 1)? {
         number += 1;
         let level = Level::detect();
         for band in args.size.bands(BAND_BYTES) {
-            let warped = &mut warped[..band.bytes()];
             outputs.retain_mut(|o| {
-                o.warp
-                    .apply_band(level, &frame, &band, warped)
-                    .expect("the frame is frame_bytes long, the band's buffer its bytes");
-                match o.file.write_all(warped) {
+                let warp = &o.warp;
+                let sent = o.sink.send(band.bytes(), &mut spare, |warped| {
+                    warp.apply_band(level, &frame, &band, warped)
+                        .expect("the frame is frame_bytes long, the band's buffer its bytes")
+                });
+                match sent {
                     Ok(()) => true,
                     Err(e) => {
                         eprintln!(
