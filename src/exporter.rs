@@ -15,6 +15,7 @@
 
 use crate::engine::Engine;
 use crate::metrics::{CONTENT_TYPE, render};
+use crate::socket_file::{Before, before_bind, set_access};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -59,32 +60,23 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ExporterErr
         path: path.to_path_buf(),
         source,
     };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
-            use std::os::unix::fs::FileTypeExt;
-            if !meta.file_type().is_socket() {
-                return Err(ExporterError::NotASocket {
-                    path: path.to_path_buf(),
-                    kind: crate::state_dir::kind_of(&meta),
-                });
-            }
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ExporterError::InUse {
-                    path: path.to_path_buf(),
-                });
-            }
-            std::fs::remove_file(path).map_err(err)?;
+    match before_bind(path).map_err(err)? {
+        Before::Nothing => {}
+        Before::Other(kind) => {
+            return Err(ExporterError::NotASocket {
+                path: path.to_path_buf(),
+                kind,
+            });
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
+        Before::Socket if std::os::unix::net::UnixStream::connect(path).is_ok() => {
+            return Err(ExporterError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        Before::Socket => std::fs::remove_file(path).map_err(err)?,
     }
     let listener = UnixListener::bind(path).map_err(err)?;
-    let mode = if group.is_some() { 0o660 } else { 0o600 };
-    if let Some(gid) = group {
-        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
-            .map_err(|errno| err(errno.into()))?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    set_access(path, group).map_err(err)?;
     Ok(listener)
 }
 

@@ -31,7 +31,8 @@
 //!   never go down (domain rules; the queue keeps them); [`rusage`]: CPU
 //!   time of child processes at exit; [`metrics`]: their Prometheus text;
 //!   [`exporter`]: that text on a socket of its own and in a textfile.
-//! - [`server`]: accept loop and request dispatch.
+//! - [`server`]: accept loop and request dispatch; [`socket_file`]: a
+//!   socket's file before bind(2) and its mode after.
 //! - [`daemon`]: pidfile, socket, startup and orderly stop;
 //!   [`readiness`] reports the outcome of a start, [`logging`] picks stderr
 //!   or syslog.
@@ -63,4 +64,5 @@ pub mod readiness;
 pub mod recovery;
 pub mod rusage;
 pub mod server;
+pub mod socket_file;
 pub mod state_dir;

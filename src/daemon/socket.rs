@@ -5,10 +5,10 @@
 
 use super::dirs::create_socket_dir;
 use super::error::DaemonError;
+use crate::socket_file::{Before, before_bind, set_access};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use std::fs::OpenOptions;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
 use std::path::Path;
 
 /// Refuse to start on `socket` when a daemon answers there. `state_dir`
@@ -56,31 +56,25 @@ pub(super) fn listen(
         source,
     };
     create_socket_dir(path, group)?;
-    let socket_mode = if group.is_some() { 0o660 } else { 0o600 };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
-            use std::os::unix::fs::FileTypeExt;
-            if !meta.file_type().is_socket() {
-                return Err(DaemonError::NotASocket {
-                    path: path.to_path_buf(),
-                    kind: crate::state_dir::kind_of(&meta),
-                });
-            }
+    match before_bind(path).map_err(err)? {
+        Before::Nothing => {}
+        Before::Other(kind) => {
+            return Err(DaemonError::NotASocket {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
+        Before::Socket => {
             refuse_live_socket(path, state_dir)?;
             log::info!("removing stale socket {}", path.display());
             std::fs::remove_file(path).map_err(err)?;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
     }
     let name = path.to_fs_name::<GenericFilePath>().map_err(err)?;
     let listener = ListenerOptions::new()
         .name(name)
         .create_tokio()
         .map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(socket_mode)).map_err(err)?;
-    if group.is_some() {
-        std::os::unix::fs::chown(path, None, group).map_err(err)?;
-    }
+    set_access(path, group).map_err(err)?;
     Ok(listener)
 }
