@@ -31,7 +31,7 @@ mod probe;
 #[cfg(test)]
 mod testing;
 
-pub use check::check;
+pub use check::{OUTPUT_TAG, check};
 pub use encode::{EncodePlan, QUIET_ENCODE, codec_args, encode, encode_graph};
 pub use files::{INPUT_FORMATS, INPUT_LIMITS, fd_url};
 pub use filters::{
