@@ -82,11 +82,13 @@ fn a_warp_that_shifts_rows_is_refused_by_the_quality_check() {
 }
 
 /// Run a job of 3 variations of a 2 s clip as one pipeline (3 slots), the
-/// daemon's FFmpeg wrapped to record its runs; returns the job's final
+/// daemon's FFmpeg wrapped to record its runs, `conf` added to its
+/// configuration; returns the job's final
 /// detail, its outputs (`vidvarctl outputs --json`), the daemon's log and
 /// the check FFmpegs that ran, each with the number of outputs it checked.
 fn run_a_pipeline_of_three(
     env: &Env,
+    conf: &str,
 ) -> (serde_json::Value, serde_json::Value, String, Vec<usize>) {
     let logs = env.path("runs");
     std::fs::create_dir(&logs).unwrap();
@@ -94,8 +96,9 @@ fn run_a_pipeline_of_three(
     metering_wrapper("ffmpeg", &ffmpeg, &logs);
     let input = env.path("in.mp4");
     make_video(&input, 2.0, "320x240", true);
+    let settings = format!("ffmpeg = {:?}\n{conf}", s(&ffmpeg));
     let conf = env.path("vidvard.conf");
-    std::fs::write(&conf, format!("ffmpeg = {:?}\n", s(&ffmpeg))).unwrap();
+    std::fs::write(&conf, settings).unwrap();
     let daemon = env.start(&["--config", s(&conf), "--max-parallel", "3"]);
     let out = env.out_dir();
     let job = env.submit(&["-n", "3", "-o", s(&out), "--", s(&input)]);
@@ -114,7 +117,7 @@ fn run_a_pipeline_of_three(
 #[test]
 fn a_pipelines_outputs_are_checked_by_one_ffmpeg() {
     let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
-    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env);
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
     assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
     assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
     let outputs = outputs.as_array().unwrap();
@@ -134,9 +137,23 @@ fn a_pipelines_outputs_are_checked_by_one_ffmpeg() {
 }
 
 #[test]
+fn with_the_quality_check_off_one_ffmpeg_decodes_a_pipelines_outputs() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "quality_check = false\n");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
+    assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
+    let outputs = outputs.as_array().unwrap();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert!(
+        outputs.iter().all(|o| o["quality"].is_null()),
+        "{outputs:?}"
+    );
+}
+
+#[test]
 fn a_broken_output_of_a_pipeline_fails_alone_on_its_own_check() {
     let env = env_with_broken_stage();
-    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env);
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
     assert_eq!(detail["summary"]["state"], "partial", "{detail:#}\n{log}");
     assert_eq!(
         log.matches("does not look like the input with its effects")

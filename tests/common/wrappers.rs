@@ -11,7 +11,7 @@ use std::path::Path;
 /// One run of a wrapped program, as its wrapper recorded it.
 #[derive(Debug, Clone)]
 pub struct WrappedRun {
-    /// `ffmpeg check` (FFmpeg computing SSIM), `ffmpeg work` or `ffprobe
+    /// `ffmpeg check` (the check of outputs), `ffmpeg work` or `ffprobe
     /// work` (any other run with a file handed down).
     pub kind: String,
     /// The program's own user and system CPU time, seconds (bash's
@@ -24,7 +24,9 @@ pub struct WrappedRun {
 /// Write at `at` a wrapper around the real `program` (found on `PATH`): it
 /// runs the program with its arguments and, when they name a file handed
 /// down (`/dev/fd/N`: the work of a job), writes to a file of its own in
-/// `logs` what it ran (`check` when FFmpeg computes SSIM, else `work`),
+/// `logs` what it ran (`check` when FFmpeg computes SSIM or writes to no
+/// file, `-f null -`, as the check does with the comparison off; else
+/// `work`),
 /// bash's `times` of its child and the arguments (see [`wrapped_runs`]).
 /// It exits as the program did.
 pub fn metering_wrapper(program: &str, at: &Path, logs: &Path) {
@@ -34,7 +36,7 @@ pub fn metering_wrapper(program: &str, at: &Path, logs: &Path) {
 {real} "$@"
 status=$?
 case " $* " in
-  *ssim*) kind=check ;;
+  *ssim*|*" -f null - "*) kind=check ;;
   */dev/fd/*) kind=work ;;
   *) exit $status ;;
 esac
