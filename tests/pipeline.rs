@@ -8,11 +8,12 @@
 //! first output followed by FFmpeg shifting every frame down 16 rows,
 //! installed beside a link to this build's vidvard, where the daemon
 //! looks for its stage. The check FFmpegs are counted by a wrapper around
-//! the real FFmpeg, named in the configuration.
+//! the real FFmpeg, named in the configuration; another wrapper holds the
+//! check together back so that a cancel finds it running and kills it.
 
 mod common;
 
-use common::wrappers::{WrappedRun, metering_wrapper, wrapped_runs};
+use common::wrappers::{WrappedRun, metering_wrapper, which, wrapped_runs};
 use common::*;
 use std::path::Path;
 use std::time::Duration;
@@ -167,6 +168,54 @@ fn a_broken_output_of_a_pipeline_fails_alone_on_its_own_check() {
     assert!(checks.contains(&3) && checks.contains(&1), "{checks:?}");
     assert_eq!(outputs.as_array().unwrap().len(), 2, "{outputs}");
     assert_eq!(names(&env.out_dir()).len(), 2);
+}
+
+/// Cancelling a job while its pipeline's outputs are checked together
+/// kills that check at once. The check is slowed by a wrapper that, for
+/// the check of 3 outputs together, writes its pid and sleeps before it
+/// runs the real FFmpeg.
+#[test]
+fn a_cancelled_job_kills_its_check_together() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (ffmpeg, marker) = (env.path("ffmpeg"), env.path("check.pid"));
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in\n  *interleave=nb_inputs=3*) echo $$ > {marker}; sleep 60 ;;\nesac\n\
+         exec {real} \"$@\"\n",
+        marker = s(&marker),
+        real = which("ffmpeg"),
+    );
+    std::fs::write(&ffmpeg, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, format!("ffmpeg = {:?}\n", s(&ffmpeg))).unwrap();
+    let input = env.path("in.mp4");
+    make_video(&input, 2.0, "320x240", false);
+    let daemon = env.start(&["--config", s(&conf), "--max-parallel", "3"]);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "3", "-o", s(&out), "--", s(&input)]);
+    let pid: i32 = wait_for("the check together", LIMIT, || {
+        std::fs::read_to_string(&marker).ok()?.trim().parse().ok()
+    });
+    env.ctl_ok(&["cancel", &job.to_string()]);
+    wait_for("the check to be killed", Duration::from_secs(10), || {
+        (!running(pid)).then_some(())
+    });
+    // Its sleep, left in its process group.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let detail = env.wait_job(job, LIMIT, |d| {
+        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(
+        detail["summary"]["state"],
+        "cancelled",
+        "{detail:#}\n{}",
+        daemon.log()
+    );
+    assert!(names(&out).is_empty(), "{:?}", names(&out));
 }
 
 #[test]
