@@ -11,70 +11,21 @@ mod common;
 
 use common::postgres::Cluster;
 use common::tty::Pane;
+use common::wrappers::{metering_wrapper, wrapped_runs};
 use common::*;
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
-
-/// A wrapper around the real `program` at `at`: it runs the program with
-/// its arguments and, when they name a file handed down (`/dev/fd/N`:
-/// the work of a job), writes to a file of its own in `logs` what it ran
-/// (`check` when FFmpeg computes SSIM, else `work`) and bash's `times` of
-/// its child: the program's own user and system CPU time. It exits as the
-/// program did.
-fn metering_wrapper(program: &str, at: &Path, logs: &Path) {
-    let real = which(program);
-    let script = format!(
-        r#"#!/bin/bash
-{real} "$@"
-status=$?
-case " $* " in
-  *ssim*) kind=check ;;
-  */dev/fd/*) kind=work ;;
-  *) exit $status ;;
-esac
-{{ echo "{program} $kind"; times; }} > {logs}/$$
-exit $status
-"#,
-        logs = s(logs)
-    );
-    std::fs::write(at, script).unwrap();
-    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// The absolute path of `program` on `PATH`.
-fn which(program: &str) -> String {
-    std::env::var("PATH")
-        .unwrap()
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} is not on PATH"))
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Seconds of a `times` figure such as `0m1.250s`.
-fn seconds(figure: &str) -> f64 {
-    let (min, sec) = figure.trim_end_matches('s').split_once('m').unwrap();
-    min.parse::<f64>().unwrap() * 60.0 + sec.parse::<f64>().unwrap()
-}
 
 /// CPU seconds the wrappers logged, by what ran (`ffmpeg check`, `ffmpeg
 /// work`, `ffprobe work`), and how many processes that is.
 fn logged_cpu(logs: &Path) -> (BTreeMap<String, f64>, usize) {
+    let runs = wrapped_runs(logs);
     let mut by_kind = BTreeMap::new();
-    let mut processes = 0;
-    for entry in std::fs::read_dir(logs).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        // `times`: the shell's own line, then its children's.
-        let (user, system) = lines[2].split_once(' ').unwrap();
-        *by_kind.entry(lines[0].to_string()).or_insert(0.0) += seconds(user) + seconds(system);
-        processes += 1;
+    for run in &runs {
+        *by_kind.entry(run.kind.clone()).or_insert(0.0) += run.cpu;
     }
-    (by_kind, processes)
+    (by_kind, runs.len())
 }
 
 #[test]

@@ -1,13 +1,19 @@
 //! The pixel path in the daemon (issue 24): the quality check's reference
 //! pictures come from FFmpeg's own `rotate` and `eq`, never from the
-//! warp, so a grossly wrong warp is refused; and `pixel_path = "ffmpeg"`
-//! takes the stage out of the encode. The broken warp is the real
-//! `vidvar-stage` followed by FFmpeg shifting every frame down 16 rows,
+//! warp, so a grossly wrong warp is refused; `pixel_path = "ffmpeg"`
+//! takes the stage out of the encode; and a pipeline's outputs are
+//! checked together by one FFmpeg, an output that check does not pass
+//! being checked alone, so that a broken one fails alone with the reason
+//! it always had. The broken warp is the real `vidvar-stage` with its
+//! first output followed by FFmpeg shifting every frame down 16 rows,
 //! installed beside a link to this build's vidvard, where the daemon
-//! looks for its stage.
+//! looks for its stage. The check FFmpegs are counted by a wrapper around
+//! the real FFmpeg, named in the configuration; another wrapper holds the
+//! check together back so that a cancel finds it running and kills it.
 
 mod common;
 
+use common::wrappers::{WrappedRun, metering_wrapper, which, wrapped_runs};
 use common::*;
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +21,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(240);
 
 /// An environment whose daemon finds a stage beside it that shifts the
-/// pictures down by 16 rows.
+/// pictures of the first variation of each pipeline down by 16 rows.
 fn env_with_broken_stage() -> Env {
     let mut env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let bin = env.path("bin");
@@ -25,11 +31,12 @@ fn env_with_broken_stage() -> Env {
         .or_else(|_| std::fs::copy(VIDVARD, &daemon).map(drop))
         .unwrap();
     let stage = bin.join("vidvar-stage");
-    // vidvard starts the stage as: --size WxH --output FD:EFFECTS (one
-    // output per variation of a batch; one slot here makes batches of one).
+    // vidvard starts the stage as: --size WxH --output FD:EFFECTS ...
+    // (one output per variation of a batch): the first goes through
+    // FFmpeg, the others are left as they are.
     let script = format!(
-        "#!/bin/sh\nset -e\nsize=$2\nspec=$4\nfd=${{spec%%:*}}\n\
-         {real} --size \"$size\" --output \"1:${{spec#*:}}\" | \
+        "#!/bin/sh\nset -e\nsize=$2\nspec=$4\nfd=${{spec%%:*}}\nshift 4\n\
+         {real} --size \"$size\" --output \"1:${{spec#*:}}\" \"$@\" | \
          ffmpeg -nostats -loglevel error -f rawvideo -pixel_format yuv420p \
          -video_size \"$size\" -i - -vf 'crop=iw:ih-16:0:0,pad=iw:ih+16:0:16' \
          -f rawvideo \"pipe:$fd\"\n",
@@ -73,6 +80,142 @@ fn a_warp_that_shifts_rows_is_refused_by_the_quality_check() {
     );
     let left: Vec<_> = std::fs::read_dir(env.out_dir()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Run a job of 3 variations of a 2 s clip as one pipeline (3 slots), the
+/// daemon's FFmpeg wrapped to record its runs, `conf` added to its
+/// configuration; returns the job's final
+/// detail, its outputs (`vidvarctl outputs --json`), the daemon's log and
+/// the check FFmpegs that ran, each with the number of outputs it checked.
+fn run_a_pipeline_of_three(
+    env: &Env,
+    conf: &str,
+) -> (serde_json::Value, serde_json::Value, String, Vec<usize>) {
+    let logs = env.path("runs");
+    std::fs::create_dir(&logs).unwrap();
+    let ffmpeg = env.path("ffmpeg");
+    metering_wrapper("ffmpeg", &ffmpeg, &logs);
+    let input = env.path("in.mp4");
+    make_video(&input, 2.0, "320x240", true);
+    let settings = format!("ffmpeg = {:?}\n{conf}", s(&ffmpeg));
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, settings).unwrap();
+    let daemon = env.start(&["--config", s(&conf), "--max-parallel", "3"]);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "3", "-o", s(&out), "--", s(&input)]);
+    let detail = env.wait_job(job, LIMIT, |d| {
+        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+    });
+    let outputs = env.json(&["outputs", &job.to_string()]);
+    let checks = wrapped_runs(&logs)
+        .iter()
+        .filter(|run: &&WrappedRun| run.kind == "ffmpeg check")
+        .map(|run| run.args.matches(" -i file:/dev/fd/").count())
+        .collect();
+    (detail, outputs, daemon.log(), checks)
+}
+
+#[test]
+fn a_pipelines_outputs_are_checked_by_one_ffmpeg() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
+    assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
+    let outputs = outputs.as_array().unwrap();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    for output in outputs {
+        let quality = &output["quality"];
+        assert_eq!(quality["samples"], 8, "{output}");
+        let ssim_min = quality["ssim_min"].as_f64().unwrap();
+        assert!((0.83..=1.0).contains(&ssim_min), "{output}");
+    }
+    // Each its own figures: the variations' effects differ.
+    let means: std::collections::BTreeSet<String> = outputs
+        .iter()
+        .map(|o| o["quality"]["ssim_mean"].to_string())
+        .collect();
+    assert_eq!(means.len(), 3, "{outputs:?}");
+}
+
+#[test]
+fn with_the_quality_check_off_one_ffmpeg_decodes_a_pipelines_outputs() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "quality_check = false\n");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
+    assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
+    let outputs = outputs.as_array().unwrap();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert!(
+        outputs.iter().all(|o| o["quality"].is_null()),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_broken_output_of_a_pipeline_fails_alone_on_its_own_check() {
+    let env = env_with_broken_stage();
+    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
+    assert_eq!(detail["summary"]["state"], "partial", "{detail:#}\n{log}");
+    assert_eq!(
+        log.matches("does not look like the input with its effects")
+            .count(),
+        1,
+        "{log}"
+    );
+    // The check of the 3 together, then the broken one's alone (its
+    // keyframes all decode: no second run of every frame).
+    assert_eq!(checks.len(), 2, "{log}");
+    assert!(checks.contains(&3) && checks.contains(&1), "{checks:?}");
+    assert_eq!(outputs.as_array().unwrap().len(), 2, "{outputs}");
+    assert_eq!(names(&env.out_dir()).len(), 2);
+}
+
+/// Cancelling a job while its pipeline's outputs are checked together
+/// kills that check at once. The check is slowed by a wrapper that, for
+/// the check of 3 outputs together, writes its pid and sleeps before it
+/// runs the real FFmpeg.
+#[test]
+fn a_cancelled_job_kills_its_check_together() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (ffmpeg, marker) = (env.path("ffmpeg"), env.path("check.pid"));
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in\n  *interleave=nb_inputs=3*) echo $$ > {marker}; sleep 60 ;;\nesac\n\
+         exec {real} \"$@\"\n",
+        marker = s(&marker),
+        real = which("ffmpeg"),
+    );
+    std::fs::write(&ffmpeg, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ffmpeg, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = env.path("vidvard.conf");
+    std::fs::write(&conf, format!("ffmpeg = {:?}\n", s(&ffmpeg))).unwrap();
+    let input = env.path("in.mp4");
+    make_video(&input, 2.0, "320x240", false);
+    let daemon = env.start(&["--config", s(&conf), "--max-parallel", "3"]);
+    let out = env.out_dir();
+    let job = env.submit(&["-n", "3", "-o", s(&out), "--", s(&input)]);
+    let pid: i32 = wait_for("the check together", LIMIT, || {
+        std::fs::read_to_string(&marker).ok()?.trim().parse().ok()
+    });
+    env.ctl_ok(&["cancel", &job.to_string()]);
+    wait_for("the check to be killed", Duration::from_secs(10), || {
+        (!running(pid)).then_some(())
+    });
+    // Its sleep, left in its process group.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let detail = env.wait_job(job, LIMIT, |d| {
+        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(
+        detail["summary"]["state"],
+        "cancelled",
+        "{detail:#}\n{}",
+        daemon.log()
+    );
+    assert!(names(&out).is_empty(), "{:?}", names(&out));
 }
 
 #[test]

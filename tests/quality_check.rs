@@ -5,7 +5,8 @@
 //! Bad outputs are made by vidvard's own encode argv with a deliberately
 //! wrong filter in place of the effects of the output's branch (the
 //! reference pictures keep the right ones), or by swapping in the encode of
-//! another input; the checker then runs as the daemon runs it.
+//! another input; the checker then runs as the daemon runs it, on one
+//! output or on several at once (a pipeline's outputs checked together).
 
 mod common;
 
@@ -123,11 +124,10 @@ fn check_samples(
     (&*refs).rewind().unwrap();
     let out = File::open(output).unwrap();
     let cpu = CpuMeter::default();
-    let checked = runtime()
+    let mut checked = runtime()
         .block_on(check::run(
             Path::new("ffmpeg"),
-            out.as_raw_fd(),
-            Some(refs.as_raw_fd()),
+            &[(out.as_raw_fd(), Some(refs.as_raw_fd()))],
             samples,
             true,
             None,
@@ -135,7 +135,8 @@ fn check_samples(
         ))
         .unwrap();
     assert!(cpu.seconds() > 0.0, "the check's CPU time is counted");
-    (expected, checked)
+    assert_eq!(checked.len(), 1);
+    (expected, checked.remove(0))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -214,22 +215,28 @@ fn honest_variations_pass_and_black_frozen_green_or_another_video_do_not() {
     assert!(q.ssim_min < DEFAULT_MIN_SSIM, "another video passes: {q:?}");
 }
 
-#[test]
-fn a_cut_short_output_is_missing_samples() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
-    let honest = encode(dir.path(), &input, "honest", None);
-    // The first half of the output only, stream-copied: it still decodes.
-    let half = dir.path().join("half.mp4");
+/// The first half of `output` only, stream-copied beside it (`half.mp4`):
+/// it still decodes.
+fn first_half(output: &Path) -> PathBuf {
+    let half = output.with_file_name("half.mp4");
     ffmpeg(&[
         "-i",
-        s(&honest.output),
+        s(output),
         "-t",
         &(SECONDS / 2.0).to_string(),
         "-c",
         "copy",
         s(&half),
     ]);
+    half
+}
+
+#[test]
+fn a_cut_short_output_is_missing_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
+    let honest = encode(dir.path(), &input, "honest", None);
+    let half = first_half(&honest.output);
     let (expected, checked) = check(&half, &honest.refs);
     assert!(
         (checked.decoded as u64) < expected,
@@ -268,6 +275,94 @@ fn an_output_shorter_than_the_input_video_stream_fails() {
     assert_eq!(checked.decoded as u64, expected, "the real stream passes");
 }
 
+/// A copy of the reference pictures of `refs`, for a second output.
+fn copy_refs(refs: &File) -> File {
+    use std::io::Seek;
+    (&*refs).rewind().unwrap();
+    let mut copy = tempfile::tempfile().unwrap();
+    std::io::copy(&mut &*refs, &mut copy).unwrap();
+    copy
+}
+
+/// Run one check of all `outputs` (each with its references, when
+/// `compare`), as the daemon checks a pipeline's outputs together.
+fn check_together(
+    outputs: &[(&Path, &File)],
+    compare: bool,
+) -> Result<Vec<Checked>, check::CheckError> {
+    use std::io::Seek;
+    let files: Vec<File> = outputs
+        .iter()
+        .map(|(o, _)| File::open(o).unwrap())
+        .collect();
+    let fds: Vec<_> = files
+        .iter()
+        .zip(outputs)
+        .map(|(out, (_, refs))| {
+            (&**refs).rewind().unwrap();
+            (out.as_raw_fd(), compare.then(|| refs.as_raw_fd()))
+        })
+        .collect();
+    runtime().block_on(check::run(
+        Path::new("ffmpeg"),
+        &fds,
+        &samples(),
+        true,
+        None,
+        &CpuMeter::default(),
+    ))
+}
+
+#[test]
+fn one_check_of_several_outputs_judges_each_as_its_own_check_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = lavfi(dir.path(), "testsrc2", "testsrc2");
+    let honest = encode(dir.path(), &input, "honest", None);
+    let black = encode(dir.path(), &input, "black", Some("lutyuv=y=16:u=128:v=128"));
+    let half = first_half(&honest.output);
+    let half_refs = copy_refs(&honest.refs);
+    let outputs = [
+        (honest.output.as_path(), &honest.refs),
+        (black.output.as_path(), &black.refs),
+        (half.as_path(), &half_refs),
+    ];
+    let together = check_together(&outputs, true).unwrap();
+    // Each output's figures are those of its own check, bit for bit.
+    let alone: Vec<Checked> = outputs
+        .iter()
+        .map(|(output, refs)| check(output, refs).1)
+        .collect();
+    assert_eq!(together, alone);
+    let expected = sampling::SAMPLES as u32;
+    assert_eq!(together[0].decoded, expected);
+    assert!(together[0].quality.unwrap().ssim_min >= DEFAULT_MIN_SSIM);
+    assert_eq!(together[1].decoded, expected);
+    assert!(together[1].quality.unwrap().ssim_min < DEFAULT_MIN_SSIM);
+    assert!(together[2].decoded < expected, "{:?}", together[2]);
+
+    // Not compared (quality_check = false): the decoded frames alone.
+    let bare = check_together(&outputs, false).unwrap();
+    let decoded: Vec<u32> = bare.iter().map(|c| c.decoded).collect();
+    assert_eq!(decoded[..2], [expected, expected]);
+    assert!(decoded[2] < expected, "{decoded:?}");
+    assert!(bare.iter().all(|c| c.quality.is_none()), "{bare:?}");
+
+    // An output that does not decode at all fails the whole run: the
+    // daemon then checks each output alone.
+    let garbage = dir.path().join("garbage.mp4");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let garbage_refs = copy_refs(&honest.refs);
+    let err = check_together(
+        &[
+            (honest.output.as_path(), &honest.refs),
+            (garbage.as_path(), &garbage_refs),
+        ],
+        true,
+    )
+    .unwrap_err();
+    assert!(matches!(err, check::CheckError::Undecodable(_)), "{err:?}");
+}
+
 #[test]
 fn a_garbage_output_does_not_decode() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,8 +375,7 @@ fn a_garbage_output_does_not_decode() {
     let err = runtime()
         .block_on(check::run(
             Path::new("ffmpeg"),
-            out.as_raw_fd(),
-            Some(honest.refs.as_raw_fd()),
+            &[(out.as_raw_fd(), Some(honest.refs.as_raw_fd()))],
             &Samples::plan(Some(3_000_000), rate),
             true,
             None,

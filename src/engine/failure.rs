@@ -184,7 +184,7 @@ impl Failure {
 fn check_failed(err: &CheckError) -> String {
     match err {
         CheckError::Undecodable(_) => format!("FFmpeg exited 0 but its output is broken: {err}"),
-        CheckError::Spawn { .. } | CheckError::Timeout => {
+        CheckError::Spawn { .. } | CheckError::Timeout(_) => {
             format!("cannot check the output: {err}")
         }
     }

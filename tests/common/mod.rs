@@ -4,8 +4,9 @@
 //! of outputs ([`media`]), a completion hook that records its runs
 //! ([`hooks`]), a private PostgreSQL cluster ([`postgres`]), jobs stored
 //! through the queue's own API ([`seed`]), percentiles ([`stats`]), test
-//! users ([`users`]), a pseudo-terminal under tmux for `top` ([`tty`]) and
-//! the invariants every test checks ([`invariants`]).
+//! users ([`users`]), a pseudo-terminal under tmux for `top` ([`tty`]),
+//! wrappers that record what FFmpeg ran ([`wrappers`]) and the invariants
+//! every test checks ([`invariants`]).
 //! Each helper is defined here once. Waits poll with a deadline; the
 //! daemon is killed when its guard drops. A benchmark includes it with
 //! `#[path = "../tests/common/mod.rs"] mod common;`. It must not mock:
@@ -22,6 +23,7 @@ pub mod seed;
 pub mod stats;
 pub mod tty;
 pub mod users;
+pub mod wrappers;
 
 // The helpers most tests use, by their own names; a test binary that uses
 // none of one module's leaves its import unused.

@@ -23,7 +23,8 @@
 //! ready before its encode and concluded after), `lone` (one FFmpeg per
 //! variation), `piped` (a batch through one pipeline of the pixel path),
 //! `verify` (the encode's length, the quality check and the claim
-//! confirmed) and `publish` (the checked file given its name); `context`
+//! confirmed), `shared_check` (a pipeline's outputs checked by one FFmpeg
+//! before each is checked alone) and `publish` (the checked file given its name); `context`
 //! holds what they need of the engine ([`Context`]) and the writing of
 //! outcomes to the queue. Here is only [`encode`], which runs a batch
 //! through them.
@@ -34,6 +35,7 @@ mod lone;
 mod piped;
 mod probe;
 mod publish;
+mod shared_check;
 mod variation;
 mod verify;
 

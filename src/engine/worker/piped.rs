@@ -1,14 +1,16 @@
 //! A batch of variations of one input encoded by one pipeline of the
 //! pixel path (`pixel_path = "vidvar"`): one decoding FFmpeg,
 //! `vidvar-stage` and an encoding FFmpeg per variation, run by
-//! [`crate::engine::pipeline`]; each output then checked and published
-//! (`verify`).
+//! [`crate::engine::pipeline`]; the whole outputs then checked together
+//! by one FFmpeg (`shared_check`), each that it does not pass checked
+//! alone, and each that passed published (`verify`).
 
 use super::context::{Context, output_rate, samples_of};
 use super::lone::run_each;
 use super::probe::video_stream;
+use super::shared_check::{Verdict, check_together};
 use super::variation::{Ready, remember_process};
-use super::verify::verify_and_publish;
+use super::verify::{check_and_publish, encoded_whole, publish_checked};
 use crate::engine::failure::Failure;
 use crate::engine::pipeline;
 use crate::escape::logged;
@@ -21,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Encode a batch of variations of one input with the pixel path (see
-/// [`pipeline`]), check and publish each: one result per member of
-/// `ready`, in order. An input whose picture size ffprobe does not state
+/// [`pipeline`]), check (together, then alone those not passed: see
+/// [`check_together`]) and publish each: one result per member of
+/// `ready`, in order. A member stopped before it is published is not. An input whose picture size ffprobe does not state
 /// is encoded by FFmpeg alone, with a log line.
 pub(super) async fn run_pipeline(
     s: &dyn Context,
@@ -103,11 +106,27 @@ pub(super) async fn run_pipeline(
         },
     )
     .await;
+    let whole: Vec<Result<bool, Failure>> = ready
+        .iter()
+        .zip(ends)
+        .map(|(r, end)| encoded_whole(s, r, end?))
+        .collect();
+    let verdicts = check_together(s, ready, &whole, &samples).await;
+    let samples = &samples;
     join_all(
         ready
             .iter()
-            .zip(ends)
-            .map(|(r, end)| async { verify_and_publish(s, r, end?, &samples).await }),
+            .zip(whole)
+            .zip(verdicts)
+            .map(|((r, whole), verdict)| async move {
+                if !whole? || r.stop.token().is_cancelled() {
+                    return Ok(None);
+                }
+                match verdict {
+                    Verdict::Passed(quality) => publish_checked(s, r, quality).await,
+                    Verdict::Alone => check_and_publish(s, r, samples).await,
+                }
+            }),
     )
     .await
 }

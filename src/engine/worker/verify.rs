@@ -27,11 +27,18 @@ pub(super) async fn verify_and_publish(
     end: End,
     samples: &Samples,
 ) -> Result<Option<Outcome>, Failure> {
-    let (work, target, run_as) = (ready.work, &ready.target, ready.run_as.as_ref());
-    let cpu = &ready.meter.cpu;
-    let rate = output_rate(s, work);
+    if !encoded_whole(s, ready, end)? {
+        return Ok(None);
+    }
+    check_and_publish(s, ready, samples).await
+}
+
+/// Whether an encode that ended as `end` made a whole output: FFmpeg
+/// exited 0 and its length matches the input's. `Ok(false)`: stopped by
+/// cancellation; `Err`: why it failed.
+pub(super) fn encoded_whole(s: &dyn Context, ready: &Ready<'_>, end: End) -> Result<bool, Failure> {
     match end {
-        End::Stopped => Ok(None),
+        End::Stopped => Ok(false),
         End::Stalled => Err(Failure::Stalled(s.tunables().stall_timeout)),
         End::Exited {
             status,
@@ -42,35 +49,62 @@ pub(super) async fn verify_and_publish(
             stderr_tail,
         }),
         End::Exited { encoded_us, .. } => {
-            if let Some(expected) = work.media.duration_us {
+            if let Some(expected) = ready.work.media.duration_us {
                 let encoded = encoded_us.ok_or(Failure::NothingEncoded)?;
+                let rate = output_rate(s, ready.work);
                 duration_matches(expected, encoded, rate.frame_us())?;
             }
-            let quality = tokio::select! {
-                checked = check_output(s, target, samples, work.media.video_us, run_as, cpu) => checked?,
-                // Dropping the check kills it (kill_on_drop).
-                () = ready.stop.token().cancelled() => return Ok(None),
-            };
-            // A node that lost its claim must not publish: the work may run
-            // on another node already.
-            let held = record(s, work.job_id, || s.queue().confirm(work.lease)).await;
-            if held != Some(true) {
-                return Err(Failure::ClaimLost);
-            }
-            let (target, work, run_as) = (Arc::clone(target), work.clone(), run_as.cloned());
-            let (output, size) = blocking(move || {
-                as_owner(run_as.as_ref(), || {
-                    publish(&target, &work).map_err(Failure::Publish)
-                })
-            })
-            .await?;
-            Ok(Some(Outcome::Succeeded {
-                output,
-                size,
-                quality,
-            }))
+            Ok(true)
         }
     }
+}
+
+/// The quality check of a whole output on its own ([`check_output`]), then
+/// publishing ([`publish_checked`]). `Ok(None)`: stopped by cancellation.
+pub(super) async fn check_and_publish(
+    s: &dyn Context,
+    ready: &Ready<'_>,
+    samples: &Samples,
+) -> Result<Option<Outcome>, Failure> {
+    let (work, run_as) = (ready.work, ready.run_as.as_ref());
+    let quality = tokio::select! {
+        checked = check_output(s, &ready.target, samples, work.media.video_us, run_as, &ready.meter.cpu) => checked?,
+        // Dropping the check kills it (kill_on_drop).
+        () = ready.stop.token().cancelled() => return Ok(None),
+    };
+    publish_checked(s, ready, quality).await
+}
+
+/// Publish an output that passed the check with the figures `quality`,
+/// once the claim is confirmed.
+pub(super) async fn publish_checked(
+    s: &dyn Context,
+    ready: &Ready<'_>,
+    quality: Option<Quality>,
+) -> Result<Option<Outcome>, Failure> {
+    let work = ready.work;
+    // A node that lost its claim must not publish: the work may run
+    // on another node already.
+    let held = record(s, work.job_id, || s.queue().confirm(work.lease)).await;
+    if held != Some(true) {
+        return Err(Failure::ClaimLost);
+    }
+    let (target, work, run_as) = (
+        Arc::clone(&ready.target),
+        work.clone(),
+        ready.run_as.clone(),
+    );
+    let (output, size) = blocking(move || {
+        as_owner(run_as.as_ref(), || {
+            publish(&target, &work).map_err(Failure::Publish)
+        })
+    })
+    .await?;
+    Ok(Some(Outcome::Succeeded {
+        output,
+        size,
+        quality,
+    }))
 }
 
 /// Whether `encoded` µs (FFmpeg's last `out_time_us`: where its last
@@ -91,9 +125,11 @@ fn duration_matches(expected: u64, encoded: u64, frame_us: u64) -> Result<(), Fa
 /// Check an encode's output before it becomes visible (see
 /// [`crate::ffmpeg::check`]): every sampled frame the encode wrote a
 /// reference picture for decodes, and those up to the end of the input's
-/// video stream at least ([`Samples::required`]), and, unless the check is off, none is
-/// less like its reference than `min_ssim` allows. Returns the figures.
-/// The check's CPU time goes to `cpu`, the variation's.
+/// video stream at least ([`required_samples`]), and, unless the check is
+/// off, none is less like its reference than `min_ssim` allows
+/// ([`judge`]). Its keyframes are decoded first, every frame if some
+/// sampled frames are missing. Returns the figures. The check's CPU time
+/// goes to `cpu`, the variation's.
 async fn check_output(
     s: &dyn Context,
     target: &Target,
@@ -102,35 +138,67 @@ async fn check_output(
     run_as: Option<&RunAs>,
     cpu: &CpuMeter,
 ) -> Result<Option<Quality>, Failure> {
-    use std::io::Seek;
-    let mut refs = &target.refs;
-    let written = refs.metadata().map_err(Failure::CheckFile)?.len();
-    refs.rewind().map_err(Failure::CheckFile)?;
-    let references = written / check::reference_bytes();
-    if references == 0 {
-        return Err(Failure::NoFrame);
-    }
-    let expected = samples.required(references, video_us) as u32;
+    let expected = required_samples(target, samples, video_us)?;
     let floor = s.tunables().min_ssim;
-    let compare = floor.is_some().then(|| refs.as_raw_fd());
-    let run = |keyframes_only| {
-        check::run(
+    let compare = floor.is_some().then(|| target.refs.as_raw_fd());
+    let run = |keyframes_only| async move {
+        let mut checked = check::run(
             &s.settings().ffmpeg,
-            target.temp.as_raw_fd(),
-            compare,
+            &[(target.temp.as_raw_fd(), compare)],
             samples,
             keyframes_only,
             run_as,
             cpu,
         )
+        .await
+        .map_err(Failure::Check)?;
+        Ok::<_, Failure>(checked.swap_remove(0))
     };
-    let mut checked = run(true).await.map_err(Failure::Check)?;
+    let mut checked = run(true).await?;
     if checked.decoded < expected {
         // An encoder may not have made the sampled frames keyframes (or
         // its decoder skips nothing): decode every frame before judging.
-        refs.rewind().map_err(Failure::CheckFile)?;
-        checked = run(false).await.map_err(Failure::Check)?;
+        rewind(&target.refs)?;
+        checked = run(false).await?;
     }
+    judge(&checked, expected, floor)
+}
+
+/// How many sampled frames the output of `target` must show
+/// ([`Samples::required`]) for the reference pictures the encode wrote,
+/// whose file is left rewound for the check to read; `video_us` is the
+/// length of the input's video stream. Errors: [`Failure::NoFrame`] when
+/// the encode wrote none, [`Failure::CheckFile`] when the file cannot be
+/// read.
+pub(super) fn required_samples(
+    target: &Target,
+    samples: &Samples,
+    video_us: Option<u64>,
+) -> Result<u32, Failure> {
+    let written = target.refs.metadata().map_err(Failure::CheckFile)?.len();
+    rewind(&target.refs)?;
+    let references = written / check::reference_bytes();
+    if references == 0 {
+        return Err(Failure::NoFrame);
+    }
+    Ok(samples.required(references, video_us) as u32)
+}
+
+fn rewind(mut refs: &std::fs::File) -> Result<(), Failure> {
+    use std::io::Seek;
+    refs.rewind().map_err(Failure::CheckFile)
+}
+
+/// The verdict on what a check of one output found: `expected` sampled
+/// frames decoded ([`Failure::SamplesMissing`]), and, when compared with a
+/// `floor` (`min_ssim`), figures ([`Failure::NoFigures`]) whose lowest
+/// SSIM is at least the floor ([`Failure::LooksWrong`]). Returns the
+/// figures to publish with (`None` when not compared).
+pub(super) fn judge(
+    checked: &check::Checked,
+    expected: u32,
+    floor: Option<f64>,
+) -> Result<Option<Quality>, Failure> {
     if checked.decoded < expected {
         return Err(Failure::SamplesMissing {
             decoded: checked.decoded,

@@ -18,9 +18,10 @@
 //! Each kind of command has a module of its own, whose builders are
 //! re-exported here: `encode` (one variation by one FFmpeg), `pipeline` (the
 //! decoder, `vidvar-stage` and the raw-frame encoders of a batch), `check`
-//! (the decode of an output that compares it with its references) and
-//! `probe` (ffprobe); `filters` holds the filter chains they share, `files`
-//! how FFmpeg is handed its files. Nothing here starts a process.
+//! (the decode of outputs, one or a pipeline's, that compares each with its
+//! references) and `probe` (ffprobe); `filters` holds the filter chains they
+//! share, `files` how FFmpeg is handed its files. Nothing here starts a
+//! process.
 
 mod check;
 mod encode;
@@ -31,7 +32,7 @@ mod probe;
 #[cfg(test)]
 mod testing;
 
-pub use check::check;
+pub use check::{OUTPUT_TAG, check};
 pub use encode::{EncodePlan, QUIET_ENCODE, codec_args, encode, encode_graph};
 pub use files::{INPUT_FORMATS, INPUT_LIMITS, fd_url};
 pub use filters::{
