@@ -356,7 +356,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             ListItem::new(format!(
                 "{:>5} {:<16} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
                 r.job,
-                truncate(&escape(file_name(&r.input)), 16),
+                truncate(&file_name(&r.input), 16),
                 r.index,
                 bar(r.percent, bar_width),
                 r.percent.map_or("-".into(), percent),
@@ -419,7 +419,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             ListItem::new(format!(
                 "{:>5} {}: {}",
                 x.job,
-                escape(file_name(&x.input)),
+                file_name(&x.input),
                 escape(x.error.lines().next().unwrap_or_default())
             ))
         })

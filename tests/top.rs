@@ -10,6 +10,8 @@
 //! with echo) on `q`, Ctrl-C and SIGTERM (exit status 143), and `NO_COLOR`
 //! leaves no colour.
 //! A second user (nobody) sees only their own jobs in top and `stats`.
+//! A name with control characters shows escaped once, as `status` shows
+//! it, and never reaches the terminal raw.
 
 mod common;
 
@@ -452,4 +454,42 @@ fn keys_still_act_after_top_sat_idle_past_the_daemons_idle_timeout() {
     pane.keys(&["Enter"]);
     let screen = pane.shows(&[&format!("job {job}: failed"), "broken.mp4"]);
     assert!(!screen.contains("lost the connection"), "{screen}");
+}
+
+/// A name with an escape sequence shows in top as `status` shows it,
+/// escaped once (`\x1b`, not `\\x1b`), in the running variations and in
+/// the recent failures, and never reaches the terminal raw: with
+/// `NO_COLOR`, the name's `ESC [31m` would otherwise colour the screen.
+#[test]
+fn top_escapes_a_name_once_as_status_does() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let out = env.out_dir();
+    let broken = env.path("f\u{1b}[32m.mp4");
+    std::fs::write(&broken, b"not a video at all").unwrap();
+    let failed = env.submit(&["-n", "1", "-o", s(&out), s(&broken)]);
+    env.wait_job(failed, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    let long = env.path("r\u{1b}[31m.mp4");
+    make_video(&long, 30.0, "640x480", false);
+    let running = env.submit(&["-n", "1", "-o", s(&out), s(&long)]);
+    env.wait_job(running, Duration::from_secs(60), |d| {
+        d["files"][0]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let status = env.ctl_ok(&["status", &running.to_string()]);
+    assert!(status.contains(r"/r\x1b[31m.mp4"), "{status}");
+
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::start("vidvar-top-escape", &command, &[("NO_COLOR", "1")]);
+    let screen = pane.shows(&[
+        &format!("{running} r\\x1b[31m.mp4"),
+        &format!("{failed} f\\x1b[32m.mp4: "),
+    ]);
+    assert!(!screen.contains(r"\\x1b"), "escaped twice:\n{screen}");
+    let escaped = pane.screen_escaped();
+    assert!(!has_colour(&escaped), "a raw escape coloured: {escaped:?}");
+    env.ctl_ok(&["cancel", &running.to_string()]);
 }
