@@ -305,14 +305,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     };
     let area = f.area();
     let nodes = nodes_line(v);
-    let [header, running, jobs, recent, footer] = Layout::vertical([
-        Constraint::Length(3 + u16::from(nodes.is_some())),
-        Constraint::Min(4),
-        Constraint::Min(5),
-        Constraint::Length(5),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [header, running, jobs, recent, footer] = regions(area, 3 + u16::from(nodes.is_some()));
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let depth: Vec<String> = v
         .jobs_by_state
@@ -440,6 +433,29 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     } else if state.help {
         popup(f, area, " keys ", HELP);
     }
+}
+
+/// The parts of the screen, top to bottom: the header (`header_lines`
+/// rows), the running variations, the jobs, the recent failures and the
+/// key hint line. The header and then the hint line are kept whole as long
+/// as the screen has rows for them; the three lists share what is left,
+/// and shrink (to nothing, on a screen a few rows high) first.
+fn regions(area: Rect, header_lines: u16) -> [Rect; 5] {
+    let header = header_lines.min(area.height);
+    let footer = u16::from(area.height > header);
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(header),
+        Constraint::Length(area.height - header - footer),
+        Constraint::Length(footer),
+    ])
+    .areas(area);
+    let [running, jobs, recent] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Min(5),
+        Constraint::Length(5),
+    ])
+    .areas(body);
+    [header, running, jobs, recent, footer]
 }
 
 /// A progress bar `width` characters inside its brackets: `[###...]`;

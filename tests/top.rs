@@ -11,7 +11,8 @@
 //! leaves no colour.
 //! A second user (nobody) sees only their own jobs in top and `stats`.
 //! A name with control characters shows escaped once, as `status` shows
-//! it, and never reaches the terminal raw.
+//! it, and never reaches the terminal raw. On a small terminal the
+//! header and the key line stay.
 
 mod common;
 
@@ -492,4 +493,23 @@ fn top_escapes_a_name_once_as_status_does() {
     let escaped = pane.screen_escaped();
     assert!(!has_colour(&escaped), "a raw escape coloured: {escaped:?}");
     env.ctl_ok(&["cancel", &running.to_string()]);
+}
+
+/// On a small terminal (30x8) the header and the key hint line stay whole,
+/// in their places (the first three rows, the last row); the lists give
+/// up their rows first.
+#[test]
+fn a_small_terminal_keeps_the_header_and_the_key_hints() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::sized("vidvar-top-small", &command, &[], (30, 8));
+    let screen = pane.shows(&["q quit"]);
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows.len() >= 8, "{screen}");
+    assert!(rows[0].starts_with("vidvard "), "{screen}");
+    assert!(rows[0].contains("slots 0/1"), "{screen}");
+    assert!(rows[1].starts_with("jobs:"), "{screen}");
+    assert!(rows[2].starts_with("last minute "), "{screen}");
+    assert!(rows[7].starts_with("q quit"), "{screen}");
 }
