@@ -98,7 +98,8 @@ fn state(text: &str) -> Result<JobState, String> {
          value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
-         and {} bytes per path, refused before it is sent; 128 + N top ended by signal N \
+         and {} bytes per path, refused before it is sent; 6 nothing to do: cancel of a job \
+         that had already ended (succeeded, partial, failed or cancelled); 128 + N top ended by signal N \
          (SIGTERM, SIGINT or SIGHUP: 143, 130, 129), the terminal given back first.",
         vidvar::proto::MAX_INPUTS,
         vidvar::proto::MAX_PATH_BYTES
@@ -239,6 +240,10 @@ pub enum Command {
         all: bool,
     },
     /// Cancel a job: stop its FFmpeg processes and drop queued work
+    ///
+    /// A job that had already ended (succeeded, partial, failed or
+    /// cancelled) is left as it is: "job N had already succeeded: nothing
+    /// to cancel", exit status 6.
     Cancel { job: JobId },
     /// Re-queue the variations of a job that did not succeed
     ///

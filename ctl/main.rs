@@ -73,6 +73,9 @@ const EXIT_NOT_FOUND: u8 = 4;
 /// values, shutting down, protocol mismatch) or before it was sent (a
 /// non-UTF-8 path, a submission over the size limits).
 const EXIT_REFUSED: u8 = 5;
+/// Exit status: nothing to do, the job had already ended (`cancel` of a
+/// succeeded, partial, failed or cancelled job).
+const EXIT_ENDED: u8 = 6;
 /// Exit status of `top` ended by a signal: this plus the signal's number
 /// (143 for SIGTERM), as a shell reports a process the signal killed.
 const EXIT_SIGNALLED: u8 = 128;
@@ -104,6 +107,7 @@ async fn main() -> ExitCode {
                         ErrorKind::NotFound => EXIT_NOT_FOUND,
                         ErrorKind::Unavailable => EXIT_UNREACHABLE,
                         ErrorKind::Internal => EXIT_FAILURE,
+                        ErrorKind::Ended => EXIT_ENDED,
                         _ => EXIT_REFUSED,
                     };
                     one_line = true;

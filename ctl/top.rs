@@ -27,7 +27,7 @@ use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap}
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vidvar::client::{Client, ClientError};
-use vidvar::proto::{JobId, Request, Response, TopView};
+use vidvar::proto::{ErrorKind, JobId, Request, Response, TopView};
 
 /// Shortest time between two redraws: at most 4 a second.
 const REDRAW_MIN: Duration = Duration::from_millis(250);
@@ -282,6 +282,8 @@ async fn act(
             format!("{what} {target}: now {}", detail.summary.state.as_str())
         }
         Ok(Response::Pong(_)) => format!("{what} {target}: done"),
+        // "job 8 had already succeeded: nothing to cancel" names the job.
+        Ok(Response::Error(err)) if err.kind == ErrorKind::Ended => escape(&err.message),
         Ok(Response::Error(err)) => format!("{what} {target}: {}", escape(&err.message)),
         Ok(_) => format!("{what} {target}: unexpected answer"),
         Err(err) => format!("{what} {target}: {err}"),

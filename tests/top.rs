@@ -513,3 +513,25 @@ fn a_small_terminal_keeps_the_header_and_the_key_hints() {
     assert!(rows[2].starts_with("last minute "), "{screen}");
     assert!(rows[7].starts_with("q quit"), "{screen}");
 }
+
+/// `c` on a job that had already ended says so, as `vidvarctl cancel`
+/// does, instead of "now succeeded"; the job stays as it was.
+#[test]
+fn cancel_in_top_of_an_ended_job_says_there_is_nothing_to_cancel() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let input = env.path("short.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let job = env.submit(&["-n", "1", "-o", s(&env.out_dir()), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::start("vidvar-top-ended", &command, &[]);
+    pane.shows(&[&format!("{job} succeeded")]);
+    pane.keys(&["c"]);
+    pane.shows(&[&format!(
+        "job {job} had already succeeded: nothing to cancel"
+    )]);
+    assert_eq!(env.status(job)["summary"]["state"], "succeeded");
+}
