@@ -159,8 +159,10 @@ pub enum Command {
     /// Show one job in detail, or a summary line per job
     ///
     /// With JOB, the job in detail, with the speed of its running
-    /// variations and the estimated time left; without, a summary line per
-    /// job. Either starts with a line saying so while the daemon is paused.
+    /// variations and the estimated time left (on a shared queue other
+    /// nodes' running variations too, with their node, their progress
+    /// unknown: "-"); without, a summary line per job. Either starts with
+    /// a line saying so while the daemon is paused.
     ///
     /// In text, paths, node names and each line of an error are escaped
     /// as by outputs, so that each stays on its line; --json gives them as

@@ -103,24 +103,9 @@ fn top_shows_the_work_and_its_keys_act() {
 fn top_shows_every_node_of_a_shared_queue() {
     common::users::require_root("it acts as a second user");
     let pg = Cluster::start();
-    let url = pg.url();
-    let node = |name: &str, slots: &str| {
-        let env = Env::new();
-        open_to_nobody(&env);
-        let daemon = env.start(&[
-            "--database-url",
-            &url,
-            "--node-name",
-            name,
-            "--max-parallel",
-            slots,
-            "--socket-group",
-            GROUP,
-        ]);
-        (env, daemon)
-    };
-    let (a, _node_a) = node("node-a", "2");
-    let (b, _node_b) = node("node-b", "1");
+    let (a, _node_a) = pg.node("node-a", "2", &["--socket-group", GROUP]);
+    let (b, _node_b) = pg.node("node-b", "1", &["--socket-group", GROUP]);
+    open_to_nobody(&b);
     let input = a.path("long.mp4");
     make_video(&input, 120.0, "640x480", false);
     let out = a.out_dir();
