@@ -23,6 +23,25 @@ fn label(text: &str) -> Result<String, vidvar::proto::LabelError> {
     vidvar::proto::check_label(text).map(|()| text.to_owned())
 }
 
+/// The forms a `--since` or `--older-than` value takes, as their help and
+/// their errors give them.
+const DURATION_FORMS: &str =
+    "a number and a unit (s, m, h, d, w), or several, e.g. 24h, 7d, 90m, 1h30m";
+
+/// A `--since` or `--older-than` value: a length of time, as
+/// [`humantime::parse_duration`] reads it. The error gives the accepted
+/// forms, not the value: clap quotes that, and the option, before it.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|_| {
+        let what = if text.trim_start().starts_with('-') {
+            "a length of time cannot be negative"
+        } else {
+            "not a length of time"
+        };
+        format!("{what}; give {DURATION_FORMS}")
+    })
+}
+
 /// The options of the jobs that `submit` and `folder add` make: how many
 /// variations, the priority and the labels.
 #[derive(clap::Args, Debug)]
@@ -79,7 +98,8 @@ fn state(text: &str) -> Result<JobState, String> {
          value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
-         and {} bytes per path, refused before it is sent; 128 + N top ended by signal N \
+         and {} bytes per path, refused before it is sent; 6 nothing to do: cancel of a job \
+         that had already ended (succeeded, partial, failed or cancelled); 128 + N top ended by signal N \
          (SIGTERM, SIGINT or SIGHUP: 143, 130, 129), the terminal given back first.",
         vidvar::proto::MAX_INPUTS,
         vidvar::proto::MAX_PATH_BYTES
@@ -139,8 +159,10 @@ pub enum Command {
     /// Show one job in detail, or a summary line per job
     ///
     /// With JOB, the job in detail, with the speed of its running
-    /// variations and the estimated time left; without, a summary line per
-    /// job. Either starts with a line saying so while the daemon is paused.
+    /// variations and the estimated time left (on a shared queue other
+    /// nodes' running variations too, with their node, their progress
+    /// unknown: "-"); without, a summary line per job. Either starts with
+    /// a line saying so while the daemon is paused.
     ///
     /// In text, paths, node names and each line of an error are escaped
     /// as by outputs, so that each stays on its line; --json gives them as
@@ -220,6 +242,10 @@ pub enum Command {
         all: bool,
     },
     /// Cancel a job: stop its FFmpeg processes and drop queued work
+    ///
+    /// A job that had already ended (succeeded, partial, failed or
+    /// cancelled) is left as it is: "job N had already succeeded: nothing
+    /// to cancel", exit status 6.
     Cancel { job: JobId },
     /// Re-queue the variations of a job that did not succeed
     ///
@@ -267,9 +293,10 @@ pub enum Command {
     /// quality, probe, internal) and, on a shared queue, the same per node.
     /// The daemon keeps 90 days of history; prune does not shorten it.
     Stats {
-        /// How far back, e.g. 24h, 7d, 90m
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
-              default_value = "24h")]
+        /// How far back: a number and a unit (s, m, h, d, w), or several,
+        /// e.g. 24h, 7d, 90m, 1h30m
+        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "24h",
+              allow_hyphen_values = true)]
         since: std::time::Duration,
         /// Only variations of jobs with this label
         #[arg(long, value_name = "TEXT")]
@@ -280,8 +307,9 @@ pub enum Command {
     /// Yours; everyone's as root or the daemon's user. Output files are
     /// never deleted.
     Prune {
-        /// Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        /// Only jobs that finished at least this long ago: a number and a
+        /// unit (s, m, h, d, w), or several, e.g. 7d, 12h, 30m, 1h30m
+        #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
         older_than: Option<std::time::Duration>,
     },
     /// Watch folders: each video that lands in one becomes a job

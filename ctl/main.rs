@@ -36,7 +36,32 @@ use clap::Parser;
 use commands::Failure;
 use std::process::ExitCode;
 use vidvar::client::ClientError;
+use vidvar::escape::escape;
 use vidvar::proto::ErrorKind;
+
+/// A command-line error of clap's with the values it quotes from the
+/// command line (a refused `--label`, an unknown argument) escaped as
+/// vidvarctl's text output escapes names ([`escape`]): clap echoes them as
+/// they were typed, and a control character in one would reach the
+/// terminal raw.
+fn escaped_values(mut err: clap::Error) -> clap::Error {
+    use clap::error::ContextValue;
+    let escaped: Vec<_> = err
+        .context()
+        .filter_map(|(kind, value)| match value {
+            ContextValue::String(text) => Some((kind, ContextValue::String(escape(text)))),
+            ContextValue::Strings(texts) => Some((
+                kind,
+                ContextValue::Strings(texts.iter().map(escape).collect()),
+            )),
+            _ => None,
+        })
+        .collect();
+    for (kind, value) in escaped {
+        err.insert(kind, value);
+    }
+    err
+}
 
 /// Exit status: the job did not produce every variation, or another error.
 const EXIT_FAILURE: u8 = 1;
@@ -48,17 +73,24 @@ const EXIT_NOT_FOUND: u8 = 4;
 /// values, shutting down, protocol mismatch) or before it was sent (a
 /// non-UTF-8 path, a submission over the size limits).
 const EXIT_REFUSED: u8 = 5;
+/// Exit status: nothing to do, the job had already ended (`cancel` of a
+/// succeeded, partial, failed or cancelled job).
+const EXIT_ENDED: u8 = 6;
 /// Exit status of `top` ended by a signal: this plus the signal's number
 /// (143 for SIGTERM), as a shell reports a process the signal killed.
 const EXIT_SIGNALLED: u8 = 128;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::Args::try_parse().unwrap_or_else(|err| escaped_values(err).exit());
     let json = args.json;
     match commands::run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
+            // The daemon's messages are one line, which may quote what a
+            // client sent (a path): escaped whole. vidvarctl's own may
+            // have several lines: each escaped.
+            let mut one_line = false;
             let (message, code) = match failure {
                 Failure::Client(err @ ClientError::NotRunning { .. }) => {
                     (Some(err.to_string()), EXIT_UNREACHABLE)
@@ -75,8 +107,10 @@ async fn main() -> ExitCode {
                         ErrorKind::NotFound => EXIT_NOT_FOUND,
                         ErrorKind::Unavailable => EXIT_UNREACHABLE,
                         ErrorKind::Internal => EXIT_FAILURE,
+                        ErrorKind::Ended => EXIT_ENDED,
                         _ => EXIT_REFUSED,
                     };
+                    one_line = true;
                     (Some(err.message), code)
                 }
                 Failure::Client(err @ ClientError::RequestTooLarge { .. }) => {
@@ -97,7 +131,12 @@ async fn main() -> ExitCode {
                     });
                     out!("{error}\n");
                 }
-                eprintln!("vidvarctl: {message}");
+                let shown: Vec<String> = if one_line {
+                    vec![escape(&message)]
+                } else {
+                    message.lines().map(escape).collect()
+                };
+                eprintln!("vidvarctl: {}", shown.join("\n"));
             }
             ExitCode::from(code)
         }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 use vidvar::proto::{
     FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong, RunTotals,
-    StatsReport,
+    RunningVariation, StatsReport,
 };
 
 pub use vidvar::escape::escape;
@@ -105,14 +105,7 @@ pub fn detail(d: &JobDetail) -> String {
             escape(&f.path)
         ));
         for v in &f.running {
-            let _ = writeln!(
-                out,
-                "      variation {}: {} at {}, {}",
-                v.index,
-                percent(v.percent),
-                v.speed.map_or("speed ?".into(), |x| format!("{x:.2}x")),
-                v.fps.map_or("fps ?".into(), |x| format!("{x:.1} fps")),
-            );
+            let _ = writeln!(out, "      {}", running(v));
         }
         if f.state == FileState::Running {
             let _ = writeln!(out, "      {}", eta(f.eta_secs));
@@ -128,6 +121,27 @@ pub fn detail(d: &JobDetail) -> String {
         }
     }
     out
+}
+
+/// A running variation in `status JOB`: `variation 1: 44.2% at 3.50x,
+/// 107.0 fps` (`speed ?`, `fps ?` until FFmpeg reports them), then `on
+/// NODE` on a shared queue. Another node's progress is unknown here: its
+/// figures show as `-`, as `top` shows them.
+fn running(v: &RunningVariation) -> String {
+    let node = v
+        .node
+        .as_ref()
+        .map_or(String::new(), |n| format!(" on {}", escape(n)));
+    let Some(done) = v.percent else {
+        return format!("variation {}: - at -, - fps{node}", v.index);
+    };
+    format!(
+        "variation {}: {} at {}, {}{node}",
+        v.index,
+        percent(done),
+        v.speed.map_or("speed ?".into(), |x| format!("{x:.2}x")),
+        v.fps.map_or("fps ?".into(), |x| format!("{x:.1} fps")),
+    )
 }
 
 /// `list`: a header and one line per job.

@@ -27,7 +27,7 @@ use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap}
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vidvar::client::{Client, ClientError};
-use vidvar::proto::{JobId, Request, Response, TopView};
+use vidvar::proto::{ErrorKind, JobId, Request, Response, TopView};
 
 /// Shortest time between two redraws: at most 4 a second.
 const REDRAW_MIN: Duration = Duration::from_millis(250);
@@ -282,6 +282,8 @@ async fn act(
             format!("{what} {target}: now {}", detail.summary.state.as_str())
         }
         Ok(Response::Pong(_)) => format!("{what} {target}: done"),
+        // "job 8 had already succeeded: nothing to cancel" names the job.
+        Ok(Response::Error(err)) if err.kind == ErrorKind::Ended => escape(&err.message),
         Ok(Response::Error(err)) => format!("{what} {target}: {}", escape(&err.message)),
         Ok(_) => format!("{what} {target}: unexpected answer"),
         Err(err) => format!("{what} {target}: {err}"),
@@ -305,14 +307,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     };
     let area = f.area();
     let nodes = nodes_line(v);
-    let [header, running, jobs, recent, footer] = Layout::vertical([
-        Constraint::Length(3 + u16::from(nodes.is_some())),
-        Constraint::Min(4),
-        Constraint::Min(5),
-        Constraint::Length(5),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [header, running, jobs, recent, footer] = regions(area, 3 + u16::from(nodes.is_some()));
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let depth: Vec<String> = v
         .jobs_by_state
@@ -356,7 +351,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             ListItem::new(format!(
                 "{:>5} {:<16} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
                 r.job,
-                truncate(&escape(file_name(&r.input)), 16),
+                truncate(&file_name(&r.input), 16),
                 r.index,
                 bar(r.percent, bar_width),
                 r.percent.map_or("-".into(), percent),
@@ -419,7 +414,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             ListItem::new(format!(
                 "{:>5} {}: {}",
                 x.job,
-                escape(file_name(&x.input)),
+                file_name(&x.input),
                 escape(x.error.lines().next().unwrap_or_default())
             ))
         })
@@ -440,6 +435,29 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
     } else if state.help {
         popup(f, area, " keys ", HELP);
     }
+}
+
+/// The parts of the screen, top to bottom: the header (`header_lines`
+/// rows), the running variations, the jobs, the recent failures and the
+/// key hint line. The header and then the hint line are kept whole as long
+/// as the screen has rows for them; the three lists share what is left,
+/// and shrink (to nothing, on a screen a few rows high) first.
+fn regions(area: Rect, header_lines: u16) -> [Rect; 5] {
+    let header = header_lines.min(area.height);
+    let footer = u16::from(area.height > header);
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(header),
+        Constraint::Length(area.height - header - footer),
+        Constraint::Length(footer),
+    ])
+    .areas(area);
+    let [running, jobs, recent] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Min(5),
+        Constraint::Length(5),
+    ])
+    .areas(body);
+    [header, running, jobs, recent, footer]
 }
 
 /// A progress bar `width` characters inside its brackets: `[###...]`;

@@ -307,3 +307,41 @@ fn a_textfile_in_a_directory_of_another_user_is_refused() {
         "important\n"
     );
 }
+
+/// A `metrics_socket` or `metrics_textfile` in a directory another user
+/// (nobody) owns stops the start with advice about that setting (give the
+/// directory to the daemon's user, or set it in vidvard.conf to another
+/// place), not the control socket's (its --socket, --pidfile, --state-dir).
+#[test]
+fn a_metrics_directory_of_another_user_is_refused_with_advice_for_metrics() {
+    common::users::require_root("the directory belongs to nobody");
+    let env = Env::new();
+    let theirs = env.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    for setting in ["metrics_socket", "metrics_textfile"] {
+        let config = env.path("vidvard.conf");
+        let path = theirs.join("metrics");
+        std::fs::write(&config, format!("{setting} = {:?}\n", s(&path))).unwrap();
+        let out = env.run_vidvard(
+            &env.socket(),
+            &env.state_dir(),
+            &env.pidfile(),
+            &["--config", s(&config)],
+        );
+        let said = common::users::said(&out);
+        assert!(!out.status.success(), "vidvard started:\n{said}");
+        for wanted in [
+            format!("refusing to use {} for {setting}", s(&theirs)),
+            "belongs to nobody".into(),
+            format!("set {setting} in vidvard.conf"),
+            format!("chown root {}", s(&theirs)),
+        ] {
+            assert!(said.contains(&wanted), "{wanted:?} not in:\n{said}");
+        }
+        assert!(
+            !said.contains("--pidfile"),
+            "the control socket's advice:\n{said}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! Queue control with the real daemon and FFmpeg: priority order (also on
 //! a loaded machine, on SQLite and PostgreSQL), pausing the daemon and one
 //! job (across a restart, and with `--stop`), labels and paging over
-//! thousands of jobs, `wait` and its exit statuses, and the speed and ETA
-//! that progress carries.
+//! thousands of jobs, `wait` and its exit statuses, `cancel` of a job that
+//! had already ended (exit status 6), and the speed and ETA that progress
+//! carries.
 
 mod common;
 
@@ -194,6 +195,48 @@ fn wait_exits_zero_only_when_every_job_succeeded() {
     assert_eq!(code(&env.ctl(&["wait", "--all"])), 0);
     assert_eq!(env.status(later)["summary"]["state"], "succeeded");
     assert_eq!(code(&env.ctl(&["wait"])), 2, "JOB or --all is required");
+}
+
+/// `cancel` of a job that had already ended says so and exits 6 (its own
+/// status, vidvarctl(1)), the job left as it was: succeeded, failed, or
+/// cancelled by an earlier `cancel`; a job with a variation running and
+/// one queued is cancelled (exit 0) as before.
+#[test]
+fn cancel_of_an_ended_job_says_so_and_exits_6() {
+    let (env, clip, out, _daemon) = setup(1.0, "160x120", "1");
+    let ended = |job: i64, how: &str| {
+        let refused = env.ctl(&["cancel", &job.to_string()]);
+        assert_eq!(code(&refused), 6, "{}", common::users::said(&refused));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(
+            stderr,
+            format!("vidvarctl: job {job} had already {how}: nothing to cancel\n")
+        );
+        let json = env.json(&["cancel", &job.to_string()]);
+        assert_eq!(json["error"]["exit_status"], 6, "{json}");
+    };
+    let good = env.submit(&["-n", "1", "-o", s(&out), s(&clip)]);
+    env.wait_job(good, LIMIT, |d| d["summary"]["state"] == "succeeded");
+    ended(good, "succeeded");
+    assert_eq!(env.status(good)["summary"]["state"], "succeeded");
+
+    let garbage = env.path("garbage.mp4");
+    std::fs::write(&garbage, "this is not a video at all").unwrap();
+    let bad = env.submit(&["-n", "1", "-o", s(&out), s(&garbage)]);
+    env.wait_job(bad, LIMIT, |d| d["summary"]["state"] == "failed");
+    ended(bad, "failed");
+
+    let long = env.path("long.mp4");
+    make_video(&long, 30.0, "640x480", false);
+    let open = env.submit(&["-n", "2", "-o", s(&out), s(&long)]);
+    env.wait_job(open, LIMIT, |d| {
+        d["files"][0]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let cancelled = env.json(&["cancel", &open.to_string()]);
+    assert_eq!(cancelled["summary"]["state"], "cancelled", "{cancelled}");
+    ended(open, "been cancelled");
 }
 
 #[test]

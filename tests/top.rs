@@ -10,6 +10,9 @@
 //! with echo) on `q`, Ctrl-C and SIGTERM (exit status 143), and `NO_COLOR`
 //! leaves no colour.
 //! A second user (nobody) sees only their own jobs in top and `stats`.
+//! A name with control characters shows escaped once, as `status` shows
+//! it, and never reaches the terminal raw. On a small terminal the
+//! header and the key line stay.
 
 mod common;
 
@@ -100,24 +103,9 @@ fn top_shows_the_work_and_its_keys_act() {
 fn top_shows_every_node_of_a_shared_queue() {
     common::users::require_root("it acts as a second user");
     let pg = Cluster::start();
-    let url = pg.url();
-    let node = |name: &str, slots: &str| {
-        let env = Env::new();
-        open_to_nobody(&env);
-        let daemon = env.start(&[
-            "--database-url",
-            &url,
-            "--node-name",
-            name,
-            "--max-parallel",
-            slots,
-            "--socket-group",
-            GROUP,
-        ]);
-        (env, daemon)
-    };
-    let (a, _node_a) = node("node-a", "2");
-    let (b, _node_b) = node("node-b", "1");
+    let (a, _node_a) = pg.node("node-a", "2", &["--socket-group", GROUP]);
+    let (b, _node_b) = pg.node("node-b", "1", &["--socket-group", GROUP]);
+    open_to_nobody(&b);
     let input = a.path("long.mp4");
     make_video(&input, 120.0, "640x480", false);
     let out = a.out_dir();
@@ -452,4 +440,83 @@ fn keys_still_act_after_top_sat_idle_past_the_daemons_idle_timeout() {
     pane.keys(&["Enter"]);
     let screen = pane.shows(&[&format!("job {job}: failed"), "broken.mp4"]);
     assert!(!screen.contains("lost the connection"), "{screen}");
+}
+
+/// A name with an escape sequence shows in top as `status` shows it,
+/// escaped once (`\x1b`, not `\\x1b`), in the running variations and in
+/// the recent failures, and never reaches the terminal raw: with
+/// `NO_COLOR`, the name's `ESC [31m` would otherwise colour the screen.
+#[test]
+fn top_escapes_a_name_once_as_status_does() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let out = env.out_dir();
+    let broken = env.path("f\u{1b}[32m.mp4");
+    std::fs::write(&broken, b"not a video at all").unwrap();
+    let failed = env.submit(&["-n", "1", "-o", s(&out), s(&broken)]);
+    env.wait_job(failed, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "failed"
+    });
+    let long = env.path("r\u{1b}[31m.mp4");
+    make_video(&long, 30.0, "640x480", false);
+    let running = env.submit(&["-n", "1", "-o", s(&out), s(&long)]);
+    env.wait_job(running, Duration::from_secs(60), |d| {
+        d["files"][0]["running"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let status = env.ctl_ok(&["status", &running.to_string()]);
+    assert!(status.contains(r"/r\x1b[31m.mp4"), "{status}");
+
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::start("vidvar-top-escape", &command, &[("NO_COLOR", "1")]);
+    let screen = pane.shows(&[
+        &format!("{running} r\\x1b[31m.mp4"),
+        &format!("{failed} f\\x1b[32m.mp4: "),
+    ]);
+    assert!(!screen.contains(r"\\x1b"), "escaped twice:\n{screen}");
+    let escaped = pane.screen_escaped();
+    assert!(!has_colour(&escaped), "a raw escape coloured: {escaped:?}");
+    env.ctl_ok(&["cancel", &running.to_string()]);
+}
+
+/// On a small terminal (30x8) the header and the key hint line stay whole,
+/// in their places (the first three rows, the last row); the lists give
+/// up their rows first.
+#[test]
+fn a_small_terminal_keeps_the_header_and_the_key_hints() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::sized("vidvar-top-small", &command, &[], (30, 8));
+    let screen = pane.shows(&["q quit"]);
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows.len() >= 8, "{screen}");
+    assert!(rows[0].starts_with("vidvard "), "{screen}");
+    assert!(rows[0].contains("slots 0/1"), "{screen}");
+    assert!(rows[1].starts_with("jobs:"), "{screen}");
+    assert!(rows[2].starts_with("last minute "), "{screen}");
+    assert!(rows[7].starts_with("q quit"), "{screen}");
+}
+
+/// `c` on a job that had already ended says so, as `vidvarctl cancel`
+/// does, instead of "now succeeded"; the job stays as it was.
+#[test]
+fn cancel_in_top_of_an_ended_job_says_there_is_nothing_to_cancel() {
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "1"]);
+    let input = env.path("short.mp4");
+    make_video(&input, 1.0, "160x120", false);
+    let job = env.submit(&["-n", "1", "-o", s(&env.out_dir()), s(&input)]);
+    env.wait_job(job, Duration::from_secs(60), |d| {
+        d["summary"]["state"] == "succeeded"
+    });
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::start("vidvar-top-ended", &command, &[]);
+    pane.shows(&[&format!("{job} succeeded")]);
+    pane.keys(&["c"]);
+    pane.shows(&[&format!(
+        "job {job} had already succeeded: nothing to cancel"
+    )]);
+    assert_eq!(env.status(job)["summary"]["state"], "succeeded");
 }

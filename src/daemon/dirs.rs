@@ -46,16 +46,41 @@ pub(super) fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<()
         return Err(untrusted());
     }
     if meta.uid() != me && meta.uid() != 0 {
-        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
-            .ok()
-            .flatten()
-            .map_or(format!("uid {}", meta.uid()), |u| u.name);
         return Err(DaemonError::OtherOwner {
             path: dir.to_path_buf(),
-            owner,
+            owner: user_name(meta.uid()),
         });
     }
     Ok(())
+}
+
+/// The name of user `uid`, or `uid N` when it has none.
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or(format!("uid {uid}"), |u| u.name)
+}
+
+/// [`create_dir`] for the directory of a metrics setting (`setting`, as
+/// vidvard.conf(5) names it): a directory of another user's is refused
+/// with advice about that setting ([`DaemonError::MetricsDirOwner`]), not
+/// the control socket's.
+fn create_metrics_dir(
+    dir: &Path,
+    mode: u32,
+    group: Option<u32>,
+    setting: &'static str,
+) -> Result<(), DaemonError> {
+    create_dir(dir, mode, group).map_err(|err| match err {
+        DaemonError::OtherOwner { path, owner } => DaemonError::MetricsDirOwner {
+            setting,
+            path,
+            owner,
+            user: user_name(nix::unistd::geteuid().as_raw()),
+        },
+        other => other,
+    })
 }
 
 /// Create the socket's directory unless it exists: mode 0750 and `group`
@@ -69,6 +94,20 @@ pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), Daemon
     Ok(())
 }
 
+/// Create the directory of `metrics_socket` unless it exists, as the
+/// control socket's ([`create_socket_dir`]: 0750 with `group`, 0700
+/// without), or trust it as that one; one of another user's is refused
+/// with advice about `metrics_socket`.
+pub fn create_metrics_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), DaemonError> {
+    match socket.parent() {
+        Some(dir) => {
+            let mode = if group.is_some() { 0o750 } else { 0o700 };
+            create_metrics_dir(dir, mode, group, "metrics_socket")
+        }
+        None => Ok(()),
+    }
+}
+
 /// Create the directory of `metrics_textfile` unless it exists (mode 0755:
 /// node_exporter reads the file as its own user), or trust it as the
 /// socket's: the file is replaced there every 15 s by rename(2), so a
@@ -76,7 +115,7 @@ pub fn create_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), Daemon
 /// that user choose what the daemon overwrites.
 pub fn create_textfile_dir(textfile: &Path) -> Result<(), DaemonError> {
     match textfile.parent() {
-        Some(dir) => create_dir(dir, 0o755, None),
+        Some(dir) => create_metrics_dir(dir, 0o755, None, "metrics_textfile"),
         None => Ok(()),
     }
 }

@@ -106,7 +106,7 @@ pub async fn run(
     let metrics_listener = match &metrics.socket {
         Some(path) => {
             // Its directory judged (or made) as the control socket's.
-            create_socket_dir(path, metrics.socket_group)?;
+            dirs::create_metrics_socket_dir(path, metrics.socket_group)?;
             Some(crate::exporter::bind(path, metrics.socket_group)?)
         }
         None => None,

@@ -66,8 +66,14 @@ impl Live {
     }
 
     /// A file as `status` and `watch` show it: its stored figures, raised by
-    /// what runs now.
-    pub(crate) fn file_status(&self, row: &FileRow, variations: u32) -> FileStatus {
+    /// what runs now here; its running variations this node's (`node` its
+    /// name on a shared queue).
+    pub(crate) fn file_status(
+        &self,
+        row: &FileRow,
+        variations: u32,
+        node: Option<&str>,
+    ) -> FileStatus {
         let progress = match row.state {
             FileState::Succeeded => 100.0,
             FileState::Running => job::file_progress(
@@ -89,10 +95,11 @@ impl Live {
             .filter(|r| r.file_id == row.id)
             .map(|r| RunningVariation {
                 index: r.index,
-                percent: r.progress.percent,
-                encoded_secs: r.progress.out_time_us as f64 / 1e6,
+                percent: Some(r.progress.percent),
+                encoded_secs: Some(r.progress.out_time_us as f64 / 1e6),
                 speed: job::usable_speed(r.progress.out_time_us, r.progress.speed),
                 fps: r.progress.fps,
+                node: node.map(String::from),
             })
             .collect();
         running.sort_by_key(|r| r.index);

@@ -112,7 +112,8 @@ impl Engine {
         open.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
         let mut running = Vec::new();
         for job in open.iter().filter(|j| j.state == JobState::Running) {
-            let Ok(detail) = self.detail(peer, job.id).await else {
+            // Other nodes' variations come below, from the queue.
+            let Ok(detail) = self.detail_here(peer, job.id).await else {
                 continue;
             };
             for file in &detail.files {
@@ -120,8 +121,8 @@ impl Engine {
                     job: job.id,
                     input: file.path.clone(),
                     index: r.index,
-                    node: self.node_name().map(String::from),
-                    percent: Some(r.percent),
+                    node: r.node.clone(),
+                    percent: r.percent,
                     fps: r.fps,
                     speed: r.speed,
                     eta_secs: file.eta_secs,
@@ -156,7 +157,7 @@ impl Engine {
             if finished.len() == TOP_RECENT {
                 break;
             }
-            let Ok(detail) = self.detail(peer, job).await else {
+            let Ok(detail) = self.detail_here(peer, job).await else {
                 continue;
             };
             if !detail.summary.state.is_final() {

@@ -34,6 +34,9 @@ pub enum ErrorKind {
     /// The client may not do this: pausing the daemon is for root and the
     /// daemon's own user.
     PermissionDenied,
+    /// Nothing to do: the job had already ended (succeeded, partial,
+    /// failed or cancelled) when it was asked to be cancelled.
+    Ended,
 }
 
 impl std::fmt::Display for WireError {

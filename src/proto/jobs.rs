@@ -96,7 +96,9 @@ pub struct FileStatus {
     /// The nodes of a shared queue that ran or run its variations, by
     /// name; empty on a queue of one machine.
     pub nodes: Vec<String>,
-    /// The variations of this input being encoded now (on this node).
+    /// The variations of this input being encoded now, by index: this
+    /// node's, and on a shared queue other nodes' too (their progress
+    /// unknown here).
     pub running: Vec<RunningVariation>,
     /// Estimated seconds until this input's variations are done: media
     /// time left (queued variations whole, running ones from their
@@ -106,20 +108,27 @@ pub struct FileStatus {
 }
 
 /// One variation being encoded, from FFmpeg's `-progress` reports
-/// (ffmpeg(1): `-progress url`).
+/// (ffmpeg(1): `-progress url`). Only the node that runs it hears them:
+/// another node's variation, as the shared queue stores it, has its
+/// figures `None`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunningVariation {
     /// 1-based index of the variation of its input.
     pub index: u32,
-    /// Percent of it encoded, 0..=99 until verified.
-    pub percent: f64,
-    /// Media time encoded, seconds (`out_time_us`).
-    pub encoded_secs: f64,
+    /// Percent of it encoded, 0..=99 until verified; `None` for another
+    /// node's.
+    pub percent: Option<f64>,
+    /// Media time encoded, seconds (`out_time_us`); `None` for another
+    /// node's.
+    pub encoded_secs: Option<f64>,
     /// Encoding speed as a multiple of real time (`speed`, e.g. 2.5 for
-    /// "2.5x"); `None` until FFmpeg reports one.
+    /// "2.5x"); `None` until FFmpeg reports one, and for another node's.
     pub speed: Option<f64>,
-    /// Frames encoded per second (`fps`); `None` until reported.
+    /// Frames encoded per second (`fps`); `None` until reported, and for
+    /// another node's.
     pub fps: Option<f64>,
+    /// The node that runs it, on a shared queue; `None` on one machine.
+    pub node: Option<String>,
 }
 
 /// One verified output file.

@@ -48,7 +48,7 @@ pub use submit::{
 };
 
 /// Version of this protocol. Bump it on any change to a wire type.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// First frame of every connection, client to daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,7 +92,9 @@ pub enum Request {
     /// The verified output files of a job. Answer: [`Response::Outputs`].
     Outputs { job: JobId },
     /// Stop a job: queued work is dropped, running FFmpeg processes are
-    /// stopped and their temporary files removed. Answer: [`Response::Job`].
+    /// stopped and their temporary files removed. Answer: [`Response::Job`];
+    /// for a job that had already ended, a [`WireError`] of kind
+    /// [`ErrorKind::Ended`], the job unchanged.
     Cancel { job: JobId },
     /// Re-queue the variations of a failed, partial or cancelled job that
     /// did not succeed; verified outputs are kept. Answer: [`Response::Job`].

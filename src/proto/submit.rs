@@ -15,14 +15,15 @@ pub const MAX_LABELS: usize = 16;
 /// Longest label, in bytes.
 pub const MAX_LABEL_BYTES: usize = 64;
 
-/// Why a text cannot label a job; the message names the label.
+/// Why a text cannot label a job; the message names the label, escaped
+/// ([`crate::escape::escape`]) as vidvarctl shows names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LabelError {
     #[error("a label cannot be empty")]
     Empty,
-    #[error("label {0:?} is {len} bytes long; at most {MAX_LABEL_BYTES} are allowed", len = .0.len())]
+    #[error("label \"{}\" is {len} bytes long; at most {MAX_LABEL_BYTES} are allowed", crate::escape::escape(.0), len = .0.len())]
     TooLong(String),
-    #[error("label {0:?} has a control character")]
+    #[error("label \"{}\" has a control character", crate::escape::escape(.0))]
     ControlCharacter(String),
 }
 

@@ -143,6 +143,8 @@ pub struct NodeRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElsewhereRow {
     pub job_id: JobId,
+    /// The id of its input's file row ([`FileRow::id`]).
+    pub file_id: i64,
     /// Uid of the job's owner.
     pub owner_uid: u32,
     /// The input as given at submit.

@@ -9,6 +9,7 @@
 //! because it must run without Rust, keeps its cluster across runs and
 //! works without root.
 
+use super::daemon::{Daemon, Env};
 use super::users::require_root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -216,6 +217,25 @@ impl Cluster {
             self.socket_dir().display(),
             self.port()
         )
+    }
+
+    /// A node of the shared queue in this cluster's `postgres` database: a
+    /// real vidvard in an [`Env`] of its own, named `name`, with `slots`
+    /// slots and the flags `extra`, answering when returned.
+    pub fn node(&self, name: &str, slots: &str, extra: &[&str]) -> (Env, Daemon) {
+        let env = Env::new();
+        let url = self.url();
+        let mut args = vec![
+            "--database-url",
+            &url,
+            "--node-name",
+            name,
+            "--max-parallel",
+            slots,
+        ];
+        args.extend(extra);
+        let daemon = env.start(&args);
+        (env, daemon)
     }
 
     /// Create database `name` (an SQL identifier) and return a libpq URL

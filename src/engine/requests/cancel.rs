@@ -9,7 +9,11 @@ use crate::proto::{JobDetail, JobId};
 
 impl Engine {
     /// Cancel a job and wait until its FFmpeg processes are gone and their
-    /// temporary files removed. A job already final is returned unchanged.
+    /// temporary files removed.
+    ///
+    /// Errors: [`ApiError::NotFound`]; [`ApiError::AlreadyEnded`] for a job
+    /// that had already ended (its state as the queue found it when asked
+    /// to cancel it), left unchanged.
     pub async fn cancel(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         self.visible_job(peer, job).await?;
         let before = self
@@ -17,11 +21,12 @@ impl Engine {
             .cancel(job)
             .await?
             .ok_or(ApiError::NotFound(job))?;
-        if !before.is_final() {
-            log::info!("job {job}: cancelled");
-            self.stop_running(Some(job), false).await;
-            self.notify_change();
+        if before.is_final() {
+            return Err(ApiError::AlreadyEnded { job, state: before });
         }
+        log::info!("job {job}: cancelled");
+        self.stop_running(Some(job), false).await;
+        self.notify_change();
         self.detail(peer, job).await
     }
 
@@ -109,6 +114,13 @@ mod tests {
         );
         let cancelled = f.engine.cancel(&alice, job).await.unwrap();
         assert_eq!(cancelled.summary.state, JobState::Cancelled);
+        // Once ended, nothing to cancel: said so, with a kind of its own.
+        let again = f.engine.cancel(&alice, job).await.unwrap_err().to_wire();
+        assert_eq!(again.kind, crate::proto::ErrorKind::Ended);
+        assert_eq!(
+            again.message,
+            format!("job {job} had already been cancelled: nothing to cancel")
+        );
         let retried = f.engine.retry(&alice, job).await.unwrap();
         assert_eq!(retried.summary.state, JobState::Queued);
         // Pruning spares what is not final, and others' records.

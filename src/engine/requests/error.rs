@@ -4,7 +4,7 @@
 //! detailing them.
 
 use crate::engine::admission;
-use crate::proto::{ErrorKind, JobId, WireError};
+use crate::proto::{ErrorKind, JobId, JobState, WireError};
 use crate::queue::QueueError;
 
 /// Why a request could not be served.
@@ -20,6 +20,9 @@ pub enum ApiError {
     BadInput(String),
     #[error("daemon is shutting down")]
     ShuttingDown,
+    /// Cancel of a job that had already ended, in `state`.
+    #[error("job {job} had already {}: nothing to cancel", ended(*.state))]
+    AlreadyEnded { job: JobId, state: JobState },
     /// The client may not do this (pause the daemon, say).
     #[error("{0}")]
     Forbidden(String),
@@ -31,6 +34,16 @@ pub enum ApiError {
     Internal(String),
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+/// How a job in a final `state` ended, after "had already": `succeeded`,
+/// `failed`, `ended partial`, `been cancelled`.
+fn ended(state: JobState) -> &'static str {
+    match state {
+        JobState::Partial => "ended partial",
+        JobState::Cancelled => "been cancelled",
+        other => other.as_str(),
+    }
 }
 
 impl From<admission::Rejection> for ApiError {
@@ -52,6 +65,7 @@ impl ApiError {
             ApiError::Invalid(_) => ErrorKind::InvalidRequest,
             ApiError::BadInput(_) => ErrorKind::BadInput,
             ApiError::ShuttingDown => ErrorKind::ShuttingDown,
+            ApiError::AlreadyEnded { .. } => ErrorKind::Ended,
             ApiError::Forbidden(_) => ErrorKind::PermissionDenied,
             ApiError::Busy(_) => ErrorKind::Busy,
             ApiError::Internal(message) => {

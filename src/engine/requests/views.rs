@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::job::{self, Credentials, JobState};
 use crate::proto::{
     FileStatus, JobDetail, JobId, JobPage, JobSummary, ListRequest, MAX_PAGE, OutputInfo,
+    RunningVariation,
 };
 use crate::queue::{FileRow, JobFilter, JobRow};
 use std::sync::atomic::Ordering;
@@ -17,25 +18,84 @@ impl Engine {
         let live = self.live();
         let statuses: Vec<FileStatus> = files
             .iter()
-            .map(|f| live.file_status(f, row.variations))
+            .map(|f| live.file_status(f, row.variations, self.node_name()))
             .collect();
         let eta_secs = live.job_eta_secs(row, files);
         let progress = job::job_progress(statuses.iter().map(|f| f.progress));
         (summary(row, progress, eta_secs), statuses)
     }
 
-    /// One job with live progress, if `peer` may see it.
+    /// One job with live progress, if `peer` may see it; on a shared queue
+    /// with the running variations of every node
+    /// ([`Self::add_running_elsewhere`]).
     pub async fn detail(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
+        let (mut detail, files) = self.view(peer, job).await?;
+        if !detail.summary.state.is_final() {
+            self.add_running_elsewhere(job, &files, &mut detail.files)
+                .await?;
+        }
+        Ok(detail)
+    }
+
+    /// [`Self::detail`] with this node's running variations only, without
+    /// asking the queue for the others' (`top` asks for those of every
+    /// job at once).
+    pub(crate) async fn detail_here(
+        &self,
+        peer: &Credentials,
+        job: JobId,
+    ) -> Result<JobDetail, ApiError> {
+        Ok(self.view(peer, job).await?.0)
+    }
+
+    /// One job with live progress, if `peer` may see it, and its file rows
+    /// (in the order of its files).
+    async fn view(
+        &self,
+        peer: &Credentials,
+        job: JobId,
+    ) -> Result<(JobDetail, Vec<FileRow>), ApiError> {
         let row = self.visible_job(peer, job).await?;
         let files = self.queue.files(job).await?;
-        let (summary, files) = self.live_view(&row, &files);
-        Ok(JobDetail {
+        let (summary, statuses) = self.live_view(&row, &files);
+        let detail = JobDetail {
             summary,
             seed: row.seed,
             output_dir: row.output_dir.clone(),
-            files,
+            files: statuses,
             daemon_paused: self.paused.load(Ordering::SeqCst),
-        })
+        };
+        Ok((detail, files))
+    }
+
+    /// Add to the running variations of `job`'s `files` (their `statuses`,
+    /// in the same order) those other nodes of a shared queue hold claimed
+    /// ([`crate::queue::Queue::running_elsewhere`]), with their node and
+    /// their figures unknown: only the node that runs one hears its
+    /// progress. Nothing on a queue of one machine.
+    async fn add_running_elsewhere(
+        &self,
+        job: JobId,
+        files: &[FileRow],
+        statuses: &mut [FileStatus],
+    ) -> Result<(), ApiError> {
+        let elsewhere = self.queue.running_elsewhere().await?;
+        for v in elsewhere.into_iter().filter(|v| v.job_id == job) {
+            let Some(at) = files.iter().position(|f| f.id == v.file_id) else {
+                continue;
+            };
+            let running = &mut statuses[at].running;
+            running.push(RunningVariation {
+                index: v.index,
+                percent: None,
+                encoded_secs: None,
+                speed: None,
+                fps: None,
+                node: Some(v.node),
+            });
+            running.sort_by_key(|r| r.index);
+        }
+        Ok(())
     }
 
     /// One page of the jobs `peer` may see (all for an administrator),

@@ -146,12 +146,12 @@ impl PgQueue {
     }
 
     /// The variations other nodes hold claimed as running, by job, input
-    /// and index.
+    /// (and its file row) and index.
     pub(super) async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
         let client = self.pool.get().await?;
         let rows = rows(
             &client,
-            "SELECT f.job_id, j.owner_uid, f.path, v.idx, v.node
+            "SELECT f.job_id, j.owner_uid, f.path, v.idx, v.node, f.id
                  FROM variations v JOIN files f ON f.id = v.file_id
                       JOIN jobs j ON j.id = f.job_id
                  WHERE v.state = 'running' AND v.node <> $1
@@ -167,6 +167,7 @@ impl PgQueue {
                 input: PathBuf::from(r.get::<_, String>(2)),
                 index: r.get::<_, i32>(3) as u32,
                 node: r.get(4),
+                file_id: r.get(5),
             })
             .collect())
     }
