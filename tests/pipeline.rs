@@ -257,7 +257,18 @@ fn a_files_variations_wait_for_half_the_slots_and_share_one_pipeline() {
     make_video(&short, 1.0, "320x240", false);
     let daemon = env.start(&["--max-parallel", "4"]);
     let pid = daemon.pid();
-    let sampler = StageSampler::start(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeMap::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.extend(stages_of(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        })
+    };
     let out = env.out_dir();
     let a = env.submit(&["-n", "3", "-o", s(&out), "--", s(&long)]);
     wait_for("job A's pipeline", LIMIT, || {
@@ -265,76 +276,18 @@ fn a_files_variations_wait_for_half_the_slots_and_share_one_pipeline() {
     });
     let b = env.submit(&["-n", "4", "-o", s(&out), "--", s(&short)]);
     for job in [a, b] {
-        wait_for_success(&env, &daemon, job);
+        let detail = env.wait_job(job, LIMIT, |d| {
+            !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
+        });
+        assert_eq!(
+            detail["summary"]["state"],
+            "succeeded",
+            "{detail:#}\n{}",
+            daemon.log()
+        );
     }
-    let seen: std::collections::BTreeMap<i32, usize> =
-        sampler.stop().into_iter().flatten().collect();
-    let mut batches: Vec<usize> = seen.into_values().collect();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut batches: Vec<usize> = sampler.join().unwrap().into_values().collect();
     batches.sort_unstable();
     assert_eq!(batches, [3, 4], "variations per pipeline");
-}
-
-/// The other side of that rule: a turn waits for no more free slots than
-/// the variations per input of the job served last, a whole input's
-/// batch. Three inputs of 4 variations on 12 slots run as three pipelines
-/// at once; waiting for half the slots (6) would hold the third input
-/// back until one of the first two had ended.
-#[test]
-fn inputs_whose_variations_fit_the_free_slots_run_their_pipelines_at_once() {
-    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
-    let inputs: Vec<_> = (1..=3).map(|i| env.path(&format!("in{i}.mp4"))).collect();
-    for input in &inputs {
-        make_video(input, 6.0, "320x240", false);
-    }
-    let daemon = env.start(&["--max-parallel", "12"]);
-    let sampler = StageSampler::start(daemon.pid());
-    let out = env.out_dir();
-    let mut args = vec!["-n", "4", "-o", s(&out), "--"];
-    args.extend(inputs.iter().map(|p| s(p)));
-    let job = env.submit(&args);
-    wait_for_success(&env, &daemon, job);
-    let most = sampler.stop().iter().map(Vec::len).max();
-    assert_eq!(most, Some(3), "pipelines running at once");
-}
-
-/// The stages of a daemon (see [`stages_of`]) sampled every 2 ms on a
-/// thread of its own until stopped.
-struct StageSampler {
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Vec<(i32, usize)>>>,
-}
-
-impl StageSampler {
-    fn start(daemon: i32) -> StageSampler {
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop = std::sync::Arc::clone(&done);
-        let thread = std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                samples.push(stages_of(daemon));
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            samples
-        });
-        StageSampler { done, thread }
-    }
-
-    /// Every sample taken, oldest first.
-    fn stop(self) -> Vec<Vec<(i32, usize)>> {
-        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread.join().unwrap()
-    }
-}
-
-/// Waits for `job` to end; it must have succeeded.
-fn wait_for_success(env: &Env, daemon: &Daemon, job: i64) {
-    let detail = env.wait_job(job, LIMIT, |d| {
-        !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
-    });
-    assert_eq!(
-        detail["summary"]["state"],
-        "succeeded",
-        "{detail:#}\n{}",
-        daemon.log()
-    );
 }

@@ -1,6 +1,5 @@
 //! Dispatch: whenever enough of `max_parallel` slots are free (any when
-//! nothing runs; with the pixel path, otherwise half of them or a whole
-//! input's worth of variations: [`gather`]),
+//! nothing runs; with the pixel path, otherwise half of them: [`gather`]),
 //! claim the next turn from the queue (a probe, or up to the free slots of
 //! one file's variations) and hand each piece to a [`worker`] task on the
 //! runtime. Jobs take turns in submission order (round robin), and within
@@ -26,18 +25,11 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// path, half of them, rounded up, so that the variations of one file go
 /// to one pipeline (one decode) instead of one each as single slots free
 /// up (measured in `vidvar_bench -- --pixel-path`: a turn on every single
-/// free slot made pipelines of one or two variations on 2 cores); or
-/// fewer when `per_input` (the variations per input of the job served
-/// last, the likely next batch) fit: a whole input's batch shares its
-/// decode with nothing left behind (3 inputs x 4 variations on 12 slots
-/// then run as three pipelines at once instead of the third waiting for
-/// the first two). With `pixel_path = "ffmpeg"` nothing is shared: one.
-fn gather(slots: usize, pixel_path: PixelPath, per_input: Option<u32>) -> usize {
+/// free slot made pipelines of one or two variations on 2 cores). With
+/// `pixel_path = "ffmpeg"` nothing is shared: one.
+fn gather(slots: usize, pixel_path: PixelPath) -> usize {
     match pixel_path {
-        PixelPath::Vidvar => {
-            let whole = per_input.map_or(usize::MAX, |n| (n as usize).max(1));
-            slots.div_ceil(2).min(whole)
-        }
+        PixelPath::Vidvar => slots.div_ceil(2),
         PixelPath::Ffmpeg => 1,
     }
 }
@@ -117,7 +109,7 @@ impl Engine {
             let (after, free) = {
                 let mut live = self.live();
                 let busy = live.running.len() + live.probing.len();
-                let wanted = gather(slots, tunables.pixel_path, live.per_input);
+                let wanted = gather(slots, tunables.pixel_path);
                 if busy >= slots || (busy > 0 && slots - busy < wanted) {
                     return Ok(());
                 }
@@ -134,9 +126,6 @@ impl Engine {
                 Work::Probe { job_id, .. } => *job_id,
                 Work::Encode(batch) => batch.first().map_or(live.last_job, |e| e.job_id),
             };
-            if let Work::Encode(batch) = &work {
-                live.per_input = batch.first().map(|e| e.variations);
-            }
             match work {
                 Work::Probe {
                     job_id,
@@ -287,16 +276,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_pixel_path_waits_for_half_the_slots_or_a_whole_input() {
+    fn only_the_pixel_path_waits_for_half_the_slots() {
         let halves: Vec<usize> = [1, 2, 3, 4, 12]
-            .map(|slots| gather(slots, PixelPath::Vidvar, None))
+            .map(|slots| gather(slots, PixelPath::Vidvar))
             .to_vec();
         assert_eq!(halves, [1, 1, 2, 2, 6]);
-        let wholes: Vec<usize> = [1, 4, 5, 6, 20]
-            .map(|n| gather(12, PixelPath::Vidvar, Some(n)))
-            .to_vec();
-        assert_eq!(wholes, [1, 4, 5, 6, 6]);
-        assert_eq!(gather(12, PixelPath::Vidvar, Some(0)), 1);
-        assert_eq!(gather(12, PixelPath::Ffmpeg, Some(4)), 1);
+        assert_eq!(gather(12, PixelPath::Ffmpeg), 1);
     }
 }

@@ -32,9 +32,6 @@ pub(crate) struct Live {
     pub(crate) claiming: usize,
     /// The job served last; the next turn goes to the job after it.
     pub(crate) last_job: JobId,
-    /// Variations per input of the job of the last batch claimed (see
-    /// `dispatch::gather`).
-    pub(crate) per_input: Option<u32>,
 }
 
 impl Live {
