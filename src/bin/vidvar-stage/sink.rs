@@ -12,15 +12,19 @@
 //! The rule that makes lending safe: the ring's bytes are written again
 //! only once the reader has copied them out of the pipe. A pipe is a
 //! FIFO, so the bytes it has handed on are all those lent since the start
-//! but the last FIONREAD (pipe(7)) of them. The ring is the pipe's capacity plus two
+//! but the last FIONREAD (pipe(7)) of them, when the stage is its only
+//! writer (another writer's unread bytes only make the count smaller, and
+//! the count of read bytes is never taken below zero). The ring is the pipe's capacity plus two
 //! of the largest bands, which keeps every reused byte at least a pipe's
 //! capacity behind the newest one, so a reader that copies what it reads
 //! (FFmpeg's `pipe:` protocol reads with read(2)) has always taken it;
 //! the FIONREAD check makes that a verified fact rather than an
 //! assumption, and a band whose place in the ring still waits in the pipe
 //! is copied by write(2) instead (never seen; kept for safety). A reader
-//! that splices the pages on elsewhere would break the rule: the stage's
-//! outputs are FFmpeg encoders.
+//! that splices the pages on elsewhere (splice(2) or tee(2) to another
+//! pipe or a socket, as pv(1) does) would break the rule, its next reader
+//! seeing later bytes (seen by hand): the stage's outputs are FFmpeg
+//! encoders, whose `pipe:` protocol reads.
 //!
 //! Must not: warp (the caller fills the band), or decide what happens to
 //! an output that fails (its error goes back to the caller).
@@ -132,7 +136,9 @@ impl Ring {
         let at = start..start + len;
         let overlaps = |(lent, _): &(Range<usize>, u64)| lent.start < at.end && at.start < lent.end;
         if self.pending.iter().any(overlaps) {
-            let read = self.sent - unread()?;
+            // More unread than sent: another writer shares the pipe (or
+            // wrote to it before); then none of ours is known to be read.
+            let read = self.sent.saturating_sub(unread()?);
             while self.pending.front().is_some_and(|&(_, end)| end <= read) {
                 self.pending.pop_front();
             }
@@ -238,6 +244,19 @@ mod tests {
         sink.ring = Some(Ring::new(20_000));
         let (got, sent) = through(sink, r, 300);
         assert!(got == sent, "the reader saw other bytes than were sent");
+    }
+
+    #[test]
+    fn a_pipe_holding_more_than_was_sent_frees_no_place() {
+        // Another writer's bytes (or a FIFO's older ones) make FIONREAD
+        // exceed what this sink sent: no band may count as read.
+        let mut ring = Ring::new(10);
+        let first = ring.place(6, || unreachable!()).unwrap().unwrap();
+        ring.sent = 6;
+        ring.next = first.end;
+        ring.pending.push_back((first, 6));
+        assert_eq!(ring.place(6, || Ok(100)).unwrap(), None);
+        assert_eq!(ring.place(6, || Ok(0)).unwrap(), Some(0..6));
     }
 
     #[test]
