@@ -14,13 +14,16 @@
 //! FIFO, so the bytes it has handed on are all those lent since the start
 //! but the last FIONREAD (pipe(7)) of them, when the stage is its only
 //! writer (another writer's unread bytes only make the count smaller, and
-//! the count of read bytes is never taken below zero). The ring is the pipe's capacity plus two
-//! of the largest bands, which keeps every reused byte at least a pipe's
-//! capacity behind the newest one, so a reader that copies what it reads
-//! (FFmpeg's `pipe:` protocol reads with read(2)) has always taken it;
-//! the FIONREAD check makes that a verified fact rather than an
-//! assumption, and a band whose place in the ring still waits in the pipe
-//! is copied by write(2) instead (never seen; kept for safety). A reader
+//! the count of read bytes is never taken below zero). The ring is the
+//! pipe's capacity (up to [`MAX_RING_PIPE`]) plus two of the largest
+//! bands, which keeps every reused byte at least a pipe's capacity behind
+//! the newest one, so a reader that copies what it reads (FFmpeg's
+//! `pipe:` protocol reads with read(2)) has always taken it; the FIONREAD
+//! check makes that a verified fact rather than an assumption, and a band
+//! whose place in the ring still waits in the pipe is copied by write(2)
+//! instead (never seen with pipes of up to [`MAX_RING_PIPE`]; a larger
+//! pipe, where the system allows one, copies what its reader lags behind
+//! the ring by). A reader
 //! that splices the pages on elsewhere (splice(2) or tee(2) to another
 //! pipe or a socket, as pv(1) does) would break the rule, its next reader
 //! seeing later bytes (seen by hand): the stage's outputs are FFmpeg
@@ -45,7 +48,8 @@ pub struct Sink {
 /// Memory lent to a pipe band by band, and what of it may still be
 /// unread there.
 struct Ring {
-    bytes: Box<[u8]>,
+    /// A mapping of its own (see [`Ring::new`]).
+    bytes: memmap2::MmapMut,
     /// Where the next band goes unless it does not fit before the end.
     next: usize,
     /// Bytes handed to the pipe since the start, lent or written.
@@ -55,15 +59,22 @@ struct Ring {
     pending: VecDeque<(Range<usize>, u64)>,
 }
 
+/// The most of a pipe's capacity a ring covers, in bytes: Linux's default
+/// /proc/sys/fs/pipe-max-size (1 MiB). A root stage may raise its pipes
+/// beyond it where an administrator raised that limit; its rings stay this
+/// size (1 MiB and two bands an output) rather than grow with the pipes.
+pub const MAX_RING_PIPE: usize = 1024 * 1024;
+
 impl Sink {
     /// An output writing to `file`, whose bands are at most `max_band`
     /// bytes: with a ring of its pipe's capacity (F_GETPIPE_SZ, fcntl(2),
-    /// read now: raise it first) plus two such bands when `file` is a
-    /// pipe, else written with write(2).
+    /// read now: raise it first; at most [`MAX_RING_PIPE`]) plus two such
+    /// bands when `file` is a pipe (and the ring could be mapped), else
+    /// written with write(2).
     pub fn new(file: File, max_band: usize) -> Sink {
         let ring = fcntl(file.as_fd(), FcntlArg::F_GETPIPE_SZ)
             .ok()
-            .map(|capacity| Ring::new(capacity as usize + 2 * max_band));
+            .and_then(|capacity| Ring::new(ring_len(capacity as usize, max_band)).ok());
         Sink { file, ring }
     }
 
@@ -106,14 +117,27 @@ impl Sink {
     }
 }
 
+/// A ring's length, in bytes, for a pipe of `capacity` bytes and bands of
+/// at most `max_band` (see the module's documentation).
+fn ring_len(capacity: usize, max_band: usize) -> usize {
+    capacity.min(MAX_RING_PIPE) + 2 * max_band
+}
+
 impl Ring {
-    fn new(len: usize) -> Ring {
-        Ring {
-            bytes: vec![0; len].into_boxed_slice(),
+    /// A ring of `len` bytes in an anonymous mapping of its own (mmap(2)),
+    /// unmapped when the ring is dropped: never heap memory, which the
+    /// allocator would hand to other code once freed while the pipe still
+    /// holds its pages unread (a test saw a freed heap ring's last bands
+    /// rewritten before the reader got them).
+    ///
+    /// Errors: mmap(2) failing.
+    fn new(len: usize) -> std::io::Result<Ring> {
+        Ok(Ring {
+            bytes: memmap2::MmapMut::map_anon(len)?,
             next: 0,
             sent: 0,
             pending: VecDeque::new(),
-        }
+        })
     }
 
     /// A place for `len` bytes that the pipe no longer needs, from `next`
@@ -236,12 +260,20 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_covers_a_pipe_up_to_the_default_limit() {
+        assert_eq!(ring_len(16 * 4096, 20_000), 16 * 4096 + 40_000);
+        // A pipe raised beyond pipe-max-size's default (root with
+        // CAP_SYS_RESOURCE, where the limit was raised).
+        assert_eq!(ring_len(4 << 20, 20_000), MAX_RING_PIPE + 40_000);
+    }
+
+    #[test]
     fn a_ring_too_small_for_the_pipe_copies_instead_of_overwriting() {
         // A ring of one band's room against a pipe of 16 pages: without
         // the FIONREAD check the ring would overwrite bytes still unread.
         let (r, w) = pipe_of(16);
         let mut sink = Sink::new(w, 0);
-        sink.ring = Some(Ring::new(20_000));
+        sink.ring = Some(Ring::new(20_000).unwrap());
         let (got, sent) = through(sink, r, 300);
         assert!(got == sent, "the reader saw other bytes than were sent");
     }
@@ -250,7 +282,7 @@ mod tests {
     fn a_pipe_holding_more_than_was_sent_frees_no_place() {
         // Another writer's bytes (or a FIFO's older ones) make FIONREAD
         // exceed what this sink sent: no band may count as read.
-        let mut ring = Ring::new(10);
+        let mut ring = Ring::new(10).unwrap();
         let first = ring.place(6, || unreachable!()).unwrap().unwrap();
         ring.sent = 6;
         ring.next = first.end;

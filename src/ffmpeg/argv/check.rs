@@ -34,7 +34,7 @@ pub const OUTPUT_TAG: &str = "vidvar.output";
 /// stopping at the shorter input (`shortest=1`: a missing sample must not
 /// be hidden by repeating the last one) measured by `signalstats`. Every
 /// frame of the `N`th output's chain is then tagged [`OUTPUT_TAG`]` = N`
-/// (`metadata=mode=add`); the chains meet in `interleave` (frames in order
+/// (`metadata=mode=delete`, then `mode=add`); the chains meet in `interleave` (frames in order
 /// of their times, every chain numbered from 0 by `setpts=N/TB`), renumbered
 /// again for the muxer, and one `metadata=mode=print:file=-` prints one
 /// record per sampled frame of every output to stdout (see
@@ -79,7 +79,11 @@ pub fn check(
         args.push(fd_url(output));
         let picked =
             format!("[{input}:V:0]select='{select}',scale={w}:{h},format=yuv420p,setpts=N/TB");
-        let tag = format!("metadata=mode=add:key={OUTPUT_TAG}:value={n}[c{n}]");
+        // A tag the decoded frame already carried (frame metadata from the
+        // stream) is dropped first: only the chain's own counts.
+        let tag = format!(
+            "metadata=mode=delete:key={OUTPUT_TAG},metadata=mode=add:key={OUTPUT_TAG}:value={n}[c{n}]"
+        );
         chains.push(match refs {
             Some(refs) => {
                 args.extend(raw_input(refs, (w, h), "1"));
@@ -130,6 +134,7 @@ mod tests {
              scale=320:180,format=yuv420p,setpts=N/TB[o0]",
             "[1:v]setpts=N/TB,split[r0][d0];[o0][r0]ssim=shortest=1[s0];",
             "[s0][d0]blend=all_mode=difference:shortest=1,signalstats,\
+             metadata=mode=delete:key=vidvar.output,\
              metadata=mode=add:key=vidvar.output:value=0[c0];",
             "[c0]interleave=nb_inputs=1,setpts=N/TB,metadata=mode=print:file=- -f null -",
         ] {
@@ -141,7 +146,8 @@ mod tests {
         // A frame without metadata would print nothing: the tag is some.
         assert!(
             bare.contains(
-                "setpts=N/TB,metadata=mode=add:key=vidvar.output:value=0[c0];\
+                "setpts=N/TB,metadata=mode=delete:key=vidvar.output,\
+                 metadata=mode=add:key=vidvar.output:value=0[c0];\
                  [c0]interleave=nb_inputs=1,"
             ),
             "{bare}"
@@ -177,7 +183,10 @@ mod tests {
                 format!("[{output}:V:0]select="),
                 format!("setpts=N/TB[o{n}];[{refs}:v]setpts=N/TB,split[r{n}][d{n}];"),
                 format!("[o{n}][r{n}]ssim=shortest=1[s{n}];[s{n}][d{n}]blend="),
-                format!("signalstats,metadata=mode=add:key=vidvar.output:value={n}[c{n}]"),
+                format!(
+                    "signalstats,metadata=mode=delete:key=vidvar.output,\
+                     metadata=mode=add:key=vidvar.output:value={n}[c{n}]"
+                ),
             ] {
                 assert!(text.contains(&needle), "{needle:?} missing from {text}");
             }
