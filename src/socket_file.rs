@@ -34,14 +34,52 @@ pub fn before_bind(path: &Path) -> io::Result<Before> {
 /// Gives the socket just bound at `path` to `group` with mode 0660, or
 /// leaves its group and sets 0600 without one: explicitly, so that the
 /// umask does not matter (connect(2) needs write permission, unix(7)).
+/// The socket is opened first (`O_PATH | O_NOFOLLOW`, open(2)) and must be
+/// a socket of the daemon's user; the group and mode are then set through
+/// that descriptor, so that a symlink or a directory swapped in on the way
+/// since bind(2) never turns them onto another file.
 ///
-/// Errors: chown(2) or chmod(2) failing.
+/// Errors: open(2), fstat(2), fchownat(2) or chmod(2) failing, or
+/// [`io::ErrorKind::InvalidData`] when `path` no longer names a socket of
+/// this user.
 pub fn set_access(path: &Path, group: Option<u32>) -> io::Result<()> {
-    if group.is_some() {
-        std::os::unix::fs::chown(path, None, group)?;
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    use std::os::fd::AsRawFd;
+    let socket = open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = fstat(&socket)?;
+    let is_socket = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK;
+    if !is_socket || stat.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no longer the socket just bound (replaced since)",
+        ));
+    }
+    if let Some(gid) = group {
+        // SAFETY: the empty path is a valid C string; with AT_EMPTY_PATH
+        // fchownat changes the file the descriptor refers to.
+        let done = unsafe {
+            libc::fchownat(
+                socket.as_raw_fd(),
+                c"".as_ptr(),
+                u32::MAX,
+                gid,
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if done != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     let mode = if group.is_some() { 0o660 } else { 0o600 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    // chmod(2) of the descriptor's /proc/self/fd link reaches the file it
+    // refers to (proc(5)); fchmod(2) refuses O_PATH descriptors.
+    let link = format!("/proc/self/fd/{}", socket.as_raw_fd());
+    std::fs::set_permissions(link, std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(test)]
@@ -77,5 +115,27 @@ mod tests {
         set_access(&path, Some(gid)).unwrap();
         assert_eq!(mode(), 0o660);
         assert_eq!(std::fs::symlink_metadata(&path).unwrap().gid(), gid);
+    }
+
+    #[test]
+    fn a_socket_swapped_for_a_symlink_or_a_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(
+            set_access(&path, None).is_err(),
+            "a symlink is not the socket"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::hard_link(&victim, &path).unwrap();
+        let err = set_access(&path, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let mode = std::fs::metadata(&victim).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "the victim's mode is untouched");
     }
 }
