@@ -3,7 +3,15 @@
 # create users, mount a tmpfs and install the .deb; see README.md, the
 # first lines), then run it and say how long it took.
 #
-#   packaging/test.sh [ARGS...]     ARGS go to `cargo test --locked`
+#   packaging/test.sh [ARGS...]     ARGS go to `cargo nextest run --locked`
+#                                   (`cargo test --locked` without cargo-nextest)
+#
+# cargo-nextest runs the tests of all test binaries side by side, one
+# process per test, as .config/nextest.toml says (the tests that run
+# alone, the time after which a hung test fails); it does not run doc
+# tests, so without ARGS `cargo test --locked --doc` runs them afterwards.
+# Without cargo-nextest, `cargo test --locked` runs everything, one test
+# binary after the other (slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -77,7 +85,16 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 
 status=0
-cargo test --locked "$@" || status=$?
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked "$@" || status=$?
+  if (($# == 0)); then
+    cargo test --locked --doc || status=$?
+  fi
+else
+  echo "packaging/test.sh: cargo-nextest not found (cargo install --locked cargo-nextest);" \
+    "running cargo test, one test binary after the other" >&2
+  cargo test --locked "$@" || status=$?
+fi
 elapsed=$((SECONDS - started))
 printf 'packaging/test.sh: the suite took %dm%02ds (setup included)\n' $((elapsed / 60)) $((elapsed % 60))
 exit "$status"

@@ -5,7 +5,9 @@
 //! touches the store or processes directly (that is the [`Engine`]).
 //! A connection that sends a malformed frame, a wrong protocol version or
 //! nothing at all within [`HANDSHAKE_TIMEOUT`] is dropped with a logged
-//! reason; other connections carry on. Each connection runs on its own
+//! reason, and one silent between requests for the `client_idle_timeout`
+//! in force ([`crate::config::Tunables`]) is closed; other connections
+//! carry on. Each connection runs on its own
 //! task, at most [`MAX_CONNECTIONS`] at once, and a client that stops
 //! reading is dropped after [`SEND_TIMEOUT`], so no client blocks another.
 //! What a connection's task logs draws on its user's
@@ -30,8 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Time a new connection has to send its [`Hello`].
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time a connection may stay silent between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a client has to take one frame off the socket; a `watch` consumer
 /// that stops reading is dropped after it.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,7 +217,8 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
     }))
     .await?;
     loop {
-        let request: Request = match tokio::time::timeout(IDLE_TIMEOUT, conn.recv()).await {
+        let idle = scheduler.tunables().client_idle_timeout;
+        let request: Request = match tokio::time::timeout(idle, conn.recv()).await {
             Err(_) => return Ok(()),
             Ok(Ok(request)) => request,
             Ok(Err(CodecError::Closed)) => return Ok(()),

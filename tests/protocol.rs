@@ -155,19 +155,49 @@ fn a_client_that_sends_nothing_is_dropped_after_the_handshake_timeout() {
     let env = Env::new();
     let _d = env.start(&[]);
     let mut silent = UnixStream::connect(env.socket()).unwrap();
-    silent
+    let took = time_until_closed(&mut silent);
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
+
+/// How long the daemon took to close `stream`, which sends nothing more
+/// (at most 20 s: longer fails).
+fn time_until_closed(stream: &mut UnixStream) -> Duration {
+    stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 1];
     assert_eq!(
-        silent.read(&mut buf).unwrap(),
+        stream.read(&mut buf).unwrap(),
         0,
         "the daemon closes the connection"
     );
-    let took = started.elapsed();
+    started.elapsed()
+}
+
+/// After the handshake, a connection silent for `client_idle_timeout`
+/// (vidvard.conf(5)) is closed, not sooner.
+#[test]
+fn a_connection_silent_between_requests_is_closed_after_the_client_idle_timeout() {
+    let env = Env::new();
+    let config = env.path("vidvard.conf");
+    std::fs::write(&config, "client_idle_timeout = 2\n").unwrap();
+    let _d = env.start(&["--config", s(&config)]);
+    let mut idle = UnixStream::connect(env.socket()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    idle.write_all(&hello(PROTOCOL_VERSION)).unwrap();
+    let welcome = read_frame(&mut idle).expect("a handshake answer");
+    assert!(matches!(
+        decode(&welcome).unwrap(),
+        HandshakeReply::Welcome(_)
+    ));
+    let took = time_until_closed(&mut idle);
     assert!(
-        took >= Duration::from_secs(4) && took < Duration::from_secs(10),
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
         "{took:?}"
     );
 }

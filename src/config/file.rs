@@ -23,6 +23,8 @@ pub struct FileSettings {
     pub grace_period: Option<f64>,
     /// Seconds.
     pub stall_timeout: Option<f64>,
+    /// Seconds a client connection may stay silent between requests.
+    pub client_idle_timeout: Option<f64>,
     /// MiB.
     pub min_free_space_mib: Option<u64>,
     /// Days after which records of finished jobs are pruned.

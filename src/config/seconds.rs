@@ -1,5 +1,5 @@
 //! Durations that settings give in seconds (the grace period, the stall
-//! timeout, the lease timeout, the hook timeout), each checked against the
+//! timeout, the client idle timeout, the lease timeout, the hook timeout), each checked against the
 //! range its setting allows, for the configuration file and the command line
 //! alike. Only the checks: each default stays with its setting.
 
@@ -43,5 +43,10 @@ pub fn grace(secs: f64) -> Result<Duration, OutOfRange> {
 
 /// A stall timeout from seconds, 1..=86400.
 pub fn stall_timeout(secs: f64) -> Result<Duration, OutOfRange> {
+    seconds_within(secs, 1.0, 86_400.0)
+}
+
+/// A client idle timeout (`client_idle_timeout`) from seconds, 1..=86400.
+pub fn client_idle_timeout(secs: f64) -> Result<Duration, OutOfRange> {
     seconds_within(secs, 1.0, 86_400.0)
 }

@@ -4,7 +4,7 @@
 //! module reads no file and no environment itself.
 
 use super::file::{ConfigError, FileSettings};
-use super::seconds::{grace, stall_timeout};
+use super::seconds::{client_idle_timeout, grace, stall_timeout};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use std::time::Duration;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 /// Time without progress after which an FFmpeg process counts as stalled.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time a client connection may stay silent between requests by default.
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Free space an output filesystem must have for a variation to start, MiB.
 pub const DEFAULT_MIN_FREE_MIB: u64 = 256;
 /// Lowest SSIM a sampled frame of an output may have against its reference
@@ -32,6 +34,11 @@ pub struct Tunables {
     /// An FFmpeg process whose encoded media time has not advanced for this
     /// long is stopped and its variation fails as stalled.
     pub stall_timeout: Duration,
+    /// A client connection that sends no request for this long after the
+    /// last one (or the handshake) is closed (`client_idle_timeout`); a
+    /// `watch` or `top` stream is not silent. Applies to each wait that
+    /// starts after a change.
+    pub client_idle_timeout: Duration,
     /// A variation does not start when its output filesystem has fewer free
     /// bytes than this (statvfs(3) `f_bavail * f_frsize`).
     pub min_free_bytes: u64,
@@ -74,13 +81,17 @@ impl Tunables {
     /// value in the file's units (`none (...)` when unset): the one list
     /// that `vidvard --help`, the reload's log line and `--check-config`
     /// name them from.
-    pub fn settings(&self) -> [(&'static str, String); 9] {
+    pub fn settings(&self) -> [(&'static str, String); 10] {
         [
             ("max_parallel", self.max_parallel.to_string()),
             ("grace_period", self.grace.as_secs_f64().to_string()),
             (
                 "stall_timeout",
                 self.stall_timeout.as_secs_f64().to_string(),
+            ),
+            (
+                "client_idle_timeout",
+                self.client_idle_timeout.as_secs_f64().to_string(),
             ),
             (
                 "min_free_space_mib",
@@ -117,6 +128,7 @@ impl Default for Tunables {
             max_parallel: default_parallelism(PixelPath::Vidvar),
             grace: DEFAULT_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            client_idle_timeout: DEFAULT_CLIENT_IDLE_TIMEOUT,
             min_free_bytes: DEFAULT_MIN_FREE_MIB << 20,
             retention: None,
             log_level: log::LevelFilter::Info,
@@ -172,6 +184,10 @@ impl FileSettings {
         if let Some(secs) = self.stall_timeout {
             t.stall_timeout =
                 stall_timeout(secs).map_err(|e| bad("stall_timeout", e.to_string()))?;
+        }
+        if let Some(secs) = self.client_idle_timeout {
+            t.client_idle_timeout =
+                client_idle_timeout(secs).map_err(|e| bad("client_idle_timeout", e.to_string()))?;
         }
         if let Some(mib) = self.min_free_space_mib {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
@@ -255,9 +271,13 @@ mod tests {
 
     #[test]
     fn keys_override_the_base() {
-        let f = parse("max_parallel = 3\ngrace_period = 0.5\nlog_level = \"debug\"\n").unwrap();
+        let f = parse(
+            "max_parallel = 3\ngrace_period = 0.5\nlog_level = \"debug\"\nclient_idle_timeout = 2.5\n",
+        )
+        .unwrap();
         let t = f.tunables(Path::new("x"), Tunables::default()).unwrap();
         assert_eq!(t.max_parallel, 3);
+        assert_eq!(t.client_idle_timeout, Duration::from_millis(2500));
         assert_eq!(t.grace, Duration::from_millis(500));
         assert_eq!(t.log_level, log::LevelFilter::Debug);
     }
@@ -267,6 +287,7 @@ mod tests {
         for text in [
             "max_parallel = 257",
             "grace_period = -1.0",
+            "client_idle_timeout = 0.5",
             "log_level = \"loud\"",
         ] {
             let f = parse(text).unwrap();
