@@ -25,8 +25,8 @@ fn label(text: &str) -> Result<String, vidvar::proto::LabelError> {
 
 /// The forms a `--since` or `--older-than` value takes, as their help and
 /// their errors give them.
-const DURATION_FORMS: &str =
-    "a number and a unit (s, m, h, d, w), or several, e.g. 24h, 7d, 90m, 1h30m";
+const DURATION_FORMS: &str = "a number and a unit (s, m, h, d, w; also ms, min, \
+     M for months, y), or several, e.g. 24h, 7d, 90m, 1h30m";
 
 /// A `--since` or `--older-than` value: a length of time, as
 /// [`humantime::parse_duration`] reads it. The error gives the accepted
@@ -293,8 +293,8 @@ pub enum Command {
     /// quality, probe, internal) and, on a shared queue, the same per node.
     /// The daemon keeps 90 days of history; prune does not shorten it.
     Stats {
-        /// How far back: a number and a unit (s, m, h, d, w), or several,
-        /// e.g. 24h, 7d, 90m, 1h30m
+        /// How far back: a number and a unit (s, m, h, d, w; also ms, min,
+        /// M for months, y), or several, e.g. 24h, 7d, 90m, 1h30m
         #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "24h",
               allow_hyphen_values = true)]
         since: std::time::Duration,
@@ -308,7 +308,8 @@ pub enum Command {
     /// never deleted.
     Prune {
         /// Only jobs that finished at least this long ago: a number and a
-        /// unit (s, m, h, d, w), or several, e.g. 7d, 12h, 30m, 1h30m
+        /// unit (s, m, h, d, w; also ms, min, M for months, y), or several,
+        /// e.g. 7d, 12h, 30m, 1h30m
         #[arg(long, value_name = "DURATION", value_parser = duration, allow_hyphen_values = true)]
         older_than: Option<std::time::Duration>,
     },

@@ -53,7 +53,12 @@ fn a_bad_duration_is_refused_naming_the_option_and_its_forms() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let first = stderr.lines().next().unwrap_or_default();
-        for wanted in [option, why, "a number and a unit (s, m, h, d, w)", forms] {
+        for wanted in [
+            option,
+            why,
+            "a number and a unit (s, m, h, d, w; also ms",
+            forms,
+        ] {
             assert!(first.contains(wanted), "{args:?}: {wanted:?} not in {said}");
         }
     }

@@ -87,7 +87,8 @@ fn a_warp_that_shifts_rows_is_refused_by_the_quality_check() {
 /// configuration; returns the job's final
 /// detail, its outputs (`vidvarctl outputs --json`), the daemon's log and
 /// the check FFmpegs that ran, each with the number of outputs it checked.
-fn run_a_pipeline_of_three(
+fn run_a_pipeline_of(
+    n: usize,
     env: &Env,
     conf: &str,
 ) -> (serde_json::Value, serde_json::Value, String, Vec<usize>) {
@@ -100,9 +101,10 @@ fn run_a_pipeline_of_three(
     let settings = format!("ffmpeg = {:?}\n{conf}", s(&ffmpeg));
     let conf = env.path("vidvard.conf");
     std::fs::write(&conf, settings).unwrap();
-    let daemon = env.start(&["--config", s(&conf), "--max-parallel", "3"]);
+    let n = n.to_string();
+    let daemon = env.start(&["--config", s(&conf), "--max-parallel", &n]);
     let out = env.out_dir();
-    let job = env.submit(&["-n", "3", "-o", s(&out), "--", s(&input)]);
+    let job = env.submit(&["-n", &n, "-o", s(&out), "--", s(&input)]);
     let detail = env.wait_job(job, LIMIT, |d| {
         !matches!(d["summary"]["state"].as_str(), Some("queued" | "running"))
     });
@@ -115,10 +117,26 @@ fn run_a_pipeline_of_three(
     (detail, outputs, daemon.log(), checks)
 }
 
+/// More outputs than one FFmpeg checks together (`CHECK_GROUP`, 8) go to
+/// groups as even as they come, checked at the same time.
+#[test]
+fn a_large_pipelines_outputs_are_checked_in_even_groups() {
+    let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let (detail, outputs, log, mut checks) = run_a_pipeline_of(9, &env, "");
+    assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
+    checks.sort_unstable();
+    assert_eq!(
+        checks,
+        [4, 5],
+        "two check FFmpegs, of 4 and 5 outputs\n{log}"
+    );
+    assert_eq!(outputs.as_array().unwrap().len(), 9, "{outputs:?}");
+}
+
 #[test]
 fn a_pipelines_outputs_are_checked_by_one_ffmpeg() {
     let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
-    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
+    let (detail, outputs, log, checks) = run_a_pipeline_of(3, &env, "");
     assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
     assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
     let outputs = outputs.as_array().unwrap();
@@ -140,7 +158,7 @@ fn a_pipelines_outputs_are_checked_by_one_ffmpeg() {
 #[test]
 fn with_the_quality_check_off_one_ffmpeg_decodes_a_pipelines_outputs() {
     let env = Env::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
-    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "quality_check = false\n");
+    let (detail, outputs, log, checks) = run_a_pipeline_of(3, &env, "quality_check = false\n");
     assert_eq!(detail["summary"]["state"], "succeeded", "{detail:#}\n{log}");
     assert_eq!(checks, [3], "one check FFmpeg of the 3 outputs\n{log}");
     let outputs = outputs.as_array().unwrap();
@@ -154,7 +172,7 @@ fn with_the_quality_check_off_one_ffmpeg_decodes_a_pipelines_outputs() {
 #[test]
 fn a_broken_output_of_a_pipeline_fails_alone_on_its_own_check() {
     let env = env_with_broken_stage();
-    let (detail, outputs, log, checks) = run_a_pipeline_of_three(&env, "");
+    let (detail, outputs, log, checks) = run_a_pipeline_of(3, &env, "");
     assert_eq!(detail["summary"]["state"], "partial", "{detail:#}\n{log}");
     assert_eq!(
         log.matches("does not look like the input with its effects")

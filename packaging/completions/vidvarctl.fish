@@ -100,7 +100,7 @@ complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand wait" -s h -l help -
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand retry" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
@@ -121,13 +121,13 @@ complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand metrics" -l socket -
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand metrics" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand metrics" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand metrics" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l since -d 'How far back, e.g. 24h, 7d, 90m' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l since -d 'How far back: a number and a unit (s, m, h, d, w; also ms, min, M for months, y), or several, e.g. 24h, 7d, 90m, 1h30m' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l label -d 'Only variations of jobs with this label' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l older-than -d 'Only jobs that finished at least this long ago, e.g. 7d, 12h, 30m' -r
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l older-than -d 'Only jobs that finished at least this long ago: a number and a unit (s, m, h, d, w; also ms, min, M for months, y), or several, e.g. 7d, 12h, 30m, 1h30m' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand prune" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'

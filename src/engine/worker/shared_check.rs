@@ -1,6 +1,7 @@
-//! The outputs of one pipeline checked together by one FFmpeg
-//! ([`check_together`]) before each is checked alone: an FFmpeg costs about
-//! 0.05 CPU-s just to start, a large part of checking a short clip.
+//! The outputs of one pipeline checked together by one FFmpeg (or one per
+//! group of at most [`CHECK_GROUP`]; [`check_together`]) before each is
+//! checked alone: an FFmpeg costs about 0.05 CPU-s just to start, a large
+//! part of checking a short clip.
 //!
 //! This check only ever passes an output, on the same rule as the check of
 //! one output (`verify::judge`); it never fails one. Whatever it does not
@@ -34,20 +35,29 @@ pub(super) enum Verdict {
     Alone,
 }
 
+/// Most outputs one FFmpeg checks together: a pipeline of more is checked
+/// in groups of at most this many, as even as they come, run at the same
+/// time (one FFmpeg decodes its outputs one after another on one thread, so
+/// one for all the outputs of a large pipeline would keep the slots of
+/// those checked first waiting on the others, and its one `-filter_complex`
+/// argument grows about half a kilobyte an output).
+pub(super) const CHECK_GROUP: usize = 8;
+
 /// Check together the outputs of the members of `ready` whose encodes made
 /// whole outputs (`whole[i]` is `Ok(true)`; see `verify::encoded_whole`)
 /// and that are not stopped, all sampled at `samples`, when there are at
-/// least two: one FFmpeg ([`check::run`] with every such output and its
-/// reference pictures; keyframes only, `-skip_frame nokey`), as the job's
-/// owner, at nice 10, at most [`check::CHECK_TIMEOUT`] per output. Returns
-/// one [`Verdict`] per member of `ready`, in order: [`Verdict::Passed`] for
-/// an output of which every required sampled frame decoded
-/// (`verify::required_samples`) and, unless the check is off, whose lowest
-/// SSIM is at least `min_ssim`; [`Verdict::Alone`] for every other.
+/// least two: one FFmpeg per group of at most [`CHECK_GROUP`] of them
+/// ([`check::run`] with every such output and its reference pictures;
+/// keyframes only, `-skip_frame nokey`), as the job's owner, at nice 10, at
+/// most [`check::CHECK_TIMEOUT`] per output. Returns one [`Verdict`] per
+/// member of `ready`, in order: [`Verdict::Passed`] for an output of which
+/// every required sampled frame decoded (`verify::required_samples`) and,
+/// unless the check is off, whose lowest SSIM is at least `min_ssim`;
+/// [`Verdict::Alone`] for every other.
 ///
-/// FFmpeg's CPU time is split evenly over the meters of the members it
+/// Each FFmpeg's CPU time is split evenly over the meters of the members it
 /// checked ([`rusage::share`]). Once all of those are stopped (their stop
-/// tokens), it is killed (dropped: `kill_on_drop`) and every verdict is
+/// tokens), it is killed (dropped: `kill_on_drop`) and their verdicts are
 /// [`Verdict::Alone`].
 pub(super) async fn check_together(
     s: &dyn Context,
@@ -70,6 +80,26 @@ pub(super) async fn check_together(
     if members.len() < 2 {
         return verdicts;
     }
+    let size = members.len().div_ceil(members.len().div_ceil(CHECK_GROUP));
+    let groups = members
+        .chunks(size)
+        .map(|group| check_group(s, ready, group, samples));
+    for (i, verdict) in join_all(groups).await.into_iter().flatten() {
+        verdicts[i] = verdict;
+    }
+    verdicts
+}
+
+/// One FFmpeg checking the outputs of `members` (member, sampled frames it
+/// must show) together: see [`check_together`]. Returns a verdict for each
+/// member it passed, by the member's index in `ready`.
+async fn check_group(
+    s: &dyn Context,
+    ready: &[Ready<'_>],
+    members: &[(usize, u32)],
+    samples: &Samples,
+) -> Vec<(usize, Verdict)> {
+    let mut passed = Vec::with_capacity(members.len());
     let floor = s.tunables().min_ssim;
     let outputs: Vec<(RawFd, Option<RawFd>)> = members
         .iter()
@@ -95,7 +125,7 @@ pub(super) async fn check_together(
             first.run_as.as_ref(),
             &cpu,
         ) => checked,
-        _ = all_stopped => return verdicts,
+        _ = all_stopped => return passed,
     };
     let meters: Vec<Arc<CpuMeter>> = members
         .iter()
@@ -112,12 +142,12 @@ pub(super) async fn check_together(
                 members.len(),
                 logged(err.to_string())
             );
-            return verdicts;
+            return passed;
         }
     };
     for (&(i, expected), found) in members.iter().zip(&checked) {
         match judge(found, expected, floor) {
-            Ok(quality) => verdicts[i] = Verdict::Passed(quality),
+            Ok(quality) => passed.push((i, Verdict::Passed(quality))),
             Err(why) => log::debug!(
                 "job {job}: {input} variation {}: not passed by the check together ({why}): \
                  checked alone",
@@ -125,5 +155,5 @@ pub(super) async fn check_together(
             ),
         }
     }
-    verdicts
+    passed
 }
