@@ -459,7 +459,7 @@ async fn a_lower_priority_job_waits_for_a_higher_one(env: &Env, daemon: &Daemon)
     use vidvar::job::JobState;
 
     let clip = env.path("clip.mp4");
-    make_video(&clip, 4.0, "640x360", false);
+    make_video(&clip, 2.0, "320x240", false);
     let out = env.out_dir();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let _hogs = Hogs::start(cores);
