@@ -72,10 +72,18 @@ pub enum StateDirError {
 
 /// The name of user `uid` for messages: `name (uid N)`, or `uid N`.
 pub fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
-        _ => format!("uid {uid}"),
+    match login_name(uid) {
+        Some(name) => format!("{name} (uid {uid})"),
+        None => format!("uid {uid}"),
     }
+}
+
+/// The login name of user `uid` (passwd(5)), if it has one.
+pub fn login_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
 }
 
 fn me() -> u32 {

@@ -1,7 +1,8 @@
 //! Durations that settings give in seconds (the grace period, the stall
-//! timeout, the client idle timeout, the lease timeout, the hook timeout), each checked against the
-//! range its setting allows, for the configuration file and the command line
-//! alike. Only the checks: each default stays with its setting.
+//! timeout, the client idle timeout, the lease timeout, the hook timeout),
+//! each checked against the range its setting allows, for the
+//! configuration file and the command line alike. Only the checks: each
+//! default stays with its setting.
 
 use std::time::Duration;
 

@@ -54,12 +54,9 @@ pub(super) fn create_dir(dir: &Path, mode: u32, group: Option<u32>) -> Result<()
     Ok(())
 }
 
-/// The name of user `uid`, or `uid N` when it has none.
+/// The login name of user `uid`, or `uid N` when it has none.
 fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map_or(format!("uid {uid}"), |u| u.name)
+    crate::state_dir::login_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// [`create_dir`] for the directory of a metrics setting (`setting`, as

@@ -23,11 +23,10 @@
 //! whose place in the ring still waits in the pipe is copied by write(2)
 //! instead (never seen with pipes of up to [`MAX_RING_PIPE`]; a larger
 //! pipe, where the system allows one, copies what its reader lags behind
-//! the ring by). A reader
-//! that splices the pages on elsewhere (splice(2) or tee(2) to another
-//! pipe or a socket, as pv(1) does) would break the rule, its next reader
-//! seeing later bytes (seen by hand): the stage's outputs are FFmpeg
-//! encoders, whose `pipe:` protocol reads.
+//! the ring by). A reader that splices the pages on elsewhere (splice(2)
+//! or tee(2) to another pipe or a socket, as pv(1) does) would break the
+//! rule, its next reader seeing later bytes (seen by hand): the stage's
+//! outputs are FFmpeg encoders, whose `pipe:` protocol reads.
 //!
 //! Must not: warp (the caller fills the band), or decide what happens to
 //! an output that fails (its error goes back to the caller).
@@ -91,27 +90,22 @@ impl Sink {
         spare: &mut [u8],
         fill: impl FnOnce(&mut [u8]),
     ) -> std::io::Result<()> {
-        let fd = self.file.as_fd();
-        let place = match &mut self.ring {
-            Some(ring) => ring.place(len, || unread(fd))?,
-            None => None,
-        };
-        match (place, &mut self.ring) {
-            (Some(at), Some(ring)) => {
-                fill(&mut ring.bytes[at.clone()]);
-                lend(&self.file, &ring.bytes[at.clone()])?;
-                ring.sent += len as u64;
-                ring.next = at.end;
-                ring.pending.push_back((at, ring.sent));
-            }
-            (_, ring) => {
-                let band = &mut spare[..len];
-                fill(band);
-                self.file.write_all(band)?;
-                if let Some(ring) = ring {
-                    ring.sent += len as u64;
-                }
-            }
+        let file = &mut self.file;
+        if let Some(ring) = &mut self.ring
+            && let Some(at) = ring.place(len, || unread(file.as_fd()))?
+        {
+            fill(&mut ring.bytes[at.clone()]);
+            lend(file, &ring.bytes[at.clone()])?;
+            ring.sent += len as u64;
+            ring.next = at.end;
+            ring.pending.push_back((at, ring.sent));
+            return Ok(());
+        }
+        let band = &mut spare[..len];
+        fill(band);
+        file.write_all(band)?;
+        if let Some(ring) = &mut self.ring {
+            ring.sent += len as u64;
         }
         Ok(())
     }

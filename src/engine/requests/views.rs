@@ -84,8 +84,7 @@ impl Engine {
             let Some(at) = files.iter().position(|f| f.id == v.file_id) else {
                 continue;
             };
-            let running = &mut statuses[at].running;
-            running.push(RunningVariation {
+            statuses[at].running.push(RunningVariation {
                 index: v.index,
                 percent: None,
                 encoded_secs: None,
@@ -93,7 +92,9 @@ impl Engine {
                 fps: None,
                 node: Some(v.node),
             });
-            running.sort_by_key(|r| r.index);
+        }
+        for status in statuses {
+            status.running.sort_by_key(|r| r.index);
         }
         Ok(())
     }

@@ -25,8 +25,9 @@ use std::time::Duration;
 /// Encode a batch of variations of one input with the pixel path (see
 /// [`pipeline`]), check (together, then alone those not passed: see
 /// [`check_together`]) and publish each: one result per member of
-/// `ready`, in order. A member stopped before it is published is not. An input whose picture size ffprobe does not state
-/// is encoded by FFmpeg alone, with a log line.
+/// `ready`, in order. A member stopped before it is published is not. An
+/// input whose picture size ffprobe does not state is encoded by FFmpeg
+/// alone, with a log line.
 pub(super) async fn run_pipeline(
     s: &dyn Context,
     ready: &[Ready<'_>],
