@@ -36,6 +36,10 @@ fi
 if ! command -v useradd >/dev/null; then
   packages+=(passwd)
 fi
+# pkill: what a test user still runs is killed before userdel.
+if ! command -v pkill >/dev/null; then
+  packages+=(procps)
+fi
 if ! command -v setpriv >/dev/null || ! command -v unshare >/dev/null; then
   packages+=(util-linux)
 fi

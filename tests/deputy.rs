@@ -22,9 +22,10 @@ fn chmod(path: &Path, mode: u32) {
 /// The packaged setup in a temp dir: vidvard as a new service user, with
 /// a socket group that a new client user belongs to.
 struct Setup {
+    /// First, so the daemon is stopped before its service user is removed.
+    _daemon: Daemon,
     env: Env,
     client: User,
-    _daemon: Daemon,
     /// The client's own directories: inputs and outputs.
     vin: PathBuf,
     out: PathBuf,

@@ -22,30 +22,34 @@ pub struct User {
 }
 
 impl User {
-    /// Create a user named `<prefix><pid><n>`, also a member of `groups`
+    /// Create a user named `<prefix><pid>x<n>`, also a member of `groups`
     /// (group names). useradd is retried while another test holds the
-    /// lock on /etc/passwd.
+    /// lock on /etc/passwd, and with the next `n` when the name is taken
+    /// (useradd exit 9: a process with this pid long ago may have left a
+    /// group behind that a concurrent userdel could not remove).
     pub fn create(prefix: &str, groups: &[&str]) -> User {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut cmd = Command::new("useradd");
-        cmd.args([
-            "--no-create-home",
-            "--user-group",
-            "--shell",
-            "/usr/sbin/nologin",
-        ]);
-        if !groups.is_empty() {
-            cmd.args(["--groups", &groups.join(",")]);
-        }
-        cmd.arg(&name);
         let mut last = None;
         for _ in 0..50 {
-            let out = cmd.output().expect("useradd (package passwd) is installed");
+            let name = format!(
+                "{prefix}{}x{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let mut cmd = Command::new("useradd");
+            cmd.args([
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+            ]);
+            if !groups.is_empty() {
+                cmd.args(["--groups", &groups.join(",")]);
+            }
+            let out = cmd
+                .arg(&name)
+                .output()
+                .expect("useradd (package passwd) is installed");
             if out.status.success() {
                 let user = nix::unistd::User::from_name(&name)
                     .unwrap()
@@ -56,12 +60,15 @@ impl User {
                     gid: user.gid.as_raw(),
                 };
             }
-            last = Some(out);
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            if out.status.code() != Some(9) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            last = Some((name, out));
         }
+        let (name, out) = last.unwrap();
         panic!(
             "useradd {name} failed: {}",
-            String::from_utf8_lossy(&last.unwrap().stderr)
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 
@@ -98,16 +105,27 @@ impl User {
 }
 
 impl Drop for User {
+    /// Kill what still runs as the user (a daemon's orphaned FFmpeg, a
+    /// lock holder), then userdel(8) and groupdel(8) of its own group: a
+    /// busy user makes userdel fail (exit 8), and a userdel that met
+    /// /etc/group locked by another test's useradd removes the user but
+    /// leaves the group. Exit 6 of either means already gone.
     fn drop(&mut self) {
-        for _ in 0..50 {
-            let done = Command::new("userdel")
-                .arg(&self.name)
-                .output()
-                .is_ok_and(|o| o.status.success() || o.status.code() == Some(6));
-            if done {
-                return;
+        let uid = self.uid.to_string();
+        for tool in ["userdel", "groupdel"] {
+            for _ in 0..50 {
+                for who in ["-U", "-u"] {
+                    let _ = Command::new("pkill").args(["-KILL", who, &uid]).status();
+                }
+                let done = Command::new(tool)
+                    .arg(&self.name)
+                    .output()
+                    .is_ok_and(|o| o.status.success() || o.status.code() == Some(6));
+                if done {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }
