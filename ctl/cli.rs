@@ -99,7 +99,8 @@ fn state(text: &str) -> Result<JobState, String> {
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
          user), or a submission over the limits of {} inputs \
          and {} bytes per path, refused before it is sent; 6 nothing to do: cancel of a job \
-         that had already ended (succeeded, partial, failed or cancelled); 128 + N top ended by signal N \
+         that had already ended (succeeded, partial, failed or cancelled), retry of a job that \
+         succeeded; 128 + N top ended by signal N \
          (SIGTERM, SIGINT or SIGHUP: 143, 130, 129), the terminal given back first.",
         vidvar::proto::MAX_INPUTS,
         vidvar::proto::MAX_PATH_BYTES
@@ -250,7 +251,8 @@ pub enum Command {
     /// Re-queue the variations of a job that did not succeed
     ///
     /// Of a failed, partial, cancelled or interrupted job; verified outputs
-    /// are kept.
+    /// are kept. A job that succeeded is left as it is: "job N had already
+    /// succeeded: nothing to retry", exit status 6.
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,

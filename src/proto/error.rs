@@ -35,7 +35,8 @@ pub enum ErrorKind {
     /// daemon's own user.
     PermissionDenied,
     /// Nothing to do: the job had already ended (succeeded, partial,
-    /// failed or cancelled) when it was asked to be cancelled.
+    /// failed or cancelled) when it was asked to be cancelled, or had
+    /// succeeded when it was asked to be retried.
     Ended,
 }
 

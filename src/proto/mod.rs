@@ -97,7 +97,9 @@ pub enum Request {
     /// [`ErrorKind::Ended`], the job unchanged.
     Cancel { job: JobId },
     /// Re-queue the variations of a failed, partial or cancelled job that
-    /// did not succeed; verified outputs are kept. Answer: [`Response::Job`].
+    /// did not succeed; verified outputs are kept. Answer: [`Response::Job`];
+    /// for a job that succeeded, a [`WireError`] of kind
+    /// [`ErrorKind::Ended`], the job unchanged.
     Retry { job: JobId },
     /// Daemon liveness and load. Answer: [`Response::Pong`].
     Ping,

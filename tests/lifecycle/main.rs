@@ -89,8 +89,13 @@ fn kill_9_mid_encode_then_restart_recovers_and_retry_finishes() {
     let outputs = env.json(&["outputs", &job.to_string()]);
     assert_eq!(outputs.as_array().unwrap().len(), 2);
     assert_eq!(names(&out), ["long_v01.mp4", "long_v02.mp4"]);
-    // A succeeded job has nothing to retry.
-    assert_eq!(env.ctl(&["retry", &job.to_string()]).status.code(), Some(5));
+    // A succeeded job has nothing to retry: said so, exit status 6.
+    let again = env.ctl(&["retry", &job.to_string()]);
+    assert_eq!(again.status.code(), Some(6), "{again:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        format!("vidvarctl: job {job} had already succeeded: nothing to retry")
+    );
 }
 
 #[test]

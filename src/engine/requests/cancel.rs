@@ -22,7 +22,11 @@ impl Engine {
             .await?
             .ok_or(ApiError::NotFound(job))?;
         if before.is_final() {
-            return Err(ApiError::AlreadyEnded { job, state: before });
+            return Err(ApiError::AlreadyEnded {
+                job,
+                state: before,
+                request: "cancel",
+            });
         }
         log::info!("job {job}: cancelled");
         self.stop_running(Some(job), false).await;
@@ -65,8 +69,9 @@ impl Engine {
 
     /// Re-queue what did not succeed in a failed, partial or cancelled job.
     ///
-    /// Errors: [`ApiError::NotFound`]; [`ApiError::Invalid`] for a job that
-    /// is still queued or running, or that succeeded.
+    /// Errors: [`ApiError::NotFound`]; [`ApiError::AlreadyEnded`] for a job
+    /// that succeeded; [`ApiError::Invalid`] for a job that is still queued
+    /// or running.
     pub async fn retry(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
@@ -77,6 +82,13 @@ impl Engine {
             .retry(job)
             .await?
             .ok_or(ApiError::NotFound(job))?;
+        if requeued == 0 && before.is_final() {
+            return Err(ApiError::AlreadyEnded {
+                job,
+                state: before,
+                request: "retry",
+            });
+        }
         if requeued == 0 {
             return Err(ApiError::Invalid(format!(
                 "job {job} is {}: nothing to retry",

@@ -20,9 +20,14 @@ pub enum ApiError {
     BadInput(String),
     #[error("daemon is shutting down")]
     ShuttingDown,
-    /// Cancel of a job that had already ended, in `state`.
-    #[error("job {job} had already {}: nothing to cancel", ended(*.state))]
-    AlreadyEnded { job: JobId, state: JobState },
+    /// `request` (cancel, retry) of a job that had already ended, in
+    /// `state`, with nothing left for the request to do.
+    #[error("job {job} had already {}: nothing to {request}", ended(*.state))]
+    AlreadyEnded {
+        job: JobId,
+        state: JobState,
+        request: &'static str,
+    },
     /// The client may not do this (pause the daemon, say).
     #[error("{0}")]
     Forbidden(String),
