@@ -9,6 +9,7 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 use vidvar::proto::{
     FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong, RunTotals,
     RunningVariation, StatsReport,
@@ -34,6 +35,27 @@ pub fn amount(f: &FileStatus) -> String {
 /// none.
 pub fn file_name(path: &Path) -> String {
     escape(path.file_name().unwrap_or(path.as_os_str()))
+}
+
+/// `text` padded with spaces to at least `width` terminal columns, as
+/// `{:<width}` pads ASCII; a CJK character or an emoji takes two columns,
+/// a combining mark none (UAX #11 widths, by the unicode-width crate).
+pub fn pad(text: &str, width: usize) -> String {
+    let shown = text.width();
+    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+}
+
+/// The longest start of `text` that takes at most `width` terminal
+/// columns (widths as in [`pad`]).
+pub fn cut(text: &str, width: usize) -> &str {
+    let mut used = 0;
+    for (at, c) in text.char_indices() {
+        used += c.width().unwrap_or(0);
+        if used > width {
+            return &text[..at];
+        }
+    }
+    text
 }
 
 /// An estimated remaining time, rounded to the second: `eta 1m 5s`, or
@@ -207,8 +229,8 @@ pub fn nodes(list: &[NodeInfo]) -> String {
     );
     for n in list {
         out.push_str(&format!(
-            "{:<20}  {:<7}  {:>5}  {:>7}  {:<20}  {}\n",
-            escape(&n.name),
+            "{}  {:<7}  {:>5}  {:>7}  {:<20}  {}\n",
+            pad(&escape(&n.name), 20),
             n.state.as_str(),
             n.slots,
             n.running,
@@ -333,6 +355,39 @@ pub fn pong(p: &Pong) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_are_counted_in_terminal_cells_not_characters() {
+        // Each of these CJK characters takes two cells.
+        assert_eq!(cut("日本語.mp4", 5), "日本");
+        assert_eq!(pad(cut("日本語.mp4", 5), 5), "日本 ");
+        assert_eq!(cut("日本語.mp4", 6), "日本語");
+        assert_eq!(cut("plain.mp4", 5), "plain");
+        assert_eq!(cut("short", 16), "short");
+        // A combining mark takes none: e + U+0301 is one cell.
+        assert_eq!(pad("e\u{301}", 3), "e\u{301}  ");
+        // Longer than the column: left as it is.
+        assert_eq!(pad("日本語", 4), "日本語");
+        let node = NodeInfo {
+            name: "節点一".into(),
+            host: "h".into(),
+            state: vidvar::proto::NodeState::Up,
+            slots: 2,
+            running: 1,
+            last_heartbeat: 0,
+        };
+        let plain = NodeInfo {
+            name: "n1".into(),
+            ..node.clone()
+        };
+        let text = nodes(&[node, plain]);
+        let starts: Vec<usize> = text
+            .lines()
+            .skip(1)
+            .map(|l| l[..l.find("up").unwrap()].width())
+            .collect();
+        assert_eq!(starts, [22, 22], "{text}");
+    }
 
     #[test]
     fn an_output_named_with_control_characters_is_one_record() {

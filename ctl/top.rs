@@ -12,7 +12,7 @@
 //! away. Redraws at most 4 times a second; `NO_COLOR` turns colour off.
 
 use crate::commands::Failure;
-use crate::render::{escape, eta, file_name, percent};
+use crate::render::{cut, escape, eta, file_name, pad, percent};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -349,9 +349,9 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
         .iter()
         .map(|r| {
             ListItem::new(format!(
-                "{:>5} {:<16} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
+                "{:>5} {} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
                 r.job,
-                truncate(&file_name(&r.input), 16),
+                pad(cut(&file_name(&r.input), 16), 16),
                 r.index,
                 bar(r.percent, bar_width),
                 r.percent.map_or("-".into(), percent),
@@ -499,9 +499,4 @@ fn popup(f: &mut ratatui::Frame, area: Rect, title: &str, text: &str) {
             .block(Block::bordered().title(title.to_owned())),
         inner,
     );
-}
-
-/// At most `width` characters of `text`.
-fn truncate(text: &str, width: usize) -> String {
-    text.chars().take(width).collect()
 }

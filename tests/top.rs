@@ -524,3 +524,45 @@ fn cancel_in_top_of_an_ended_job_says_there_is_nothing_to_cancel() {
     )]);
     assert_eq!(env.status(job)["summary"]["state"], "succeeded");
 }
+
+/// A name in a script of double-width characters is cut and padded by the
+/// terminal cells it takes, so the columns after it stay in line with a
+/// plain name's.
+#[test]
+fn wide_characters_in_a_name_keep_the_columns_in_line() {
+    use unicode_width::UnicodeWidthStr;
+    let env = Env::new();
+    let _daemon = env.start(&["--max-parallel", "2"]);
+    let out = env.out_dir();
+    let mut jobs = Vec::new();
+    for name in ["日本語の長い名前のビデオ.mp4", "plain.mp4"] {
+        let input = env.path(name);
+        make_video(&input, 30.0, "640x480", false);
+        jobs.push(env.submit(&["-n", "1", "-o", s(&out), s(&input)]));
+    }
+    for &job in &jobs {
+        env.wait_job(job, Duration::from_secs(60), |d| {
+            d["files"][0]["running"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        });
+    }
+    let command = format!("{VIDVARCTL} --socket {} top", s(&env.socket()));
+    let pane = Pane::start("vidvar-top-wide", &command, &[("NO_COLOR", "1")]);
+    let screen = pane.shows(&[
+        &format!("{} 日本語", jobs[0]),
+        &format!("{} plain.mp4", jobs[1]),
+    ]);
+    let columns: Vec<usize> = screen
+        .lines()
+        .filter_map(|row| Some(row[..row.find(" #1 ")?].width()))
+        .collect();
+    assert_eq!(columns.len(), 2, "{screen}");
+    assert_eq!(
+        columns[0], columns[1],
+        "the columns after the names differ:\n{screen}"
+    );
+    for job in jobs {
+        env.ctl_ok(&["cancel", &job.to_string()]);
+    }
+}
