@@ -345,3 +345,49 @@ fn a_metrics_directory_of_another_user_is_refused_with_advice_for_metrics() {
         );
     }
 }
+
+/// A daemon whose user has no login name is told to `chown` the directory
+/// to its uid, which chown(1) takes, and not to "uid N", which it does not.
+#[test]
+fn a_daemon_user_without_a_name_is_advised_to_chown_by_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    common::users::require_root("it runs vidvard as a uid without a name");
+    let uid = (4_100_000..4_200_000)
+        .find(|&u| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u)).is_ok_and(|u| u.is_none())
+        })
+        .expect("a uid without a user");
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in ["run", "state"] {
+        std::fs::create_dir(env.path(dir)).unwrap();
+        std::os::unix::fs::chown(env.path(dir), Some(uid), Some(uid)).unwrap();
+    }
+    let theirs = env.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let config = env.path("vidvard.conf");
+    let metrics = theirs.join("metrics.prom");
+    std::fs::write(&config, format!("metrics_textfile = {:?}\n", s(&metrics))).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(VIDVARD)
+        .args(env.foreground_args())
+        .args(["--config", s(&config)])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = common::users::said(&out);
+    assert!(!out.status.success(), "vidvard started:\n{said}");
+    let wanted = format!("chown {uid} {}", s(&theirs));
+    assert!(said.contains(&wanted), "{wanted:?} not in:\n{said}");
+    assert!(
+        said.contains(&format!("uid {uid} (the user vidvard runs as)")),
+        "{said}"
+    );
+}

@@ -70,12 +70,16 @@ fn create_metrics_dir(
     setting: &'static str,
 ) -> Result<(), DaemonError> {
     create_dir(dir, mode, group).map_err(|err| match err {
-        DaemonError::OtherOwner { path, owner } => DaemonError::MetricsDirOwner {
-            setting,
-            path,
-            owner,
-            user: user_name(nix::unistd::geteuid().as_raw()),
-        },
+        DaemonError::OtherOwner { path, owner } => {
+            let me = nix::unistd::geteuid().as_raw();
+            DaemonError::MetricsDirOwner {
+                setting,
+                path,
+                owner,
+                user: user_name(me),
+                chown_to: crate::state_dir::login_name(me).unwrap_or_else(|| me.to_string()),
+            }
+        }
         other => other,
     })
 }

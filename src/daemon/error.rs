@@ -43,13 +43,16 @@ pub enum DaemonError {
     OtherOwner { path: PathBuf, owner: String },
     /// The directory of a metrics setting (`metrics_socket`,
     /// `metrics_textfile`) is sound but another user's: the daemon's user
-    /// (`user`) must own it, or the setting must name another place.
-    #[error("{}", describe_metrics_dir_owner(setting, path, owner, user))]
+    /// (`user`, named to chown(1) as `chown_to`: its login name, or its
+    /// uid when it has none) must own it, or the setting must name another
+    /// place.
+    #[error("{}", describe_metrics_dir_owner(setting, path, owner, user, chown_to))]
     MetricsDirOwner {
         setting: &'static str,
         path: PathBuf,
         owner: String,
         user: String,
+        chown_to: String,
     },
     #[error("refusing to use {} as a pidfile: {reason}", path.display())]
     NotAPidfile { path: PathBuf, reason: &'static str },
@@ -95,7 +98,13 @@ fn describe_running(pid: Option<i32>, socket: &Path, state_dir: Option<&Path>) -
 
 /// The refusal of a metrics setting's directory of another user's, with
 /// the advice that fits that setting.
-fn describe_metrics_dir_owner(setting: &str, dir: &Path, owner: &str, user: &str) -> String {
+fn describe_metrics_dir_owner(
+    setting: &str,
+    dir: &Path,
+    owner: &str,
+    user: &str,
+    chown_to: &str,
+) -> String {
     let allowed = if user == "root" {
         "root (the user vidvard runs as)".to_owned()
     } else {
@@ -104,7 +113,7 @@ fn describe_metrics_dir_owner(setting: &str, dir: &Path, owner: &str, user: &str
     format!(
         "refusing to use {dir} for {setting}: the directory belongs to {owner}, not to \
          {allowed}, so {owner} could swap what the daemon puts there. Give the directory to \
-         {user} (`chown {user} {dir}`; see {setting} in vidvard.conf(5)), or set {setting} in \
+         {user} (`chown {chown_to} {dir}`; see {setting} in vidvard.conf(5)), or set {setting} in \
          vidvard.conf to a path in a directory of {user}'s",
         dir = dir.display()
     )
