@@ -131,7 +131,7 @@ impl Engine {
         }
         running.extend(
             self.queue
-                .running_elsewhere()
+                .running_elsewhere(None)
                 .await?
                 .into_iter()
                 .filter(|v| self.may_access(peer, v.owner_uid))

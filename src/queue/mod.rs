@@ -244,9 +244,9 @@ pub trait Queue: Send + Sync {
         Ok(Vec::new())
     }
     /// The variations that other nodes (any but this one, up or lost)
-    /// hold claimed as running now, by job, input and index; empty for a
-    /// queue of one machine.
-    async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
+    /// hold claimed as running now, of `job` (of every job for `None`),
+    /// by job, input and index; empty for a queue of one machine.
+    async fn running_elsewhere(&self, _job: Option<JobId>) -> Result<Vec<ElsewhereRow>> {
         Ok(Vec::new())
     }
     /// A counter bumped whenever another node (or this one) changed the

@@ -18,19 +18,20 @@ pub(super) async fn daemon_pause_survives_restart(mut bed: Bed) {
 /// What other nodes run, as the queue stores it: on a shared queue
 /// ([`Sharing::Nodes`]) the variations another node holds claimed, each
 /// with its job, owner, input, index and node, none of this node's own,
-/// each gone once it is settled. One daemon owns an SQLite queue: nothing
+/// only the asked job's when one is named, each gone once it is settled. One daemon owns an SQLite queue: nothing
 /// runs elsewhere.
 pub(super) async fn running_elsewhere(bed: Bed) {
     let q = &*bed.queue;
     let job = submit(q, 2, 2, 1000).await;
     let own = leases_of_next_file(q).await;
     assert_eq!(own.len(), 2);
-    let elsewhere = |q: Arc<dyn Queue>| async move {
-        let rows = q.running_elsewhere().await.unwrap();
+    let of = |q: Arc<dyn Queue>, job| async move {
+        let rows = q.running_elsewhere(job).await.unwrap();
         rows.into_iter()
             .map(|r| (r.job_id, r.owner_uid, r.input, r.index, r.node))
             .collect::<Vec<_>>()
     };
+    let elsewhere = |q| of(q, None);
     assert_eq!(
         elsewhere(bed.queue.clone()).await,
         [],
@@ -50,6 +51,9 @@ pub(super) async fn running_elsewhere(bed: Bed) {
         ]
     );
     assert_eq!(elsewhere(b.clone()).await.len(), 2, "b sees a's");
+    let idle = submit(q, 1, 1, 1000).await;
+    assert_eq!(of(bed.queue.clone(), Some(idle)).await, [], "another job's");
+    assert_eq!(of(bed.queue.clone(), Some(job)).await.len(), 2);
     ok(&*b, theirs[0].lease).await;
     assert_eq!(
         elsewhere(bed.queue.clone()).await,

@@ -79,8 +79,7 @@ impl Engine {
         files: &[FileRow],
         statuses: &mut [FileStatus],
     ) -> Result<(), ApiError> {
-        let elsewhere = self.queue.running_elsewhere().await?;
-        for v in elsewhere.into_iter().filter(|v| v.job_id == job) {
+        for v in self.queue.running_elsewhere(Some(job)).await? {
             let Some(at) = files.iter().position(|f| f.id == v.file_id) else {
                 continue;
             };

@@ -85,8 +85,8 @@ impl Queue for PgQueue {
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
         self.tally(PgQueue::nodes(self).await)
     }
-    async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
-        self.tally(PgQueue::running_elsewhere(self).await)
+    async fn running_elsewhere(&self, job: Option<JobId>) -> Result<Vec<ElsewhereRow>> {
+        self.tally(PgQueue::running_elsewhere(self, job).await)
     }
     async fn leave(&self) -> Result<()> {
         self.tally(PgQueue::release_folders(self).await)?;

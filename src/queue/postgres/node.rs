@@ -7,6 +7,7 @@ use super::error::PgError;
 use super::rows::{exec, opt, rows};
 use super::schema;
 use super::store::{NodeConfig, PgQueue};
+use crate::job::JobId;
 use crate::process::ProcessIdentity;
 use crate::queue::{ElsewhereRow, NodeRow, Result};
 use std::path::PathBuf;
@@ -145,9 +146,9 @@ impl PgQueue {
             .collect())
     }
 
-    /// The variations other nodes hold claimed as running, by job, input
-    /// (and its file row) and index.
-    pub(super) async fn running_elsewhere(&self) -> Result<Vec<ElsewhereRow>> {
+    /// The variations other nodes hold claimed as running, of `job` (of
+    /// every job for `None`), by job, input (and its file row) and index.
+    pub(super) async fn running_elsewhere(&self, job: Option<JobId>) -> Result<Vec<ElsewhereRow>> {
         let client = self.pool.get().await?;
         let rows = rows(
             &client,
@@ -155,8 +156,9 @@ impl PgQueue {
                  FROM variations v JOIN files f ON f.id = v.file_id
                       JOIN jobs j ON j.id = f.job_id
                  WHERE v.state = 'running' AND v.node <> $1
+                       AND ($2::bigint IS NULL OR f.job_id = $2)
                  ORDER BY f.job_id, f.idx, v.idx",
-            &[&self.node],
+            &[&self.node, &job],
         )
         .await?;
         Ok(rows
