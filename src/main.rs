@@ -68,7 +68,7 @@ struct Args {
 
     /// Seconds an FFmpeg process may go without progress before it is
     /// stopped and its variation fails as stalled, 1..=86400 [default: 120]
-    #[arg(long, value_name = "SECS", value_parser = seconds(config::stall_timeout))]
+    #[arg(long, value_name = "SECS", value_parser = seconds(config::timeout))]
     stall_timeout: Option<Duration>,
 
     /// Free space (MiB) an output filesystem needs for a variation to start

@@ -30,7 +30,7 @@ pub use groups::{DEFAULT_SOCKET_GROUP, GroupError, group_id};
 pub use hook::{DEFAULT_HOOK_TIMEOUT, Hook};
 pub use metrics::MetricsOutputs;
 pub use programs::{ProgramError, find_program};
-pub use seconds::{MAX_GRACE_SECS, OutOfRange, grace, lease_timeout, stall_timeout};
+pub use seconds::{MAX_GRACE_SECS, OutOfRange, grace, lease_timeout, timeout};
 pub use shared::{DEFAULT_LEASE_TIMEOUT, SharedQueue, host_name};
 pub use tunables::{
     DEFAULT_GRACE, DEFAULT_MIN_FREE_MIB, DEFAULT_MIN_SSIM, DEFAULT_STALL_TIMEOUT, MAX_PARALLEL,

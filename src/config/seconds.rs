@@ -42,12 +42,8 @@ pub fn grace(secs: f64) -> Result<Duration, OutOfRange> {
     seconds_within(secs, 0.0, MAX_GRACE_SECS)
 }
 
-/// A stall timeout from seconds, 1..=86400.
-pub fn stall_timeout(secs: f64) -> Result<Duration, OutOfRange> {
-    seconds_within(secs, 1.0, 86_400.0)
-}
-
-/// A client idle timeout (`client_idle_timeout`) from seconds, 1..=86400.
-pub fn client_idle_timeout(secs: f64) -> Result<Duration, OutOfRange> {
+/// A timeout of a second to a day (`stall_timeout`,
+/// `client_idle_timeout`) from seconds, 1..=86400.
+pub fn timeout(secs: f64) -> Result<Duration, OutOfRange> {
     seconds_within(secs, 1.0, 86_400.0)
 }

@@ -4,7 +4,7 @@
 //! module reads no file and no environment itself.
 
 use super::file::{ConfigError, FileSettings};
-use super::seconds::{client_idle_timeout, grace, stall_timeout};
+use super::seconds::{grace, timeout};
 use std::path::Path;
 use std::time::Duration;
 
@@ -182,12 +182,11 @@ impl FileSettings {
             t.grace = grace(secs).map_err(|e| bad("grace_period", e.to_string()))?;
         }
         if let Some(secs) = self.stall_timeout {
-            t.stall_timeout =
-                stall_timeout(secs).map_err(|e| bad("stall_timeout", e.to_string()))?;
+            t.stall_timeout = timeout(secs).map_err(|e| bad("stall_timeout", e.to_string()))?;
         }
         if let Some(secs) = self.client_idle_timeout {
             t.client_idle_timeout =
-                client_idle_timeout(secs).map_err(|e| bad("client_idle_timeout", e.to_string()))?;
+                timeout(secs).map_err(|e| bad("client_idle_timeout", e.to_string()))?;
         }
         if let Some(mib) = self.min_free_space_mib {
             t.min_free_bytes = mib.saturating_mul(1 << 20);
