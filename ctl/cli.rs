@@ -97,7 +97,8 @@ fn state(text: &str) -> Result<JobState, String> {
          folder; 5 request refused (missing or unreadable input or directory, out-of-range \
          value, full queue, a watch folder that would take its own outputs, non-UTF-8 path, \
          protocol mismatch, daemon shutting down, pausing the daemon without being root or its \
-         user), or a submission over the limits of {} inputs \
+         user, retry of a job still queued or running or still being stopped by a cancel), or a \
+         submission over the limits of {} inputs \
          and {} bytes per path, refused before it is sent; 6 nothing to do: cancel of a job \
          that had already ended (succeeded, partial, failed or cancelled), retry of a job that \
          succeeded; 128 + N top ended by signal N \
@@ -252,7 +253,9 @@ pub enum Command {
     ///
     /// Of a failed, partial, cancelled or interrupted job; verified outputs
     /// are kept. A job that succeeded is left as it is: "job N had already
-    /// succeeded: nothing to retry", exit status 6.
+    /// succeeded: nothing to retry", exit status 6. A job still queued or
+    /// running, or still being stopped by a cancel, is refused (exit
+    /// status 5).
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,

@@ -36,7 +36,8 @@ pub enum ErrorKind {
     PermissionDenied,
     /// Nothing to do: the job had already ended (succeeded, partial,
     /// failed or cancelled) when it was asked to be cancelled, or had
-    /// succeeded when it was asked to be retried.
+    /// succeeded when it was asked to be retried (a retry of a job a
+    /// cancel is still stopping is an [`ErrorKind::InvalidRequest`]).
     Ended,
 }
 

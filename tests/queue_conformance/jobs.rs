@@ -79,7 +79,8 @@ pub(super) async fn cancel(bed: Bed) {
 
 /// A retry queues again what did not succeed in a final job (verified
 /// outputs are kept and its progress restarts from them); a succeeded or
-/// open job has nothing to retry.
+/// open job, or a cancelled one whose variations are still stopping, has
+/// nothing to retry and is left as it is.
 pub(super) async fn retry(bed: Bed) {
     let q = &*bed.queue;
     let a = submit(q, 1, 2, 0).await;
@@ -93,6 +94,8 @@ pub(super) async fn retry(bed: Bed) {
     };
     q.heartbeat(beat).await.unwrap();
     q.cancel(a).await.unwrap();
+    assert_eq!(q.retry(a).await.unwrap(), Some((JobState::Cancelled, 0)));
+    assert_eq!(state(q, a).await, JobState::Cancelled, "left as it is");
     q.finish_variation(leases[1], Outcome::Cancelled, RunFigures::default())
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 use super::ApiError;
 use crate::engine::Engine;
 use crate::job::Credentials;
-use crate::proto::{JobDetail, JobId};
+use crate::proto::{JobDetail, JobId, JobState};
 
 impl Engine {
     /// Cancel a job and wait until its FFmpeg processes are gone and their
@@ -71,7 +71,8 @@ impl Engine {
     ///
     /// Errors: [`ApiError::NotFound`]; [`ApiError::AlreadyEnded`] for a job
     /// that succeeded; [`ApiError::Invalid`] for a job that is still queued
-    /// or running.
+    /// or running, or whose variations a cancel is still stopping; each
+    /// left as it is.
     pub async fn retry(&self, peer: &Credentials, job: JobId) -> Result<JobDetail, ApiError> {
         if self.is_stopping() {
             return Err(ApiError::ShuttingDown);
@@ -82,18 +83,23 @@ impl Engine {
             .retry(job)
             .await?
             .ok_or(ApiError::NotFound(job))?;
-        if requeued == 0 && before.is_final() {
-            return Err(ApiError::AlreadyEnded {
-                job,
-                state: before,
-                request: "retry",
-            });
-        }
         if requeued == 0 {
-            return Err(ApiError::Invalid(format!(
-                "job {job} is {}: nothing to retry",
-                before.as_str()
-            )));
+            return Err(match before {
+                JobState::Succeeded => ApiError::AlreadyEnded {
+                    job,
+                    state: before,
+                    request: "retry",
+                },
+                JobState::Queued | JobState::Running => ApiError::Invalid(format!(
+                    "job {job} is {}: nothing to retry",
+                    before.as_str()
+                )),
+                _ => ApiError::Invalid(format!(
+                    "job {job} is {} but its variations are still being stopped: \
+                     retry once they are",
+                    before.as_str()
+                )),
+            });
         }
         log::info!("job {job}: retrying {requeued} variation(s)");
         // The answer shows the job as retried, before any of it starts.

@@ -207,6 +207,11 @@ impl PgQueue {
                     &[&job],
                 )
                 .await?;
+                if requeued == 0 {
+                    // Its variations still stopping (a cancel under way):
+                    // the job is left as it is.
+                    return Ok(Some((before, 0)));
+                }
                 let files = rows(
                     tx,
                     "SELECT DISTINCT f.id FROM files f JOIN variations v ON v.file_id = f.id

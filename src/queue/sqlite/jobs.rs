@@ -218,8 +218,9 @@ impl Store {
     /// cancelled variations become queued again with their stored effects,
     /// their files are probed anew, verified outputs are kept. Returns the
     /// job's state before and the number of variations re-queued, or `None`
-    /// if there is no such job. Jobs not final, or succeeded, are left as is
-    /// (0 re-queued).
+    /// if there is no such job. Jobs not final, or succeeded, or with nothing
+    /// failed or cancelled yet (a cancel still stopping them), are left as
+    /// is (0 re-queued).
     pub fn retry_job(&mut self, job_id: JobId) -> Result<Option<(JobState, u64)>> {
         let tx = self.conn.transaction()?;
         let Some(before) = job_state(&tx, job_id)? else {
@@ -234,6 +235,11 @@ impl Store {
                AND file_id IN (SELECT id FROM files WHERE job_id = ?1)",
             [job_id],
         )?;
+        if requeued == 0 {
+            // Its variations still stopping (a cancel under way): the job
+            // is left as it is (the transaction rolls back).
+            return Ok(Some((before, 0)));
+        }
         // Progress restarts from what is verified: the rest is redone.
         let files: Vec<i64> = tx
             .prepare(
