@@ -112,20 +112,34 @@ impl Drop for User {
     /// leaves the group. Exit 6 of either means already gone.
     fn drop(&mut self) {
         let uid = self.uid.to_string();
-        for tool in ["userdel", "groupdel"] {
-            for _ in 0..50 {
+        let ours = || {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+                .is_ok_and(|u| u.is_some_and(|u| u.name == self.name))
+        };
+        let gone = |tool: &str| {
+            Command::new(tool)
+                .arg(&self.name)
+                .output()
+                .is_ok_and(|o| o.status.success() || o.status.code() == Some(6))
+        };
+        for _ in 0..50 {
+            // Only while the uid is still this user's: once userdel freed
+            // it, useradd may give it to another test's user at once.
+            if ours() {
                 for who in ["-U", "-u"] {
                     let _ = Command::new("pkill").args(["-KILL", who, &uid]).status();
                 }
-                let done = Command::new(tool)
-                    .arg(&self.name)
-                    .output()
-                    .is_ok_and(|o| o.status.success() || o.status.code() == Some(6));
-                if done {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
             }
+            if gone("userdel") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for _ in 0..50 {
+            if gone("groupdel") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }
