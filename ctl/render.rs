@@ -9,7 +9,8 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 use vidvar::proto::{
     FileState, FileStatus, JobDetail, JobSummary, NodeInfo, OutputInfo, Pong, RunTotals,
     RunningVariation, StatsReport,
@@ -34,28 +35,47 @@ pub fn amount(f: &FileStatus) -> String {
 /// The last component of `path` ([`escape`]d), or all of it when it has
 /// none.
 pub fn file_name(path: &Path) -> String {
-    escape(path.file_name().unwrap_or(path.as_os_str()))
+    escape(raw_file_name(path))
 }
 
-/// `text` padded with spaces to at least `width` terminal columns, as
-/// `{:<width}` pads ASCII; a CJK character or an emoji takes two columns,
-/// a combining mark none (UAX #11 widths, by the unicode-width crate).
+/// [`file_name`] before it is escaped (bytes not UTF-8 as U+FFFD).
+pub fn raw_file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The terminal cells `text` takes: the sum of its grapheme clusters'
+/// widths (UAX #29 clusters, UAX #11 widths, as ratatui lays text out): a
+/// CJK character or an emoji, even one joined from several with ZWJ or a
+/// flag of two regional indicators, takes two; a combining mark none.
+pub fn cells(text: &str) -> usize {
+    text.graphemes(true).map(UnicodeWidthStr::width).sum()
+}
+
+/// `text` padded with spaces to at least `width` terminal [`cells`], as
+/// `{:<width}` pads ASCII.
 pub fn pad(text: &str, width: usize) -> String {
-    let shown = text.width();
+    let shown = cells(text);
     format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
 }
 
-/// The longest start of `text` that takes at most `width` terminal
-/// columns (widths as in [`pad`]).
-pub fn cut(text: &str, width: usize) -> &str {
+/// `text` [`escape`]d and cut to at most `width` terminal [`cells`], never
+/// inside a grapheme cluster or a character's escape (`\x1b` is kept
+/// whole or dropped whole).
+pub fn escape_cut(text: &str, width: usize) -> String {
+    let mut out = String::new();
     let mut used = 0;
-    for (at, c) in text.char_indices() {
-        used += c.width().unwrap_or(0);
+    for cluster in text.graphemes(true) {
+        let shown = escape(cluster);
+        used += cells(&shown);
         if used > width {
-            return &text[..at];
+            break;
         }
+        out.push_str(&shown);
     }
-    text
+    out
 }
 
 /// An estimated remaining time, rounded to the second: `eta 1m 5s`, or
@@ -359,15 +379,28 @@ mod tests {
     #[test]
     fn columns_are_counted_in_terminal_cells_not_characters() {
         // Each of these CJK characters takes two cells.
-        assert_eq!(cut("日本語.mp4", 5), "日本");
-        assert_eq!(pad(cut("日本語.mp4", 5), 5), "日本 ");
-        assert_eq!(cut("日本語.mp4", 6), "日本語");
-        assert_eq!(cut("plain.mp4", 5), "plain");
-        assert_eq!(cut("short", 16), "short");
+        assert_eq!(escape_cut("日本語.mp4", 5), "日本");
+        assert_eq!(pad(&escape_cut("日本語.mp4", 5), 5), "日本 ");
+        assert_eq!(escape_cut("日本語.mp4", 6), "日本語");
+        assert_eq!(escape_cut("plain.mp4", 5), "plain");
+        assert_eq!(escape_cut("short", 16), "short");
         // A combining mark takes none: e + U+0301 is one cell.
         assert_eq!(pad("e\u{301}", 3), "e\u{301}  ");
+        assert_eq!(escape_cut("e\u{301}e\u{301}", 1), "e\u{301}");
         // Longer than the column: left as it is.
         assert_eq!(pad("日本語", 4), "日本語");
+        // Emoji sequences are one cluster of two cells, kept whole or
+        // dropped whole: a heart with its emoji presentation selector, a
+        // family joined with ZWJ, a flag of two regional indicators.
+        for emoji in ["\u{2764}\u{fe0f}", "👨\u{200d}👩\u{200d}👧", "🇯🇵"] {
+            assert_eq!(cells(emoji), 2, "{emoji:?}");
+            let name = format!("aaa{emoji}{emoji}x");
+            assert_eq!(escape_cut(&name, 6), format!("aaa{emoji}"), "{emoji:?}");
+            assert_eq!(cells(&pad(&escape_cut(&name, 6), 6)), 6, "{emoji:?}");
+        }
+        // An escape is kept whole or dropped whole.
+        assert_eq!(escape_cut("ab\u{1b}[31m", 6), "ab\\x1b");
+        assert_eq!(escape_cut("ab\u{1b}[31m", 5), "ab");
         let node = NodeInfo {
             name: "節点一".into(),
             host: "h".into(),
@@ -384,7 +417,7 @@ mod tests {
         let starts: Vec<usize> = text
             .lines()
             .skip(1)
-            .map(|l| l[..l.find("up").unwrap()].width())
+            .map(|l| cells(&l[..l.find("up").unwrap()]))
             .collect();
         assert_eq!(starts, [22, 22], "{text}");
     }

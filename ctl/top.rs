@@ -12,7 +12,7 @@
 //! away. Redraws at most 4 times a second; `NO_COLOR` turns colour off.
 
 use crate::commands::Failure;
-use crate::render::{cut, escape, eta, file_name, pad, percent};
+use crate::render::{escape, escape_cut, eta, file_name, pad, percent, raw_file_name};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -351,7 +351,7 @@ fn draw(f: &mut ratatui::Frame, state: &State, color: bool) {
             ListItem::new(format!(
                 "{:>5} {} #{:<3} {} {:>4} {:>5} fps {:>6} {}{}",
                 r.job,
-                pad(cut(&file_name(&r.input), 16), 16),
+                pad(&escape_cut(&raw_file_name(&r.input), 16), 16),
                 r.index,
                 bar(r.percent, bar_width),
                 r.percent.map_or("-".into(), percent),
