@@ -347,7 +347,8 @@ fn a_metrics_directory_of_another_user_is_refused_with_advice_for_metrics() {
 }
 
 /// A daemon whose user has no login name is told to `chown` the directory
-/// to its uid, which chown(1) takes, and not to "uid N", which it does not.
+/// to its uid, which chown(1) takes, and not to "uid N", which it does not;
+/// the directory is quoted for the shell.
 #[test]
 fn a_daemon_user_without_a_name_is_advised_to_chown_by_uid() {
     use std::os::unix::fs::PermissionsExt;
@@ -363,7 +364,8 @@ fn a_daemon_user_without_a_name_is_advised_to_chown_by_uid() {
         std::fs::create_dir(env.path(dir)).unwrap();
         std::os::unix::fs::chown(env.path(dir), Some(uid), Some(uid)).unwrap();
     }
-    let theirs = env.path("theirs");
+    // A space in the path: the advice quotes it for the shell.
+    let theirs = env.path("their dir");
     std::fs::create_dir(&theirs).unwrap();
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
     let config = env.path("vidvard.conf");
@@ -384,7 +386,7 @@ fn a_daemon_user_without_a_name_is_advised_to_chown_by_uid() {
         .unwrap();
     let said = common::users::said(&out);
     assert!(!out.status.success(), "vidvard started:\n{said}");
-    let wanted = format!("chown {uid} {}", s(&theirs));
+    let wanted = format!("chown {uid} '{}'", s(&theirs));
     assert!(said.contains(&wanted), "{wanted:?} not in:\n{said}");
     assert!(
         said.contains(&format!("uid {uid} (the user vidvard runs as)")),

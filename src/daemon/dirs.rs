@@ -72,12 +72,13 @@ fn create_metrics_dir(
     create_dir(dir, mode, group).map_err(|err| match err {
         DaemonError::OtherOwner { path, owner } => {
             let me = nix::unistd::geteuid().as_raw();
+            let name = crate::state_dir::login_name(me);
             DaemonError::MetricsDirOwner {
                 setting,
                 path,
                 owner,
-                user: user_name(me),
-                chown_to: crate::state_dir::login_name(me).unwrap_or_else(|| me.to_string()),
+                user: name.clone().unwrap_or_else(|| format!("uid {me}")),
+                chown_to: name.unwrap_or_else(|| me.to_string()),
             }
         }
         other => other,

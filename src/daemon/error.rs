@@ -113,8 +113,9 @@ fn describe_metrics_dir_owner(
     format!(
         "refusing to use {dir} for {setting}: the directory belongs to {owner}, not to \
          {allowed}, so {owner} could swap what the daemon puts there. Give the directory to \
-         {user} (`chown {chown_to} {dir}`; see {setting} in vidvard.conf(5)), or set {setting} in \
-         vidvard.conf to a path in a directory of {user}'s",
-        dir = dir.display()
+         {user} (`chown {chown_to} {quoted}`; see {setting} in vidvard.conf(5)), or set {setting} \
+         in vidvard.conf to a path in a directory of {user}'s",
+        dir = dir.display(),
+        quoted = shlex::try_quote(&dir.to_string_lossy()).unwrap_or_default()
     )
 }
