@@ -251,7 +251,8 @@ fn a_retry_while_a_cancel_is_still_stopping_the_job_leaves_it_cancelled() {
     let long = env.path("long.mp4");
     make_video(&long, 30.0, "640x480", false);
     let out = env.out_dir();
-    let job = env.submit(&["-n", "2", "-o", s(&out), s(&long)]);
+    // Two variations run, the third waits: the cancel cancels it at once.
+    let job = env.submit(&["-n", "3", "-o", s(&out), s(&long)]);
     env.wait_job(job, LIMIT, |d| {
         d["files"][0]["running"]
             .as_array()

@@ -96,8 +96,8 @@ pub trait Queue: Send + Sync {
     async fn cancel(&self, job: JobId) -> Result<Option<JobState>>;
     /// Queue again what did not succeed in a final job. Returns the job's
     /// state before and how many variations were queued again; with none
-    /// (an open or succeeded job, or a cancelled one whose variations are
-    /// still stopping) the job is left as it is.
+    /// (an open or succeeded job, or a cancelled one with a variation still
+    /// stopping) the job is left as it is.
     async fn retry(&self, job: JobId) -> Result<Option<(JobState, u64)>>;
     /// Set a job's priority. Returns its state, `None` for no such job.
     async fn set_priority(&self, job: JobId, priority: i32) -> Result<Option<JobState>>;

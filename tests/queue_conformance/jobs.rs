@@ -116,6 +116,23 @@ pub(super) async fn retry(bed: Bed) {
     assert_eq!(q.outputs(a).await.unwrap().len(), 2);
     assert_eq!(q.retry(a).await.unwrap(), Some((JobState::Succeeded, 0)));
     assert_eq!(q.retry(999).await.unwrap(), None);
+
+    // A cancel still stopping a running variation: nothing to retry yet,
+    // though its queued variations were cancelled at once.
+    let c = submit(q, 1, 3, 0).await;
+    let Some(Work::Probe { lease, .. }) = q.claim(0, 1).await.unwrap() else {
+        panic!("a probe comes first");
+    };
+    assert!(q.finish_probe(lease, media(), 0.).await.unwrap());
+    let running = single(q.claim(0, 1).await.unwrap());
+    q.cancel(c).await.unwrap();
+    assert_eq!(q.retry(c).await.unwrap(), Some((JobState::Cancelled, 0)));
+    assert_eq!(state(q, c).await, JobState::Cancelled, "left as it is");
+    q.finish_variation(running.lease, Outcome::Cancelled, RunFigures::default())
+        .await
+        .unwrap();
+    assert_eq!(q.retry(c).await.unwrap(), Some((JobState::Cancelled, 3)));
+
     let open = submit(q, 1, 1, 0).await;
     assert_eq!(q.retry(open).await.unwrap(), Some((JobState::Queued, 0)));
 }

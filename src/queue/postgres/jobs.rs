@@ -199,6 +199,19 @@ impl PgQueue {
                 if !before.is_final() || before == JobState::Succeeded {
                     return Ok(Some((before, 0)));
                 }
+                let stopping: bool = one(
+                    tx,
+                    "SELECT EXISTS (SELECT 1 FROM variations v JOIN files f ON f.id = v.file_id
+                                    WHERE f.job_id = $1 AND v.state = 'running')",
+                    &[&job],
+                )
+                .await?
+                .get(0);
+                if stopping {
+                    // A cancel is still stopping its variations: the job
+                    // is left as it is.
+                    return Ok(Some((before, 0)));
+                }
                 let requeued = exec(
                     tx,
                     "UPDATE variations SET state = 'queued', error = NULL
@@ -208,8 +221,6 @@ impl PgQueue {
                 )
                 .await?;
                 if requeued == 0 {
-                    // Its variations still stopping (a cancel under way):
-                    // the job is left as it is.
                     return Ok(Some((before, 0)));
                 }
                 let files = rows(

@@ -218,15 +218,26 @@ impl Store {
     /// cancelled variations become queued again with their stored effects,
     /// their files are probed anew, verified outputs are kept. Returns the
     /// job's state before and the number of variations re-queued, or `None`
-    /// if there is no such job. Jobs not final, or succeeded, or with nothing
-    /// failed or cancelled yet (a cancel still stopping them), are left as
-    /// is (0 re-queued).
+    /// if there is no such job. Jobs not final, or succeeded, or with a
+    /// variation still running (a cancel still stopping it), or with nothing
+    /// failed or cancelled, are left as is (0 re-queued).
     pub fn retry_job(&mut self, job_id: JobId) -> Result<Option<(JobState, u64)>> {
         let tx = self.conn.transaction()?;
         let Some(before) = job_state(&tx, job_id)? else {
             return Ok(None);
         };
         if !before.is_final() || before == JobState::Succeeded {
+            return Ok(Some((before, 0)));
+        }
+        let stopping: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM variations v JOIN files f ON f.id = v.file_id
+                            WHERE f.job_id = ?1 AND v.state = 'running')",
+            [job_id],
+            |r| r.get(0),
+        )?;
+        if stopping {
+            // A cancel is still stopping its variations: the job is left
+            // as it is.
             return Ok(Some((before, 0)));
         }
         let requeued = tx.execute(
@@ -236,8 +247,6 @@ impl Store {
             [job_id],
         )?;
         if requeued == 0 {
-            // Its variations still stopping (a cancel under way): the job
-            // is left as it is (the transaction rolls back).
             return Ok(Some((before, 0)));
         }
         // Progress restarts from what is verified: the rest is redone.
