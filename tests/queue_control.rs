@@ -2,8 +2,8 @@
 //! a loaded machine, on SQLite and PostgreSQL), pausing the daemon and one
 //! job (across a restart, and with `--stop`), labels and paging over
 //! thousands of jobs, `wait` and its exit statuses, `cancel` of a job that
-//! had already ended (exit status 6), `retry` while a cancel is still
-//! stopping the job, and the speed and ETA that progress carries.
+//! had already ended (exit status 6), and the speed and ETA that progress
+//! carries.
 
 mod common;
 
@@ -237,60 +237,6 @@ fn cancel_of_an_ended_job_says_so_and_exits_6() {
     let cancelled = env.json(&["cancel", &open.to_string()]);
     assert_eq!(cancelled["summary"]["state"], "cancelled", "{cancelled}");
     ended(open, "been cancelled");
-}
-
-/// A retry that comes while a cancel is still stopping the job's FFmpeg
-/// processes is refused (exit status 5) and leaves the job cancelled: it
-/// neither queues it again nor makes it fail once the processes are gone.
-#[test]
-fn a_retry_while_a_cancel_is_still_stopping_the_job_leaves_it_cancelled() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let env = Env::new();
-    let daemon = env.start(&["--max-parallel", "2", "--grace-period", "60"]);
-    let long = env.path("long.mp4");
-    make_video(&long, 30.0, "640x480", false);
-    let out = env.out_dir();
-    // Two variations run, the third waits: the cancel cancels it at once.
-    let job = env.submit(&["-n", "3", "-o", s(&out), s(&long)]);
-    env.wait_job(job, LIMIT, |d| {
-        d["files"][0]["running"]
-            .as_array()
-            .is_some_and(|r| r.len() == 2)
-    });
-    // Stopped processes cannot act on SIGTERM: the cancel waits for them.
-    let stopped: Vec<i32> = children_named(daemon.pid(), &["ffmpeg", "vidvar-stage"])
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .collect();
-    assert!(!stopped.is_empty(), "no FFmpeg under the daemon");
-    let signal = |sig| {
-        for &pid in &stopped {
-            let _ = kill(Pid::from_raw(pid), sig);
-        }
-    };
-    signal(Signal::SIGSTOP);
-    let cancel = std::process::Command::new(VIDVARCTL)
-        .arg("--socket")
-        .arg(env.socket())
-        .args(["cancel", &job.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    env.wait_job(job, LIMIT, |d| d["summary"]["state"] == "cancelled");
-    let retry = env.ctl(&["retry", &job.to_string()]);
-    let said = common::users::said(&retry);
-    signal(Signal::SIGCONT);
-    assert_eq!(code(&retry), 5, "{said}");
-    assert!(said.contains("still being stopped"), "{said}");
-    let cancelled = cancel.wait_with_output().unwrap();
-    assert!(cancelled.status.success(), "{cancelled:?}");
-    let after = env.status(job);
-    assert_eq!(after["summary"]["state"], "cancelled", "{after}");
-    let retried = env.json(&["retry", &job.to_string()]);
-    assert_eq!(retried["summary"]["state"], "queued", "{retried}");
-    env.ctl_ok(&["cancel", &job.to_string()]);
 }
 
 #[test]

@@ -64,12 +64,8 @@ impl Engine {
                 _ = beat.tick() => self.heartbeat().await,
             }
         }
-        {
-            let live = self.live();
-            for run in live.running.values() {
-                run.stop.cancel();
-            }
-        }
+        // Every running variation's stop is a child of `stopping`: each
+        // has fired, keeping a `pause --stop`'s wish to queue it again.
         self.tasks.close();
         self.tasks.wait().await;
         match self.queue.requeue_idle_jobs().await {
@@ -97,27 +93,32 @@ impl Engine {
             if self.is_stopping() {
                 return Ok(());
             }
-            if self.paused.load(Ordering::SeqCst) {
-                // Each pass a paused daemon makes (at every wake and
-                // heartbeat): the record that it looked and took nothing.
-                log::trace!("paused: no work claimed");
-                return Ok(());
-            }
             // 0 slots: the node drains (takes no new work).
             let tunables = self.tunables();
             let slots = tunables.max_parallel;
-            let (after, free) = {
+            let (after, free, claim) = {
                 let mut live = self.live();
+                // Read under the lock a stop takes its horizon under (see
+                // `Engine::stop_running`): a claim numbered after a `pause
+                // --stop`'s horizon is never of work that pause stopped.
+                if self.paused.load(Ordering::SeqCst) {
+                    // Each pass a paused daemon makes (at every wake and
+                    // heartbeat): the record that it looked and took nothing.
+                    log::trace!("paused: no work claimed");
+                    return Ok(());
+                }
                 let busy = live.running.len() + live.probing.len();
                 let wanted = gather(slots, tunables.pixel_path);
                 if busy >= slots || (busy > 0 && slots - busy < wanted) {
                     return Ok(());
                 }
-                live.claiming += 1;
-                (live.last_job, slots - busy)
+                live.last_claim += 1;
+                let claim = live.last_claim;
+                live.claims.insert(claim);
+                (live.last_job, slots - busy, claim)
             };
             // Until the claim is registered, a cancel waits for it.
-            let claiming = Claiming(self);
+            let claiming = Claiming(self, claim);
             let Some(work) = self.queue.claim(after, free).await? else {
                 return Ok(());
             };
@@ -157,6 +158,7 @@ impl Engine {
                                 index: work.index,
                                 progress: Progress::default(),
                                 stop: stop.clone(),
+                                claim,
                             },
                         );
                         slots.push(Slot::Encode(Arc::clone(self), work.lease.id));
@@ -226,13 +228,13 @@ impl Engine {
     }
 }
 
-/// A claim in flight; dropping it (registered, or failed) tells a waiting
-/// cancel to look again.
-struct Claiming<'a>(&'a Engine);
+/// A claim in flight, by number; dropping it (registered, or failed)
+/// tells a waiting cancel to look again.
+struct Claiming<'a>(&'a Engine, u64);
 
 impl Drop for Claiming<'_> {
     fn drop(&mut self) {
-        self.0.live().claiming -= 1;
+        self.0.live().claims.remove(&self.1);
         self.0.ended.notify_waiters();
     }
 }

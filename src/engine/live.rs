@@ -9,7 +9,7 @@ use super::supervisor::Progress;
 use crate::job;
 use crate::proto::{FileState, FileStatus, JobId, RunningVariation};
 use crate::queue::{FileRow, JobRow, Lease};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// A variation being encoded now.
 pub(crate) struct Running {
@@ -20,6 +20,8 @@ pub(crate) struct Running {
     pub(crate) index: u32,
     pub(crate) progress: Progress,
     pub(crate) stop: Stop,
+    /// The number of the claim that gave it (see [`Live::claims`]).
+    pub(crate) claim: u64,
 }
 
 /// What runs now on this daemon (node).
@@ -28,8 +30,10 @@ pub(crate) struct Live {
     pub(crate) running: HashMap<i64, Running>,
     /// The claims of the probes in flight; each holds a slot.
     pub(crate) probing: HashSet<Lease>,
-    /// Claims sent to the queue and not yet registered here.
-    pub(crate) claiming: usize,
+    /// Claims sent to the queue and not yet registered here, by number.
+    pub(crate) claims: BTreeSet<u64>,
+    /// The number of the last claim sent, counting from 1.
+    pub(crate) last_claim: u64,
     /// The job served last; the next turn goes to the job after it.
     pub(crate) last_job: JobId,
 }

@@ -71,15 +71,20 @@ impl Stop {
         &self.token
     }
 
-    /// Stop it for good.
+    /// Stop it for good, also when a [`Stop::requeue`] came first (a
+    /// cancel after `pause --stop`).
     pub(crate) fn cancel(&self) {
+        self.requeue.store(false, Ordering::SeqCst);
         self.token.cancel();
     }
 
-    /// Stop it, to be claimed again later.
+    /// Stop it, to be claimed again later, unless it was already stopped
+    /// for good or by the shutdown (a `pause --stop` after a cancel).
     pub(crate) fn requeue(&self) {
-        self.requeue.store(true, Ordering::SeqCst);
-        self.token.cancel();
+        if !self.token.is_cancelled() {
+            self.requeue.store(true, Ordering::SeqCst);
+            self.token.cancel();
+        }
     }
 
     /// Whether [`Stop::requeue`] stopped it.

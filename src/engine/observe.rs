@@ -34,7 +34,7 @@ impl Engine {
                 .values()
                 .filter_map(|r| r.progress.fps)
                 .collect();
-            let busy = live.running.len() + live.probing.len() + live.claiming;
+            let busy = live.running.len() + live.probing.len() + live.claims.len();
             (live.running.len() as u32, busy as u32, fps)
         };
         Ok(Snapshot {

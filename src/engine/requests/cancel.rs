@@ -38,18 +38,24 @@ impl Engine {
     /// be queued again when `requeue`, else cancelled, and wait until their
     /// FFmpeg processes are gone and their outcomes recorded. A claim in
     /// flight may be of the job: it is waited for and stopped too.
+    ///
+    /// Only work claimed before the call is stopped (claims numbered up to
+    /// its horizon): the caller stored the cancel or pause first, so later
+    /// claims hold none of that work, and work claimed after a `resume`
+    /// that came meanwhile runs on.
     pub(crate) async fn stop_running(&self, job: Option<JobId>, requeue: bool) {
+        let horizon = self.live().last_claim;
         loop {
             let ended = self.ended.notified();
             tokio::pin!(ended);
             ended.as_mut().enable();
             let any_left = {
                 let live = self.live();
-                let mut any = live.claiming > 0;
+                let mut any = live.claims.first().is_some_and(|&c| c <= horizon);
                 for run in live
                     .running
                     .values()
-                    .filter(|r| job.is_none_or(|j| r.job_id == j))
+                    .filter(|r| r.claim <= horizon && job.is_none_or(|j| r.job_id == j))
                 {
                     if requeue {
                         run.stop.requeue();

@@ -288,6 +288,7 @@ mod tests {
                     fps: Some(50.0),
                 },
                 stop: Stop::default(),
+                claim: 1,
             },
         );
         let detail = f.engine.detail(&alice, job).await.unwrap();

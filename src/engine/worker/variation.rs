@@ -87,8 +87,11 @@ pub(super) async fn conclude(
     }
     let outcome = match result {
         Ok(Some(published)) => published,
-        Ok(None) if s.stopping().is_cancelled() => return,
+        // A `pause --stop` that came before the shutdown is recorded: the
+        // variation is queued again rather than left to be marked
+        // interrupted.
         Ok(None) if stop.requeued() => Outcome::Requeued,
+        Ok(None) if s.stopping().is_cancelled() => return,
         Ok(None) => Outcome::Cancelled,
         Err(error) => return conclude_failed(s, work, error, &meter).await,
     };
