@@ -245,17 +245,20 @@ pub enum Command {
     },
     /// Cancel a job: stop its FFmpeg processes and drop queued work
     ///
-    /// A job that had already ended (succeeded, partial, failed or
-    /// cancelled) is left as it is: "job N had already succeeded: nothing
-    /// to cancel", exit status 6.
+    /// Answers once the job's FFmpeg processes are gone (within the grace
+    /// period). The job reads cancelled from the start, so `wait` and
+    /// `watch` may end, and a second cancel answers, while they are still
+    /// being stopped. A job that had already ended (succeeded, partial,
+    /// failed or cancelled) is left as it is: "job N had already
+    /// succeeded: nothing to cancel", exit status 6.
     Cancel { job: JobId },
     /// Re-queue the variations of a job that did not succeed
     ///
     /// Of a failed, partial, cancelled or interrupted job; verified outputs
-    /// are kept. A job that succeeded is left as it is: "job N had already
-    /// succeeded: nothing to retry", exit status 6. A job still queued or
-    /// running, or still being stopped by a cancel, is refused (exit
-    /// status 5).
+    /// are kept; a job its owner paused stays paused (`resume JOB`). A job
+    /// that succeeded is left as it is: "job N had already succeeded:
+    /// nothing to retry", exit status 6. A job still queued or running, or
+    /// still being stopped by a cancel, is refused (exit status 5).
     Retry { job: JobId },
     /// Check that vidvard answers: version, uptime, queue depth
     Ping,
