@@ -222,7 +222,8 @@ pub enum Command {
     /// Survives a restart of the daemon.
     Pause {
         job: Option<JobId>,
-        /// Stop the running variations too, and queue them again
+        /// Stop the running variations too, and queue them again (on a
+        /// shared queue, with JOB: this node's variations only)
         #[arg(long)]
         stop: bool,
     },
@@ -246,9 +247,10 @@ pub enum Command {
     /// Cancel a job: stop its FFmpeg processes and drop queued work
     ///
     /// Answers once the job's FFmpeg processes are gone (within the grace
-    /// period). The job reads cancelled from the start, so `wait` and
-    /// `watch` may end, and a second cancel answers, while they are still
-    /// being stopped. A job that had already ended (succeeded, partial,
+    /// period; on a shared queue, every node's, waiting at most the grace
+    /// period and lease_timeout). The job reads cancelled from the start,
+    /// so `wait` and `watch` may end, and a second cancel answers, while
+    /// they are still being stopped. A job that had already ended (succeeded, partial,
     /// failed or cancelled) is left as it is: "job N had already
     /// succeeded: nothing to cancel", exit status 6.
     Cancel { job: JobId },

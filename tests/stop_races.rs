@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::held::Held;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -53,56 +54,6 @@ fn ctl_started(env: &Env, args: &[&str]) -> Child {
 
 fn exit_code(child: Child) -> Option<i32> {
     child.wait_with_output().unwrap().status.code()
-}
-
-/// The FFmpeg processes and the stage under a daemon, held stopped
-/// (SIGSTOP) until released (SIGCONT), also when the test fails.
-struct Held(Vec<i32>);
-
-impl Held {
-    fn all_of(daemon: &Daemon) -> Held {
-        let pids: Vec<i32> = children_named(daemon.pid(), &["ffmpeg", "vidvar-stage"])
-            .into_iter()
-            .map(|(pid, _)| pid)
-            .collect();
-        assert!(!pids.is_empty(), "no FFmpeg under the daemon");
-        let held = Held(pids);
-        held.send(Signal::SIGSTOP);
-        held
-    }
-
-    fn send(&self, signal: Signal) {
-        for &pid in &self.0 {
-            let _ = kill(Pid::from_raw(pid), signal);
-        }
-    }
-
-    /// Wait until every held process has a SIGTERM pending (the stop's
-    /// signal, which a stopped process cannot act on yet), or is gone.
-    fn wait_signalled(&self) {
-        let term = 1u64 << (Signal::SIGTERM as i32 - 1);
-        wait_for("SIGTERM pending on the held processes", LIMIT, || {
-            self.0
-                .iter()
-                .all(|pid| {
-                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-                        return true;
-                    };
-                    status.lines().any(|l| {
-                        l.strip_prefix("ShdPnd:").is_some_and(|mask| {
-                            u64::from_str_radix(mask.trim(), 16).is_ok_and(|m| m & term != 0)
-                        })
-                    })
-                })
-                .then_some(())
-        });
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.send(Signal::SIGCONT);
-    }
 }
 
 /// A retry that comes while a cancel is still stopping the job's FFmpeg

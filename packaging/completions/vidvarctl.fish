@@ -85,7 +85,7 @@ complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -l json -d
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand priority" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l service-user -d 'The user the system daemon runs as; a socket is trusted only when it and its directory belong to root, you or this user' -r
-complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l stop -d 'Stop the running variations too, and queue them again'
+complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l stop -d 'Stop the running variations too, and queue them again (on a shared queue, with JOB: this node\'s variations only)'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -l json -d 'Print JSON instead of text: one document per command; for watch and submit --watch, one object per line, the last one final; errors as {"error": {"exit_status", "message"}}'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand pause" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c vidvarctl -n "__fish_vidvarctl_using_subcommand resume" -l socket -d 'vidvard\'s socket [default: $XDG_RUNTIME_DIR/vidvard/vidvard.sock; as root or the vidvar user, or when that does not exist, /run/vidvard/vidvard.sock]' -r -F

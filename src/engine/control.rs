@@ -99,7 +99,7 @@ impl Engine {
         let row = self.visible_job(peer, job).await?;
         if row.state.is_final() {
             return Err(ApiError::Invalid(format!(
-                "job {job} is {}: nothing to {what}",
+                "job {job} has ended ({}): nothing to {what}",
                 row.state.as_str()
             )));
         }

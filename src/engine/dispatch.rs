@@ -66,8 +66,18 @@ impl Engine {
         }
         // Every running variation's stop is a child of `stopping`: each
         // has fired, keeping a `pause --stop`'s wish to queue it again.
+        // The heartbeat goes on until the work has ended, so that on a
+        // shared queue no other node takes over what is still being
+        // stopped here (the grace period may outlast a lease).
         self.tasks.close();
-        self.tasks.wait().await;
+        let ended = self.tasks.wait();
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                () = &mut ended => break,
+                _ = beat.tick() => self.heartbeat().await,
+            }
+        }
         match self.queue.requeue_idle_jobs().await {
             Ok(jobs) if !jobs.is_empty() => log::info!("jobs {jobs:?} stay queued for the restart"),
             Ok(_) => {}
@@ -213,12 +223,16 @@ impl Engine {
                 let live = self.live();
                 for lease in stop {
                     if let Some(run) = live.running.get(&lease.id).filter(|r| r.lease == lease) {
-                        log::warn!(
-                            "job {}: variation {} must stop: its claim was lost or its job \
-                             cancelled",
-                            run.job_id,
-                            lease.id
-                        );
+                        // Said once: the queue names it at every beat
+                        // until its FFmpeg is gone.
+                        if !run.stop.token().is_cancelled() {
+                            log::warn!(
+                                "job {}: variation {} must stop: its claim was lost or its \
+                                 job cancelled",
+                                run.job_id,
+                                run.index
+                            );
+                        }
                         run.stop.cancel();
                     }
                 }

@@ -67,6 +67,10 @@ pub struct VariationWork {
     /// What an earlier claim that was lost (its node died or stopped
     /// renewing) may have left: settled before this claim encodes.
     pub previous: Option<Box<Interrupted>>,
+    /// The job was cancelled while that earlier claim ran: once its
+    /// leftovers are settled the variation is recorded cancelled, never
+    /// encoded.
+    pub cancelled: bool,
 }
 
 /// How a variation ended.

@@ -1,6 +1,6 @@
 //! The kit shared by the integration tests and the benchmarks: a real
 //! `vidvard` on a temp socket and state dir and the real `vidvarctl`
-//! ([`daemon`]), inputs made by FFmpeg's lavfi sources and ffprobe's view
+//! ([`daemon`]), its FFmpeg held stopped mid-stop ([`held`]), inputs made by FFmpeg's lavfi sources and ffprobe's view
 //! of outputs ([`media`]), a completion hook that records its runs
 //! ([`hooks`]), a private PostgreSQL cluster ([`postgres`]), jobs stored
 //! through the queue's own API ([`seed`]), percentiles ([`stats`]), test
@@ -15,6 +15,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod daemon;
+pub mod held;
 pub mod hooks;
 pub mod invariants;
 pub mod media;

@@ -439,3 +439,54 @@ pub(super) async fn cancel_while_probing(bed: Bed) {
     );
     assert_eq!(claim(q, 0, 2).await, None);
 }
+
+/// A lost claim of a job cancelled meanwhile is taken over (even while
+/// the job is paused) only to settle what it left: the work says so
+/// (`cancelled`), and it is recorded cancelled, never encoded; an open
+/// job's taken-over work is not marked. One daemon owns an SQLite queue:
+/// nothing is taken over there.
+pub(super) async fn lost_claims_of_cancelled_jobs(bed: Bed) {
+    let q = &*bed.queue;
+    let job = submit(q, 1, 2, 0).await;
+    let Sharing::Nodes = q.sharing() else {
+        let work = start_next_file(q).await;
+        assert!(work.iter().all(|w| !w.cancelled));
+        return;
+    };
+    let short = Duration::from_secs(1);
+    let lost = bed.other_node("lost", short).await;
+    let taker = bed.other_node("taker", short).await;
+    let Some(Work::Probe { lease, .. }) = lost.claim(0, 2).await.unwrap() else {
+        panic!("a probe");
+    };
+    assert!(lost.finish_probe(lease, media(), 0.).await.unwrap());
+    let Some(Work::Encode(old)) = lost.claim(0, 2).await.unwrap() else {
+        panic!("its variations");
+    };
+    assert_eq!(old.len(), 2);
+    q.cancel(job).await.unwrap();
+    q.set_job_paused(job, true).await.unwrap();
+    let Work::Encode(taken) = claim_when_free(&*taker).await else {
+        panic!("the lost claims, taken over");
+    };
+    assert_eq!(taken.len(), 1, "one free slot");
+    assert!(taken[0].cancelled, "taken over to settle only");
+    assert!(taken[0].previous.is_some());
+    assert_eq!(
+        taker
+            .finish_variation(taken[0].lease, Outcome::Cancelled, RunFigures::default())
+            .await
+            .unwrap(),
+        Some(JobState::Cancelled)
+    );
+    let Work::Encode(rest) = claim_when_free(&*taker).await else {
+        panic!("the other lost claim");
+    };
+    assert!(rest[0].cancelled);
+    taker
+        .finish_variation(rest[0].lease, Outcome::Cancelled, RunFigures::default())
+        .await
+        .unwrap();
+    assert_eq!(taker.claim(0, 2).await.unwrap().map(|w| what(&w)), None);
+    assert_eq!(q.retry(job).await.unwrap(), Some((JobState::Cancelled, 2)));
+}

@@ -172,6 +172,7 @@ conformance!(
     claims::fencing,
     claims::unusable_input_fails_its_file,
     claims::cancel_while_probing,
+    claims::lost_claims_of_cancelled_jobs,
     settle::settle_succeeded_partial_failed,
     settle::progress,
     settle::outputs_in_order,

@@ -4,12 +4,14 @@
 //! frozen mid-encode loses nothing and leaves nothing behind, a database
 //! restart loses no outcome, and node names are unique. This file: work,
 //! control and failures of nodes; `connection`: reaching the database
-//! (password, TLS, schema version); `hooks`: the completion hook.
+//! (password, TLS, schema version); `hooks`: the completion hook; `stops`:
+//! stops that meet a node dying or stopping.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod connection;
 mod hooks;
+mod stops;
 
 use common::postgres::Cluster;
 use common::{
@@ -76,7 +78,12 @@ struct Busy {
 }
 
 fn busy_a_then_b(pg: &Cluster) -> Busy {
-    let (a, node_a) = node(pg, "node-a", &[]);
+    busy_a_then_b_with(pg, &[], &[])
+}
+
+/// [`busy_a_then_b`] with extra arguments for each node.
+fn busy_a_then_b_with(pg: &Cluster, a_extra: &[&str], b_extra: &[&str]) -> Busy {
+    let (a, node_a) = node(pg, "node-a", a_extra);
     let input = a.path("in.mp4");
     make_video(&input, 12.0, "1280x720", false);
     let out = a.out_dir();
@@ -84,7 +91,7 @@ fn busy_a_then_b(pg: &Cluster) -> Busy {
     wait_for("A to run both variations", Duration::from_secs(60), || {
         (ffmpeg_using(s(&out)).len() == 2).then_some(())
     });
-    let (b, node_b) = node(pg, "node-b", &[]);
+    let (b, node_b) = node(pg, "node-b", b_extra);
     Busy {
         a,
         node_a,

@@ -9,7 +9,8 @@ use crate::proto::{JobDetail, JobId, JobState};
 
 impl Engine {
     /// Cancel a job and wait until its FFmpeg processes are gone and their
-    /// temporary files removed.
+    /// temporary files removed: this node's, and on a shared queue other
+    /// nodes' ([`Self::wait_stopped_elsewhere`]).
     ///
     /// Errors: [`ApiError::NotFound`]; [`ApiError::AlreadyEnded`] for a job
     /// that had already ended (its state as the queue found it when asked
@@ -30,8 +31,42 @@ impl Engine {
         }
         log::info!("job {job}: cancelled");
         self.stop_running(Some(job), false).await;
+        self.wait_stopped_elsewhere(job).await;
         self.notify_change();
         self.detail(peer, job).await
+    }
+
+    /// On a shared queue, wait until no other node holds a variation of
+    /// the cancelled `job` running: each node hears of the cancel at its
+    /// next heartbeat and stops its FFmpeg within its grace period, and
+    /// the claims of a node that died are settled once their lease expired
+    /// (a node with a free slot takes them over only to settle them). Waits
+    /// at most this node's grace period and lease time together, then
+    /// answers anyway; nothing on one machine.
+    async fn wait_stopped_elsewhere(&self, job: JobId) {
+        let Some(shared) = &self.settings.shared else {
+            return;
+        };
+        let limit = self.tunables().grace + shared.node.lease_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.queue.running_elsewhere(Some(job)).await {
+                Ok(rows) if rows.is_empty() => return,
+                Ok(_) => {}
+                Err(err) => {
+                    log::warn!("job {job}: cannot tell whether other nodes stopped it: {err}");
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!(
+                    "job {job}: other nodes still run some of it after {}; answering the cancel",
+                    humantime::format_duration(limit)
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// Stop the running variations of `job` (of every job for `None`), to

@@ -102,7 +102,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            err.to_string().contains("is cancelled: nothing to resume"),
+            err.to_string()
+                .contains("has ended (cancelled): nothing to resume"),
             "{err}"
         );
     }

@@ -47,6 +47,11 @@ pub(super) async fn get_ready<'a>(
         finish(s, work, settled, meter.figures(reason)).await;
         return None;
     }
+    if work.cancelled {
+        // Taken over from a lost node only to settle what it left.
+        finish(s, work, Outcome::Cancelled, meter.figures(None)).await;
+        return None;
+    }
     match prepare(s, work, run_as.as_ref()).await {
         Ok((input, target)) => {
             remember_temp(s, work, &target.temp).await;

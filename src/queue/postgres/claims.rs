@@ -44,11 +44,14 @@ const VARIATIONS: &str =
 /// The condition on [`VARIATIONS`] of a variation this node ($2, its lease
 /// time $3 in seconds) may claim: queued in a probed file of an unpaused
 /// job, or running under another node's claim that expired while that
-/// node is silent.
-const CLAIMABLE: &str = "f.probed AND NOT j.paused
-    AND ((v.state = 'queued' AND f.state = 'running')
+/// node is silent, in an unpaused job or a cancelled one (whose claim is
+/// taken over only to settle what it left: see
+/// [`VariationWork::cancelled`](crate::queue::VariationWork::cancelled)).
+const CLAIMABLE: &str = "f.probed
+    AND ((v.state = 'queued' AND f.state = 'running' AND NOT j.paused)
          OR (v.state = 'running' AND v.lease_until < now()
-             AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)))";
+             AND v.node IS DISTINCT FROM $2 AND owner_silent(v.node, $3)
+             AND (NOT j.paused OR j.state = 'cancelled')))";
 
 impl PgQueue {
     /// The next probe (a queued file, or one whose probe claim by another
@@ -103,7 +106,7 @@ impl PgQueue {
                         v.state, v.node, v.temp_path, v.temp_dev, v.temp_ino,
                         v.pid, v.pid_start_time, v.boot_id,
                         f.frame_rate, f.interlaced, j.variations, f.video_us, j.priority,
-                        f.video_stream, f.width, f.height
+                        f.video_stream, f.width, f.height, j.state = 'cancelled'
                  FROM {VARIATIONS} WHERE {CLAIMABLE} AND f.id = (SELECT id FROM first)
                  ORDER BY v.idx LIMIT $4 FOR UPDATE OF v SKIP LOCKED"
             ),
@@ -226,6 +229,7 @@ impl PgQueue {
             effects: effects(r, 14),
             owner: credentials(r, 18),
             previous,
+            cancelled: r.get(37),
         })
     }
 

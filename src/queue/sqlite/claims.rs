@@ -108,6 +108,7 @@ impl Store {
                             stream: VideoStream::from_columns(r.get(25)?, r.get(26)?, r.get(27)?),
                         },
                         variations: r.get(23)?,
+                        cancelled: false,
                         effects: effects_of(r, 8)?,
                         owner: owner_of(r, 12)?,
                         previous: None,
