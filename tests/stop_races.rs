@@ -28,14 +28,12 @@ fn setup() -> (Env, Daemon, PathBuf, PathBuf) {
     (env, daemon, clip, out)
 }
 
-/// Submit `-n n` of `clip` and wait until 2 of its variations run.
+/// Submit `-n n` of `clip` and wait until 2 of its variations run, both
+/// past their start (FFmpeg reported progress: every process of the
+/// pipeline is up, none is still being started).
 fn submit_running(env: &Env, clip: &std::path::Path, out: &std::path::Path, n: &str) -> i64 {
     let job = env.submit(&["-n", n, "-o", s(out), s(clip)]);
-    env.wait_job(job, LIMIT, |d| {
-        d["files"][0]["running"]
-            .as_array()
-            .is_some_and(|r| r.len() == 2)
-    });
+    env.wait_job(job, LIMIT, |d| both_encoding(&d["files"][0]));
     job
 }
 

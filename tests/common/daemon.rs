@@ -218,6 +218,16 @@ impl Env {
     }
 }
 
+/// Whether a file of a job's detail (`status --json`) has two variations
+/// running that both reported progress: their FFmpeg processes are all up.
+pub fn both_encoding(file: &serde_json::Value) -> bool {
+    file["running"].as_array().is_some_and(|r| {
+        r.len() == 2
+            && r.iter()
+                .all(|v| v["percent"].as_f64().is_some_and(|p| p > 0.0))
+    })
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub log: PathBuf,

@@ -67,13 +67,17 @@ fn a_cancelled_jobs_work_on_a_dead_node_is_settled_not_encoded_again() {
 fn a_node_still_stopping_its_work_keeps_its_claims() {
     let pg = Cluster::start();
     let Busy {
-        a: _a,
+        a,
         mut node_a,
         b,
-        _node_b,
+        _node_b: node_b,
         out: _out,
         job,
-    } = busy_a_then_b_with(&pg, &["--grace-period", "60"], &[]);
+    } = busy_a_then_b_with(&pg, &["--grace-period", "60"], &["--log-level", "debug"]);
+    // Past their start: a stop during the start ends it at once.
+    a.wait_job(job, Duration::from_secs(60), |d| {
+        common::both_encoding(&d["files"][0])
+    });
     let held = Held::all_of(&node_a);
     kill(Pid::from_raw(node_a.pid()), Signal::SIGTERM).unwrap();
     held.wait_signalled();
@@ -85,7 +89,14 @@ fn a_node_still_stopping_its_work_keeps_its_claims() {
     // Past two lease times (3 s each) of A stopping: B took nothing.
     let window = Instant::now() + Duration::from_secs(7);
     while Instant::now() < window {
-        assert_eq!(taken_by_b(), "0", "B took over work A was still stopping");
+        let taken = taken_by_b();
+        assert_eq!(
+            taken,
+            "0",
+            "B took over work A was still stopping; A:\n{}\nB:\n{}",
+            node_a.log(),
+            node_b.log()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     drop(held);
