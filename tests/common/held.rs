@@ -21,6 +21,18 @@ impl Held {
         assert!(!pids.is_empty(), "no FFmpeg under the daemon");
         let held = Held(pids);
         held.send(Signal::SIGSTOP);
+        // A group stop takes each thread as it next leaves the kernel: until
+        // all have stopped, one of them could still take a signal sent now.
+        wait_for(
+            "the held processes to stop",
+            Duration::from_secs(30),
+            || {
+                held.0
+                    .iter()
+                    .all(|&pid| all_threads_stopped(pid))
+                    .then_some(())
+            },
+        );
         held
     }
 
@@ -31,7 +43,8 @@ impl Held {
     }
 
     /// Wait until every held process has a SIGTERM pending (the stop's
-    /// signal, which a stopped process cannot act on yet), or is gone.
+    /// signal, which a process whose threads are all stopped cannot take
+    /// yet), or is gone.
     pub fn wait_signalled(&self) {
         let term = 1u64 << (Signal::SIGTERM as i32 - 1);
         wait_for(
@@ -55,6 +68,21 @@ impl Held {
             },
         );
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// /proc/PID/task/TID/stat), or the process is gone.
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
+        })
+    })
 }
 
 impl Drop for Held {
