@@ -12,7 +12,7 @@ use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -37,19 +37,6 @@ fn submit_running(env: &Env, clip: &std::path::Path, out: &std::path::Path, n: &
     job
 }
 
-/// `vidvarctl ARGS` started, not waited for: a request that waits while
-/// the FFmpeg processes are held.
-fn ctl_started(env: &Env, args: &[&str]) -> Child {
-    Command::new(VIDVARCTL)
-        .env("VIDVAR_SOCKET", env.socket())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 fn exit_code(child: Child) -> Option<i32> {
     child.wait_with_output().unwrap().status.code()
 }
@@ -63,7 +50,7 @@ fn a_retry_while_a_cancel_is_still_stopping_the_job_leaves_it_cancelled() {
     // Two variations run, the third waits: the cancel cancels it at once.
     let job = submit_running(&env, &clip, &out, "3");
     let held = Held::all_of(&daemon);
-    let cancel = ctl_started(&env, &["cancel", &job.to_string()]);
+    let cancel = env.ctl_started(&["cancel", &job.to_string()]);
     held.wait_signalled();
     assert_eq!(env.status(job)["summary"]["state"], "cancelled");
     let retry = env.ctl(&["retry", &job.to_string()]);
@@ -88,7 +75,7 @@ fn sigterm_during_pause_stop_leaves_the_work_queued_not_interrupted() {
     let (env, mut daemon, clip, out) = setup();
     let job = submit_running(&env, &clip, &out, "2");
     let held = Held::all_of(&daemon);
-    let pause = ctl_started(&env, &["pause", "--stop"]);
+    let pause = env.ctl_started(&["pause", "--stop"]);
     held.wait_signalled();
     kill(Pid::from_raw(daemon.pid()), Signal::SIGTERM).unwrap();
     drop(held);
@@ -117,10 +104,10 @@ fn pause_stop_after_a_cancel_keeps_the_variations_cancelled() {
     let (env, daemon, clip, out) = setup();
     let job = submit_running(&env, &clip, &out, "2");
     let held = Held::all_of(&daemon);
-    let cancel = ctl_started(&env, &["cancel", &job.to_string()]);
+    let cancel = env.ctl_started(&["cancel", &job.to_string()]);
     held.wait_signalled();
     assert_eq!(env.status(job)["summary"]["state"], "cancelled");
-    let pause = ctl_started(&env, &["pause", "--stop"]);
+    let pause = env.ctl_started(&["pause", "--stop"]);
     wait_for("the daemon paused", LIMIT, || {
         (env.json(&["ping"])["paused"] == true).then_some(())
     });
@@ -141,7 +128,7 @@ fn pause_stop_then_resume_leaves_the_work_claimed_again_running() {
     let (env, daemon, clip, out) = setup();
     let job = submit_running(&env, &clip, &out, "2");
     let held = Held::all_of(&daemon);
-    let pause = ctl_started(&env, &["pause", "--stop"]);
+    let pause = env.ctl_started(&["pause", "--stop"]);
     held.wait_signalled();
     env.ctl_ok(&["resume"]);
     drop(held);

@@ -127,16 +127,30 @@ impl Env {
         daemon
     }
 
-    /// Run vidvarctl against this environment's socket.
-    pub fn ctl(&self, args: &[&str]) -> Output {
+    /// vidvarctl with `args` against this environment's socket, not run yet.
+    fn ctl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(VIDVARCTL);
         if let Some(user) = &self.service_user {
             cmd.env("VIDVAR_SERVICE_USER", &user.name);
         }
         cmd.env("VIDVAR_SOCKET", self.socket())
             .args(args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run vidvarctl against this environment's socket.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_command(args).output().unwrap()
+    }
+
+    /// vidvarctl started and not waited for (its output dropped): a
+    /// request that waits while the test does something else.
+    pub fn ctl_started(&self, args: &[&str]) -> std::process::Child {
+        self.ctl_command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
             .unwrap()
     }
 

@@ -122,25 +122,27 @@ impl Drop for User {
                 .output()
                 .is_ok_and(|o| o.status.success() || o.status.code() == Some(6))
         };
-        for _ in 0..50 {
-            // Only while the uid is still this user's: once userdel freed
-            // it, useradd may give it to another test's user at once.
+        // Only while the uid is still this user's: once userdel freed it,
+        // useradd may give it to another test's user at once.
+        retried(|| {
             if ours() {
                 for who in ["-U", "-u"] {
                     let _ = Command::new("pkill").args(["-KILL", who, &uid]).status();
                 }
             }
-            if gone("userdel") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            gone("userdel")
+        });
+        retried(|| gone("groupdel"));
+    }
+}
+
+/// Try `done` up to 50 times, 100 ms apart, until it says so.
+fn retried(mut done: impl FnMut() -> bool) {
+    for _ in 0..50 {
+        if done() {
+            return;
         }
-        for _ in 0..50 {
-            if gone("groupdel") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 

@@ -22,15 +22,10 @@ fn a_cancelled_jobs_work_on_a_dead_node_is_settled_not_encoded_again() {
     } = busy_a_then_b_with(&pg, &[], &["--log-level", "debug"]);
     let a_pid = Pid::from_raw(node_a.pid());
     kill(a_pid, Signal::SIGSTOP).unwrap();
-    let cancel = std::process::Command::new(common::VIDVARCTL)
-        .env("VIDVAR_SOCKET", b.socket())
-        .args(["cancel", &job.to_string()])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let cancel = b.ctl_started(&["cancel", &job.to_string()]);
     kill(a_pid, Signal::SIGKILL).unwrap();
     let answered = cancel.wait_with_output().unwrap();
-    assert!(answered.status.success(), "{answered:?}");
+    assert!(answered.status.success(), "{:?}", answered.status);
     let done = b.wait_job(job, Duration::from_secs(120), |d| {
         d["files"][0]["running"]
             .as_array()
